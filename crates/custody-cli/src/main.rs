@@ -1,0 +1,3 @@
+//! The `custody` binary (see shared/CLI.md); not yet built.
+
+fn main() {}

@@ -1,0 +1,512 @@
+//! The one seam: [`KeyBackend`], and the key model under it.
+//!
+//! # Why it is shaped this way
+//!
+//! **Two custody models, one trait.** A secret lives either *inside* the
+//! backend and never leaves it (a KMS `ECC_SECG_P256K1` key, an HSM key: the
+//! backend signs a 32-byte digest), or *outside* it, wrapped by a
+//! key-encryption key (KEK) the backend holds (an HD seed, an imported key, a
+//! TOTP secret: the backend wraps and unwraps data keys and the secret is used
+//! in process, in zeroizing memory). A backend offers each model as a separate
+//! capability trait: [`SigningBackend`], [`WrappingBackend`] and, for secrets
+//! that may leave, [`ExportingBackend`]. [`KeyBackend`] is the object every
+//! service holds (`Arc<dyn KeyBackend>`); its accessors return `None` for a
+//! capability the backend lacks, so the *type* a caller gets back says what it
+//! can do, and [`Capabilities::of`] reports all of it before any call is made.
+//! An HSM-held key never has an `export` method to call by mistake.
+//!
+//! **Composition, not inheritance.** A gate (TOTP, approvals, policy) wraps a
+//! `KeyBackend` and is itself a `KeyBackend`, like alloy's `Either<A, B>` is a
+//! `Signer`; so is [`crate::Vault`], which does HD derivation and in-process
+//! signing over *any* wrapping backend (a passphrase KEK by default, KMS or
+//! an enclave with the `custody-kms` features). Gates see every route to a key
+//! (digest signing and export) because both are methods of the capability
+//! traits they wrap, and each request carries its [`Intent`] and its
+//! [`Authorization`] (TOTP code, later approvals) through every layer.
+//!
+//! **Async without a tax.** A KMS call is network I/O and must not block an
+//! executor thread; a software signature is ~50 µs of arithmetic and must not
+//! pay for a future. Every method returns [`Pending`]: a ready value stored
+//! inline (no allocation, no executor, one `match`) or a boxed future. Async
+//! services `.await` it; sync callers (the CLI, FFI bindings) call
+//! [`Pending::wait`]. One trait, so the TOTP gate and the Ethereum signer are
+//! written once, not as sync and async twins. Methods take `&self`: backends
+//! are `Send + Sync` and do their own interior locking, so one
+//! `Arc<dyn KeyBackend>` serves every thread.
+//!
+//! **Keys are pinned.** A [`KeyRef`] names a key (a stored id, a BIP32 path, or
+//! a wallet name and index); [`SigningBackend::pin`] resolves it once and
+//! returns a [`PinnedKey`] that carries its public key. Signing takes the
+//! pinned key, so no public key is fetched per signature (a peer bug), and
+//! [`crate::normalize`] can find the recovery id that KMS and HSMs do not
+//! return by matching the pinned key, and catch a backend that signed with
+//! the wrong one.
+//!
+//! **Signatures are normalized in one place.** Backends return a
+//! [`RawSignature`] (DER, `r‖s`, or `r‖s` with a recovery id). Callers never
+//! see it: [`crate::KeySigner`] always passes it through [`crate::normalize`]
+//! (low-s with the parity flipped, recovery id found by recovery).
+//!
+//! **Raw-hash signing is named.** The backend only ever signs digests; the
+//! [`Intent`] of a request says what the digest is. A bare 32-byte hash is
+//! [`IntentKind::RawDigest`]: gates and policy see it as such and apply the
+//! same checks as to a typed transaction.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::{
+    DataKey, DerivationPath, Digest32, EncryptionContext, Error, Pending, PrivateKeyBytes,
+    PublicKey, RawSignature,
+};
+
+fn valid_id(s: &str, what: &'static str) -> Result<(), Error> {
+    if s.is_empty() || s.len() > 2048 {
+        return Err(Error::InvalidKeyId(what));
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::InvalidKeyId(what));
+    }
+    Ok(())
+}
+
+/// Identifier of a key a backend holds: an imported key's id, a KMS key id or
+/// ARN, an HSM object label. 1–2048 printable ASCII characters, no spaces.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Validates and wraps an id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyId`] if empty, too long, or not printable ASCII.
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
+        let id = id.into();
+        valid_id(&id, "key ids are 1-2048 printable ASCII characters")?;
+        Ok(Self(id))
+    }
+
+    /// The id as a string.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({})", self.0)
+    }
+}
+
+/// Identifier of a key-encryption key (KEK). Same syntax as [`KeyId`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KekId(String);
+
+impl KekId {
+    /// Validates and wraps an id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyId`] if empty, too long, or not printable ASCII.
+    pub fn new(id: impl Into<String>) -> Result<Self, Error> {
+        let id = id.into();
+        valid_id(&id, "KEK ids are 1-2048 printable ASCII characters")?;
+        Ok(Self(id))
+    }
+
+    /// The id as a string.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KekId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for KekId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KekId({})", self.0)
+    }
+}
+
+/// A reference to a signing key, before it is pinned.
+#[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyRef {
+    /// A key the backend holds by id (HSM/KMS key, imported key).
+    Stored(KeyId),
+    /// A key derived by BIP32 from the backend's HD master.
+    Path(DerivationPath),
+    /// Key `index` of wallet `name`, mapped to a path by the backend's
+    /// wallet scheme ([`crate::WalletScheme`]).
+    Wallet {
+        /// The wallet name (any UTF-8 label, e.g. an e-mail address).
+        name: String,
+        /// The key index within the wallet.
+        index: u32,
+    },
+}
+
+impl fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stored(id) => write!(f, "Stored({id})"),
+            Self::Path(p) => write!(f, "Path({p})"),
+            Self::Wallet { name, index } => write!(f, "Wallet({name:?}, {index})"),
+        }
+    }
+}
+
+/// A key resolved by its backend, with its public key pinned.
+///
+/// Made by [`SigningBackend::pin`]; every signature is checked against
+/// [`PinnedKey::public_key`] (see [`crate::normalize`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PinnedKey {
+    reference: KeyRef,
+    path: Option<DerivationPath>,
+    public_key: PublicKey,
+}
+
+impl PinnedKey {
+    /// Records what a backend resolved `reference` to. Backends call this
+    /// from [`SigningBackend::pin`]; `path` is the full BIP32 path for HD keys.
+    #[must_use]
+    pub fn new(reference: KeyRef, path: Option<DerivationPath>, public_key: PublicKey) -> Self {
+        Self { reference, path, public_key }
+    }
+
+    /// The reference this key was pinned from.
+    #[must_use]
+    pub fn reference(&self) -> &KeyRef {
+        &self.reference
+    }
+
+    /// The BIP32 path, for HD-derived keys.
+    #[must_use]
+    pub fn path(&self) -> Option<&DerivationPath> {
+        self.path.as_ref()
+    }
+
+    /// The wallet name and index, for keys referenced by wallet.
+    #[must_use]
+    pub fn wallet(&self) -> Option<(&str, u32)> {
+        match &self.reference {
+            KeyRef::Wallet { name, index } => Some((name, *index)),
+            _ => None,
+        }
+    }
+
+    /// The pinned public key.
+    #[must_use]
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+}
+
+impl fmt::Debug for PinnedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinnedKey")
+            .field("reference", &self.reference)
+            .field("path", &self.path)
+            .field("public_key", &self.public_key)
+            .finish()
+    }
+}
+
+/// What a digest is, so that gates and policy can read what is being signed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntentKind {
+    /// A bare 32-byte hash: the explicitly named raw entry point.
+    RawDigest,
+    /// A transaction's signing hash.
+    Transaction,
+    /// An EIP-191 personal message.
+    PersonalMessage,
+    /// EIP-712 typed data.
+    TypedData,
+    /// An EIP-7702 authorization tuple.
+    Authorization,
+}
+
+impl IntentKind {
+    /// A stable lower-case name (used in audit records).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RawDigest => "raw-digest",
+            Self::Transaction => "transaction",
+            Self::PersonalMessage => "personal-message",
+            Self::TypedData => "typed-data",
+            Self::Authorization => "authorization",
+        }
+    }
+}
+
+/// The intent of a signing request: its kind and, for typed intents, the
+/// value being signed (a policy gate downcasts it to e.g. a
+/// `custody_eth::Transaction`).
+#[derive(Clone, Copy)]
+pub struct Intent<'a> {
+    kind: IntentKind,
+    detail: Option<&'a (dyn Any + Send + Sync)>,
+}
+
+impl<'a> Intent<'a> {
+    /// A bare digest with nothing known about it.
+    #[must_use]
+    pub fn raw_digest() -> Self {
+        Self { kind: IntentKind::RawDigest, detail: None }
+    }
+
+    /// An intent of `kind` carrying the value it is about.
+    #[must_use]
+    pub fn typed(kind: IntentKind, detail: &'a (dyn Any + Send + Sync)) -> Self {
+        Self { kind, detail: Some(detail) }
+    }
+
+    /// The kind.
+    #[must_use]
+    pub fn kind(&self) -> IntentKind {
+        self.kind
+    }
+
+    /// The value being signed, if given.
+    #[must_use]
+    pub fn detail(&self) -> Option<&'a (dyn Any + Send + Sync)> {
+        self.detail
+    }
+}
+
+impl fmt::Debug for Intent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Intent").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// A one-time code (TOTP). Short-lived but secret until used: redacted in
+/// `Debug`, wiped on drop, compared in constant time.
+pub struct OneTimeCode(Zeroizing<String>);
+
+impl OneTimeCode {
+    /// Wraps a code as the user typed it.
+    #[must_use]
+    pub fn new(code: impl Into<String>) -> Self {
+        Self(Zeroizing::new(code.into()))
+    }
+
+    /// The code. Every call site handles a secret.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with a computed code.
+    #[must_use]
+    pub fn ct_matches(&self, expected: &str) -> bool {
+        self.0.as_bytes().ct_eq(expected.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for OneTimeCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OneTimeCode(<redacted>)")
+    }
+}
+
+/// Proof of consent carried with a request to every gate it passes.
+#[non_exhaustive]
+#[derive(Debug, Default)]
+pub struct Authorization {
+    /// A TOTP code, for wallets enrolled in 2FA.
+    pub totp: Option<OneTimeCode>,
+}
+
+impl Authorization {
+    /// No second factor.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// A TOTP code.
+    #[must_use]
+    pub fn totp(code: impl Into<String>) -> Self {
+        Self { totp: Some(OneTimeCode::new(code)) }
+    }
+}
+
+/// One request to sign a digest.
+#[derive(Debug, Clone, Copy)]
+pub struct SignRequest<'a> {
+    /// The key to sign with.
+    pub key: &'a PinnedKey,
+    /// The digest to sign.
+    pub digest: Digest32,
+    /// What the digest is.
+    pub intent: Intent<'a>,
+    /// Second factors and approvals.
+    pub auth: &'a Authorization,
+}
+
+/// Which kinds of [`KeyRef`] a signing backend resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyKinds {
+    /// [`KeyRef::Stored`].
+    pub stored: bool,
+    /// [`KeyRef::Path`] and [`KeyRef::Wallet`] (an HD master is held).
+    pub hd: bool,
+}
+
+/// Signing with keys that stay in the backend: a 32-byte digest in, a raw
+/// signature out.
+pub trait SigningBackend: Send + Sync {
+    /// Which key references this backend resolves (no I/O).
+    fn key_kinds(&self) -> KeyKinds;
+
+    /// Resolves a key reference and pins its public key. Call once per key
+    /// and keep the [`PinnedKey`]: signing never fetches a public key.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`], [`Error::Unsupported`] for a kind of reference
+    /// the backend does not resolve, or a backend error.
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, Error>>;
+
+    /// Signs `request.digest` with `request.key`. Implementations return what
+    /// their hardware gives; [`crate::KeySigner`] normalizes it.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`], [`Error::Denied`] from a gate, or a backend
+    /// error.
+    fn sign_digest<'a>(&'a self, request: SignRequest<'a>)
+    -> Pending<'a, Result<RawSignature, Error>>;
+}
+
+/// Wrapping and unwrapping of data keys under a key-encryption key.
+pub trait WrappingBackend: Send + Sync {
+    /// The KEK new envelopes are wrapped under.
+    fn default_kek(&self) -> KekId;
+
+    /// Wraps `key` under `kek`, binding `context`. Arguments are borrowed
+    /// only for the call: an implementation that does I/O copies what it
+    /// sends before returning.
+    ///
+    /// # Errors
+    /// [`Error::UnknownKek`], or a backend error.
+    fn wrap<'a>(
+        &'a self,
+        kek: &KekId,
+        key: &DataKey,
+        context: &EncryptionContext,
+    ) -> Pending<'a, Result<Vec<u8>, Error>>;
+
+    /// Unwraps a data key; `context` must equal the one it was wrapped with.
+    ///
+    /// # Errors
+    /// [`Error::DecryptionFailed`] for a wrong context, KEK or tampered bytes;
+    /// [`Error::UnknownKek`]; or a backend error.
+    fn unwrap<'a>(
+        &'a self,
+        kek: &KekId,
+        wrapped: &[u8],
+        context: &EncryptionContext,
+    ) -> Pending<'a, Result<DataKey, Error>>;
+
+    /// A fresh data key and its wrapped form. The default draws the key from
+    /// the OS CSPRNG and calls [`WrappingBackend::wrap`]; KMS overrides it
+    /// with `GenerateDataKey`.
+    ///
+    /// # Errors
+    /// As [`WrappingBackend::wrap`], or [`Error::Rng`].
+    fn generate_data_key<'a>(
+        &'a self,
+        kek: &KekId,
+        context: &EncryptionContext,
+    ) -> Pending<'a, Result<(DataKey, Vec<u8>), Error>> {
+        let key = match DataKey::random() {
+            Ok(k) => k,
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        self.wrap(kek, &key, context).map(move |r| r.map(|w| (key, w)))
+    }
+}
+
+/// Export of private keys the backend holds in process (the software vault).
+/// HSM and KMS backends do not implement it: their keys cannot leave.
+pub trait ExportingBackend: Send + Sync {
+    /// The raw secret scalar of a pinned key.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`], [`Error::Denied`] from a gate.
+    fn export_private_key<'a>(
+        &'a self,
+        key: &'a PinnedKey,
+        auth: &'a Authorization,
+    ) -> Pending<'a, Result<PrivateKeyBytes, Error>>;
+}
+
+/// A place where secrets live. See the [module docs](self) for why it is
+/// shaped this way.
+///
+/// Object safe: services hold `Arc<dyn KeyBackend>`.
+pub trait KeyBackend: Send + Sync + fmt::Debug {
+    /// A short stable name for audit records (`"software"`, `"aws-kms"`).
+    fn name(&self) -> &str;
+
+    /// Digest signing with keys held by this backend, if supported.
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        None
+    }
+
+    /// Data-key wrapping under a KEK held by this backend, if supported.
+    fn wrapping(&self) -> Option<&dyn WrappingBackend> {
+        None
+    }
+
+    /// Export of private keys, if this backend's keys may leave it.
+    fn exporting(&self) -> Option<&dyn ExportingBackend> {
+        None
+    }
+}
+
+/// What a backend can do, known before any call is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Digest signing, and with which kinds of key reference.
+    pub signing: Option<KeyKinds>,
+    /// Data-key wrapping.
+    pub wrapping: bool,
+    /// Private-key export.
+    pub exporting: bool,
+}
+
+impl Capabilities {
+    /// Reads a backend's capabilities from its accessors (so the declaration
+    /// and the typed access can never disagree).
+    #[must_use]
+    pub fn of(backend: &dyn KeyBackend) -> Self {
+        Self {
+            signing: backend.signing().map(SigningBackend::key_kinds),
+            wrapping: backend.wrapping().is_some(),
+            exporting: backend.exporting().is_some(),
+        }
+    }
+}
+
+/// A shared backend.
+pub type SharedBackend = Arc<dyn KeyBackend>;

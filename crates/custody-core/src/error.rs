@@ -1,0 +1,135 @@
+//! The one error type of `custody-core`.
+//!
+//! Variants carry only `&'static str` reasons, numbers and boxed sources from
+//! I/O or vendor SDKs: nothing that could hold secret material. Cryptographic
+//! failures are single opaque variants ([`Error::DecryptionFailed`],
+//! [`Error::WrongPassphrase`]) so that a failure leaks nothing about why.
+
+use std::fmt;
+
+/// Why a gate (TOTP, approvals, policy) refused to let a request reach a key.
+///
+/// Every gate speaks this vocabulary so that a caller (the CLI, an RPC layer)
+/// can map a refusal to a stable error kind without knowing which gate spoke.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The key belongs to a wallet enrolled for TOTP and no code was given.
+    TotpRequired,
+    /// The code given is wrong (counts towards the lockout).
+    TotpInvalid,
+    /// The code was already used, or is at or before the last accepted step.
+    TotpReplayed,
+    /// Too many wrong codes: the wallet is locked until this UNIX time (seconds).
+    TotpLocked {
+        /// When the lock ends, in seconds since the UNIX epoch.
+        until_unix: u64,
+    },
+    /// The operation is never allowed on this key (e.g. exporting an ancestor
+    /// of an enrolled wallet's node).
+    Forbidden,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TotpRequired => f.write_str("a TOTP code is required for this wallet"),
+            Self::TotpInvalid => f.write_str("the TOTP code is not valid"),
+            Self::TotpReplayed => f.write_str("the TOTP code was already used"),
+            Self::TotpLocked { until_unix } => {
+                write!(f, "the wallet is locked after repeated wrong codes until {until_unix}")
+            }
+            Self::Forbidden => f.write_str("the operation is not allowed on this key"),
+        }
+    }
+}
+
+/// Errors of `custody-core`.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A BIP32 derivation path could not be parsed.
+    #[error("invalid derivation path: {0}")]
+    InvalidPath(&'static str),
+    /// A BIP39 mnemonic is not valid (unknown word, bad length or checksum).
+    #[error("invalid mnemonic")]
+    InvalidMnemonic,
+    /// A serialized extended key (xpub/xprv) is not valid.
+    #[error("invalid extended key: {0}")]
+    InvalidExtendedKey(&'static str),
+    /// Key bytes are not a valid secp256k1 secret or public key.
+    #[error("invalid key material: {0}")]
+    InvalidKeyMaterial(&'static str),
+    /// A key or KEK identifier is malformed.
+    #[error("invalid key id: {0}")]
+    InvalidKeyId(&'static str),
+    /// A wallet name or key index is out of the range the wallet scheme allows.
+    #[error("invalid wallet reference: {0}")]
+    InvalidWallet(&'static str),
+    /// BIP32 child derivation hit an invalid child (probability below 2^-127).
+    #[error("BIP32 derivation produced an invalid child key")]
+    DerivationFailed,
+    /// The backend does not have this capability.
+    #[error("unsupported by this backend: {0}")]
+    Unsupported(&'static str),
+    /// No key with that id is held.
+    #[error("key not found")]
+    KeyNotFound,
+    /// No key-encryption key with that id is held.
+    #[error("unknown key-encryption key")]
+    UnknownKek,
+    /// An envelope or wrapped key failed authentication: wrong key, wrong
+    /// encryption context or tampered bytes. Deliberately opaque.
+    #[error("decryption failed")]
+    DecryptionFailed,
+    /// Envelope bytes are not a well-formed envelope.
+    #[error("malformed envelope: {0}")]
+    MalformedEnvelope(&'static str),
+    /// An encryption context is not acceptable (too large, empty key, ...).
+    #[error("invalid encryption context: {0}")]
+    InvalidContext(&'static str),
+    /// The keystore passphrase is wrong.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// No keystore exists at the given location.
+    #[error("keystore not found")]
+    KeystoreNotFound,
+    /// A keystore already exists at the given location.
+    #[error("keystore already exists")]
+    KeystoreExists,
+    /// A record or file on disk is not well formed.
+    #[error("malformed record: {0}")]
+    MalformedRecord(&'static str),
+    /// A signature returned by a backend is not valid for the pinned key.
+    #[error("signature does not verify against the pinned public key")]
+    InvalidSignature,
+    /// A backend reported a public key other than the pinned one.
+    #[error("public key does not match the pinned key")]
+    PublicKeyMismatch,
+    /// The audit log's hash chain is broken at this sequence number.
+    #[error("audit log verification failed at record {seq}: {reason}")]
+    AuditChainBroken {
+        /// Sequence number of the first record that fails verification.
+        seq: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A gate refused the request.
+    #[error("denied: {0}")]
+    Denied(Denial),
+    /// The operating system's random number generator failed.
+    #[error("the OS random number generator failed")]
+    Rng,
+    /// An I/O error (file system).
+    #[error("I/O error")]
+    Io(#[source] std::io::Error),
+    /// A vendor backend (KMS, HSM, enclave) failed; the source says why.
+    #[error("backend error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}

@@ -1,0 +1,1 @@
+//! custody-eth: not yet built (see the open issues).

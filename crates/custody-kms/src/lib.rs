@@ -1,0 +1,1 @@
+//! custody-kms: not yet built (see the open issues).

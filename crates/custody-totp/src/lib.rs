@@ -1,0 +1,1 @@
+//! custody-totp: not yet built (see the open issues).
