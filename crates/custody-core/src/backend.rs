@@ -187,7 +187,11 @@ impl PinnedKey {
     /// from [`SigningBackend::pin`]; `path` is the full BIP32 path for HD keys.
     #[must_use]
     pub fn new(reference: KeyRef, path: Option<DerivationPath>, public_key: PublicKey) -> Self {
-        Self { reference, path, public_key }
+        Self {
+            reference,
+            path,
+            public_key,
+        }
     }
 
     /// The reference this key was pinned from.
@@ -271,13 +275,19 @@ impl<'a> Intent<'a> {
     /// A bare digest with nothing known about it.
     #[must_use]
     pub fn raw_digest() -> Self {
-        Self { kind: IntentKind::RawDigest, detail: None }
+        Self {
+            kind: IntentKind::RawDigest,
+            detail: None,
+        }
     }
 
     /// An intent of `kind` carrying the value it is about.
     #[must_use]
     pub fn typed(kind: IntentKind, detail: &'a (dyn Any + Send + Sync)) -> Self {
-        Self { kind, detail: Some(detail) }
+        Self {
+            kind,
+            detail: Some(detail),
+        }
     }
 
     /// The kind.
@@ -295,7 +305,9 @@ impl<'a> Intent<'a> {
 
 impl fmt::Debug for Intent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Intent").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("Intent")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -347,7 +359,9 @@ impl Authorization {
     /// A TOTP code.
     #[must_use]
     pub fn totp(code: impl Into<String>) -> Self {
-        Self { totp: Some(OneTimeCode::new(code)) }
+        Self {
+            totp: Some(OneTimeCode::new(code)),
+        }
     }
 }
 
@@ -393,8 +407,10 @@ pub trait SigningBackend: Send + Sync {
     /// # Errors
     /// [`Error::KeyNotFound`], [`Error::Denied`] from a gate, or a backend
     /// error.
-    fn sign_digest<'a>(&'a self, request: SignRequest<'a>)
-    -> Pending<'a, Result<RawSignature, Error>>;
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> Pending<'a, Result<RawSignature, Error>>;
 }
 
 /// Wrapping and unwrapping of data keys under a key-encryption key.
@@ -442,7 +458,8 @@ pub trait WrappingBackend: Send + Sync {
             Ok(k) => k,
             Err(e) => return Pending::ready(Err(e)),
         };
-        self.wrap(kek, &key, context).map(move |r| r.map(|w| (key, w)))
+        self.wrap(kek, &key, context)
+            .map(move |r| r.map(|w| (key, w)))
     }
 }
 

@@ -107,8 +107,16 @@ mod tests {
 
     #[test]
     fn canonical_encoding_is_order_independent_and_injective() {
-        let a = EncryptionContext::new().with("wallet", "alice").unwrap().with("purpose", "seed").unwrap();
-        let b = EncryptionContext::new().with("purpose", "seed").unwrap().with("wallet", "alice").unwrap();
+        let a = EncryptionContext::new()
+            .with("wallet", "alice")
+            .unwrap()
+            .with("purpose", "seed")
+            .unwrap();
+        let b = EncryptionContext::new()
+            .with("purpose", "seed")
+            .unwrap()
+            .with("wallet", "alice")
+            .unwrap();
         assert_eq!(a.canonical_bytes(), b.canonical_bytes());
         // Shifting bytes between key and value changes the encoding.
         let c = EncryptionContext::new().with("ab", "c").unwrap();

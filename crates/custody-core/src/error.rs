@@ -30,6 +30,22 @@ pub enum Denial {
     Forbidden,
 }
 
+impl Denial {
+    /// A stable kebab-case name for this refusal (CLI error kinds, audit
+    /// details): `totp-required`, `totp-invalid`, `totp-replayed`,
+    /// `totp-locked`, `forbidden`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TotpRequired => "totp-required",
+            Self::TotpInvalid => "totp-invalid",
+            Self::TotpReplayed => "totp-replayed",
+            Self::TotpLocked { .. } => "totp-locked",
+            Self::Forbidden => "forbidden",
+        }
+    }
+}
+
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -37,7 +53,10 @@ impl fmt::Display for Denial {
             Self::TotpInvalid => f.write_str("the TOTP code is not valid"),
             Self::TotpReplayed => f.write_str("the TOTP code was already used"),
             Self::TotpLocked { until_unix } => {
-                write!(f, "the wallet is locked after repeated wrong codes until {until_unix}")
+                write!(
+                    f,
+                    "the wallet is locked after repeated wrong codes until {until_unix}"
+                )
             }
             Self::Forbidden => f.write_str("the operation is not allowed on this key"),
         }
@@ -100,6 +119,15 @@ pub enum Error {
     /// A record or file on disk is not well formed.
     #[error("malformed record: {0}")]
     MalformedRecord(&'static str),
+    /// A state-store key or value given by the caller is not acceptable (a
+    /// key of 0 or more than 512 bytes, a value over the size limit, a
+    /// version that would overflow). Nothing was read or written.
+    #[error("invalid state record: {0}")]
+    InvalidStateRecord(&'static str),
+    /// An audit event given by the caller is not acceptable (an operation or
+    /// field name that is not short kebab-case, a reserved field name).
+    #[error("invalid audit event: {0}")]
+    InvalidAuditEvent(&'static str),
     /// A signature returned by a backend is not valid for the pinned key.
     #[error("signature does not verify against the pinned public key")]
     InvalidSignature,
@@ -126,6 +154,38 @@ pub enum Error {
     /// A vendor backend (KMS, HSM, enclave) failed; the source says why.
     #[error("backend error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// A stable kebab-case name for this error's kind (a published contract:
+    /// the CLI prints it and scripts match on it).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidPath(_)
+            | Self::InvalidMnemonic
+            | Self::InvalidExtendedKey(_)
+            | Self::InvalidKeyMaterial(_)
+            | Self::InvalidKeyId(_)
+            | Self::InvalidWallet(_)
+            | Self::InvalidContext(_)
+            | Self::InvalidStateRecord(_)
+            | Self::InvalidAuditEvent(_) => "bad-input",
+            Self::DerivationFailed => "derivation-failed",
+            Self::Unsupported(_) => "unsupported",
+            Self::KeyNotFound | Self::UnknownKek | Self::KeystoreNotFound => "not-found",
+            Self::DecryptionFailed => "decryption-failed",
+            Self::MalformedEnvelope(_) | Self::MalformedRecord(_) => "malformed",
+            Self::WrongPassphrase => "wrong-passphrase",
+            Self::KeystoreExists => "already-exists",
+            Self::InvalidSignature | Self::PublicKeyMismatch => "invalid-signature",
+            Self::AuditChainBroken { .. } => "audit-chain-broken",
+            Self::Denied(d) => d.kind(),
+            Self::Rng => "rng",
+            Self::Io(_) => "io",
+            Self::Backend(_) => "backend",
+        }
+    }
 }
 
 impl From<std::io::Error> for Error {

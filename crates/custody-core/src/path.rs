@@ -190,7 +190,11 @@ mod tests {
         assert_eq!(p.components()[1], ChildNumber(60 | HARDENED));
         assert_eq!("m".parse::<DerivationPath>().unwrap().depth(), 0);
         assert_eq!(
-            "m/2147483647'".parse::<DerivationPath>().unwrap().components()[0].0,
+            "m/2147483647'"
+                .parse::<DerivationPath>()
+                .unwrap()
+                .components()[0]
+                .0,
             u32::MAX
         );
     }
@@ -198,9 +202,27 @@ mod tests {
     #[test]
     fn rejects_malformed_paths() {
         for bad in [
-            "", "M/0", "0/1", "m/", "m//0", "m/-1", "m/+1", "m/1 ", "m/ 1", "m/0x1", "m/1''",
-            "m/2147483648", "m/2147483648'", "m/99999999999", "m/1'h", "m/a", "n/0", "m0",
-            "m/1/", "/m/1", "m/１",
+            "",
+            "M/0",
+            "0/1",
+            "m/",
+            "m//0",
+            "m/-1",
+            "m/+1",
+            "m/1 ",
+            "m/ 1",
+            "m/0x1",
+            "m/1''",
+            "m/2147483648",
+            "m/2147483648'",
+            "m/99999999999",
+            "m/1'h",
+            "m/a",
+            "n/0",
+            "m0",
+            "m/1/",
+            "/m/1",
+            "m/１",
         ] {
             assert!(
                 matches!(bad.parse::<DerivationPath>(), Err(Error::InvalidPath(_))),

@@ -68,7 +68,10 @@ impl<'a, T: Send + 'a> Pending<'a, T> {
     ///
     /// # Panics
     /// If the `Pending` was already consumed by polling it to completion.
-    #[expect(clippy::panic, reason = "polling a finished future is a caller bug, as with std futures")]
+    #[expect(
+        clippy::panic,
+        reason = "polling a finished future is a caller bug, as with std futures"
+    )]
     pub fn wait(self) -> T {
         match self {
             Self::Ready(Some(v)) => v,
@@ -102,7 +105,10 @@ impl Wake for ThreadWaker {
 impl<T> Future for Pending<'_, T> {
     type Output = T;
 
-    #[expect(clippy::panic, reason = "polling a finished future is a caller bug, as with std futures")]
+    #[expect(
+        clippy::panic,
+        reason = "polling a finished future is a caller bug, as with std futures"
+    )]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         // `Pending` is `Unpin`: both variants are (`Option<T>` is only moved
         // out of, never pinned; the boxed future is pinned on the heap).
@@ -160,7 +166,11 @@ mod tests {
                 Poll::Pending
             }
         }
-        let fut = FromThread { rx, started: false, tx: Some(tx) };
+        let fut = FromThread {
+            rx,
+            started: false,
+            tx: Some(tx),
+        };
         let p = Pending::later(fut).map(|v| v + 1);
         assert!(!p.is_ready());
         assert_eq!(p.wait(), 42);

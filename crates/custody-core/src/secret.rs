@@ -11,7 +11,7 @@
 use std::fmt;
 
 use subtle::{Choice, ConstantTimeEq};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Error;
 
@@ -113,25 +113,31 @@ fixed_secret!(
 
 /// Variable-length secret bytes (a decrypted envelope payload, a mnemonic
 /// phrase, a TOTP secret).
-pub struct SecretVec(Zeroizing<Vec<u8>>);
+pub struct SecretVec(Vec<u8>);
 
 impl SecretVec {
     /// Takes ownership of the bytes (they are wiped when this is dropped).
     #[must_use]
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
+        Self(bytes)
     }
 
     /// Copies the bytes into a new zeroizing buffer.
     #[must_use]
     pub fn from_slice(bytes: &[u8]) -> Self {
-        Self(Zeroizing::new(bytes.to_vec()))
+        Self(bytes.to_vec())
     }
 
     /// The raw secret. Every call site handles a secret.
     #[must_use]
     pub fn expose_secret(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The raw secret, mutable (for decryption in place). Every call site
+    /// handles a secret.
+    pub(crate) fn expose_secret_mut(&mut self) -> &mut [u8] {
+        &mut self.0
     }
 
     /// Length in bytes (not secret).
@@ -146,6 +152,20 @@ impl SecretVec {
         self.0.is_empty()
     }
 }
+
+impl Drop for SecretVec {
+    fn drop(&mut self) {
+        // Wipes the bytes and the spare capacity, as `Zeroizing<Vec<u8>>`
+        // would, but through the slice impls, which zeroize in bulk (a
+        // `memset` behind an optimization barrier): `Vec<u8>::zeroize` writes
+        // one volatile byte at a time, which costs more than AES-GCM itself
+        // on a large envelope payload.
+        self.0.as_mut_slice().zeroize();
+        self.0.spare_capacity_mut().zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SecretVec {}
 
 impl fmt::Debug for SecretVec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -226,6 +246,19 @@ mod tests {
         assert!(!format!("{p:?}").contains("hunter2"));
         let seed = Seed::new([7; 64]);
         assert_eq!(format!("{seed:?}"), "Seed(<redacted>)");
+    }
+
+    #[test]
+    fn secrets_zeroize_on_drop() {
+        fn zeroize_on_drop<T: ZeroizeOnDrop>() {}
+        zeroize_on_drop::<SecretVec>();
+        // The bulk wipe `SecretVec` uses covers every initialized byte and
+        // the spare capacity.
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(b"secret");
+        v.as_mut_slice().zeroize();
+        v.spare_capacity_mut().zeroize();
+        assert_eq!(v, [0; 6]);
     }
 
     #[test]

@@ -215,7 +215,11 @@ pub fn normalize(
     let flipped = low != sig;
     let (r, s) = split(&low);
     match parity {
-        Some(p) => Ok(RecoverableSignature { r, s, y_parity: p ^ flipped }),
+        Some(p) => Ok(RecoverableSignature {
+            r,
+            s,
+            y_parity: p ^ flipped,
+        }),
         None => {
             for y_parity in [false, true] {
                 let candidate = RecoverableSignature { r, s, y_parity };
@@ -312,6 +316,7 @@ fn der_uint_into(int: &[u8], out: &mut [u8]) -> Result<(), Error> {
 mod tests {
     use super::*;
     use k256::ecdsa::SigningKey;
+    use k256::elliptic_curve::PrimeField;
 
     fn key() -> (SigningKey, PublicKey) {
         let sk = SigningKey::from_slice(&[0x11; 32]).unwrap();
@@ -393,7 +398,10 @@ mod tests {
         let digest = Digest32([9; 32]);
         let (sig, _) = other.sign_prehash_recoverable(&digest.0);
         let raw = RawSignature::Compact(sig.to_bytes().into());
-        assert!(matches!(normalize(&raw, &pk, &digest), Err(Error::InvalidSignature)));
+        assert!(matches!(
+            normalize(&raw, &pk, &digest),
+            Err(Error::InvalidSignature)
+        ));
     }
 
     #[test]

@@ -67,7 +67,12 @@ impl KeySigner {
         let Some(signing) = self.backend.signing() else {
             return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
         };
-        let request = SignRequest { key: &self.key, digest, intent, auth };
+        let request = SignRequest {
+            key: &self.key,
+            digest,
+            intent,
+            auth,
+        };
         let pinned = self.key.public_key();
         signing
             .sign_digest(request)

@@ -1,0 +1,1326 @@
+//! A hash-chained, append-only audit log.
+//!
+//! Every sensitive operation (sign, unwrap, enrol, import, export, rotate,
+//! TOTP verification) appends one [`AuditEvent`]. Each record carries the
+//! SHA-256 hash of the record before it, so an edited, dropped, inserted,
+//! duplicated or reordered record breaks the chain and
+//! [`AuditLog::verify`] names the first record that fails.
+//!
+//! **No secret ever goes in.** An event holds public identifiers only: the
+//! operation, its outcome, and fields such as the wallet name, key id or
+//! BIP32 path, public key or address, the digest signed, the backend's name;
+//! the record adds its sequence number and a timestamp. Never put a key,
+//! seed, mnemonic, passphrase, TOTP secret or code, or a plaintext payload
+//! in a field. Free text is limited to `&'static str` details
+//! ([`AuditEvent::with_detail`]), so no run-time data slips in through it.
+//!
+//! **What the chain proves, and what it does not.** The chain makes any
+//! change *inside* the log evident. It cannot show that records were cut
+//! off the *end*: a truncated log is a valid shorter log. Anchor the head
+//! ([`AuditHead`], returned by every append) outside the machine (a
+//! different host, a transparency log, a ticket) and check against it with
+//! [`AuditLog::verify_against`].
+//!
+//! The record format and the canonical encoding that is hashed are
+//! specified in `SPEC.md` ("Audit log records") and pinned by
+//! `tests/vectors/audit_v1.jsonl`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{DerivationPath, Digest32, Error, PublicKey, fsutil};
+
+/// Domain tag at the start of every hashed record encoding.
+const HASH_DOMAIN: &[u8] = b"custody/audit/v1\0";
+/// Longest operation or field name, in bytes.
+const MAX_NAME_BYTES: usize = 64;
+
+/// Whether `s` is a short kebab-case name: 1 to 64 bytes of `a-z`, `0-9`
+/// and single inner `-`.
+fn is_kebab(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_BYTES
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The operation an [`AuditEvent`] records: a short kebab-case name.
+///
+/// The SDK's own operations are the associated constants; other crates name
+/// theirs with [`AuditOp::new`] (e.g. `"jwt-sign"`), so adding an operation
+/// never changes this crate or the log format.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AuditOp(Cow<'static, str>);
+
+impl AuditOp {
+    /// A digest or transaction was signed.
+    pub const SIGN: Self = Self(Cow::Borrowed("sign"));
+    /// A wrapped secret (data key, seed, TOTP secret) was unwrapped.
+    pub const UNWRAP: Self = Self(Cow::Borrowed("unwrap"));
+    /// A wallet was enrolled for a second factor.
+    pub const ENROL: Self = Self(Cow::Borrowed("enrol"));
+    /// A key was imported.
+    pub const IMPORT: Self = Self(Cow::Borrowed("import"));
+    /// A key was exported.
+    pub const EXPORT: Self = Self(Cow::Borrowed("export"));
+    /// A key-encryption key was rotated (secrets re-wrapped).
+    pub const ROTATE: Self = Self(Cow::Borrowed("rotate"));
+    /// A TOTP code was checked.
+    pub const TOTP_VERIFY: Self = Self(Cow::Borrowed("totp-verify"));
+
+    /// An operation name: 1 to 64 bytes of lower-case ASCII letters, digits
+    /// and single inner hyphens.
+    ///
+    /// # Errors
+    /// [`Error::InvalidAuditEvent`] if `name` is not such a name.
+    pub fn new(name: impl Into<String>) -> Result<Self, Error> {
+        let name = name.into();
+        if !is_kebab(&name) {
+            return Err(Error::InvalidAuditEvent(
+                "operation names are 1-64 bytes of kebab-case (a-z, 0-9, -)",
+            ));
+        }
+        Ok(Self(Cow::Owned(name)))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AuditOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for AuditOp {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self, Error> {
+        Self::new(s)
+    }
+}
+
+impl From<AuditOp> for String {
+    fn from(op: AuditOp) -> Self {
+        op.0.into_owned()
+    }
+}
+
+/// How an audited operation ended.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditOutcome {
+    /// The operation was carried out.
+    Success,
+    /// A gate or policy refused it.
+    Denied,
+    /// It was attempted and failed (backend error, bad input).
+    Failed,
+}
+
+impl AuditOutcome {
+    /// The stable name used in records: `success`, `denied`, `failed`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One audited operation: what was done, how it ended, and the public
+/// identifiers it concerned.
+///
+/// Fields are a sorted map from a kebab-case name to a string. The builder
+/// methods fill the conventional names (`wallet`, `index`, `key`, `path`,
+/// `public-key`, `digest`, `backend`, `detail`); other crates add their own
+/// (`address`, `chain-id`, `tx-hash`, ...) with [`AuditEvent::with_field`].
+///
+/// **Public identifiers only.** Every field is written in the clear to a
+/// file auditors and operators read. Never put secret material, a TOTP code,
+/// or anything derived from a secret other than a public key in one.
+///
+/// In JSON (inside a record) an event is an object with `op`, `outcome` and
+/// then the fields, e.g.
+/// `{"op":"sign","outcome":"success","digest":"…","wallet":"alice"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "EventRepr", into = "EventRepr")]
+pub struct AuditEvent {
+    op: AuditOp,
+    outcome: AuditOutcome,
+    fields: BTreeMap<String, String>,
+}
+
+/// The serialized form of an [`AuditEvent`] (fields flattened beside `op`
+/// and `outcome`).
+#[derive(Serialize, Deserialize)]
+struct EventRepr {
+    op: AuditOp,
+    outcome: AuditOutcome,
+    #[serde(flatten)]
+    fields: BTreeMap<String, String>,
+}
+
+impl TryFrom<EventRepr> for AuditEvent {
+    type Error = Error;
+
+    fn try_from(r: EventRepr) -> Result<Self, Error> {
+        for name in r.fields.keys() {
+            check_field_name(name)?;
+        }
+        Ok(Self {
+            op: r.op,
+            outcome: r.outcome,
+            fields: r.fields,
+        })
+    }
+}
+
+impl From<AuditEvent> for EventRepr {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            op: e.op,
+            outcome: e.outcome,
+            fields: e.fields,
+        }
+    }
+}
+
+fn check_field_name(name: &str) -> Result<(), Error> {
+    if !is_kebab(name) {
+        return Err(Error::InvalidAuditEvent(
+            "field names are 1-64 bytes of kebab-case (a-z, 0-9, -)",
+        ));
+    }
+    if name == "op" || name == "outcome" {
+        return Err(Error::InvalidAuditEvent(
+            "`op` and `outcome` are not field names",
+        ));
+    }
+    Ok(())
+}
+
+impl AuditEvent {
+    /// An event with no fields yet.
+    #[must_use]
+    pub fn new(op: AuditOp, outcome: AuditOutcome) -> Self {
+        Self {
+            op,
+            outcome,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    fn set(mut self, name: &'static str, value: String) -> Self {
+        self.fields.insert(name.to_owned(), value);
+        self
+    }
+
+    /// Sets `wallet`: the wallet name.
+    #[must_use]
+    pub fn with_wallet(self, name: &str) -> Self {
+        self.set("wallet", name.to_owned())
+    }
+
+    /// Sets `index`: the key index within the wallet (decimal).
+    #[must_use]
+    pub fn with_index(self, index: u32) -> Self {
+        self.set("index", index.to_string())
+    }
+
+    /// Sets `key`: a key or KEK id (an imported key's id, a KMS key ARN).
+    #[must_use]
+    pub fn with_key(self, id: &str) -> Self {
+        self.set("key", id.to_owned())
+    }
+
+    /// Sets `path`: a BIP32 path (`m/44'/60'/0'/0/0`).
+    #[must_use]
+    pub fn with_path(self, path: &DerivationPath) -> Self {
+        self.set("path", path.to_string())
+    }
+
+    /// Sets `public-key`: the compressed SEC 1 public key, lower-case hex.
+    #[must_use]
+    pub fn with_public_key(self, key: &PublicKey) -> Self {
+        self.set("public-key", hex::encode(key.to_compressed()))
+    }
+
+    /// Sets `digest`: the digest signed or checked, lower-case hex.
+    #[must_use]
+    pub fn with_digest(self, digest: &Digest32) -> Self {
+        self.set("digest", hex::encode(digest.as_bytes()))
+    }
+
+    /// Sets `backend`: the backend's name ([`crate::KeyBackend::name`]).
+    #[must_use]
+    pub fn with_backend(self, name: &str) -> Self {
+        self.set("backend", name.to_owned())
+    }
+
+    /// Sets `detail`: a fixed explanation (e.g. why a request was denied).
+    /// A `&'static str` on purpose: no run-time data goes in through it.
+    #[must_use]
+    pub fn with_detail(self, detail: &'static str) -> Self {
+        self.set("detail", detail.to_owned())
+    }
+
+    /// Sets any field (replacing an earlier value). `value` must be a public
+    /// identifier (see the type's docs).
+    ///
+    /// # Errors
+    /// [`Error::InvalidAuditEvent`] if `name` is not 1-64 bytes of
+    /// kebab-case, or is `op` or `outcome`.
+    pub fn with_field(mut self, name: &str, value: impl Into<String>) -> Result<Self, Error> {
+        check_field_name(name)?;
+        self.fields.insert(name.to_owned(), value.into());
+        Ok(self)
+    }
+
+    /// The operation.
+    #[must_use]
+    pub fn op(&self) -> &AuditOp {
+        &self.op
+    }
+
+    /// The outcome.
+    #[must_use]
+    pub fn outcome(&self) -> AuditOutcome {
+        self.outcome
+    }
+
+    /// The value of field `name`.
+    #[must_use]
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// All fields, sorted by name.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// The head of a chain: the sequence number and hash of its last record
+/// ([`AuditHead::GENESIS`] for an empty log). Anchor it outside the machine
+/// and check the log against it with [`AuditLog::verify_against`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// Sequence number of the last record (0 for an empty log).
+    pub seq: u64,
+    /// Hash of the last record (all zeros for an empty log).
+    #[serde(with = "hex32")]
+    pub hash: [u8; 32],
+}
+
+impl AuditHead {
+    /// The head of an empty log.
+    pub const GENESIS: Self = Self {
+        seq: 0,
+        hash: [0; 32],
+    };
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    seq: u64,
+    time: u64,
+    #[serde(with = "hex32")]
+    prev: [u8; 32],
+    event: AuditEvent,
+    #[serde(with = "hex32")]
+    hash: [u8; 32],
+}
+
+impl AuditRecord {
+    /// Seals `event` as record `prev.seq + 1`, chained to `prev`.
+    fn seal(prev: &AuditHead, time: u64, event: AuditEvent) -> Result<Self, Error> {
+        let seq = prev.seq.checked_add(1).ok_or(Error::AuditChainBroken {
+            seq: prev.seq,
+            reason: "sequence number overflow",
+        })?;
+        let hash = chain_hash(seq, time, &prev.hash, &event);
+        Ok(Self {
+            seq,
+            time,
+            prev: prev.hash,
+            event,
+            hash,
+        })
+    }
+
+    /// Parses one line (without its newline). Checks the syntax only, not
+    /// the hash or the chain: that is [`AuditLog::verify`]'s job.
+    ///
+    /// # Errors
+    /// [`Error::MalformedRecord`] if the line is not an audit record.
+    pub fn from_line(line: &str) -> Result<Self, Error> {
+        serde_json::from_str(line)
+            .map_err(|_| Error::MalformedRecord("not an audit record (JSON of the wrong shape)"))
+    }
+
+    /// The record as one line of JSON (without the newline), in canonical
+    /// form.
+    ///
+    /// # Errors
+    /// [`Error::MalformedRecord`] if serialization fails (it does not for the
+    /// types here: all map keys are strings and no serializer errors).
+    pub fn to_line(&self) -> Result<String, Error> {
+        serde_json::to_string(self)
+            .map_err(|_| Error::MalformedRecord("audit record could not be serialized"))
+    }
+
+    /// The sequence number (1 for the first record).
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// When the record was appended, in milliseconds since the UNIX epoch,
+    /// by the appending process's clock (not checked for monotonicity).
+    #[must_use]
+    pub fn time_ms(&self) -> u64 {
+        self.time
+    }
+
+    /// The hash of the previous record (zeros for the first).
+    #[must_use]
+    pub fn prev(&self) -> &[u8; 32] {
+        &self.prev
+    }
+
+    /// The event.
+    #[must_use]
+    pub fn event(&self) -> &AuditEvent {
+        &self.event
+    }
+
+    /// This record's hash, as stored.
+    #[must_use]
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+
+    /// The head of a chain that ends with this record.
+    #[must_use]
+    pub fn head(&self) -> AuditHead {
+        AuditHead {
+            seq: self.seq,
+            hash: self.hash,
+        }
+    }
+
+    /// Checks that the stored hash is the hash of the contents.
+    fn hash_is_valid(&self) -> bool {
+        chain_hash(self.seq, self.time, &self.prev, &self.event) == self.hash
+    }
+}
+
+/// Appends `u64be(len) ‖ bytes`.
+fn put_str(h: &mut Sha256, s: &str) {
+    // Lossless: usize is at most 64 bits on every target Rust supports.
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+/// The record hash over the canonical encoding (see `SPEC.md`):
+/// `SHA-256("custody/audit/v1\0" ‖ u64be(seq) ‖ u64be(time) ‖ prev ‖
+/// str(op) ‖ str(outcome) ‖ u64be(n) ‖ (str(name) ‖ str(value))*)` with
+/// `str(s) = u64be(len(s)) ‖ s`, fields in ascending byte order of name.
+fn chain_hash(seq: u64, time: u64, prev: &[u8; 32], event: &AuditEvent) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(HASH_DOMAIN);
+    h.update(seq.to_be_bytes());
+    h.update(time.to_be_bytes());
+    h.update(prev);
+    put_str(&mut h, event.op.as_str());
+    put_str(&mut h, event.outcome.as_str());
+    h.update((event.fields.len() as u64).to_be_bytes());
+    // BTreeMap<String, _> iterates in ascending byte order of the keys.
+    for (name, value) in &event.fields {
+        put_str(&mut h, name);
+        put_str(&mut h, value);
+    }
+    h.finalize().into()
+}
+
+/// Serde for 32-byte hashes as 64 lower-case hex digits.
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.as_bytes(), &mut out)
+            .map_err(|_| de::Error::custom("expected 64 hex digits"))?;
+        Ok(out)
+    }
+}
+
+/// Where audit events go. Implemented by [`AuditLog`] (a file) and
+/// [`MemoryAuditLog`]; a service may add its own (a remote log, a
+/// transparency log) as long as it keeps the same chain.
+pub trait AuditSink: Send + Sync + fmt::Debug {
+    /// Appends `event` and returns the new head once the record is kept (for
+    /// a durable sink such as [`AuditLog`]: once it is on disk).
+    ///
+    /// # Errors
+    /// [`Error::Io`] or another error of the sink: the event may not have
+    /// been recorded, and a caller about to do a sensitive operation should
+    /// not do it (fail closed).
+    fn append(&self, event: AuditEvent) -> Result<AuditHead, Error>;
+}
+
+/// Milliseconds since the UNIX epoch by the system clock (0 before 1970).
+fn system_time_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The audit log in a file: JSON Lines, one [`AuditRecord`] per line.
+///
+/// Safe to append to from many threads and many processes at once: each
+/// append takes an exclusive OS lock on `<path>.lock`, reads the last record
+/// from the file (so it chains onto whatever another process appended),
+/// appends one line, and fsyncs before returning. The returned
+/// [`AuditHead`] is the acknowledgement: that record survives a crash.
+///
+/// A crash in the middle of an append can leave an incomplete last line
+/// (never acknowledged); the next [`AuditLog::open`] or append removes it.
+#[derive(Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+    lock_path: PathBuf,
+    clock: fn() -> u64,
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last complete record of a log file.
+struct Tail {
+    head: AuditHead,
+    /// Length of the file up to and including the last newline.
+    complete_len: u64,
+}
+
+impl AuditLog {
+    /// Opens (creating if missing, mode `0o600`; its directory `0o700`) the
+    /// log at `path`, with the system clock.
+    ///
+    /// Checks the last record (its hash, not the whole chain: that is
+    /// [`AuditLog::verify_file`]) and removes an incomplete last line left by
+    /// a crash.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::MalformedRecord`] or
+    /// [`Error::AuditChainBroken`] if the last record is not valid.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with_clock(path, system_time_ms)
+    }
+
+    /// As [`AuditLog::open`], with `clock` giving the time of new records in
+    /// milliseconds since the UNIX epoch (tests and test vectors use a fixed
+    /// clock).
+    ///
+    /// # Errors
+    /// As [`AuditLog::open`].
+    pub fn open_with_clock(path: impl AsRef<Path>, clock: fn() -> u64) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fsutil::create_private_dir(dir)?;
+        }
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let log = Self {
+            path,
+            lock_path: lock_path.into(),
+            clock,
+        };
+        let _lock = fsutil::DirLock::lock(&log.lock_path)?;
+        let (mut file, created) = log.open_file()?;
+        log.recover(&mut file, created)?;
+        Ok(log)
+    }
+
+    /// The log file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the log file for reading and appending; says whether it was
+    /// created.
+    fn open_file(&self) -> Result<(File, bool), Error> {
+        let existed = self.path.exists();
+        let file = fsutil::open_append(&self.path)?;
+        Ok((file, !existed))
+    }
+
+    /// Reads the tail under the lock, cuts an incomplete last line, and
+    /// makes a newly created file's directory entry durable.
+    fn recover(&self, file: &mut File, created: bool) -> Result<AuditHead, Error> {
+        let tail = read_tail(file)?;
+        if tail.complete_len < file.metadata()?.len() {
+            // An append that crashed before finishing its line: it was never
+            // acknowledged, so nothing acknowledged is lost by cutting it.
+            file.set_len(tail.complete_len)?;
+            file.sync_all()?;
+        }
+        if created {
+            file.sync_all()?;
+            fsutil::sync_dir(fsutil::parent_dir(&self.path))?;
+        }
+        Ok(tail.head)
+    }
+
+    /// The head of the log as it is on disk now.
+    ///
+    /// # Errors
+    /// As [`AuditLog::open`].
+    pub fn head(&self) -> Result<AuditHead, Error> {
+        let _lock = fsutil::DirLock::lock(&self.lock_path)?;
+        let (mut file, created) = self.open_file()?;
+        self.recover(&mut file, created)
+    }
+
+    /// Appends `event` and returns the new head once the record is on disk.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::MalformedRecord`] or
+    /// [`Error::AuditChainBroken`] if the log's last record is not valid
+    /// (nothing is appended to a log whose tail is damaged).
+    pub fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
+        let _lock = fsutil::DirLock::lock(&self.lock_path)?;
+        let (mut file, created) = self.open_file()?;
+        let prev = self.recover(&mut file, created)?;
+        let record = AuditRecord::seal(&prev, (self.clock)(), event)?;
+        let mut line = record.to_line()?;
+        line.push('\n');
+        // The file is opened in append mode: the line goes at the end, and
+        // the lock keeps other appenders out until it is synced.
+        file.write_all(line.as_bytes())?;
+        file.sync_all()?;
+        Ok(record.head())
+    }
+
+    /// Verifies the whole file with [`AuditLog::verify`].
+    ///
+    /// # Errors
+    /// As [`AuditLog::verify`].
+    pub fn verify_file(&self) -> Result<AuditHead, Error> {
+        Self::verify(io::BufReader::new(File::open(&self.path)?))
+    }
+
+    /// Verifies a log read from `reader` and returns its head.
+    ///
+    /// Every line must be a record in canonical form; sequence numbers must
+    /// run 1, 2, 3, … with no gap; each `prev` must be the hash of the record
+    /// before (zeros for the first); each `hash` must be the hash of its
+    /// record. So any edited, dropped, inserted, duplicated or reordered
+    /// record is found, reported as [`Error::AuditChainBroken`] with the
+    /// sequence number the first bad line should have had.
+    ///
+    /// Records cut off the end cannot be found this way (a prefix of a log
+    /// is a valid log): use [`AuditLog::verify_against`] with an anchored
+    /// head.
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`]; [`Error::Io`] from the reader.
+    pub fn verify<R: BufRead>(reader: R) -> Result<AuditHead, Error> {
+        verify_lines(reader, None)
+    }
+
+    /// As [`AuditLog::verify`], and the log must contain the record `expected`
+    /// names (same sequence number and hash): a log that ends before it was
+    /// cut, one with a different record there was rewritten. Records after
+    /// it are fine (the log has grown since the head was anchored).
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`]; [`Error::Io`] from the reader.
+    pub fn verify_against<R: BufRead>(reader: R, expected: &AuditHead) -> Result<AuditHead, Error> {
+        verify_lines(reader, Some(expected))
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
+        AuditLog::append(self, event)
+    }
+}
+
+/// Finds the last complete line of the file and the head it records.
+fn read_tail(file: &mut File) -> Result<Tail, Error> {
+    let len = file.metadata()?.len();
+    let mut window: u64 = 4096;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut buf = Vec::new();
+        Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
+        let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
+            if start == 0 {
+                // No complete line at all: an empty log (or a torn first line).
+                return Ok(Tail {
+                    head: AuditHead::GENESIS,
+                    complete_len: 0,
+                });
+            }
+            window = window.saturating_mul(2);
+            continue;
+        };
+        let line_start = match buf[..last_nl].iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None if start == 0 => 0,
+            None => {
+                window = window.saturating_mul(2);
+                continue;
+            }
+        };
+        // `last_nl` indexes `buf`, which is at most `len - start` bytes long.
+        let complete_len = start + last_nl as u64 + 1;
+        let line = std::str::from_utf8(&buf[line_start..last_nl])
+            .map_err(|_| Error::MalformedRecord("last audit record is not UTF-8"))?;
+        let record = AuditRecord::from_line(line)?;
+        if !record.hash_is_valid() {
+            return Err(Error::AuditChainBroken {
+                seq: record.seq,
+                reason: "the last record's hash does not match its contents",
+            });
+        }
+        return Ok(Tail {
+            head: record.head(),
+            complete_len,
+        });
+    }
+}
+
+/// Checks one line (without its newline) as the record after `prev`.
+fn check_line(line: &[u8], prev: &AuditHead) -> Result<AuditRecord, &'static str> {
+    let line = std::str::from_utf8(line).map_err(|_| "record is not UTF-8")?;
+    let record =
+        AuditRecord::from_line(line).map_err(|_| "record is not a well-formed audit record")?;
+    if Some(record.seq) != prev.seq.checked_add(1) {
+        return Err("sequence number is not the next one (record dropped, inserted or moved)");
+    }
+    if record.prev != prev.hash {
+        return Err("prev is not the previous record's hash");
+    }
+    if !record.hash_is_valid() {
+        return Err("hash does not match the record's contents");
+    }
+    // The hash covers the decoded record; this makes the bytes themselves
+    // canonical too (no duplicate keys, reordered keys, escapes or spaces
+    // that another JSON reader could read differently).
+    if record.to_line().ok().as_deref() != Some(line) {
+        return Err("record is not in canonical form");
+    }
+    Ok(record)
+}
+
+fn verify_lines<R: BufRead>(mut reader: R, anchor: Option<&AuditHead>) -> Result<AuditHead, Error> {
+    let mut head = AuditHead::GENESIS;
+    if let Some(a) = anchor
+        && a.seq == 0
+        && a.hash != [0; 32]
+    {
+        return Err(Error::AuditChainBroken {
+            seq: 0,
+            reason: "anchored head 0 must have a zero hash",
+        });
+    }
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        let seq = head.seq.saturating_add(1);
+        let broken = |reason| Error::AuditChainBroken { seq, reason };
+        if buf.pop() != Some(b'\n') {
+            return Err(broken("last record is incomplete (no final newline)"));
+        }
+        let record = check_line(&buf, &head).map_err(broken)?;
+        head = record.head();
+        if let Some(a) = anchor
+            && a.seq == seq
+            && a.hash != head.hash
+        {
+            return Err(broken(
+                "record differs from the anchored head (log rewritten)",
+            ));
+        }
+    }
+    if anchor.is_some_and(|a| a.seq > head.seq) {
+        return Err(Error::AuditChainBroken {
+            seq: head.seq.saturating_add(1),
+            reason: "log ends before the anchored head (records cut off the end)",
+        });
+    }
+    Ok(head)
+}
+
+/// An audit log in memory, for tests and embedding. Same records and chain
+/// as [`AuditLog`]; [`MemoryAuditLog::to_jsonl`] gives the file form.
+pub struct MemoryAuditLog {
+    clock: fn() -> u64,
+    records: Mutex<Vec<AuditRecord>>,
+}
+
+impl Default for MemoryAuditLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryAuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryAuditLog")
+            .field("head", &self.head())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryAuditLog {
+    /// An empty log with the system clock.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_clock(system_time_ms)
+    }
+
+    /// An empty log with `clock` (milliseconds since the UNIX epoch).
+    #[must_use]
+    pub fn with_clock(clock: fn() -> u64) -> Self {
+        Self {
+            clock,
+            records: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AuditRecord>> {
+        // A poisoned lock is safe to reuse: records are only added by a
+        // single `push` of a complete record.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `event` and returns the new head.
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`] only if the sequence number would
+    /// overflow.
+    pub fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
+        let mut records = self.lock();
+        let prev = records.last().map_or(AuditHead::GENESIS, AuditRecord::head);
+        let record = AuditRecord::seal(&prev, (self.clock)(), event)?;
+        let head = record.head();
+        records.push(record);
+        Ok(head)
+    }
+
+    /// The current head.
+    #[must_use]
+    pub fn head(&self) -> AuditHead {
+        self.lock()
+            .last()
+            .map_or(AuditHead::GENESIS, AuditRecord::head)
+    }
+
+    /// A copy of the records.
+    #[must_use]
+    pub fn records(&self) -> Vec<AuditRecord> {
+        self.lock().clone()
+    }
+
+    /// The log in file form (JSON Lines, each line ending in `\n`).
+    ///
+    /// # Errors
+    /// As [`AuditRecord::to_line`].
+    pub fn to_jsonl(&self) -> Result<String, Error> {
+        let mut out = String::new();
+        for r in self.lock().iter() {
+            out.push_str(&r.to_line()?);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}
+
+impl AuditSink for MemoryAuditLog {
+    fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
+        MemoryAuditLog::append(self, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn fixed_clock() -> u64 {
+        1_767_225_600_000
+    }
+
+    fn sample(i: u32) -> AuditEvent {
+        AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success)
+            .with_wallet("alice@example.com")
+            .with_index(i)
+            .with_digest(&Digest32([u8::try_from(i % 256).unwrap(); 32]))
+            .with_backend("software")
+    }
+
+    fn log_with(n: u32) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open_with_clock(dir.path().join("audit.jsonl"), fixed_clock).unwrap();
+        for i in 0..n {
+            log.append(sample(i)).unwrap();
+        }
+        (dir, log)
+    }
+
+    fn lines(log: &AuditLog) -> Vec<String> {
+        std::fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn verify_lines_of(lines: &[String]) -> Result<AuditHead, Error> {
+        let mut text = lines.join("\n");
+        if !lines.is_empty() {
+            text.push('\n');
+        }
+        AuditLog::verify(text.as_bytes())
+    }
+
+    fn broken_at(r: Result<AuditHead, Error>) -> u64 {
+        match r {
+            Err(Error::AuditChainBroken { seq, .. }) => seq,
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn op_names_are_kebab_case() {
+        for op in [
+            AuditOp::SIGN,
+            AuditOp::UNWRAP,
+            AuditOp::ENROL,
+            AuditOp::IMPORT,
+            AuditOp::EXPORT,
+            AuditOp::ROTATE,
+            AuditOp::TOTP_VERIFY,
+        ] {
+            assert_eq!(AuditOp::new(op.as_str()).unwrap(), op);
+        }
+        for good in ["a", "jwt-sign", "x9", &"a".repeat(64)] {
+            assert!(AuditOp::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a--b",
+            "A",
+            "a_b",
+            "a b",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                matches!(AuditOp::new(bad), Err(Error::InvalidAuditEvent(_))),
+                "{bad}"
+            );
+        }
+        let e = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
+        for bad in ["op", "outcome", "Wallet", "", "a.b"] {
+            assert!(matches!(
+                e.clone().with_field(bad, "x"),
+                Err(Error::InvalidAuditEvent(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn record_json_holds_exactly_the_fields_given() {
+        let mem = MemoryAuditLog::with_clock(fixed_clock);
+        let e = AuditEvent::new(AuditOp::TOTP_VERIFY, AuditOutcome::Denied)
+            .with_wallet("bob")
+            .with_detail("code replayed");
+        mem.append(e.clone()).unwrap();
+        let jsonl = mem.to_jsonl().unwrap();
+        let value: serde_json::Value = serde_json::from_str(jsonl.trim_end()).unwrap();
+        let obj = value.as_object().unwrap();
+        let keys: Vec<_> = obj.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["event", "hash", "prev", "seq", "time"]);
+        let event = obj["event"].as_object().unwrap();
+        let mut fields: Vec<_> = event
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                ("detail", "code replayed"),
+                ("op", "totp-verify"),
+                ("outcome", "denied"),
+                ("wallet", "bob")
+            ]
+        );
+        // And the line reads back as the same event.
+        let record = AuditRecord::from_line(jsonl.trim_end()).unwrap();
+        assert_eq!(record.event(), &e);
+        assert_eq!(record.event().field("wallet"), Some("bob"));
+        assert_eq!(record.seq(), 1);
+        assert_eq!(record.time_ms(), fixed_clock());
+        assert_eq!(record.prev(), &[0; 32]);
+    }
+
+    #[test]
+    fn append_then_verify() {
+        let (_dir, log) = log_with(5);
+        let head = log.head().unwrap();
+        assert_eq!(head.seq, 5);
+        assert_eq!(log.verify_file().unwrap(), head);
+        let text = std::fs::read(log.path()).unwrap();
+        assert_eq!(
+            AuditLog::verify_against(text.as_slice(), &head).unwrap(),
+            head
+        );
+        // An empty log verifies to GENESIS.
+        assert_eq!(AuditLog::verify(&b""[..]).unwrap(), AuditHead::GENESIS);
+    }
+
+    #[test]
+    fn memory_and_file_logs_write_the_same_bytes() {
+        let (_dir, log) = log_with(4);
+        let mem = MemoryAuditLog::with_clock(fixed_clock);
+        for i in 0..4 {
+            mem.append(sample(i)).unwrap();
+        }
+        assert_eq!(
+            mem.to_jsonl().unwrap(),
+            std::fs::read_to_string(log.path()).unwrap()
+        );
+        assert_eq!(mem.head(), log.head().unwrap());
+    }
+
+    #[test]
+    fn reopening_continues_the_chain() {
+        let (_dir, log) = log_with(3);
+        let again = AuditLog::open_with_clock(log.path(), fixed_clock).unwrap();
+        assert_eq!(again.append(sample(9)).unwrap().seq, 4);
+        // The first handle sees what the second appended.
+        assert_eq!(log.append(sample(10)).unwrap().seq, 5);
+        assert_eq!(log.verify_file().unwrap().seq, 5);
+    }
+
+    #[test]
+    fn any_edited_byte_is_found_at_its_record() {
+        let (_dir, log) = log_with(4);
+        let original = lines(&log);
+        for (i, line) in original.iter().enumerate() {
+            let seq = i as u64 + 1;
+            for pos in 0..line.len() {
+                let mut bytes = line.clone().into_bytes();
+                // Flip a bit that keeps the byte ASCII (so the line stays
+                // mostly text): every position must still be caught.
+                bytes[pos] ^= 0x01;
+                let mut edited = original.clone();
+                edited[i] = String::from_utf8(bytes).unwrap();
+                assert_eq!(
+                    broken_at(verify_lines_of(&edited)),
+                    seq,
+                    "line {seq} byte {pos}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn edited_event_field_is_found_at_its_record() {
+        let (_dir, log) = log_with(4);
+        let mut l = lines(&log);
+        l[2] = l[2].replace("alice@example.com", "alice@example.org");
+        assert_eq!(broken_at(verify_lines_of(&l)), 3);
+    }
+
+    #[test]
+    fn dropped_inserted_moved_records_are_found() {
+        let (_dir, log) = log_with(5);
+        let l = lines(&log);
+        // Drop a middle record: seq 3 is missing, record 4 is found where 3 should be.
+        let mut d = l.clone();
+        d.remove(2);
+        assert_eq!(broken_at(verify_lines_of(&d)), 3);
+        // Drop the first.
+        let mut d = l.clone();
+        d.remove(0);
+        assert_eq!(broken_at(verify_lines_of(&d)), 1);
+        // Swap two.
+        let mut d = l.clone();
+        d.swap(1, 2);
+        assert_eq!(broken_at(verify_lines_of(&d)), 2);
+        // Duplicate one.
+        let mut d = l.clone();
+        d.insert(2, l[2].clone());
+        assert_eq!(broken_at(verify_lines_of(&d)), 4);
+        // Insert a forged record (valid on its own, chained to nothing).
+        let mem = MemoryAuditLog::with_clock(fixed_clock);
+        mem.append(sample(7)).unwrap();
+        let mut d = l.clone();
+        d.insert(1, mem.to_jsonl().unwrap().trim_end().to_owned());
+        assert_eq!(broken_at(verify_lines_of(&d)), 2);
+        // Renumbered and re-chained but not re-hashed.
+        let mut d = l.clone();
+        d[1] = d[1].replacen("\"seq\":2", "\"seq\":7", 1);
+        assert_eq!(broken_at(verify_lines_of(&d)), 2);
+        // A blank line, a torn last line.
+        let mut d = l.clone();
+        d.insert(3, String::new());
+        assert_eq!(broken_at(verify_lines_of(&d)), 4);
+        let mut text = l.join("\n");
+        text.push('\n');
+        text.push_str(&l[0][..20]);
+        assert_eq!(broken_at(AuditLog::verify(text.as_bytes())), 6);
+    }
+
+    #[test]
+    fn non_canonical_lines_are_rejected() {
+        let (_dir, log) = log_with(2);
+        let l = lines(&log);
+        let hash_hex = hex::encode(AuditRecord::from_line(&l[0]).unwrap().hash());
+        for edited in [
+            // Same JSON value, different bytes.
+            l[0].replacen("{\"seq\"", "{ \"seq\"", 1),
+            l[0].replacen("\"op\":\"sign\"", "\"op\":\"\\u0073ign\"", 1),
+            // A duplicate key some readers take first and some take last.
+            l[0].replacen("\"wallet\":", "\"wallet\":\"mallory\",\"wallet\":", 1),
+            // Upper-case hex.
+            l[0].replace(&hash_hex, &hash_hex.to_uppercase()),
+        ] {
+            assert_ne!(edited, l[0]);
+            let d = vec![edited, l[1].clone()];
+            assert_eq!(broken_at(verify_lines_of(&d)), 1, "{}", d[0]);
+        }
+    }
+
+    #[test]
+    fn verify_against_catches_a_cut_tail_and_a_rewrite() {
+        let (_dir, log) = log_with(5);
+        let l = lines(&log);
+        let head = log.head().unwrap();
+        // Cut the last two records: still a valid chain...
+        let cut = &l[..3];
+        assert_eq!(verify_lines_of(cut).unwrap().seq, 3);
+        // ...but not against the anchored head.
+        let mut text = cut.join("\n");
+        text.push('\n');
+        assert_eq!(
+            broken_at(AuditLog::verify_against(text.as_bytes(), &head)),
+            4
+        );
+        // An older anchor still passes on the grown log.
+        let mid = verify_lines_of(&l[..2]).unwrap();
+        let full = std::fs::read(log.path()).unwrap();
+        assert_eq!(
+            AuditLog::verify_against(full.as_slice(), &mid).unwrap(),
+            head
+        );
+        // A whole log rebuilt from record 2 on (fresh hashes) fails the anchor.
+        let forged = MemoryAuditLog::with_clock(fixed_clock);
+        for i in [0, 5, 6] {
+            forged.append(sample(i)).unwrap();
+        }
+        let forged = forged.to_jsonl().unwrap();
+        assert_eq!(AuditLog::verify(forged.as_bytes()).unwrap().seq, 3);
+        assert_eq!(
+            broken_at(AuditLog::verify_against(forged.as_bytes(), &mid)),
+            2
+        );
+        // A bogus genesis anchor.
+        let bogus = AuditHead {
+            seq: 0,
+            hash: [1; 32],
+        };
+        assert_eq!(
+            broken_at(AuditLog::verify_against(full.as_slice(), &bogus)),
+            0
+        );
+        assert_eq!(
+            AuditLog::verify_against(full.as_slice(), &AuditHead::GENESIS).unwrap(),
+            head
+        );
+    }
+
+    #[test]
+    fn concurrent_appends_form_one_chain() {
+        let (_dir, log) = log_with(0);
+        let log = Arc::new(log);
+        let other = Arc::new(AuditLog::open(log.path()).unwrap());
+        let threads: u32 = 6;
+        let per_thread: u32 = 15;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                // Half the threads use a second handle, like another process.
+                let log: Arc<dyn AuditSink> = if t % 2 == 0 {
+                    log.clone()
+                } else {
+                    other.clone()
+                };
+                std::thread::spawn(move || {
+                    let mut seqs = Vec::new();
+                    for i in 0..per_thread {
+                        seqs.push(log.append(sample(t * 100 + i)).unwrap().seq);
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        let total = u64::from(threads * per_thread);
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+        assert_eq!(log.verify_file().unwrap().seq, total);
+    }
+
+    #[test]
+    fn concurrent_memory_appends_form_one_chain() {
+        let mem = Arc::new(MemoryAuditLog::new());
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let mem = Arc::clone(&mem);
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        mem.append(sample(t * 100 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let head = AuditLog::verify(mem.to_jsonl().unwrap().as_bytes()).unwrap();
+        assert_eq!(head.seq, 200);
+        assert_eq!(head, mem.head());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_on_open() {
+        let (_dir, log) = log_with(3);
+        let good = std::fs::read(log.path()).unwrap();
+        let mut torn = good.clone();
+        torn.extend_from_slice(b"{\"seq\":4,\"time\":17");
+        std::fs::write(log.path(), &torn).unwrap();
+        assert_eq!(broken_at(log.verify_file()), 4);
+        let reopened = AuditLog::open_with_clock(log.path(), fixed_clock).unwrap();
+        assert_eq!(std::fs::read(log.path()).unwrap(), good);
+        assert_eq!(reopened.append(sample(3)).unwrap().seq, 4);
+        assert_eq!(log.verify_file().unwrap().seq, 4);
+        // A torn first line leaves an empty log.
+        std::fs::write(log.path(), b"{\"seq\":1").unwrap();
+        assert_eq!(log.head().unwrap(), AuditHead::GENESIS);
+        assert_eq!(std::fs::read(log.path()).unwrap(), b"");
+    }
+
+    #[test]
+    fn nothing_is_appended_to_a_damaged_tail() {
+        let (_dir, log) = log_with(3);
+        let mut l = lines(&log);
+        l[2] = l[2].replace("alice@example.com", "eve@example.com");
+        std::fs::write(log.path(), l.join("\n") + "\n").unwrap();
+        assert!(matches!(
+            log.append(sample(3)),
+            Err(Error::AuditChainBroken { seq: 3, .. })
+        ));
+        std::fs::write(log.path(), "not json\n").unwrap();
+        assert!(matches!(
+            log.append(sample(3)),
+            Err(Error::MalformedRecord(_))
+        ));
+        assert!(matches!(
+            AuditLog::open(log.path()),
+            Err(Error::MalformedRecord(_))
+        ));
+    }
+
+    #[test]
+    fn tail_is_found_past_the_first_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open_with_clock(dir.path().join("a.jsonl"), fixed_clock).unwrap();
+        let long = "w".repeat(10_000);
+        for i in 0..3 {
+            log.append(sample(i).with_wallet(&long)).unwrap();
+        }
+        assert_eq!(log.head().unwrap().seq, 3);
+        assert_eq!(log.append(sample(3)).unwrap().seq, 4);
+        assert_eq!(log.verify_file().unwrap().seq, 4);
+    }
+
+    #[test]
+    fn sinks_are_object_safe() {
+        let (_dir, log) = log_with(0);
+        let sinks: Vec<Arc<dyn AuditSink>> = vec![Arc::new(MemoryAuditLog::new()), Arc::new(log)];
+        for s in &sinks {
+            assert_eq!(s.append(sample(0)).unwrap().seq, 1);
+        }
+    }
+
+    #[test]
+    fn head_round_trips_through_json() {
+        let (_dir, log) = log_with(2);
+        let head = log.head().unwrap();
+        let json = serde_json::to_string(&head).unwrap();
+        assert_eq!(
+            json,
+            format!("{{\"seq\":2,\"hash\":\"{}\"}}", hex::encode(head.hash))
+        );
+        assert_eq!(serde_json::from_str::<AuditHead>(&json).unwrap(), head);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn log_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, log) = log_with(1);
+        let mode = std::fs::metadata(log.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !0o600, 0, "mode {mode:o}");
+    }
+}

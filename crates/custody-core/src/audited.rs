@@ -1,0 +1,137 @@
+//! [`Audited`]: a layer that records every signature and export in an audit
+//! log, failing closed.
+//!
+//! It wraps any [`KeyBackend`] and is itself one, so it composes with gates:
+//! `Audited(TotpGate(Vault))` records what passed the gate, and a gate can
+//! record its own refusals. A record is appended *after* the inner backend
+//! answers, with the outcome; if the record cannot be written, the signature
+//! or exported key is withheld and the error returned (an operation that
+//! leaves no trace does not happen).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
+use crate::{
+    Authorization, Error, ExportingBackend, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey,
+    PrivateKeyBytes, RawSignature, SharedBackend, SignRequest, SigningBackend, WrappingBackend,
+};
+
+/// Records every signature and export of the backend it wraps.
+pub struct Audited {
+    inner: SharedBackend,
+    sink: Arc<dyn AuditSink>,
+}
+
+impl Audited {
+    /// Wraps `inner`, recording to `sink`.
+    #[must_use]
+    pub fn new(inner: SharedBackend, sink: Arc<dyn AuditSink>) -> Self {
+        Self { inner, sink }
+    }
+}
+
+/// Adds the public identifiers of a pinned key to an audit event.
+#[must_use]
+pub fn describe_key(event: AuditEvent, key: &PinnedKey) -> AuditEvent {
+    let mut event = event.with_public_key(key.public_key());
+    if let Some((name, index)) = key.wallet() {
+        event = event.with_wallet(name).with_index(index);
+    }
+    if let Some(path) = key.path() {
+        event = event.with_path(path);
+    }
+    if let KeyRef::Stored(id) = key.reference() {
+        event = event.with_key(id.as_str());
+    }
+    event
+}
+
+/// The audit outcome of a result, with a static detail for failures.
+fn event_for<T>(op: AuditOp, result: &Result<T, Error>) -> AuditEvent {
+    match result {
+        Ok(_) => AuditEvent::new(op, AuditOutcome::Success),
+        Err(Error::Denied(d)) => AuditEvent::new(op, AuditOutcome::Denied).with_detail(d.kind()),
+        Err(e) => AuditEvent::new(op, AuditOutcome::Failed).with_detail(e.kind()),
+    }
+}
+
+impl SigningBackend for Audited {
+    fn key_kinds(&self) -> KeyKinds {
+        self.inner
+            .signing()
+            .map(SigningBackend::key_kinds)
+            .unwrap_or_default()
+    }
+
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, Error>> {
+        match self.inner.signing() {
+            Some(s) => s.pin(key),
+            None => Pending::ready(Err(Error::Unsupported("this backend does not sign"))),
+        }
+    }
+
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> Pending<'a, Result<RawSignature, Error>> {
+        let Some(s) = self.inner.signing() else {
+            return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
+        };
+        let sink = &self.sink;
+        s.sign_digest(request).map(move |result| {
+            let event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
+                .with_digest(&request.digest)
+                .with_field("intent", request.intent.kind().as_str())?;
+            sink.append(event)?;
+            result
+        })
+    }
+}
+
+impl ExportingBackend for Audited {
+    fn export_private_key<'a>(
+        &'a self,
+        key: &'a PinnedKey,
+        auth: &'a Authorization,
+    ) -> Pending<'a, Result<PrivateKeyBytes, Error>> {
+        let Some(x) = self.inner.exporting() else {
+            return Pending::ready(Err(Error::Unsupported(
+                "keys of this backend cannot leave it",
+            )));
+        };
+        let sink = &self.sink;
+        x.export_private_key(key, auth).map(move |result| {
+            sink.append(describe_key(event_for(AuditOp::EXPORT, &result), key))?;
+            result
+        })
+    }
+}
+
+impl KeyBackend for Audited {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        self.inner.signing().map(|_| self as &dyn SigningBackend)
+    }
+
+    fn wrapping(&self) -> Option<&dyn WrappingBackend> {
+        self.inner.wrapping()
+    }
+
+    fn exporting(&self) -> Option<&dyn ExportingBackend> {
+        self.inner
+            .exporting()
+            .map(|_| self as &dyn ExportingBackend)
+    }
+}
+
+impl fmt::Debug for Audited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Audited")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}

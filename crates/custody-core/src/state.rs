@@ -1,0 +1,838 @@
+//! A small durable record store with compare-and-swap: where the TOTP gate
+//! keeps its replay counters and lockouts.
+//!
+//! A record is a versioned byte string under a UTF-8 key. The only write is
+//! [`StateStore::compare_and_swap`]: it succeeds only if the record still has
+//! the version the caller read (or, for `None`, does not exist yet), so two
+//! signers racing on one wallet's replay counter cannot both accept the same
+//! code. Versions start at 1 and grow by exactly 1 per successful swap.
+//!
+//! Two implementations:
+//! - [`MemoryStore`], for tests and for processes that need no durability;
+//! - [`FileStore`], one file per key in a directory, safe across threads
+//!   *and* processes sharing the directory, crash-safe (a record is replaced
+//!   atomically and is on disk before the swap is acknowledged).
+//!
+//! The on-disk format is specified in `SPEC.md` ("State store records") and
+//! pinned by `tests/vectors/state_record_v1.bin`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::fsutil;
+
+/// Largest key, in bytes of UTF-8.
+pub const MAX_STATE_KEY_BYTES: usize = 512;
+/// Largest value, in bytes.
+pub const MAX_STATE_VALUE_BYTES: usize = 64 * 1024;
+
+/// A record's value and the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The record version: 1 after the first swap, +1 per swap since.
+    pub version: u64,
+    /// The stored bytes.
+    pub value: Vec<u8>,
+}
+
+/// The result of [`StateStore::compare_and_swap`].
+#[must_use = "a Conflict means nothing was written"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The value was written (durably, for a durable store) with this version.
+    Swapped {
+        /// The record's new version.
+        version: u64,
+    },
+    /// The record was not at the expected version; nothing was written.
+    Conflict {
+        /// The record as it is now (`None` if it does not exist).
+        current: Option<Versioned>,
+    },
+}
+
+/// A key/value store with per-key compare-and-swap.
+///
+/// **Synchronous, on purpose.** The stores here are local (memory, a local
+/// directory): a call is a file lock, a read and at most one fsync (about a
+/// millisecond), so they answer at once and a gate built on them can return
+/// a ready [`crate::Pending`] on the software path, with no executor. An
+/// async service calling such a gate blocks its executor thread for that
+/// fsync, as for any local file I/O. A remote store (a database, a replicated
+/// table) is network I/O and must not block: giving the trait an async form
+/// (returning [`crate::Pending`]) is a separate decision, to be made with the
+/// first such store, and not paid for by the local ones.
+///
+/// Object safe (`Arc<dyn StateStore>`), `Send + Sync`, and `Debug` without
+/// values (implementations print where they keep records, not records).
+///
+/// Keys are 1 to [`MAX_STATE_KEY_BYTES`] bytes of UTF-8 (wallet names are
+/// arbitrary UTF-8, e.g. e-mail addresses); values at most
+/// [`MAX_STATE_VALUE_BYTES`]. Values are not secret-safe storage: keep only
+/// counters, timestamps and public identifiers in them.
+pub trait StateStore: Send + Sync + fmt::Debug {
+    /// Reads the record under `key`, or `None` if there is none.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStateRecord`] for a key of bad length;
+    /// [`Error::MalformedRecord`] if the stored record is corrupt;
+    /// [`Error::Io`].
+    fn get(&self, key: &str) -> Result<Option<Versioned>, Error>;
+
+    /// Writes `value` under `key` if the record is at version `expected`
+    /// (`None`: if no record exists). On success the record's version becomes
+    /// `expected + 1` (or 1) and [`CasOutcome::Swapped`] carries it; otherwise
+    /// nothing is written and [`CasOutcome::Conflict`] carries the current
+    /// record, so the caller can retry without another read.
+    ///
+    /// When a durable store returns `Swapped`, the write survives a crash or
+    /// power loss: that is the acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStateRecord`] for a key or value of bad length;
+    /// [`Error::MalformedRecord`] if the stored record is corrupt (nothing is
+    /// written over it); [`Error::Io`]. After an `Io` error the swap may or
+    /// may not have taken effect (e.g. the rename happened but the directory
+    /// sync failed): treat it as not acknowledged, and read again before
+    /// retrying.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+    ) -> Result<CasOutcome, Error>;
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() || key.len() > MAX_STATE_KEY_BYTES {
+        return Err(Error::InvalidStateRecord("keys are 1-512 bytes of UTF-8"));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), Error> {
+    if value.len() > MAX_STATE_VALUE_BYTES {
+        return Err(Error::InvalidStateRecord("values are at most 65536 bytes"));
+    }
+    Ok(())
+}
+
+/// The version a swap from `expected` produces.
+fn next_version(expected: Option<u64>) -> Result<u64, Error> {
+    match expected {
+        None => Ok(1),
+        Some(v) => v
+            .checked_add(1)
+            .ok_or(Error::InvalidStateRecord("record version would overflow")),
+    }
+}
+
+/// Compares the stored version with the expected one.
+fn matches(current: Option<&Versioned>, expected: Option<u64>) -> bool {
+    current.map(|c| c.version) == expected
+}
+
+/// Records held in memory; lost when dropped. For tests and embedding.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<String, Versioned>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, Error> {
+        check_key(key)?;
+        // A poisoned lock is safe to reuse: the map is only changed by a
+        // single `insert`, so a panicking holder cannot leave it half-written.
+        let map = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(key).cloned())
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+    ) -> Result<CasOutcome, Error> {
+        check_key(key)?;
+        check_value(value)?;
+        let mut map = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = map.get(key);
+        if !matches(current, expected) {
+            return Ok(CasOutcome::Conflict {
+                current: current.cloned(),
+            });
+        }
+        let version = next_version(expected)?;
+        map.insert(
+            key.to_owned(),
+            Versioned {
+                version,
+                value: value.to_vec(),
+            },
+        );
+        Ok(CasOutcome::Swapped { version })
+    }
+}
+
+/// Magic bytes at the start of a state record file.
+const MAGIC: &[u8; 4] = b"CSSR";
+/// The record format version.
+const FORMAT_V1: u8 = 1;
+/// magic ‖ format ‖ version ‖ key_len ‖ value_len ‖ checksum.
+const FIXED_LEN: usize = 4 + 1 + 8 + 2 + 4 + 32;
+
+/// Encodes a record (format v1, see `SPEC.md`). Lengths are checked by the
+/// caller.
+fn encode_record(key: &str, version: u64, value: &[u8]) -> Result<Vec<u8>, Error> {
+    let key_len = u16::try_from(key.len())
+        .map_err(|_| Error::InvalidStateRecord("keys are 1-512 bytes of UTF-8"))?;
+    let value_len = u32::try_from(value.len())
+        .map_err(|_| Error::InvalidStateRecord("values are at most 65536 bytes"))?;
+    let mut out = Vec::with_capacity(FIXED_LEN + key.len() + value.len());
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&key_len.to_be_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&value_len.to_be_bytes());
+    out.extend_from_slice(value);
+    let checksum = Sha256::digest(&out);
+    out.extend_from_slice(&checksum);
+    Ok(out)
+}
+
+/// A cursor over untrusted bytes that fails instead of panicking.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if self.0.len() < n {
+            return Err(Error::MalformedRecord("state record is truncated"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+}
+
+/// Decodes a record file and checks that it belongs to `expected_key`.
+fn decode_record(bytes: &[u8], expected_key: &str) -> Result<Versioned, Error> {
+    let bad = Error::MalformedRecord;
+    if bytes.len() < FIXED_LEN {
+        return Err(bad("state record is truncated"));
+    }
+    let (body, checksum) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(body).as_slice() != checksum {
+        return Err(bad("state record checksum mismatch (torn or corrupt file)"));
+    }
+    let mut r = Reader(body);
+    if r.take(4)? != MAGIC {
+        return Err(bad("not a state record (bad magic)"));
+    }
+    if r.array::<1>()? != [FORMAT_V1] {
+        return Err(bad("unsupported state record format version"));
+    }
+    let version = u64::from_be_bytes(r.array()?);
+    let key_len = usize::from(u16::from_be_bytes(r.array()?));
+    let key = r.take(key_len)?;
+    // Widening u32 -> usize: lossless on the 32- and 64-bit targets we build.
+    let value_len = u32::from_be_bytes(r.array()?) as usize;
+    let value = r.take(value_len)?;
+    if !r.0.is_empty() {
+        return Err(bad("state record has trailing bytes"));
+    }
+    if version == 0 {
+        return Err(bad("state record version is 0"));
+    }
+    if key.is_empty() || key.len() > MAX_STATE_KEY_BYTES || value.len() > MAX_STATE_VALUE_BYTES {
+        return Err(bad("state record field out of range"));
+    }
+    let key = std::str::from_utf8(key).map_err(|_| bad("state record key is not UTF-8"))?;
+    if key != expected_key {
+        return Err(bad("state record belongs to another key"));
+    }
+    Ok(Versioned {
+        version,
+        value: value.to_vec(),
+    })
+}
+
+/// Records in a directory: one file per key, safe across threads and
+/// processes, crash-safe.
+///
+/// Layout: the record for key `k` is the file `hex(SHA-256(k))` (64 lower-case
+/// hex digits) and its lock is `hex(SHA-256(k)).lock`. A compare-and-swap
+/// holds the key's lock (an OS file lock: it excludes other threads and
+/// other processes) around read, compare and write; the write replaces the
+/// record atomically (temp file, fsync, rename, fsync of the directory)
+/// before `Swapped` is returned. Reads take no lock: a reader sees the old
+/// record or the new one, never a mix. A record that fails its checksum, or
+/// that names another key, is [`Error::MalformedRecord`]; it is never
+/// overwritten by a swap (fail closed: an operator must look at it).
+///
+/// Files whose names start with `.` are temp files of writes that crashed
+/// before their rename; they hold nothing acknowledged and may be deleted
+/// while no writer runs.
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// Opens the store in `dir`, creating the directory (mode `0o700`) if it
+    /// does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created or is not a
+    /// directory.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        fsutil::create_private_dir(&dir)?;
+        if !dir.is_dir() {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "state store path is not a directory",
+            )));
+        }
+        Ok(Self { dir })
+    }
+
+    /// The directory the records live in.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file name of `key`'s record.
+    fn file_name(key: &str) -> String {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+
+    fn read(&self, key: &str, name: &str) -> Result<Option<Versioned>, Error> {
+        match fsutil::read_optional(&self.dir.join(name))? {
+            None => Ok(None),
+            Some(bytes) => decode_record(&bytes, key).map(Some),
+        }
+    }
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore").field("dir", &self.dir).finish()
+    }
+}
+
+impl StateStore for FileStore {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, Error> {
+        check_key(key)?;
+        self.read(key, &Self::file_name(key))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+    ) -> Result<CasOutcome, Error> {
+        check_key(key)?;
+        check_value(value)?;
+        let name = Self::file_name(key);
+        let _lock = fsutil::DirLock::lock(&self.dir.join(format!("{name}.lock")))?;
+        let current = self.read(key, &name)?;
+        if !matches(current.as_ref(), expected) {
+            return Ok(CasOutcome::Conflict { current });
+        }
+        let version = next_version(expected)?;
+        let bytes = encode_record(key, version, value)?;
+        fsutil::write_atomic(&self.dir, &name, &bytes)?;
+        Ok(CasOutcome::Swapped { version })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn swapped(o: CasOutcome) -> u64 {
+        match o {
+            CasOutcome::Swapped { version } => version,
+            CasOutcome::Conflict { current } => panic!("unexpected conflict: {current:?}"),
+        }
+    }
+
+    fn conflict(o: CasOutcome) -> Option<Versioned> {
+        match o {
+            CasOutcome::Conflict { current } => current,
+            CasOutcome::Swapped { version } => panic!("unexpected swap to {version}"),
+        }
+    }
+
+    fn v(version: u64, value: &[u8]) -> Option<Versioned> {
+        Some(Versioned {
+            version,
+            value: value.to_vec(),
+        })
+    }
+
+    /// The conformance suite every [`StateStore`] must pass.
+    fn conformance(store: &dyn StateStore) {
+        // Absent.
+        assert_eq!(store.get("a").unwrap(), None);
+        // Only "must not exist" creates; a version for an absent key conflicts.
+        assert_eq!(
+            conflict(store.compare_and_swap("a", Some(1), b"x").unwrap()),
+            None
+        );
+        assert_eq!(store.get("a").unwrap(), None);
+        // Create-if-absent.
+        assert_eq!(
+            swapped(store.compare_and_swap("a", None, b"one").unwrap()),
+            1
+        );
+        assert_eq!(store.get("a").unwrap(), v(1, b"one"));
+        // A second create conflicts and returns the current record.
+        assert_eq!(
+            conflict(store.compare_and_swap("a", None, b"two").unwrap()),
+            v(1, b"one")
+        );
+        // A stale or future version conflicts.
+        assert_eq!(
+            conflict(store.compare_and_swap("a", Some(0), b"two").unwrap()),
+            v(1, b"one")
+        );
+        assert_eq!(
+            conflict(store.compare_and_swap("a", Some(2), b"two").unwrap()),
+            v(1, b"one")
+        );
+        // Versions grow by exactly one per swap.
+        for i in 1..=5u64 {
+            let value = format!("value {i}");
+            assert_eq!(
+                swapped(
+                    store
+                        .compare_and_swap("a", Some(i), value.as_bytes())
+                        .unwrap()
+                ),
+                i + 1
+            );
+            assert_eq!(store.get("a").unwrap(), v(i + 1, value.as_bytes()));
+        }
+        // Failed swaps do not bump the version.
+        assert_eq!(
+            conflict(store.compare_and_swap("a", Some(3), b"z").unwrap()),
+            v(6, b"value 5")
+        );
+        assert_eq!(store.get("a").unwrap(), v(6, b"value 5"));
+        // Keys are independent.
+        assert_eq!(store.get("b").unwrap(), None);
+        assert_eq!(swapped(store.compare_and_swap("b", None, b"").unwrap()), 1);
+        assert_eq!(store.get("b").unwrap(), v(1, b""));
+        assert_eq!(store.get("a").unwrap(), v(6, b"value 5"));
+        // Arbitrary UTF-8 keys (wallet names are e-mails, any script).
+        for key in [
+            "alice@example.com",
+            "wallet:Zoë/totp",
+            "鍵",
+            "a b\tc\n",
+            "/../etc/passwd",
+            "A",
+        ] {
+            let before = store.get(key).unwrap();
+            let expected = before.as_ref().map(|b| b.version);
+            let version = swapped(
+                store
+                    .compare_and_swap(key, expected, key.as_bytes())
+                    .unwrap(),
+            );
+            assert_eq!(
+                store.get(key).unwrap(),
+                v(version, key.as_bytes()),
+                "{key:?}"
+            );
+        }
+        // Key limits.
+        let longest = "é".repeat(MAX_STATE_KEY_BYTES / 2);
+        assert_eq!(
+            swapped(store.compare_and_swap(&longest, None, b"x").unwrap()),
+            1
+        );
+        assert_eq!(store.get(&longest).unwrap(), v(1, b"x"));
+        let too_long = "k".repeat(MAX_STATE_KEY_BYTES + 1);
+        for key in ["", too_long.as_str()] {
+            assert!(matches!(store.get(key), Err(Error::InvalidStateRecord(_))));
+            assert!(matches!(
+                store.compare_and_swap(key, None, b"x"),
+                Err(Error::InvalidStateRecord(_))
+            ));
+        }
+        // Value limits.
+        let big = vec![0xA5; MAX_STATE_VALUE_BYTES];
+        assert_eq!(
+            swapped(store.compare_and_swap("big", None, &big).unwrap()),
+            1
+        );
+        assert_eq!(store.get("big").unwrap(), v(1, &big));
+        let too_big = vec![0; MAX_STATE_VALUE_BYTES + 1];
+        assert!(matches!(
+            store.compare_and_swap("big", Some(1), &too_big),
+            Err(Error::InvalidStateRecord(_))
+        ));
+        assert_eq!(store.get("big").unwrap(), v(1, &big));
+    }
+
+    /// `threads` threads each add `per_thread` to one counter with CAS loops.
+    fn concurrent_counter(store: Arc<dyn StateStore>, threads: u64, per_thread: u64) {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for _ in 0..per_thread {
+                        let mut seen = store.get("counter").unwrap();
+                        loop {
+                            let n = seen.as_ref().map_or(0, |s| {
+                                u64::from_be_bytes(s.value.as_slice().try_into().unwrap())
+                            });
+                            let expected = seen.as_ref().map(|s| s.version);
+                            match store
+                                .compare_and_swap("counter", expected, &(n + 1).to_be_bytes())
+                                .unwrap()
+                            {
+                                CasOutcome::Swapped { .. } => break,
+                                CasOutcome::Conflict { current } => seen = current,
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let total = threads * per_thread;
+        assert_eq!(
+            store.get("counter").unwrap(),
+            v(total, &total.to_be_bytes())
+        );
+    }
+
+    fn file_store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("state")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn object_safe() {
+        let stores: Vec<Arc<dyn StateStore>> =
+            vec![Arc::new(MemoryStore::new()), Arc::new(file_store().1)];
+        assert_eq!(stores.len(), 2);
+    }
+
+    #[test]
+    fn memory_store_conforms() {
+        conformance(&MemoryStore::new());
+    }
+
+    #[test]
+    fn file_store_conforms() {
+        let (_dir, store) = file_store();
+        conformance(&store);
+        // And the records persist across reopening.
+        let reopened = FileStore::open(store.dir()).unwrap();
+        assert_eq!(reopened.get("a").unwrap(), v(6, b"value 5"));
+    }
+
+    #[test]
+    fn memory_store_counts_exactly_under_contention() {
+        concurrent_counter(Arc::new(MemoryStore::new()), 8, 500);
+    }
+
+    #[test]
+    fn file_store_counts_exactly_under_contention() {
+        let (_dir, store) = file_store();
+        concurrent_counter(Arc::new(store), 4, 25);
+    }
+
+    #[test]
+    fn two_handles_on_one_dir_count_exactly() {
+        // Two FileStore values on one directory stand in for two processes
+        // (the process case is tests/state_crash.rs).
+        let (_dir, a) = file_store();
+        let b = FileStore::open(a.dir()).unwrap();
+        let stores: [Arc<dyn StateStore>; 2] = [Arc::new(a), Arc::new(b)];
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                let s = Arc::clone(s);
+                std::thread::spawn(move || concurrent_counter_part(&*s, 40))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(
+            stores[0].get("counter").unwrap(),
+            v(80, &80u64.to_be_bytes())
+        );
+    }
+
+    fn concurrent_counter_part(store: &dyn StateStore, n: u64) {
+        for _ in 0..n {
+            loop {
+                let seen = store.get("counter").unwrap();
+                let c = seen.as_ref().map_or(0, |s| {
+                    u64::from_be_bytes(s.value.as_slice().try_into().unwrap())
+                });
+                let out = store
+                    .compare_and_swap("counter", seen.map(|s| s.version), &(c + 1).to_be_bytes())
+                    .unwrap();
+                if matches!(out, CasOutcome::Swapped { .. }) {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn record_file_is_named_by_key_hash_and_holds_the_key() {
+        let (_dir, store) = file_store();
+        assert_eq!(
+            swapped(store.compare_and_swap("alice", None, b"7").unwrap()),
+            1
+        );
+        let name = hex::encode(Sha256::digest(b"alice"));
+        let bytes = std::fs::read(store.dir().join(&name)).unwrap();
+        assert_eq!(bytes, encode_record("alice", 1, b"7").unwrap());
+        assert_eq!(decode_record(&bytes, "alice").unwrap(), v(1, b"7").unwrap());
+    }
+
+    #[test]
+    fn corrupt_records_are_malformed_never_a_panic() {
+        let (_dir, store) = file_store();
+        assert_eq!(
+            swapped(store.compare_and_swap("k", None, b"hello").unwrap()),
+            1
+        );
+        let path = store.dir().join(FileStore::file_name("k"));
+        let good = std::fs::read(&path).unwrap();
+
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new(), b"garbage".to_vec()];
+        // Every truncation (a torn write) and every single-bit flip.
+        for len in 0..good.len() {
+            cases.push(good[..len].to_vec());
+        }
+        for i in 0..good.len() {
+            let mut b = good.clone();
+            b[i] ^= 0x01;
+            cases.push(b);
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        cases.push(longer);
+        for bytes in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(
+                matches!(store.get("k"), Err(Error::MalformedRecord(_))),
+                "{bytes:?}"
+            );
+            // A swap never writes over a corrupt record.
+            assert!(matches!(
+                store.compare_and_swap("k", Some(1), b"x"),
+                Err(Error::MalformedRecord(_))
+            ));
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn well_checksummed_but_invalid_records_are_malformed() {
+        let with_checksum = |body: &[u8]| {
+            let mut b = body.to_vec();
+            b.extend_from_slice(&Sha256::digest(body));
+            b
+        };
+        let good = encode_record("k", 1, b"v").unwrap();
+        let body = &good[..good.len() - 32];
+        // Version 0.
+        let mut b = body.to_vec();
+        b[5..13].copy_from_slice(&0u64.to_be_bytes());
+        assert!(matches!(
+            decode_record(&with_checksum(&b), "k"),
+            Err(Error::MalformedRecord(_))
+        ));
+        // Wrong format version, wrong magic.
+        let mut b = body.to_vec();
+        b[4] = 2;
+        assert!(matches!(
+            decode_record(&with_checksum(&b), "k"),
+            Err(Error::MalformedRecord(_))
+        ));
+        let mut b = body.to_vec();
+        b[0] = b'X';
+        assert!(matches!(
+            decode_record(&with_checksum(&b), "k"),
+            Err(Error::MalformedRecord(_))
+        ));
+        // Key length past the end, value length past the end, trailing bytes.
+        let mut b = body.to_vec();
+        b[13..15].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert!(matches!(
+            decode_record(&with_checksum(&b), "k"),
+            Err(Error::MalformedRecord(_))
+        ));
+        let mut b = body.to_vec();
+        let vl = 15 + 1;
+        b[vl..vl + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode_record(&with_checksum(&b), "k"),
+            Err(Error::MalformedRecord(_))
+        ));
+        let mut b = body.to_vec();
+        b.push(0);
+        assert!(matches!(
+            decode_record(&with_checksum(&b), "k"),
+            Err(Error::MalformedRecord(_))
+        ));
+        // Non-UTF-8 key.
+        let mut b = body.to_vec();
+        b[15] = 0xFF;
+        assert!(matches!(
+            decode_record(&with_checksum(&b), "\u{FFFD}"),
+            Err(Error::MalformedRecord(_))
+        ));
+    }
+
+    #[test]
+    fn a_record_copied_to_another_key_is_rejected() {
+        let (_dir, store) = file_store();
+        assert_eq!(
+            swapped(store.compare_and_swap("alice", None, b"locked").unwrap()),
+            1
+        );
+        assert_eq!(
+            swapped(store.compare_and_swap("bob", None, b"open").unwrap()),
+            1
+        );
+        std::fs::copy(
+            store.dir().join(FileStore::file_name("alice")),
+            store.dir().join(FileStore::file_name("bob")),
+        )
+        .unwrap();
+        assert!(matches!(store.get("bob"), Err(Error::MalformedRecord(_))));
+    }
+
+    #[test]
+    fn stray_temp_files_are_ignored() {
+        let (_dir, store) = file_store();
+        let name = FileStore::file_name("k");
+        std::fs::write(store.dir().join(format!(".{name}.1.0.tmp")), b"torn").unwrap();
+        assert_eq!(store.get("k").unwrap(), None);
+        assert_eq!(swapped(store.compare_and_swap("k", None, b"v").unwrap()), 1);
+        assert_eq!(store.get("k").unwrap(), v(1, b"v"));
+    }
+
+    #[test]
+    fn debug_shows_no_values() {
+        let store = MemoryStore::new();
+        let _ = store
+            .compare_and_swap("wallet", None, b"s3cr3t-ish")
+            .unwrap();
+        assert!(!format!("{store:?}").contains("s3cr3t"));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Expect {
+        /// The version the key has now (so that most swaps succeed).
+        Current,
+        /// A fixed guess (`None`: must not exist).
+        Fixed(Option<u64>),
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Get(usize),
+        Cas(usize, Expect, Vec<u8>),
+    }
+
+    const KEYS: [&str; 3] = ["a", "wallet:ü", "c"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..KEYS.len()).prop_map(Op::Get),
+            (
+                0..KEYS.len(),
+                prop_oneof![
+                    3 => Just(Expect::Current),
+                    1 => proptest::option::of(0u64..5).prop_map(Expect::Fixed),
+                ],
+                proptest::collection::vec(any::<u8>(), 0..8)
+            )
+                .prop_map(|(k, e, v)| Op::Cas(k, e, v)),
+        ]
+    }
+
+    /// Runs `op` on `store`; `Expect::Current` is resolved against `model`.
+    fn outcome(store: &dyn StateStore, model: &MemoryStore, op: &Op) -> String {
+        match op {
+            Op::Get(k) => format!("{:?}", store.get(KEYS[*k]).map_err(|e| e.to_string())),
+            Op::Cas(k, e, v) => {
+                let expected = match e {
+                    Expect::Current => model.get(KEYS[*k]).unwrap().map(|c| c.version),
+                    Expect::Fixed(x) => *x,
+                };
+                let out = store.compare_and_swap(KEYS[*k], expected, v);
+                format!("{:?}", out.map_err(|e| e.to_string()))
+            }
+        }
+    }
+
+    proptest! {
+        // Each case fsyncs a few dozen times: keep the count modest.
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn file_store_behaves_like_memory_store(
+            ops in proptest::collection::vec(op(), 1..24)
+        ) {
+            let memory = MemoryStore::new();
+            let (_dir, file) = file_store();
+            for op in &ops {
+                // The file store goes first: `Current` reads the model before
+                // the model itself applies the op.
+                let from_file = outcome(&file, &memory, op);
+                let from_memory = outcome(&memory, &memory, op);
+                prop_assert_eq!(from_memory, from_file, "{:?}", op);
+            }
+            for key in KEYS {
+                prop_assert_eq!(memory.get(key).unwrap(), file.get(key).unwrap());
+            }
+        }
+    }
+}

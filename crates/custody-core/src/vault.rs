@@ -1,0 +1,358 @@
+//! [`Vault`]: secrets held in process, in zeroizing memory, and signing with
+//! them — the second custody model of [`crate::KeyBackend`].
+//!
+//! A vault holds an unlocked BIP32 master (from a BIP39 seed) and imported
+//! keys. It does not store anything: the keystore ([`crate::Keystore`])
+//! persists each secret envelope-encrypted under a KEK held by *another*
+//! backend (a passphrase-derived [`crate::LocalKek`] by default; KMS or an
+//! enclave with `custody-kms`) and loads it here. The vault is itself a
+//! `KeyBackend`: it signs and exports, and forwards wrapping to its KEK
+//! backend.
+//!
+//! # The hot path
+//! Wallet keys live at `wallet node / index`. The vault caches wallet nodes
+//! (private key, chain code and the node's compressed public key, all in
+//! zeroizing memory) in a bounded cache, so that a signature for key `i` of a
+//! warm wallet costs one HMAC-SHA512 and one scalar addition (the child key)
+//! plus the ECDSA signature itself — no public key is computed per signature.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use k256::{FieldBytes, NonZeroScalar, Secp256k1};
+use sha2::Sha256;
+use zeroize::Zeroize;
+
+use crate::hd::{ChainNode, HdNode};
+use crate::{
+    Authorization, ChildNumber, DerivationPath, Digest32, Error, ExportingBackend, KeyBackend,
+    KeyId, KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, PublicKey, RawSignature,
+    SharedBackend, SignRequest, SigningBackend, WalletScheme, WrappingBackend,
+};
+
+/// Default number of wallet nodes kept unlocked in the cache.
+pub const DEFAULT_NODE_CACHE: usize = 10_000;
+
+impl Borrow<[ChildNumber]> for DerivationPath {
+    fn borrow(&self) -> &[ChildNumber] {
+        self.components()
+    }
+}
+
+struct CacheEntry {
+    node: HdNode,
+    last_used: AtomicU64,
+}
+
+/// Bounded cache of unlocked HD nodes, keyed by path; least recently used is
+/// evicted (and zeroized on drop) when full.
+struct NodeCache {
+    map: RwLock<HashMap<DerivationPath, CacheEntry>>,
+    capacity: usize,
+    clock: AtomicU64,
+}
+
+impl NodeCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            capacity: capacity.max(1),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `f` on the node at `path`, deriving it from `master` on a miss.
+    fn with_node<T>(
+        &self,
+        master: &ChainNode,
+        path: &[ChildNumber],
+        f: impl Fn(&HdNode) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        {
+            let map = self
+                .map
+                .read()
+                .map_err(|_| Error::Unsupported("node cache poisoned"))?;
+            if let Some(e) = map.get(path) {
+                e.last_used.store(tick, Ordering::Relaxed);
+                return f(&e.node);
+            }
+        }
+        let path = DerivationPath::from_components(path.to_vec())?;
+        let node = HdNode::new(master.derive_path(&path)?)?;
+        let out = f(&node);
+        let mut map = self
+            .map
+            .write()
+            .map_err(|_| Error::Unsupported("node cache poisoned"))?;
+        if map.len() >= self.capacity && !map.contains_key(&path) {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, e)| e.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                map.remove(&k);
+            }
+        }
+        map.insert(
+            path,
+            CacheEntry {
+                node,
+                last_used: AtomicU64::new(tick),
+            },
+        );
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.map.read().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+struct ImportedKey {
+    secret: PrivateKeyBytes,
+    public: PublicKey,
+}
+
+/// Secrets held in process, and signing with them. See the [module docs](self).
+pub struct Vault {
+    kek: SharedBackend,
+    scheme: WalletScheme,
+    master: Option<ChainNode>,
+    master_public: Option<PublicKey>,
+    imported: RwLock<HashMap<KeyId, ImportedKey>>,
+    cache: NodeCache,
+}
+
+impl Vault {
+    /// An empty vault whose secrets are wrapped by `kek` and whose wallet
+    /// names map to paths by `scheme`.
+    #[must_use]
+    pub fn new(kek: SharedBackend, scheme: WalletScheme) -> Self {
+        Self {
+            kek,
+            scheme,
+            master: None,
+            master_public: None,
+            imported: RwLock::new(HashMap::new()),
+            cache: NodeCache::new(DEFAULT_NODE_CACHE),
+        }
+    }
+
+    /// Sets how many wallet nodes stay unlocked in the cache.
+    #[must_use]
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = NodeCache::new(capacity);
+        self
+    }
+
+    /// Unlocks the HD master from a BIP39 seed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`] if the seed does not give a valid master.
+    pub fn set_master_seed(&mut self, seed: &[u8]) -> Result<(), Error> {
+        let master = ChainNode::from_seed(seed)?;
+        self.master_public = Some(master.public_key());
+        self.master = Some(master);
+        Ok(())
+    }
+
+    /// Holds an imported private key under `id`; returns its public key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`] if the bytes are not a valid secret key.
+    pub fn insert_key(&self, id: KeyId, secret: PrivateKeyBytes) -> Result<PublicKey, Error> {
+        let public = public_key_of(&secret)?;
+        let mut map = self
+            .imported
+            .write()
+            .map_err(|_| Error::Unsupported("vault poisoned"))?;
+        map.insert(id, ImportedKey { secret, public });
+        Ok(public)
+    }
+
+    /// The wallet scheme.
+    #[must_use]
+    pub fn scheme(&self) -> WalletScheme {
+        self.scheme
+    }
+
+    /// The HD master's public key, once unlocked.
+    #[must_use]
+    pub fn master_public_key(&self) -> Option<PublicKey> {
+        self.master_public
+    }
+
+    /// Number of wallet nodes currently cached.
+    #[must_use]
+    pub fn cached_nodes(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The full path a reference resolves to, for HD references.
+    ///
+    /// # Errors
+    /// [`Error::InvalidWallet`] from the wallet scheme.
+    pub fn resolve_path(&self, key: &KeyRef) -> Result<Option<DerivationPath>, Error> {
+        match key {
+            KeyRef::Stored(_) => Ok(None),
+            KeyRef::Path(p) => Ok(Some(p.clone())),
+            KeyRef::Wallet { name, index } => self.scheme.key_path(name, *index).map(Some),
+        }
+    }
+
+    /// Runs `f` with the secret key of `key` (derived or imported), in
+    /// zeroizing memory that is wiped when `f` returns.
+    fn with_secret<T>(
+        &self,
+        reference: &KeyRef,
+        path: Option<&DerivationPath>,
+        f: impl Fn(&PrivateKeyBytes) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if let Some(path) = path {
+            let master = self.master.as_ref().ok_or(Error::KeyNotFound)?;
+            return match path.components().split_last() {
+                None => f(master.expose_secret_key()),
+                Some((last, parent)) => self.cache.with_node(master, parent, |node| {
+                    let child = node.child_secret(*last)?;
+                    f(&child)
+                }),
+            };
+        }
+        match reference {
+            KeyRef::Stored(id) => {
+                let map = self
+                    .imported
+                    .read()
+                    .map_err(|_| Error::Unsupported("vault poisoned"))?;
+                let key = map.get(id).ok_or(Error::KeyNotFound)?;
+                f(&key.secret)
+            }
+            _ => Err(Error::KeyNotFound),
+        }
+    }
+
+    fn pin_now(&self, key: &KeyRef) -> Result<PinnedKey, Error> {
+        let path = self.resolve_path(key)?;
+        let public = match (&path, key) {
+            (None, KeyRef::Stored(id)) => {
+                let map = self
+                    .imported
+                    .read()
+                    .map_err(|_| Error::Unsupported("vault poisoned"))?;
+                map.get(id).ok_or(Error::KeyNotFound)?.public
+            }
+            _ => self.with_secret(key, path.as_ref(), public_key_of)?,
+        };
+        Ok(PinnedKey::new(key.clone(), path, public))
+    }
+}
+
+/// The public key of a secret scalar (one scalar multiplication).
+pub(crate) fn public_key_of(secret: &PrivateKeyBytes) -> Result<PublicKey, Error> {
+    let sk = k256::SecretKey::from_slice(secret.expose_secret())
+        .map_err(|_| Error::InvalidKeyMaterial("not a valid secp256k1 secret key"))?;
+    Ok(PublicKey::from(sk.public_key()))
+}
+
+/// RFC 6979 ECDSA over a prehash with a bare scalar: no public key is computed.
+pub(crate) fn sign_prehash(
+    secret: &PrivateKeyBytes,
+    digest: &Digest32,
+) -> Result<RawSignature, Error> {
+    let mut repr: FieldBytes = (*secret.expose_secret()).into();
+    let d = NonZeroScalar::from_repr(repr).into_option();
+    repr.zeroize();
+    let mut d = d.ok_or(Error::InvalidKeyMaterial(
+        "not a valid secp256k1 secret key",
+    ))?;
+    let (sig, recid) =
+        ecdsa::hazmat::sign_prehashed_rfc6979::<Secp256k1, Sha256>(&d, &digest.0, b"");
+    d.zeroize();
+    Ok(RawSignature::Recoverable {
+        compact: sig.to_bytes().into(),
+        y_parity: recid.is_y_odd(),
+    })
+}
+
+impl SigningBackend for Vault {
+    fn key_kinds(&self) -> KeyKinds {
+        KeyKinds {
+            stored: true,
+            hd: self.master.is_some(),
+        }
+    }
+
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, Error>> {
+        Pending::ready(self.pin_now(key))
+    }
+
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> Pending<'a, Result<RawSignature, Error>> {
+        let key = request.key;
+        Pending::ready(self.with_secret(key.reference(), key.path(), |secret| {
+            sign_prehash(secret, &request.digest)
+        }))
+    }
+}
+
+impl ExportingBackend for Vault {
+    fn export_private_key<'a>(
+        &'a self,
+        key: &'a PinnedKey,
+        _auth: &'a Authorization,
+    ) -> Pending<'a, Result<PrivateKeyBytes, Error>> {
+        Pending::ready(self.with_secret(key.reference(), key.path(), |secret| {
+            // A pinned key whose public key does not match what we hold would
+            // export the wrong secret under the caller's belief: check it.
+            if &public_key_of(secret)? != key.public_key() {
+                return Err(Error::PublicKeyMismatch);
+            }
+            PrivateKeyBytes::from_slice(secret.expose_secret())
+        }))
+    }
+}
+
+impl KeyBackend for Vault {
+    fn name(&self) -> &str {
+        "software"
+    }
+
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        Some(self)
+    }
+
+    fn wrapping(&self) -> Option<&dyn WrappingBackend> {
+        self.kek.wrapping()
+    }
+
+    fn exporting(&self) -> Option<&dyn ExportingBackend> {
+        Some(self)
+    }
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let imported: Vec<KeyId> = self
+            .imported
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("Vault")
+            .field("kek", &self.kek)
+            .field("scheme", &self.scheme)
+            .field("master_public_key", &self.master_public)
+            .field("imported", &imported)
+            .field("cached_nodes", &self.cache.len())
+            .finish()
+    }
+}
+
+/// A vault shared between services.
+pub type SharedVault = Arc<Vault>;

@@ -1,0 +1,1 @@
+//! Examples of the custody SDK; see the `[[example]]` targets.
