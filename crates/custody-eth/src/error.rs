@@ -1,0 +1,95 @@
+//! The one error type of `custody-eth`.
+//!
+//! Variants carry only `&'static str` field names and reasons, small numbers
+//! and the wrapped [`custody_core::Error`]: nothing taken from the input, so
+//! an error can be logged without leaking what was being signed.
+
+use crate::TxType;
+
+/// Errors of `custody-eth`.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bytes are not strict, canonical RLP where `field` was expected:
+    /// truncated, a list where bytes were expected (or the reverse), a length
+    /// written in more bytes than needed, a single byte below `0x80` wrapped
+    /// in a string header, or a list whose items do not fill it exactly.
+    #[error("{field}: malformed RLP ({reason})")]
+    Rlp {
+        /// The field being decoded.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Bytes follow the end of the transaction.
+    #[error("trailing bytes after the transaction")]
+    TrailingBytes,
+    /// The input is empty.
+    #[error("empty input")]
+    Empty,
+    /// The first byte is neither an EIP-2718 type byte nor an RLP list
+    /// header, so this is not a transaction envelope.
+    #[error("not a transaction envelope (first byte 0x{0:02x})")]
+    NotATransaction(u8),
+    /// An EIP-2718 transaction type this crate does not implement. Never
+    /// treated as legacy.
+    #[error("unsupported transaction type 0x{0:02x}")]
+    UnsupportedType(u8),
+    /// A list has the wrong number of items.
+    #[error("{what}: expected {expected} fields, found {found}")]
+    FieldCount {
+        /// What the list is (a transaction type, an access-list entry, ...).
+        what: &'static str,
+        /// How many items the format requires.
+        expected: usize,
+        /// How many the input holds.
+        found: usize,
+    },
+    /// A fixed-size byte string (an address, a storage key, a versioned
+    /// hash) has the wrong length.
+    #[error("{field}: expected {expected} bytes, found {found}")]
+    InvalidLength {
+        /// The field.
+        field: &'static str,
+        /// The required length.
+        expected: usize,
+        /// The length found.
+        found: usize,
+    },
+    /// An RLP integer starts with a zero byte (non-canonical).
+    #[error("{0}: integer with leading zero bytes")]
+    LeadingZeros(&'static str),
+    /// A number does not fit its type (`u64` nonce, 256-bit value, ...).
+    #[error("{0}: value out of range")]
+    Overflow(&'static str),
+    /// A text number is malformed (empty, bad digit, missing prefix).
+    #[error("invalid number: {0}")]
+    InvalidNumber(&'static str),
+    /// A blob (type 3) or set-code (type 4) transaction without a recipient:
+    /// these types cannot create contracts.
+    #[error("a type {0} transaction must have a `to` address")]
+    MissingTo(TxType),
+    /// A legacy `v` that is neither 27/28 nor `chainId * 2 + 35/36` for a
+    /// 64-bit chain id.
+    #[error("invalid legacy v value")]
+    InvalidV,
+    /// A typed transaction's `yParity` is not 0 or 1.
+    #[error("invalid yParity")]
+    InvalidYParity,
+    /// `s` lies in the upper half of the curve order, which EIP-2 forbids.
+    #[error("signature s value is too high (EIP-2)")]
+    HighS,
+    /// `r` or `s` is zero or not below the curve order, or no public key
+    /// recovers from the signature.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// An address string is malformed.
+    #[error("invalid address: {0}")]
+    InvalidAddress(&'static str),
+    /// A mixed-case address whose EIP-55 checksum is wrong.
+    #[error("address checksum mismatch (EIP-55)")]
+    AddressChecksum,
+    /// The key backend failed or refused (see the source).
+    #[error("key backend error")]
+    Core(#[from] custody_core::Error),
+}

@@ -1,0 +1,113 @@
+//! [`EthSigner`]: Ethereum signing through a [`KeySigner`], so the key stays
+//! wherever its backend keeps it (software vault, KMS, HSM, enclave).
+//!
+//! Every method returns a [`Pending`]: `.wait()` it from synchronous code,
+//! `.await` it from async code. One implementation serves both; a software
+//! backend answers without allocating a future.
+//!
+//! Each request names what it signs ([`Intent`]) so that gates and policy on
+//! the way can read it: transactions and EIP-7702 authorizations are typed
+//! intents carrying the value itself; a bare 32-byte digest goes through the
+//! separately named [`EthSigner::sign_hash_raw`], and passes the same gates.
+
+use std::fmt;
+
+use custody_core::{
+    Authorization as Consent, Digest32, Intent, IntentKind, KeySigner, Pending,
+    RecoverableSignature,
+};
+
+use crate::{Address, Authorization, Error, SignedAuthorization, SignedTransaction, Transaction};
+
+/// Signs Ethereum transactions and authorizations with one pinned key.
+#[derive(Clone)]
+pub struct EthSigner {
+    signer: KeySigner,
+    address: Address,
+}
+
+impl EthSigner {
+    /// Wraps a pinned key; its address is computed once, here.
+    #[must_use]
+    pub fn new(signer: KeySigner) -> Self {
+        let address = Address::from_public_key(signer.key().public_key());
+        Self { signer, address }
+    }
+
+    /// The address of the pinned key.
+    #[must_use]
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The underlying key signer.
+    #[must_use]
+    pub fn key_signer(&self) -> &KeySigner {
+        &self.signer
+    }
+
+    /// Signs `tx` (its [`Transaction::signing_hash`]) with intent
+    /// [`IntentKind::Transaction`], presenting `consent` to every gate.
+    ///
+    /// The signature is normalized (low `s`, parity that recovers the pinned
+    /// key) and encoded with the `v` of the transaction's type: 27/28 for
+    /// legacy without a chain id, `chainId * 2 + 35/36` for EIP-155, `yParity`
+    /// for typed transactions.
+    ///
+    /// # Errors
+    /// [`Error::Core`]: a gate's denial, a backend failure, or a signature
+    /// that does not verify against the pinned key.
+    pub fn sign_transaction<'a>(
+        &'a self,
+        tx: &'a Transaction,
+        consent: &'a Consent,
+    ) -> Pending<'a, Result<SignedTransaction, Error>> {
+        let intent = Intent::typed(IntentKind::Transaction, tx);
+        self.signer
+            .sign(tx.signing_hash(), intent, consent)
+            .map(move |sig| Ok(SignedTransaction::new(tx.clone(), sig?)))
+    }
+
+    /// Signs an EIP-7702 authorization with intent
+    /// [`IntentKind::Authorization`]: this key becomes the authority that
+    /// delegates its code to `authorization.address`.
+    ///
+    /// # Errors
+    /// As [`EthSigner::sign_transaction`].
+    pub fn sign_authorization<'a>(
+        &'a self,
+        authorization: &'a Authorization,
+        consent: &'a Consent,
+    ) -> Pending<'a, Result<SignedAuthorization, Error>> {
+        let intent = Intent::typed(IntentKind::Authorization, authorization);
+        self.signer
+            .sign(authorization.signing_hash(), intent, consent)
+            .map(move |sig| Ok(authorization.into_signed(&sig?)))
+    }
+
+    /// Signs a bare 32-byte digest, with intent [`IntentKind::RawDigest`]:
+    /// nothing about what it means reaches the gates, which treat it as
+    /// such. Prefer the typed methods; this exists for hashes computed
+    /// elsewhere.
+    ///
+    /// # Errors
+    /// As [`EthSigner::sign_transaction`].
+    pub fn sign_hash_raw<'a>(
+        &'a self,
+        digest: Digest32,
+        consent: &'a Consent,
+    ) -> Pending<'a, Result<RecoverableSignature, Error>> {
+        self.signer
+            .sign(digest, Intent::raw_digest(), consent)
+            .map(|sig| Ok(sig?))
+    }
+}
+
+impl fmt::Debug for EthSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EthSigner")
+            .field("address", &self.address)
+            .field("key", self.signer.key())
+            .finish()
+    }
+}

@@ -1,0 +1,490 @@
+//! Named regression tests for mistakes peers shipped (shared/DESIGN.md) and
+//! for each rule of the strict decoder.
+#![cfg(test)]
+
+#[allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a subset"
+)]
+#[path = "support/common.rs"]
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use custody_core::{
+    Authorization as Consent, Denial, Digest32, Error as CoreError, IntentKind, KeyBackend,
+    KeyKinds, KeyRef, KeySigner, Pending, PinnedKey, RawSignature, SharedBackend, SignRequest,
+    SigningBackend,
+};
+use custody_eth::{
+    Address, Authorization, Error, EthSigner, Transaction, TxEip1559, TxEip4844, TxEip7702,
+    TxLegacy, TxType, U256, decode_signed,
+};
+
+/// The signed raw forms of the first ethers subset entry, one per type
+/// (legacy, EIP-155, 1, 2, 3), plus a signed type 4 (ox).
+fn valid_raws() -> Vec<Vec<u8>> {
+    let v = load_json("eth-tx/ethers_transactions_subset_with_hashes.json");
+    let signed = &v["vectors"][0]["signed"];
+    let mut out: Vec<Vec<u8>> = [
+        "signedLegacy",
+        "signedEip155",
+        "signedBerlin",
+        "signedLondon",
+        "signedCancun",
+    ]
+    .iter()
+    .map(|k| unhex(signed[*k]["raw"].as_str().unwrap()))
+    .collect();
+    let ox = load_json("eth-tx/eip7702_ox_vectors.json");
+    out.push(unhex(
+        ox["transactions"][0]["signed_serialized"].as_str().unwrap(),
+    ));
+    out
+}
+
+/// Splits a raw transaction into its type byte (if any) and the raw RLP of
+/// each list item, lets `f` edit the items, and re-encodes.
+fn rewrite(raw: &[u8], f: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
+    let (ty, body) = if raw[0] < 0x80 {
+        (Some(raw[0]), &raw[1..])
+    } else {
+        (None, raw)
+    };
+    let list = rlp::Rlp::new(body);
+    let mut items: Vec<Vec<u8>> = list.iter().map(|i| i.as_raw().to_vec()).collect();
+    f(&mut items);
+    let mut s = rlp::RlpStream::new_list(items.len());
+    for item in &items {
+        s.append_raw(item, 1);
+    }
+    let mut out: Vec<u8> = ty.into_iter().collect();
+    out.extend_from_slice(&s.out());
+    out
+}
+
+fn rlp_bytes(b: &[u8]) -> Vec<u8> {
+    let mut s = rlp::RlpStream::new();
+    s.append(&b);
+    s.out().to_vec()
+}
+
+fn rlp_u256(v: &U256) -> Vec<u8> {
+    rlp_bytes(v.minimal_be_bytes())
+}
+
+fn signer() -> EthSigner {
+    signer_for("0x4646464646464646464646464646464646464646464646464646464646464646")
+}
+
+/// `n - s` for the secp256k1 order `n` (big-endian byte subtraction).
+fn order_minus(s: &U256) -> U256 {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36,
+        0x41, 0x41,
+    ];
+    let s = s.to_be_bytes();
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(N[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = (d + 256 * borrow) as u8;
+    }
+    U256::from_be_bytes(out)
+}
+
+// ------------------------------------------------------ peers' mistakes
+
+#[test]
+fn eip155_v_for_chain_id_above_2_pow_32() {
+    // Regression: `v` kept in a 32-bit (or 64-bit) integer overflows for
+    // large chain ids. v = chainId * 2 + 35 + parity, in u128.
+    let signer = signer();
+    let mut parities = [false; 2];
+    for chain_id in [
+        (1u64 << 32) - 1,
+        1 << 32,
+        (1 << 32) + 1,
+        0x1_a5ee_289c,
+        1 << 62,
+        (1 << 63) + 7,
+        u64::MAX,
+    ] {
+        for nonce in 0..4 {
+            let tx = Transaction::from(TxLegacy {
+                chain_id: Some(chain_id),
+                nonce,
+                gas_price: U256::from_u64(1),
+                gas_limit: 21_000,
+                to: Some(Address([0x35; 20])),
+                ..TxLegacy::default()
+            });
+            let signed = signer
+                .sign_transaction(&tx, &Consent::none())
+                .wait()
+                .unwrap();
+            let parity = signed.signature().y_parity();
+            parities[usize::from(parity)] = true;
+            let v = u128::from(chain_id) * 2 + 35 + u128::from(parity);
+            assert_eq!(signed.v(), v);
+            // The encoded v is that number, minimal big-endian.
+            let list = rlp::Rlp::new(signed.encoded());
+            let encoded_v: Vec<u8> = list.at(6).unwrap().data().unwrap().to_vec();
+            assert_eq!(encoded_v, U256::from_u128(v).minimal_be_bytes());
+            if chain_id >= 1 << 63 {
+                assert_eq!(encoded_v.len(), 9, "this v does not even fit a u64");
+            }
+            // And it decodes back to the chain id and the sender.
+            let decoded = decode_signed(signed.encoded()).unwrap();
+            assert_eq!(decoded.transaction().chain_id(), Some(chain_id));
+            assert_eq!(decoded, signed);
+            assert_eq!(decoded.recover_sender().unwrap(), signer.address());
+        }
+    }
+    assert_eq!(parities, [true, true], "both parities exercised");
+}
+
+#[test]
+fn unsupported_type_is_not_signed_as_legacy() {
+    // Regression: an unknown type byte read (or signed) as legacy.
+    assert!(matches!(
+        TxType::try_from(5),
+        Err(Error::UnsupportedType(5))
+    ));
+    assert!(matches!(
+        TxType::try_from(0x7f),
+        Err(Error::UnsupportedType(0x7f))
+    ));
+    for t in 0..=4u8 {
+        assert_eq!(TxType::try_from(t).unwrap().as_u8(), t);
+    }
+    let raws = valid_raws();
+    let legacy = &raws[0];
+    let eip1559 = &raws[3];
+    assert!(decode_signed(legacy).is_ok());
+    for t in std::iter::once(0u8).chain(5..=0x7f) {
+        // A valid legacy transaction behind an unknown type byte...
+        let mut prefixed = vec![t];
+        prefixed.extend_from_slice(legacy);
+        assert!(matches!(decode_signed(&prefixed), Err(Error::UnsupportedType(x)) if x == t));
+        // ... and a valid type 2 body relabelled.
+        let mut relabelled = eip1559.clone();
+        relabelled[0] = t;
+        assert!(matches!(decode_signed(&relabelled), Err(Error::UnsupportedType(x)) if x == t));
+    }
+    for b in 0x80..=0xbfu8 {
+        assert!(matches!(decode_signed(&[b, 0, 0]), Err(Error::NotATransaction(x)) if x == b));
+    }
+    // The type of what is signed is carried through: a type 2 transaction
+    // signs and encodes as type 2.
+    let tx = Transaction::from(TxEip1559 {
+        chain_id: 1,
+        ..TxEip1559::default()
+    });
+    let signed = signer()
+        .sign_transaction(&tx, &Consent::none())
+        .wait()
+        .unwrap();
+    assert_eq!(signed.encoded()[0], 2);
+    assert_eq!(
+        decode_signed(signed.encoded())
+            .unwrap()
+            .transaction()
+            .tx_type(),
+        TxType::Eip1559
+    );
+}
+
+#[test]
+fn blob_and_setcode_tx_without_to_are_rejected() {
+    // Construction: `to` of types 3 and 4 is an `Address`, not an `Option`,
+    // so a value without a recipient does not type-check. Decoding: an empty
+    // `to` is a typed error, even under a valid signature.
+    let signer = signer();
+    let blob = Transaction::from(TxEip4844 {
+        chain_id: 1,
+        blob_versioned_hashes: vec![[1; 32]],
+        ..TxEip4844::default()
+    });
+    let setcode = Transaction::from(TxEip7702 {
+        chain_id: 1,
+        ..TxEip7702::default()
+    });
+    for (tx, ty) in [(blob, TxType::Eip4844), (setcode, TxType::Eip7702)] {
+        assert!(tx.to().is_some());
+        let signed = signer
+            .sign_transaction(&tx, &Consent::none())
+            .wait()
+            .unwrap();
+        assert!(decode_signed(signed.encoded()).is_ok());
+        let no_to = rewrite(signed.encoded(), |items| items[5] = vec![0x80]);
+        assert!(
+            matches!(decode_signed(&no_to), Err(Error::MissingTo(t)) if t == ty),
+            "{ty}"
+        );
+    }
+    // Types 0 to 2 may create contracts.
+    let raws = valid_raws();
+    for raw in &raws[..4] {
+        let to_index = if raw[0] >= 0xc0 {
+            3
+        } else if raw[0] == 1 {
+            4
+        } else {
+            5
+        };
+        let creation = rewrite(raw, |items| items[to_index] = vec![0x80]);
+        let decoded = decode_signed(&creation).unwrap();
+        assert_eq!(decoded.transaction().to(), None);
+    }
+}
+
+#[test]
+fn high_s_in_raw_tx_is_rejected() {
+    // Regression: accepting (or producing) s > n/2, forbidden by EIP-2. The
+    // malleated signature (r, n - s) with the parity flipped is
+    // mathematically valid for the same key; only the rule rejects it.
+    for raw in valid_raws() {
+        let decoded = decode_signed(&raw).unwrap();
+        let s = U256::from_be_bytes(*decoded.signature().s());
+        let high = order_minus(&s);
+        assert!(high > s);
+        let malleated = rewrite(&raw, |items| {
+            let n = items.len();
+            items[n - 1] = rlp_u256(&high);
+            // Flip the parity so the pair still recovers the same key.
+            let p = u128::from(decoded.signature().y_parity());
+            let v = decoded.v() - p + (1 - p);
+            items[n - 3] = rlp_u256(&U256::from_u128(v));
+        });
+        assert!(
+            matches!(decode_signed(&malleated), Err(Error::HighS)),
+            "type {}",
+            raw[0]
+        );
+    }
+}
+
+// --------------------------------------------------- the decoder's rules
+
+#[test]
+fn decoder_rejects_each_malformation_with_a_typed_error() {
+    assert!(matches!(decode_signed(&[]), Err(Error::Empty)));
+    for raw in valid_raws() {
+        let ty = raw[0];
+        let typed = ty < 0x80;
+        // Wrong field count: one missing, one extra.
+        let short = rewrite(&raw, |items| {
+            items.pop();
+        });
+        assert!(
+            matches!(decode_signed(&short), Err(Error::FieldCount { .. })),
+            "{ty}"
+        );
+        let long = rewrite(&raw, |items| items.push(vec![0x80]));
+        assert!(
+            matches!(decode_signed(&long), Err(Error::FieldCount { .. })),
+            "{ty}"
+        );
+        // Trailing bytes.
+        let mut trailing = raw.clone();
+        trailing.push(0);
+        assert!(
+            matches!(decode_signed(&trailing), Err(Error::TrailingBytes)),
+            "{ty}"
+        );
+        // The nonce (field 0 of legacy, 1 of typed) with a leading zero, and
+        // as a non-canonical single byte.
+        let nonce = usize::from(typed);
+        let zeros = rewrite(&raw, |items| items[nonce] = vec![0x83, 0x00, 0x02, 0x88]);
+        assert!(
+            matches!(decode_signed(&zeros), Err(Error::LeadingZeros("nonce"))),
+            "{ty}"
+        );
+        let wrapped = rewrite(&raw, |items| items[nonce] = vec![0x81, 0x05]);
+        assert!(
+            matches!(
+                decode_signed(&wrapped),
+                Err(Error::Rlp { field: "nonce", .. })
+            ),
+            "{ty}"
+        );
+        // A nonce wider than 64 bits.
+        let wide = rewrite(&raw, |items| items[nonce] = rlp_bytes(&[1; 9]));
+        assert!(
+            matches!(decode_signed(&wide), Err(Error::Overflow("nonce"))),
+            "{ty}"
+        );
+        // `to` of 19 and 21 bytes.
+        let to = if !typed {
+            3
+        } else if ty == 1 {
+            4
+        } else {
+            5
+        };
+        for len in [19, 21] {
+            let bad = rewrite(&raw, |items| items[to] = rlp_bytes(&vec![0x11; len]));
+            assert!(
+                matches!(decode_signed(&bad), Err(Error::InvalidLength { field: "to", found, .. }) if found == len),
+                "{ty}"
+            );
+        }
+        // A list where bytes belong.
+        let list = rewrite(&raw, |items| items[nonce] = vec![0xc0]);
+        assert!(
+            matches!(decode_signed(&list), Err(Error::Rlp { field: "nonce", .. })),
+            "{ty}"
+        );
+        // r = 0.
+        let zero_r = rewrite(&raw, |items| {
+            let n = items.len();
+            items[n - 2] = vec![0x80];
+        });
+        assert!(
+            matches!(decode_signed(&zero_r), Err(Error::InvalidSignature)),
+            "{ty}"
+        );
+        // Invalid v / yParity.
+        if typed {
+            for y in [2u8, 27, 0x7f] {
+                let bad = rewrite(&raw, |items| {
+                    let n = items.len();
+                    items[n - 3] = vec![y];
+                });
+                assert!(
+                    matches!(decode_signed(&bad), Err(Error::InvalidYParity)),
+                    "{ty}"
+                );
+            }
+        } else {
+            for v in [0u64, 1, 26, 29, 34] {
+                let bad = rewrite(&raw, |items| items[6] = rlp_u256(&U256::from_u64(v)));
+                assert!(matches!(decode_signed(&bad), Err(Error::InvalidV)), "v={v}");
+            }
+            // A chain id above u64.
+            let v = U256::from_u128(u128::from(u64::MAX) * 2 + 37);
+            let bad = rewrite(&raw, |items| items[6] = rlp_u256(&v));
+            assert!(matches!(decode_signed(&bad), Err(Error::InvalidV)));
+        }
+    }
+}
+
+// ------------------------------------------------ intents reach the gates
+
+/// A gate that records the intent of every request and can deny them all.
+#[derive(Debug)]
+struct RecordingGate {
+    inner: SharedBackend,
+    seen: Mutex<Vec<(IntentKind, bool)>>,
+    deny: bool,
+}
+
+impl KeyBackend for RecordingGate {
+    fn name(&self) -> &str {
+        "recording-gate"
+    }
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        Some(self)
+    }
+}
+
+impl SigningBackend for RecordingGate {
+    fn key_kinds(&self) -> KeyKinds {
+        self.inner.signing().unwrap().key_kinds()
+    }
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, CoreError>> {
+        self.inner.signing().unwrap().pin(key)
+    }
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> Pending<'a, Result<RawSignature, CoreError>> {
+        let detail = request.intent.detail();
+        let typed_ok = match request.intent.kind() {
+            IntentKind::Transaction => detail
+                .and_then(|d| d.downcast_ref::<Transaction>())
+                .is_some_and(|tx| tx.signing_hash() == request.digest),
+            IntentKind::Authorization => detail
+                .and_then(|d| d.downcast_ref::<Authorization>())
+                .is_some_and(|a| a.signing_hash() == request.digest),
+            IntentKind::RawDigest => detail.is_none(),
+            _ => false,
+        };
+        self.seen
+            .lock()
+            .unwrap()
+            .push((request.intent.kind(), typed_ok));
+        if self.deny {
+            return Pending::ready(Err(CoreError::Denied(Denial::TotpRequired)));
+        }
+        self.inner.signing().unwrap().sign_digest(request)
+    }
+}
+
+#[test]
+fn every_entry_point_presents_its_intent_to_the_gates() {
+    // Regression: a raw-hash path that skips the checks the typed paths get.
+    let inner = signer().key_signer().backend().clone();
+    for deny in [false, true] {
+        let gate = Arc::new(RecordingGate {
+            inner: inner.clone(),
+            seen: Mutex::default(),
+            deny,
+        });
+        let backend: SharedBackend = gate.clone();
+        let key = KeyRef::Stored(custody_core::KeyId::new("test").unwrap());
+        let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
+        let consent = Consent::none();
+        let tx = Transaction::from(TxEip1559 {
+            chain_id: 1,
+            ..TxEip1559::default()
+        });
+        let auth = Authorization {
+            chain_id: U256::from_u64(1),
+            ..Authorization::default()
+        };
+        let results = [
+            signer.sign_transaction(&tx, &consent).wait().err(),
+            signer.sign_authorization(&auth, &consent).wait().err(),
+            signer
+                .sign_hash_raw(Digest32([7; 32]), &consent)
+                .wait()
+                .err(),
+        ];
+        for r in results {
+            if deny {
+                assert!(matches!(
+                    r,
+                    Some(Error::Core(CoreError::Denied(Denial::TotpRequired)))
+                ));
+            } else {
+                assert!(r.is_none());
+            }
+        }
+        assert_eq!(
+            *gate.seen.lock().unwrap(),
+            [
+                (IntentKind::Transaction, true),
+                (IntentKind::Authorization, true),
+                (IntentKind::RawDigest, true)
+            ]
+        );
+    }
+}
+
+#[test]
+fn signatures_verify_against_the_signer_address() {
+    let signer = signer();
+    let digest = Digest32([9; 32]);
+    let sig = signer
+        .sign_hash_raw(digest, &Consent::none())
+        .wait()
+        .unwrap();
+    let key = sig.recover(&digest).unwrap();
+    assert_eq!(Address::from_public_key(&key), signer.address());
+    assert!(format!("{signer:?}").contains(&signer.address().to_checksum()));
+}
