@@ -1,57 +1,4 @@
-//! The one seam: [`KeyBackend`], and the key model under it.
-//!
-//! # Why it is shaped this way
-//!
-//! **Two custody models, one trait.** A secret lives either *inside* the
-//! backend and never leaves it (a KMS `ECC_SECG_P256K1` key, an HSM key: the
-//! backend signs a 32-byte digest), or *outside* it, wrapped by a
-//! key-encryption key (KEK) the backend holds (an HD seed, an imported key, a
-//! TOTP secret: the backend wraps and unwraps data keys and the secret is used
-//! in process, in zeroizing memory). A backend offers each model as a separate
-//! capability trait: [`SigningBackend`], [`WrappingBackend`] and, for secrets
-//! that may leave, [`ExportingBackend`]. [`KeyBackend`] is the object every
-//! service holds (`Arc<dyn KeyBackend>`); its accessors return `None` for a
-//! capability the backend lacks, so the *type* a caller gets back says what it
-//! can do, and [`Capabilities::of`] reports all of it before any call is made.
-//! An HSM-held key never has an `export` method to call by mistake.
-//!
-//! **Composition, not inheritance.** A gate (TOTP, approvals, policy) wraps a
-//! `KeyBackend` and is itself a `KeyBackend`, like alloy's `Either<A, B>` is a
-//! `Signer`; so is [`crate::Vault`], which does HD derivation and in-process
-//! signing over *any* wrapping backend (a passphrase KEK by default, KMS or
-//! an enclave with the `custody-kms` features). Gates see every route to a key
-//! (digest signing and export) because both are methods of the capability
-//! traits they wrap, and each request carries its [`Intent`] and its
-//! [`Authorization`] (TOTP code, later approvals) through every layer.
-//!
-//! **Async without a tax.** A KMS call is network I/O and must not block an
-//! executor thread; a software signature is ~50 µs of arithmetic and must not
-//! pay for a future. Every method returns [`Pending`]: a ready value stored
-//! inline (no allocation, no executor, one `match`) or a boxed future. Async
-//! services `.await` it; sync callers (the CLI, FFI bindings) call
-//! [`Pending::wait`]. One trait, so the TOTP gate and the Ethereum signer are
-//! written once, not as sync and async twins. Methods take `&self`: backends
-//! are `Send + Sync` and do their own interior locking, so one
-//! `Arc<dyn KeyBackend>` serves every thread.
-//!
-//! **Keys are pinned.** A [`KeyRef`] names a key (a stored id, a BIP32 path, or
-//! a wallet name and index); [`SigningBackend::pin`] resolves it once and
-//! returns a [`PinnedKey`] that carries its public key. Signing takes the
-//! pinned key, so no public key is fetched per signature (a peer bug), and
-//! [`crate::normalize`] can find the recovery id that KMS and HSMs do not
-//! return by matching the pinned key, and catch a backend that signed with
-//! the wrong one.
-//!
-//! **Signatures are normalized in one place.** Backends return a
-//! [`RawSignature`] (DER, `r‖s`, or `r‖s` with a recovery id). Callers never
-//! see it: [`crate::KeySigner`] always passes it through [`crate::normalize`]
-//! (low-s with the parity flipped, recovery id found by recovery).
-//!
-//! **Raw-hash signing is named.** The backend only ever signs digests; the
-//! [`Intent`] of a request says what the digest is. A bare 32-byte hash is
-//! [`IntentKind::RawDigest`]: gates and policy see it as such and apply the
-//! same checks as to a typed transaction.
-
+//! The one seam, [`KeyBackend`], and the key model under it (see the trait's docs).
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -477,10 +424,61 @@ pub trait ExportingBackend: Send + Sync {
     ) -> Pending<'a, Result<PrivateKeyBytes, Error>>;
 }
 
-/// A place where secrets live. See the [module docs](self) for why it is
-/// shaped this way.
+/// A place where secrets live: the one seam every backend (software vault, AWS
+/// KMS, CloudHSM, Nitro enclave) and every gate (audit, TOTP, policy) implements.
+/// Object safe: services hold `Arc<dyn KeyBackend>` (a test proves it).
 ///
-/// Object safe: services hold `Arc<dyn KeyBackend>`.
+/// # Why it is shaped this way
+///
+/// **Two custody models, one trait.** A secret lives either *inside* the
+/// backend and never leaves it (a KMS `ECC_SECG_P256K1` key, an HSM key: the
+/// backend signs a 32-byte digest), or *outside* it, wrapped by a
+/// key-encryption key (KEK) the backend holds (an HD seed, an imported key, a
+/// TOTP secret: the backend wraps and unwraps data keys and the secret is used
+/// in process, in zeroizing memory). A backend offers each model as a separate
+/// capability trait: [`SigningBackend`], [`WrappingBackend`] and, for secrets
+/// that may leave, [`ExportingBackend`]. [`KeyBackend`] is the object every
+/// service holds (`Arc<dyn KeyBackend>`); its accessors return `None` for a
+/// capability the backend lacks, so the *type* a caller gets back says what it
+/// can do, and [`Capabilities::of`] reports all of it before any call is made.
+/// An HSM-held key never has an `export` method to call by mistake.
+///
+/// **Composition, not inheritance.** A gate (TOTP, approvals, policy) wraps a
+/// `KeyBackend` and is itself a `KeyBackend`, like alloy's `Either<A, B>` is a
+/// `Signer`; so is [`crate::Vault`], which does HD derivation and in-process
+/// signing over *any* wrapping backend (a passphrase KEK by default, KMS or
+/// an enclave with the `custody-kms` features). Gates see every route to a key
+/// (digest signing and export) because both are methods of the capability
+/// traits they wrap, and each request carries its [`Intent`] and its
+/// [`Authorization`] (TOTP code, later approvals) through every layer.
+///
+/// **Async without a tax.** A KMS call is network I/O and must not block an
+/// executor thread; a software signature is ~50 µs of arithmetic and must not
+/// pay for a future. Every method returns [`Pending`]: a ready value stored
+/// inline (no allocation, no executor, one `match`) or a boxed future. Async
+/// services `.await` it; sync callers (the CLI, FFI bindings) call
+/// [`Pending::wait`]. One trait, so the TOTP gate and the Ethereum signer are
+/// written once, not as sync and async twins. Methods take `&self`: backends
+/// are `Send + Sync` and do their own interior locking, so one
+/// `Arc<dyn KeyBackend>` serves every thread.
+///
+/// **Keys are pinned.** A [`KeyRef`] names a key (a stored id, a BIP32 path, or
+/// a wallet name and index); [`SigningBackend::pin`] resolves it once and
+/// returns a [`PinnedKey`] that carries its public key. Signing takes the
+/// pinned key, so no public key is fetched per signature (a peer bug), and
+/// [`crate::normalize`] can find the recovery id that KMS and HSMs do not
+/// return by matching the pinned key, and catch a backend that signed with
+/// the wrong one.
+///
+/// **Signatures are normalized in one place.** Backends return a
+/// [`RawSignature`] (DER, `r‖s`, or `r‖s` with a recovery id). Callers never
+/// see it: [`crate::KeySigner`] always passes it through [`crate::normalize`]
+/// (low-s with the parity flipped, recovery id found by recovery).
+///
+/// **Raw-hash signing is named.** The backend only ever signs digests; the
+/// [`Intent`] of a request says what the digest is. A bare 32-byte hash is
+/// [`IntentKind::RawDigest`]: gates and policy see it as such and apply the
+/// same checks as to a typed transaction.
 pub trait KeyBackend: Send + Sync + fmt::Debug {
     /// A short stable name for audit records (`"software"`, `"aws-kms"`).
     fn name(&self) -> &str;

@@ -116,6 +116,10 @@ pub enum Error {
     /// A keystore already exists at the given location.
     #[error("keystore already exists")]
     KeystoreExists,
+    /// The keystore was changed by another process (e.g. its passphrase)
+    /// since this handle opened it: reopen it.
+    #[error("the keystore changed since it was opened; reopen it")]
+    Stale,
     /// A record or file on disk is not well formed.
     #[error("malformed record: {0}")]
     MalformedRecord(&'static str),
@@ -178,6 +182,7 @@ impl Error {
             Self::MalformedEnvelope(_) | Self::MalformedRecord(_) => "malformed",
             Self::WrongPassphrase => "wrong-passphrase",
             Self::KeystoreExists => "already-exists",
+            Self::Stale => "conflict",
             Self::InvalidSignature | Self::PublicKeyMismatch => "invalid-signature",
             Self::AuditChainBroken { .. } => "audit-chain-broken",
             Self::Denied(d) => d.kind(),

@@ -1,23 +1,4 @@
-//! The embedded keystore: a directory holding the HD master seed and imported
-//! keys, each envelope-encrypted under a passphrase-derived KEK, plus the
-//! state store and the audit log. The embedded default: no cloud, no server.
-//!
-//! Layout (see `SPEC.md`, "Keystore directory v1"):
-//!
-//! ```text
-//! DIR/keystore.json     metadata: format version, KDF parameters, KEK id and
-//!                       check value, wallet scheme, master xpub/fingerprint
-//! DIR/master.env        envelope of the 64-byte BIP39 seed
-//! DIR/keys/<id>.env     envelope of each imported 32-byte private key
-//! DIR/state/            the durable state store (TOTP counters, lockouts)
-//! DIR/audit.log         the hash-chained audit log
-//! DIR/.lock             held while a process writes the keystore's files
-//! ```
-//!
-//! Every file is written atomically (temp file, fsync, rename, fsync of the
-//! directory), so a crash leaves the old or the new version, never a torn one;
-//! writers hold `.lock` so two processes never interleave.
-
+//! The embedded keystore (see [`Keystore`]).
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::audit::{AuditEvent, AuditLog, AuditOp, AuditOutcome, AuditSink};
-use crate::fsutil::{DirLock, create_private_dir, read_optional, write_atomic};
+use crate::fsutil::{DirLock, create_private_dir, read_optional, sync_dir, write_atomic};
 use crate::hd::ExtendedPrivateKey;
 use crate::state::{FileStore, StateStore};
 use crate::vault::public_key_of;
@@ -38,20 +19,63 @@ use crate::{
 const META_FILE: &str = "keystore.json";
 const MASTER_FILE: &str = "master.env";
 const KEYS_DIR: &str = "keys";
+const LOCK_FILE: &str = ".lock";
 const FORMAT: &str = "custody-keystore";
 const VERSION: u32 = 1;
+/// Largest keystore.json accepted (a hostile file is refused before parsing).
+const MAX_META_BYTES: usize = 64 * 1024;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Meta {
     format: String,
     version: u32,
+    generation: u64,
     kdf: KdfParams,
     kek_id: String,
     kek_check: String,
     wallet_scheme: String,
     xpub: String,
     fingerprint: String,
+}
+
+impl Meta {
+    fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_META_BYTES {
+            return Err(Error::MalformedRecord("keystore.json is too large"));
+        }
+        let meta: Meta = serde_json::from_slice(bytes)
+            .map_err(|_| Error::MalformedRecord("keystore.json is not valid keystore metadata"))?;
+        if meta.format != FORMAT || meta.version != VERSION {
+            return Err(Error::MalformedRecord(
+                "unsupported keystore format or version",
+            ));
+        }
+        if meta.generation == 0 {
+            return Err(Error::MalformedRecord(
+                "keystore generation must be at least 1",
+            ));
+        }
+        meta.kdf.validate()?;
+        let _: WalletScheme = meta.wallet_scheme.parse()?;
+        parse_fingerprint(&meta.fingerprint)?;
+        Ok(meta)
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, Error> {
+        serde_json::to_vec_pretty(self).map_err(|_| Error::MalformedRecord("keystore metadata"))
+    }
+}
+
+/// Parses and validates keystore metadata bytes (no KDF work): the entry
+/// point of the `keystore_meta` fuzz target.
+///
+/// # Errors
+/// [`Error::MalformedRecord`] (or a KDF / wallet-scheme validation error) for
+/// anything that is not valid metadata.
+#[doc(hidden)]
+pub fn parse_keystore_metadata(bytes: &[u8]) -> Result<(), Error> {
+    Meta::parse(bytes).map(|_| ())
 }
 
 /// Options for [`Keystore::create`].
@@ -85,11 +109,43 @@ impl CreateOptions {
             scheme: WalletScheme::Default,
         })
     }
+
+    /// The same options with another wallet scheme.
+    #[must_use]
+    pub fn with_scheme(mut self, scheme: WalletScheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
 }
 
-/// An open keystore. See the [module docs](self).
+/// The embedded keystore: a directory holding the HD master seed and imported
+/// keys, each envelope-encrypted under a passphrase-derived KEK
+/// ([`LocalKek`]), plus the state store and the audit log. The embedded
+/// default: no cloud, no server.
+///
+/// Layout (specified in `SPEC.md`, "Keystore directory v1"):
+///
+/// ```text
+/// DIR/keystore.json           metadata: format, version, generation, KDF
+///                             parameters, KEK id and check value, wallet
+///                             scheme, master xpub and fingerprint
+/// DIR/secrets.<gen>/master.env       envelope of the 64-byte BIP39 seed
+/// DIR/secrets.<gen>/keys/<id>.env    envelope of each imported private key
+/// DIR/state/                  the durable state store (TOTP counters, lockouts)
+/// DIR/audit.log               the hash-chained audit log
+/// DIR/.lock                   held while a process writes the keystore
+/// ```
+///
+/// Every file is written atomically (temp file, fsync, rename, fsync of the
+/// directory), so a crash leaves the old or the new version, never a torn one;
+/// writers hold `.lock`, so two processes never interleave. A passphrase
+/// change re-wraps every envelope's data key (payloads untouched) into a new
+/// `secrets.<gen+1>` directory and then switches `keystore.json` to it in one
+/// atomic rename: a crash at any point leaves a keystore that opens with
+/// exactly one of the two passphrases.
 pub struct Keystore {
     dir: PathBuf,
+    generation: u64,
     kek: Arc<LocalKek>,
     vault: Arc<Vault>,
     state: Arc<FileStore>,
@@ -108,6 +164,48 @@ fn key_context(id: &KeyId) -> Result<EncryptionContext, Error> {
         .with("keyId", id.as_str())
 }
 
+fn secrets_dir(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("secrets.{generation}"))
+}
+
+fn read_meta(dir: &Path) -> Result<Meta, Error> {
+    let bytes = read_optional(&dir.join(META_FILE))?.ok_or(Error::KeystoreNotFound)?;
+    Meta::parse(&bytes)
+}
+
+fn unlock(meta: &Meta, passphrase: &Passphrase) -> Result<LocalKek, Error> {
+    let kek = LocalKek::from_passphrase(passphrase, &meta.kdf)?;
+    let check =
+        hex::decode(&meta.kek_check).map_err(|_| Error::MalformedRecord("kekCheck is not hex"))?;
+    if !kek.verify_check_value(&check) || kek.current_kek().as_str() != meta.kek_id {
+        return Err(Error::WrongPassphrase);
+    }
+    Ok(kek)
+}
+
+/// The envelopes of one generation: (file path, context).
+fn envelope_files(secrets: &Path) -> Result<Vec<(PathBuf, EncryptionContext)>, Error> {
+    let mut out = vec![(secrets.join(MASTER_FILE), master_context()?)];
+    let keys_dir = secrets.join(KEYS_DIR);
+    if keys_dir.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(&keys_dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let name = entry.file_name();
+            // Temp files of an interrupted write start with '.'; skip them.
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".env")) else {
+                continue;
+            };
+            if id.starts_with('.') {
+                continue;
+            }
+            let id = KeyId::new(id)?;
+            out.push((entry.path(), key_context(&id)?));
+        }
+    }
+    Ok(out)
+}
+
 impl Keystore {
     /// Creates a keystore in `dir` (created if absent; must not already hold a
     /// keystore) holding `seed` under a KEK derived from `passphrase`.
@@ -121,15 +219,17 @@ impl Keystore {
         options: &CreateOptions,
     ) -> Result<Self, Error> {
         create_private_dir(dir)?;
-        let _lock = DirLock::lock(&dir.join(".lock"))?;
+        let lock = DirLock::lock(&dir.join(LOCK_FILE))?;
         if dir.join(META_FILE).exists() {
             return Err(Error::KeystoreExists);
         }
         let kek = Arc::new(LocalKek::from_passphrase(passphrase, &options.kdf)?);
         let kek_id = kek.current_kek().clone();
         let master = ExtendedPrivateKey::from_seed(seed.expose_secret())?;
-        let xpub = master.to_extended_public().to_string();
         let fingerprint = master.fingerprint();
+        let generation = 1;
+        let secrets = secrets_dir(dir, generation);
+        create_private_dir(&secrets)?;
         let envelope = Envelope::seal(
             kek.as_ref(),
             &kek_id,
@@ -137,22 +237,21 @@ impl Keystore {
             seed.expose_secret(),
         )
         .wait()?;
-        write_atomic(dir, MASTER_FILE, &envelope.to_bytes())?;
+        write_atomic(&secrets, MASTER_FILE, envelope.as_bytes())?;
         let meta = Meta {
             format: FORMAT.to_owned(),
             version: VERSION,
+            generation,
             kdf: options.kdf.clone(),
             kek_id: kek_id.as_str().to_owned(),
             kek_check: hex::encode(kek.check_value()),
             wallet_scheme: options.scheme.as_str().to_owned(),
-            xpub: xpub.clone(),
+            xpub: master.to_extended_public().to_string(),
             fingerprint: format!("0x{}", hex::encode(fingerprint)),
         };
-        let json = serde_json::to_vec_pretty(&meta)
-            .map_err(|_| Error::MalformedRecord("keystore metadata"))?;
         // The metadata file is written last: its presence marks a complete keystore.
-        write_atomic(dir, META_FILE, &json)?;
-        drop(_lock);
+        write_atomic(dir, META_FILE, &meta.to_json()?)?;
+        drop(lock);
         let ks = Self::load(dir, kek, meta)?;
         ks.audit.append(
             AuditEvent::new(AuditOp::new("create")?, AuditOutcome::Success)
@@ -165,23 +264,12 @@ impl Keystore {
     ///
     /// # Errors
     /// [`Error::KeystoreNotFound`], [`Error::WrongPassphrase`],
-    /// [`Error::MalformedRecord`] for a damaged metadata file, [`Error::Io`].
+    /// [`Error::MalformedRecord`] for a damaged metadata file,
+    /// [`Error::DecryptionFailed`] / [`Error::MalformedEnvelope`] for a
+    /// damaged or moved secret, [`Error::Io`].
     pub fn open(dir: &Path, passphrase: &Passphrase) -> Result<Self, Error> {
-        let bytes = read_optional(&dir.join(META_FILE))?.ok_or(Error::KeystoreNotFound)?;
-        let meta: Meta = serde_json::from_slice(&bytes)
-            .map_err(|_| Error::MalformedRecord("keystore.json is not valid keystore metadata"))?;
-        if meta.format != FORMAT || meta.version != VERSION {
-            return Err(Error::MalformedRecord(
-                "unsupported keystore format or version",
-            ));
-        }
-        meta.kdf.validate()?;
-        let kek = LocalKek::from_passphrase(passphrase, &meta.kdf)?;
-        let check = hex::decode(&meta.kek_check)
-            .map_err(|_| Error::MalformedRecord("kekCheck is not hex"))?;
-        if !kek.verify_check_value(&check) {
-            return Err(Error::WrongPassphrase);
-        }
+        let meta = read_meta(dir)?;
+        let kek = unlock(&meta, passphrase)?;
         Self::load(dir, Arc::new(kek), meta)
     }
 
@@ -192,32 +280,30 @@ impl Keystore {
         let state = Arc::new(FileStore::open(dir.join("state"))?);
         let kek_backend: SharedBackend = kek.clone();
         let mut vault = Vault::new(kek_backend, scheme);
-        let env_bytes = read_optional(&dir.join(MASTER_FILE))?
-            .ok_or(Error::MalformedRecord("master.env is missing"))?;
-        let envelope = Envelope::from_bytes(&env_bytes)?;
-        let seed = envelope.open(kek.as_ref(), &master_context()?).wait()?;
-        let master_xpub = ExtendedPrivateKey::from_seed(seed.expose_secret())?
-            .to_extended_public()
-            .to_string();
-        if master_xpub != meta.xpub {
-            return Err(Error::MalformedRecord(
-                "master seed does not match the recorded xpub",
-            ));
-        }
-        vault.set_master_seed(seed.expose_secret())?;
-        drop(seed);
-        let keys_dir = dir.join(KEYS_DIR);
-        if keys_dir.is_dir() {
-            for entry in std::fs::read_dir(&keys_dir)? {
-                let entry = entry?;
-                let name = entry.file_name();
-                let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".env")) else {
-                    continue;
-                };
-                let id = KeyId::new(id)?;
-                let env = Envelope::from_bytes(&std::fs::read(entry.path())?)?;
-                let secret = env.open(kek.as_ref(), &key_context(&id)?).wait()?;
-                vault.insert_key(id, PrivateKeyBytes::from_slice(secret.expose_secret())?)?;
+        let secrets = secrets_dir(dir, meta.generation);
+        for (path, context) in envelope_files(&secrets)? {
+            let bytes = read_optional(&path)?.ok_or(Error::MalformedRecord(
+                "a secret named by the keystore is missing",
+            ))?;
+            let secret = Envelope::from_vec(bytes)?
+                .open(kek.as_ref(), &context)
+                .wait()?;
+            if path.ends_with(MASTER_FILE) {
+                let xpub = ExtendedPrivateKey::from_seed(secret.expose_secret())?
+                    .to_extended_public()
+                    .to_string();
+                if xpub != meta.xpub {
+                    return Err(Error::MalformedRecord(
+                        "master seed does not match the recorded xpub",
+                    ));
+                }
+                vault.set_master_seed(secret.expose_secret())?;
+            } else {
+                let id = context
+                    .get("keyId")
+                    .ok_or(Error::MalformedRecord("key context"))?;
+                let key = PrivateKeyBytes::from_slice(secret.expose_secret())?;
+                vault.insert_key(KeyId::new(id)?, key)?;
             }
         }
         audit.append(
@@ -227,6 +313,7 @@ impl Keystore {
         )?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            generation: meta.generation,
             kek,
             vault: Arc::new(vault),
             state,
@@ -236,16 +323,29 @@ impl Keystore {
         })
     }
 
-    /// Imports a raw private key; returns its id. Importing a key that is
-    /// already held returns the existing id (ids derive from the public key).
+    /// Takes the writer lock and checks that no other process re-keyed the
+    /// keystore since this handle opened it.
+    fn lock_current(&self) -> Result<(DirLock, Meta), Error> {
+        let lock = DirLock::lock(&self.dir.join(LOCK_FILE))?;
+        let meta = read_meta(&self.dir)?;
+        if meta.generation != self.generation {
+            return Err(Error::Stale);
+        }
+        Ok((lock, meta))
+    }
+
+    /// Imports a raw private key; returns its id and public key. Importing a
+    /// key that is already held returns the existing id (ids derive from the
+    /// public key).
     ///
     /// # Errors
-    /// [`Error::InvalidKeyMaterial`], [`Error::Io`], envelope errors.
+    /// [`Error::InvalidKeyMaterial`], [`Error::Stale`] if another process
+    /// changed the passphrase meanwhile, [`Error::Io`], envelope errors.
     pub fn import_key(&self, secret: PrivateKeyBytes) -> Result<(KeyId, PublicKey), Error> {
         let public = public_key_of(&secret)?;
         let id = key_id_for(&public)?;
-        let _lock = DirLock::lock(&self.dir.join(".lock"))?;
-        let keys_dir = self.dir.join(KEYS_DIR);
+        let (lock, _) = self.lock_current()?;
+        let keys_dir = secrets_dir(&self.dir, self.generation).join(KEYS_DIR);
         let file = format!("{}.env", id.as_str());
         if !keys_dir.join(&file).exists() {
             create_private_dir(&keys_dir)?;
@@ -257,8 +357,9 @@ impl Keystore {
                 secret.expose_secret(),
             )
             .wait()?;
-            write_atomic(&keys_dir, &file, &env.to_bytes())?;
+            write_atomic(&keys_dir, &file, env.as_bytes())?;
         }
+        drop(lock);
         self.vault.insert_key(id.clone(), secret)?;
         self.audit.append(
             AuditEvent::new(AuditOp::IMPORT, AuditOutcome::Success)
@@ -266,6 +367,69 @@ impl Keystore {
                 .with_public_key(&public),
         )?;
         Ok((id, public))
+    }
+
+    /// Changes the keystore passphrase: a new KEK is derived from `new` with
+    /// `kdf`, every envelope's data key is re-wrapped under it (the encrypted
+    /// payloads are copied unchanged), and the keystore switches to the new
+    /// generation in one atomic write. Returns the keystore reopened under
+    /// the new passphrase; this handle is consumed.
+    ///
+    /// # Errors
+    /// [`Error::Stale`] if another process re-keyed it first; KDF, envelope
+    /// or I/O errors (the keystore then still opens with the old passphrase).
+    pub fn change_passphrase(self, new: &Passphrase, kdf: &KdfParams) -> Result<Self, Error> {
+        let (lock, mut meta) = self.lock_current()?;
+        let new_kek = LocalKek::from_passphrase(new, kdf)?;
+        let new_id = new_kek.current_kek().clone();
+        let both = LocalKek::from_passphrase(new, kdf)?.with_retired_from(&self.kek)?;
+        let old_dir = secrets_dir(&self.dir, self.generation);
+        let next = self.generation + 1;
+        let new_dir = secrets_dir(&self.dir, next);
+        if new_dir.exists() {
+            // Left by an interrupted earlier change: never referenced by the
+            // metadata, so it holds nothing that is not also in `old_dir`.
+            std::fs::remove_dir_all(&new_dir)?;
+        }
+        create_private_dir(&new_dir)?;
+        for (path, context) in envelope_files(&old_dir)? {
+            let bytes = read_optional(&path)?.ok_or(Error::MalformedRecord(
+                "a secret named by the keystore is missing",
+            ))?;
+            let rewrapped = Envelope::from_vec(bytes)?
+                .rewrap(&both, &new_id, &context)
+                .wait()?;
+            let rel = path
+                .strip_prefix(&old_dir)
+                .map_err(|_| Error::MalformedRecord("secret outside its generation"))?;
+            let target_dir = rel
+                .parent()
+                .map_or_else(|| new_dir.clone(), |p| new_dir.join(p));
+            create_private_dir(&target_dir)?;
+            let name = rel
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or(Error::MalformedRecord("secret file name"))?;
+            write_atomic(&target_dir, name, rewrapped.as_bytes())?;
+        }
+        sync_dir(&new_dir)?;
+        meta.generation = next;
+        meta.kdf = kdf.clone();
+        meta.kek_id = new_id.as_str().to_owned();
+        meta.kek_check = hex::encode(new_kek.check_value());
+        // The switch: one atomic rename of keystore.json.
+        write_atomic(&self.dir, META_FILE, &meta.to_json()?)?;
+        // The old generation is no longer referenced; removing it is cleanup.
+        std::fs::remove_dir_all(&old_dir)?;
+        drop(lock);
+        self.audit.append(
+            AuditEvent::new(AuditOp::ROTATE, AuditOutcome::Success)
+                .with_detail("keystore passphrase changed; data keys re-wrapped")
+                .with_field("kek", new_id.as_str())?,
+        )?;
+        let dir = self.dir.clone();
+        drop(self);
+        Self::load(&dir, Arc::new(new_kek), meta)
     }
 
     /// The vault holding the unlocked secrets.
@@ -308,6 +472,12 @@ impl Keystore {
         format!("0x{}", hex::encode(self.fingerprint))
     }
 
+    /// The keystore's wallet scheme.
+    #[must_use]
+    pub fn scheme(&self) -> WalletScheme {
+        self.vault.scheme()
+    }
+
     /// The keystore directory.
     #[must_use]
     pub fn dir(&self) -> &Path {
@@ -335,6 +505,7 @@ impl fmt::Debug for Keystore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keystore")
             .field("dir", &self.dir)
+            .field("generation", &self.generation)
             .field("fingerprint", &self.fingerprint_hex())
             .field("vault", &self.vault)
             .finish_non_exhaustive()

@@ -34,6 +34,8 @@ pub use context::{EncryptionContext, MAX_CONTEXT_BYTES};
 pub use envelope::Envelope;
 pub use error::{Denial, Error};
 pub use hd::{ChainNode, ExtendedPrivateKey, ExtendedPublicKey, HdNode};
+#[doc(hidden)]
+pub use keystore::parse_keystore_metadata;
 pub use keystore::{CreateOptions, Keystore};
 pub use local_kek::{KdfParams, LocalKek};
 pub use mnemonic::{Mnemonic, MnemonicLanguage};

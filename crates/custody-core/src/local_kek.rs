@@ -351,6 +351,23 @@ impl LocalKek {
         Ok(self)
     }
 
+    /// Adds copies of every KEK that `other` holds as retired KEKs (for a
+    /// rotation away from a KEK that is shared elsewhere, e.g. by an open
+    /// vault).
+    ///
+    /// # Errors
+    /// As [`LocalKek::with_retired`].
+    pub fn with_retired_from(self, other: &Self) -> Result<Self, Error> {
+        let mut keys = BTreeMap::new();
+        for (id, key) in &other.keys {
+            keys.insert(id.clone(), DataKey::from_slice(key.expose_secret())?);
+        }
+        self.with_retired(Self {
+            current: other.current.clone(),
+            keys,
+        })
+    }
+
     /// The KEK new data keys are wrapped under.
     #[must_use]
     pub fn current_kek(&self) -> &KekId {

@@ -1,21 +1,4 @@
-//! [`Vault`]: secrets held in process, in zeroizing memory, and signing with
-//! them — the second custody model of [`crate::KeyBackend`].
-//!
-//! A vault holds an unlocked BIP32 master (from a BIP39 seed) and imported
-//! keys. It does not store anything: the keystore ([`crate::Keystore`])
-//! persists each secret envelope-encrypted under a KEK held by *another*
-//! backend (a passphrase-derived [`crate::LocalKek`] by default; KMS or an
-//! enclave with `custody-kms`) and loads it here. The vault is itself a
-//! `KeyBackend`: it signs and exports, and forwards wrapping to its KEK
-//! backend.
-//!
-//! # The hot path
-//! Wallet keys live at `wallet node / index`. The vault caches wallet nodes
-//! (private key, chain code and the node's compressed public key, all in
-//! zeroizing memory) in a bounded cache, so that a signature for key `i` of a
-//! warm wallet costs one HMAC-SHA512 and one scalar addition (the child key)
-//! plus the ECDSA signature itself — no public key is computed per signature.
-
+//! [`Vault`]: secrets held in process and signing with them (see its docs).
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
@@ -118,7 +101,23 @@ struct ImportedKey {
     public: PublicKey,
 }
 
-/// Secrets held in process, and signing with them. See the [module docs](self).
+/// [`Vault`]: secrets held in process, in zeroizing memory, and signing with
+/// them — the second custody model of [`crate::KeyBackend`].
+///
+/// A vault holds an unlocked BIP32 master (from a BIP39 seed) and imported
+/// keys. It does not store anything: the keystore ([`crate::Keystore`])
+/// persists each secret envelope-encrypted under a KEK held by *another*
+/// backend (a passphrase-derived [`crate::LocalKek`] by default; KMS or an
+/// enclave with `custody-kms`) and loads it here. The vault is itself a
+/// `KeyBackend`: it signs and exports, and forwards wrapping to its KEK
+/// backend.
+///
+/// # The hot path
+/// Wallet keys live at `wallet node / index`. The vault caches wallet nodes
+/// (private key, chain code and the node's compressed public key, all in
+/// zeroizing memory) in a bounded cache, so that a signature for key `i` of a
+/// warm wallet costs one HMAC-SHA512 and one scalar addition (the child key)
+/// plus the ECDSA signature itself — no public key is computed per signature.
 pub struct Vault {
     kek: SharedBackend,
     scheme: WalletScheme,
