@@ -1,0 +1,118 @@
+//! The command line, as `shared/CLI.md` specifies it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Hold keys the way custodians do: one protected master, keys per wallet,
+/// every secret envelope-encrypted. Every command prints one JSON object.
+///
+/// The keystore passphrase comes from the environment variable
+/// `CUSTODY_PASSPHRASE` or from `--passphrase-file`, never from a flag value.
+#[derive(Debug, Parser)]
+#[command(name = "custody", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// The keystore directory.
+    #[arg(
+        long,
+        global = true,
+        env = "CUSTODY_KEYSTORE",
+        default_value = "./custody-keystore",
+        value_name = "DIR"
+    )]
+    pub(crate) keystore: PathBuf,
+
+    /// A file holding the keystore passphrase (one trailing newline removed).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a keystore from a BIP39 mnemonic, or from a fresh 24-word one.
+    ///
+    /// Example: CUSTODY_PASSPHRASE=... custody init --show-mnemonic
+    Init(InitArgs),
+    /// Show the public key and address of a key.
+    ///
+    /// Example: custody derive --wallet alice@example.com --index 0
+    Derive(KeyArgs),
+    /// Sign a bare 32-byte hash (the explicit raw entry point).
+    ///
+    /// Example: custody sign-hash --wallet alice@example.com --index 0 --hash 0x<64 hex digits>
+    SignHash(SignHashArgs),
+    /// Import and export keys.
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
+}
+
+/// `custody init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// A file holding the BIP39 mnemonic (any standard length and language).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mnemonic_file: Option<PathBuf>,
+    /// A file holding the optional BIP39 passphrase ("25th word").
+    #[arg(long, value_name = "FILE")]
+    pub(crate) bip39_passphrase_file: Option<PathBuf>,
+    /// Use a cheap passphrase KDF (tests only), like geth's --lightkdf.
+    #[arg(long)]
+    pub(crate) light_kdf: bool,
+    /// How wallet names map to BIP32 paths: `default` or `fortanix`.
+    #[arg(long, value_name = "S", default_value = "default")]
+    pub(crate) wallet_scheme: String,
+    /// Print the mnemonic (once, now) in the output.
+    #[arg(long)]
+    pub(crate) show_mnemonic: bool,
+}
+
+/// Which key: a BIP32 path, a wallet and index, or an imported key's id.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct KeyArgs {
+    /// A BIP32 path such as m/44'/60'/0'/0/7 (h or H also mark hardened).
+    #[arg(long, value_name = "P")]
+    pub(crate) path: Option<String>,
+    /// A wallet name (any UTF-8 label, e.g. an e-mail address).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) wallet: Option<String>,
+    /// The key index within the wallet.
+    #[arg(long, value_name = "N")]
+    pub(crate) index: Option<u32>,
+    /// The id of an imported key.
+    #[arg(long, value_name = "K")]
+    pub(crate) key_id: Option<String>,
+}
+
+/// `custody sign-hash`.
+#[derive(Debug, Args)]
+pub(crate) struct SignHashArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    /// The 32-byte hash, 0x-prefixed hex.
+    #[arg(long, value_name = "0xHASH")]
+    pub(crate) hash: String,
+    /// A TOTP code, for wallets enrolled in 2FA.
+    #[arg(long, value_name = "C")]
+    pub(crate) code: Option<String>,
+}
+
+/// `custody keystore ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeystoreCommand {
+    /// Import a raw private key (hex, 0x optional, whitespace ignored).
+    ///
+    /// Example: custody keystore import --private-key-file key.hex
+    Import(ImportArgs),
+}
+
+/// `custody keystore import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// A file holding a raw 32-byte private key as hex.
+    #[arg(long, value_name = "F")]
+    pub(crate) private_key_file: PathBuf,
+}

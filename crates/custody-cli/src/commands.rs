@@ -1,0 +1,235 @@
+//! Each command: parse what the library does not, call it, shape the JSON.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use custody_core::{
+    Audited, Authorization, CreateOptions, DerivationPath, Digest32, KeyId, KeyRef, KeySigner,
+    Keystore, Mnemonic, Passphrase, PrivateKeyBytes, Seed, SharedBackend, WalletScheme,
+};
+use custody_eth::{Address, EthSigner};
+use serde_json::{Value, json};
+
+use crate::args::{Cli, Command, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, SignHashArgs};
+use crate::error::CliError;
+
+/// Runs one command.
+pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
+    let ctx = Context {
+        dir: cli.keystore,
+        passphrase_file: cli.passphrase_file,
+    };
+    match cli.command {
+        Command::Init(a) => init(&ctx, a),
+        Command::Derive(k) => derive(&ctx, &k),
+        Command::SignHash(a) => sign_hash(&ctx, &a),
+        Command::Keystore(KeystoreCommand::Import(a)) => import(&ctx, &a),
+    }
+}
+
+struct Context {
+    dir: std::path::PathBuf,
+    passphrase_file: Option<std::path::PathBuf>,
+}
+
+impl Context {
+    fn passphrase(&self) -> Result<Passphrase, CliError> {
+        if let Some(f) = &self.passphrase_file {
+            let bytes = std::fs::read(f)
+                .map_err(|e| CliError::bad_input(format!("--passphrase-file: {e}")))?;
+            return Ok(Passphrase::from_file_contents(bytes));
+        }
+        match std::env::var_os("CUSTODY_PASSPHRASE") {
+            Some(p) => Ok(Passphrase::new(p.into_encoded_bytes())),
+            None => Err(CliError::bad_input(
+                "no keystore passphrase: set CUSTODY_PASSPHRASE or pass --passphrase-file",
+            )),
+        }
+    }
+
+    fn open(&self) -> Result<Keystore, CliError> {
+        let passphrase = self.passphrase()?;
+        Ok(Keystore::open(&self.dir, &passphrase)?)
+    }
+}
+
+/// Every signature and export goes through the audit layer.
+fn backend(ks: &Keystore) -> SharedBackend {
+    Arc::new(Audited::new(ks.backend(), ks.audit()))
+}
+
+fn hex0x(bytes: impl AsRef<[u8]>) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+fn read_secret_file(path: &Path, flag: &str) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))
+}
+
+fn init(ctx: &Context, a: InitArgs) -> Result<Value, CliError> {
+    let passphrase = ctx.passphrase()?;
+    let scheme: WalletScheme = a
+        .wallet_scheme
+        .parse()
+        .map_err(|_| CliError::bad_input("--wallet-scheme: must be 'default' or 'fortanix'"))?;
+    let mnemonic = match &a.mnemonic_file {
+        Some(f) => {
+            let bytes = read_secret_file(f, "--mnemonic-file")?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| CliError::bad_input("--mnemonic-file: not UTF-8"))?;
+            Mnemonic::parse(text.trim())
+                .map_err(|_| CliError::bad_input("--mnemonic-file: not a valid BIP39 mnemonic"))?
+        }
+        None => Mnemonic::generate(24)?,
+    };
+    let bip39_passphrase = match &a.bip39_passphrase_file {
+        Some(f) => {
+            let p = Passphrase::from_file_contents(read_secret_file(f, "--bip39-passphrase-file")?);
+            String::from_utf8(p.expose_secret().to_vec())
+                .map_err(|_| CliError::bad_input("--bip39-passphrase-file: not UTF-8"))?
+        }
+        None => String::new(),
+    };
+    let seed: Seed = mnemonic.to_seed(&bip39_passphrase);
+    drop(bip39_passphrase);
+    let options = if a.light_kdf {
+        CreateOptions::light()?
+    } else {
+        CreateOptions::standard()?
+    }
+    .with_scheme(scheme);
+    let ks = Keystore::create(&ctx.dir, &passphrase, &seed, &options)?;
+    let mut out = json!({
+        "xpub": ks.xpub(),
+        "fingerprint": hex0x(ks.fingerprint()),
+    });
+    if a.show_mnemonic {
+        out["mnemonic"] = Value::String(mnemonic.expose_phrase().to_string());
+    }
+    Ok(out)
+}
+
+/// The key a command names, checked against the one-of rule.
+fn key_ref(k: &KeyArgs) -> Result<KeyRef, CliError> {
+    match (&k.path, &k.wallet, k.index, &k.key_id) {
+        (Some(p), None, None, None) => {
+            let path: DerivationPath = p
+                .parse()
+                .map_err(|e: custody_core::Error| CliError::from(e).context("--path"))?;
+            Ok(KeyRef::Path(path))
+        }
+        (None, Some(name), Some(index), None) => Ok(KeyRef::Wallet {
+            name: name.clone(),
+            index,
+        }),
+        (None, Some(_), None, None) => Err(CliError::bad_input("--index: required with --wallet")),
+        (None, None, Some(_), None) => Err(CliError::bad_input("--wallet: required with --index")),
+        (None, None, None, Some(id)) => Ok(KeyRef::Stored(
+            KeyId::new(id.as_str()).map_err(|e| CliError::from(e).context("--key-id"))?,
+        )),
+        (None, None, None, None) => Err(CliError::bad_input(
+            "name a key with --path P, --wallet NAME --index N, or --key-id K",
+        )),
+        _ => Err(CliError::bad_input(
+            "use exactly one of --path, --wallet/--index, --key-id",
+        )),
+    }
+}
+
+fn pin(backend: SharedBackend, k: &KeyArgs) -> Result<EthSigner, CliError> {
+    let key = key_ref(k)?;
+    let signer = KeySigner::pin(backend, key).wait().map_err(|e| match e {
+        custody_core::Error::KeyNotFound => CliError::new("not-found", "no such key"),
+        custody_core::Error::InvalidWallet(r) => {
+            CliError::bad_input(format!("--wallet/--index: {r}"))
+        }
+        other => other.into(),
+    })?;
+    Ok(EthSigner::new(signer))
+}
+
+fn key_json(signer: &EthSigner, k: &KeyArgs) -> Value {
+    let key = signer.key_signer().key();
+    let mut out = json!({
+        "publicKey": hex0x(key.public_key().to_uncompressed()),
+        "address": signer.address().to_checksum(),
+    });
+    if let Some(path) = key.path() {
+        out["path"] = Value::String(path.to_string());
+    }
+    if let (Some(w), Some(i)) = (&k.wallet, k.index) {
+        out["wallet"] = Value::String(w.clone());
+        out["index"] = json!(i);
+    }
+    if let Some(id) = &k.key_id {
+        out["keyId"] = Value::String(id.clone());
+    }
+    out
+}
+
+fn derive(ctx: &Context, k: &KeyArgs) -> Result<Value, CliError> {
+    let ks = ctx.open()?;
+    let signer = pin(ks.backend(), k)?;
+    Ok(key_json(&signer, k))
+}
+
+fn consent(code: Option<&String>) -> Authorization {
+    code.map_or_else(Authorization::none, |c| Authorization::totp(c.as_str()))
+}
+
+fn parse_hash(s: &str) -> Result<Digest32, CliError> {
+    let hexpart = s
+        .strip_prefix("0x")
+        .ok_or_else(|| CliError::bad_input("--hash: must start with 0x"))?;
+    let bytes = hex::decode(hexpart).map_err(|_| CliError::bad_input("--hash: not hex"))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| CliError::bad_input("--hash: must be 32 bytes"))?;
+    Ok(Digest32(arr))
+}
+
+fn sign_hash(ctx: &Context, a: &SignHashArgs) -> Result<Value, CliError> {
+    let digest = parse_hash(&a.hash)?;
+    let ks = ctx.open()?;
+    let signer = pin(backend(&ks), &a.key)?;
+    let auth = consent(a.code.as_ref());
+    let sig = signer.sign_hash_raw(digest, &auth).wait()?;
+    let v = 27 + u8::from(sig.y_parity());
+    let mut rsv = sig.to_compact().to_vec();
+    rsv.push(v);
+    Ok(json!({
+        "r": hex0x(sig.r()),
+        "s": hex0x(sig.s()),
+        "yParity": u8::from(sig.y_parity()),
+        "v": v,
+        "signature": hex0x(rsv),
+        "address": signer.address().to_checksum(),
+    }))
+}
+
+fn import(ctx: &Context, a: &ImportArgs) -> Result<Value, CliError> {
+    let raw = read_secret_file(&a.private_key_file, "--private-key-file")?;
+    let key = parse_private_key_hex(&raw)?;
+    drop(raw);
+    let ks = ctx.open()?;
+    let (id, public) = ks.import_key(key)?;
+    Ok(json!({
+        "address": Address::from_public_key(&public).to_checksum(),
+        "keyId": id.as_str(),
+    }))
+}
+
+/// A raw private key file: hex, `0x` optional, surrounding whitespace ignored.
+fn parse_private_key_hex(raw: &[u8]) -> Result<PrivateKeyBytes, CliError> {
+    let bad = || CliError::bad_input("--private-key-file: expected 32 bytes of hex");
+    let text = std::str::from_utf8(raw).map_err(|_| bad())?.trim();
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if text.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).map_err(|_| bad())?;
+    let key = PrivateKeyBytes::new(out);
+    out.fill(0);
+    Ok(key)
+}

@@ -1,0 +1,278 @@
+//! End-to-end: the built `custody` binary, run as a user runs it.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const ABANDON: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+struct Run {
+    code: i32,
+    out: Value,
+    err: Value,
+}
+
+fn custody(dir: &Path, pass: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+    cmd.arg("--keystore").arg(dir).args(args);
+    cmd.env_remove("CUSTODY_PASSPHRASE")
+        .env_remove("CUSTODY_KEYSTORE");
+    if let Some(p) = pass {
+        cmd.env("CUSTODY_PASSPHRASE", p);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    let parse = |b: &[u8]| -> Value {
+        if b.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(b)
+                .unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(b)))
+        }
+    };
+    Run {
+        code: status.code().unwrap(),
+        out: parse(&stdout),
+        err: parse(&stderr),
+    }
+}
+
+fn init_abandon(dir: &Path) {
+    let m = dir.parent().unwrap().join("mnemonic.txt");
+    std::fs::write(&m, format!("{ABANDON}\n")).unwrap();
+    let r = custody(
+        dir,
+        Some("pw"),
+        &[
+            "init",
+            "--light-kdf",
+            "--mnemonic-file",
+            m.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.err);
+}
+
+fn kind(r: &Run) -> &str {
+    r.err["error"]["kind"].as_str().unwrap_or("")
+}
+
+#[test]
+fn init_and_derive_match_the_well_known_bip44_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    init_abandon(&dir);
+    // The first BIP44 Ethereum account of the "abandon ... about" mnemonic,
+    // as every wallet (MetaMask, Ledger, hardhat) shows it.
+    let r = custody(&dir, Some("pw"), &["derive", "--path", "m/44h/60h/0h/0/0"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.out["address"],
+        "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
+    );
+    assert_eq!(r.out["path"], "m/44'/60'/0'/0/0");
+    assert_eq!(r.out["publicKey"].as_str().unwrap().len(), 2 + 130);
+    let w = custody(
+        &dir,
+        Some("pw"),
+        &["derive", "--wallet", "alice@example.com", "--index", "3"],
+    );
+    assert_eq!(w.out["wallet"], "alice@example.com");
+    assert_eq!(w.out["index"], 3);
+    let path = w.out["path"].as_str().unwrap().to_owned();
+    let p = custody(&dir, Some("pw"), &["derive", "--path", &path]);
+    assert_eq!(p.out["address"], w.out["address"]);
+}
+
+#[test]
+fn sign_hash_signature_recovers_the_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    init_abandon(&dir);
+    let hash = format!("0x{}", "ab".repeat(32));
+    let r = custody(
+        &dir,
+        Some("pw"),
+        &["sign-hash", "--path", "m/44'/60'/0'/0/0", "--hash", &hash],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.err);
+    let sig = hex::decode(
+        r.out["signature"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap();
+    assert_eq!(sig.len(), 65);
+    let v = sig[64];
+    assert_eq!(u64::from(v), r.out["v"].as_u64().unwrap());
+    assert_eq!(u64::from(v - 27), r.out["yParity"].as_u64().unwrap());
+    let rs = k256::ecdsa::Signature::from_slice(&sig[..64]).unwrap();
+    assert_eq!(rs.normalize_s(), rs, "low-s");
+    let vk = k256::ecdsa::VerifyingKey::recover_from_prehash(
+        &[0xab; 32],
+        &rs,
+        k256::ecdsa::RecoveryId::new(v == 28, false),
+    )
+    .unwrap();
+    let pk = custody_core::PublicKey::from(k256::PublicKey::from(&vk));
+    assert_eq!(
+        custody_eth::Address::from_public_key(&pk).to_checksum(),
+        "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
+    );
+    assert_eq!(
+        r.out["address"],
+        "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
+    );
+}
+
+#[test]
+fn errors_are_one_json_object_with_a_stable_kind_and_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    let missing = custody(&dir, Some("pw"), &["derive", "--path", "m"]);
+    assert_eq!((missing.code, kind(&missing)), (1, "not-found"));
+    init_abandon(&dir);
+    let again = custody(&dir, Some("pw"), &["init", "--light-kdf"]);
+    assert_eq!((again.code, kind(&again)), (1, "already-exists"));
+    let wrong = custody(&dir, Some("nope"), &["derive", "--path", "m"]);
+    assert_eq!((wrong.code, kind(&wrong)), (3, "wrong-passphrase"));
+    let none = custody(&dir, None, &["derive", "--path", "m"]);
+    assert_eq!((none.code, kind(&none)), (2, "bad-input"));
+    for bad in ["m/x", "44'/0", "m/2147483648", "m//1", "m/1'/"] {
+        let r = custody(&dir, Some("pw"), &["derive", "--path", bad]);
+        assert_eq!((r.code, kind(&r)), (2, "bad-input"), "{bad}");
+        assert!(
+            r.err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("--path")
+        );
+    }
+    let both = custody(
+        &dir,
+        Some("pw"),
+        &["derive", "--path", "m", "--wallet", "a", "--index", "0"],
+    );
+    assert_eq!((both.code, kind(&both)), (2, "bad-input"));
+    let no_index = custody(&dir, Some("pw"), &["derive", "--wallet", "a"]);
+    assert_eq!((no_index.code, kind(&no_index)), (2, "bad-input"));
+    let unknown_key = custody(
+        &dir,
+        Some("pw"),
+        &["derive", "--key-id", "key-0000000000000000"],
+    );
+    assert_eq!((unknown_key.code, kind(&unknown_key)), (1, "not-found"));
+    for bad_hash in ["0x12", "12", "0xzz", &format!("0x{}", "00".repeat(33))] {
+        let r = custody(
+            &dir,
+            Some("pw"),
+            &["sign-hash", "--path", "m", "--hash", bad_hash],
+        );
+        assert_eq!((r.code, kind(&r)), (2, "bad-input"), "{bad_hash}");
+    }
+    let unknown_flag = custody(&dir, Some("pw"), &["derive", "--frobnicate"]);
+    assert_eq!((unknown_flag.code, kind(&unknown_flag)), (2, "bad-input"));
+}
+
+#[test]
+fn passphrase_file_drops_one_trailing_newline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    init_abandon(&dir);
+    let f = tmp.path().join("pass");
+    std::fs::write(&f, "pw\r\n").unwrap();
+    let r = custody(
+        &dir,
+        None,
+        &[
+            "--passphrase-file",
+            f.to_str().unwrap(),
+            "derive",
+            "--path",
+            "m",
+        ],
+    );
+    assert_eq!(r.code, 0, "{:?}", r.err);
+    std::fs::write(&f, "pw\n\n").unwrap();
+    let r = custody(
+        &dir,
+        None,
+        &[
+            "derive",
+            "--path",
+            "m",
+            "--passphrase-file",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!((r.code, kind(&r)), (3, "wrong-passphrase"));
+}
+
+#[test]
+fn imported_key_keeps_its_id_and_signs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    init_abandon(&dir);
+    let f = tmp.path().join("key.hex");
+    // Account #0 of the well-known hardhat/anvil test mnemonic.
+    std::fs::write(
+        &f,
+        "  0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\n",
+    )
+    .unwrap();
+    let a = custody(
+        &dir,
+        Some("pw"),
+        &[
+            "keystore",
+            "import",
+            "--private-key-file",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(a.code, 0, "{:?}", a.err);
+    assert_eq!(
+        a.out["address"],
+        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    );
+    let b = custody(
+        &dir,
+        Some("pw"),
+        &[
+            "keystore",
+            "import",
+            "--private-key-file",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(a.out["keyId"], b.out["keyId"]);
+    let id = a.out["keyId"].as_str().unwrap();
+    let d = custody(&dir, Some("pw"), &["derive", "--key-id", id]);
+    assert_eq!(
+        d.out["address"],
+        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    );
+    std::fs::write(&f, "0x1234").unwrap();
+    let bad = custody(
+        &dir,
+        Some("pw"),
+        &[
+            "keystore",
+            "import",
+            "--private-key-file",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!((bad.code, kind(&bad)), (2, "bad-input"));
+}
