@@ -1,0 +1,1 @@
+//! Benchmarks of the custody SDK; see `signing.rs` and `report.sh`.

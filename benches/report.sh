@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Prints the benchmark ratios (each against its baseline from the same run)
+# from criterion's last results. Run `cargo bench -p custody-benches` first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 - "$@" <<'PY'
+import json, os, platform, subprocess, sys
+
+root = os.path.join("target", "criterion")
+
+def mean_ns(group, bench):
+    path = os.path.join(root, group, *bench.split("/"), "new", "estimates.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["mean"]["point_estimate"]
+    except FileNotFoundError:
+        return None
+
+rows = [
+    # (what, numerator (group, bench), denominator (group, bench), target, higher_is_better)
+    ("hot path (EIP-1559, software) / raw k256", ("hot_path", "custody_sign_eip1559_software"), ("hot_path", "raw_k256_sign_prehash_recoverable"), "<= 1.10", False),
+    ("hot path (TOTP-gated, memory store) / raw k256", ("hot_path", "custody_totp_gated_eip1559_memory"), ("hot_path", "raw_k256_sign_prehash_recoverable"), "<= 1.10", False),
+    ("hot path (TOTP-gated, file store) / raw k256", ("hot_path", "custody_totp_gated_eip1559_file"), ("hot_path", "raw_k256_sign_prehash_recoverable"), "(durable write)", False),
+    ("hot path / alloy-signer-local", ("hot_path", "custody_sign_eip1559_software"), ("hot_path", "alloy_signer_local_sign_transaction_sync"), "<= 0.55", False),
+    ("child derivation (cached node) / raw k256", ("stages", "child_from_cached_node"), ("stages", "raw_k256_sign_prehash_recoverable"), "<= 0.05", False),
+    ("cold first signature / raw k256", ("cold_path", "unwrap_derive_first_signature"), ("cold_path", "raw_k256_sign_prehash_recoverable"), "<= 3.0", False),
+    ("envelope seal 1 MiB: raw aes-gcm / envelope (throughput share)", ("envelope_1048576", "raw_aes_gcm_seal"), ("envelope_1048576", "envelope_seal"), ">= 0.90", True),
+    ("envelope open 1 MiB: raw aes-gcm / envelope (throughput share)", ("envelope_1048576", "raw_aes_gcm_open"), ("envelope_1048576", "envelope_open"), ">= 0.90", True),
+    ("envelope seal 32 B / raw aes-gcm", ("envelope_32", "envelope_seal"), ("envelope_32", "raw_aes_gcm_seal"), "(fixed cost)", False),
+]
+
+print("| ratio | value | target |")
+print("|---|---|---|")
+for what, num, den, target, _ in rows:
+    a, b = mean_ns(*num), mean_ns(*den)
+    if a is None or b is None:
+        continue
+    print(f"| {what} | {a / b:.3f} | {target} |")
+t1, t2 = mean_ns("throughput", "threads/1"), mean_ns("throughput", "threads/2")
+if t1 and t2:
+    # Per iteration: 1 signature (1 thread) vs 2 signatures (2 threads).
+    print(f"| throughput 2 threads / 1 thread | {2 * t1 / t2:.3f} | >= 1.8 |")
+for name in ["child_from_cached_node"]:
+    pass
+try:
+    cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+except Exception:
+    cpu = platform.processor()
+print()
+print(f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
+PY
