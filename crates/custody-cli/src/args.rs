@@ -103,16 +103,45 @@ pub(crate) struct SignHashArgs {
 /// `custody keystore ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeystoreCommand {
-    /// Import a raw private key (hex, 0x optional, whitespace ignored).
+    /// Import a Web3 Secret Storage v3 file (geth, MetaMask, eth-account) or a
+    /// raw private key (hex, 0x optional, whitespace ignored).
     ///
-    /// Example: custody keystore import --private-key-file key.hex
+    /// Example: custody keystore import --file UTC--2024...json --password-file pw.txt
     Import(ImportArgs),
+    /// Export a key as a Web3 Secret Storage v3 file (scrypt) that geth and
+    /// eth-account decrypt.
+    ///
+    /// Example: custody keystore export --key-id key-0123456789abcdef --password-file pw.txt
+    Export(ExportArgs),
 }
 
 /// `custody keystore import`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
-    /// A file holding a raw 32-byte private key as hex.
+    /// A Web3 Secret Storage v3 JSON file.
     #[arg(long, value_name = "F")]
-    pub(crate) private_key_file: PathBuf,
+    pub(crate) file: Option<PathBuf>,
+    /// The v3 file's password (default: the keystore passphrase).
+    #[arg(long, value_name = "F", requires = "file")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// A file holding a raw 32-byte private key as hex.
+    #[arg(long, value_name = "F", conflicts_with = "file")]
+    pub(crate) private_key_file: Option<PathBuf>,
+}
+
+/// `custody keystore export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    /// The password to encrypt to (default: the keystore passphrase).
+    #[arg(long, value_name = "F")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// A TOTP code, for wallets enrolled in 2FA.
+    #[arg(long, value_name = "C")]
+    pub(crate) code: Option<String>,
+    /// Use geth's light scrypt parameters (n=4096, p=6) instead of the
+    /// standard ones (n=262144, p=1): for tests.
+    #[arg(long)]
+    pub(crate) light_kdf: bool,
 }

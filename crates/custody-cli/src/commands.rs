@@ -7,10 +7,13 @@ use custody_core::{
     Audited, Authorization, CreateOptions, DerivationPath, Digest32, KeyId, KeyRef, KeySigner,
     Keystore, Mnemonic, Passphrase, PrivateKeyBytes, Seed, SharedBackend, WalletScheme,
 };
+use custody_eth::keystore_v3::{self, KdfChoice};
 use custody_eth::{Address, EthSigner};
 use serde_json::{Value, json};
 
-use crate::args::{Cli, Command, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, SignHashArgs};
+use crate::args::{
+    Cli, Command, ExportArgs, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, SignHashArgs,
+};
 use crate::error::CliError;
 
 /// Runs one command.
@@ -24,6 +27,7 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Derive(k) => derive(&ctx, &k),
         Command::SignHash(a) => sign_hash(&ctx, &a),
         Command::Keystore(KeystoreCommand::Import(a)) => import(&ctx, &a),
+        Command::Keystore(KeystoreCommand::Export(a)) => export(&ctx, &a),
     }
 }
 
@@ -208,15 +212,63 @@ fn sign_hash(ctx: &Context, a: &SignHashArgs) -> Result<Value, CliError> {
 }
 
 fn import(ctx: &Context, a: &ImportArgs) -> Result<Value, CliError> {
-    let raw = read_secret_file(&a.private_key_file, "--private-key-file")?;
-    let key = parse_private_key_hex(&raw)?;
-    drop(raw);
+    let key = match (&a.file, &a.private_key_file) {
+        (Some(f), None) => {
+            let raw = read_secret_file(f, "--file")?;
+            let text =
+                std::str::from_utf8(&raw).map_err(|_| CliError::bad_input("--file: not UTF-8"))?;
+            let v3 = keystore_v3::parse(text).map_err(|e| CliError::from(e).context("--file"))?;
+            let password = match &a.password_file {
+                Some(p) => Passphrase::from_file_contents(read_secret_file(p, "--password-file")?),
+                None => ctx.passphrase()?,
+            };
+            // Open the keystore first: a missing keystore or a wrong
+            // keystore passphrase is reported before the v3 KDF runs.
+            let ks = ctx.open()?;
+            let key = v3.decrypt(&password)?;
+            return finish_import(&ks, key);
+        }
+        (None, Some(f)) => parse_private_key_hex(&read_secret_file(f, "--private-key-file")?)?,
+        _ => {
+            return Err(CliError::bad_input(
+                "give exactly one of --file or --private-key-file",
+            ));
+        }
+    };
     let ks = ctx.open()?;
+    finish_import(&ks, key)
+}
+
+fn finish_import(ks: &Keystore, key: PrivateKeyBytes) -> Result<Value, CliError> {
     let (id, public) = ks.import_key(key)?;
     Ok(json!({
         "address": Address::from_public_key(&public).to_checksum(),
         "keyId": id.as_str(),
     }))
+}
+
+fn export(ctx: &Context, a: &ExportArgs) -> Result<Value, CliError> {
+    let password = match &a.password_file {
+        Some(p) => Passphrase::from_file_contents(read_secret_file(p, "--password-file")?),
+        None => ctx.passphrase()?,
+    };
+    let ks = ctx.open()?;
+    let backend = backend(&ks);
+    let signer = pin(backend.clone(), &a.key)?;
+    let exporting = backend
+        .exporting()
+        .ok_or_else(|| CliError::new("unsupported", "keys of this backend cannot be exported"))?;
+    let auth = consent(a.code.as_ref());
+    let secret = exporting
+        .export_private_key(signer.key_signer().key(), &auth)
+        .wait()?;
+    let kdf = if a.light_kdf {
+        KdfChoice::ScryptLight
+    } else {
+        KdfChoice::ScryptStandard
+    };
+    let json = keystore_v3::encrypt(&secret, &password, kdf)?;
+    serde_json::from_str(&json).map_err(|_| CliError::new("io", "could not re-read the v3 JSON"))
 }
 
 /// A raw private key file: hex, `0x` optional, surrounding whitespace ignored.

@@ -68,6 +68,8 @@ impl From<custody_eth::Error> for CliError {
     fn from(e: custody_eth::Error) -> Self {
         match e {
             custody_eth::Error::Core(core) => core.into(),
+            custody_eth::Error::WrongPassword => Self::new("wrong-passphrase", e.to_string()),
+            custody_eth::Error::KeystoreUnsupported(_) => Self::new("unsupported", e.to_string()),
             other => Self::bad_input(other.to_string()),
         }
     }

@@ -89,6 +89,42 @@ pub enum Error {
     /// A mixed-case address whose EIP-55 checksum is wrong.
     #[error("address checksum mismatch (EIP-55)")]
     AddressChecksum,
+    /// A Web3 Secret Storage (v3 keystore) document is malformed at `field`
+    /// (a dotted JSON path such as `crypto.kdfparams.n`): not JSON, not an
+    /// object, a member missing or of the wrong type, a value out of its
+    /// domain.
+    #[error("keystore {field}: {reason}")]
+    KeystoreMalformed {
+        /// The member (dotted JSON path).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A v3 keystore member that must be hex is not (odd length or a
+    /// non-hex digit).
+    #[error("keystore {0}: invalid hex")]
+    KeystoreHex(&'static str),
+    /// A v3 keystore names a version, cipher, KDF, PRF or derived-key length
+    /// this crate does not implement.
+    #[error("keystore {0}: unsupported value")]
+    KeystoreUnsupported(&'static str),
+    /// A v3 keystore's KDF parameters exceed this crate's cost limits
+    /// (memory, work or salt size); refused before any derivation work.
+    #[error("keystore {0}: KDF parameters exceed the allowed cost")]
+    KeystoreKdfLimit(&'static str),
+    /// The password does not open the keystore: the MAC does not match. A
+    /// wrong password and a tampered MAC or ciphertext are deliberately
+    /// indistinguishable.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The keystore's `address` member is not the address of the key it
+    /// holds.
+    #[error("keystore address does not match its key")]
+    KeystoreAddressMismatch,
+    /// A keystore holds (or an export was asked for) 32 bytes that are not a
+    /// valid secp256k1 secret key (zero, or not below the group order).
+    #[error("not a valid secp256k1 private key")]
+    InvalidPrivateKey,
     /// The key backend failed or refused (see the source).
     #[error("key backend error")]
     Core(#[from] custody_core::Error),

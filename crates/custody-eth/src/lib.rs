@@ -6,6 +6,7 @@ mod authorization;
 mod codec;
 mod error;
 mod keccak;
+pub mod keystore_v3;
 mod signer;
 mod tx;
 mod u256;
