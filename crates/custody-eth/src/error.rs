@@ -89,6 +89,80 @@ pub enum Error {
     /// A mixed-case address whose EIP-55 checksum is wrong.
     #[error("address checksum mismatch (EIP-55)")]
     AddressChecksum,
+    /// A JSON field is malformed: a bad hex digit, an odd-length byte
+    /// string, a JSON number above 2^53 - 1, a value of the wrong JSON type.
+    #[error("{field}: {reason}")]
+    Json {
+        /// The field, as the JSON form names it (`maxFeePerGas`,
+        /// `accessList.storageKeys`, ...).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A field the transaction type requires is absent (or `null`).
+    #[error("{field}: missing for a type {tx_type} transaction")]
+    MissingField {
+        /// The field.
+        field: &'static str,
+        /// The transaction type.
+        tx_type: TxType,
+    },
+    /// A field that does not belong to the transaction type, such as
+    /// `gasPrice` on a type 0x2 transaction or `accessList` on a legacy one.
+    #[error("{field}: not a field of a type {tx_type} transaction")]
+    FieldNotAllowed {
+        /// The field.
+        field: &'static str,
+        /// The transaction type.
+        tx_type: TxType,
+    },
+    /// Two names for the same field (`input` and `data`, `gas` and
+    /// `gasLimit`, `yParity` and `v`) are both present and differ.
+    #[error("{field} and {other} are both present and differ")]
+    ConflictingFields {
+        /// The first name.
+        field: &'static str,
+        /// The second name.
+        other: &'static str,
+    },
+    /// A JSON object has a key its format does not define. The key itself
+    /// is not echoed (it is input).
+    #[error("{object}: unknown field")]
+    UnknownField {
+        /// The object (`transaction`, `accessList`, `authorizationList`).
+        object: &'static str,
+    },
+    /// A field of a signed transaction's JSON (`hash`, `from`, `chainId`)
+    /// does not match what the transaction and its signature give.
+    #[error("{0}: does not match the transaction")]
+    Mismatch(&'static str),
+    /// The text is not JSON.
+    #[error("invalid JSON at line {line}, column {column}")]
+    JsonSyntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A JSON object has the same key twice (readers disagree on which
+    /// value counts, so neither is taken).
+    #[error("duplicate key in a JSON object at line {line}, column {column}")]
+    DuplicateKey {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// EIP-712 typed data is malformed: an undefined, cyclic, unused or
+    /// malformed type, a missing or extra field, a value out of range for
+    /// its type. Names from the input are not echoed.
+    #[error("typed data: {what}: {reason}")]
+    TypedData {
+        /// Where: `types`, `primaryType`, `domain` or `message`.
+        what: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A Web3 Secret Storage (v3 keystore) document is malformed at `field`
     /// (a dotted JSON path such as `crypto.kdfparams.n`): not JSON, not an
     /// object, a member missing or of the wrong type, a value out of its

@@ -6,9 +6,14 @@
 //! backend answers without allocating a future.
 //!
 //! Each request names what it signs ([`Intent`]) so that gates and policy on
-//! the way can read it: transactions and EIP-7702 authorizations are typed
-//! intents carrying the value itself; a bare 32-byte digest goes through the
-//! separately named [`EthSigner::sign_hash_raw`], and passes the same gates.
+//! the way can read it: transactions, EIP-7702 authorizations, EIP-191
+//! personal messages and EIP-712 typed data are typed intents carrying the
+//! value itself; a bare 32-byte digest goes through the separately named
+//! [`EthSigner::sign_hash_raw`], and passes the same gates.
+//!
+//! Message signatures (EIP-191, EIP-712) carry `v` = 27/28 and never an
+//! EIP-155 value: chain binding for messages is the EIP-712 domain's
+//! `chainId`, not `v`.
 
 use std::fmt;
 
@@ -17,9 +22,13 @@ use custody_core::{
     RecoverableSignature,
 };
 
-use crate::{Address, Authorization, Error, SignedAuthorization, SignedTransaction, Transaction};
+use crate::{
+    Address, Authorization, Error, MessageSignature, PersonalMessage, SignedAuthorization,
+    SignedTransaction, Transaction, TypedData,
+};
 
-/// Signs Ethereum transactions and authorizations with one pinned key.
+/// Signs Ethereum transactions, authorizations and messages with one pinned
+/// key.
 #[derive(Clone)]
 pub struct EthSigner {
     signer: KeySigner,
@@ -83,6 +92,44 @@ impl EthSigner {
         self.signer
             .sign(authorization.signing_hash(), intent, consent)
             .map(move |sig| Ok(authorization.into_signed(&sig?)))
+    }
+
+    /// Signs an EIP-191 personal message (`personal_sign`): the digest
+    /// [`PersonalMessage::signing_hash`], with intent
+    /// [`IntentKind::PersonalMessage`] carrying the message. `v` is 27/28.
+    ///
+    /// # Errors
+    /// As [`EthSigner::sign_transaction`].
+    pub fn sign_personal_message<'a>(
+        &'a self,
+        message: &'a PersonalMessage,
+        consent: &'a Consent,
+    ) -> Pending<'a, Result<MessageSignature, Error>> {
+        let intent = Intent::typed(IntentKind::PersonalMessage, message);
+        self.signer
+            .sign(message.signing_hash(), intent, consent)
+            .map(|sig| Ok(MessageSignature::new(sig?)))
+    }
+
+    /// Signs EIP-712 typed data (`eth_signTypedData_v4`): the digest
+    /// [`TypedData::signing_hash`], with intent [`IntentKind::TypedData`]
+    /// carrying the typed data. `v` is 27/28.
+    ///
+    /// It takes the typed data itself, never a digest computed by the
+    /// caller: a [`TypedData`] can only be made by parsing and hashing the
+    /// data, so what a gate reads is what is signed.
+    ///
+    /// # Errors
+    /// As [`EthSigner::sign_transaction`].
+    pub fn sign_typed_data<'a>(
+        &'a self,
+        typed_data: &'a TypedData,
+        consent: &'a Consent,
+    ) -> Pending<'a, Result<MessageSignature, Error>> {
+        let intent = Intent::typed(IntentKind::TypedData, typed_data);
+        self.signer
+            .sign(typed_data.signing_hash(), intent, consent)
+            .map(|sig| Ok(MessageSignature::new(sig?)))
     }
 
     /// Signs a bare 32-byte digest, with intent [`IntentKind::RawDigest`]:

@@ -35,6 +35,7 @@ pub use eip2930::TxEip2930;
 pub use eip4844::{BLOB_GAS_PER_BLOB, TxEip4844};
 pub use eip7702::TxEip7702;
 pub use legacy::TxLegacy;
+pub(crate) use legacy::chain_id_and_parity;
 pub use signed::{SignedTransaction, decode_signed};
 
 use crate::{Address, Error, U256, codec, keccak256};

@@ -18,9 +18,11 @@ use custody_core::{
     SigningBackend,
 };
 use custody_eth::{
-    Address, Authorization, Error, EthSigner, Transaction, TxEip1559, TxEip4844, TxEip7702,
-    TxLegacy, TxType, U256, decode_signed,
+    Address, Authorization, Error, EthSigner, MessageSignature, PersonalMessage, Transaction,
+    TxEip1559, TxEip4844, TxEip7702, TxLegacy, TxType, TypedData, U256, decode_signed, keccak256,
+    personal_message_hash,
 };
+use serde_json::json;
 
 /// The signed raw forms of the first ethers subset entry, one per type
 /// (legacy, EIP-155, 1, 2, 3), plus a signed type 4 (ox).
@@ -411,6 +413,12 @@ impl SigningBackend for RecordingGate {
             IntentKind::Authorization => detail
                 .and_then(|d| d.downcast_ref::<Authorization>())
                 .is_some_and(|a| a.signing_hash() == request.digest),
+            IntentKind::PersonalMessage => detail
+                .and_then(|d| d.downcast_ref::<PersonalMessage>())
+                .is_some_and(|m| m.signing_hash() == request.digest),
+            IntentKind::TypedData => detail
+                .and_then(|d| d.downcast_ref::<TypedData>())
+                .is_some_and(|t| t.signing_hash() == request.digest),
             IntentKind::RawDigest => detail.is_none(),
             _ => false,
         };
@@ -447,9 +455,16 @@ fn every_entry_point_presents_its_intent_to_the_gates() {
             chain_id: U256::from_u64(1),
             ..Authorization::default()
         };
+        let message = PersonalMessage::from_text("hello");
+        let typed = TypedData::from_json_value(&mail()).unwrap();
         let results = [
             signer.sign_transaction(&tx, &consent).wait().err(),
             signer.sign_authorization(&auth, &consent).wait().err(),
+            signer
+                .sign_personal_message(&message, &consent)
+                .wait()
+                .err(),
+            signer.sign_typed_data(&typed, &consent).wait().err(),
             signer
                 .sign_hash_raw(Digest32([7; 32]), &consent)
                 .wait()
@@ -470,6 +485,8 @@ fn every_entry_point_presents_its_intent_to_the_gates() {
             [
                 (IntentKind::Transaction, true),
                 (IntentKind::Authorization, true),
+                (IntentKind::PersonalMessage, true),
+                (IntentKind::TypedData, true),
                 (IntentKind::RawDigest, true)
             ]
         );
@@ -487,4 +504,233 @@ fn signatures_verify_against_the_signer_address() {
     let key = sig.recover(&digest).unwrap();
     assert_eq!(Address::from_public_key(&key), signer.address());
     assert!(format!("{signer:?}").contains(&signer.address().to_checksum()));
+}
+
+// ------------------------------------------------- JSON and messages
+
+#[test]
+fn input_and_data_are_the_same_field() {
+    // Regression: calldata dropped because one side wrote `input` and the
+    // other read `data`. Either name is read, both are written, and two
+    // different values are an error rather than a silent choice.
+    let base = json!({
+        "type": "0x2", "chainId": "0x1", "nonce": "0x0", "gas": "0x5208",
+        "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1",
+        "to": "0x3535353535353535353535353535353535353535"
+    });
+    let calldata = vec![0xa9, 0x05, 0x9c, 0xbb, 0x00, 0x01];
+    let with = |pairs: &[(&str, &str)]| {
+        let mut v = base.clone();
+        for (k, val) in pairs {
+            v[*k] = json!(val);
+        }
+        Transaction::from_json_value(&v)
+    };
+    let by_input = with(&[("input", "0xa9059cbb0001")]).unwrap();
+    let by_data = with(&[("data", "0xa9059cbb0001")]).unwrap();
+    let by_both = with(&[("input", "0xa9059cbb0001"), ("data", "0xA9059CBB0001")]).unwrap();
+    for tx in [&by_input, &by_data, &by_both] {
+        assert_eq!(tx.data(), calldata);
+    }
+    assert_eq!(by_input, by_data);
+    assert_eq!(by_input, by_both);
+    assert!(matches!(
+        with(&[("input", "0xa9059cbb0001"), ("data", "0x")]),
+        Err(Error::ConflictingFields {
+            field: "input",
+            other: "data"
+        })
+    ));
+    assert!(matches!(
+        with(&[("input", "0x"), ("data", "0xa9059cbb0001")]),
+        Err(Error::ConflictingFields { .. })
+    ));
+    // Written under both names, so a reader of either one gets the calldata.
+    let out = by_input.to_json();
+    assert_eq!(out["input"], json!("0xa9059cbb0001"));
+    assert_eq!(out["data"], json!("0xa9059cbb0001"));
+    for drop in ["input", "data"] {
+        let mut one = out.clone();
+        one.as_object_mut().unwrap().remove(drop);
+        assert_eq!(
+            Transaction::from_json_value(&one).unwrap(),
+            by_input,
+            "{drop}"
+        );
+    }
+    // The signed transaction carries the calldata, and so does its JSON.
+    let signed = signer()
+        .sign_transaction(&by_data, &Consent::none())
+        .wait()
+        .unwrap();
+    assert_eq!(
+        decode_signed(signed.encoded())
+            .unwrap()
+            .transaction()
+            .data(),
+        calldata
+    );
+    let out = signed.to_json().unwrap();
+    assert_eq!(out["input"], out["data"]);
+    assert_eq!(out["input"], json!("0xa9059cbb0001"));
+}
+
+/// The EIP's Mail example.
+fn mail() -> serde_json::Value {
+    load_json("eip712/eip712_mail.json")["typedData"].clone()
+}
+
+#[test]
+fn eip155_v_is_never_applied_to_messages() {
+    // Regression: EIP-155 `v` (chainId * 2 + 35/36) applied to EIP-191 and
+    // EIP-712 signatures. Message signatures carry 27/28 whatever the chain,
+    // and a parsed signature with an EIP-155 v is refused.
+    let signer = signer();
+    let mut parities = [false; 2];
+    for chain_id in [1u64, 5, 137, 0x1_a5ee_289c, u64::MAX] {
+        // The same key's EIP-155 transaction does carry the chain in v...
+        let tx = Transaction::from(TxLegacy {
+            chain_id: Some(chain_id),
+            ..TxLegacy::default()
+        });
+        let signed_tx = signer
+            .sign_transaction(&tx, &Consent::none())
+            .wait()
+            .unwrap();
+        assert!(signed_tx.v() >= 37);
+        // ... its messages never do, whatever the domain's chain.
+        let mut typed = mail();
+        typed["domain"]["chainId"] = json!(chain_id.to_string());
+        let typed = TypedData::from_json_value(&typed).unwrap();
+        let message = PersonalMessage::from_text(&format!("chain {chain_id}"));
+        for sig in [
+            signer
+                .sign_typed_data(&typed, &Consent::none())
+                .wait()
+                .unwrap(),
+            signer
+                .sign_personal_message(&message, &Consent::none())
+                .wait()
+                .unwrap(),
+        ] {
+            let bytes = sig.to_bytes();
+            assert!(bytes[64] == 27 || bytes[64] == 28, "v = {}", bytes[64]);
+            assert_eq!(bytes[64], sig.v());
+            assert_eq!(sig.v(), 27 + u8::from(sig.signature().y_parity()));
+            parities[usize::from(sig.signature().y_parity())] = true;
+            // The EIP-155 form of the same signature is not accepted.
+            let mut eip155 = bytes;
+            let v155 = u128::from(chain_id) * 2 + 35 + u128::from(sig.signature().y_parity());
+            eip155[64] = u8::try_from(v155 % 256).unwrap();
+            if !matches!(eip155[64], 0 | 1 | 27 | 28) {
+                assert!(matches!(
+                    MessageSignature::from_bytes(&eip155),
+                    Err(Error::InvalidV)
+                ));
+            }
+        }
+    }
+    assert_eq!(parities, [true, true], "both parities exercised");
+    // The public vectors agree: v = 27/28 (ethers, viem; EIP-712 Mail: 28).
+    let v = load_json("eip191/eip191_personal_sign_vectors.json");
+    for case in v["vectors"].as_array().unwrap() {
+        let sig = unhex(case["signature"].as_str().unwrap());
+        assert!(sig[64] == 27 || sig[64] == 28);
+    }
+}
+
+#[test]
+fn typed_data_is_not_hashed_with_the_personal_prefix() {
+    // Regression: typed data hashed as a personal message (with the
+    // "\x19Ethereum Signed Message:\n" prefix) instead of with "\x19\x01".
+    let v = load_json("eip712/eip712_mail.json");
+    let e = &v["expected"];
+    let separator = hex32(e["domainSeparator"].as_str().unwrap());
+    let struct_hash = hex32(e["hashStruct_Mail"].as_str().unwrap());
+    let mut preimage = vec![0x19, 0x01];
+    preimage.extend_from_slice(&separator);
+    preimage.extend_from_slice(&struct_hash);
+    let digest = keccak256(&preimage);
+    assert_eq!(digest, hex32(e["digest"].as_str().unwrap()));
+
+    let typed = TypedData::from_json_value(&v["typedData"]).unwrap();
+    assert_eq!(typed.signing_hash().0, digest);
+    // None of the personal-prefix variants peers computed.
+    let text = serde_json::to_string(&v["typedData"]).unwrap();
+    for wrong in [
+        personal_message_hash(&preimage),
+        personal_message_hash(&digest),
+        personal_message_hash(&struct_hash),
+        personal_message_hash(text.as_bytes()),
+    ] {
+        assert_ne!(typed.signing_hash(), wrong);
+    }
+    // The signature is the EIP's, over the 0x1901 digest.
+    let signer = signer_for(e["signer_private_key"].as_str().unwrap());
+    let sig = signer
+        .sign_typed_data(&typed, &Consent::none())
+        .wait()
+        .unwrap();
+    assert_eq!(
+        sig.signature().r(),
+        &hex32(e["signature"]["r"].as_str().unwrap())
+    );
+    assert_eq!(
+        sig.signature().s(),
+        &hex32(e["signature"]["s"].as_str().unwrap())
+    );
+    assert_eq!(
+        sig.recover_address(&Digest32(digest)).unwrap(),
+        signer.address()
+    );
+    assert_ne!(
+        sig.recover_address(&personal_message_hash(&preimage)).ok(),
+        Some(signer.address())
+    );
+}
+
+#[test]
+fn typed_data_api_takes_no_prehashed_digest() {
+    // Regression: typed-data signing APIs that take a digest the caller
+    // computed, so that what a gate is shown and what is signed can differ.
+    // `sign_typed_data` takes a `TypedData`, which only parsing makes; the
+    // gate gets it as the intent detail and the digest signed is its hash.
+    let inner = signer().key_signer().backend().clone();
+    let gate = Arc::new(RecordingGate {
+        inner,
+        seen: Mutex::default(),
+        deny: false,
+    });
+    let backend: SharedBackend = gate.clone();
+    let key = KeyRef::Stored(custody_core::KeyId::new("test").unwrap());
+    let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
+    let typed = TypedData::from_json_value(&mail()).unwrap();
+    let sig = signer
+        .sign_typed_data(&typed, &Consent::none())
+        .wait()
+        .unwrap();
+    assert_eq!(typed.recover_signer(&sig).unwrap(), signer.address());
+    // A caller holding only the digest can sign it solely through the raw
+    // entry point, and the gate sees it as a raw digest with no detail.
+    let raw = signer
+        .sign_hash_raw(typed.signing_hash(), &Consent::none())
+        .wait()
+        .unwrap();
+    assert_eq!(raw, *sig.signature());
+    assert_eq!(
+        *gate.seen.lock().unwrap(),
+        [(IntentKind::TypedData, true), (IntentKind::RawDigest, true)]
+    );
+    // A digest is not typed data: the reader does not take one.
+    let digest_hex = format!("0x{}", hex::encode(typed.signing_hash().0));
+    for not_typed in [
+        json!(digest_hex),
+        json!({ "digest": digest_hex }),
+        json!({ "types": {}, "primaryType": "", "domain": {}, "message": digest_hex }),
+    ] {
+        assert!(
+            TypedData::from_json_value(&not_typed).is_err(),
+            "{not_typed}"
+        );
+    }
 }

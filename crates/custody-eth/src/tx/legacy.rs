@@ -95,7 +95,7 @@ impl TxLegacy {
 /// Accepts 27/28 (no chain id) and every `v ≥ 35` whose chain id
 /// `(v - 35) / 2` fits a `u64` (chain id 0 included, as other encoders
 /// produce it); anything else is [`Error::InvalidV`].
-fn chain_id_and_parity(v: &U256) -> Result<(Option<u64>, bool), Error> {
+pub(crate) fn chain_id_and_parity(v: &U256) -> Result<(Option<u64>, bool), Error> {
     let v = v.to_u128().ok_or(Error::InvalidV)?;
     match v {
         27 => Ok((None, false)),

@@ -1,61 +1,42 @@
 //! Shared by the integration tests (included with `#[path]`).
 //!
-//! `OneKey` is an in-process signing backend holding one raw key, standing in
-//! for `custody_core::Vault::insert_key`, which this copy of custody-core does
-//! not build yet. It returns `RawSignature::Recoverable` like the vault does,
-//! so signatures still go through `KeySigner` and `custody_core::normalize`.
+//! Keys are held by the real software backend, `custody_core::Vault`
+//! (`insert_key`), so every signature goes through `KeySigner` and
+//! `custody_core::normalize` exactly as in production.
 
 use std::sync::Arc;
 
 use custody_core::{
-    Error as CoreError, KeyBackend, KeyId, KeyKinds, KeyRef, KeySigner, Pending, PinnedKey,
-    PublicKey, RawSignature, SignRequest, SigningBackend,
+    DataKey, KekId, KeyId, KeyRef, KeySigner, LocalKek, PrivateKeyBytes, SharedBackend, Vault,
+    WalletScheme,
 };
 use custody_eth::{AccessList, AccessListItem, Address, EthSigner, U256};
-use k256::ecdsa::SigningKey;
 use serde_json::Value;
 
-#[derive(Debug)]
-struct OneKey(SigningKey);
-
-impl KeyBackend for OneKey {
-    fn name(&self) -> &str {
-        "test-one-key"
-    }
-    fn signing(&self) -> Option<&dyn SigningBackend> {
-        Some(self)
-    }
+/// A vault holding one imported key under the id `test`.
+pub(crate) fn vault_backend(private_key_hex: &str) -> SharedBackend {
+    let kek: SharedBackend = Arc::new(LocalKek::from_key(
+        KekId::new("test-kek").unwrap(),
+        DataKey::new([0x5a; 32]),
+    ));
+    let vault = Vault::new(kek, WalletScheme::Default);
+    vault
+        .insert_key(
+            KeyId::new("test").unwrap(),
+            PrivateKeyBytes::from_slice(&unhex(private_key_hex)).unwrap(),
+        )
+        .unwrap();
+    Arc::new(vault)
 }
 
-impl SigningBackend for OneKey {
-    fn key_kinds(&self) -> KeyKinds {
-        KeyKinds {
-            stored: true,
-            hd: false,
-        }
-    }
-    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, CoreError>> {
-        let pk = PublicKey::from(k256::PublicKey::from(self.0.verifying_key()));
-        Pending::ready(Ok(PinnedKey::new(key.clone(), None, pk)))
-    }
-    fn sign_digest<'a>(
-        &'a self,
-        request: SignRequest<'a>,
-    ) -> Pending<'a, Result<RawSignature, CoreError>> {
-        let (sig, id) = self.0.sign_prehash_recoverable(request.digest.as_bytes());
-        Pending::ready(Ok(RawSignature::Recoverable {
-            compact: sig.to_bytes().into(),
-            y_parity: id.is_y_odd(),
-        }))
-    }
-}
-
-/// An `EthSigner` for a raw private key given as hex.
+/// An `EthSigner` for a raw private key given as hex, held by a vault.
 pub(crate) fn signer_for(private_key_hex: &str) -> EthSigner {
-    let key = SigningKey::from_slice(&unhex(private_key_hex)).unwrap();
-    let backend: custody_core::SharedBackend = Arc::new(OneKey(key));
     let key_ref = KeyRef::Stored(KeyId::new("test").unwrap());
-    EthSigner::new(KeySigner::pin(backend, key_ref).wait().unwrap())
+    EthSigner::new(
+        KeySigner::pin(vault_backend(private_key_hex), key_ref)
+            .wait()
+            .unwrap(),
+    )
 }
 
 pub(crate) fn vector_path(rel: &str) -> String {
