@@ -45,9 +45,96 @@ pub(crate) enum Command {
     ///
     /// Example: custody sign-hash --wallet alice@example.com --index 0 --hash 0x<64 hex digits>
     SignHash(SignHashArgs),
+    /// Sign an Ethereum transaction given as JSON-RPC JSON (types 0x0-0x4).
+    ///
+    /// Example: custody sign-tx --wallet alice@example.com --index 0 --tx tx.json --code 123456
+    SignTx(SignTxArgs),
+    /// Sign an EIP-191 personal message (v = 27/28).
+    ///
+    /// Example: custody sign-message --wallet alice@example.com --index 0 --message "hello"
+    SignMessage(SignMessageArgs),
+    /// Sign EIP-712 typed data, as eth_signTypedData_v4 takes it (v = 27/28).
+    ///
+    /// Example: custody sign-typed-data --wallet alice@example.com --index 0 --file mail.json
+    SignTypedData(SignTypedDataArgs),
+    /// TOTP second factor: enrol a wallet.
+    #[command(subcommand)]
+    Totp(TotpCommand),
     /// Import and export keys.
     #[command(subcommand)]
     Keystore(KeystoreCommand),
+}
+
+/// `custody sign-tx`.
+#[derive(Debug, Args)]
+pub(crate) struct SignTxArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    /// A file holding the transaction JSON, or `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tx: String,
+    /// A TOTP code, for wallets enrolled in 2FA.
+    #[arg(long, value_name = "C")]
+    pub(crate) code: Option<String>,
+}
+
+/// `custody sign-message`.
+#[derive(Debug, Args)]
+pub(crate) struct SignMessageArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    /// The message as UTF-8 text.
+    #[arg(long, value_name = "S")]
+    pub(crate) message: Option<String>,
+    /// The message as 0x-prefixed hex bytes.
+    #[arg(long, value_name = "0xHEX", conflicts_with = "message")]
+    pub(crate) message_hex: Option<String>,
+    /// A TOTP code, for wallets enrolled in 2FA.
+    #[arg(long, value_name = "C")]
+    pub(crate) code: Option<String>,
+}
+
+/// `custody sign-typed-data`.
+#[derive(Debug, Args)]
+pub(crate) struct SignTypedDataArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    /// A file holding the typed-data JSON, or `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: String,
+    /// A TOTP code, for wallets enrolled in 2FA.
+    #[arg(long, value_name = "C")]
+    pub(crate) code: Option<String>,
+}
+
+/// `custody totp ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TotpCommand {
+    /// Enrol a wallet for TOTP: prints the otpauth URI and the base32 secret
+    /// (once). Refused for an enrolled wallet unless --rotate with a code.
+    ///
+    /// Example: custody totp register --wallet alice@example.com --qr
+    Register(RegisterArgs),
+}
+
+/// `custody totp register`.
+#[derive(Debug, Args)]
+pub(crate) struct RegisterArgs {
+    /// The wallet name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) wallet: String,
+    /// The issuer shown by authenticator apps (default: custody).
+    #[arg(long, value_name = "S")]
+    pub(crate) issuer: Option<String>,
+    /// Also draw the QR code on stderr.
+    #[arg(long)]
+    pub(crate) qr: bool,
+    /// Replace the secret of an enrolled wallet (needs --code from the old one).
+    #[arg(long, requires = "code")]
+    pub(crate) rotate: bool,
+    /// A current code of the enrolled secret, with --rotate.
+    #[arg(long, value_name = "C")]
+    pub(crate) code: Option<String>,
 }
 
 /// `custody init`.

@@ -8,11 +8,13 @@ use custody_core::{
     Keystore, Mnemonic, Passphrase, PrivateKeyBytes, Seed, SharedBackend, WalletScheme,
 };
 use custody_eth::keystore_v3::{self, KdfChoice};
-use custody_eth::{Address, EthSigner};
+use custody_eth::{Address, EthSigner, PersonalMessage, Transaction, TypedData};
+use custody_totp::{EnrolMode, TotpConfig, TotpGate, TotpRegistry};
 use serde_json::{Value, json};
 
 use crate::args::{
-    Cli, Command, ExportArgs, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, SignHashArgs,
+    Cli, Command, ExportArgs, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, RegisterArgs,
+    SignHashArgs, SignMessageArgs, SignTxArgs, SignTypedDataArgs, TotpCommand,
 };
 use crate::error::CliError;
 
@@ -26,6 +28,10 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Init(a) => init(&ctx, a),
         Command::Derive(k) => derive(&ctx, &k),
         Command::SignHash(a) => sign_hash(&ctx, &a),
+        Command::SignTx(a) => sign_tx(&ctx, &a),
+        Command::SignMessage(a) => sign_message(&ctx, &a),
+        Command::SignTypedData(a) => sign_typed_data(&ctx, &a),
+        Command::Totp(TotpCommand::Register(a)) => totp_register(&ctx, &a),
         Command::Keystore(KeystoreCommand::Import(a)) => import(&ctx, &a),
         Command::Keystore(KeystoreCommand::Export(a)) => export(&ctx, &a),
     }
@@ -57,9 +63,25 @@ impl Context {
     }
 }
 
-/// Every signature and export goes through the audit layer.
-fn backend(ks: &Keystore) -> SharedBackend {
-    Arc::new(Audited::new(ks.backend(), ks.audit()))
+/// The TOTP registry over the keystore's KEK, state store and audit log.
+fn registry(ks: &Keystore, issuer: Option<&str>) -> Result<Arc<TotpRegistry>, CliError> {
+    let mut config = TotpConfig::new(ks.scheme());
+    if let Some(issuer) = issuer {
+        config.issuer = issuer.to_owned();
+    }
+    Ok(Arc::new(TotpRegistry::new(
+        ks.backend(),
+        ks.state(),
+        ks.audit(),
+        config,
+    )?))
+}
+
+/// Every signature and export goes through the TOTP gate and the audit
+/// layer: `Audited(TotpGate(Vault))`.
+fn backend(ks: &Keystore) -> Result<SharedBackend, CliError> {
+    let gate: SharedBackend = Arc::new(TotpGate::new(ks.backend(), registry(ks, None)?));
+    Ok(Arc::new(Audited::new(gate, ks.audit())))
 }
 
 fn hex0x(bytes: impl AsRef<[u8]>) -> String {
@@ -195,7 +217,7 @@ fn parse_hash(s: &str) -> Result<Digest32, CliError> {
 fn sign_hash(ctx: &Context, a: &SignHashArgs) -> Result<Value, CliError> {
     let digest = parse_hash(&a.hash)?;
     let ks = ctx.open()?;
-    let signer = pin(backend(&ks), &a.key)?;
+    let signer = pin(backend(&ks)?, &a.key)?;
     let auth = consent(a.code.as_ref());
     let sig = signer.sign_hash_raw(digest, &auth).wait()?;
     let v = 27 + u8::from(sig.y_parity());
@@ -253,7 +275,7 @@ fn export(ctx: &Context, a: &ExportArgs) -> Result<Value, CliError> {
         None => ctx.passphrase()?,
     };
     let ks = ctx.open()?;
-    let backend = backend(&ks);
+    let backend = backend(&ks)?;
     let signer = pin(backend.clone(), &a.key)?;
     let exporting = backend
         .exporting()
@@ -284,4 +306,114 @@ fn parse_private_key_hex(raw: &[u8]) -> Result<PrivateKeyBytes, CliError> {
     let key = PrivateKeyBytes::new(out);
     out.fill(0);
     Ok(key)
+}
+
+/// Reads a file argument, or stdin for `-`.
+fn read_input(arg: &str, flag: &str) -> Result<String, CliError> {
+    let bytes = if arg == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
+        buf
+    } else {
+        std::fs::read(arg).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?
+    };
+    String::from_utf8(bytes).map_err(|_| CliError::bad_input(format!("{flag}: not UTF-8")))
+}
+
+/// A JSON number when it fits in 64 bits, else a 0x quantity (a `v` for a
+/// chain id above 2^63 does not fit a JSON number most parsers read).
+fn quantity(v: u128) -> Value {
+    u64::try_from(v).map_or_else(|_| Value::String(format!("0x{v:x}")), |n| json!(n))
+}
+
+fn sign_tx(ctx: &Context, a: &SignTxArgs) -> Result<Value, CliError> {
+    let text = read_input(&a.tx, "--tx")?;
+    let tx = Transaction::from_json_str(&text)?;
+    let ks = ctx.open()?;
+    let signer = pin(backend(&ks)?, &a.key)?;
+    let auth = consent(a.code.as_ref());
+    let signed = signer.sign_transaction(&tx, &auth).wait()?;
+    let sig = signed.signature();
+    Ok(json!({
+        "raw": hex0x(signed.encoded()),
+        "hash": hex0x(signed.hash()),
+        "signingHash": hex0x(signed.signing_hash().0),
+        "from": signer.address().to_checksum(),
+        "r": hex0x(sig.r()),
+        "s": hex0x(sig.s()),
+        "v": quantity(signed.v()),
+    }))
+}
+
+fn message_json(
+    digest: Digest32,
+    sig: &custody_eth::MessageSignature,
+    signer: &EthSigner,
+) -> Value {
+    json!({
+        "digest": hex0x(digest.0),
+        "signature": sig.to_string(),
+        "address": signer.address().to_checksum(),
+    })
+}
+
+fn sign_message(ctx: &Context, a: &SignMessageArgs) -> Result<Value, CliError> {
+    let message = match (&a.message, &a.message_hex) {
+        (Some(text), None) => PersonalMessage::from_text(text),
+        (None, Some(h)) => {
+            let hexpart = h
+                .strip_prefix("0x")
+                .ok_or_else(|| CliError::bad_input("--message-hex: must start with 0x"))?;
+            PersonalMessage::from_bytes(
+                hex::decode(hexpart).map_err(|_| CliError::bad_input("--message-hex: not hex"))?,
+            )
+        }
+        _ => {
+            return Err(CliError::bad_input(
+                "give exactly one of --message or --message-hex",
+            ));
+        }
+    };
+    let ks = ctx.open()?;
+    let signer = pin(backend(&ks)?, &a.key)?;
+    let auth = consent(a.code.as_ref());
+    let sig = signer.sign_personal_message(&message, &auth).wait()?;
+    Ok(message_json(message.signing_hash(), &sig, &signer))
+}
+
+fn sign_typed_data(ctx: &Context, a: &SignTypedDataArgs) -> Result<Value, CliError> {
+    let text = read_input(&a.file, "--file")?;
+    let typed = TypedData::from_json_str(&text)?;
+    let ks = ctx.open()?;
+    let signer = pin(backend(&ks)?, &a.key)?;
+    let auth = consent(a.code.as_ref());
+    let sig = signer.sign_typed_data(&typed, &auth).wait()?;
+    Ok(message_json(typed.signing_hash(), &sig, &signer))
+}
+
+fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
+    let ks = ctx.open()?;
+    let registry = registry(&ks, a.issuer.as_deref())?;
+    let mode = if a.rotate {
+        let code = a
+            .code
+            .as_deref()
+            .ok_or_else(|| CliError::bad_input("--code: required with --rotate"))?;
+        EnrolMode::Rotate(custody_core::OneTimeCode::new(code))
+    } else {
+        EnrolMode::New
+    };
+    let enrolment = registry.enrol(&a.wallet, mode)?;
+    if a.qr {
+        let qr = enrolment.qr()?;
+        let mut err = std::io::stderr().lock();
+        // The QR code is for the person at the terminal; stdout stays one
+        // JSON object for programs.
+        let _ = std::io::Write::write_all(&mut err, qr.to_terminal().as_bytes());
+    }
+    Ok(json!({
+        "uri": enrolment.to_uri().as_str(),
+        "secret": enrolment.secret_base32().as_str(),
+    }))
 }

@@ -56,11 +56,23 @@ impl fmt::Display for CliError {
 
 impl From<custody_core::Error> for CliError {
     fn from(e: custody_core::Error) -> Self {
-        let kind = match &e {
-            custody_core::Error::Io(_) => "io",
-            other => other.kind(),
-        };
-        Self::new(kind, e.to_string())
+        // Gates report their own failures as boxed backend errors: use the
+        // gate's kind and message.
+        if let custody_core::Error::Backend(inner) = &e
+            && let Some(t) = inner.downcast_ref::<custody_totp::Error>()
+        {
+            return Self::new(t.kind(), t.to_string());
+        }
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<custody_totp::Error> for CliError {
+    fn from(e: custody_totp::Error) -> Self {
+        match e {
+            custody_totp::Error::Core(core) => core.into(),
+            other => Self::new(other.kind(), other.to_string()),
+        }
     }
 }
 

@@ -1,1 +1,26 @@
-//! custody-totp: not yet built (see the open issues).
+#![doc = include_str!("../README.md")]
+
+pub mod base32;
+mod clock;
+mod config;
+mod error;
+mod gate;
+mod guard;
+mod otp;
+pub mod percent;
+mod qr;
+mod record;
+mod registry;
+mod uri;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    DEFAULT_ISSUER, Lockout, MAX_SKEW_STEPS, MAX_WALLET_NAME_BYTES, MIN_ENROL_SECRET_BYTES,
+    TotpConfig,
+};
+pub use error::Error;
+pub use gate::TotpGate;
+pub use otp::{Algorithm, Code, Digits, Period, TotpParams, hotp};
+pub use qr::{QUIET_ZONE, QrCode};
+pub use registry::{EnrolMode, Enrolment, TotpRegistry, Verification};
+pub use uri::{MAX_SECRET_BYTES, MAX_URI_LEN, MIN_SECRET_BYTES, OtpAuthUri, parse_otpauth_uri};

@@ -1,0 +1,332 @@
+//! [`TotpGate`]: a [`KeyBackend`] that lets nothing reach an enrolled
+//! wallet's keys without a fresh TOTP code.
+//!
+//! See [`TotpGate`] for what it covers and how.
+
+use std::fmt;
+use std::sync::Arc;
+
+use custody_core::{
+    AuditEvent, AuditOp, AuditOutcome, Authorization, ChildNumber, Denial, DerivationPath,
+    Digest32, ExportingBackend, IntentKind, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey,
+    PrivateKeyBytes, RawSignature, SharedBackend, SignRequest, SigningBackend, WrappingBackend,
+};
+
+use crate::registry::{Attempt, Loaded};
+use crate::{Error, TotpRegistry};
+
+/// The route a request takes to a key.
+#[derive(Debug, Clone, Copy)]
+enum Route<'a> {
+    Sign {
+        digest: &'a Digest32,
+        intent: IntentKind,
+    },
+    Export,
+}
+
+impl Route<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sign { .. } => "sign",
+            Self::Export => "export",
+        }
+    }
+
+    fn op(&self) -> AuditOp {
+        match self {
+            Self::Sign { .. } => AuditOp::SIGN,
+            Self::Export => AuditOp::EXPORT,
+        }
+    }
+}
+
+/// The TOTP gate: a [`KeyBackend`] that lets nothing reach an enrolled
+/// wallet's keys without a fresh TOTP code.
+///
+/// # What it covers
+/// The gate wraps any backend and is itself one. Every route to a key goes
+/// through it: digest signing (typed intents and the raw-digest intent
+/// alike) and private-key export. For each request it looks at every path
+/// the inner backend could use: the pinned key's BIP32 path and the path
+/// its reference names ([`KeyRef::Wallet`] through the configured wallet
+/// scheme, [`KeyRef::Path`] as given), so a hand-made [`PinnedKey`] whose
+/// reference and path disagree is checked on both. A wallet key pinned at
+/// another path than the gate's scheme gives is refused
+/// ([`Error::SchemeMismatch`]): the gate and the keystore disagree on the
+/// scheme, and the gate would look for enrolled wallets at the wrong nodes.
+///
+/// - **Signing** with a key at or under an enrolled wallet's node needs a
+///   valid, fresh code ([`Authorization::totp`]). Signing with any other
+///   key (an ancestor's included: a signature exposes no key) is allowed,
+///   unless the gate [requires enrolment](TotpGate::require_enrolment).
+/// - **Export** of a key is judged by what it exposes. With BIP32, a
+///   normal (non-hardened) child's private key and its parent's extended
+///   public key give the parent's private key, so exporting `P` exposes
+///   `P` with its trailing normal steps stripped (e.g. exporting `m/0`
+///   exposes `m`, whose xpub `custody init` prints). If that exposed node is
+///   an ancestor of an enrolled wallet's node, the export is refused with
+///   [`Denial::Forbidden`], code or not; if it is at or under one, it needs
+///   a fresh code like signing.
+/// - Wrapping is forwarded untouched.
+///
+/// # Fails closed
+/// Any error while reading the enrolment or the guard, unwrapping the
+/// secret or writing the audit record refuses the request: the inner
+/// backend is not called. (The Fortanix plugin signs without a code when
+/// its lookup fails.)
+///
+/// # The check and the signature are one step
+/// A code that passes is spent (its compare-and-swap committed) *before*
+/// the inner backend is called: it stays spent even if signing then fails,
+/// and a request whose check fails never reaches the inner backend.
+///
+/// # Cost
+/// On the software path the gate returns the inner backend's [`Pending`]
+/// as is (ready and allocation-free when the inner one is). For an
+/// enrolled wallet it adds one read of the node record, one of the guard,
+/// one compare-and-swap and `2·skew+1` HMACs (the secret is cached); for a
+/// wallet that is not enrolled, one read. No public key is computed.
+pub struct TotpGate {
+    inner: SharedBackend,
+    registry: Arc<TotpRegistry>,
+    require_enrolment: bool,
+}
+
+/// `path` without its trailing normal (non-hardened) steps: the node whose
+/// private key an export of `path` exposes, given its extended public key.
+fn exposed_by_export(path: &DerivationPath) -> &[ChildNumber] {
+    let c = path.components();
+    let keep = c.iter().rposition(|n| n.is_hardened()).map_or(0, |i| i + 1);
+    c.get(..keep).unwrap_or_default()
+}
+
+fn prefix(components: &[ChildNumber], depth: usize) -> Result<Option<DerivationPath>, Error> {
+    match components.get(..depth) {
+        Some(p) if components.len() >= depth => {
+            Ok(Some(DerivationPath::from_components(p.to_vec())?))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl TotpGate {
+    /// Gates `inner` with the enrolments of `registry`. Use the same wallet
+    /// scheme for both (the keystore's).
+    #[must_use]
+    pub fn new(inner: SharedBackend, registry: Arc<TotpRegistry>) -> Self {
+        Self {
+            inner,
+            registry,
+            require_enrolment: false,
+        }
+    }
+
+    /// With `true`, a key that belongs to no enrolled wallet (a wallet that
+    /// is not enrolled, an ancestor path, an imported key) is refused with
+    /// [`Denial::Forbidden`]: every signature and export then needs a code.
+    /// The default (`false`) signs such keys without one, as the Fortanix
+    /// plugin does for wallets that are not registered.
+    #[must_use]
+    pub fn require_enrolment(mut self, require: bool) -> Self {
+        self.require_enrolment = require;
+        self
+    }
+
+    /// The registry of enrolments.
+    #[must_use]
+    pub fn registry(&self) -> &Arc<TotpRegistry> {
+        &self.registry
+    }
+
+    /// The wrapped backend.
+    #[must_use]
+    pub fn inner(&self) -> &SharedBackend {
+        &self.inner
+    }
+
+    /// Decides whether a request may reach the inner backend; spends the
+    /// code when it does.
+    fn admit(
+        &self,
+        key: &PinnedKey,
+        auth: &Authorization,
+        route: Route<'_>,
+    ) -> Result<(), custody_core::Error> {
+        let depth = self.registry.node_depth();
+        let named = match key.reference() {
+            KeyRef::Wallet { name, index } => Some(self.registry.scheme().key_path(name, *index)?),
+            KeyRef::Path(p) => Some(p.clone()),
+            KeyRef::Stored(_) => None,
+            _ => {
+                return Err(custody_core::Error::Unsupported(
+                    "the TOTP gate does not know this kind of key reference",
+                ));
+            }
+        };
+        let pinned = key.path();
+        if let (KeyRef::Wallet { .. }, Some(p), Some(n)) = (key.reference(), pinned, &named)
+            && p != n
+        {
+            // The backend put the wallet's key elsewhere than our scheme
+            // does: a forged key, or a gate configured with another scheme
+            // than the keystore (whose enrolled nodes we would not find).
+            return Err(Error::SchemeMismatch.into());
+        }
+        let second = named.as_ref().filter(|n| Some(*n) != pinned);
+        let mut enrolled: Option<Loaded> = None;
+        for path in [pinned, second].into_iter().flatten() {
+            let node = match route {
+                Route::Sign { .. } => prefix(path.components(), depth)?,
+                Route::Export => {
+                    let exposed = exposed_by_export(path);
+                    if exposed.len() < depth {
+                        let exposed = DerivationPath::from_components(exposed.to_vec())?;
+                        if self.registry.enrolled_below(&exposed)? {
+                            return Err(self.refuse(key, route, "exposes-enrolled-wallet"));
+                        }
+                    }
+                    prefix(exposed, depth)?
+                }
+            };
+            let Some(node) = node else { continue };
+            if let Some(loaded) = self.registry.lookup(&node)? {
+                if enrolled.as_ref().is_some_and(|e| e.node() != loaded.node()) {
+                    // Two wallets' keys in one request: no one code serves.
+                    return Err(self.refuse(key, route, "two-wallets"));
+                }
+                enrolled = Some(loaded);
+            }
+        }
+        let Some(loaded) = enrolled else {
+            if self.require_enrolment {
+                return Err(self.refuse(key, route, "not-enrolled"));
+            }
+            return Ok(());
+        };
+        let (digest, intent) = match route {
+            Route::Sign { digest, intent } => (Some(digest), Some(intent)),
+            Route::Export => (None, None),
+        };
+        let attempt = Attempt {
+            route: route.name(),
+            digest,
+            intent,
+            key_path: pinned.or(named.as_ref()),
+            index: key.wallet().map(|(_, index)| index),
+        };
+        let verification = self.registry.check(&loaded, auth.totp.as_ref(), attempt)?;
+        match verification.denial() {
+            None => Ok(()),
+            Some(denial) => Err(custody_core::Error::Denied(denial)),
+        }
+    }
+
+    /// Audits a refusal the gate makes itself and returns it (or the audit
+    /// error: either way, refused).
+    fn refuse(
+        &self,
+        key: &PinnedKey,
+        route: Route<'_>,
+        detail: &'static str,
+    ) -> custody_core::Error {
+        let mut event =
+            custody_core::describe_key(AuditEvent::new(route.op(), AuditOutcome::Denied), key)
+                .with_detail(detail);
+        if let Route::Sign { digest, .. } = route {
+            event = event.with_digest(digest);
+        }
+        let recorded = event
+            .with_field("denial", Denial::Forbidden.kind())
+            .and_then(|e| self.registry.audit().append(e));
+        match recorded {
+            Ok(_) => custody_core::Error::Denied(Denial::Forbidden),
+            Err(e) => e,
+        }
+    }
+}
+
+impl SigningBackend for TotpGate {
+    fn key_kinds(&self) -> KeyKinds {
+        self.inner
+            .signing()
+            .map(SigningBackend::key_kinds)
+            .unwrap_or_default()
+    }
+
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, custody_core::Error>> {
+        match self.inner.signing() {
+            Some(s) => s.pin(key),
+            None => Pending::ready(Err(custody_core::Error::Unsupported(
+                "this backend does not sign",
+            ))),
+        }
+    }
+
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> Pending<'a, Result<RawSignature, custody_core::Error>> {
+        let Some(inner) = self.inner.signing() else {
+            return Pending::ready(Err(custody_core::Error::Unsupported(
+                "this backend does not sign",
+            )));
+        };
+        let route = Route::Sign {
+            digest: &request.digest,
+            intent: request.intent.kind(),
+        };
+        match self.admit(request.key, request.auth, route) {
+            Ok(()) => inner.sign_digest(request),
+            Err(e) => Pending::ready(Err(e)),
+        }
+    }
+}
+
+impl ExportingBackend for TotpGate {
+    fn export_private_key<'a>(
+        &'a self,
+        key: &'a PinnedKey,
+        auth: &'a Authorization,
+    ) -> Pending<'a, Result<PrivateKeyBytes, custody_core::Error>> {
+        let Some(inner) = self.inner.exporting() else {
+            return Pending::ready(Err(custody_core::Error::Unsupported(
+                "keys of this backend cannot leave it",
+            )));
+        };
+        match self.admit(key, auth, Route::Export) {
+            Ok(()) => inner.export_private_key(key, auth),
+            Err(e) => Pending::ready(Err(e)),
+        }
+    }
+}
+
+impl KeyBackend for TotpGate {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        self.inner.signing().map(|_| self as &dyn SigningBackend)
+    }
+
+    fn wrapping(&self) -> Option<&dyn WrappingBackend> {
+        self.inner.wrapping()
+    }
+
+    fn exporting(&self) -> Option<&dyn ExportingBackend> {
+        self.inner
+            .exporting()
+            .map(|_| self as &dyn ExportingBackend)
+    }
+}
+
+impl fmt::Debug for TotpGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpGate")
+            .field("inner", &self.inner)
+            .field("registry", &self.registry)
+            .field("require_enrolment", &self.require_enrolment)
+            .finish()
+    }
+}

@@ -1,0 +1,820 @@
+//! [`TotpRegistry`]: enrolment and verification, with the replay guard and
+//! lockout kept in the state store.
+//!
+//! See [`TotpRegistry`] for the records, the concurrency and the cost.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use custody_core::{
+    AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, Denial, DerivationPath, Digest32,
+    Envelope, IntentKind, OneTimeCode, SecretVec, SharedBackend, StateStore, Versioned,
+    WalletScheme, WrappingBackend, fill_random,
+};
+use zeroize::Zeroizing;
+
+use crate::guard::{Decision, Matches, decide};
+use crate::record::{
+    EnrolmentRecord, GuardState, SCHEME_KEY, decode_counter, decode_scheme, encode_counter,
+    encode_scheme, guard_key, node_key, secret_context, under_key,
+};
+use crate::{
+    Clock, Error, MAX_WALLET_NAME_BYTES, OtpAuthUri, QrCode, SystemClock, TotpConfig, TotpParams,
+};
+
+/// How often a compare-and-swap is retried after conflicts before giving up
+/// (each conflict means another writer made progress).
+const MAX_CAS_ATTEMPTS: usize = 64;
+
+/// The outcome of checking a code. Every refusal maps to a
+/// [`custody_core::Denial`] with [`Verification::denial`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The code is valid for this fresh step, which is now spent.
+    Accepted {
+        /// The accepted time step.
+        step: u64,
+    },
+    /// The wallet is not enrolled: there is nothing to check.
+    NotEnrolled,
+    /// The wallet is enrolled and no code was given.
+    Required,
+    /// The code is wrong (counted towards the lockout).
+    Invalid,
+    /// The code is valid only for a step at or before the last accepted
+    /// one (refused, not counted).
+    Replayed,
+    /// The wallet is locked after repeated wrong codes; nothing was checked.
+    Locked {
+        /// When the lock ends (UNIX seconds).
+        until_unix: u64,
+    },
+}
+
+impl Verification {
+    /// The refusal this outcome is, if it is one (`Accepted` and
+    /// `NotEnrolled` are not).
+    #[must_use]
+    pub fn denial(&self) -> Option<Denial> {
+        match self {
+            Self::Accepted { .. } | Self::NotEnrolled => None,
+            Self::Required => Some(Denial::TotpRequired),
+            Self::Invalid => Some(Denial::TotpInvalid),
+            Self::Replayed => Some(Denial::TotpReplayed),
+            Self::Locked { until_unix } => Some(Denial::TotpLocked {
+                until_unix: *until_unix,
+            }),
+        }
+    }
+
+    /// Whether the code was accepted.
+    #[must_use]
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Self::Accepted { .. })
+    }
+}
+
+impl From<Decision> for Verification {
+    fn from(d: Decision) -> Self {
+        match d {
+            Decision::Accept(step) => Self::Accepted { step },
+            Decision::Replayed => Self::Replayed,
+            Decision::Invalid => Self::Invalid,
+            Decision::Locked(until_unix) => Self::Locked { until_unix },
+        }
+    }
+}
+
+/// How [`TotpRegistry::enrol`] treats a wallet that is already enrolled.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum EnrolMode {
+    /// Enrol a wallet that is not enrolled; refuse ([`Error::AlreadyEnrolled`])
+    /// if it is.
+    New,
+    /// Replace the secret of an enrolled wallet, proving possession of the
+    /// current one with a fresh code (checked, and spent, like any other:
+    /// a wrong code counts towards the lockout). Enrols a wallet that is not
+    /// enrolled yet.
+    Rotate(OneTimeCode),
+    /// Replace the secret without a code: the administrative recovery for a
+    /// lost device. Whoever can call this can take over the wallet's second
+    /// factor; expose it only to operators. Audited as such.
+    ForceRotate,
+}
+
+/// A completed enrolment: what to show the user, once.
+pub struct Enrolment {
+    node: DerivationPath,
+    uri: OtpAuthUri,
+}
+
+impl Enrolment {
+    /// The wallet name.
+    #[must_use]
+    pub fn wallet(&self) -> &str {
+        self.uri.account()
+    }
+
+    /// The wallet's BIP32 node (everything at or under it is gated).
+    #[must_use]
+    pub fn node_path(&self) -> &DerivationPath {
+        &self.node
+    }
+
+    /// Algorithm, digits and period.
+    #[must_use]
+    pub fn params(&self) -> TotpParams {
+        self.uri.params()
+    }
+
+    /// The provisioning URI (with the secret) as a structure.
+    #[must_use]
+    pub fn uri(&self) -> &OtpAuthUri {
+        &self.uri
+    }
+
+    /// The `otpauth://totp/…` text. Holds the secret.
+    #[must_use]
+    pub fn to_uri(&self) -> Zeroizing<String> {
+        self.uri.to_uri()
+    }
+
+    /// The secret in base32, for manual entry. Key material.
+    #[must_use]
+    pub fn secret_base32(&self) -> Zeroizing<String> {
+        self.uri.secret_base32()
+    }
+
+    /// The URI as a QR code, to draw on a terminal or as SVG.
+    ///
+    /// # Errors
+    /// [`Error::QrTooLong`] for a URI too long for a QR code (wallet names
+    /// of more than about 700 bytes).
+    pub fn qr(&self) -> Result<QrCode, Error> {
+        QrCode::encode(&self.to_uri())
+    }
+}
+
+impl fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Enrolment")
+            .field("wallet", &self.wallet())
+            .field("node", &self.node)
+            .field("params", &self.params())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An enrolment record as read, with the bytes it was read from.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) record: EnrolmentRecord,
+    raw: Versioned,
+}
+
+impl Loaded {
+    pub(crate) fn node(&self) -> &DerivationPath {
+        &self.record.node
+    }
+}
+
+/// What a verification is for, for its audit record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt<'a> {
+    /// `sign`, `export`, `verify` or `rotate`.
+    pub(crate) route: &'static str,
+    pub(crate) digest: Option<&'a Digest32>,
+    pub(crate) intent: Option<IntentKind>,
+    pub(crate) key_path: Option<&'a DerivationPath>,
+    pub(crate) index: Option<u32>,
+}
+
+impl Attempt<'_> {
+    const VERIFY: Attempt<'static> = Attempt {
+        route: "verify",
+        digest: None,
+        intent: None,
+        key_path: None,
+        index: None,
+    };
+    const ROTATE: Attempt<'static> = Attempt {
+        route: "rotate",
+        ..Attempt::VERIFY
+    };
+}
+
+struct CacheEntry {
+    record: Vec<u8>,
+    secret: Arc<SecretVec>,
+    last_used: u64,
+}
+
+/// Unwrapped secrets by node key, valid only while the record's bytes are
+/// the ones they were unwrapped from. Bounded; least recently used out.
+struct SecretCache {
+    capacity: usize,
+    entries: Mutex<HashMap<String, CacheEntry>>,
+    tick: AtomicU64,
+}
+
+impl SecretCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+            tick: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, key: &str, record: &[u8]) -> Option<Arc<SecretVec>> {
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed);
+        // A poisoned lock only means a panic elsewhere; entries are inserted
+        // whole, so the map is consistent.
+        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = map.get_mut(key)?;
+        if entry.record != record {
+            map.remove(key);
+            return None;
+        }
+        entry.last_used = tick;
+        Some(Arc::clone(&entry.secret))
+    }
+
+    fn insert(&self, key: String, record: Vec<u8>, secret: Arc<SecretVec>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= self.capacity && !map.contains_key(&key) {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                map.remove(&k);
+            }
+        }
+        map.insert(
+            key,
+            CacheEntry {
+                record,
+                secret,
+                last_used: tick,
+            },
+        );
+    }
+
+    fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// Enrolment and verification of TOTP second factors, keyed by wallet,
+/// with the replay guard and lockout kept in the state store.
+///
+/// # Records and the index
+/// Each enrolled wallet has one record under its BIP32 *node* (the node the
+/// configured [`WalletScheme`] maps its name to), holding the name, the
+/// code parameters and the secret sealed in an [`Envelope`] (context:
+/// `custody=totp-secret`, the wallet name and the parameters). Beside it, a
+/// guard record holds the last accepted step, the wrong-code count and the
+/// lock. For every strict ancestor of an enrolled node (`m` down to the
+/// node's parent) a counter says how many enrolled nodes lie below it. So
+/// "is this path at or under an enrolled node?" is one read (all nodes of a
+/// scheme have the same depth), and "is this path an ancestor of one?" is
+/// one read; nothing ever scans the wallets. See `SPEC.md`.
+///
+/// # Concurrency
+/// Every write is a [`StateStore::compare_and_swap`]. A verification reads
+/// the guard, decides, and swaps; on a conflict it re-reads and decides
+/// again (without recomputing codes), so two threads or processes that
+/// present the same code get exactly one acceptance. An enrolment raises the
+/// ancestor counters *before* it creates the node record: a crash in
+/// between leaves counters too high, which refuses more exports, never
+/// fewer (fail closed).
+///
+/// # Cost of a verification
+/// One read of the node record, one of the guard, one compare-and-swap of
+/// the guard (when the state changes), `2·skew+1` HMACs, and no envelope
+/// unwrap while the secret is cached (bounded, zeroizing, invalidated by any
+/// change to the record). A cache miss costs one unwrap by the KEK backend;
+/// with a network KEK (KMS) that call blocks the calling thread.
+pub struct TotpRegistry {
+    kek: SharedBackend,
+    state: Arc<dyn StateStore>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+    config: TotpConfig,
+    node_depth: usize,
+    scheme_confirmed: AtomicBool,
+    cache: SecretCache,
+}
+
+fn check_wallet(wallet: &str) -> Result<(), Error> {
+    if wallet.is_empty() {
+        return Err(Error::InvalidWallet("the wallet name is empty"));
+    }
+    if wallet.len() > MAX_WALLET_NAME_BYTES {
+        return Err(Error::InvalidWallet(
+            "wallet names are at most 1024 bytes for TOTP enrolment",
+        ));
+    }
+    Ok(())
+}
+
+/// The strict prefixes of `path`: `m` down to its parent.
+fn strict_prefixes(path: &DerivationPath) -> Result<Vec<DerivationPath>, Error> {
+    let c = path.components();
+    (0..c.len())
+        .map(|n| {
+            DerivationPath::from_components(c.get(..n).unwrap_or_default().to_vec())
+                .map_err(Error::from)
+        })
+        .collect()
+}
+
+impl TotpRegistry {
+    /// A registry sealing secrets under `kek`'s wrapping capability,
+    /// keeping records in `state` and recording every enrolment and check
+    /// in `audit`. For the embedded keystore: `keystore.backend()`,
+    /// `keystore.state()`, `keystore.audit()` and the keystore's scheme.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] from [`TotpConfig::validate`];
+    /// [`custody_core::Error::Unsupported`] if `kek` cannot wrap.
+    pub fn new(
+        kek: SharedBackend,
+        state: Arc<dyn StateStore>,
+        audit: Arc<dyn AuditSink>,
+        config: TotpConfig,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        if kek.wrapping().is_none() {
+            return Err(Error::Core(custody_core::Error::Unsupported(
+                "the TOTP registry needs a backend that wraps data keys",
+            )));
+        }
+        let node_depth = config.scheme.wallet_path("depth")?.depth();
+        Ok(Self {
+            kek,
+            state,
+            audit,
+            clock: Arc::new(SystemClock),
+            cache: SecretCache::new(config.secret_cache),
+            config,
+            node_depth,
+            scheme_confirmed: AtomicBool::new(false),
+        })
+    }
+
+    /// Reads time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &TotpConfig {
+        &self.config
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The wallet scheme.
+    #[must_use]
+    pub fn scheme(&self) -> WalletScheme {
+        self.config.scheme
+    }
+
+    /// The depth of every wallet node under the scheme (6 for `default`,
+    /// 8 for `fortanix`).
+    #[must_use]
+    pub fn node_depth(&self) -> usize {
+        self.node_depth
+    }
+
+    /// How many unwrapped secrets are cached now.
+    #[must_use]
+    pub fn cached_secrets(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The audit sink.
+    pub(crate) fn audit(&self) -> &Arc<dyn AuditSink> {
+        &self.audit
+    }
+
+    fn wrapping(&self) -> Result<&dyn WrappingBackend, Error> {
+        self.kek
+            .wrapping()
+            .ok_or(Error::Core(custody_core::Error::Unsupported(
+                "the KEK backend no longer wraps",
+            )))
+    }
+
+    /// Whether any enrolment may exist (the scheme record is there), and
+    /// that it was made with our scheme.
+    fn scheme_recorded(&self) -> Result<bool, Error> {
+        if self.scheme_confirmed.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        match self.state.get(SCHEME_KEY)? {
+            None => Ok(false),
+            Some(v) => {
+                if decode_scheme(&v.value)? != self.config.scheme {
+                    return Err(Error::SchemeMismatch);
+                }
+                self.scheme_confirmed.store(true, Ordering::Release);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Records our scheme before the first enrolment.
+    fn record_scheme(&self) -> Result<(), Error> {
+        if self.scheme_recorded()? {
+            return Ok(());
+        }
+        let bytes = encode_scheme(self.config.scheme)?;
+        match self.state.compare_and_swap(SCHEME_KEY, None, &bytes)? {
+            CasOutcome::Swapped { .. } => {}
+            CasOutcome::Conflict { current } => {
+                let current = current.ok_or(Error::ConcurrentUpdate)?;
+                if decode_scheme(&current.value)? != self.config.scheme {
+                    return Err(Error::SchemeMismatch);
+                }
+            }
+        }
+        self.scheme_confirmed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The node `wallet` maps to.
+    ///
+    /// # Errors
+    /// [`Error::InvalidWallet`] for an empty or too long name.
+    pub fn node_path(&self, wallet: &str) -> Result<DerivationPath, Error> {
+        check_wallet(wallet)?;
+        Ok(self.config.scheme.wallet_path(wallet)?)
+    }
+
+    /// The enrolment at `node`, if any.
+    pub(crate) fn lookup(&self, node: &DerivationPath) -> Result<Option<Loaded>, Error> {
+        if !self.scheme_recorded()? {
+            return Ok(None);
+        }
+        let Some(raw) = self.state.get(&node_key(node))? else {
+            return Ok(None);
+        };
+        let record = EnrolmentRecord::decode(&raw.value, node, self.config.scheme)?;
+        Ok(Some(Loaded { record, raw }))
+    }
+
+    /// Whether any enrolled node lies strictly below `path`.
+    pub(crate) fn enrolled_below(&self, path: &DerivationPath) -> Result<bool, Error> {
+        if path.depth() >= self.node_depth || !self.scheme_recorded()? {
+            return Ok(false);
+        }
+        match self.state.get(&under_key(path))? {
+            None => Ok(false),
+            Some(v) => Ok(decode_counter(&v.value)? > 0),
+        }
+    }
+
+    /// Whether `wallet` is enrolled.
+    ///
+    /// # Errors
+    /// [`Error::InvalidWallet`]; state-store errors.
+    pub fn is_enrolled(&self, wallet: &str) -> Result<bool, Error> {
+        if wallet.len() > MAX_WALLET_NAME_BYTES {
+            // Such a name cannot have been enrolled.
+            return Ok(false);
+        }
+        let node = self.node_path(wallet)?;
+        Ok(self.lookup(&node)?.is_some())
+    }
+
+    /// Enrols `wallet` with a fresh secret from the OS RNG (see
+    /// [`EnrolMode`] for an enrolled wallet). Returns what to show the user.
+    ///
+    /// # Errors
+    /// [`Error::InvalidWallet`]; [`Error::AlreadyEnrolled`] for
+    /// [`EnrolMode::New`] on an enrolled wallet; [`Error::Denied`] for
+    /// [`EnrolMode::Rotate`] with a code that is not accepted;
+    /// [`Error::ConcurrentUpdate`] if the record changed meanwhile;
+    /// [`Error::SchemeMismatch`]; RNG, envelope, state-store and audit
+    /// errors (after an audit error the enrolment is stored but its secret
+    /// is not returned: rotate with [`EnrolMode::ForceRotate`]).
+    pub fn enrol(&self, wallet: &str, mode: EnrolMode) -> Result<Enrolment, Error> {
+        let mut secret = Zeroizing::new(vec![0u8; self.config.secret_bytes]);
+        fill_random(&mut secret)?;
+        let issuer = self.config.issuer.clone();
+        let params = self.config.params;
+        let node = self.install(wallet, mode, &secret, params, &issuer)?;
+        let uri = OtpAuthUri::new(
+            Some(&issuer),
+            wallet,
+            SecretVec::from_slice(&secret),
+            params,
+        )?;
+        Ok(Enrolment { node, uri })
+    }
+
+    /// Enrols `wallet` with the secret and parameters of an otpauth URI
+    /// (e.g. moving a wallet from another signer). The URI's account name
+    /// is not used; its issuer is kept (the configured one if it has none).
+    ///
+    /// # Errors
+    /// As [`TotpRegistry::enrol`].
+    pub fn import(
+        &self,
+        wallet: &str,
+        uri: &OtpAuthUri,
+        mode: EnrolMode,
+    ) -> Result<DerivationPath, Error> {
+        let issuer = uri.issuer().unwrap_or(&self.config.issuer).to_owned();
+        self.install(wallet, mode, uri.expose_secret(), uri.params(), &issuer)
+    }
+
+    fn install(
+        &self,
+        wallet: &str,
+        mode: EnrolMode,
+        secret: &[u8],
+        params: TotpParams,
+        issuer: &str,
+    ) -> Result<DerivationPath, Error> {
+        let node = self.node_path(wallet)?;
+        self.record_scheme()?;
+        let existing = self.lookup(&node)?;
+        let detail = match (&existing, &mode) {
+            (None, _) => "enrolled",
+            (Some(_), EnrolMode::New) => {
+                self.audit_enrol(wallet, &node, AuditOutcome::Denied, "already-enrolled")?;
+                return Err(Error::AlreadyEnrolled);
+            }
+            (Some(e), _) if e.record.wallet != wallet => {
+                // Another name maps to this node (a 2^-124 event): theirs.
+                self.audit_enrol(wallet, &node, AuditOutcome::Denied, "node-taken")?;
+                return Err(Error::AlreadyEnrolled);
+            }
+            (Some(e), EnrolMode::Rotate(code)) => {
+                let v = self.check(e, Some(code), Attempt::ROTATE)?;
+                if let Some(denial) = v.denial() {
+                    return Err(Error::Denied(denial));
+                }
+                "rotated"
+            }
+            (Some(_), _) => "force-rotated",
+        };
+        let record = EnrolmentRecord {
+            wallet: wallet.to_owned(),
+            issuer: issuer.to_owned(),
+            params,
+            node: node.clone(),
+            envelope: Envelope::seal(
+                self.wrapping()?,
+                &self.wrapping()?.default_kek(),
+                &secret_context(wallet, &params)?,
+                secret,
+            )
+            .wait()?,
+            enrolled_at: self.clock.now_unix(),
+        };
+        let bytes = record.encode()?;
+        match existing {
+            None => self.create(&node, &bytes)?,
+            Some(e) => {
+                match self
+                    .state
+                    .compare_and_swap(&node_key(&node), Some(e.raw.version), &bytes)?
+                {
+                    CasOutcome::Swapped { .. } => {}
+                    CasOutcome::Conflict { .. } => return Err(Error::ConcurrentUpdate),
+                }
+            }
+        }
+        self.audit_enrol(wallet, &node, AuditOutcome::Success, detail)?;
+        Ok(node)
+    }
+
+    /// Creates a node record: ancestor counters first, then the record.
+    fn create(&self, node: &DerivationPath, bytes: &[u8]) -> Result<(), Error> {
+        let ancestors = strict_prefixes(node)?;
+        for a in &ancestors {
+            self.add_to_counter(a, 1)?;
+        }
+        match self.state.compare_and_swap(&node_key(node), None, bytes)? {
+            CasOutcome::Swapped { .. } => Ok(()),
+            CasOutcome::Conflict { .. } => {
+                // Someone enrolled it first: take our counts back (if this
+                // fails, the counters stay high: fail closed).
+                for a in &ancestors {
+                    self.add_to_counter(a, -1)?;
+                }
+                Err(Error::AlreadyEnrolled)
+            }
+        }
+    }
+
+    fn add_to_counter(&self, path: &DerivationPath, delta: i8) -> Result<(), Error> {
+        let key = under_key(path);
+        let mut current = self.state.get(&key)?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let count = match &current {
+                None => 0,
+                Some(v) => decode_counter(&v.value)?,
+            };
+            let next = if delta >= 0 {
+                count.saturating_add(delta.unsigned_abs().into())
+            } else {
+                count.saturating_sub(delta.unsigned_abs().into())
+            };
+            match self.state.compare_and_swap(
+                &key,
+                current.as_ref().map(|v| v.version),
+                &encode_counter(next)?,
+            )? {
+                CasOutcome::Swapped { .. } => return Ok(()),
+                CasOutcome::Conflict { current: c } => current = c,
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    fn audit_enrol(
+        &self,
+        wallet: &str,
+        node: &DerivationPath,
+        outcome: AuditOutcome,
+        detail: &'static str,
+    ) -> Result<(), Error> {
+        self.audit.append(
+            AuditEvent::new(AuditOp::ENROL, outcome)
+                .with_wallet(wallet)
+                .with_path(node)
+                .with_detail(detail)
+                .with_field("factor", "totp")?,
+        )?;
+        Ok(())
+    }
+
+    /// Checks `code` for `wallet` and, if it is accepted, spends it. Every
+    /// call is audited (op `totp-verify`). A wallet that is not enrolled
+    /// gives [`Verification::NotEnrolled`] (and no audit record).
+    ///
+    /// # Errors
+    /// [`Error::InvalidWallet`]; [`Error::Contention`];
+    /// [`Error::SchemeMismatch`]; state-store, envelope and audit errors.
+    /// Any error means "not verified".
+    pub fn verify(&self, wallet: &str, code: Option<&OneTimeCode>) -> Result<Verification, Error> {
+        if wallet.len() > MAX_WALLET_NAME_BYTES {
+            return Ok(Verification::NotEnrolled);
+        }
+        let node = self.node_path(wallet)?;
+        match self.lookup(&node)? {
+            None => Ok(Verification::NotEnrolled),
+            Some(loaded) => self.check(&loaded, code, Attempt::VERIFY),
+        }
+    }
+
+    /// Checks a code against a loaded enrolment, commits the guard, and
+    /// audits the attempt (an audit failure is returned as an error: the
+    /// caller refuses).
+    pub(crate) fn check(
+        &self,
+        loaded: &Loaded,
+        code: Option<&OneTimeCode>,
+        attempt: Attempt<'_>,
+    ) -> Result<Verification, Error> {
+        let now = self.clock.now_unix();
+        let result = self.decide_and_commit(loaded, code, now);
+        let params = &loaded.record.params;
+        let (outcome, detail, step) = match &result {
+            Ok(Verification::Accepted { step }) => (AuditOutcome::Success, "accepted", *step),
+            Ok(v) => (
+                AuditOutcome::Denied,
+                v.denial().map_or("not-enrolled", |d| d.kind()),
+                params.step_at(now),
+            ),
+            Err(e) => (AuditOutcome::Failed, e.kind(), params.step_at(now)),
+        };
+        let mut event = AuditEvent::new(AuditOp::TOTP_VERIFY, outcome)
+            .with_wallet(&loaded.record.wallet)
+            .with_path(attempt.key_path.unwrap_or(&loaded.record.node))
+            .with_detail(detail)
+            .with_field("route", attempt.route)?
+            .with_field("step", step.to_string())?;
+        if let Some(digest) = attempt.digest {
+            event = event.with_digest(digest);
+        }
+        if let Some(intent) = attempt.intent {
+            event = event.with_field("intent", intent.as_str())?;
+        }
+        if let Some(index) = attempt.index {
+            event = event.with_index(index);
+        }
+        if let Ok(Verification::Locked { until_unix }) = &result {
+            event = event.with_field("locked-until", until_unix.to_string())?;
+        }
+        self.audit.append(event)?;
+        result
+    }
+
+    fn decide_and_commit(
+        &self,
+        loaded: &Loaded,
+        code: Option<&OneTimeCode>,
+        now: u64,
+    ) -> Result<Verification, Error> {
+        let Some(code) = code else {
+            return Ok(Verification::Required);
+        };
+        let key = guard_key(loaded.node());
+        let mut current = self.state.get(&key)?;
+        let mut state = match &current {
+            None => GuardState::default(),
+            Some(v) => GuardState::decode(&v.value)?,
+        };
+        if now < state.locked_until {
+            // Locked: not even checked.
+            return Ok(Verification::Locked {
+                until_unix: state.locked_until,
+            });
+        }
+        let secret = self.secret(loaded)?;
+        let matches = Matches::compute(
+            secret.expose_secret(),
+            &loaded.record.params,
+            code.expose_secret().as_bytes(),
+            now,
+            self.config.skew_steps,
+        )?;
+        drop(secret);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (decision, next) = decide(&state, now, &matches, &self.config.lockout);
+            let Some(next) = next else {
+                return Ok(decision.into());
+            };
+            match self.state.compare_and_swap(
+                &key,
+                current.as_ref().map(|v| v.version),
+                &next.encode()?,
+            )? {
+                CasOutcome::Swapped { .. } => return Ok(decision.into()),
+                CasOutcome::Conflict { current: c } => {
+                    state = match &c {
+                        None => GuardState::default(),
+                        Some(v) => GuardState::decode(&v.value)?,
+                    };
+                    current = c;
+                }
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    /// The unwrapped secret of an enrolment, from the cache or the KEK.
+    fn secret(&self, loaded: &Loaded) -> Result<Arc<SecretVec>, Error> {
+        let key = node_key(loaded.node());
+        if let Some(secret) = self.cache.get(&key, &loaded.raw.value) {
+            return Ok(secret);
+        }
+        let secret = Arc::new(
+            loaded
+                .record
+                .envelope
+                .open(self.wrapping()?, &loaded.record.context()?)
+                .wait()?,
+        );
+        self.cache
+            .insert(key, loaded.raw.value.clone(), Arc::clone(&secret));
+        Ok(secret)
+    }
+}
+
+impl fmt::Debug for TotpRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpRegistry")
+            .field("kek", &self.kek)
+            .field("state", &self.state)
+            .field("clock", &self.clock)
+            .field("config", &self.config)
+            .field("cached_secrets", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
