@@ -1,89 +1,120 @@
 //! The custody quickstart: the seed's whole journey through the embedded
-//! keystore (no cloud, no server).
+//! keystore, with no cloud and no server.
 //!
 //! Run: `cargo run --example quickstart`
+//!
+//! 1. a fresh 24-word BIP39 mnemonic becomes the keystore's master, stored
+//!    only as an AES-256-GCM envelope under a passphrase-derived KEK;
+//! 2. the address of key 0 of the wallet `alice@example.com`;
+//! 3. the wallet is enrolled for TOTP (otpauth URI and QR code);
+//! 4. an EIP-1559 transaction is signed with a valid code, through
+//!    `Audited(TotpGate(Vault))`;
+//! 5. the same code presented again is refused as a replay;
+//! 6. the signed raw transaction, and the audit log verified.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use custody_core::{
-    AuditLog, Audited, Authorization, Capabilities, CreateOptions, Digest32, Error, Intent, KeyRef,
-    KeySigner, Keystore, Mnemonic, Passphrase, SharedBackend,
+    AuditLog, Audited, Authorization, CreateOptions, Denial, Error as CoreError, KeyRef, KeySigner,
+    Keystore, Mnemonic, Passphrase, SharedBackend,
 };
+use custody_eth::{EthSigner, Transaction};
+use custody_totp::{EnrolMode, TotpConfig, TotpGate, TotpRegistry};
 
-fn main() -> Result<(), Error> {
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let passphrase = Passphrase::from_str_copy("correct horse battery staple");
 
-    // 1. A fresh 24-word BIP39 mnemonic becomes the keystore's master. The
-    //    seed is stored only as an AES-256-GCM envelope under a KEK derived
-    //    from the passphrase (light scrypt here so the demo is quick).
+    // 1. The master. (`light` = a cheap scrypt so the demo is quick; a real
+    //    keystore uses `CreateOptions::standard()`.)
     let mnemonic = Mnemonic::generate(24)?;
-    let seed = mnemonic.to_seed("");
-    let keystore = Keystore::create(dir.path(), &passphrase, &seed, &CreateOptions::light()?)?;
-    println!("1. created a keystore in {}", dir.path().display());
-    println!("   master xpub        {}", keystore.xpub());
-    println!(
-        "   master fingerprint 0x{}",
-        hex::encode(keystore.fingerprint())
-    );
+    let keystore = Keystore::create(
+        dir.path(),
+        &passphrase,
+        &mnemonic.to_seed(""),
+        &CreateOptions::light()?,
+    )?;
+    drop(mnemonic);
+    println!("1. keystore created in {}", dir.path().display());
+    println!("   master xpub {}", keystore.xpub());
 
-    // 2. Reopen it as a service would (a wrong passphrase is a typed error).
-    drop(keystore);
-    let wrong = Keystore::open(dir.path(), &Passphrase::from_str_copy("guess"));
-    println!(
-        "2. open with a wrong passphrase -> {}",
-        wrong.err().map_or("opened?!".into(), |e| e.to_string())
-    );
-    let keystore = Keystore::open(dir.path(), &passphrase)?;
+    // Every signature goes through the TOTP gate, and the audit layer
+    // records what passed it.
+    let registry = Arc::new(TotpRegistry::new(
+        keystore.backend(),
+        keystore.state(),
+        keystore.audit(),
+        TotpConfig::new(keystore.scheme()),
+    )?);
+    let gate: SharedBackend = Arc::new(TotpGate::new(keystore.backend(), registry.clone()));
+    let backend: SharedBackend = Arc::new(Audited::new(gate, keystore.audit()));
 
-    // 3. Every signature goes through the KeyBackend seam, here audited.
-    let backend: SharedBackend = Arc::new(Audited::new(keystore.backend(), keystore.audit()));
-    println!(
-        "3. backend capabilities: {:?}",
-        Capabilities::of(backend.as_ref())
-    );
-
-    // 4. Key 0 of the wallet "alice@example.com": pinned once, then signing.
-    let alice = KeySigner::pin(
-        backend.clone(),
-        KeyRef::Wallet {
-            name: "alice@example.com".into(),
-            index: 0,
-        },
-    )
-    .wait()?;
+    // 2. The wallet's address.
+    let wallet = "alice@example.com";
+    let key = KeyRef::Wallet {
+        name: wallet.into(),
+        index: 0,
+    };
+    let alice = EthSigner::new(KeySigner::pin(backend, key).wait()?);
     let path = alice
+        .key_signer()
         .key()
         .path()
         .map(ToString::to_string)
         .unwrap_or_default();
-    println!("4. alice@example.com/0 at {path}");
     println!(
-        "   public key 0x{}",
-        hex::encode(alice.key().public_key().to_uncompressed())
+        "2. {wallet} key 0: {} (path {path})",
+        alice.address().to_checksum()
     );
 
-    let digest = Digest32([0x11; 32]);
-    let sig = alice
-        .sign(digest, Intent::raw_digest(), &Authorization::none())
-        .wait()?;
-    println!("5. signed digest 0x{}", hex::encode(digest.0));
-    println!("   r 0x{}", hex::encode(sig.r()));
-    println!("   s 0x{} (low-s)", hex::encode(sig.s()));
-    println!("   yParity {}", u8::from(sig.y_parity()));
-    let recovered = sig.recover(&digest)?;
+    // 3. TOTP enrolment: the user scans this once.
+    let enrolment = registry.enrol(wallet, EnrolMode::New)?;
+    println!("3. enrolled {wallet} for TOTP:");
+    println!("   {}", enrolment.to_uri().as_str());
+    println!("{}", enrolment.qr()?.to_terminal().as_str());
+
+    // 4. An EIP-1559 transaction, as a wallet backend receives it.
+    let tx = Transaction::from_json_str(
+        r#"{
+            "type": "0x2", "chainId": "0x1", "nonce": "0x0",
+            "to": "0x9858EfFD232B4033E47d90003D41EC34EcaEda94",
+            "value": "0xde0b6b3a7640000", "gas": "0x5208",
+            "maxFeePerGas": "0x6fc23ac00", "maxPriorityFeePerGas": "0x3b9aca00"
+        }"#,
+    )?;
+    let refused = alice.sign_transaction(&tx, &Authorization::none()).wait();
     println!(
-        "   recovers the pinned key: {}",
-        &recovered == alice.key().public_key()
+        "4. without a code: {}",
+        refused.err().map_or("signed?!".into(), |e| e.to_string())
+    );
+    // What the user's authenticator app shows now.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let code = enrolment
+        .params()
+        .code_at(enrolment.uri().expose_secret(), now)?;
+    let consent = Authorization::totp(code.expose_str());
+    let signed = alice.sign_transaction(&tx, &consent).wait()?;
+    println!(
+        "   with the code from the app: signed, from {}",
+        signed.recover_sender()?.to_checksum()
     );
 
-    // 6. The audit log is a hash chain anyone can verify.
+    // 5. The same code again is a replay.
+    match alice.sign_transaction(&tx, &consent).wait() {
+        Err(custody_eth::Error::Core(CoreError::Denied(Denial::TotpReplayed))) => {
+            println!("5. the same code again: refused (totp-replayed)");
+        }
+        other => return Err(format!("a replayed code must be refused, got {other:?}").into()),
+    }
+
+    // 6. The signed raw transaction, ready for eth_sendRawTransaction.
+    println!("6. raw transaction 0x{}", hex::encode(signed.encoded()));
+    println!("   hash            0x{}", hex::encode(signed.hash()));
     let log = std::fs::read(dir.path().join("audit.log"))?;
     let head = AuditLog::verify(log.as_slice())?;
-    println!(
-        "6. audit log verified: {} records, head {}",
-        head.seq,
-        hex::encode(head.hash)
-    );
+    println!("   audit log: {} records, hash chain verified", head.seq);
     Ok(())
 }

@@ -199,7 +199,7 @@ pub enum Error {
     /// valid secp256k1 secret key (zero, or not below the group order).
     #[error("not a valid secp256k1 private key")]
     InvalidPrivateKey,
-    /// The key backend failed or refused (see the source).
-    #[error("key backend error")]
+    /// The key backend failed or refused (shown as its own error).
+    #[error(transparent)]
     Core(#[from] custody_core::Error),
 }
