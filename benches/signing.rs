@@ -16,15 +16,19 @@ use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use alloy_network::TxSignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use custody_core::{
-    Authorization, DataKey, Digest32, EncryptionContext, Envelope, Intent, KekId, KeyRef,
-    KeySigner, LocalKek, SharedBackend, Vault, WalletScheme, WrappingBackend,
+    AuditLog, AuditSink, Audited, Authorization, DataKey, Digest32, EncryptionContext, Envelope,
+    FileStore, Intent, KekId, KeyRef, KeySigner, LocalKek, MemoryAuditLog, MemoryStore,
+    SharedBackend, StateStore, Vault, WalletScheme, WrappingBackend,
 };
 use custody_eth::{
     AccessList, AccessListItem, Address, EthSigner, Transaction, TxEip1559, TxEip2930, TxEip4844,
     TxEip7702, TxLegacy, U256,
 };
+use custody_totp::{Clock, EnrolMode, Enrolment, ManualClock, TotpConfig, TotpGate, TotpRegistry};
 use k256::ecdsa::SigningKey;
 
 const SEED: [u8; 64] = [0x42; 64];
@@ -146,6 +150,35 @@ fn hot_path(c: &mut Criterion) {
     };
     let none = Authorization::none();
 
+    let alloy_signer = PrivateKeySigner::from_slice(&raw_key.to_bytes()).unwrap();
+    let alloy_tx = alloy_consensus::TxEip1559 {
+        chain_id: 1,
+        nonce: 42,
+        max_priority_fee_per_gas: 1_500_000_000,
+        max_fee_per_gas: 30_000_000_000,
+        gas_limit: 21_000,
+        to: alloy_primitives::TxKind::Call(alloy_primitives::Address::from(
+            Address::parse("0x9858EfFD232B4033E47d90003D41EC34EcaEda94")
+                .unwrap()
+                .0,
+        )),
+        value: alloy_primitives::U256::from(1_000_000_000_000_000_000u128),
+        access_list: Default::default(),
+        input: alloy_primitives::Bytes::new(),
+    };
+
+    let gated_memory = totp_gated(
+        vault(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryAuditLog::new()),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let gated_file = totp_gated(
+        vault(),
+        Arc::new(FileStore::open(tmp.path().join("state")).unwrap()),
+        Arc::new(AuditLog::open(tmp.path().join("audit.log")).unwrap()),
+    );
+
     let mut g = c.benchmark_group("hot_path");
     g.bench_function("raw_k256_sign_prehash_recoverable", |b| {
         b.iter(|| raw_key.sign_prehash_recoverable(black_box(&digest.0)));
@@ -159,7 +192,80 @@ fn hot_path(c: &mut Criterion) {
             black_box(signed.encoded().len())
         });
     });
+    g.bench_function("alloy_signer_local_sign_transaction_sync", |b| {
+        b.iter(|| {
+            let mut t = alloy_tx.clone();
+            alloy_signer
+                .sign_transaction_sync(black_box(&mut t))
+                .unwrap()
+        });
+    });
+    for (name, gated) in [
+        ("custody_totp_gated_eip1559_memory", &gated_memory),
+        ("custody_totp_gated_eip1559_file", &gated_file),
+    ] {
+        g.bench_function(name, |b| {
+            // Each signature presents the next step's code (a code is
+            // accepted once); computing it is the user's app's work, so it
+            // is setup, outside the timing.
+            b.iter_batched(
+                || gated.next_code(),
+                |code| {
+                    let consent = Authorization::totp(code);
+                    let signed = gated.signer.sign_transaction(&tx, &consent).wait().unwrap();
+                    black_box(signed.encoded().len())
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
     g.finish();
+}
+
+/// A TOTP-enrolled wallet behind `Audited(TotpGate(Vault))`, with a clock the
+/// benchmark moves forward one period per signature.
+struct Gated {
+    signer: EthSigner,
+    enrolment: Enrolment,
+    clock: Arc<ManualClock>,
+}
+
+impl Gated {
+    fn next_code(&self) -> String {
+        self.clock.advance(30);
+        let params = self.enrolment.params();
+        let code = params
+            .code_at(self.enrolment.uri().expose_secret(), self.clock.now_unix())
+            .unwrap();
+        code.expose_str().to_owned()
+    }
+}
+
+fn totp_gated(vault: Arc<Vault>, state: Arc<dyn StateStore>, audit: Arc<dyn AuditSink>) -> Gated {
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let registry = Arc::new(
+        TotpRegistry::new(
+            vault.clone(),
+            state,
+            audit.clone(),
+            TotpConfig::new(WalletScheme::Default),
+        )
+        .unwrap()
+        .with_clock(clock.clone()),
+    );
+    let enrolment = registry.enrol(WALLET, EnrolMode::New).unwrap();
+    let gate: SharedBackend = Arc::new(TotpGate::new(vault, registry));
+    let backend: SharedBackend = Arc::new(Audited::new(gate, audit));
+    let key = KeyRef::Wallet {
+        name: WALLET.into(),
+        index: 3,
+    };
+    let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
+    Gated {
+        signer,
+        enrolment,
+        clock,
+    }
 }
 
 /// Each stage alone.
