@@ -35,7 +35,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create a keystore from a BIP39 mnemonic, or from a fresh 24-word one.
     ///
-    /// Example: CUSTODY_PASSPHRASE=... custody init --show-mnemonic
+    /// Example: custody init --show-mnemonic   (with CUSTODY_PASSPHRASE set)
     Init(InitArgs),
     /// Show the public key and address of a key.
     ///

@@ -426,3 +426,57 @@ fn v3_errors_are_typed() {
     assert_eq!(e.code, 0, "{:?}", e.err);
     assert_eq!(e.out["address"], "9858effd232b4033e47d90003d41ec34ecaeda94");
 }
+
+#[test]
+fn unsupported_and_io_errors_have_their_kinds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ks");
+    init_abandon(&dir);
+    // A v3 file with a cipher nobody implements: `unsupported`, exit 1.
+    let base = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../custody-eth/tests/vectors/keystore_v3/eth_account/scrypt_light_p6_whitespace.json"
+    );
+    let mut v3: Value = serde_json::from_slice(&std::fs::read(base).unwrap()).unwrap();
+    v3["crypto"]["cipher"] = Value::String("aes-256-ctr".into());
+    let f = tmp.path().join("v3.json");
+    std::fs::write(&f, v3.to_string()).unwrap();
+    let r = custody(
+        &dir,
+        Some("pw"),
+        &["keystore", "import", "--file", f.to_str().unwrap()],
+    );
+    assert_eq!((r.code, kind(&r)), (1, "unsupported"), "{:?}", r.err);
+    // A keystore path that is a regular file: `io`, exit 1.
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let r = custody(&file, Some("pw"), &["init", "--light-kdf"]);
+    assert_eq!((r.code, kind(&r)), (1, "io"), "{:?}", r.err);
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in [
+        vec!["init"],
+        vec!["derive"],
+        vec!["sign-hash"],
+        vec!["sign-tx"],
+        vec!["sign-message"],
+        vec!["sign-typed-data"],
+        vec!["totp", "register"],
+        vec!["keystore", "import"],
+        vec!["keystore", "export"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_custody"))
+            .args(&cmd)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("Example: custody "),
+            "{cmd:?} help lacks an example:\n{text}"
+        );
+    }
+}
