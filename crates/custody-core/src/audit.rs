@@ -356,7 +356,7 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// Seals `event` as record `prev.seq + 1`, chained to `prev`.
-    fn seal(prev: &AuditHead, time: u64, event: AuditEvent) -> Result<Self, Error> {
+    pub(crate) fn seal(prev: &AuditHead, time: u64, event: AuditEvent) -> Result<Self, Error> {
         let seq = prev.seq.checked_add(1).ok_or(Error::AuditChainBroken {
             seq: prev.seq,
             reason: "sequence number overflow",

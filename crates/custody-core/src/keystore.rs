@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::audit::{AuditEvent, AuditLog, AuditOp, AuditOutcome, AuditSink};
 use crate::fsutil::{DirLock, create_private_dir, read_optional, sync_dir, write_atomic};
-use crate::hd::ExtendedPrivateKey;
+use crate::hd::{ExtendedPrivateKey, ExtendedPublicKey};
 use crate::state::{FileStore, StateStore};
 use crate::vault::public_key_of;
 use crate::{
@@ -25,9 +25,10 @@ const VERSION: u32 = 1;
 /// Largest keystore.json accepted (a hostile file is refused before parsing).
 const MAX_META_BYTES: usize = 64 * 1024;
 
+/// `keystore.json`.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Meta {
+pub(crate) struct Meta {
     format: String,
     version: u32,
     generation: u64,
@@ -40,7 +41,12 @@ struct Meta {
 }
 
 impl Meta {
-    fn parse(bytes: &[u8]) -> Result<Self, Error> {
+    /// Parses `keystore.json` and checks every field that needs no
+    /// passphrase: the format, version and generation, the KDF parameters
+    /// (before any KDF work or allocation), the check value, the wallet
+    /// scheme, the master xpub and the fingerprint (which must be the
+    /// xpub's). A damaged file is reported as damaged before the KDF runs.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_META_BYTES {
             return Err(Error::MalformedRecord("keystore.json is too large"));
         }
@@ -57,25 +63,32 @@ impl Meta {
             ));
         }
         meta.kdf.validate()?;
-        let _: WalletScheme = meta.wallet_scheme.parse()?;
-        parse_fingerprint(&meta.fingerprint)?;
+        meta.kek_check()?;
+        meta.wallet_scheme
+            .parse::<WalletScheme>()
+            .map_err(|_| Error::MalformedRecord("unknown wallet scheme"))?;
+        let xpub = ExtendedPublicKey::parse(&meta.xpub)
+            .map_err(|_| Error::MalformedRecord("xpub is not a valid xpub"))?;
+        if parse_fingerprint(&meta.fingerprint)? != xpub.fingerprint() {
+            return Err(Error::MalformedRecord(
+                "fingerprint is not the xpub's fingerprint",
+            ));
+        }
         Ok(meta)
     }
 
-    fn to_json(&self) -> Result<Vec<u8>, Error> {
+    /// The check value, 32 bytes.
+    fn kek_check(&self) -> Result<[u8; 32], Error> {
+        let mut check = [0u8; 32];
+        hex::decode_to_slice(&self.kek_check, &mut check)
+            .map_err(|_| Error::MalformedRecord("kekCheck is not 64 hex digits"))?;
+        Ok(check)
+    }
+
+    /// The JSON form, as written to `keystore.json`.
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, Error> {
         serde_json::to_vec_pretty(self).map_err(|_| Error::MalformedRecord("keystore metadata"))
     }
-}
-
-/// Parses and validates keystore metadata bytes (no KDF work): the entry
-/// point of the `keystore_meta` fuzz target.
-///
-/// # Errors
-/// [`Error::MalformedRecord`] (or a KDF / wallet-scheme validation error) for
-/// anything that is not valid metadata.
-#[doc(hidden)]
-pub fn parse_keystore_metadata(bytes: &[u8]) -> Result<(), Error> {
-    Meta::parse(bytes).map(|_| ())
 }
 
 /// Options for [`Keystore::create`].
@@ -175,10 +188,11 @@ fn read_meta(dir: &Path) -> Result<Meta, Error> {
 
 fn unlock(meta: &Meta, passphrase: &Passphrase) -> Result<LocalKek, Error> {
     let kek = LocalKek::from_passphrase(passphrase, &meta.kdf)?;
-    let check =
-        hex::decode(&meta.kek_check).map_err(|_| Error::MalformedRecord("kekCheck is not hex"))?;
-    if !kek.verify_check_value(&check) || kek.current_kek().as_str() != meta.kek_id {
+    if !kek.verify_check_value(&meta.kek_check()?) {
         return Err(Error::WrongPassphrase);
+    }
+    if kek.current_kek().as_str() != meta.kek_id {
+        return Err(Error::MalformedRecord("kekId does not match the KDF salt"));
     }
     Ok(kek)
 }
@@ -524,5 +538,70 @@ impl KeyBackend for Keystore {
     }
     fn exporting(&self) -> Option<&dyn crate::ExportingBackend> {
         self.vault.exporting()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A keystore.json written by `Keystore::create`.
+    fn written_meta() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        Keystore::create(
+            dir.path(),
+            &Passphrase::from_str_copy("pw"),
+            &Seed::new([7; 64]),
+            &CreateOptions::light().unwrap(),
+        )
+        .unwrap();
+        std::fs::read_to_string(dir.path().join(META_FILE)).unwrap()
+    }
+
+    fn field<'a>(json: &'a str, name: &str) -> &'a str {
+        let start = json.find(&format!("\"{name}\": \"")).unwrap() + name.len() + 5;
+        let len = json[start..].find('"').unwrap();
+        &json[start..start + len]
+    }
+
+    #[test]
+    fn metadata_is_checked_before_any_kdf_work() {
+        let json = written_meta();
+        let meta = Meta::parse(json.as_bytes()).unwrap();
+        assert_eq!(meta.to_json().unwrap(), json.as_bytes());
+
+        let fingerprint = field(&json, "fingerprint");
+        let check = field(&json, "kekCheck");
+        let xpub = field(&json, "xpub");
+        // Each damage is its own MalformedRecord, found without a passphrase.
+        for (damaged, reason) in [
+            (
+                json.replace(fingerprint, "0x00000000"),
+                "fingerprint is not the xpub's fingerprint",
+            ),
+            (
+                json.replace(check, &check[..62]),
+                "kekCheck is not 64 hex digits",
+            ),
+            (
+                json.replace("\"default\"", "\"other\""),
+                "unknown wallet scheme",
+            ),
+            (
+                json.replace(xpub, &xpub.replace('x', "t")),
+                "xpub is not a valid xpub",
+            ),
+            (
+                json.replace("\"version\": 1", "\"version\": 2"),
+                "unsupported keystore format or version",
+            ),
+        ] {
+            assert_ne!(damaged, json);
+            match Meta::parse(damaged.as_bytes()) {
+                Err(Error::MalformedRecord(r)) => assert_eq!(r, reason),
+                Err(e) => panic!("{reason}: got {e:?}"),
+                Ok(_) => panic!("{reason}: accepted"),
+            }
+        }
     }
 }

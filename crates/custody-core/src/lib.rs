@@ -7,6 +7,8 @@ mod context;
 mod envelope;
 mod error;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hazmat;
 mod hd;
 mod keystore;
@@ -34,8 +36,6 @@ pub use context::{EncryptionContext, MAX_CONTEXT_BYTES};
 pub use envelope::Envelope;
 pub use error::{Denial, Error};
 pub use hd::{ChainNode, ExtendedPrivateKey, ExtendedPublicKey, HdNode};
-#[doc(hidden)]
-pub use keystore::parse_keystore_metadata;
 pub use keystore::{CreateOptions, Keystore};
 pub use local_kek::{KdfParams, LocalKek};
 pub use mnemonic::{Mnemonic, MnemonicLanguage};

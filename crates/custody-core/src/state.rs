@@ -202,7 +202,7 @@ const FIXED_LEN: usize = 4 + 1 + 8 + 2 + 4 + 32;
 
 /// Encodes a record (format v1, see `SPEC.md`). Lengths are checked by the
 /// caller.
-fn encode_record(key: &str, version: u64, value: &[u8]) -> Result<Vec<u8>, Error> {
+pub(crate) fn encode_record(key: &str, version: u64, value: &[u8]) -> Result<Vec<u8>, Error> {
     let key_len = u16::try_from(key.len())
         .map_err(|_| Error::InvalidStateRecord("keys are 1-512 bytes of UTF-8"))?;
     let value_len = u32::try_from(value.len())
@@ -241,7 +241,18 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes a record file and checks that it belongs to `expected_key`.
-fn decode_record(bytes: &[u8], expected_key: &str) -> Result<Versioned, Error> {
+pub(crate) fn decode_record(bytes: &[u8], expected_key: &str) -> Result<Versioned, Error> {
+    let (key, record) = parse_record(bytes)?;
+    if key != expected_key {
+        return Err(Error::MalformedRecord(
+            "state record belongs to another key",
+        ));
+    }
+    Ok(record)
+}
+
+/// Decodes a record file into the key it names and its version and value.
+pub(crate) fn parse_record(bytes: &[u8]) -> Result<(&str, Versioned), Error> {
     let bad = Error::MalformedRecord;
     if bytes.len() < FIXED_LEN {
         return Err(bad("state record is truncated"));
@@ -273,13 +284,13 @@ fn decode_record(bytes: &[u8], expected_key: &str) -> Result<Versioned, Error> {
         return Err(bad("state record field out of range"));
     }
     let key = std::str::from_utf8(key).map_err(|_| bad("state record key is not UTF-8"))?;
-    if key != expected_key {
-        return Err(bad("state record belongs to another key"));
-    }
-    Ok(Versioned {
-        version,
-        value: value.to_vec(),
-    })
+    Ok((
+        key,
+        Versioned {
+            version,
+            value: value.to_vec(),
+        },
+    ))
 }
 
 /// Records in a directory: one file per key, safe across threads and

@@ -5,6 +5,8 @@ mod address;
 mod authorization;
 mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod keccak;
 pub mod keystore_v3;

@@ -1,0 +1,390 @@
+//! The fuzz targets of `custody-core` on the stable toolchain: every
+//! committed seed (`fuzz/seeds/<target>/`) and every committed regression
+//! input (`fuzz/regressions/<target>/`) runs through the very function the
+//! cargo-fuzz target calls (`custody_core::fuzzing`), which panics when a
+//! property fails. CI has no nightly, so this is where a fixed fuzz finding
+//! stays fixed.
+//!
+//! `write_seeds` (ignored) regenerates `fuzz/seeds/` from the public vectors:
+//! `cargo test -p custody-core --test fuzz_corpus -- --ignored write_seeds`.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use custody_core::fuzzing::TARGETS;
+use custody_core::{
+    CreateOptions, DerivationPath, KdfParams, Keystore, MemoryAuditLog, Passphrase, Seed,
+    StateStore, WalletScheme,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors");
+const CRATE_VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+
+/// The files of `fuzz/seeds/<target>` and `fuzz/regressions/<target>`
+/// (either may be missing), sorted.
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let dir = Path::new(FUZZ_DIR).join(kind).join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs every input of `target` through its body; fails naming every input
+/// that panicked, and if there were no inputs at all.
+fn run(target: &str) {
+    let (_, body) = TARGETS.iter().find(|(name, _)| *name == target).unwrap();
+    let files = inputs(target);
+    assert!(
+        !files.is_empty(),
+        "no inputs for {target} under fuzz/seeds or fuzz/regressions"
+    );
+    let failed: Vec<&PathBuf> = files
+        .iter()
+        .filter(|path| {
+            let bytes = std::fs::read(path).unwrap();
+            std::panic::catch_unwind(|| body(&bytes)).is_err()
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{target}: properties fail for {failed:?}"
+    );
+    eprintln!("{target}: {} inputs passed", files.len());
+}
+
+#[test]
+fn envelope() {
+    run("envelope");
+}
+
+#[test]
+fn bip32_path() {
+    run("bip32_path");
+}
+
+#[test]
+fn xkey() {
+    run("xkey");
+}
+
+#[test]
+fn der_signature() {
+    run("der_signature");
+}
+
+#[test]
+fn state_record() {
+    run("state_record");
+}
+
+#[test]
+fn audit_log() {
+    run("audit_log");
+}
+
+#[test]
+fn keystore_meta() {
+    run("keystore_meta");
+}
+
+#[test]
+fn mnemonic() {
+    run("mnemonic");
+}
+
+/// Every target here has a cargo-fuzz target file that calls it and a
+/// `[[bin]]` in `fuzz/Cargo.toml`, and a test above (the list must match).
+#[test]
+fn every_target_is_wired_up() {
+    let manifest = std::fs::read_to_string(Path::new(FUZZ_DIR).join("Cargo.toml")).unwrap();
+    for (name, _) in TARGETS {
+        let file = Path::new(FUZZ_DIR)
+            .join("fuzz_targets")
+            .join(format!("{name}.rs"));
+        let src = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            src.contains(&format!("custody_core::fuzzing::fuzz_{name}(")),
+            "{} does not call fuzz_{name}",
+            file.display()
+        );
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+    }
+    let tested = [
+        "envelope",
+        "bip32_path",
+        "xkey",
+        "der_signature",
+        "state_record",
+        "audit_log",
+        "keystore_meta",
+        "mnemonic",
+    ];
+    let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, tested, "add a #[test] for each new target");
+}
+
+// ---------------------------------------------------------------------------
+// Seed generation (ignored: run by hand when the vectors change)
+// ---------------------------------------------------------------------------
+
+fn json(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn unhex(v: &Value) -> Vec<u8> {
+    let s = v.as_str().unwrap();
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).unwrap()
+}
+
+/// Seeds of one target: file name → bytes (names are `<label>-<hash>`).
+#[derive(Default)]
+struct Seeds(BTreeMap<String, Vec<u8>>);
+
+impl Seeds {
+    fn add(&mut self, label: &str, bytes: impl Into<Vec<u8>>) {
+        let bytes = bytes.into();
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let hash = hex::encode(&Sha256::digest(&bytes)[..4]);
+        self.0.insert(format!("{label}-{hash}"), bytes);
+    }
+
+    /// Replaces `fuzz/seeds/<target>/` with these seeds.
+    fn write(&self, target: &str) {
+        let dir = Path::new(FUZZ_DIR).join("seeds").join(target);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in &self.0 {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        eprintln!("{target}: {} seeds", self.0.len());
+    }
+}
+
+fn envelope_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let v = json(&format!("{CRATE_VECTORS}/envelope_v1.json"));
+    for (i, case) in v["cases"].as_array().unwrap().iter().enumerate() {
+        s.add(&format!("vector{i}"), unhex(&case["envelope"]));
+    }
+    s
+}
+
+fn bip32_path_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let v = json(&format!("{VECTORS}/bip32/bip32.json"));
+    for vector in v["vectors"].as_array().unwrap() {
+        for link in vector["chain"].as_array().into_iter().flatten() {
+            let path = link["path"].as_str().unwrap();
+            s.add("bip32", path.as_bytes());
+        }
+    }
+    // The other spellings the parser accepts, and the edges of its ranges.
+    for path in [
+        "m/44'/60'/0'/0/7",
+        "m/44h/60h/0h/0/0",
+        "m/007/0H",
+        "m/2147483647'/2147483647",
+    ] {
+        s.add("syntax", path.as_bytes());
+    }
+    let deepest = DerivationPath::from_components(vec![custody_core::ChildNumber(1); 255]).unwrap();
+    s.add("depth255", deepest.to_string().into_bytes());
+    s
+}
+
+fn xkey_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let v = json(&format!("{VECTORS}/bip32/bip32.json"));
+    for vector in v["vectors"].as_array().unwrap() {
+        let n = &vector["vector"];
+        for (i, link) in vector["chain"].as_array().into_iter().flatten().enumerate() {
+            for kind in ["xpub", "xprv"] {
+                let text = link[kind].as_str().unwrap();
+                s.add(&format!("v{n}-{i}-{kind}"), text.as_bytes());
+                if i == 0 {
+                    // The 78-byte payload (checksum stripped): the harness
+                    // re-adds the checksum, so mutations reach the field checks.
+                    let raw = bs58::decode(text).into_vec().unwrap();
+                    s.add(&format!("v{n}-{i}-{kind}-payload"), &raw[..78]);
+                }
+            }
+        }
+        for (i, bad) in vector["invalid"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            s.add(
+                &format!("v{n}-invalid{i}"),
+                bad["key"].as_str().unwrap().as_bytes(),
+            );
+        }
+    }
+    s
+}
+
+fn der_signature_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let v = json(&format!(
+        "{VECTORS}/wycheproof/ecdsa_secp256k1_sha256_test.json"
+    ));
+    // The group the harness pins (its key signs "123400" in every test):
+    // the DER-structure cases come first, then the arithmetic edge cases,
+    // of which every eighth is kept.
+    let group = &v["testGroups"][1];
+    assert_eq!(
+        group["publicKey"]["uncompressed"].as_str().unwrap(),
+        "04b838ff44e5bc177bf21189d0766082fc9d843226887fc9760371100b7ee20a6ff0c9d75bfba7b31a6bca1974496eeb56de357071955d83c4b1badaa0b21832e9"
+    );
+    for (i, test) in group["tests"].as_array().unwrap().iter().enumerate() {
+        if test["msg"] != "313233343030" || (i >= 40 && i % 8 != 0) {
+            continue;
+        }
+        let id = &test["tcId"];
+        let result = test["result"].as_str().unwrap();
+        s.add(&format!("tc{id}-{result}"), unhex(&test["sig"]));
+    }
+    s
+}
+
+fn state_record_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let frozen = std::fs::read(format!("{CRATE_VECTORS}/state_record_v1.bin")).unwrap();
+    // Without its checksum too: the harness appends one, so mutations of
+    // the body get past it.
+    s.add("body_v1", &frozen[..frozen.len() - 32]);
+    s.add("vector_v1", frozen);
+    let dir = tempfile::tempdir().unwrap();
+    let store = custody_core::FileStore::open(dir.path()).unwrap();
+    let big = vec![0xa5; 300];
+    for (key, value) in [
+        ("a", &b""[..]),
+        ("wallet:Zoë/totp", &b"{\"last_step\":1}"[..]),
+        ("鍵", &big[..]),
+    ] {
+        let _ = store.compare_and_swap(key, None, value).unwrap();
+        let _ = store.compare_and_swap(key, Some(1), value).unwrap();
+    }
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none() {
+            s.add("filestore", std::fs::read(&path).unwrap());
+        }
+    }
+    s
+}
+
+fn audit_log_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let log = std::fs::read(format!("{CRATE_VECTORS}/audit_v1.jsonl")).unwrap();
+    for (i, line) in log.split(|&b| b == b'\n').enumerate() {
+        if !line.is_empty() {
+            s.add(&format!("line{i}"), [line, b"\n"].concat());
+        }
+    }
+    s.add("vector_v1", log);
+    let memory = MemoryAuditLog::with_clock(|| 1_767_225_600_000);
+    use custody_core::{AuditEvent, AuditOp, AuditOutcome};
+    memory
+        .append(
+            AuditEvent::new(AuditOp::new("jwt-sign").unwrap(), AuditOutcome::Failed)
+                .with_detail("backend timed out")
+                .with_field("kid", "arn:aws:kms:eu-west-1:1:key/x")
+                .unwrap(),
+        )
+        .unwrap();
+    s.add("memory", memory.to_jsonl().unwrap().into_bytes());
+    s
+}
+
+fn keystore_meta_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    // `CreateOptions::light()`'s cost with a fixed salt, so that the seeds
+    // are the same each time they are written.
+    for (label, scheme) in [
+        ("default", WalletScheme::Default),
+        ("fortanix", WalletScheme::Fortanix),
+    ] {
+        let light = CreateOptions::light().unwrap();
+        let kdf = KdfParams::new(light.kdf.log_n(), light.kdf.r(), light.kdf.p(), [0x61; 32]);
+        let options = CreateOptions {
+            kdf: kdf.unwrap(),
+            scheme,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        Keystore::create(
+            dir.path(),
+            &Passphrase::from_str_copy("correct horse battery staple"),
+            &Seed::new([0x42; 64]),
+            &options,
+        )
+        .unwrap();
+        s.add(
+            label,
+            std::fs::read(dir.path().join("keystore.json")).unwrap(),
+        );
+        if scheme == WalletScheme::Default {
+            s.add("kdf", serde_json::to_vec(&options.kdf).unwrap());
+        }
+    }
+    s
+}
+
+fn mnemonic_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let v = json(&format!("{VECTORS}/bip39/vectors.json"));
+    for (language, cases) in v.as_object().unwrap() {
+        // 12, 18 and 24 words (the vectors run 4×12, 4×18, 4×24, then cycle).
+        let picks: &[usize] = if language == "english" {
+            &[0, 3, 4, 7, 8, 11, 13, 14]
+        } else {
+            &[7, 8]
+        };
+        for &i in picks {
+            let phrase = cases[i][1].as_str().unwrap();
+            s.add(&format!("{language}{i}"), phrase.as_bytes());
+        }
+    }
+    s
+}
+
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand when the vectors change"]
+fn write_seeds() {
+    envelope_seeds().write("envelope");
+    bip32_path_seeds().write("bip32_path");
+    xkey_seeds().write("xkey");
+    der_signature_seeds().write("der_signature");
+    state_record_seeds().write("state_record");
+    audit_log_seeds().write("audit_log");
+    keystore_meta_seeds().write("keystore_meta");
+    mnemonic_seeds().write("mnemonic");
+}

@@ -1,0 +1,167 @@
+//! The fuzz target of `custody-eth` on the stable toolchain: every committed
+//! seed (`fuzz/seeds/raw_tx/`) and regression input
+//! (`fuzz/regressions/raw_tx/`) runs through the very function the
+//! cargo-fuzz target calls (`custody_eth::fuzzing::fuzz_raw_tx`), which
+//! panics when a property fails.
+//!
+//! `write_seeds` (ignored) regenerates `fuzz/seeds/raw_tx/` from the public
+//! vectors: `cargo test -p custody-eth --test fuzz_corpus -- --ignored write_seeds`.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use custody_eth::fuzzing::TARGETS;
+use serde_json::Value;
+
+const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors");
+
+/// The files of `fuzz/seeds/<target>` and `fuzz/regressions/<target>`
+/// (either may be missing), sorted.
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(Path::new(FUZZ_DIR).join(kind).join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn run(target: &str) {
+    let (_, body) = TARGETS.iter().find(|(name, _)| *name == target).unwrap();
+    let files = inputs(target);
+    assert!(
+        !files.is_empty(),
+        "no inputs for {target} under fuzz/seeds or fuzz/regressions"
+    );
+    let failed: Vec<&PathBuf> = files
+        .iter()
+        .filter(|path| {
+            let bytes = std::fs::read(path).unwrap();
+            std::panic::catch_unwind(|| body(&bytes)).is_err()
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{target}: properties fail for {failed:?}"
+    );
+    eprintln!("{target}: {} inputs passed", files.len());
+}
+
+#[test]
+fn raw_tx() {
+    run("raw_tx");
+}
+
+/// Every target here has a cargo-fuzz target file that calls it, a `[[bin]]`
+/// in `fuzz/Cargo.toml`, and a test above.
+#[test]
+fn every_target_is_wired_up() {
+    let manifest = std::fs::read_to_string(Path::new(FUZZ_DIR).join("Cargo.toml")).unwrap();
+    for (name, _) in TARGETS {
+        let file = Path::new(FUZZ_DIR)
+            .join("fuzz_targets")
+            .join(format!("{name}.rs"));
+        let src = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            src.contains(&format!("custody_eth::fuzzing::fuzz_{name}(")),
+            "{} does not call fuzz_{name}",
+            file.display()
+        );
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+    }
+    let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["raw_tx"], "add a #[test] for each new target");
+}
+
+// ---------------------------------------------------------------------------
+// Seed generation (ignored: run by hand when the vectors change)
+// ---------------------------------------------------------------------------
+
+fn json(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(format!("{VECTORS}/{path}")).unwrap()).unwrap()
+}
+
+fn unhex(v: &Value) -> Vec<u8> {
+    let s = v.as_str().unwrap();
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).unwrap()
+}
+
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand when the vectors change"]
+fn write_seeds() {
+    let mut seeds: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut add = |label: &str, bytes: Vec<u8>| {
+        let hash = hex::encode(&custody_eth::keccak256(&bytes)[..4]);
+        seeds.insert(format!("{label}-{hash}"), bytes);
+    };
+    // ethers.js: the first 10 entries, each signed as legacy, EIP-155 and
+    // types 1, 2 and 3.
+    let ethers = json("eth-tx/ethers_transactions_subset_with_hashes.json");
+    for (i, vector) in ethers["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(10)
+        .enumerate()
+    {
+        for (kind, signed) in vector["signed"].as_object().unwrap() {
+            add(&format!("ethers{i}-{kind}"), unhex(&signed["raw"]));
+        }
+    }
+    add(
+        "eip155-example",
+        unhex(&json("eth-tx/eip155_example.json")["signed_tx"]),
+    );
+    add(
+        "eip7702-alloy",
+        unhex(&json("eth-tx/eip7702_alloy_rpc_tx.json")["derived"]["raw_signed_tx"]),
+    );
+    let ox = json("eth-tx/eip7702_ox_vectors.json");
+    // Signed, unsigned (a near miss: the fields without the signature) and
+    // with encoding-only signatures (r = s = 0x60fd…, or zero).
+    for (i, tx) in ox["transactions"].as_array().unwrap().iter().enumerate() {
+        for kind in ["signed_serialized", "unsigned_serialized"] {
+            if let Some(raw) = tx.get(kind) {
+                add(&format!("eip7702-ox{i}-{kind}"), unhex(raw));
+            }
+        }
+        for (j, raw) in tx
+            .get("serialized_with_sig")
+            .into_iter()
+            .flat_map(|m| m.as_object().unwrap().values().enumerate())
+        {
+            add(&format!("eip7702-ox{i}-sig{j}"), unhex(raw));
+        }
+    }
+    let tests = json("eth-tx/ethereum_tests_TransactionTests_selected.json");
+    for (name, test) in tests["tests"].as_object().unwrap() {
+        add(&format!("ethereum-tests-{name}"), unhex(&test["txbytes"]));
+    }
+
+    let dir = Path::new(FUZZ_DIR).join("seeds").join("raw_tx");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in &seeds {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    eprintln!("raw_tx: {} seeds", seeds.len());
+}

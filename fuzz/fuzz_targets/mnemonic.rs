@@ -1,0 +1,7 @@
+//! Fuzzes BIP39 phrases: `custody_core::Mnemonic::parse`.
+//! The body (and the properties it checks) is `custody_core::fuzzing::fuzz_mnemonic`,
+//! which `tests/fuzz_corpus.rs` also runs on every committed seed and
+//! regression input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| custody_core::fuzzing::fuzz_mnemonic(data));
