@@ -10,7 +10,7 @@ use std::fmt;
 
 use custody_core::RecoverableSignature;
 
-use crate::{Error, SignedTransaction, Transaction, TxType, decode_signed, keccak256};
+use crate::{Error, SignedTransaction, Transaction, TxType, TypedData, decode_signed, keccak256};
 
 /// The body of a fuzz target: arbitrary bytes in, a panic if a property fails.
 pub type Target = fn(&[u8]);
@@ -18,7 +18,12 @@ pub type Target = fn(&[u8]);
 /// Every target of this crate: its name (the file
 /// `fuzz/fuzz_targets/<name>.rs` and the directories `fuzz/seeds/<name>/`,
 /// `fuzz/regressions/<name>/`) and its body.
-pub const TARGETS: &[(&str, Target)] = &[("raw_tx", fuzz_raw_tx)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("raw_tx", fuzz_raw_tx),
+    ("tx_json", fuzz_tx_json),
+    ("typed_data", fuzz_typed_data),
+    ("keystore_v3", fuzz_keystore_v3),
+];
 
 /// The value of `result`, or a panic naming the property that failed.
 #[expect(
@@ -140,5 +145,81 @@ pub fn fuzz_raw_tx(data: &[u8]) {
                 Err(e) => must(Err(e), "recover_authority fails with a typed error"),
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tx_json
+// ---------------------------------------------------------------------------
+
+/// The JSON-RPC transaction object (`Transaction::from_json_str`, and the
+/// signed form `SignedTransaction::from_json_str`): never a panic; an
+/// accepted unsigned transaction writes JSON that reads back to the same
+/// transaction with the same signing hash.
+pub fn fuzz_tx_json(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(tx) = Transaction::from_json_str(s) {
+        let json = tx.to_json();
+        let again = must(
+            Transaction::from_json_value(&json),
+            "written transaction JSON re-reads",
+        );
+        assert_eq!(again, tx, "JSON round trip");
+        assert_eq!(again.signing_hash(), tx.signing_hash());
+    }
+    if let Ok(signed) = SignedTransaction::from_json_str(s) {
+        let again = must(
+            SignedTransaction::decode(signed.encoded()),
+            "a transaction read from JSON decodes from its own encoding",
+        );
+        assert_eq!(again.encoded(), signed.encoded());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// typed_data
+// ---------------------------------------------------------------------------
+
+/// EIP-712 typed data as `eth_signTypedData_v4` takes it: never a panic; an
+/// accepted document writes JSON that reads back to the same document with
+/// the same digest.
+pub fn fuzz_typed_data(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(typed) = TypedData::from_json_str(s) else {
+        return;
+    };
+    let digest = typed.signing_hash();
+    let again = must(
+        TypedData::from_json_value(&typed.to_json()),
+        "written typed data re-reads",
+    );
+    assert_eq!(
+        again.signing_hash(),
+        digest,
+        "digest survives the round trip"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// keystore_v3
+// ---------------------------------------------------------------------------
+
+/// Web3 Secret Storage v3 JSON (`keystore_v3::parse`): never a panic, KDF
+/// cost bounded before any work; when the KDF is cheap, decryption with a
+/// fixed password gives a key or a typed error, never a panic.
+pub fn fuzz_keystore_v3(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(ks) = crate::keystore_v3::parse(s) else {
+        return;
+    };
+    if ks.kdf().work() <= 1 << 14 {
+        let password = custody_core::Passphrase::from_str_copy("testpassword");
+        let _ = ks.decrypt(&password);
     }
 }

@@ -66,6 +66,21 @@ fn raw_tx() {
     run("raw_tx");
 }
 
+#[test]
+fn tx_json() {
+    run("tx_json");
+}
+
+#[test]
+fn typed_data() {
+    run("typed_data");
+}
+
+#[test]
+fn keystore_v3() {
+    run("keystore_v3");
+}
+
 /// Every target here has a cargo-fuzz target file that calls it, a `[[bin]]`
 /// in `fuzz/Cargo.toml`, and a test above.
 #[test]
@@ -87,7 +102,11 @@ fn every_target_is_wired_up() {
         );
     }
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["raw_tx"], "add a #[test] for each new target");
+    assert_eq!(
+        names,
+        ["raw_tx", "tx_json", "typed_data", "keystore_v3"],
+        "add a #[test] for each new target"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -164,4 +183,73 @@ fn write_seeds() {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
     eprintln!("raw_tx: {} seeds", seeds.len());
+}
+
+/// Writes `fuzz/seeds/<target>/` for the JSON targets from the vectors.
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand when the vectors change"]
+fn write_json_seeds() {
+    fn write(target: &str, seeds: &BTreeMap<String, Vec<u8>>) {
+        let dir = Path::new(FUZZ_DIR).join("seeds").join(target);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in seeds {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        eprintln!("{target}: {} seeds", seeds.len());
+    }
+    let label = |bytes: &[u8]| hex::encode(&custody_eth::keccak256(bytes)[..4]);
+
+    // tx_json: JSON-RPC objects of every type, unsigned and signed.
+    let mut tx = BTreeMap::new();
+    let ethers = json("eth-tx/ethers_transactions_subset_with_hashes.json");
+    for vector in ethers["vectors"].as_array().unwrap().iter().take(10) {
+        for signed in vector["signed"].as_object().unwrap().values() {
+            let decoded = custody_eth::decode_signed(&unhex(&signed["raw"])).unwrap();
+            let unsigned = decoded.transaction().to_json().to_string().into_bytes();
+            tx.insert(format!("unsigned-{}", label(&unsigned)), unsigned);
+            let full = decoded.to_json().unwrap().to_string().into_bytes();
+            tx.insert(format!("signed-{}", label(&full)), full);
+        }
+    }
+    let rpc = json("eth-tx/eip7702_alloy_rpc_tx.json")["rpc_transaction"]
+        .to_string()
+        .into_bytes();
+    tx.insert(format!("alloy-7702-{}", label(&rpc)), rpc);
+    write("tx_json", &tx);
+
+    // typed_data: every ethers case and the EIP's Mail example.
+    let mut typed = BTreeMap::new();
+    let cases = json("eip712/ethers_typed-data.json");
+    for case in cases.as_array().unwrap().iter().take(40) {
+        let doc = serde_json::json!({
+            "types": case["types"], "primaryType": case["primaryType"],
+            "domain": case["domain"], "message": case["data"],
+        })
+        .to_string()
+        .into_bytes();
+        typed.insert(format!("ethers-{}", label(&doc)), doc);
+    }
+    let mail = json("eip712/eip712_mail.json")["typedData"]
+        .to_string()
+        .into_bytes();
+    typed.insert(format!("mail-{}", label(&mail)), mail);
+    write("typed_data", &typed);
+
+    // keystore_v3: every committed interop vector.
+    let mut v3 = BTreeMap::new();
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/keystore_v3");
+    for sub in ["eth_account", "edge", "invalid", "ours"] {
+        for entry in std::fs::read_dir(format!("{base}/{sub}")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap() == "index.json" {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            v3.insert(format!("{sub}-{}", label(&bytes)), bytes);
+        }
+    }
+    write("keystore_v3", &v3);
 }

@@ -4,6 +4,8 @@ pub mod base32;
 mod clock;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod guard;
 mod otp;

@@ -1,0 +1,6 @@
+//! Fuzzes `keystore_v3` input of custody-eth. The body (and the properties it
+//! checks) is `custody_eth::fuzzing::fuzz_keystore_v3`, which `tests/fuzz_corpus.rs`
+//! also runs on every committed seed and regression input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| custody_eth::fuzzing::fuzz_keystore_v3(data));
