@@ -34,7 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::{DerivationPath, Digest32, Error, PublicKey, fsutil};
@@ -47,13 +48,21 @@ const MAX_NAME_BYTES: usize = 64;
 /// Whether `s` is a short kebab-case name: 1 to 64 bytes of `a-z`, `0-9`
 /// and single inner `-`.
 fn is_kebab(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME_BYTES
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains("--")
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    let bytes = s.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_NAME_BYTES {
+        return false;
+    }
+    // One pass: allowed bytes only, and every `-` has a non-`-` before it
+    // and after it (so none leads, trails or doubles).
+    let mut prev_hyphen = true;
+    for &b in bytes {
+        let hyphen = b == b'-';
+        if !(hyphen || b.is_ascii_lowercase() || b.is_ascii_digit()) || (hyphen && prev_hyphen) {
+            return false;
+        }
+        prev_hyphen = hyphen;
+    }
+    !prev_hyphen
 }
 
 /// The operation an [`AuditEvent`] records: a short kebab-case name.
@@ -163,17 +172,41 @@ impl AuditOutcome {
 /// In JSON (inside a record) an event is an object with `op`, `outcome` and
 /// then the fields, e.g.
 /// `{"op":"sign","outcome":"success","digest":"…","wallet":"alice"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "EventRepr", into = "EventRepr")]
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "EventRepr")]
 pub struct AuditEvent {
     op: AuditOp,
     outcome: AuditOutcome,
-    fields: BTreeMap<String, String>,
+    /// The fields in ascending byte order of their names (unique), each
+    /// with the range of its value in `text`.
+    fields: Vec<Field>,
+    /// The values, back to back: an event is two allocations however many
+    /// fields it has (it is built twice per signature on the hot path, and
+    /// an in-memory log keeps every one). A replaced value's old bytes stay
+    /// unused in `text` until the event is dropped.
+    text: String,
 }
 
-/// The serialized form of an [`AuditEvent`] (fields flattened beside `op`
-/// and `outcome`).
-#[derive(Serialize, Deserialize)]
+/// One field of an [`AuditEvent`].
+#[derive(Clone)]
+struct Field {
+    /// Borrowed for the conventional and known names, so that setting
+    /// them allocates nothing; a `Cow<str>` orders as the `str` it holds.
+    name: Cow<'static, str>,
+    /// Where the value lies in the event's `text` (whole `str`s are
+    /// appended there, so both ends are character boundaries).
+    value: std::ops::Range<usize>,
+}
+
+/// Room reserved for a new event: every event the SDK builds on the
+/// signing hot path fits without growing.
+const EVENT_FIELDS: usize = 8;
+/// See [`EVENT_FIELDS`].
+const EVENT_TEXT_BYTES: usize = 256;
+
+/// The parsed form of an [`AuditEvent`] (fields flattened beside `op` and
+/// `outcome`).
+#[derive(Deserialize)]
 struct EventRepr {
     op: AuditOp,
     outcome: AuditOutcome,
@@ -185,24 +218,59 @@ impl TryFrom<EventRepr> for AuditEvent {
     type Error = Error;
 
     fn try_from(r: EventRepr) -> Result<Self, Error> {
-        for name in r.fields.keys() {
-            check_field_name(name)?;
-        }
-        Ok(Self {
+        let mut event = Self {
             op: r.op,
             outcome: r.outcome,
-            fields: r.fields,
-        })
+            fields: Vec::with_capacity(r.fields.len()),
+            text: String::with_capacity(r.fields.values().map(String::len).sum()),
+        };
+        // A BTreeMap iterates in ascending byte order of its keys: each
+        // field goes at the end.
+        for (name, value) in r.fields {
+            check_field_name(&name)?;
+            event = event.put(Cow::Owned(name), |text| text.push_str(&value));
+        }
+        Ok(event)
     }
 }
 
-impl From<AuditEvent> for EventRepr {
-    fn from(e: AuditEvent) -> Self {
-        Self {
-            op: e.op,
-            outcome: e.outcome,
-            fields: e.fields,
+impl Serialize for AuditEvent {
+    /// `op`, `outcome`, then the fields in ascending byte order of their
+    /// names: the map `#[serde(flatten)]` wrote before, written without
+    /// cloning the event.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len().saturating_add(2)))?;
+        map.serialize_entry("op", self.op.as_str())?;
+        map.serialize_entry("outcome", self.outcome.as_str())?;
+        for (name, value) in self.fields() {
+            map.serialize_entry(name, value)?;
         }
+        map.end()
+    }
+}
+
+impl PartialEq for AuditEvent {
+    /// Same operation, outcome and fields (however the values are laid out).
+    fn eq(&self, other: &Self) -> bool {
+        self.op == other.op && self.outcome == other.outcome && self.fields().eq(other.fields())
+    }
+}
+
+impl Eq for AuditEvent {}
+
+impl fmt::Debug for AuditEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Fields<'a>(&'a AuditEvent);
+        impl fmt::Debug for Fields<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.fields()).finish()
+            }
+        }
+        f.debug_struct("AuditEvent")
+            .field("op", &self.op)
+            .field("outcome", &self.outcome)
+            .field("fields", &Fields(self))
+            .finish()
     }
 }
 
@@ -220,6 +288,73 @@ fn check_field_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Field names other crates of the SDK set with [`AuditEvent::with_field`]:
+/// these are stored borrowed, so that setting them allocates nothing.
+/// Any other valid name works the same, with one allocation.
+const KNOWN_FIELD_NAMES: &[&str] = &[
+    "address",
+    "denial",
+    "factor",
+    "fingerprint",
+    "intent",
+    "kek",
+    "locked-until",
+    "route",
+    "step",
+];
+
+fn field_name(name: &str) -> Cow<'static, str> {
+    match KNOWN_FIELD_NAMES.iter().find(|k| **k == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// The order of field names: ascending byte order, as `str::cmp` (and a
+/// `BTreeMap<String, _>`) has it, compared byte by byte: names are short
+/// and mostly differ in their first byte, where a call to `memcmp` costs
+/// more than the comparison.
+fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes().cmp(b.bytes())
+}
+
+/// Appends the lower-case hex of `bytes` to `text` (table-driven, through a
+/// stack buffer; `hex::encode` goes through a `char` iterator and a
+/// `String` of its own).
+fn push_hex(text: &mut String, bytes: &[u8]) {
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        let Some(out) = buf.get_mut(..chunk.len() * 2) else {
+            return;
+        };
+        // `out` is exactly twice as long as `chunk`: encoding cannot fail,
+        // and hex digits are ASCII.
+        if hex::encode_to_slice(chunk, out).is_ok()
+            && let Ok(digits) = std::str::from_utf8(out)
+        {
+            text.push_str(digits);
+        }
+    }
+}
+
+/// Appends `n` in decimal to `text`.
+fn push_decimal(text: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    loop {
+        // 20 digits hold any u64: `pos` never underflows.
+        pos -= 1;
+        // `n % 10` is one decimal digit: the cast cannot truncate.
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written into `buf[pos..]`.
+    text.push_str(std::str::from_utf8(&buf[pos..]).unwrap_or_default());
+}
+
 impl AuditEvent {
     /// An event with no fields yet.
     #[must_use]
@@ -227,62 +362,85 @@ impl AuditEvent {
         Self {
             op,
             outcome,
-            fields: BTreeMap::new(),
+            fields: Vec::with_capacity(EVENT_FIELDS),
+            text: String::with_capacity(EVENT_TEXT_BYTES),
         }
     }
 
-    fn set(mut self, name: &'static str, value: String) -> Self {
-        self.fields.insert(name.to_owned(), value);
+    /// Sets field `name` to what `write` appends to the event's text
+    /// (replacing an earlier value of `name`).
+    fn put(mut self, name: Cow<'static, str>, write: impl FnOnce(&mut String)) -> Self {
+        let start = self.text.len();
+        write(&mut self.text);
+        let value = start..self.text.len();
+        match self.fields.binary_search_by(|f| name_order(&f.name, &name)) {
+            Ok(i) => {
+                if let Some(f) = self.fields.get_mut(i) {
+                    f.value = value;
+                }
+            }
+            Err(i) => self.fields.insert(i, Field { name, value }),
+        }
         self
+    }
+
+    fn set(self, name: &'static str, value: &str) -> Self {
+        self.put(Cow::Borrowed(name), |text| text.push_str(value))
     }
 
     /// Sets `wallet`: the wallet name.
     #[must_use]
     pub fn with_wallet(self, name: &str) -> Self {
-        self.set("wallet", name.to_owned())
+        self.set("wallet", name)
     }
 
     /// Sets `index`: the key index within the wallet (decimal).
     #[must_use]
     pub fn with_index(self, index: u32) -> Self {
-        self.set("index", index.to_string())
+        self.put(Cow::Borrowed("index"), |text| {
+            push_decimal(text, u64::from(index));
+        })
     }
 
     /// Sets `key`: a key or KEK id (an imported key's id, a KMS key ARN).
     #[must_use]
     pub fn with_key(self, id: &str) -> Self {
-        self.set("key", id.to_owned())
+        self.set("key", id)
     }
 
     /// Sets `path`: a BIP32 path (`m/44'/60'/0'/0/0`).
     #[must_use]
     pub fn with_path(self, path: &DerivationPath) -> Self {
-        self.set("path", path.to_string())
+        self.put(Cow::Borrowed("path"), |text| path.push_to(text))
     }
 
     /// Sets `public-key`: the compressed SEC 1 public key, lower-case hex.
     #[must_use]
     pub fn with_public_key(self, key: &PublicKey) -> Self {
-        self.set("public-key", hex::encode(key.to_compressed()))
+        self.put(Cow::Borrowed("public-key"), |text| {
+            push_hex(text, &key.to_compressed());
+        })
     }
 
     /// Sets `digest`: the digest signed or checked, lower-case hex.
     #[must_use]
     pub fn with_digest(self, digest: &Digest32) -> Self {
-        self.set("digest", hex::encode(digest.as_bytes()))
+        self.put(Cow::Borrowed("digest"), |text| {
+            push_hex(text, digest.as_bytes());
+        })
     }
 
     /// Sets `backend`: the backend's name ([`crate::KeyBackend::name`]).
     #[must_use]
     pub fn with_backend(self, name: &str) -> Self {
-        self.set("backend", name.to_owned())
+        self.set("backend", name)
     }
 
     /// Sets `detail`: a fixed explanation (e.g. why a request was denied).
     /// A `&'static str` on purpose: no run-time data goes in through it.
     #[must_use]
     pub fn with_detail(self, detail: &'static str) -> Self {
-        self.set("detail", detail.to_owned())
+        self.set("detail", detail)
     }
 
     /// Sets any field (replacing an earlier value). `value` must be a public
@@ -291,10 +449,10 @@ impl AuditEvent {
     /// # Errors
     /// [`Error::InvalidAuditEvent`] if `name` is not 1-64 bytes of
     /// kebab-case, or is `op` or `outcome`.
-    pub fn with_field(mut self, name: &str, value: impl Into<String>) -> Result<Self, Error> {
+    pub fn with_field(self, name: &str, value: impl Into<String>) -> Result<Self, Error> {
         check_field_name(name)?;
-        self.fields.insert(name.to_owned(), value.into());
-        Ok(self)
+        let value = value.into();
+        Ok(self.put(field_name(name), |text| text.push_str(&value)))
     }
 
     /// The operation.
@@ -309,15 +467,23 @@ impl AuditEvent {
         self.outcome
     }
 
+    fn value(&self, field: &Field) -> &str {
+        self.text.get(field.value.clone()).unwrap_or_default()
+    }
+
     /// The value of field `name`.
     #[must_use]
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
+        let i = self
+            .fields
+            .binary_search_by(|f| name_order(&f.name, name))
+            .ok()?;
+        self.fields.get(i).map(|f| self.value(f))
     }
 
     /// All fields, sorted by name.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.fields.iter().map(|f| (f.name.as_ref(), self.value(f)))
     }
 }
 
@@ -438,11 +604,61 @@ impl AuditRecord {
     }
 }
 
-/// Appends `u64be(len) ‖ bytes`.
-fn put_str(h: &mut Sha256, s: &str) {
-    // Lossless: usize is at most 64 bits on every target Rust supports.
-    h.update((s.len() as u64).to_be_bytes());
-    h.update(s.as_bytes());
+/// Size of the staging buffer of [`CanonicalHasher`]: most records' whole
+/// canonical encoding fits, so it reaches SHA-256 in one `update`.
+const STAGING_BYTES: usize = 512;
+
+/// SHA-256 over a canonical encoding written in small pieces: the pieces
+/// are staged in a buffer and handed to the hash in large `update`s (the
+/// same bytes, in the same order, so the same digest; a record is about 30
+/// pieces, most of them 8-byte lengths).
+struct CanonicalHasher {
+    hash: Sha256,
+    staged: [u8; STAGING_BYTES],
+    len: usize,
+}
+
+impl CanonicalHasher {
+    fn new() -> Self {
+        Self {
+            hash: Sha256::new(),
+            staged: [0; STAGING_BYTES],
+            len: 0,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(room) = self.staged.get_mut(self.len..self.len + bytes.len()) {
+            room.copy_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
+        self.flush();
+        if bytes.len() >= STAGING_BYTES {
+            self.hash.update(bytes);
+        } else if let Some(room) = self.staged.get_mut(..bytes.len()) {
+            room.copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
+    }
+
+    /// Appends `u64be(len) ‖ bytes`.
+    fn put_str(&mut self, s: &str) {
+        // Lossless: usize is at most 64 bits on every target Rust supports.
+        self.put(&(s.len() as u64).to_be_bytes());
+        self.put(s.as_bytes());
+    }
+
+    fn flush(&mut self) {
+        self.hash
+            .update(self.staged.get(..self.len).unwrap_or_default());
+        self.len = 0;
+    }
+
+    fn finalize(mut self) -> [u8; 32] {
+        self.flush();
+        self.hash.finalize().into()
+    }
 }
 
 /// The record hash over the canonical encoding (see `SPEC.md`):
@@ -450,28 +666,30 @@ fn put_str(h: &mut Sha256, s: &str) {
 /// str(op) ‖ str(outcome) ‖ u64be(n) ‖ (str(name) ‖ str(value))*)` with
 /// `str(s) = u64be(len(s)) ‖ s`, fields in ascending byte order of name.
 fn chain_hash(seq: u64, time: u64, prev: &[u8; 32], event: &AuditEvent) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(HASH_DOMAIN);
-    h.update(seq.to_be_bytes());
-    h.update(time.to_be_bytes());
-    h.update(prev);
-    put_str(&mut h, event.op.as_str());
-    put_str(&mut h, event.outcome.as_str());
-    h.update((event.fields.len() as u64).to_be_bytes());
-    // BTreeMap<String, _> iterates in ascending byte order of the keys.
-    for (name, value) in &event.fields {
-        put_str(&mut h, name);
-        put_str(&mut h, value);
+    let mut h = CanonicalHasher::new();
+    h.put(HASH_DOMAIN);
+    h.put(&seq.to_be_bytes());
+    h.put(&time.to_be_bytes());
+    h.put(prev);
+    h.put_str(event.op.as_str());
+    h.put_str(event.outcome.as_str());
+    h.put(&(event.fields.len() as u64).to_be_bytes());
+    // Fields are kept in ascending byte order of their names.
+    for (name, value) in event.fields() {
+        h.put_str(name);
+        h.put_str(value);
     }
-    h.finalize().into()
+    h.finalize()
 }
 
 /// Serde for 32-byte hashes as 64 lower-case hex digits.
 mod hex32 {
-    use serde::{Deserialize, Deserializer, Serializer, de};
+    use serde::{Deserialize, Deserializer, Serializer, de, ser};
 
     pub(super) fn serialize<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
+        let mut out = [0u8; 64];
+        hex::encode_to_slice(b, &mut out).map_err(ser::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(&out).map_err(ser::Error::custom)?)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
@@ -931,6 +1149,169 @@ mod tests {
             Err(Error::AuditChainBroken { seq, .. }) => seq,
             other => panic!("expected a broken chain, got {other:?}"),
         }
+    }
+
+    /// The canonical encoding of `SPEC.md` written out plainly, one
+    /// `update` per piece: the staged hasher must give the same digest.
+    fn reference_hash(seq: u64, time: u64, prev: &[u8; 32], event: &AuditEvent) -> [u8; 32] {
+        fn put_str(h: &mut Sha256, s: &str) {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        let mut h = Sha256::new();
+        h.update(b"custody/audit/v1\0");
+        h.update(seq.to_be_bytes());
+        h.update(time.to_be_bytes());
+        h.update(prev);
+        put_str(&mut h, event.op().as_str());
+        put_str(&mut h, event.outcome().as_str());
+        let fields: Vec<(&str, &str)> = event.fields().collect();
+        h.update((fields.len() as u64).to_be_bytes());
+        for (name, value) in fields {
+            put_str(&mut h, name);
+            put_str(&mut h, value);
+        }
+        h.finalize().into()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn staged_hash_is_the_canonical_hash(
+            seq in proptest::prelude::any::<u64>(),
+            time in proptest::prelude::any::<u64>(),
+            prev in proptest::prelude::any::<[u8; 32]>(),
+            fields in proptest::collection::vec(("[a-z][a-z0-9]{0,12}", "\\PC{0,400}"), 0..12),
+        ) {
+            let mut event = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Denied);
+            for (name, value) in fields {
+                if check_field_name(&name).is_ok() {
+                    event = event.with_field(&name, value).unwrap();
+                }
+            }
+            proptest::prop_assert_eq!(
+                chain_hash(seq, time, &prev, &event),
+                reference_hash(seq, time, &prev, &event)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// The packed fields behave as the sorted map they stand for:
+        /// order, replacement, lookup, equality and the JSON round trip.
+        #[test]
+        fn fields_behave_as_a_sorted_map(
+            sets in proptest::collection::vec(("[a-e][a-e0-9-]{0,3}[a-e]", "\\PC{0,40}"), 0..20),
+        ) {
+            let mut model = BTreeMap::new();
+            let mut event = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
+            let mut fresh = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
+            for (name, value) in &sets {
+                if check_field_name(name).is_err() {
+                    continue;
+                }
+                model.insert(name.clone(), value.clone());
+                event = event.with_field(name, value.clone()).unwrap();
+            }
+            // The same map built in order, without replacements.
+            for (name, value) in &model {
+                fresh = fresh.with_field(name, value.clone()).unwrap();
+            }
+            let got: Vec<(&str, &str)> = event.fields().collect();
+            let want: Vec<(&str, &str)> =
+                model.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            proptest::prop_assert_eq!(&got, &want);
+            for (name, value) in &model {
+                proptest::prop_assert_eq!(event.field(name), Some(value.as_str()));
+            }
+            proptest::prop_assert_eq!(event.field("zz"), None);
+            proptest::prop_assert_eq!(&event, &fresh);
+            proptest::prop_assert_eq!(format!("{event:?}"), format!("{fresh:?}"));
+            let json = serde_json::to_string(&event).unwrap();
+            let back: AuditEvent = serde_json::from_str(&json).unwrap();
+            proptest::prop_assert_eq!(&back, &event);
+            proptest::prop_assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass check against the rule written plainly.
+        #[test]
+        fn kebab_check_is_the_rule(s in "[a-c0-9_A-]{0,6}|\\PC{0,70}|[a-z-]{60,70}") {
+            let rule = !s.is_empty()
+                && s.len() <= MAX_NAME_BYTES
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+                && !s.contains("--")
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            proptest::prop_assert_eq!(is_kebab(&s), rule);
+        }
+
+        #[test]
+        fn name_order_is_str_order(a in "\\PC{0,12}", b in "\\PC{0,12}") {
+            proptest::prop_assert_eq!(name_order(&a, &b), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    fn builders_write_the_values_they_name() {
+        let path: DerivationPath = "m/44'/60'/0'/0/7".parse().unwrap();
+        let e = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success)
+            .with_index(u32::MAX)
+            .with_path(&path)
+            .with_digest(&Digest32([0xab; 32]))
+            .with_wallet("Zoë 🦀")
+            .with_index(0)
+            .with_detail("why");
+        assert_eq!(e.field("index"), Some("0"));
+        assert_eq!(e.field("path"), Some("m/44'/60'/0'/0/7"));
+        assert_eq!(e.field("digest"), Some(&*"ab".repeat(32)));
+        assert_eq!(e.field("wallet"), Some("Zoë 🦀"));
+        let names: Vec<&str> = e.fields().map(|(k, _)| k).collect();
+        assert_eq!(names, ["detail", "digest", "index", "path", "wallet"]);
+        let big = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success).with_index(u32::MAX);
+        assert_eq!(big.field("index"), Some("4294967295"));
+        assert_eq!(
+            format!("{big:?}"),
+            r#"AuditEvent { op: AuditOp("sign"), outcome: Success, fields: {"index": "4294967295"} }"#
+        );
+    }
+
+    #[test]
+    fn staged_hash_handles_pieces_around_the_buffer_size() {
+        for len in [0, 1, 400, 431, 432, 433, 511, 512, 513, 1024, 5000] {
+            let event = sample(1)
+                .with_field("intent", "x".repeat(len))
+                .unwrap()
+                .with_field("zz", "y".repeat(len / 2 + 1))
+                .unwrap();
+            assert_eq!(
+                chain_hash(7, 8, &[3; 32], &event),
+                reference_hash(7, 8, &[3; 32], &event),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn known_and_other_field_names_behave_alike() {
+        let a = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success)
+            .with_field("intent", "transaction")
+            .unwrap()
+            .with_field("my-field", "1")
+            .unwrap();
+        assert_eq!(a.field("intent"), Some("transaction"));
+        assert_eq!(a.field("my-field"), Some("1"));
+        let names: Vec<&str> = a.fields().map(|(k, _)| k).collect();
+        assert_eq!(names, ["intent", "my-field"]);
+        // A parsed event (owned names) equals a built one (borrowed names).
+        let mem = MemoryAuditLog::with_clock(fixed_clock);
+        mem.append(a.clone()).unwrap();
+        let line = mem.to_jsonl().unwrap();
+        assert_eq!(AuditRecord::from_line(line.trim_end()).unwrap().event(), &a);
+        assert!(line.contains(
+            r#""event":{"op":"sign","outcome":"success","intent":"transaction","my-field":"1"}"#
+        ));
     }
 
     #[test]

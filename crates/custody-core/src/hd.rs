@@ -9,10 +9,12 @@
 //!   [`ChainNode::derive`] computes (one scalar multiplication).
 //!   [`ChainNode::derive_path`] therefore never computes a public key for a
 //!   hardened step.
-//! - [`HdNode`]: a [`ChainNode`] with its compressed public key computed once.
+//! - [`HdNode`]: a [`ChainNode`] with its compressed public key computed once,
+//!   and its HMAC-SHA512 keyed with the chain code once.
 //!   [`HdNode::child_secret`] is what the signing hot path calls on a cached
-//!   wallet node: exactly one HMAC-SHA512 and one scalar addition, hardened or
-//!   not.
+//!   wallet node: exactly one HMAC-SHA512 (two SHA-512 compressions: the
+//!   padded key blocks are already hashed) and one scalar addition, hardened
+//!   or not.
 //! - [`ExtendedPrivateKey`] / [`ExtendedPublicKey`]: full BIP32 keys with
 //!   depth, parent fingerprint and child number, `xprv`/`xpub` serialization
 //!   (mainnet versions `0x0488ADE4` / `0x0488B21E`, Base58Check) and strict
@@ -135,6 +137,35 @@ fn ckd_priv(
     parent_public: Option<&[u8; 33]>,
     child: ChildNumber,
 ) -> Result<ChainNode, Error> {
+    ckd_priv_keyed(parent, keyed_mac(chain_code)?, parent_public, child)
+}
+
+/// HMAC-SHA512 keyed with a chain code: the inner and outer padded key
+/// blocks already hashed, so that each child costs two SHA-512
+/// compressions instead of four. Key material: its hash states are wiped
+/// on drop (see [`_keyed_mac_is_wiped_on_drop`]).
+fn keyed_mac(chain_code: &[u8; 32]) -> Result<HmacSha512, Error> {
+    // HMAC accepts keys of any length; the error arm is never taken.
+    <HmacSha512 as KeyInit>::new_from_slice(chain_code).map_err(|_| Error::DerivationFailed)
+}
+
+/// Compile-time proof that a keyed [`HmacSha512`] wipes its state on drop:
+/// its two SHA-512 states and its block buffer implement `ZeroizeOnDrop`
+/// (the `zeroize` features of `sha2` and `hmac`, which reach `digest` and
+/// `block-buffer`). Never called.
+fn _keyed_mac_is_wiped_on_drop() {
+    fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+    wiped::<<Sha512 as hmac::EagerHash>::Core>();
+    wiped::<hmac::digest::block_api::Buffer<<Sha512 as hmac::EagerHash>::Core>>();
+}
+
+/// CKDpriv with the HMAC already keyed by the parent's chain code.
+fn ckd_priv_keyed(
+    parent: &PrivateKeyBytes,
+    mut mac: HmacSha512,
+    parent_public: Option<&[u8; 33]>,
+    child: ChildNumber,
+) -> Result<ChainNode, Error> {
     // data = 0x00 ‖ ser256(k_par) ‖ ser32(i)  (hardened)
     //      = serP(K_par) ‖ ser32(i)           (normal)
     let mut data = Zeroizing::new([0u8; 37]);
@@ -145,7 +176,9 @@ fn ckd_priv(
         data[..33].copy_from_slice(public);
     }
     data[33..].copy_from_slice(&child.0.to_be_bytes());
-    let i = hmac_sha512(chain_code, data.as_slice())?;
+    Mac::update(&mut mac, data.as_slice());
+    let mut i = Zeroizing::new([0u8; 64]);
+    mac.finalize_into((&mut *i).into());
     let (il, ir) = split_i(&i);
 
     // k_i = parse256(I_L) + k_par (mod n); invalid if I_L ≥ n or k_i = 0.
@@ -302,15 +335,19 @@ impl fmt::Debug for ChainNode {
 // HdNode
 // ---------------------------------------------------------------------------
 
-/// A [`ChainNode`] with its compressed public key, computed once.
+/// A [`ChainNode`] with its compressed public key, computed once, and its
+/// HMAC-SHA512 keyed with the chain code once (the keyed state is key
+/// material: it lives only here and is wiped on drop).
 ///
 /// Cache one per wallet node: [`Self::child_secret`] then derives a key with
-/// one HMAC-SHA512 and one scalar addition and no elliptic-curve
-/// multiplication, hardened child or not.
+/// one HMAC-SHA512 (two SHA-512 compressions) and one scalar addition and no
+/// elliptic-curve multiplication, hardened child or not.
 pub struct HdNode {
     node: ChainNode,
     public: PublicKey,
     compressed: [u8; 33],
+    /// HMAC-SHA512 keyed with the chain code (wiped on drop).
+    mac: HmacSha512,
 }
 
 impl HdNode {
@@ -322,10 +359,12 @@ impl HdNode {
     pub fn new(node: ChainNode) -> Result<Self, Error> {
         let public = public_from_secret(&node.key)?;
         let compressed = public.to_compressed();
+        let mac = keyed_mac(&node.chain_code)?;
         Ok(Self {
             node,
             public,
             compressed,
+            mac,
         })
     }
 
@@ -348,9 +387,9 @@ impl HdNode {
     /// [`Error::DerivationFailed`] if the child is invalid (probability below
     /// 2^-127).
     pub fn derive(&self, child: ChildNumber) -> Result<ChainNode, Error> {
-        ckd_priv(
+        ckd_priv_keyed(
             &self.node.key,
-            &self.node.chain_code,
+            self.mac.clone(),
             Some(&self.compressed),
             child,
         )

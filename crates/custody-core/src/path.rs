@@ -162,13 +162,86 @@ impl FromStr for DerivationPath {
     }
 }
 
+/// Longest rendered component: `/`, at most 10 digits (every index is below
+/// 2^31) and `'`.
+const COMPONENT_BUF: usize = 12;
+
+/// Writes `/index` or `/index'` at the start of `out` and returns its
+/// length. Written out by hand (not with `write!`): paths are rendered on
+/// the signing hot path, for audit records and state-store keys.
+fn render_component(c: ChildNumber, out: &mut [u8; COMPONENT_BUF]) -> usize {
+    let mut n = c.index();
+    let digits = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        100_000..=999_999 => 6,
+        1_000_000..=9_999_999 => 7,
+        10_000_000..=99_999_999 => 8,
+        100_000_000..=999_999_999 => 9,
+        _ => 10,
+    };
+    // Indices stay in range: 1 + 10 + 1 bytes at most, in a 12-byte buffer.
+    out[0] = b'/';
+    for slot in out[1..=digits].iter_mut().rev() {
+        // `n % 10` is a single decimal digit: the cast cannot truncate.
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    if c.is_hardened() {
+        out[digits + 1] = b'\'';
+        digits + 2
+    } else {
+        digits + 1
+    }
+}
+
+/// Room for the rendering of a path: `m` and 21 components at most, then
+/// the rendering goes out in pieces of this size.
+const RENDER_BUF: usize = 256;
+
+impl DerivationPath {
+    /// Renders the path as `Display` writes it, handing it to `out` in as
+    /// few pieces as fit in a stack buffer (one for any path of 21 or
+    /// fewer components).
+    fn render(&self, mut out: impl FnMut(&str) -> fmt::Result) -> fmt::Result {
+        let mut buf = [0u8; RENDER_BUF];
+        buf[0] = b'm';
+        let mut len = 1;
+        for c in &self.0 {
+            if len + COMPONENT_BUF > RENDER_BUF {
+                // Only ASCII is ever written into `buf`.
+                out(std::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)?;
+                len = 0;
+            }
+            let Some(room) = buf
+                .get_mut(len..len + COMPONENT_BUF)
+                .and_then(|r| <&mut [u8; COMPONENT_BUF]>::try_from(r).ok())
+            else {
+                return Err(fmt::Error);
+            };
+            len += render_component(*c, room);
+        }
+        out(std::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
+    }
+
+    /// Appends the path as `Display` writes it to `out`, without the
+    /// formatting machinery (audit records render paths on the signing hot
+    /// path).
+    pub(crate) fn push_to(&self, out: &mut String) {
+        // Rendering only fails on non-UTF-8 bytes, which are never written.
+        let _ = self.render(|s| {
+            out.push_str(s);
+            Ok(())
+        });
+    }
+}
+
 impl fmt::Display for DerivationPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("m")?;
-        for c in &self.0 {
-            write!(f, "/{c}")?;
-        }
-        Ok(())
+        self.render(|s| f.write_str(s))
     }
 }
 
@@ -236,6 +309,29 @@ mod tests {
     }
 
     #[test]
+    fn display_of_extreme_components() {
+        let p = DerivationPath::from_components(vec![
+            ChildNumber(0),
+            ChildNumber(HARDENED),
+            ChildNumber(HARDENED - 1),
+            ChildNumber(u32::MAX),
+            ChildNumber(9),
+            ChildNumber(10),
+        ])
+        .unwrap();
+        assert_eq!(p.to_string(), "m/0/0'/2147483647/2147483647'/9/10");
+        assert_eq!(DerivationPath::master().to_string(), "m");
+        // The deepest path, rendered in several pieces.
+        let deep = DerivationPath::from_components(vec![ChildNumber(u32::MAX); MAX_DEPTH]).unwrap();
+        let expected = format!("m{}", "/2147483647'".repeat(MAX_DEPTH));
+        assert_eq!(deep.to_string(), expected);
+        let mut pushed = String::new();
+        deep.push_to(&mut pushed);
+        assert_eq!(pushed, expected);
+        assert_eq!(format!("{:?}", deep), format!("DerivationPath({expected})"));
+    }
+
+    #[test]
     fn ancestry() {
         let a: DerivationPath = "m/1'/2".parse().unwrap();
         let b: DerivationPath = "m/1'/2/3".parse().unwrap();
@@ -252,6 +348,24 @@ mod tests {
             let p = DerivationPath::from_components(v.into_iter().map(ChildNumber).collect()).unwrap();
             let s = p.to_string();
             prop_assert_eq!(s.parse::<DerivationPath>().unwrap(), p);
+        }
+
+        /// The hand-written rendering against `std`'s integer formatting.
+        #[test]
+        fn display_matches_std_formatting(v in proptest::collection::vec(any::<u32>(), 0..80)) {
+            let p = DerivationPath::from_components(v.iter().copied().map(ChildNumber).collect()).unwrap();
+            let mut expected = String::from("m");
+            for c in &v {
+                if *c >= HARDENED {
+                    expected.push_str(&format!("/{}'", c & !HARDENED));
+                } else {
+                    expected.push_str(&format!("/{c}"));
+                }
+            }
+            prop_assert_eq!(p.to_string(), expected.clone());
+            let mut pushed = String::from("x");
+            p.push_to(&mut pushed);
+            prop_assert_eq!(pushed, format!("x{expected}"));
         }
 
         #[test]

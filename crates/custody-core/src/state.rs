@@ -182,13 +182,17 @@ impl StateStore for MemoryStore {
             });
         }
         let version = next_version(expected)?;
-        map.insert(
-            key.to_owned(),
-            Versioned {
-                version,
-                value: value.to_vec(),
-            },
-        );
+        let record = Versioned {
+            version,
+            value: value.to_vec(),
+        };
+        // An existing record is replaced in place: no copy of the key.
+        match map.get_mut(key) {
+            Some(slot) => *slot = record,
+            None => {
+                map.insert(key.to_owned(), record);
+            }
+        }
         Ok(CasOutcome::Swapped { version })
     }
 }

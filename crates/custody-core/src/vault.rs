@@ -27,15 +27,26 @@ impl Borrow<[ChildNumber]> for DerivationPath {
 
 struct CacheEntry {
     node: HdNode,
+    /// The epoch of the last use (see [`NodeCache`]).
     last_used: AtomicU64,
 }
 
 /// Bounded cache of unlocked HD nodes, keyed by path; least recently used is
 /// evicted (and zeroized on drop) when full.
+///
+/// "Recently" is counted in epochs: the epoch advances once per insertion
+/// (a miss), and a hit stamps its entry with the current epoch, writing
+/// only when the stamp changes. So a warm cache's hits write nothing
+/// shared: threads signing for different wallets touch only their own
+/// entries and a read lock (there is no global counter bumped per
+/// signature, whose cache line every core would fight over). The victim is
+/// an entry unused for the most insertions; hits between two insertions
+/// are not ordered among themselves, which is all the precision a bound on
+/// unlocked nodes needs.
 struct NodeCache {
     map: RwLock<HashMap<DerivationPath, CacheEntry>>,
     capacity: usize,
-    clock: AtomicU64,
+    epoch: AtomicU64,
 }
 
 impl NodeCache {
@@ -43,7 +54,7 @@ impl NodeCache {
         Self {
             map: RwLock::new(HashMap::new()),
             capacity: capacity.max(1),
-            clock: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -54,14 +65,16 @@ impl NodeCache {
         path: &[ChildNumber],
         f: impl Fn(&HdNode) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         {
             let map = self
                 .map
                 .read()
                 .map_err(|_| Error::Unsupported("node cache poisoned"))?;
             if let Some(e) = map.get(path) {
-                e.last_used.store(tick, Ordering::Relaxed);
+                let now = self.epoch.load(Ordering::Relaxed);
+                if e.last_used.load(Ordering::Relaxed) != now {
+                    e.last_used.store(now, Ordering::Relaxed);
+                }
                 return f(&e.node);
             }
         }
@@ -72,6 +85,8 @@ impl NodeCache {
             .map
             .write()
             .map_err(|_| Error::Unsupported("node cache poisoned"))?;
+        // Stamped before the epoch advances: every later hit is newer.
+        let tick = self.epoch.fetch_add(1, Ordering::Relaxed);
         if map.len() >= self.capacity && !map.contains_key(&path) {
             let oldest = map
                 .iter()
@@ -355,3 +370,52 @@ impl fmt::Debug for Vault {
 
 /// A vault shared between services.
 pub type SharedVault = Arc<Vault>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(i: u32) -> DerivationPath {
+        DerivationPath::from_components(vec![ChildNumber(i | crate::HARDENED)]).unwrap()
+    }
+
+    fn cached(cache: &NodeCache, i: u32) -> bool {
+        cache.map.read().unwrap().contains_key(&path(i))
+    }
+
+    #[test]
+    fn the_least_recently_used_node_is_evicted() {
+        let master = ChainNode::from_seed(&[7; 32]).unwrap();
+        let cache = NodeCache::new(2);
+        let touch = |i: u32| {
+            cache
+                .with_node(&master, path(i).components(), |_| Ok(()))
+                .unwrap();
+        };
+        touch(1);
+        touch(2);
+        touch(1); // 2 is now the least recently used
+        touch(3);
+        assert!(cached(&cache, 1) && cached(&cache, 3) && !cached(&cache, 2));
+        touch(1); // 3 is now the least recently used
+        touch(4);
+        assert!(cached(&cache, 1) && cached(&cache, 4) && !cached(&cache, 3));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_hit_on_a_warm_cache_writes_nothing_shared() {
+        let master = ChainNode::from_seed(&[7; 32]).unwrap();
+        let cache = NodeCache::new(4);
+        cache
+            .with_node(&master, path(1).components(), |_| Ok(()))
+            .unwrap();
+        let epoch = cache.epoch.load(Ordering::Relaxed);
+        for _ in 0..10 {
+            cache
+                .with_node(&master, path(1).components(), |_| Ok(()))
+                .unwrap();
+        }
+        assert_eq!(cache.epoch.load(Ordering::Relaxed), epoch);
+    }
+}

@@ -88,11 +88,19 @@ pub struct TotpConfig {
     /// recorded in the state store at the first enrolment and checked on
     /// every use (a mismatch fails closed).
     pub scheme: WalletScheme,
-    /// How many unwrapped secrets are kept (in zeroizing memory) so that a
-    /// verification does not unwrap an envelope (default 1024; 0 disables
-    /// the cache: every verification then costs one unwrap by the KEK
-    /// backend).
+    /// How many unwrapped secrets are kept (in zeroizing memory, keyed
+    /// into their HMAC) so that a verification does not unwrap an envelope
+    /// (default 1024; 0 disables the cache: every verification then costs
+    /// one unwrap by the KEK backend). A cached secret is used only while
+    /// the enrolment record read on each request is byte for byte the one
+    /// it was unwrapped from.
     pub secret_cache: usize,
+    /// How many wallet nodes' state-store keys and last decoded records
+    /// (enrolment and guard: public data, no secret) are kept, so that a
+    /// verification for a warm wallet hashes no path and decodes no record
+    /// whose bytes have not changed (default 1024; 0 disables the cache).
+    /// The records are still read from the state store on every request.
+    pub node_cache: usize,
 }
 
 impl TotpConfig {
@@ -107,6 +115,7 @@ impl TotpConfig {
             lockout: Lockout::default(),
             scheme,
             secret_cache: 1024,
+            node_cache: 1024,
         }
     }
 

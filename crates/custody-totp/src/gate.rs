@@ -85,8 +85,11 @@ impl Route<'_> {
 /// On the software path the gate returns the inner backend's [`Pending`]
 /// as is (ready and allocation-free when the inner one is). For an
 /// enrolled wallet it adds one read of the node record, one of the guard,
-/// one compare-and-swap and `2·skew+1` HMACs (the secret is cached); for a
-/// wallet that is not enrolled, one read. No public key is computed.
+/// one compare-and-swap, `2·skew+1` HMACs and one audit record (the secret,
+/// the node's state-store keys and the decodings of its records are
+/// cached, each used only while the bytes read are those it was made from:
+/// see [`TotpRegistry`]); for a wallet that is not enrolled, one read. No
+/// public key is computed.
 pub struct TotpGate {
     inner: SharedBackend,
     registry: Arc<TotpRegistry>,
@@ -99,15 +102,6 @@ fn exposed_by_export(path: &DerivationPath) -> &[ChildNumber] {
     let c = path.components();
     let keep = c.iter().rposition(|n| n.is_hardened()).map_or(0, |i| i + 1);
     c.get(..keep).unwrap_or_default()
-}
-
-fn prefix(components: &[ChildNumber], depth: usize) -> Result<Option<DerivationPath>, Error> {
-    match components.get(..depth) {
-        Some(p) if components.len() >= depth => {
-            Ok(Some(DerivationPath::from_components(p.to_vec())?))
-        }
-        _ => Ok(None),
-    }
 }
 
 impl TotpGate {
@@ -176,8 +170,9 @@ impl TotpGate {
         let second = named.as_ref().filter(|n| Some(*n) != pinned);
         let mut enrolled: Option<Loaded> = None;
         for path in [pinned, second].into_iter().flatten() {
+            // The wallet node the path is at or under, if it is that deep.
             let node = match route {
-                Route::Sign { .. } => prefix(path.components(), depth)?,
+                Route::Sign { .. } => path.components().get(..depth),
                 Route::Export => {
                     let exposed = exposed_by_export(path);
                     if exposed.len() < depth {
@@ -186,11 +181,11 @@ impl TotpGate {
                             return Err(self.refuse(key, route, "exposes-enrolled-wallet"));
                         }
                     }
-                    prefix(exposed, depth)?
+                    exposed.get(..depth)
                 }
             };
             let Some(node) = node else { continue };
-            if let Some(loaded) = self.registry.lookup(&node)? {
+            if let Some(loaded) = self.registry.lookup(node)? {
                 if enrolled.as_ref().is_some_and(|e| e.node() != loaded.node()) {
                     // Two wallets' keys in one request: no one code serves.
                     return Err(self.refuse(key, route, "two-wallets"));

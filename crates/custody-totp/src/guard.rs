@@ -10,6 +10,7 @@
 
 use subtle::{Choice, ConditionallySelectable};
 
+use crate::otp::KeyedSecret;
 use crate::record::GuardState;
 use crate::{Error, Lockout, MAX_SKEW_STEPS, TotpParams};
 
@@ -27,9 +28,10 @@ pub(crate) struct Matches {
 
 impl Matches {
     /// Compares `presented` with the code of every step within `skew`
-    /// steps of the step at `now`.
+    /// steps of the step at `now`, under `secret` (keyed with the
+    /// algorithm of `params`).
     pub(crate) fn compute(
-        secret: &[u8],
+        secret: &KeyedSecret,
         params: &TotpParams,
         presented: &[u8],
         now: u64,
@@ -56,7 +58,7 @@ impl Matches {
             };
             *slot_step = step;
             if well_formed {
-                let code = params.code_at_step(secret, step)?;
+                let code = secret.code(step, params.digits)?;
                 *slot_hit = code.ct_matches(presented);
             }
             out.len += 1;
@@ -151,7 +153,8 @@ mod tests {
     }
 
     fn matches(code: &str, now: u64, skew: u8) -> Matches {
-        Matches::compute(KEY, &params(), code.as_bytes(), now, skew).unwrap()
+        let key = KeyedSecret::new(KEY, params().algorithm).unwrap();
+        Matches::compute(&key, &params(), code.as_bytes(), now, skew).unwrap()
     }
 
     #[test]
@@ -181,7 +184,8 @@ mod tests {
             period: crate::Period::new(1).unwrap(),
             ..params()
         };
-        let m = Matches::compute(KEY, &p, b"00000000", u64::MAX, 2).unwrap();
+        let key = KeyedSecret::new(KEY, p.algorithm).unwrap();
+        let m = Matches::compute(&key, &p, b"00000000", u64::MAX, 2).unwrap();
         assert_eq!(&m.steps[..m.len], &[u64::MAX - 2, u64::MAX - 1, u64::MAX]);
     }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod base32;
+mod cache;
 mod clock;
 mod config;
 mod error;

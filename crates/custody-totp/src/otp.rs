@@ -225,15 +225,82 @@ fn truncate(mac: &[u8]) -> Result<u32, Error> {
 }
 
 macro_rules! hmac_truncated {
-    ($hash:ty, $len:expr, $key:expr, $msg:expr) => {{
-        // HMAC takes keys of any length: the error arm is never taken.
-        let mut mac =
-            <Hmac<$hash> as KeyInit>::new_from_slice($key).map_err(|_| Error::InvalidSecret)?;
+    ($mac:expr, $len:expr, $msg:expr) => {{
+        let mut mac = $mac.clone();
         Mac::update(&mut mac, $msg);
         let mut out = Zeroizing::new([0u8; $len]);
         FixedOutput::finalize_into(mac, (&mut *out).into());
         truncate(&out[..])
     }};
+}
+
+/// A TOTP secret as an HMAC keyed with it: the inner and outer padded key
+/// blocks already hashed, so that each code costs two compressions of the
+/// hash instead of four. Key material, like the secret it was made from:
+/// kept only in the registry's bounded cache, redacted in `Debug`, and its
+/// hash states are wiped on drop (see [`_keyed_macs_are_wiped_on_drop`]).
+pub(crate) enum KeyedSecret {
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+    Sha512(Hmac<Sha512>),
+}
+
+/// Compile-time proof that a [`KeyedSecret`] wipes its state on drop: the
+/// hash states inside each HMAC and its block buffer implement
+/// `ZeroizeOnDrop` (the `zeroize` features of `sha1`, `sha2` and `hmac`,
+/// which reach `digest` and `block-buffer`). Never called.
+fn _keyed_macs_are_wiped_on_drop() {
+    fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+    wiped::<<Sha1 as hmac::EagerHash>::Core>();
+    wiped::<<Sha256 as hmac::EagerHash>::Core>();
+    wiped::<<Sha512 as hmac::EagerHash>::Core>();
+    wiped::<hmac::digest::block_api::Buffer<<Sha1 as hmac::EagerHash>::Core>>();
+    wiped::<hmac::digest::block_api::Buffer<<Sha256 as hmac::EagerHash>::Core>>();
+    wiped::<hmac::digest::block_api::Buffer<<Sha512 as hmac::EagerHash>::Core>>();
+}
+
+impl KeyedSecret {
+    /// Keys the HMAC of `algorithm` with `secret`.
+    ///
+    /// # Errors
+    /// Never in practice: HMAC accepts keys of any length.
+    pub(crate) fn new(secret: &[u8], algorithm: Algorithm) -> Result<Self, Error> {
+        // HMAC takes keys of any length: the error arms are never taken.
+        Ok(match algorithm {
+            Algorithm::Sha1 => Self::Sha1(
+                <Hmac<Sha1> as KeyInit>::new_from_slice(secret)
+                    .map_err(|_| Error::InvalidSecret)?,
+            ),
+            Algorithm::Sha256 => Self::Sha256(
+                <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+                    .map_err(|_| Error::InvalidSecret)?,
+            ),
+            Algorithm::Sha512 => Self::Sha512(
+                <Hmac<Sha512> as KeyInit>::new_from_slice(secret)
+                    .map_err(|_| Error::InvalidSecret)?,
+            ),
+        })
+    }
+
+    /// The RFC 4226 HOTP code for `counter`.
+    ///
+    /// # Errors
+    /// Never in practice (see [`truncate`]).
+    pub(crate) fn code(&self, counter: u64, digits: Digits) -> Result<Code, Error> {
+        let msg = counter.to_be_bytes();
+        let bin = Zeroizing::new(match self {
+            Self::Sha1(mac) => hmac_truncated!(mac, 20, &msg)?,
+            Self::Sha256(mac) => hmac_truncated!(mac, 32, &msg)?,
+            Self::Sha512(mac) => hmac_truncated!(mac, 64, &msg)?,
+        });
+        Ok(code_from(&bin, digits))
+    }
+}
+
+impl fmt::Debug for KeyedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyedSecret(<redacted>)")
+    }
 }
 
 /// RFC 4226 HOTP: the code for `counter` under `secret`.
@@ -247,12 +314,12 @@ pub fn hotp(
     algorithm: Algorithm,
     digits: Digits,
 ) -> Result<Code, Error> {
-    let msg = counter.to_be_bytes();
-    let bin = Zeroizing::new(match algorithm {
-        Algorithm::Sha1 => hmac_truncated!(Sha1, 20, secret, &msg)?,
-        Algorithm::Sha256 => hmac_truncated!(Sha256, 32, secret, &msg)?,
-        Algorithm::Sha512 => hmac_truncated!(Sha512, 64, secret, &msg)?,
-    });
+    KeyedSecret::new(secret, algorithm)?.code(counter, digits)
+}
+
+/// The `digits` low decimal digits of a truncated HMAC (RFC 4226 section
+/// 5.3), as a [`Code`].
+fn code_from(bin: &u32, digits: Digits) -> Code {
     // Constant divisors: compiled to multiply-and-shift, not `div`.
     let mut value = Zeroizing::new(match digits.0 {
         6 => *bin % 1_000_000,
@@ -266,10 +333,10 @@ pub fn hotp(
         *slot = b'0' + (*value % 10) as u8;
         *value /= 10;
     }
-    Ok(Code {
+    Code {
         digits: out,
         len: digits.0,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -231,16 +231,44 @@ pub(crate) struct GuardState {
     pub(crate) locked_until: u64,
 }
 
+/// Appends `n` in decimal (as `serde_json` writes integers) to `out`.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    loop {
+        // 20 digits hold any u64: `pos` never underflows.
+        pos -= 1;
+        // `n % 10` is one decimal digit: the cast cannot truncate.
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[pos..]);
+}
+
 impl GuardState {
+    /// The record's JSON, byte for byte what `serde_json` writes for
+    /// [`GuardJson`] (written out by hand: the guard is rewritten on every
+    /// accepted code; a test checks it against `serde_json`).
     pub(crate) fn encode(&self) -> Result<Vec<u8>, Error> {
-        serde_json::to_vec(&GuardJson {
-            v: V1,
-            last_step: self.last_step,
-            failures: self.failures,
-            lock_level: self.lock_level,
-            locked_until: self.locked_until,
-        })
-        .map_err(|_| malformed("totp guard record could not be encoded"))
+        let mut out = Vec::with_capacity(96);
+        out.extend_from_slice(br#"{"v":"#);
+        push_decimal(&mut out, u64::from(V1));
+        out.extend_from_slice(br#","lastStep":"#);
+        match self.last_step {
+            None => out.extend_from_slice(b"null"),
+            Some(step) => push_decimal(&mut out, step),
+        }
+        out.extend_from_slice(br#","failures":"#);
+        push_decimal(&mut out, u64::from(self.failures));
+        out.extend_from_slice(br#","lockLevel":"#);
+        push_decimal(&mut out, u64::from(self.lock_level));
+        out.extend_from_slice(br#","lockedUntil":"#);
+        push_decimal(&mut out, self.locked_until);
+        out.push(b'}');
+        Ok(out)
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Error> {
@@ -314,6 +342,61 @@ mod tests {
             assert_eq!(state.locked_until, g["lockedUntil"].as_u64().unwrap());
             assert_eq!(state.encode().unwrap(), bytes);
         }
+    }
+
+    proptest::proptest! {
+        /// The hand-written encoder against `serde_json`.
+        #[test]
+        fn guard_encoding_is_what_serde_json_writes(
+            last_step in proptest::option::of(proptest::prelude::any::<u64>()),
+            failures in proptest::prelude::any::<u32>(),
+            lock_level in proptest::prelude::any::<u32>(),
+            locked_until in proptest::prelude::any::<u64>(),
+        ) {
+            let state = GuardState { last_step, failures, lock_level, locked_until };
+            let expected = serde_json::to_vec(&GuardJson {
+                v: V1,
+                last_step,
+                failures,
+                lock_level,
+                locked_until,
+            })
+            .unwrap();
+            let bytes = state.encode().unwrap();
+            proptest::prop_assert_eq!(&bytes, &expected);
+            proptest::prop_assert_eq!(GuardState::decode(&bytes).unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn guard_encoding_at_the_limits() {
+        for state in [
+            GuardState::default(),
+            GuardState {
+                last_step: Some(0),
+                failures: u32::MAX,
+                lock_level: u32::MAX,
+                locked_until: u64::MAX,
+            },
+            GuardState {
+                last_step: Some(u64::MAX),
+                ..GuardState::default()
+            },
+        ] {
+            let expected = serde_json::to_vec(&GuardJson {
+                v: V1,
+                last_step: state.last_step,
+                failures: state.failures,
+                lock_level: state.lock_level,
+                locked_until: state.locked_until,
+            })
+            .unwrap();
+            assert_eq!(state.encode().unwrap(), expected);
+        }
+        assert_eq!(
+            GuardState::default().encode().unwrap(),
+            br#"{"v":1,"lastStep":null,"failures":0,"lockLevel":0,"lockedUntil":0}"#
+        );
     }
 
     #[test]

@@ -3,22 +3,23 @@
 //!
 //! See [`TotpRegistry`] for the records, the concurrency and the cost.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
-    AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, Denial, DerivationPath, Digest32,
-    Envelope, IntentKind, OneTimeCode, SecretVec, SharedBackend, StateStore, Versioned,
+    AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, Denial, DerivationPath,
+    Digest32, Envelope, IntentKind, OneTimeCode, SecretVec, SharedBackend, StateStore,
     WalletScheme, WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
 
+use crate::cache::{Bounded, CachedSecret, DecodedEnrolment, NodeSlot};
 use crate::guard::{Decision, Matches, decide};
+use crate::otp::KeyedSecret;
 use crate::record::{
     EnrolmentRecord, GuardState, SCHEME_KEY, decode_counter, decode_scheme, encode_counter,
-    encode_scheme, guard_key, node_key, secret_context, under_key,
+    encode_scheme, node_key, secret_context, under_key,
 };
 use crate::{
     Clock, Error, MAX_WALLET_NAME_BYTES, OtpAuthUri, QrCode, SystemClock, TotpConfig, TotpParams,
@@ -169,16 +170,21 @@ impl fmt::Debug for Enrolment {
     }
 }
 
-/// An enrolment record as read, with the bytes it was read from.
-#[derive(Debug)]
+/// An enrolment record as read: its node (with the node's state-store
+/// keys), the version it was read at, and its decoding.
 pub(crate) struct Loaded {
-    pub(crate) record: EnrolmentRecord,
-    raw: Versioned,
+    slot: Arc<NodeSlot>,
+    version: u64,
+    decoded: Arc<DecodedEnrolment>,
 }
 
 impl Loaded {
     pub(crate) fn node(&self) -> &DerivationPath {
-        &self.record.node
+        &self.slot.node
+    }
+
+    fn record(&self) -> &EnrolmentRecord {
+        &self.decoded.record
     }
 }
 
@@ -207,76 +213,6 @@ impl Attempt<'_> {
     };
 }
 
-struct CacheEntry {
-    record: Vec<u8>,
-    secret: Arc<SecretVec>,
-    last_used: u64,
-}
-
-/// Unwrapped secrets by node key, valid only while the record's bytes are
-/// the ones they were unwrapped from. Bounded; least recently used out.
-struct SecretCache {
-    capacity: usize,
-    entries: Mutex<HashMap<String, CacheEntry>>,
-    tick: AtomicU64,
-}
-
-impl SecretCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            entries: Mutex::new(HashMap::new()),
-            tick: AtomicU64::new(0),
-        }
-    }
-
-    fn get(&self, key: &str, record: &[u8]) -> Option<Arc<SecretVec>> {
-        let tick = self.tick.fetch_add(1, Ordering::Relaxed);
-        // A poisoned lock only means a panic elsewhere; entries are inserted
-        // whole, so the map is consistent.
-        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = map.get_mut(key)?;
-        if entry.record != record {
-            map.remove(key);
-            return None;
-        }
-        entry.last_used = tick;
-        Some(Arc::clone(&entry.secret))
-    }
-
-    fn insert(&self, key: String, record: Vec<u8>, secret: Arc<SecretVec>) {
-        if self.capacity == 0 {
-            return;
-        }
-        let tick = self.tick.fetch_add(1, Ordering::Relaxed);
-        let mut map = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                map.remove(&k);
-            }
-        }
-        map.insert(
-            key,
-            CacheEntry {
-                record,
-                secret,
-                last_used: tick,
-            },
-        );
-    }
-
-    fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-}
-
 /// Enrolment and verification of TOTP second factors, keyed by wallet,
 /// with the replay guard and lockout kept in the state store.
 ///
@@ -303,10 +239,14 @@ impl SecretCache {
 ///
 /// # Cost of a verification
 /// One read of the node record, one of the guard, one compare-and-swap of
-/// the guard (when the state changes), `2·skew+1` HMACs, and no envelope
-/// unwrap while the secret is cached (bounded, zeroizing, invalidated by any
-/// change to the record). A cache miss costs one unwrap by the KEK backend;
-/// with a network KEK (KMS) that call blocks the calling thread.
+/// the guard (when the state changes), `2·skew+1` HMACs (two hash
+/// compressions each: the secret is kept keyed into its HMAC), and for a
+/// warm wallet nothing else: its state-store keys are computed once, and its
+/// records are decoded and its secret unwrapped only when the bytes read
+/// differ from those of the cached decoding (bounded caches, see
+/// [`TotpConfig::node_cache`] and [`TotpConfig::secret_cache`]; the secret
+/// in zeroizing memory). A secret-cache miss costs one unwrap by the KEK
+/// backend; with a network KEK (KMS) that call blocks the calling thread.
 pub struct TotpRegistry {
     kek: SharedBackend,
     state: Arc<dyn StateStore>,
@@ -315,7 +255,8 @@ pub struct TotpRegistry {
     config: TotpConfig,
     node_depth: usize,
     scheme_confirmed: AtomicBool,
-    cache: SecretCache,
+    nodes: Bounded<DerivationPath, Arc<NodeSlot>>,
+    secrets: Bounded<DerivationPath, Arc<CachedSecret>>,
 }
 
 fn check_wallet(wallet: &str) -> Result<(), Error> {
@@ -368,7 +309,8 @@ impl TotpRegistry {
             state,
             audit,
             clock: Arc::new(SystemClock),
-            cache: SecretCache::new(config.secret_cache),
+            nodes: Bounded::new(config.node_cache),
+            secrets: Bounded::new(config.secret_cache),
             config,
             node_depth,
             scheme_confirmed: AtomicBool::new(false),
@@ -410,7 +352,14 @@ impl TotpRegistry {
     /// How many unwrapped secrets are cached now.
     #[must_use]
     pub fn cached_secrets(&self) -> usize {
-        self.cache.len()
+        self.secrets.len()
+    }
+
+    /// How many wallet nodes' state-store keys and decoded records are
+    /// cached now.
+    #[must_use]
+    pub fn cached_nodes(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The audit sink.
@@ -472,16 +421,33 @@ impl TotpRegistry {
         Ok(self.config.scheme.wallet_path(wallet)?)
     }
 
-    /// The enrolment at `node`, if any.
-    pub(crate) fn lookup(&self, node: &DerivationPath) -> Result<Option<Loaded>, Error> {
+    /// The slot of `node`: its state-store keys and cached decodings.
+    fn slot(&self, node: &[ChildNumber]) -> Result<Arc<NodeSlot>, Error> {
+        if let Some(slot) = self.nodes.get(node) {
+            return Ok(slot);
+        }
+        let path = DerivationPath::from_components(node.to_vec())?;
+        let slot = Arc::new(NodeSlot::new(path.clone()));
+        self.nodes.insert(path, Arc::clone(&slot));
+        Ok(slot)
+    }
+
+    /// The enrolment at `node`, if any: read from the state store on every
+    /// call (decoded again only if its bytes changed).
+    pub(crate) fn lookup(&self, node: &[ChildNumber]) -> Result<Option<Loaded>, Error> {
         if !self.scheme_recorded()? {
             return Ok(None);
         }
-        let Some(raw) = self.state.get(&node_key(node))? else {
+        let slot = self.slot(node)?;
+        let Some(raw) = self.state.get(&slot.node_key)? else {
             return Ok(None);
         };
-        let record = EnrolmentRecord::decode(&raw.value, node, self.config.scheme)?;
-        Ok(Some(Loaded { record, raw }))
+        let decoded = slot.enrolment(&raw.value, self.config.scheme)?;
+        Ok(Some(Loaded {
+            slot,
+            version: raw.version,
+            decoded,
+        }))
     }
 
     /// Whether any enrolled node lies strictly below `path`.
@@ -505,7 +471,7 @@ impl TotpRegistry {
             return Ok(false);
         }
         let node = self.node_path(wallet)?;
-        Ok(self.lookup(&node)?.is_some())
+        Ok(self.lookup(node.components())?.is_some())
     }
 
     /// Enrols `wallet` with a fresh secret from the OS RNG (see
@@ -560,14 +526,14 @@ impl TotpRegistry {
     ) -> Result<DerivationPath, Error> {
         let node = self.node_path(wallet)?;
         self.record_scheme()?;
-        let existing = self.lookup(&node)?;
+        let existing = self.lookup(node.components())?;
         let detail = match (&existing, &mode) {
             (None, _) => "enrolled",
             (Some(_), EnrolMode::New) => {
                 self.audit_enrol(wallet, &node, AuditOutcome::Denied, "already-enrolled")?;
                 return Err(Error::AlreadyEnrolled);
             }
-            (Some(e), _) if e.record.wallet != wallet => {
+            (Some(e), _) if e.record().wallet != wallet => {
                 // Another name maps to this node (a 2^-124 event): theirs.
                 self.audit_enrol(wallet, &node, AuditOutcome::Denied, "node-taken")?;
                 return Err(Error::AlreadyEnrolled);
@@ -601,7 +567,7 @@ impl TotpRegistry {
             Some(e) => {
                 match self
                     .state
-                    .compare_and_swap(&node_key(&node), Some(e.raw.version), &bytes)?
+                    .compare_and_swap(&e.slot.node_key, Some(e.version), &bytes)?
                 {
                     CasOutcome::Swapped { .. } => {}
                     CasOutcome::Conflict { .. } => return Err(Error::ConcurrentUpdate),
@@ -686,7 +652,7 @@ impl TotpRegistry {
             return Ok(Verification::NotEnrolled);
         }
         let node = self.node_path(wallet)?;
-        match self.lookup(&node)? {
+        match self.lookup(node.components())? {
             None => Ok(Verification::NotEnrolled),
             Some(loaded) => self.check(&loaded, code, Attempt::VERIFY),
         }
@@ -703,7 +669,7 @@ impl TotpRegistry {
     ) -> Result<Verification, Error> {
         let now = self.clock.now_unix();
         let result = self.decide_and_commit(loaded, code, now);
-        let params = &loaded.record.params;
+        let params = &loaded.record().params;
         let (outcome, detail, step) = match &result {
             Ok(Verification::Accepted { step }) => (AuditOutcome::Success, "accepted", *step),
             Ok(v) => (
@@ -714,8 +680,8 @@ impl TotpRegistry {
             Err(e) => (AuditOutcome::Failed, e.kind(), params.step_at(now)),
         };
         let mut event = AuditEvent::new(AuditOp::TOTP_VERIFY, outcome)
-            .with_wallet(&loaded.record.wallet)
-            .with_path(attempt.key_path.unwrap_or(&loaded.record.node))
+            .with_wallet(&loaded.record().wallet)
+            .with_path(attempt.key_path.unwrap_or(loaded.node()))
             .with_detail(detail)
             .with_field("route", attempt.route)?
             .with_field("step", step.to_string())?;
@@ -744,11 +710,12 @@ impl TotpRegistry {
         let Some(code) = code else {
             return Ok(Verification::Required);
         };
-        let key = guard_key(loaded.node());
-        let mut current = self.state.get(&key)?;
+        let slot = &loaded.slot;
+        let key = &slot.guard_key;
+        let mut current = self.state.get(key)?;
         let mut state = match &current {
             None => GuardState::default(),
-            Some(v) => GuardState::decode(&v.value)?,
+            Some(v) => slot.guard(&v.value)?,
         };
         if now < state.locked_until {
             // Locked: not even checked.
@@ -758,8 +725,8 @@ impl TotpRegistry {
         }
         let secret = self.secret(loaded)?;
         let matches = Matches::compute(
-            secret.expose_secret(),
-            &loaded.record.params,
+            &secret.key,
+            &loaded.record().params,
             code.expose_secret().as_bytes(),
             now,
             self.config.skew_steps,
@@ -770,16 +737,19 @@ impl TotpRegistry {
             let Some(next) = next else {
                 return Ok(decision.into());
             };
-            match self.state.compare_and_swap(
-                &key,
-                current.as_ref().map(|v| v.version),
-                &next.encode()?,
-            )? {
-                CasOutcome::Swapped { .. } => return Ok(decision.into()),
+            let bytes = next.encode()?;
+            match self
+                .state
+                .compare_and_swap(key, current.as_ref().map(|v| v.version), &bytes)?
+            {
+                CasOutcome::Swapped { .. } => {
+                    slot.wrote_guard(bytes, next);
+                    return Ok(decision.into());
+                }
                 CasOutcome::Conflict { current: c } => {
                     state = match &c {
                         None => GuardState::default(),
-                        Some(v) => GuardState::decode(&v.value)?,
+                        Some(v) => slot.guard(&v.value)?,
                     };
                     current = c;
                 }
@@ -788,22 +758,31 @@ impl TotpRegistry {
         Err(Error::Contention)
     }
 
-    /// The unwrapped secret of an enrolment, from the cache or the KEK.
-    fn secret(&self, loaded: &Loaded) -> Result<Arc<SecretVec>, Error> {
-        let key = node_key(loaded.node());
-        if let Some(secret) = self.cache.get(&key, &loaded.raw.value) {
-            return Ok(secret);
+    /// The unwrapped secret of an enrolment (keyed into its HMAC), from
+    /// the cache if it was unwrapped from exactly this record, else from
+    /// the KEK.
+    fn secret(&self, loaded: &Loaded) -> Result<Arc<CachedSecret>, Error> {
+        let node = loaded.node();
+        if let Some(cached) = self.secrets.get(node) {
+            if cached.is_for(&loaded.decoded) {
+                return Ok(cached);
+            }
+            // The record changed (rotated, rewritten): the old secret goes
+            // now, not when it is evicted.
+            self.secrets.remove(node);
         }
-        let secret = Arc::new(
-            loaded
-                .record
-                .envelope
-                .open(self.wrapping()?, &loaded.record.context()?)
-                .wait()?,
-        );
-        self.cache
-            .insert(key, loaded.raw.value.clone(), Arc::clone(&secret));
-        Ok(secret)
+        let record = loaded.record();
+        let secret = record
+            .envelope
+            .open(self.wrapping()?, &record.context()?)
+            .wait()?;
+        let cached = Arc::new(CachedSecret {
+            from: Arc::clone(&loaded.decoded),
+            key: KeyedSecret::new(secret.expose_secret(), record.params.algorithm)?,
+        });
+        drop(secret);
+        self.secrets.insert(node.clone(), Arc::clone(&cached));
+        Ok(cached)
     }
 }
 
@@ -814,7 +793,8 @@ impl fmt::Debug for TotpRegistry {
             .field("state", &self.state)
             .field("clock", &self.clock)
             .field("config", &self.config)
-            .field("cached_secrets", &self.cache.len())
+            .field("cached_nodes", &self.nodes.len())
+            .field("cached_secrets", &self.secrets.len())
             .finish_non_exhaustive()
     }
 }
