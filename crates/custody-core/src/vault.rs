@@ -137,7 +137,8 @@ pub struct Vault {
     kek: SharedBackend,
     scheme: WalletScheme,
     master: Option<ChainNode>,
-    master_public: Option<PublicKey>,
+    /// Computed on first use: unlocking costs no scalar multiplication.
+    master_public: std::sync::OnceLock<PublicKey>,
     imported: RwLock<HashMap<KeyId, ImportedKey>>,
     cache: NodeCache,
 }
@@ -151,7 +152,7 @@ impl Vault {
             kek,
             scheme,
             master: None,
-            master_public: None,
+            master_public: std::sync::OnceLock::new(),
             imported: RwLock::new(HashMap::new()),
             cache: NodeCache::new(DEFAULT_NODE_CACHE),
         }
@@ -170,7 +171,7 @@ impl Vault {
     /// [`Error::InvalidKeyMaterial`] if the seed does not give a valid master.
     pub fn set_master_seed(&mut self, seed: &[u8]) -> Result<(), Error> {
         let master = ChainNode::from_seed(seed)?;
-        self.master_public = Some(master.public_key());
+        self.master_public = std::sync::OnceLock::new();
         self.master = Some(master);
         Ok(())
     }
@@ -198,7 +199,8 @@ impl Vault {
     /// The HD master's public key, once unlocked.
     #[must_use]
     pub fn master_public_key(&self) -> Option<PublicKey> {
-        self.master_public
+        let master = self.master.as_ref()?;
+        Some(*self.master_public.get_or_init(|| master.public_key()))
     }
 
     /// Number of wallet nodes currently cached.
@@ -361,7 +363,7 @@ impl fmt::Debug for Vault {
         f.debug_struct("Vault")
             .field("kek", &self.kek)
             .field("scheme", &self.scheme)
-            .field("master_public_key", &self.master_public)
+            .field("master_public_key", &self.master_public_key())
             .field("imported", &imported)
             .field("cached_nodes", &self.cache.len())
             .finish()
