@@ -2,11 +2,16 @@
 //! log, failing closed.
 //!
 //! It wraps any [`KeyBackend`] and is itself one, so it composes with gates:
-//! `Audited(TotpGate(Vault))` records what passed the gate, and a gate can
-//! record its own refusals. A record is appended *after* the inner backend
-//! answers, with the outcome; if the record cannot be written, the signature
-//! or exported key is withheld and the error returned (an operation that
-//! leaves no trace does not happen).
+//! `Audited(TotpGate(Vault))` writes **one record per signature** holding the
+//! key, the digest, the intent, the outcome and the [`Clearance`]s the gates
+//! below it handed up (e.g. `totp-step`); it marks each request it forwards
+//! ([`SignRequest::recorded_above`]) so that those gates do not write a
+//! second record of their own (they still record their refusals). A record
+//! is appended *after* the inner backend answers, with the outcome; if the
+//! record cannot be written, the signature or exported key is withheld and
+//! the error returned (an operation that leaves no trace does not happen).
+//!
+//! [`Clearance`]: crate::Clearance
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use std::sync::Arc;
 use crate::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
 use crate::{
     Authorization, Error, ExportingBackend, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey,
-    PrivateKeyBytes, RawSignature, SharedBackend, SignRequest, SigningBackend, WrappingBackend,
+    PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend, WrappingBackend,
 };
 
 /// Records every signature and export of the backend it wraps.
@@ -71,18 +76,20 @@ impl SigningBackend for Audited {
         }
     }
 
-    fn sign_digest<'a>(
-        &'a self,
-        request: SignRequest<'a>,
-    ) -> Pending<'a, Result<RawSignature, Error>> {
+    fn sign_digest<'a>(&'a self, request: SignRequest<'a>) -> Pending<'a, Result<Signed, Error>> {
         let Some(s) = self.inner.signing() else {
             return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
         };
         let sink = &self.sink;
-        s.sign_digest(request).map(move |result| {
-            let event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
+        s.sign_digest(request.recorded()).map(move |result| {
+            let mut event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
                 .with_digest(&request.digest)
                 .with_field("intent", request.intent.kind().as_str())?;
+            if let Ok(signed) = &result {
+                for clearance in &signed.clearances {
+                    event = clearance.describe(event)?;
+                }
+            }
             sink.append(event)?;
             result
         })

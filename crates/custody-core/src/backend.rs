@@ -323,6 +323,117 @@ pub struct SignRequest<'a> {
     pub intent: Intent<'a>,
     /// Second factors and approvals.
     pub auth: &'a Authorization,
+    /// Set only by [`crate::Audited`]: the outcome will be recorded above.
+    recorded_above: bool,
+}
+
+impl<'a> SignRequest<'a> {
+    /// A request to sign `digest` with `key` for `intent`, presenting `auth`.
+    #[must_use]
+    pub fn new(
+        key: &'a PinnedKey,
+        digest: Digest32,
+        intent: Intent<'a>,
+        auth: &'a Authorization,
+    ) -> Self {
+        Self {
+            key,
+            digest,
+            intent,
+            auth,
+            recorded_above: false,
+        }
+    }
+
+    /// Whether an audit layer ([`crate::Audited`]) above this point will
+    /// record the request's outcome together with the [`Clearance`]s of the
+    /// answer. A gate that sees `true` hands its evidence up as a clearance
+    /// instead of writing a record of its own (one record per signature);
+    /// a gate that sees `false` records what it let through itself. Only
+    /// [`crate::Audited`] can set it, so a caller cannot silence a gate:
+    ///
+    /// ```compile_fail
+    /// # use custody_core::{Authorization, Digest32, Intent, PinnedKey, SignRequest};
+    /// # fn forge<'a>(key: &'a PinnedKey, auth: &'a Authorization) -> SignRequest<'a> {
+    /// SignRequest {
+    ///     key,
+    ///     digest: Digest32([0; 32]),
+    ///     intent: Intent::raw_digest(),
+    ///     auth,
+    ///     recorded_above: true, // private: does not compile
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn recorded_above(&self) -> bool {
+        self.recorded_above
+    }
+
+    /// The same request, marked as recorded by the audit layer forwarding it.
+    pub(crate) fn recorded(self) -> Self {
+        Self {
+            recorded_above: true,
+            ..self
+        }
+    }
+}
+
+/// What a gate established about a signing request it let through. It
+/// travels up with the signature ([`Signed::clearances`]) so that the audit
+/// layer writes one record per signature holding the whole story: the key,
+/// the digest, the intent, the outcome, and each gate's evidence.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clearance {
+    /// A TOTP code was accepted for this time step and spent (a TOTP gate).
+    /// Recorded as the audit field `totp-step`.
+    Totp {
+        /// The accepted time step (`floor((unix time - T0) / period)`).
+        step: u64,
+    },
+}
+
+impl Clearance {
+    /// Adds this clearance's audit fields to `event`.
+    ///
+    /// # Errors
+    /// As [`crate::AuditEvent::with_field`] (it does not fail for the names
+    /// used here).
+    pub fn describe(&self, event: crate::AuditEvent) -> Result<crate::AuditEvent, Error> {
+        match self {
+            Self::Totp { step } => event.with_field("totp-step", step.to_string()),
+        }
+    }
+}
+
+/// A backend's answer to a [`SignRequest`]: the signature as the backend
+/// made it (normalized later by [`crate::KeySigner`]) and the clearances of
+/// the gates it passed on its way up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The signature, as the backend made it.
+    pub signature: RawSignature,
+    /// What each gate on the way established, innermost first (empty when
+    /// no gate cleared anything; no allocation then).
+    pub clearances: Vec<Clearance>,
+}
+
+impl Signed {
+    /// A signature no gate has cleared yet (what a backend returns).
+    #[must_use]
+    pub fn new(signature: RawSignature) -> Self {
+        Self {
+            signature,
+            clearances: Vec::new(),
+        }
+    }
+
+    /// Adds a gate's clearance.
+    #[must_use]
+    pub fn with_clearance(mut self, clearance: Clearance) -> Self {
+        self.clearances.push(clearance);
+        self
+    }
 }
 
 /// Which kinds of [`KeyRef`] a signing backend resolves.
@@ -348,16 +459,15 @@ pub trait SigningBackend: Send + Sync {
     /// the backend does not resolve, or a backend error.
     fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, Error>>;
 
-    /// Signs `request.digest` with `request.key`. Implementations return what
-    /// their hardware gives; [`crate::KeySigner`] normalizes it.
+    /// Signs `request.digest` with `request.key`. Implementations return the
+    /// signature their hardware gives, wrapped in [`Signed::new`] (a gate
+    /// adds its [`Clearance`] on the way up); [`crate::KeySigner`]
+    /// normalizes it.
     ///
     /// # Errors
     /// [`Error::KeyNotFound`], [`Error::Denied`] from a gate, or a backend
     /// error.
-    fn sign_digest<'a>(
-        &'a self,
-        request: SignRequest<'a>,
-    ) -> Pending<'a, Result<RawSignature, Error>>;
+    fn sign_digest<'a>(&'a self, request: SignRequest<'a>) -> Pending<'a, Result<Signed, Error>>;
 }
 
 /// Wrapping and unwrapping of data keys under a key-encryption key.
@@ -474,6 +584,18 @@ pub trait ExportingBackend: Send + Sync {
 /// [`RawSignature`] (DER, `r‖s`, or `r‖s` with a recovery id). Callers never
 /// see it: [`crate::KeySigner`] always passes it through [`crate::normalize`]
 /// (low-s with the parity flipped, recovery id found by recovery).
+///
+/// **One audit record per signature.** A gate's evidence (the TOTP step it
+/// accepted, later the approvals and the policy rule) travels *up* with the
+/// answer as a [`Clearance`] in [`Signed`], and the audit layer
+/// ([`crate::Audited`]) writes one record holding the request, its outcome
+/// and every clearance. Gates learn that such a layer is above them from
+/// [`SignRequest::recorded_above`], which only that layer can set; a gate
+/// used without one records what it lets through itself, and every gate
+/// records its own refusals. The alternative (each gate writing its own
+/// record) costs a hash-chained, and in production fsynced, record per gate
+/// per signature and splits one decision across records an auditor must
+/// join.
 ///
 /// **Raw-hash signing is named.** The backend only ever signs digests; the
 /// [`Intent`] of a request says what the digest is. A bare 32-byte hash is

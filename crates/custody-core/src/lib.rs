@@ -28,9 +28,9 @@ pub use audit::{
 };
 pub use audited::{Audited, describe_key};
 pub use backend::{
-    Authorization, Capabilities, ExportingBackend, Intent, IntentKind, KekId, KeyBackend, KeyId,
-    KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend, SignRequest, SigningBackend,
-    WrappingBackend,
+    Authorization, Capabilities, Clearance, ExportingBackend, Intent, IntentKind, KekId,
+    KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend, SignRequest,
+    Signed, SigningBackend, WrappingBackend,
 };
 pub use context::{EncryptionContext, MAX_CONTEXT_BYTES};
 pub use envelope::Envelope;

@@ -67,16 +67,11 @@ impl KeySigner {
         let Some(signing) = self.backend.signing() else {
             return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
         };
-        let request = SignRequest {
-            key: &self.key,
-            digest,
-            intent,
-            auth,
-        };
+        let request = SignRequest::new(&self.key, digest, intent, auth);
         let pinned = self.key.public_key();
-        signing
-            .sign_digest(request)
-            .map(move |raw| raw.and_then(|raw| normalize(&raw, pinned, &digest)))
+        signing.sign_digest(request).map(move |signed| {
+            signed.and_then(|signed| normalize(&signed.signature, pinned, &digest))
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use crate::hd::{ChainNode, HdNode};
 use crate::{
     Authorization, ChildNumber, DerivationPath, Digest32, Error, ExportingBackend, KeyBackend,
     KeyId, KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, PublicKey, RawSignature,
-    SharedBackend, SignRequest, SigningBackend, WalletScheme, WrappingBackend,
+    SharedBackend, SignRequest, Signed, SigningBackend, WalletScheme, WrappingBackend,
 };
 
 /// Default number of wallet nodes kept unlocked in the cache.
@@ -307,13 +307,10 @@ impl SigningBackend for Vault {
         Pending::ready(self.pin_now(key))
     }
 
-    fn sign_digest<'a>(
-        &'a self,
-        request: SignRequest<'a>,
-    ) -> Pending<'a, Result<RawSignature, Error>> {
+    fn sign_digest<'a>(&'a self, request: SignRequest<'a>) -> Pending<'a, Result<Signed, Error>> {
         let key = request.key;
         Pending::ready(self.with_secret(key.reference(), key.path(), |secret| {
-            sign_prehash(secret, &request.digest)
+            sign_prehash(secret, &request.digest).map(Signed::new)
         }))
     }
 }

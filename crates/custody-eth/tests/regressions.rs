@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use custody_core::{
     Authorization as Consent, Denial, Digest32, Error as CoreError, IntentKind, KeyBackend,
-    KeyKinds, KeyRef, KeySigner, Pending, PinnedKey, RawSignature, SharedBackend, SignRequest,
+    KeyKinds, KeyRef, KeySigner, Pending, PinnedKey, SharedBackend, SignRequest, Signed,
     SigningBackend,
 };
 use custody_eth::{
@@ -404,7 +404,7 @@ impl SigningBackend for RecordingGate {
     fn sign_digest<'a>(
         &'a self,
         request: SignRequest<'a>,
-    ) -> Pending<'a, Result<RawSignature, CoreError>> {
+    ) -> Pending<'a, Result<Signed, CoreError>> {
         let detail = request.intent.detail();
         let typed_ok = match request.intent.kind() {
             IntentKind::Transaction => detail

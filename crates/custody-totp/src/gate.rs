@@ -7,12 +7,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use custody_core::{
-    AuditEvent, AuditOp, AuditOutcome, Authorization, ChildNumber, Denial, DerivationPath,
-    Digest32, ExportingBackend, IntentKind, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey,
-    PrivateKeyBytes, RawSignature, SharedBackend, SignRequest, SigningBackend, WrappingBackend,
+    AuditEvent, AuditOp, AuditOutcome, Authorization, ChildNumber, Clearance, Denial,
+    DerivationPath, Digest32, ExportingBackend, IntentKind, KeyBackend, KeyKinds, KeyRef, Pending,
+    PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend,
+    WrappingBackend,
 };
 
-use crate::registry::{Attempt, Loaded};
+use crate::registry::{Attempt, Loaded, Recording};
 use crate::{Error, TotpRegistry};
 
 /// The route a request takes to a key.
@@ -39,6 +40,14 @@ impl Route<'_> {
             Self::Export => AuditOp::EXPORT,
         }
     }
+}
+
+/// What the gate decided about a request it lets through.
+enum Admitted {
+    /// The key belongs to no enrolled wallet: nothing to check.
+    Open,
+    /// A code was accepted for this enrolment at this step, and spent.
+    Cleared { loaded: Loaded, step: u64 },
 }
 
 /// The TOTP gate: a [`KeyBackend`] that lets nothing reach an enrolled
@@ -70,6 +79,18 @@ impl Route<'_> {
 ///   a fresh code like signing.
 /// - Wrapping is forwarded untouched.
 ///
+/// # What it records
+/// Every refusal and every failure gets a `totp-verify` audit record from
+/// the gate. An accepted code for a signature is handed up as
+/// [`Clearance::Totp`] in the answer; when an audit layer
+/// ([`custody_core::Audited`]) is above the gate
+/// ([`SignRequest::recorded_above`]), that layer's one record of the
+/// signature carries it as `totp-step` and the gate writes nothing more
+/// (if the inner backend then fails, the gate records the spent code
+/// itself). Without an audit layer above, the gate records the accepted
+/// code before the inner backend is called. Exports are always recorded by
+/// the gate as well.
+///
 /// # Fails closed
 /// Any error while reading the enrolment or the guard, unwrapping the
 /// secret or writing the audit record refuses the request: the inner
@@ -85,7 +106,7 @@ impl Route<'_> {
 /// On the software path the gate returns the inner backend's [`Pending`]
 /// as is (ready and allocation-free when the inner one is). For an
 /// enrolled wallet it adds one read of the node record, one of the guard,
-/// one compare-and-swap, `2·skew+1` HMACs and one audit record (the secret,
+/// one compare-and-swap, `2·skew+1` HMACs and one audit field (the secret,
 /// the node's state-store keys and the decodings of its records are
 /// cached, each used only while the bytes read are those it was made from:
 /// see [`TotpRegistry`]); for a wallet that is not enrolled, one read. No
@@ -146,7 +167,8 @@ impl TotpGate {
         key: &PinnedKey,
         auth: &Authorization,
         route: Route<'_>,
-    ) -> Result<(), custody_core::Error> {
+        recording: Recording,
+    ) -> Result<Admitted, custody_core::Error> {
         let depth = self.registry.node_depth();
         let named = match key.reference() {
             KeyRef::Wallet { name, index } => Some(self.registry.scheme().key_path(name, *index)?),
@@ -197,7 +219,7 @@ impl TotpGate {
             if self.require_enrolment {
                 return Err(self.refuse(key, route, "not-enrolled"));
             }
-            return Ok(());
+            return Ok(Admitted::Open);
         };
         let (digest, intent) = match route {
             Route::Sign { digest, intent } => (Some(digest), Some(intent)),
@@ -210,10 +232,14 @@ impl TotpGate {
             key_path: pinned.or(named.as_ref()),
             index: key.wallet().map(|(_, index)| index),
         };
-        let verification = self.registry.check(&loaded, auth.totp.as_ref(), attempt)?;
-        match verification.denial() {
-            None => Ok(()),
-            Some(denial) => Err(custody_core::Error::Denied(denial)),
+        let verification =
+            self.registry
+                .check_recording(&loaded, auth.totp.as_ref(), attempt, recording)?;
+        match verification {
+            crate::Verification::Accepted { step } => Ok(Admitted::Cleared { loaded, step }),
+            v => Err(custody_core::Error::Denied(
+                v.denial().unwrap_or(Denial::TotpRequired),
+            )),
         }
     }
 
@@ -261,20 +287,49 @@ impl SigningBackend for TotpGate {
     fn sign_digest<'a>(
         &'a self,
         request: SignRequest<'a>,
-    ) -> Pending<'a, Result<RawSignature, custody_core::Error>> {
+    ) -> Pending<'a, Result<Signed, custody_core::Error>> {
         let Some(inner) = self.inner.signing() else {
             return Pending::ready(Err(custody_core::Error::Unsupported(
                 "this backend does not sign",
             )));
         };
+        let (digest, intent) = (request.digest, request.intent.kind());
         let route = Route::Sign {
-            digest: &request.digest,
-            intent: request.intent.kind(),
+            digest: &digest,
+            intent,
         };
-        match self.admit(request.key, request.auth, route) {
-            Ok(()) => inner.sign_digest(request),
-            Err(e) => Pending::ready(Err(e)),
-        }
+        let recording = if request.recorded_above() {
+            Recording::RefusalsOnly
+        } else {
+            Recording::Every
+        };
+        let (loaded, step) = match self.admit(request.key, request.auth, route, recording) {
+            Ok(Admitted::Open) => return inner.sign_digest(request),
+            Ok(Admitted::Cleared { loaded, step }) => (loaded, step),
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        let registry = &self.registry;
+        let key = request.key;
+        inner.sign_digest(request).map(move |result| match result {
+            Ok(signed) => Ok(signed.with_clearance(Clearance::Totp { step })),
+            Err(e) => {
+                if recording == Recording::RefusalsOnly {
+                    // The code is spent and no signature came out: the
+                    // record above will say the signing failed, this one
+                    // that the code was used. The signing error is the
+                    // one returned either way.
+                    let attempt = Attempt {
+                        route: "sign",
+                        digest: Some(&digest),
+                        intent: Some(intent),
+                        key_path: key.path(),
+                        index: key.wallet().map(|(_, index)| index),
+                    };
+                    let _recorded = registry.record_spent_unused(&loaded, attempt, step, e.kind());
+                }
+                Err(e)
+            }
+        })
     }
 }
 
@@ -289,8 +344,8 @@ impl ExportingBackend for TotpGate {
                 "keys of this backend cannot leave it",
             )));
         };
-        match self.admit(key, auth, Route::Export) {
-            Ok(()) => inner.export_private_key(key, auth),
+        match self.admit(key, auth, Route::Export, Recording::Every) {
+            Ok(_) => inner.export_private_key(key, auth),
             Err(e) => Pending::ready(Err(e)),
         }
     }

@@ -199,6 +199,42 @@ pub(crate) struct Attempt<'a> {
     pub(crate) index: Option<u32>,
 }
 
+/// Whether [`TotpRegistry::check_recording`] records an accepted code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Every attempt: accepted, refused or failed.
+    Every,
+    /// Refusals and failures only: the caller hands the acceptance up to an
+    /// audit layer that records it with the signature.
+    RefusalsOnly,
+}
+
+/// The `totp-verify` audit event of an attempt.
+fn attempt_event(
+    loaded: &Loaded,
+    attempt: Attempt<'_>,
+    outcome: AuditOutcome,
+    detail: &'static str,
+    step: u64,
+) -> Result<AuditEvent, Error> {
+    let mut event = AuditEvent::new(AuditOp::TOTP_VERIFY, outcome)
+        .with_wallet(&loaded.record().wallet)
+        .with_path(attempt.key_path.unwrap_or(loaded.node()))
+        .with_detail(detail)
+        .with_field("route", attempt.route)?
+        .with_field("step", step.to_string())?;
+    if let Some(digest) = attempt.digest {
+        event = event.with_digest(digest);
+    }
+    if let Some(intent) = attempt.intent {
+        event = event.with_field("intent", intent.as_str())?;
+    }
+    if let Some(index) = attempt.index {
+        event = event.with_index(index);
+    }
+    Ok(event)
+}
+
 impl Attempt<'_> {
     const VERIFY: Attempt<'static> = Attempt {
         route: "verify",
@@ -667,11 +703,28 @@ impl TotpRegistry {
         code: Option<&OneTimeCode>,
         attempt: Attempt<'_>,
     ) -> Result<Verification, Error> {
+        self.check_recording(loaded, code, attempt, Recording::Every)
+    }
+
+    /// [`Self::check`], recording an accepted code only if `recording` says
+    /// so (refusals and errors are always recorded).
+    pub(crate) fn check_recording(
+        &self,
+        loaded: &Loaded,
+        code: Option<&OneTimeCode>,
+        attempt: Attempt<'_>,
+        recording: Recording,
+    ) -> Result<Verification, Error> {
         let now = self.clock.now_unix();
         let result = self.decide_and_commit(loaded, code, now);
         let params = &loaded.record().params;
         let (outcome, detail, step) = match &result {
-            Ok(Verification::Accepted { step }) => (AuditOutcome::Success, "accepted", *step),
+            Ok(Verification::Accepted { step }) => {
+                if recording == Recording::RefusalsOnly {
+                    return result;
+                }
+                (AuditOutcome::Success, "accepted", *step)
+            }
             Ok(v) => (
                 AuditOutcome::Denied,
                 v.denial().map_or("not-enrolled", |d| d.kind()),
@@ -679,26 +732,29 @@ impl TotpRegistry {
             ),
             Err(e) => (AuditOutcome::Failed, e.kind(), params.step_at(now)),
         };
-        let mut event = AuditEvent::new(AuditOp::TOTP_VERIFY, outcome)
-            .with_wallet(&loaded.record().wallet)
-            .with_path(attempt.key_path.unwrap_or(loaded.node()))
-            .with_detail(detail)
-            .with_field("route", attempt.route)?
-            .with_field("step", step.to_string())?;
-        if let Some(digest) = attempt.digest {
-            event = event.with_digest(digest);
-        }
-        if let Some(intent) = attempt.intent {
-            event = event.with_field("intent", intent.as_str())?;
-        }
-        if let Some(index) = attempt.index {
-            event = event.with_index(index);
-        }
+        let mut event = attempt_event(loaded, attempt, outcome, detail, step)?;
         if let Ok(Verification::Locked { until_unix }) = &result {
             event = event.with_field("locked-until", until_unix.to_string())?;
         }
         self.audit.append(event)?;
         result
+    }
+
+    /// Records that a code was accepted (and spent) for `attempt` at `step`
+    /// but no signature came out of it: the inner backend failed with
+    /// `failure` (an [`custody_core::Error::kind`]). Used when the gate
+    /// left the record of a success to the audit layer above it.
+    pub(crate) fn record_spent_unused(
+        &self,
+        loaded: &Loaded,
+        attempt: Attempt<'_>,
+        step: u64,
+        failure: &'static str,
+    ) -> Result<(), Error> {
+        let event = attempt_event(loaded, attempt, AuditOutcome::Success, "accepted", step)?
+            .with_field("inner-error", failure)?;
+        self.audit.append(event)?;
+        Ok(())
     }
 
     fn decide_and_commit(

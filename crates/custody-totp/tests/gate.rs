@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use custody_core::{
-    AuditOutcome, Authorization, Capabilities, CasOutcome, CreateOptions, DataKey, Denial,
-    DerivationPath, Digest32, Error as CoreError, ExportingBackend, Intent, IntentKind, KekId,
-    KeyBackend, KeyId, KeyKinds, KeyRef, KeySigner, Keystore, LocalKek, MemoryAuditLog,
-    MemoryStore, Passphrase, Pending, PinnedKey, PrivateKeyBytes, RawSignature, Seed,
-    SharedBackend, SignRequest, SigningBackend, StateStore, Versioned, WalletScheme,
+    AuditOutcome, Audited, Authorization, Capabilities, CasOutcome, Clearance, CreateOptions,
+    DataKey, Denial, DerivationPath, Digest32, Error as CoreError, ExportingBackend, Intent,
+    IntentKind, KekId, KeyBackend, KeyId, KeyKinds, KeyRef, KeySigner, Keystore, LocalKek,
+    MemoryAuditLog, MemoryStore, Passphrase, Pending, PinnedKey, PrivateKeyBytes, Seed,
+    SharedBackend, SignRequest, Signed, SigningBackend, StateStore, Versioned, WalletScheme,
     WrappingBackend,
 };
 use custody_totp::{
@@ -25,6 +25,7 @@ use custody_totp::{
 const T0: u64 = 1_700_000_010; // a step boundary (30 s) ...
 const NOW: u64 = T0 + 5; // ... and a moment inside that step
 const ALICE: &str = "alice@example.com";
+const BOB: &str = "bob@example.com";
 
 /// Counts what reaches the backend under the gate; can be told to fail.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl SigningBackend for Counting {
     fn sign_digest<'a>(
         &'a self,
         request: SignRequest<'a>,
-    ) -> Pending<'a, Result<RawSignature, CoreError>> {
+    ) -> Pending<'a, Result<Signed, CoreError>> {
         self.signs.fetch_add(1, Ordering::SeqCst);
         if self.fail_sign.load(Ordering::SeqCst) {
             return Pending::ready(Err(CoreError::Unsupported("the HSM is on fire")));
@@ -773,12 +774,12 @@ fn a_pinned_key_is_checked_on_its_path_and_its_reference() {
         .gate
         .signing()
         .unwrap()
-        .sign_digest(SignRequest {
-            key: &forged,
-            digest: Digest32([3; 32]),
-            intent: Intent::raw_digest(),
-            auth: &Authorization::none(),
-        })
+        .sign_digest(SignRequest::new(
+            &forged,
+            Digest32([3; 32]),
+            Intent::raw_digest(),
+            &Authorization::none(),
+        ))
         .wait();
     assert_eq!(denied(r), Denial::TotpRequired);
     let r = f
@@ -1055,20 +1056,20 @@ fn pending_is_ready_on_the_software_path() {
         .wait()
         .unwrap();
     let auth = Authorization::totp(code_at(&e, f.now()));
-    let pending = f.gate.signing().unwrap().sign_digest(SignRequest {
-        key: &key,
-        digest: Digest32([5; 32]),
-        intent: Intent::raw_digest(),
-        auth: &auth,
-    });
+    let pending = f.gate.signing().unwrap().sign_digest(SignRequest::new(
+        &key,
+        Digest32([5; 32]),
+        Intent::raw_digest(),
+        &auth,
+    ));
     assert!(pending.is_ready());
     assert!(pending.wait().is_ok());
-    let refused = f.gate.signing().unwrap().sign_digest(SignRequest {
-        key: &key,
-        digest: Digest32([5; 32]),
-        intent: Intent::raw_digest(),
-        auth: &auth,
-    });
+    let refused = f.gate.signing().unwrap().sign_digest(SignRequest::new(
+        &key,
+        Digest32([5; 32]),
+        Intent::raw_digest(),
+        &auth,
+    ));
     assert!(refused.is_ready());
     // A cached secret: enrolment opened nothing; the first check unwrapped
     // once, the rest hit the cache.
@@ -1255,7 +1256,7 @@ fn real_keystore_with_the_gate_under_audited() {
         ("enrol", "success"),
         ("totp-verify", "denied"),
         ("sign", "denied"),
-        ("totp-verify", "success"),
+        // One record for the signature: the gate's step is in it.
         ("sign", "success"),
         ("totp-verify", "denied"),
         ("sign", "denied"),
@@ -1286,4 +1287,186 @@ fn real_keystore_with_the_gate_under_audited() {
         registry.verify(ALICE, Some(&code_again)).unwrap(),
         Verification::Replayed
     );
+}
+
+/// The records appended to `log` since it held `before` of them, as
+/// (op, outcome, detail).
+fn records_since(log: &MemoryAuditLog, before: usize) -> Vec<custody_core::AuditRecord> {
+    log.records().split_off(before)
+}
+
+#[test]
+fn one_record_per_signature_under_an_audit_layer() {
+    // DESIGN.md's hot path ends in *one* audit record: under Audited the
+    // gate hands its accepted step up and the signature's record holds it.
+    let f = fixture();
+    let e = f.enrol(ALICE);
+    let audited: SharedBackend = Arc::new(Audited::new(f.gate.clone(), f.audit.clone()));
+    let signer = KeySigner::pin(audited, wallet(ALICE, 2)).wait().unwrap();
+    let digest = Digest32([4; 32]);
+    let code = code_at(&e, f.now());
+
+    let before = f.audit.records().len();
+    signer
+        .sign(
+            digest,
+            Intent::raw_digest(),
+            &Authorization::totp(code.clone()),
+        )
+        .wait()
+        .unwrap();
+    let new = records_since(&f.audit, before);
+    assert_eq!(new.len(), 1, "{new:?}");
+    let event = new[0].event();
+    assert_eq!(event.op().as_str(), "sign");
+    assert_eq!(event.outcome(), AuditOutcome::Success);
+    assert_eq!(event.field("totp-step"), Some(&*(f.now() / 30).to_string()));
+    assert_eq!(event.field("wallet"), Some(ALICE));
+    assert_eq!(event.field("index"), Some("2"));
+    assert_eq!(event.field("digest"), Some(&*hex::encode([4u8; 32])));
+
+    // A refusal keeps the gate's own record (its reason, its step) and
+    // Audited's; neither carries a totp-step clearance.
+    let before = f.audit.records().len();
+    let r = signer
+        .sign(digest, Intent::raw_digest(), &Authorization::totp(code))
+        .wait();
+    assert_eq!(denied(r), Denial::TotpReplayed);
+    let new = records_since(&f.audit, before);
+    let ops: Vec<(&str, AuditOutcome, Option<&str>)> = new
+        .iter()
+        .map(|r| {
+            (
+                r.event().op().as_str(),
+                r.event().outcome(),
+                r.event().field("detail"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("totp-verify", AuditOutcome::Denied, Some("totp-replayed")),
+            ("sign", AuditOutcome::Denied, Some("totp-replayed")),
+        ]
+    );
+    assert!(new.iter().all(|r| r.event().field("totp-step").is_none()));
+
+    // A wallet that is not enrolled: one record, no clearance.
+    let other = KeySigner::pin(signer.backend().clone(), wallet(BOB, 0))
+        .wait()
+        .unwrap();
+    let before = f.audit.records().len();
+    other
+        .sign(digest, Intent::raw_digest(), &Authorization::none())
+        .wait()
+        .unwrap();
+    let new = records_since(&f.audit, before);
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].event().op().as_str(), "sign");
+    assert!(new[0].event().field("totp-step").is_none());
+    let jsonl = f.audit.to_jsonl().unwrap();
+    let head = custody_core::AuditLog::verify(jsonl.as_bytes()).unwrap();
+    assert_eq!(head, f.audit.head());
+}
+
+#[test]
+fn gate_hands_its_clearance_up_and_records_itself_when_alone() {
+    let f = fixture();
+    let e = f.enrol(ALICE);
+    let key = f
+        .gate
+        .signing()
+        .unwrap()
+        .pin(&wallet(ALICE, 0))
+        .wait()
+        .unwrap();
+    let auth = Authorization::totp(code_at(&e, f.now()));
+    let before = f.audit.records().len();
+    let signed = f
+        .gate
+        .signing()
+        .unwrap()
+        .sign_digest(SignRequest::new(
+            &key,
+            Digest32([5; 32]),
+            Intent::raw_digest(),
+            &auth,
+        ))
+        .wait()
+        .unwrap();
+    assert_eq!(signed.clearances, [Clearance::Totp { step: f.now() / 30 }]);
+    // No audit layer above: the request was not marked, so the gate
+    // recorded the accepted code itself.
+    let new = records_since(&f.audit, before);
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].event().op().as_str(), "totp-verify");
+    assert_eq!(new[0].event().field("detail"), Some("accepted"));
+
+    // A key of no enrolled wallet: no clearance, no record from the gate.
+    let bob = f
+        .gate
+        .signing()
+        .unwrap()
+        .pin(&wallet(BOB, 0))
+        .wait()
+        .unwrap();
+    let before = f.audit.records().len();
+    let none = Authorization::none();
+    let signed = f
+        .gate
+        .signing()
+        .unwrap()
+        .sign_digest(SignRequest::new(
+            &bob,
+            Digest32([5; 32]),
+            Intent::raw_digest(),
+            &none,
+        ))
+        .wait()
+        .unwrap();
+    assert!(signed.clearances.is_empty());
+    assert_eq!(f.audit.records().len(), before);
+}
+
+#[test]
+fn spent_code_whose_signature_failed_is_recorded_by_the_gate() {
+    // Under Audited the gate leaves the success record to the layer above;
+    // if no signature comes out, the spent code must still be on record.
+    let f = fixture();
+    let e = f.enrol(ALICE);
+    let audited: SharedBackend = Arc::new(Audited::new(f.gate.clone(), f.audit.clone()));
+    let signer = KeySigner::pin(audited, wallet(ALICE, 0)).wait().unwrap();
+    let code = code_at(&e, f.now());
+    f.counting.fail_sign.store(true, Ordering::SeqCst);
+    let before = f.audit.records().len();
+    let r = signer
+        .sign(
+            Digest32([6; 32]),
+            Intent::raw_digest(),
+            &Authorization::totp(code.clone()),
+        )
+        .wait();
+    assert!(matches!(r, Err(CoreError::Unsupported(_))), "{r:?}");
+    let new = records_since(&f.audit, before);
+    assert_eq!(new.len(), 2, "{new:?}");
+    let spent = new[0].event();
+    assert_eq!(spent.op().as_str(), "totp-verify");
+    assert_eq!(spent.outcome(), AuditOutcome::Success);
+    assert_eq!(spent.field("inner-error"), Some("unsupported"));
+    assert_eq!(spent.field("step"), Some(&*(f.now() / 30).to_string()));
+    let failed = new[1].event();
+    assert_eq!(failed.op().as_str(), "sign");
+    assert_eq!(failed.outcome(), AuditOutcome::Failed);
+    assert!(failed.field("totp-step").is_none());
+    // And the code stays spent.
+    f.counting.fail_sign.store(false, Ordering::SeqCst);
+    let r = signer
+        .sign(
+            Digest32([6; 32]),
+            Intent::raw_digest(),
+            &Authorization::totp(code),
+        )
+        .wait();
+    assert_eq!(denied(r), Denial::TotpReplayed);
 }
