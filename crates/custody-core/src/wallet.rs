@@ -118,23 +118,55 @@ impl WalletScheme {
         if name.is_empty() {
             return Err(Error::InvalidWallet("the wallet name is empty"));
         }
-        let components = match self {
+        let (components, depth) = self.wallet_components(name);
+        DerivationPath::from_components(components.get(..depth).unwrap_or_default().to_vec())
+    }
+
+    /// The wallet node's path components (at most 8) and how many there
+    /// are, for a non-empty `name`: computed without allocating for the
+    /// default scheme.
+    fn wallet_components(&self, name: &str) -> ([ChildNumber; 8], usize) {
+        let mut c = [ChildNumber(0); 8];
+        match self {
             Self::Default => {
                 let h = Sha256::new()
                     .chain_update(DEFAULT_DOMAIN)
                     .chain_update([0u8])
                     .chain_update(name.as_bytes())
                     .finalize();
-                let mut c = vec![ChildNumber(44 | HARDENED), ChildNumber(60 | HARDENED)];
-                c.extend(words(&h).take(4).map(|w| ChildNumber(w | HARDENED)));
-                c
+                let levels = [ChildNumber(44 | HARDENED), ChildNumber(60 | HARDENED)]
+                    .into_iter()
+                    .chain(words(&h).take(4).map(|w| ChildNumber(w | HARDENED)));
+                for (slot, n) in c.iter_mut().zip(levels) {
+                    *slot = n;
+                }
+                (c, 6)
             }
             Self::Fortanix => {
                 let h = Sha256::digest(base64_std(name.as_bytes()).as_bytes());
-                words(&h).map(ChildNumber).collect()
+                for (slot, w) in c.iter_mut().zip(words(&h)) {
+                    *slot = ChildNumber(w);
+                }
+                (c, 8)
             }
+        }
+    }
+
+    /// Whether `path` is key `index` of wallet `name` under this scheme
+    /// (what [`WalletScheme::key_path`] gives), checked without building
+    /// the path: the TOTP gate asks this on every request.
+    #[must_use]
+    pub fn is_key_path(&self, name: &str, index: u32, path: &DerivationPath) -> bool {
+        let (Ok(child), Some((last, node))) =
+            (self.key_child(index), path.components().split_last())
+        else {
+            return false;
         };
-        DerivationPath::from_components(components)
+        if name.is_empty() || *last != child {
+            return false;
+        }
+        let (components, depth) = self.wallet_components(name);
+        components.get(..depth) == Some(node)
     }
 
     /// The last path component for key `index` of a wallet: what to derive
@@ -339,6 +371,30 @@ mod tests {
             prop_assert_eq!(d.to_string().parse::<DerivationPath>().unwrap(), d);
             let f = WalletScheme::Fortanix.key_path(&name, index).unwrap();
             prop_assert_eq!(f.depth(), 9);
+        }
+
+        #[test]
+        fn is_key_path_agrees_with_key_path(
+            name in "\\PC{1,64}",
+            other in "\\PC{1,64}",
+            index in any::<u32>(),
+        ) {
+            for scheme in [WalletScheme::Default, WalletScheme::Fortanix] {
+                let Ok(path) = scheme.key_path(&name, index) else {
+                    // Hardened indices under the default scheme: no path.
+                    prop_assert!(index >= HARDENED);
+                    let fake = WalletScheme::Fortanix.key_path(&name, index).unwrap();
+                    prop_assert!(!scheme.is_key_path(&name, index, &fake));
+                    continue;
+                };
+                prop_assert!(scheme.is_key_path(&name, index, &path));
+                prop_assert!(!scheme.is_key_path(&name, index ^ 1, &path));
+                prop_assert_eq!(other == name, scheme.is_key_path(&other, index, &path));
+                let (node, last) = path.split_last().unwrap();
+                prop_assert!(!scheme.is_key_path(&name, index, &node));
+                prop_assert!(!scheme.is_key_path(&name, last.0, &path.child(last).unwrap()));
+                prop_assert!(!scheme.is_key_path("", index, &path));
+            }
         }
     }
 }

@@ -18,6 +18,7 @@
 //! bounded by the transaction format (at most three levels), whatever the
 //! input. The ethereum/tests invalid-RLP vectors are walked by a test below.
 
+use bytes::BytesMut;
 use rlp::{DecoderError, Rlp, RlpStream};
 
 use crate::{Address, Error, U256};
@@ -197,13 +198,22 @@ pub(crate) fn append_bytes(s: &mut RlpStream, b: &[u8]) {
     s.append(&b);
 }
 
-/// A finished stream as bytes, after an optional EIP-2718 type byte.
-pub(crate) fn finish(type_byte: Option<u8>, s: RlpStream) -> Vec<u8> {
-    let body = s.out();
-    let mut out = Vec::with_capacity(body.len() + 1);
-    out.extend(type_byte);
-    out.extend_from_slice(&body);
-    out
+/// Room for a typical transaction's encoding; a larger one grows the buffer.
+const ENCODING_CAPACITY: usize = 256;
+
+/// A stream for a list of `fields` items, after an optional EIP-2718 type
+/// byte, in one buffer that [`finish`] hands out without a copy.
+pub(crate) fn list_stream(type_byte: Option<u8>, fields: usize) -> RlpStream {
+    let mut buffer = BytesMut::with_capacity(ENCODING_CAPACITY);
+    if let Some(t) = type_byte {
+        buffer.extend_from_slice(&[t]);
+    }
+    RlpStream::new_list_with_buffer(buffer, fields)
+}
+
+/// A finished stream from [`list_stream`] as bytes (type byte included).
+pub(crate) fn finish(s: RlpStream) -> Vec<u8> {
+    Vec::from(s.out())
 }
 
 #[cfg(test)]

@@ -121,13 +121,13 @@ pub(crate) trait TypedFields {
 
 fn encode_typed<T: TypedFields>(tx: &T, signature: Option<&RecoverableSignature>) -> Vec<u8> {
     let extra = if signature.is_some() { 3 } else { 0 };
-    let mut s = RlpStream::new_list(T::FIELDS + extra);
+    let mut s = codec::list_stream(Some(T::TYPE.as_u8()), T::FIELDS + extra);
     tx.append_fields(&mut s);
     if let Some(sig) = signature {
         s.append(&u8::from(sig.y_parity()));
         append_rs(&mut s, sig);
     }
-    codec::finish(Some(T::TYPE.as_u8()), s)
+    codec::finish(s)
 }
 
 /// Appends `r` and `s` as RLP integers (minimal big-endian, no leading zeros).

@@ -3,6 +3,7 @@
 //!
 //! See [`TotpGate`] for what it covers and how.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -170,9 +171,23 @@ impl TotpGate {
         recording: Recording,
     ) -> Result<Admitted, custody_core::Error> {
         let depth = self.registry.node_depth();
-        let named = match key.reference() {
-            KeyRef::Wallet { name, index } => Some(self.registry.scheme().key_path(name, *index)?),
-            KeyRef::Path(p) => Some(p.clone()),
+        let pinned = key.path();
+        let scheme = self.registry.scheme();
+        // The path the reference names, where it differs from the pinned one.
+        let named: Option<Cow<'_, DerivationPath>> = match key.reference() {
+            KeyRef::Wallet { name, index } => match pinned {
+                Some(p) if scheme.is_key_path(name, *index, p) => None,
+                Some(_) => {
+                    // The backend put the wallet's key elsewhere than our
+                    // scheme does: a forged key, or a gate configured with
+                    // another scheme than the keystore (whose enrolled
+                    // nodes we would not find). An invalid index says so.
+                    scheme.key_path(name, *index)?;
+                    return Err(Error::SchemeMismatch.into());
+                }
+                None => Some(Cow::Owned(scheme.key_path(name, *index)?)),
+            },
+            KeyRef::Path(p) => (Some(p) != pinned).then_some(Cow::Borrowed(p)),
             KeyRef::Stored(_) => None,
             _ => {
                 return Err(custody_core::Error::Unsupported(
@@ -180,16 +195,7 @@ impl TotpGate {
                 ));
             }
         };
-        let pinned = key.path();
-        if let (KeyRef::Wallet { .. }, Some(p), Some(n)) = (key.reference(), pinned, &named)
-            && p != n
-        {
-            // The backend put the wallet's key elsewhere than our scheme
-            // does: a forged key, or a gate configured with another scheme
-            // than the keystore (whose enrolled nodes we would not find).
-            return Err(Error::SchemeMismatch.into());
-        }
-        let second = named.as_ref().filter(|n| Some(*n) != pinned);
+        let second = named.as_deref();
         let mut enrolled: Option<Loaded> = None;
         for path in [pinned, second].into_iter().flatten() {
             // The wallet node the path is at or under, if it is that deep.
@@ -229,7 +235,7 @@ impl TotpGate {
             route: route.name(),
             digest,
             intent,
-            key_path: pinned.or(named.as_ref()),
+            key_path: pinned.or(second),
             index: key.wallet().map(|(_, index)| index),
         };
         let verification =

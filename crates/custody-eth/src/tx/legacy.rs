@@ -40,8 +40,8 @@ impl TxLegacy {
     /// `rlp([nonce, gasPrice, gas, to, value, data, chainId, 0, 0])`.
     pub(crate) fn encode_unsigned(&self) -> Vec<u8> {
         let mut s = match self.chain_id {
-            None => RlpStream::new_list(6),
-            Some(_) => RlpStream::new_list(9),
+            None => codec::list_stream(None, 6),
+            Some(_) => codec::list_stream(None, 9),
         };
         self.append_fields(&mut s);
         if let Some(chain_id) = self.chain_id {
@@ -49,7 +49,7 @@ impl TxLegacy {
             s.append_empty_data();
             s.append_empty_data();
         }
-        codec::finish(None, s)
+        codec::finish(s)
     }
 
     /// The `v` this transaction's signature is encoded with: 27/28, or
@@ -65,11 +65,11 @@ impl TxLegacy {
     }
 
     pub(crate) fn encode_signed(&self, sig: &RecoverableSignature) -> Vec<u8> {
-        let mut s = RlpStream::new_list(9);
+        let mut s = codec::list_stream(None, 9);
         self.append_fields(&mut s);
         s.append(&self.v(sig.y_parity()));
         append_rs(&mut s, sig);
-        codec::finish(None, s)
+        codec::finish(s)
     }
 
     /// Decodes `rlp([nonce, gasPrice, gas, to, value, data, v, r, s])`.

@@ -7,13 +7,12 @@ use crate::{
     keccak256,
 };
 
-/// A transaction with its signature, its signed encoding and its hash.
+/// A transaction with its signature and its signed encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedTransaction {
     tx: Transaction,
     signature: RecoverableSignature,
     encoded: Vec<u8>,
-    hash: [u8; 32],
 }
 
 impl SignedTransaction {
@@ -22,12 +21,10 @@ impl SignedTransaction {
     #[must_use]
     pub fn new(tx: Transaction, signature: RecoverableSignature) -> Self {
         let encoded = tx.encode_signed(&signature);
-        let hash = keccak256(&encoded);
         Self {
             tx,
             signature,
             encoded,
-            hash,
         }
     }
 
@@ -119,10 +116,12 @@ impl SignedTransaction {
         &self.encoded
     }
 
-    /// The transaction hash: Keccak-256 of [`SignedTransaction::encoded`].
+    /// The transaction hash: Keccak-256 of [`SignedTransaction::encoded`],
+    /// computed on each call (signing does not pay for it: a service that
+    /// only broadcasts the encoding never needs it).
     #[must_use]
     pub fn hash(&self) -> [u8; 32] {
-        self.hash
+        keccak256(&self.encoded)
     }
 
     /// The digest that was signed.
