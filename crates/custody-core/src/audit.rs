@@ -1011,10 +1011,18 @@ fn verify_lines<R: BufRead>(mut reader: R, anchor: Option<&AuditHead>) -> Result
 }
 
 /// An audit log in memory, for tests and embedding. Same records and chain
-/// as [`AuditLog`]; [`MemoryAuditLog::to_jsonl`] gives the file form.
+/// as [`AuditLog`]; [`MemoryAuditLog::to_jsonl`] gives the file form. A
+/// service that ships records elsewhere takes them with
+/// [`MemoryAuditLog::drain`]; the chain goes on from the last one.
 pub struct MemoryAuditLog {
     clock: fn() -> u64,
-    records: Mutex<Vec<AuditRecord>>,
+    inner: Mutex<Kept>,
+}
+
+/// The records kept since the last drain, and the head of the whole chain.
+struct Kept {
+    records: Vec<AuditRecord>,
+    head: AuditHead,
 }
 
 impl Default for MemoryAuditLog {
@@ -1043,14 +1051,17 @@ impl MemoryAuditLog {
     pub fn with_clock(clock: fn() -> u64) -> Self {
         Self {
             clock,
-            records: Mutex::new(Vec::new()),
+            inner: Mutex::new(Kept {
+                records: Vec::new(),
+                head: AuditHead::GENESIS,
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AuditRecord>> {
-        // A poisoned lock is safe to reuse: records are only added by a
-        // single `push` of a complete record.
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        // A poisoned lock is safe to reuse: a record and its head are
+        // stored together after the record is complete.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends `event` and returns the new head.
@@ -1059,35 +1070,45 @@ impl MemoryAuditLog {
     /// [`Error::AuditChainBroken`] only if the sequence number would
     /// overflow.
     pub fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
-        let mut records = self.lock();
-        let prev = records.last().map_or(AuditHead::GENESIS, AuditRecord::head);
-        let record = AuditRecord::seal(&prev, (self.clock)(), event)?;
+        let mut kept = self.lock();
+        let record = AuditRecord::seal(&kept.head, (self.clock)(), event)?;
         let head = record.head();
-        records.push(record);
+        kept.records.push(record);
+        kept.head = head;
         Ok(head)
     }
 
-    /// The current head.
+    /// The current head (of the whole chain, drained records included).
     #[must_use]
     pub fn head(&self) -> AuditHead {
-        self.lock()
-            .last()
-            .map_or(AuditHead::GENESIS, AuditRecord::head)
+        self.lock().head
     }
 
-    /// A copy of the records.
+    /// A copy of the records kept since the last [`MemoryAuditLog::drain`].
     #[must_use]
     pub fn records(&self) -> Vec<AuditRecord> {
-        self.lock().clone()
+        self.lock().records.clone()
     }
 
-    /// The log in file form (JSON Lines, each line ending in `\n`).
+    /// Removes and returns the records kept so far, oldest first. The
+    /// chain continues: the next record links to the last one returned, so
+    /// the drained batches written one after another (as JSON Lines) verify
+    /// as one log ([`AuditLog::verify`]).
+    #[must_use]
+    pub fn drain(&self) -> Vec<AuditRecord> {
+        let mut kept = self.lock();
+        let capacity = kept.records.capacity();
+        std::mem::replace(&mut kept.records, Vec::with_capacity(capacity))
+    }
+
+    /// The records kept since the last drain in file form (JSON Lines,
+    /// each line ending in `\n`).
     ///
     /// # Errors
     /// As [`AuditRecord::to_line`].
     pub fn to_jsonl(&self) -> Result<String, Error> {
         let mut out = String::new();
-        for r in self.lock().iter() {
+        for r in &self.lock().records {
             out.push_str(&r.to_line()?);
             out.push('\n');
         }
@@ -1694,6 +1715,39 @@ mod tests {
             format!("{{\"seq\":2,\"hash\":\"{}\"}}", hex::encode(head.hash))
         );
         assert_eq!(serde_json::from_str::<AuditHead>(&json).unwrap(), head);
+    }
+
+    #[test]
+    fn drained_batches_verify_as_one_log() {
+        let mem = MemoryAuditLog::with_clock(fixed_clock);
+        let mut file = String::new();
+        let mut drained = 0;
+        for batch in [3, 0, 1, 5] {
+            for i in 0..batch {
+                mem.append(AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success).with_index(i))
+                    .unwrap();
+            }
+            let before = mem.head();
+            let records = mem.drain();
+            assert_eq!(records.len(), batch as usize);
+            assert!(mem.records().is_empty());
+            assert_eq!(mem.head(), before, "draining does not move the head");
+            for r in &records {
+                file.push_str(&r.to_line().unwrap());
+                file.push('\n');
+            }
+            drained += records.len();
+        }
+        let head = AuditLog::verify(file.as_bytes()).unwrap();
+        assert_eq!(head, mem.head());
+        assert_eq!(head.seq, drained as u64);
+        // The next record links to the last drained one.
+        mem.append(AuditEvent::new(AuditOp::SIGN, AuditOutcome::Denied))
+            .unwrap();
+        file.push_str(&mem.to_jsonl().unwrap());
+        assert_eq!(AuditLog::verify(file.as_bytes()).unwrap(), mem.head());
+        // A batch on its own does not verify from genesis.
+        assert!(AuditLog::verify(mem.to_jsonl().unwrap().as_bytes()).is_err());
     }
 
     #[cfg(unix)]
