@@ -301,6 +301,7 @@ const KNOWN_FIELD_NAMES: &[&str] = &[
     "locked-until",
     "route",
     "step",
+    "totp-step",
 ];
 
 fn field_name(name: &str) -> Cow<'static, str> {
@@ -400,6 +401,17 @@ impl AuditEvent {
         self.put(Cow::Borrowed("index"), |text| {
             push_decimal(text, u64::from(index));
         })
+    }
+
+    /// Sets a field the SDK names itself to `value` in decimal (no
+    /// allocation beyond the event's own).
+    pub(crate) fn with_decimal(self, name: &'static str, value: u64) -> Self {
+        self.put(Cow::Borrowed(name), |text| push_decimal(text, value))
+    }
+
+    /// Sets a field the SDK names itself to text rendered beforehand.
+    pub(crate) fn with_rendered(self, name: &'static str, value: &str) -> Self {
+        self.set(name, value)
     }
 
     /// Sets `key`: a key or KEK id (an imported key's id, a KMS key ARN).

@@ -39,12 +39,14 @@ impl Audited {
 /// Adds the public identifiers of a pinned key to an audit event.
 #[must_use]
 pub fn describe_key(event: AuditEvent, key: &PinnedKey) -> AuditEvent {
-    let mut event = event.with_public_key(key.public_key());
+    // The same text as `with_public_key` and `with_path`, rendered when the
+    // key was pinned.
+    let mut event = event.with_rendered("public-key", key.public_key_hex());
     if let Some((name, index)) = key.wallet() {
         event = event.with_wallet(name).with_index(index);
     }
-    if let Some(path) = key.path() {
-        event = event.with_path(path);
+    if let Some(path) = key.path_text() {
+        event = event.with_rendered("path", path);
     }
     if let KeyRef::Stored(id) = key.reference() {
         event = event.with_key(id.as_str());
@@ -140,5 +142,43 @@ impl fmt::Debug for Audited {
         f.debug_struct("Audited")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditOutcome, DerivationPath, ExtendedPrivateKey, KeyId};
+
+    #[test]
+    fn rendered_key_text_is_what_the_event_setters_write() {
+        let master = ExtendedPrivateKey::from_seed(&[7; 64]).unwrap();
+        for (reference, path) in [
+            (
+                KeyRef::Wallet {
+                    name: "alice@example.com".into(),
+                    index: 2_147_483_647,
+                },
+                Some("m/44'/60'/1'/2'/3'/2147483647'/2147483647"),
+            ),
+            (KeyRef::Path("m/0/1'".parse().unwrap()), Some("m/0/1'")),
+            (KeyRef::Stored(KeyId::new("imported-1").unwrap()), None),
+        ] {
+            let path: Option<DerivationPath> = path.map(|p| p.parse().unwrap());
+            let public = master
+                .derive_path(path.as_ref().unwrap_or(&DerivationPath::master()))
+                .unwrap()
+                .public_key();
+            let key = PinnedKey::new(reference, path.clone(), public);
+            let fresh = || AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
+            let mut expected = fresh().with_public_key(&public);
+            if let Some(p) = &path {
+                expected = expected.with_path(p);
+            }
+            let described = describe_key(fresh(), &key);
+            assert_eq!(described.field("public-key"), expected.field("public-key"));
+            assert_eq!(described.field("path"), expected.field("path"));
+            assert_eq!(described.field("public-key").map(str::len), Some(66));
+        }
     }
 }

@@ -127,6 +127,16 @@ pub struct PinnedKey {
     reference: KeyRef,
     path: Option<DerivationPath>,
     public_key: PublicKey,
+    /// The audit text of the public key and path, rendered once at pinning
+    /// (every signature's audit record carries them).
+    rendered: Arc<RenderedKey>,
+}
+
+/// A pinned key's public identifiers as audit records write them.
+#[derive(PartialEq, Eq)]
+struct RenderedKey {
+    public_key: String,
+    path: Option<String>,
 }
 
 impl PinnedKey {
@@ -134,11 +144,27 @@ impl PinnedKey {
     /// from [`SigningBackend::pin`]; `path` is the full BIP32 path for HD keys.
     #[must_use]
     pub fn new(reference: KeyRef, path: Option<DerivationPath>, public_key: PublicKey) -> Self {
+        let rendered = Arc::new(RenderedKey {
+            public_key: hex::encode(public_key.to_compressed()),
+            path: path.as_ref().map(ToString::to_string),
+        });
         Self {
             reference,
             path,
             public_key,
+            rendered,
         }
+    }
+
+    /// The compressed public key in lower-case hex, as audit records carry
+    /// it (rendered once).
+    pub(crate) fn public_key_hex(&self) -> &str {
+        &self.rendered.public_key
+    }
+
+    /// The path as audit records carry it (rendered once).
+    pub(crate) fn path_text(&self) -> Option<&str> {
+        self.rendered.path.as_deref()
     }
 
     /// The reference this key was pinned from.
@@ -401,7 +427,7 @@ impl Clearance {
     /// used here).
     pub fn describe(&self, event: crate::AuditEvent) -> Result<crate::AuditEvent, Error> {
         match self {
-            Self::Totp { step } => event.with_field("totp-step", step.to_string()),
+            Self::Totp { step } => Ok(event.with_decimal("totp-step", *step)),
         }
     }
 }

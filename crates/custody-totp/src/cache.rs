@@ -128,6 +128,9 @@ pub(crate) struct DecodedEnrolment {
 
 /// A guard record as decoded (or as written), with its exact bytes.
 struct DecodedGuard {
+    /// The record's version in the state store, when this process last
+    /// read or wrote it (versions of a key only grow: no store deletes).
+    version: Option<u64>,
     bytes: Vec<u8>,
     state: GuardState,
 }
@@ -180,18 +183,21 @@ impl NodeSlot {
         Ok(decoded)
     }
 
-    /// The guard record stored as `bytes`: the cached decoding if it was
-    /// made from (or written as) exactly these bytes, else decoded now.
+    /// The guard record stored as `bytes` at `version`: the cached decoding
+    /// if it was made from (or written as) exactly these bytes, else decoded
+    /// now. Either way it becomes the [`NodeSlot::known_guard`].
     ///
     /// # Errors
     /// As [`GuardState::decode`]; nothing is cached then.
-    pub(crate) fn guard(&self, bytes: &[u8]) -> Result<GuardState, Error> {
+    pub(crate) fn guard(&self, version: Option<u64>, bytes: &[u8]) -> Result<GuardState, Error> {
         let mut cached = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(g) = cached.as_ref().filter(|g| g.bytes == bytes) {
+        if let Some(g) = cached.as_mut().filter(|g| g.bytes == bytes) {
+            g.version = version;
             return Ok(g.state);
         }
         let state = GuardState::decode(bytes)?;
         *cached = Some(DecodedGuard {
+            version,
             bytes: bytes.to_vec(),
             state,
         });
@@ -199,10 +205,24 @@ impl NodeSlot {
     }
 
     /// Remembers the guard record just written as `bytes` (the encoding of
-    /// `state`), so that the next request reading them back does not decode.
-    pub(crate) fn wrote_guard(&self, bytes: Vec<u8>, state: GuardState) {
-        *self.guard.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(DecodedGuard { bytes, state });
+    /// `state`) at `version`, so that the next request starts from it.
+    pub(crate) fn wrote_guard(&self, version: u64, bytes: Vec<u8>, state: GuardState) {
+        *self.guard.lock().unwrap_or_else(PoisonError::into_inner) = Some(DecodedGuard {
+            version: Some(version),
+            bytes,
+            state,
+        });
+    }
+
+    /// The guard as this process last read or wrote it, with its version:
+    /// a starting point for an optimistic compare-and-swap, never an answer
+    /// on its own (another process may have moved it on since).
+    pub(crate) fn known_guard(&self) -> Option<(Option<u64>, GuardState)> {
+        self.guard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|g| (g.version, g.state))
     }
 }
 
@@ -265,15 +285,20 @@ mod tests {
         let slot = NodeSlot::new(DerivationPath::master());
         let a = guard(1).encode().unwrap();
         let b = guard(2).encode().unwrap();
-        assert_eq!(slot.guard(&a).unwrap(), guard(1));
-        assert_eq!(slot.guard(&b).unwrap(), guard(2));
-        assert_eq!(slot.guard(&a).unwrap(), guard(1));
+        assert_eq!(slot.known_guard(), None);
+        assert_eq!(slot.guard(Some(1), &a).unwrap(), guard(1));
+        assert_eq!(slot.guard(Some(2), &b).unwrap(), guard(2));
+        assert_eq!(slot.guard(Some(1), &a).unwrap(), guard(1));
+        assert_eq!(slot.known_guard(), Some((Some(1), guard(1))));
         // What was written is what is read back; other bytes are decoded.
-        slot.wrote_guard(b.clone(), guard(2));
-        assert_eq!(slot.guard(&b).unwrap(), guard(2));
-        assert_eq!(slot.guard(&a).unwrap(), guard(1));
+        slot.wrote_guard(3, b.clone(), guard(2));
+        assert_eq!(slot.known_guard(), Some((Some(3), guard(2))));
+        assert_eq!(slot.guard(Some(3), &b).unwrap(), guard(2));
+        assert_eq!(slot.guard(Some(4), &a).unwrap(), guard(1));
+        assert_eq!(slot.known_guard(), Some((Some(4), guard(1))));
         // Malformed bytes are an error, never a stale state.
-        assert!(slot.guard(b"{}").is_err());
-        assert!(slot.guard(&a[..a.len() - 1]).is_err());
+        assert!(slot.guard(Some(5), b"{}").is_err());
+        assert!(slot.guard(Some(5), &a[..a.len() - 1]).is_err());
+        assert_eq!(slot.known_guard(), Some((Some(4), guard(1))));
     }
 }

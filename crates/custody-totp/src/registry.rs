@@ -767,51 +767,84 @@ impl TotpRegistry {
             return Ok(Verification::Required);
         };
         let slot = &loaded.slot;
-        let key = &slot.guard_key;
-        let mut current = self.state.get(key)?;
-        let mut state = match &current {
-            None => GuardState::default(),
-            Some(v) => slot.guard(&v.value)?,
+        // Optimistic: start from the guard as this process last read or
+        // wrote it. Every write is a compare-and-swap on that version, so a
+        // stale start costs a conflict (which hands back the current
+        // record), never a wrong acceptance; a refusal that writes nothing
+        // (locked, replayed) is only given on a freshly read guard. An
+        // accepted code on a warm node therefore costs one store operation.
+        let (mut version, mut state, mut fresh) = match slot.known_guard() {
+            Some((version, state)) => (version, state, false),
+            None => {
+                let (version, state) = self.read_guard(slot)?;
+                (version, state, true)
+            }
         };
-        if now < state.locked_until {
-            // Locked: not even checked.
-            return Ok(Verification::Locked {
-                until_unix: state.locked_until,
-            });
-        }
-        let secret = self.secret(loaded)?;
-        let matches = Matches::compute(
-            &secret.key,
-            &loaded.record().params,
-            code.expose_secret().as_bytes(),
-            now,
-            self.config.skew_steps,
-        )?;
-        drop(secret);
+        let mut matches: Option<Matches> = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let (decision, next) = decide(&state, now, &matches, &self.config.lockout);
+            if now < state.locked_until {
+                if !fresh {
+                    (version, state) = self.read_guard(slot)?;
+                    fresh = true;
+                    continue;
+                }
+                // Locked: not even checked.
+                return Ok(Verification::Locked {
+                    until_unix: state.locked_until,
+                });
+            }
+            let m = match &mut matches {
+                Some(m) => &*m,
+                None => {
+                    let secret = self.secret(loaded)?;
+                    let computed = Matches::compute(
+                        &secret.key,
+                        &loaded.record().params,
+                        code.expose_secret().as_bytes(),
+                        now,
+                        self.config.skew_steps,
+                    )?;
+                    drop(secret);
+                    &*matches.insert(computed)
+                }
+            };
+            let (decision, next) = decide(&state, now, m, &self.config.lockout);
             let Some(next) = next else {
+                if !fresh {
+                    (version, state) = self.read_guard(slot)?;
+                    fresh = true;
+                    continue;
+                }
                 return Ok(decision.into());
             };
             let bytes = next.encode()?;
             match self
                 .state
-                .compare_and_swap(key, current.as_ref().map(|v| v.version), &bytes)?
+                .compare_and_swap(&slot.guard_key, version, &bytes)?
             {
-                CasOutcome::Swapped { .. } => {
-                    slot.wrote_guard(bytes, next);
+                CasOutcome::Swapped { version } => {
+                    slot.wrote_guard(version, bytes, next);
                     return Ok(decision.into());
                 }
-                CasOutcome::Conflict { current: c } => {
-                    state = match &c {
-                        None => GuardState::default(),
-                        Some(v) => slot.guard(&v.value)?,
+                CasOutcome::Conflict { current } => {
+                    (version, state) = match &current {
+                        None => (None, GuardState::default()),
+                        Some(v) => (Some(v.version), slot.guard(Some(v.version), &v.value)?),
                     };
-                    current = c;
+                    fresh = true;
                 }
             }
         }
         Err(Error::Contention)
+    }
+
+    /// Reads the guard of `slot` from the state store (its version, and its
+    /// state: the default if there is no record yet).
+    fn read_guard(&self, slot: &NodeSlot) -> Result<(Option<u64>, GuardState), Error> {
+        match self.state.get(&slot.guard_key)? {
+            None => Ok((None, GuardState::default())),
+            Some(v) => Ok((Some(v.version), slot.guard(Some(v.version), &v.value)?)),
+        }
     }
 
     /// The unwrapped secret of an enrolment (keyed into its HMAC), from

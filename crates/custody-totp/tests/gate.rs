@@ -1470,3 +1470,79 @@ fn spent_code_whose_signature_failed_is_recorded_by_the_gate() {
         .wait();
     assert_eq!(denied(r), Denial::TotpReplayed);
 }
+
+/// A second registry over the same state store: another process.
+fn other_process(f: &Fixture) -> TotpRegistry {
+    TotpRegistry::new(
+        f.kek.clone(),
+        f.store.clone(),
+        f.audit.clone(),
+        TotpConfig::new(WalletScheme::Default),
+    )
+    .unwrap()
+    .with_clock(f.clock.clone())
+}
+
+#[test]
+fn a_stale_guard_in_one_process_never_accepts_what_another_refused_or_spent() {
+    // Each process starts a check from the guard it last saw and writes by
+    // compare-and-swap; these are the cases where its view is stale.
+    let f = fixture();
+    let e = f.enrol(ALICE);
+    let other = other_process(&f);
+    // Both processes warm: each has accepted a code and cached the guard.
+    let code = code_at(&e, f.now());
+    assert!(
+        f.registry
+            .verify(ALICE, Some(&custody_core::OneTimeCode::new(code)))
+            .unwrap()
+            .is_accepted()
+    );
+    f.clock.advance(30);
+    let code = code_at(&e, f.now());
+    assert!(
+        other
+            .verify(ALICE, Some(&custody_core::OneTimeCode::new(code)))
+            .unwrap()
+            .is_accepted()
+    );
+    f.clock.advance(30);
+
+    // 1. The other process spends this step's code; ours (stale: it last
+    //    saw two steps ago) must call it a replay.
+    let code = code_at(&e, f.now());
+    let otc = || custody_core::OneTimeCode::new(code.clone());
+    assert!(other.verify(ALICE, Some(&otc())).unwrap().is_accepted());
+    assert_eq!(
+        f.registry.verify(ALICE, Some(&otc())).unwrap(),
+        Verification::Replayed
+    );
+
+    // 2. The other process locks the wallet with wrong codes; ours (stale:
+    //    unlocked) must refuse even a valid code as locked.
+    f.clock.advance(30);
+    for _ in 0..5 {
+        let wrong = custody_core::OneTimeCode::new(wrong_code(&e, f.now()));
+        assert!(!other.verify(ALICE, Some(&wrong)).unwrap().is_accepted());
+    }
+    let valid = custody_core::OneTimeCode::new(code_at(&e, f.now()));
+    assert!(matches!(
+        f.registry.verify(ALICE, Some(&valid)).unwrap(),
+        Verification::Locked { .. }
+    ));
+    // 3. Once the lock expires, our process accepts a fresh code (its stale
+    //    view cost a conflict, not a refusal), and the other then sees it
+    //    as spent.
+    f.clock.advance(60);
+    let fresh = custody_core::OneTimeCode::new(code_at(&e, f.now()));
+    assert!(
+        f.registry
+            .verify(ALICE, Some(&fresh))
+            .unwrap()
+            .is_accepted()
+    );
+    assert_eq!(
+        other.verify(ALICE, Some(&fresh)).unwrap(),
+        Verification::Replayed
+    );
+}
