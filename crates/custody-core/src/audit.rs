@@ -26,12 +26,13 @@
 //! `tests/vectors/audit_v1.jsonl`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::ser::SerializeMap;
@@ -736,11 +737,22 @@ fn system_time_ms() -> u64 {
 
 /// The audit log in a file: JSON Lines, one [`AuditRecord`] per line.
 ///
-/// Safe to append to from many threads and many processes at once: each
-/// append takes an exclusive OS lock on `<path>.lock`, reads the last record
-/// from the file (so it chains onto whatever another process appended),
-/// appends one line, and fsyncs before returning. The returned
-/// [`AuditHead`] is the acknowledgement: that record survives a crash.
+/// Safe to append to from many threads and many processes at once: a write
+/// takes an exclusive OS lock on `<path>.lock`, reads the last record from
+/// the file (so it chains onto whatever another process appended), appends,
+/// and fsyncs before any caller is answered. The returned [`AuditHead`] is
+/// the acknowledgement: that record survives a crash.
+///
+/// **Group commit.** Appends from threads of one process that arrive while
+/// a write is in progress are written together by the next one: one lock,
+/// one read of the tail, one write and one fsync for the whole batch (at
+/// most [`AuditLog::MAX_BATCH`] records), each caller answered with its own
+/// record's head only after that fsync. A lone append is written at once,
+/// as before; the file format and the chain are the same either way. If a
+/// batch cannot be written, every caller in it gets an error (and withholds
+/// what it was about to release). Handles made by cloning share one queue;
+/// separate [`AuditLog::open`]s of one file are still safe (the OS lock
+/// orders them) but batch separately.
 ///
 /// A crash in the middle of an append can leave an incomplete last line
 /// (never acknowledged); the next [`AuditLog::open`] or append removes it.
@@ -749,6 +761,44 @@ pub struct AuditLog {
     path: PathBuf,
     lock_path: PathBuf,
     clock: fn() -> u64,
+    group: Arc<Group>,
+}
+
+/// The appends of one process waiting for a write, and their answers.
+#[derive(Default)]
+struct Group {
+    state: Mutex<GroupState>,
+    written: Condvar,
+    syncs: AtomicU64,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Events not yet taken by a writer, with their tickets, oldest first.
+    queue: Vec<(u64, AuditEvent)>,
+    /// Answers for tickets whose batch was written (or failed).
+    answers: HashMap<u64, Result<AuditHead, Error>>,
+    next_ticket: u64,
+    /// Whether a thread is writing a batch now.
+    writing: bool,
+}
+
+impl Group {
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        // Every change to the state is complete before the lock is released.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Clears the writer flag and wakes the waiters when a writer is done,
+/// however it leaves (so that a failed writer never strands the queue).
+struct Writing<'a>(&'a Group);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.lock().writing = false;
+        self.0.written.notify_all();
+    }
 }
 
 impl fmt::Debug for AuditLog {
@@ -798,6 +848,7 @@ impl AuditLog {
             path,
             lock_path: lock_path.into(),
             clock,
+            group: Arc::default(),
         };
         let _lock = fsutil::DirLock::lock(&log.lock_path)?;
         let (mut file, created) = log.open_file()?;
@@ -846,24 +897,108 @@ impl AuditLog {
         self.recover(&mut file, created)
     }
 
-    /// Appends `event` and returns the new head once the record is on disk.
+    /// The most records one write takes from the queue.
+    pub const MAX_BATCH: usize = 1024;
+
+    /// Appends `event` and returns the new head once the record is on disk
+    /// (see the type's docs for how concurrent appends are grouped).
     ///
     /// # Errors
     /// [`Error::Io`]; [`Error::MalformedRecord`] or
     /// [`Error::AuditChainBroken`] if the log's last record is not valid
-    /// (nothing is appended to a log whose tail is damaged).
+    /// (nothing is appended to a log whose tail is damaged). When a batch
+    /// fails, one of its callers gets that error and the others an
+    /// [`Error::Io`] of the same kind (`Other` for a non-I/O error).
     pub fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
+        let group = &*self.group;
+        let mut state = group.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket = state.next_ticket.wrapping_add(1);
+        state.queue.push((ticket, event));
+        loop {
+            if let Some(answer) = state.answers.remove(&ticket) {
+                return answer;
+            }
+            if state.writing {
+                state = group
+                    .written
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Nobody is writing and our answer is not in: our event is
+            // still queued. Write everything queued, ours included.
+            state.writing = true;
+            let take = state.queue.len().min(Self::MAX_BATCH);
+            let batch: Vec<(u64, AuditEvent)> = state.queue.drain(..take).collect();
+            drop(state);
+            let writing = Writing(group);
+            let (tickets, events): (Vec<u64>, Vec<AuditEvent>) = batch.into_iter().unzip();
+            let answers = self.write_batch(events);
+            state = group.lock();
+            for (t, answer) in tickets.into_iter().zip(answers) {
+                state.answers.insert(t, answer);
+            }
+            drop(state);
+            drop(writing);
+            state = group.lock();
+        }
+    }
+
+    /// How many times this log (this handle and its clones) has fsynced a
+    /// batch of records: with [`AuditLog::append`] calls counted
+    /// separately, the ratio is the average batch size.
+    #[must_use]
+    pub fn syncs(&self) -> u64 {
+        self.group.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Writes `events` as consecutive records under the OS lock with one
+    /// fsync; one answer per event, in order.
+    fn write_batch(&self, events: Vec<AuditEvent>) -> Vec<Result<AuditHead, Error>> {
+        let count = events.len();
+        match self.write_records(events) {
+            Ok(heads) => heads.into_iter().map(Ok).collect(),
+            Err(e) => {
+                let kind = match &e {
+                    Error::Io(io) => io.kind(),
+                    _ => io::ErrorKind::Other,
+                };
+                let mut answers: Vec<Result<AuditHead, Error>> = (1..count)
+                    .map(|_| {
+                        Err(Error::Io(io::Error::new(
+                            kind,
+                            "the audit batch holding this record was not written",
+                        )))
+                    })
+                    .collect();
+                // The last caller in the batch is as good as any to get the
+                // original error; every one of them fails.
+                answers.push(Err(e));
+                answers
+            }
+        }
+    }
+
+    fn write_records(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditHead>, Error> {
         let _lock = fsutil::DirLock::lock(&self.lock_path)?;
         let (mut file, created) = self.open_file()?;
-        let prev = self.recover(&mut file, created)?;
-        let record = AuditRecord::seal(&prev, (self.clock)(), event)?;
-        let mut line = record.to_line()?;
-        line.push('\n');
-        // The file is opened in append mode: the line goes at the end, and
-        // the lock keeps other appenders out until it is synced.
-        file.write_all(line.as_bytes())?;
+        let mut prev = self.recover(&mut file, created)?;
+        let mut heads = Vec::with_capacity(events.len());
+        let mut lines = String::new();
+        for event in events {
+            let record = AuditRecord::seal(&prev, (self.clock)(), event)?;
+            lines.push_str(&record.to_line()?);
+            lines.push('\n');
+            prev = record.head();
+            heads.push(prev);
+        }
+        // The file is opened in append mode: the lines go at the end, and
+        // the lock keeps other appenders out until they are synced.
+        file.write_all(lines.as_bytes())?;
         file.sync_all()?;
-        Ok(record.head())
+        self.group.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(heads)
     }
 
     /// Verifies the whole file with [`AuditLog::verify`].
@@ -918,7 +1053,9 @@ fn read_tail(file: &mut File) -> Result<Tail, Error> {
     loop {
         let start = len.saturating_sub(window);
         file.seek(SeekFrom::Start(start))?;
-        let mut buf = Vec::new();
+        // Sized up front: `read_to_end` from an empty Vec reads in growing
+        // steps (32, 32, 64, ... bytes), one system call each.
+        let mut buf = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
         Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
         let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
             if start == 0 {
@@ -1727,6 +1864,91 @@ mod tests {
             format!("{{\"seq\":2,\"hash\":\"{}\"}}", hex::encode(head.hash))
         );
         assert_eq!(serde_json::from_str::<AuditHead>(&json).unwrap(), head);
+    }
+
+    /// Holds the log's OS lock, starts `n` appending threads, and releases
+    /// the lock once the first (the writer, blocked on the lock) has taken
+    /// its own event and the other `n - 1` are queued behind it.
+    fn appends_behind_a_held_lock(
+        log: &AuditLog,
+        n: u32,
+        before_release: impl FnOnce(),
+    ) -> Vec<(u32, Result<AuditHead, Error>)> {
+        let held = fsutil::DirLock::lock(&log.lock_path).unwrap();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let log = log.clone();
+                    scope.spawn(move || (i, log.append(sample(100 + i))))
+                })
+                .collect();
+            while log.group.lock().queue.len() < n as usize - 1 || !log.group.lock().writing {
+                std::thread::yield_now();
+            }
+            before_release();
+            drop(held);
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn concurrent_appends_are_written_in_one_sync_each_acknowledged_by_its_own_head() {
+        let (_dir, log) = log_with(2);
+        let syncs = log.syncs();
+        let results = appends_behind_a_held_lock(&log, 8, || {});
+        // The writer's own record, then the seven that queued behind it.
+        assert_eq!(log.syncs() - syncs, 2);
+        let head = log.verify_file().unwrap();
+        assert_eq!(head.seq, 10);
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        let records: Vec<AuditRecord> = text
+            .lines()
+            .map(|l| AuditRecord::from_line(l).unwrap())
+            .collect();
+        let mut seqs = Vec::new();
+        for (i, result) in results {
+            let acked = result.unwrap();
+            let record = &records[acked.seq as usize - 1];
+            // Each caller's head is the record holding its own event.
+            assert_eq!(record.head(), acked);
+            assert_eq!(record.event(), &sample(100 + i));
+            seqs.push(acked.seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (3..=10).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_written_fails_every_caller_in_it() {
+        let (_dir, log) = log_with(1);
+        let results = appends_behind_a_held_lock(&log, 5, || {
+            // Damage the tail while they wait: nothing may be appended.
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(log.path())
+                .unwrap();
+            f.write_all(b"{\"seq\":2}\n").unwrap();
+        });
+        assert_eq!(results.len(), 5);
+        for (_, r) in &results {
+            assert!(r.is_err(), "{r:?}");
+        }
+        let kinds: Vec<&str> = results
+            .iter()
+            .map(|(_, r)| r.as_ref().unwrap_err().kind())
+            .collect();
+        // Each of the two batches (the writer's own record, then the four
+        // queued behind it) gives its error to one caller, `io` to the rest.
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "malformed").count(),
+            2,
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.iter().all(|k| *k == "malformed" || *k == "io"),
+            "{kinds:?}"
+        );
+        assert_eq!(lines(&log).len(), 2, "nothing was appended");
     }
 
     #[test]
