@@ -796,16 +796,17 @@ const FILE_STORE_WALLETS: usize = 32;
 ///   fsyncs, and different wallets never wait on each other's lock;
 /// - the one audit record (`AuditLog::append`): under the log's single lock
 ///   file (`flock` on `audit.log.lock`, which every thread and process
-///   takes), the file reopened, its last record read back and checked, one
-///   line appended and fsynced: one fsync, with the lock held across it.
+///   takes), the file reopened, its last record read back and checked, the
+///   line appended and fsynced.
 ///
-/// Three fsyncs per signature, and nothing in the library groups them: no
-/// append shares its fsync with another, so the audit log takes one
-/// signature per fsync at a time (its lock bounds the rate, however many
-/// threads sign), and more threads can only overlap the state-store fsyncs
-/// of some signatures with the audit fsync of another. Any grouping beyond
-/// that is the filesystem's and the disk's (ext4 may commit concurrent
-/// fsyncs in one journal transaction), and the baseline measures it.
+/// Three fsyncs per signature, of which the audit one is shared: appends
+/// that queue in this process while a batch is being written are written
+/// together by the next one, with one fsync (`AuditLog` group commit;
+/// `AuditLog::syncs` counts the fsyncs). The
+/// state-store swaps are per wallet and run in parallel. Any grouping
+/// beyond that is the filesystem's and the disk's (ext4 may commit
+/// concurrent fsyncs in one journal transaction), and the baseline
+/// measures it.
 fn file_store_throughput(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let state: Arc<dyn StateStore> = Arc::new(FileStore::open(tmp.path().join("state")).unwrap());

@@ -16,6 +16,8 @@ mod local_kek;
 mod mnemonic;
 mod path;
 mod pending;
+#[cfg(feature = "secp256k1")]
+mod secp_fast;
 mod secret;
 mod signature;
 mod signer;

@@ -5,10 +5,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use k256::{FieldBytes, NonZeroScalar, Secp256k1};
-use sha2::Sha256;
-use zeroize::Zeroize;
-
 use crate::hd::{ChainNode, HdNode};
 use crate::{
     Authorization, ChildNumber, DerivationPath, Digest32, Error, ExportingBackend, KeyBackend,
@@ -133,6 +129,19 @@ struct ImportedKey {
 /// zeroizing memory) in a bounded cache, so that a signature for key `i` of a
 /// warm wallet costs one HMAC-SHA512 and one scalar addition (the child key)
 /// plus the ECDSA signature itself — no public key is computed per signature.
+///
+/// # The signing arithmetic
+/// Signatures are RFC 6979 ECDSA, computed with `k256` (pure Rust) by
+/// default. With the cargo feature `secp256k1` (off by default) they are
+/// computed with libsecp256k1 instead, Bitcoin Core's C library, which signs
+/// in about two thirds of the time. The signatures are identical bit for bit (same
+/// `r`, `s` and recovery parity: a test proves it against `k256`), and
+/// nothing else changes: not this type's API, not the [`crate::KeyBackend`]
+/// seam, not the public keys. The feature is off by default because it puts
+/// C code and an `unsafe` FFI layer into the build that an audit of this SDK
+/// must then cover. With it, each vault makes one libsecp256k1 context on its
+/// first signature, randomized (side-channel blinding) from the OS CSPRNG;
+/// if that generator fails the signature fails with [`Error::Rng`].
 pub struct Vault {
     kek: SharedBackend,
     scheme: WalletScheme,
@@ -141,6 +150,9 @@ pub struct Vault {
     master_public: std::sync::OnceLock<PublicKey>,
     imported: RwLock<HashMap<KeyId, ImportedKey>>,
     cache: NodeCache,
+    /// The libsecp256k1 signing context, made on first use.
+    #[cfg(feature = "secp256k1")]
+    secp256k1: crate::secp_fast::Context,
 }
 
 impl Vault {
@@ -155,6 +167,8 @@ impl Vault {
             master_public: std::sync::OnceLock::new(),
             imported: RwLock::new(HashMap::new()),
             cache: NodeCache::new(DEFAULT_NODE_CACHE),
+            #[cfg(feature = "secp256k1")]
+            secp256k1: crate::secp_fast::Context::new(),
         }
     }
 
@@ -275,11 +289,32 @@ pub(crate) fn public_key_of(secret: &PrivateKeyBytes) -> Result<PublicKey, Error
     Ok(PublicKey::from(sk.public_key()))
 }
 
-/// RFC 6979 ECDSA over a prehash with a bare scalar: no public key is computed.
+/// RFC 6979 ECDSA over a prehash with a bare scalar (no public key is
+/// computed), with libsecp256k1: the `secp256k1` feature. The one place the
+/// build's choice of arithmetic shows; `crate::secp_fast` says why both
+/// choices give the same signature. Either way the answer is
+/// [`RawSignature::Recoverable`], normalized later like every backend's.
+#[cfg(feature = "secp256k1")]
 pub(crate) fn sign_prehash(
+    vault: &Vault,
     secret: &PrivateKeyBytes,
     digest: &Digest32,
 ) -> Result<RawSignature, Error> {
+    crate::secp_fast::sign_prehash(&vault.secp256k1, secret, digest)
+}
+
+/// RFC 6979 ECDSA over a prehash with a bare scalar (no public key is
+/// computed), with `k256`: the default build. See the libsecp256k1 twin above.
+#[cfg(not(feature = "secp256k1"))]
+pub(crate) fn sign_prehash(
+    _vault: &Vault,
+    secret: &PrivateKeyBytes,
+    digest: &Digest32,
+) -> Result<RawSignature, Error> {
+    use k256::{FieldBytes, NonZeroScalar, Secp256k1};
+    use sha2::Sha256;
+    use zeroize::Zeroize;
+
     let mut repr: FieldBytes = (*secret.expose_secret()).into();
     let d = NonZeroScalar::from_repr(repr).into_option();
     repr.zeroize();
@@ -310,7 +345,7 @@ impl SigningBackend for Vault {
     fn sign_digest<'a>(&'a self, request: SignRequest<'a>) -> Pending<'a, Result<Signed, Error>> {
         let key = request.key;
         Pending::ready(self.with_secret(key.reference(), key.path(), |secret| {
-            sign_prehash(secret, &request.digest).map(Signed::new)
+            sign_prehash(self, secret, &request.digest).map(Signed::new)
         }))
     }
 }
