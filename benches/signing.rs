@@ -19,51 +19,22 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use alloy_network::TxSignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use criterion::{
-    BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
+use custody_benches::{Gated, SEED, WALLET, eip1559, kek, vault};
 use custody_core::{
-    AuditLog, AuditSink, Audited, Authorization, DataKey, Digest32, EncryptionContext, Envelope,
-    FileStore, Intent, KekId, KeyRef, KeySigner, LocalKek, MemoryAuditLog, MemoryStore,
-    OneTimeCode, SharedBackend, StateStore, Vault, WalletScheme, WrappingBackend,
+    AuditLog, AuditSink, Audited, Authorization, Digest32, EncryptionContext, Envelope, FileStore,
+    Intent, KeyRef, KeySigner, MemoryAuditLog, MemoryStore, OneTimeCode, SharedBackend, StateStore,
+    Vault, WalletScheme, WrappingBackend,
 };
 use custody_eth::{
-    AccessList, AccessListItem, Address, EthSigner, Transaction, TxEip1559, TxEip2930, TxEip4844,
-    TxEip7702, TxLegacy, TypedData, U256,
+    AccessList, AccessListItem, Address, EthSigner, Transaction, TxEip2930, TxEip4844, TxEip7702,
+    TxLegacy, TypedData, U256,
 };
 use custody_totp::{
     Clock, EnrolMode, Enrolment, ManualClock, TotpConfig, TotpGate, TotpRegistry, Verification,
 };
 use k256::ecdsa::SigningKey;
-
-const SEED: [u8; 64] = [0x42; 64];
-const WALLET: &str = "alice@example.com";
-
-fn kek() -> Arc<LocalKek> {
-    Arc::new(LocalKek::from_key(
-        KekId::new("bench").unwrap(),
-        DataKey::new([9; 32]),
-    ))
-}
-
-fn vault() -> Arc<Vault> {
-    let mut v = Vault::new(kek(), WalletScheme::Default);
-    v.set_master_seed(&SEED).unwrap();
-    Arc::new(v)
-}
-
-fn eip1559(nonce: u64) -> Transaction {
-    Transaction::Eip1559(TxEip1559 {
-        chain_id: 1,
-        nonce,
-        max_priority_fee_per_gas: U256::from(1_500_000_000u64),
-        max_fee_per_gas: U256::from(30_000_000_000u64),
-        gas_limit: 21_000,
-        to: Some(Address::parse("0x9858EfFD232B4033E47d90003D41EC34EcaEda94").unwrap()),
-        value: U256::from(1_000_000_000_000_000_000u128),
-        data: Vec::new(),
-        access_list: AccessList::default(),
-    })
-}
 
 fn every_type() -> Vec<(&'static str, Transaction)> {
     let to = Address::parse("0x9858EfFD232B4033E47d90003D41EC34EcaEda94").unwrap();
@@ -332,14 +303,11 @@ fn hot_path(c: &mut Criterion) {
         input: alloy_primitives::Bytes::new(),
     };
 
-    // The in-memory variant measures the CPU cost. Its audit log is drained
-    // between signatures, as a service shipping records elsewhere would (a
-    // log that kept millions of records would time its own growth).
-    let memory_log = Arc::new(MemoryAuditLog::new());
-    let mut gated_memory = totp_gated(vault(), Arc::new(MemoryStore::new()), memory_log.clone());
-    gated_memory.shipped = Some(memory_log);
+    // The in-memory variant measures the CPU cost (its audit records are
+    // shipped between timed batches); the file variant, durable writes.
+    let gated_memory = Gated::in_memory(vault());
     let tmp = tempfile::tempdir().unwrap();
-    let gated_file = totp_gated(
+    let gated_file = Gated::new(
         vault(),
         Arc::new(FileStore::open(tmp.path().join("state")).unwrap()),
         Arc::new(AuditLog::open(tmp.path().join("audit.log")).unwrap()),
@@ -371,74 +339,12 @@ fn hot_path(c: &mut Criterion) {
         ("custody_totp_gated_eip1559_file", &gated_file),
     ] {
         g.bench_function(name, |b| {
-            // Each signature presents the next step's code (a code is
-            // accepted once); computing it is the user's app's work, so it
-            // is setup, outside the timing.
-            b.iter_batched(
-                || gated.next_code(),
-                |code| {
-                    let consent = Authorization::totp(code);
-                    let signed = gated.signer.sign_transaction(&tx, &consent).wait().unwrap();
-                    black_box(signed.encoded().len())
-                },
-                BatchSize::PerIteration,
-            );
+            // Each signature presents the next period's code (a code is
+            // accepted once), computed before the timing starts.
+            b.iter_custom(|iters| gated.sign_timed(&tx, iters));
         });
     }
     g.finish();
-}
-
-/// A TOTP-enrolled wallet behind `Audited(TotpGate(Vault))`, with a clock the
-/// benchmark moves forward one period per signature.
-struct Gated {
-    signer: EthSigner,
-    enrolment: Enrolment,
-    clock: Arc<ManualClock>,
-    /// An in-memory audit log whose records are shipped (drained) before
-    /// each signature, outside the timing.
-    shipped: Option<Arc<MemoryAuditLog>>,
-}
-
-impl Gated {
-    fn next_code(&self) -> String {
-        if let Some(log) = &self.shipped {
-            drop(log.drain());
-        }
-        self.clock.advance(30);
-        let params = self.enrolment.params();
-        let code = params
-            .code_at(self.enrolment.uri().expose_secret(), self.clock.now_unix())
-            .unwrap();
-        code.expose_str().to_owned()
-    }
-}
-
-fn totp_gated(vault: Arc<Vault>, state: Arc<dyn StateStore>, audit: Arc<dyn AuditSink>) -> Gated {
-    let clock = Arc::new(ManualClock::new(1_700_000_000));
-    let registry = Arc::new(
-        TotpRegistry::new(
-            vault.clone(),
-            state,
-            audit.clone(),
-            TotpConfig::new(WalletScheme::Default),
-        )
-        .unwrap()
-        .with_clock(clock.clone()),
-    );
-    let enrolment = registry.enrol(WALLET, EnrolMode::New).unwrap();
-    let gate: SharedBackend = Arc::new(TotpGate::new(vault, registry));
-    let backend: SharedBackend = Arc::new(Audited::new(gate, audit));
-    let key = KeyRef::Wallet {
-        name: WALLET.into(),
-        index: 3,
-    };
-    let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
-    Gated {
-        signer,
-        enrolment,
-        clock,
-        shipped: None,
-    }
 }
 
 /// Each stage alone.
