@@ -78,24 +78,37 @@ pub struct Gated {
     shipped: Option<Arc<MemoryAuditLog>>,
 }
 
+/// The production stack `Audited(TotpGate(vault))` over `state` and
+/// `audit`, with `clock`: the registry (to enrol wallets) and the backend.
+#[must_use]
+pub fn gated_stack(
+    vault: Arc<Vault>,
+    state: Arc<dyn StateStore>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<ManualClock>,
+) -> (Arc<TotpRegistry>, SharedBackend) {
+    let registry = Arc::new(
+        TotpRegistry::new(
+            vault.clone(),
+            state,
+            audit.clone(),
+            TotpConfig::new(WalletScheme::Default),
+        )
+        .unwrap()
+        .with_clock(clock),
+    );
+    let gate: SharedBackend = Arc::new(TotpGate::new(vault, registry.clone()));
+    let backend: SharedBackend = Arc::new(Audited::new(gate, audit));
+    (registry, backend)
+}
+
 impl Gated {
     /// The stack over `state` and `audit`.
     #[must_use]
     pub fn new(vault: Arc<Vault>, state: Arc<dyn StateStore>, audit: Arc<dyn AuditSink>) -> Self {
         let clock = Arc::new(ManualClock::new(1_700_000_000));
-        let registry = Arc::new(
-            TotpRegistry::new(
-                vault.clone(),
-                state,
-                audit.clone(),
-                TotpConfig::new(WalletScheme::Default),
-            )
-            .unwrap()
-            .with_clock(clock.clone()),
-        );
+        let (registry, backend) = gated_stack(vault, state, audit, clock.clone());
         let enrolment = registry.enrol(WALLET, EnrolMode::New).unwrap();
-        let gate: SharedBackend = Arc::new(TotpGate::new(vault, registry));
-        let backend: SharedBackend = Arc::new(Audited::new(gate, audit));
         let signer = EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap());
         Self {
             signer,

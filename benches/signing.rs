@@ -21,18 +21,18 @@ use alloy_signer_local::PrivateKeySigner;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use custody_benches::{Gated, SEED, WALLET, eip1559, kek, vault};
+use custody_benches::{Gated, SEED, WALLET, eip1559, gated_stack, kek, vault};
 use custody_core::{
-    AuditLog, AuditSink, Audited, Authorization, Digest32, EncryptionContext, Envelope, FileStore,
-    Intent, KeyRef, KeySigner, MemoryAuditLog, MemoryStore, OneTimeCode, SharedBackend, StateStore,
-    Vault, WalletScheme, WrappingBackend,
+    AuditLog, AuditSink, Authorization, Digest32, EncryptionContext, Envelope, FileStore, Intent,
+    KeyRef, KeySigner, MemoryAuditLog, MemoryStore, OneTimeCode, SharedBackend, StateStore, Vault,
+    WalletScheme, WrappingBackend,
 };
 use custody_eth::{
     AccessList, AccessListItem, Address, EthSigner, Transaction, TxEip2930, TxEip4844, TxEip7702,
     TxLegacy, TypedData, U256,
 };
 use custody_totp::{
-    Clock, EnrolMode, Enrolment, ManualClock, TotpConfig, TotpGate, TotpRegistry, Verification,
+    Clock, EnrolMode, Enrolment, ManualClock, TotpConfig, TotpRegistry, Verification,
 };
 use k256::ecdsa::SigningKey;
 
@@ -717,20 +717,8 @@ fn file_store_throughput(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let state: Arc<dyn StateStore> = Arc::new(FileStore::open(tmp.path().join("state")).unwrap());
     let audit: Arc<dyn AuditSink> = Arc::new(AuditLog::open(tmp.path().join("audit.log")).unwrap());
-    let vault = vault();
     let clock = Arc::new(ManualClock::new(1_700_000_000));
-    let registry = Arc::new(
-        TotpRegistry::new(
-            vault.clone(),
-            state,
-            audit.clone(),
-            TotpConfig::new(WalletScheme::Default),
-        )
-        .unwrap()
-        .with_clock(clock.clone()),
-    );
-    let gate: SharedBackend = Arc::new(TotpGate::new(vault, registry.clone()));
-    let backend: SharedBackend = Arc::new(Audited::new(gate, audit));
+    let (registry, backend) = gated_stack(vault(), state, audit, clock.clone());
     let wallets: Arc<Vec<FileWallet>> = Arc::new(
         (0..FILE_STORE_WALLETS)
             .map(|w| {
