@@ -65,6 +65,36 @@ pub fn hot_key() -> KeyRef {
     }
 }
 
+/// The secret key of [`hot_key`], derived independently of the vault (for
+/// the raw baselines, which sign the same digest with the same key).
+#[must_use]
+pub fn hot_secret() -> [u8; 32] {
+    let path = WalletScheme::Default.key_path(WALLET, 3).unwrap();
+    let derived = custody_core::ExtendedPrivateKey::from_seed(&SEED)
+        .unwrap()
+        .derive_path(&path)
+        .unwrap();
+    *derived.expose_secret_key().expose_secret()
+}
+
+/// The signer of [`hot_key`] straight over a software [`vault`] (no gate).
+#[must_use]
+pub fn software_signer() -> EthSigner {
+    let backend: SharedBackend = vault();
+    EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap())
+}
+
+/// One software hot-path signature of `tx` with no second factor; the
+/// length of the signed encoding (for `black_box`).
+pub fn sign_once(signer: &EthSigner, tx: &Transaction, none: &Authorization) -> usize {
+    signer
+        .sign_transaction(tx, none)
+        .wait()
+        .unwrap()
+        .encoded()
+        .len()
+}
+
 /// A TOTP-enrolled [`WALLET`] behind `Audited(TotpGate(Vault))`, with a
 /// clock the benchmark moves forward one period per signature.
 #[derive(Debug)]

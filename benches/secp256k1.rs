@@ -13,9 +13,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use custody_benches::{Gated, SEED, WALLET, eip1559, hot_key, vault};
-use custody_core::{Authorization, KeySigner, SharedBackend, WalletScheme};
-use custody_eth::EthSigner;
+use custody_benches::{Gated, eip1559, hot_secret, sign_once, software_signer, vault};
+use custody_core::Authorization;
 use k256::ecdsa::SigningKey;
 
 /// The hot path of `signing.rs` on the libsecp256k1 fast path: a warm wallet
@@ -23,16 +22,10 @@ use k256::ecdsa::SigningKey;
 /// audit layer), against raw libsecp256k1 and raw k256 signing the same
 /// digest with the same key.
 fn hot_path_secp256k1(c: &mut Criterion) {
-    let backend: SharedBackend = vault();
-    let signer = EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap());
+    let signer = software_signer();
     let tx = eip1559(42);
     let digest = tx.signing_hash();
-    let path = WalletScheme::Default.key_path(WALLET, 3).unwrap();
-    let derived = custody_core::ExtendedPrivateKey::from_seed(&SEED)
-        .unwrap()
-        .derive_path(&path)
-        .unwrap();
-    let secret = *derived.expose_secret_key().expose_secret();
+    let secret = hot_secret();
     let raw_k256 = SigningKey::from_slice(&secret).unwrap();
     // The raw baseline's context is made (and randomized, as the vault's is)
     // once, outside the loop, and so is its key.
@@ -66,13 +59,7 @@ fn hot_path_secp256k1(c: &mut Criterion) {
         b.iter(|| raw_k256.sign_prehash_recoverable(black_box(&digest.0)));
     });
     g.bench_function("custody_sign_eip1559_software", |b| {
-        b.iter(|| {
-            let signed = signer
-                .sign_transaction(black_box(&tx), &none)
-                .wait()
-                .unwrap();
-            black_box(signed.encoded().len())
-        });
+        b.iter(|| black_box(sign_once(&signer, black_box(&tx), &none)));
     });
     g.bench_function("custody_totp_gated_eip1559_memory", |b| {
         // As in `signing.rs`: the codes are computed before the timing.

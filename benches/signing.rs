@@ -21,7 +21,9 @@ use alloy_signer_local::PrivateKeySigner;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use custody_benches::{Gated, SEED, WALLET, eip1559, gated_stack, kek, vault};
+use custody_benches::{
+    Gated, SEED, WALLET, eip1559, gated_stack, hot_secret, kek, sign_once, software_signer, vault,
+};
 use custody_core::{
     AuditLog, AuditSink, Authorization, Digest32, EncryptionContext, Envelope, FileStore, Intent,
     KeyRef, KeySigner, MemoryAuditLog, MemoryStore, OneTimeCode, SharedBackend, StateStore, Vault,
@@ -268,22 +270,10 @@ const EIP712_DOCUMENTS: [(&str, &str, &str, &str); 2] = [
 /// The hot path: a warm wallet signs an EIP-1559 transaction, against raw
 /// k256 signing the same digest with the same key.
 fn hot_path(c: &mut Criterion) {
-    let backend: SharedBackend = vault();
-    let key = KeyRef::Wallet {
-        name: WALLET.into(),
-        index: 3,
-    };
-    let signer = EthSigner::new(KeySigner::pin(backend.clone(), key).wait().unwrap());
+    let signer = software_signer();
     let tx = eip1559(42);
     let digest = tx.signing_hash();
-    let path = WalletScheme::Default.key_path(WALLET, 3).unwrap();
-    let raw_key = {
-        let x = custody_core::ExtendedPrivateKey::from_seed(&SEED)
-            .unwrap()
-            .derive_path(&path)
-            .unwrap();
-        SigningKey::from_slice(x.expose_secret_key().expose_secret()).unwrap()
-    };
+    let raw_key = SigningKey::from_slice(&hot_secret()).unwrap();
     let none = Authorization::none();
 
     let alloy_signer = PrivateKeySigner::from_slice(&raw_key.to_bytes()).unwrap();
@@ -318,13 +308,7 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| raw_key.sign_prehash_recoverable(black_box(&digest.0)));
     });
     g.bench_function("custody_sign_eip1559_software", |b| {
-        b.iter(|| {
-            let signed = signer
-                .sign_transaction(black_box(&tx), &none)
-                .wait()
-                .unwrap();
-            black_box(signed.encoded().len())
-        });
+        b.iter(|| black_box(sign_once(&signer, black_box(&tx), &none)));
     });
     g.bench_function("alloy_signer_local_sign_transaction_sync", |b| {
         b.iter(|| {

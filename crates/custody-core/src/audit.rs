@@ -386,7 +386,9 @@ impl AuditEvent {
         self
     }
 
-    fn set(self, name: &'static str, value: &str) -> Self {
+    /// Sets a field the SDK names itself to `value` (e.g. text rendered
+    /// beforehand).
+    pub(crate) fn set(self, name: &'static str, value: &str) -> Self {
         self.put(Cow::Borrowed(name), |text| text.push_str(value))
     }
 
@@ -408,11 +410,6 @@ impl AuditEvent {
     /// allocation beyond the event's own).
     pub(crate) fn with_decimal(self, name: &'static str, value: u64) -> Self {
         self.put(Cow::Borrowed(name), |text| push_decimal(text, value))
-    }
-
-    /// Sets a field the SDK names itself to text rendered beforehand.
-    pub(crate) fn with_rendered(self, name: &'static str, value: &str) -> Self {
-        self.set(name, value)
     }
 
     /// Sets `key`: a key or KEK id (an imported key's id, a KMS key ARN).

@@ -41,12 +41,12 @@ impl Audited {
 pub fn describe_key(event: AuditEvent, key: &PinnedKey) -> AuditEvent {
     // The same text as `with_public_key` and `with_path`, rendered when the
     // key was pinned.
-    let mut event = event.with_rendered("public-key", key.public_key_hex());
+    let mut event = event.set("public-key", key.public_key_hex());
     if let Some((name, index)) = key.wallet() {
         event = event.with_wallet(name).with_index(index);
     }
     if let Some(path) = key.path_text() {
-        event = event.with_rendered("path", path);
+        event = event.set("path", path);
     }
     if let KeyRef::Stored(id) = key.reference() {
         event = event.with_key(id.as_str());

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
     AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, Denial, DerivationPath,
-    Digest32, Envelope, IntentKind, OneTimeCode, SecretVec, SharedBackend, StateStore,
+    Digest32, Envelope, IntentKind, OneTimeCode, SecretVec, SharedBackend, StateStore, Versioned,
     WalletScheme, WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
@@ -207,6 +207,18 @@ pub(crate) enum Recording {
     /// Refusals and failures only: the caller hands the acceptance up to an
     /// audit layer that records it with the signature.
     RefusalsOnly,
+}
+
+/// The version and state of a guard record as the store holds it (`None`:
+/// no record yet, the default state).
+fn guard_of(
+    slot: &NodeSlot,
+    record: Option<&Versioned>,
+) -> Result<(Option<u64>, GuardState), Error> {
+    match record {
+        None => Ok((None, GuardState::default())),
+        Some(v) => Ok((Some(v.version), slot.guard(Some(v.version), &v.value)?)),
+    }
 }
 
 /// The `totp-verify` audit event of an attempt.
@@ -783,15 +795,15 @@ impl TotpRegistry {
         let mut matches: Option<Matches> = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
             if now < state.locked_until {
-                if !fresh {
-                    (version, state) = self.read_guard(slot)?;
-                    fresh = true;
-                    continue;
+                if fresh {
+                    // Locked: not even checked.
+                    return Ok(Verification::Locked {
+                        until_unix: state.locked_until,
+                    });
                 }
-                // Locked: not even checked.
-                return Ok(Verification::Locked {
-                    until_unix: state.locked_until,
-                });
+                (version, state) = self.read_guard(slot)?;
+                fresh = true;
+                continue;
             }
             let m = match &mut matches {
                 Some(m) => &*m,
@@ -810,12 +822,12 @@ impl TotpRegistry {
             };
             let (decision, next) = decide(&state, now, m, &self.config.lockout);
             let Some(next) = next else {
-                if !fresh {
-                    (version, state) = self.read_guard(slot)?;
-                    fresh = true;
-                    continue;
+                if fresh {
+                    return Ok(decision.into());
                 }
-                return Ok(decision.into());
+                (version, state) = self.read_guard(slot)?;
+                fresh = true;
+                continue;
             };
             let bytes = next.encode()?;
             match self
@@ -827,10 +839,7 @@ impl TotpRegistry {
                     return Ok(decision.into());
                 }
                 CasOutcome::Conflict { current } => {
-                    (version, state) = match &current {
-                        None => (None, GuardState::default()),
-                        Some(v) => (Some(v.version), slot.guard(Some(v.version), &v.value)?),
-                    };
+                    (version, state) = guard_of(slot, current.as_ref())?;
                     fresh = true;
                 }
             }
@@ -841,10 +850,7 @@ impl TotpRegistry {
     /// Reads the guard of `slot` from the state store (its version, and its
     /// state: the default if there is no record yet).
     fn read_guard(&self, slot: &NodeSlot) -> Result<(Option<u64>, GuardState), Error> {
-        match self.state.get(&slot.guard_key)? {
-            None => Ok((None, GuardState::default())),
-            Some(v) => Ok((Some(v.version), slot.guard(Some(v.version), &v.value)?)),
-        }
+        guard_of(slot, self.state.get(&slot.guard_key)?.as_ref())
     }
 
     /// The unwrapped secret of an enrolment (keyed into its HMAC), from

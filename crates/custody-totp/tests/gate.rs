@@ -221,8 +221,28 @@ impl Fixture {
             .map(|sig| assert_eq!(&sig.recover(&digest).unwrap(), signer.key().public_key()))
     }
 
+    /// `key` pinned through the gate.
+    fn pinned(&self, key: &KeyRef) -> PinnedKey {
+        self.gate.signing().unwrap().pin(key).wait().unwrap()
+    }
+
+    /// A raw-digest request for `key` straight to the gate (no audit layer
+    /// above it).
+    fn request<'a>(
+        &'a self,
+        key: &'a PinnedKey,
+        auth: &'a Authorization,
+    ) -> Pending<'a, Result<Signed, CoreError>> {
+        self.gate.signing().unwrap().sign_digest(SignRequest::new(
+            key,
+            Digest32([5; 32]),
+            Intent::raw_digest(),
+            auth,
+        ))
+    }
+
     fn export(&self, key: KeyRef, code: Option<&str>) -> Result<PrivateKeyBytes, CoreError> {
-        let pinned = self.gate.signing().unwrap().pin(&key).wait().unwrap();
+        let pinned = self.pinned(&key);
         let auth = code.map_or_else(Authorization::none, Authorization::totp);
         self.gate
             .exporting()
@@ -1048,28 +1068,12 @@ fn audit_log_records_every_attempt_but_never_the_code_or_secret() {
 fn pending_is_ready_on_the_software_path() {
     let f = fixture();
     let e = f.enrol(ALICE);
-    let key = f
-        .gate
-        .signing()
-        .unwrap()
-        .pin(&wallet(ALICE, 0))
-        .wait()
-        .unwrap();
+    let key = f.pinned(&wallet(ALICE, 0));
     let auth = Authorization::totp(code_at(&e, f.now()));
-    let pending = f.gate.signing().unwrap().sign_digest(SignRequest::new(
-        &key,
-        Digest32([5; 32]),
-        Intent::raw_digest(),
-        &auth,
-    ));
+    let pending = f.request(&key, &auth);
     assert!(pending.is_ready());
     assert!(pending.wait().is_ok());
-    let refused = f.gate.signing().unwrap().sign_digest(SignRequest::new(
-        &key,
-        Digest32([5; 32]),
-        Intent::raw_digest(),
-        &auth,
-    ));
+    let refused = f.request(&key, &auth);
     assert!(refused.is_ready());
     // A cached secret: enrolment opened nothing; the first check unwrapped
     // once, the rest hit the cache.
@@ -1374,27 +1378,10 @@ fn one_record_per_signature_under_an_audit_layer() {
 fn gate_hands_its_clearance_up_and_records_itself_when_alone() {
     let f = fixture();
     let e = f.enrol(ALICE);
-    let key = f
-        .gate
-        .signing()
-        .unwrap()
-        .pin(&wallet(ALICE, 0))
-        .wait()
-        .unwrap();
+    let key = f.pinned(&wallet(ALICE, 0));
     let auth = Authorization::totp(code_at(&e, f.now()));
     let before = f.audit.records().len();
-    let signed = f
-        .gate
-        .signing()
-        .unwrap()
-        .sign_digest(SignRequest::new(
-            &key,
-            Digest32([5; 32]),
-            Intent::raw_digest(),
-            &auth,
-        ))
-        .wait()
-        .unwrap();
+    let signed = f.request(&key, &auth).wait().unwrap();
     assert_eq!(signed.clearances, [Clearance::Totp { step: f.now() / 30 }]);
     // No audit layer above: the request was not marked, so the gate
     // recorded the accepted code itself.
@@ -1404,27 +1391,10 @@ fn gate_hands_its_clearance_up_and_records_itself_when_alone() {
     assert_eq!(new[0].event().field("detail"), Some("accepted"));
 
     // A key of no enrolled wallet: no clearance, no record from the gate.
-    let bob = f
-        .gate
-        .signing()
-        .unwrap()
-        .pin(&wallet(BOB, 0))
-        .wait()
-        .unwrap();
+    let bob = f.pinned(&wallet(BOB, 0));
     let before = f.audit.records().len();
     let none = Authorization::none();
-    let signed = f
-        .gate
-        .signing()
-        .unwrap()
-        .sign_digest(SignRequest::new(
-            &bob,
-            Digest32([5; 32]),
-            Intent::raw_digest(),
-            &none,
-        ))
-        .wait()
-        .unwrap();
+    let signed = f.request(&bob, &none).wait().unwrap();
     assert!(signed.clearances.is_empty());
     assert_eq!(f.audit.records().len(), before);
 }
