@@ -22,6 +22,7 @@
 //! reach the checks behind it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use k256::ecdsa::{Signature, VerifyingKey, signature::hazmat::PrehashVerifier};
 use sha2::{Digest, Sha256};
@@ -52,6 +53,56 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("keystore_meta", fuzz_keystore_meta),
     ("mnemonic", fuzz_mnemonic),
 ];
+
+/// The committed inputs of `target` under the fuzz directory `fuzz_dir`:
+/// the files of `seeds/<target>/` and `regressions/<target>/` (either may be
+/// missing), sorted. What each crate's stable corpus test feeds its targets.
+///
+/// # Errors
+/// An I/O error reading a directory that exists.
+pub fn corpus_inputs(fuzz_dir: &Path, target: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz_dir.join(kind).join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Runs every committed input of `target` ([`corpus_inputs`]) through
+/// `body` and returns how many there were.
+///
+/// # Errors
+/// A message naming every input whose properties failed (its body
+/// panicked), or saying there were no inputs, or an I/O error.
+pub fn run_corpus(fuzz_dir: &Path, target: &str, body: Target) -> Result<usize, String> {
+    let files = corpus_inputs(fuzz_dir, target).map_err(|e| format!("{target}: {e}"))?;
+    if files.is_empty() {
+        return Err(format!(
+            "no inputs for {target} under fuzz/seeds or fuzz/regressions"
+        ));
+    }
+    let mut failed = Vec::new();
+    for path in &files {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if std::panic::catch_unwind(|| body(&bytes)).is_err() {
+            failed.push(path.display().to_string());
+        }
+    }
+    if failed.is_empty() {
+        Ok(files.len())
+    } else {
+        Err(format!("{target}: properties fail for {failed:?}"))
+    }
+}
 
 /// The value of `result`, or a panic naming the property that failed.
 #[expect(

@@ -13,52 +13,21 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use custody_core::fuzzing::run_corpus;
 use custody_eth::fuzzing::TARGETS;
 use serde_json::Value;
 
 const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors");
 
-/// The files of `fuzz/seeds/<target>` and `fuzz/regressions/<target>`
-/// (either may be missing), sorted.
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for kind in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(Path::new(FUZZ_DIR).join(kind).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
+/// Runs every input of `target` through its body; fails naming every input
+/// that panicked, and if there were no inputs at all.
 fn run(target: &str) {
     let (_, body) = TARGETS.iter().find(|(name, _)| *name == target).unwrap();
-    let files = inputs(target);
-    assert!(
-        !files.is_empty(),
-        "no inputs for {target} under fuzz/seeds or fuzz/regressions"
-    );
-    let failed: Vec<&PathBuf> = files
-        .iter()
-        .filter(|path| {
-            let bytes = std::fs::read(path).unwrap();
-            std::panic::catch_unwind(|| body(&bytes)).is_err()
-        })
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{target}: properties fail for {failed:?}"
-    );
-    eprintln!("{target}: {} inputs passed", files.len());
+    let passed = run_corpus(Path::new(FUZZ_DIR), target, *body).unwrap();
+    eprintln!("{target}: {passed} inputs passed");
 }
 
 #[test]

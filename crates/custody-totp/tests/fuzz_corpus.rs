@@ -3,38 +3,18 @@
 //! (`fuzz/regressions/otpauth_uri/`) runs through the very function the
 //! cargo-fuzz target calls (`custody_totp::fuzzing::fuzz_otpauth_uri`),
 //! which panics when a property fails.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers unwrap: a failure is a test failure"
-)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use custody_core::fuzzing::corpus_inputs;
 use custody_totp::fuzzing::TARGETS;
 
 const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
 
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for kind in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(Path::new(FUZZ_DIR).join(kind).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn otpauth_uri() {
     let (_, body) = TARGETS.iter().find(|(n, _)| *n == "otpauth_uri").unwrap();
-    let files = inputs("otpauth_uri");
+    let files = corpus_inputs(Path::new(FUZZ_DIR), "otpauth_uri").unwrap();
     assert!(!files.is_empty(), "no seeds for otpauth_uri");
     let mut accepted = 0;
     for path in &files {
