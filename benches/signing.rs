@@ -381,7 +381,8 @@ fn stages(c: &mut Criterion) {
 
     // TOTP verification alone: `TotpRegistry::verify` on an enrolled wallet
     // over the in-memory store and audit log (one read of the enrolment,
-    // one of the guard, three HMACs for the default skew of one step, one
+    // one of the guard, one HMAC (a code of the current step; a wrong code
+    // costs three, for the default skew of one step: see the next bench), one
     // compare-and-swap of the guard, one audit record). `iter_custom` with
     // a fresh registry per sample rather than `iter_batched`: each
     // verification appends a record to the `MemoryAuditLog`, which keeps

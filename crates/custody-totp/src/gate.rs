@@ -107,7 +107,8 @@ enum Admitted {
 /// On the software path the gate returns the inner backend's [`Pending`]
 /// as is (ready and allocation-free when the inner one is). For an
 /// enrolled wallet it adds one read of the node record, one of the guard,
-/// one compare-and-swap, `2·skew+1` HMACs and one audit field (the secret,
+/// one compare-and-swap, one HMAC for a code of the current step
+/// (`2·skew+1` for any other) and one audit field (the secret,
 /// the node's state-store keys and the decodings of its records are
 /// cached, each used only while the bytes read are those it was made from:
 /// see [`TotpRegistry`]); for a wallet that is not enrolled, one read. No

@@ -1,9 +1,15 @@
 //! The verification decision: which steps a code matches (in constant
 //! time), and what that means given the replay counter and the lockout.
 //!
-//! [`Matches::compute`] runs once per request: it computes the code of every
-//! step in the window and compares each with the presented code with
-//! `subtle`, without an early exit. [`decide`] is a pure function of the
+//! [`Matches::compute`] runs once per request. It computes the code of the
+//! current step and compares it with the presented code with `subtle`; only
+//! if that does not match does it compute and compare every other step of
+//! the window (each with `subtle`, without an early exit). So a wrong code
+//! always costs the whole window, and the only thing the time of a check
+//! tells is that the code matched the current step, which the answer (an
+//! acceptance, or a refusal as replayed) says anyway. Most codes are typed
+//! within their own step: they cost one HMAC instead of `2·skew+1`.
+//! [`decide`] is a pure function of the
 //! stored [`GuardState`], the time and the matches, so that a
 //! compare-and-swap that loses a race can re-read the state and decide again
 //! without recomputing a single HMAC.
@@ -27,9 +33,11 @@ pub(crate) struct Matches {
 }
 
 impl Matches {
-    /// Compares `presented` with the code of every step within `skew`
-    /// steps of the step at `now`, under `secret` (keyed with the
-    /// algorithm of `params`).
+    /// Compares `presented` with the code of the step at `now` and, unless
+    /// it matches, with the code of every other step within `skew` steps of
+    /// it, under `secret` (keyed with the algorithm of `params`). A match of
+    /// the current step leaves the other steps unmatched: the current step
+    /// is then the one accepted (if fresh) or the code is a replay.
     pub(crate) fn compute(
         secret: &KeyedSecret,
         params: &TotpParams,
@@ -50,18 +58,29 @@ impl Matches {
         let skew = u64::from(skew.min(MAX_SKEW_STEPS));
         let first = current.saturating_sub(skew);
         let last = current.saturating_add(skew);
-        for step in first..=last {
-            let (Some(slot_step), Some(slot_hit)) =
-                (out.steps.get_mut(out.len), out.hits.get_mut(out.len))
-            else {
-                break;
-            };
-            *slot_step = step;
-            if well_formed {
-                let code = secret.code(step, params.digits)?;
-                *slot_hit = code.ct_matches(presented);
-            }
+        for (slot, step) in out.steps.iter_mut().zip(first..=last) {
+            *slot = step;
             out.len += 1;
+        }
+        if !well_formed {
+            return Ok(out);
+        }
+        let mut current_hit = Choice::from(0);
+        for (step, hit) in out.steps.iter().zip(out.hits.iter_mut()).take(out.len) {
+            if *step == current {
+                *hit = secret.code(current, params.digits)?.ct_matches(presented);
+                current_hit = *hit;
+            }
+        }
+        // Revealed on purpose (see the module docs): a match of the current
+        // step is the outcome's own news.
+        if bool::from(current_hit) {
+            return Ok(out);
+        }
+        for (step, hit) in out.steps.iter().zip(out.hits.iter_mut()).take(out.len) {
+            if *step != current {
+                *hit = secret.code(*step, params.digits)?.ct_matches(presented);
+            }
         }
         Ok(out)
     }
@@ -174,6 +193,50 @@ mod tests {
         for bad in ["9428708", "942870820", "9428708a", "+4287082", ""] {
             assert!(!bool::from(matches(bad, 59, 1).any()), "{bad:?}");
         }
+    }
+
+    /// How many codes `f` computes on this thread.
+    fn codes_computed(f: impl FnOnce()) -> usize {
+        let before = crate::otp::CODES_COMPUTED.with(std::cell::Cell::get);
+        f();
+        crate::otp::CODES_COMPUTED.with(std::cell::Cell::get) - before
+    }
+
+    #[test]
+    fn a_wrong_code_costs_the_whole_window_and_a_current_one_a_single_hmac() {
+        // RFC 6238 Appendix B: step 1 -> 94287082; at T = 59 that is the
+        // current step, at T = 89 the previous one.
+        for skew in [0, 1, 3] {
+            let window = 2 * usize::from(skew) + 1;
+            assert_eq!(
+                codes_computed(|| _ = matches("12345678", 3000, skew)),
+                window
+            );
+            assert_eq!(codes_computed(|| _ = matches("94287082", 59, skew)), 1);
+        }
+        // Matching a neighbouring step is found only after the whole window.
+        let mut m = None;
+        assert_eq!(codes_computed(|| m = Some(matches("94287082", 89, 1))), 3);
+        let m = m.unwrap();
+        assert_eq!(&m.steps[..m.len], &[1, 2, 3]);
+        assert_eq!(m.smallest_fresh(None).1, 1);
+        // Malformed codes compute nothing.
+        assert_eq!(codes_computed(|| _ = matches("9428708", 59, 1)), 0);
+    }
+
+    #[test]
+    fn a_current_match_is_accepted_at_the_current_step_or_is_a_replay() {
+        let lockout = Lockout::default();
+        let m = matches("94287082", 59, 1);
+        // Only the current step is marked: accepted there when fresh ...
+        assert_eq!(m.smallest_fresh(None).1, 1);
+        let (d, next) = decide(&GuardState::default(), 59, &m, &lockout);
+        assert_eq!(d, Decision::Accept(1));
+        // ... and a replay once it is spent (not counted as a failure).
+        assert_eq!(
+            decide(&next.unwrap(), 59, &m, &lockout),
+            (Decision::Replayed, None)
+        );
     }
 
     #[test]

@@ -287,8 +287,9 @@ impl Attempt<'_> {
 ///
 /// # Cost of a verification
 /// One read of the node record, one of the guard, one compare-and-swap of
-/// the guard (when the state changes), `2·skew+1` HMACs (two hash
-/// compressions each: the secret is kept keyed into its HMAC), and for a
+/// the guard (when the state changes), one HMAC for a code of the current
+/// step and `2·skew+1` for any other (two hash compressions each: the
+/// secret is kept keyed into its HMAC), and for a
 /// warm wallet nothing else: its state-store keys are computed once, and its
 /// records are decoded and its secret unwrapped only when the bytes read
 /// differ from those of the cached decoding (bounded caches, see
