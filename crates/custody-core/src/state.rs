@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
@@ -36,8 +36,10 @@ pub const MAX_STATE_VALUE_BYTES: usize = 64 * 1024;
 pub struct Versioned {
     /// The record version: 1 after the first swap, +1 per swap since.
     pub version: u64,
-    /// The stored bytes.
-    pub value: Vec<u8>,
+    /// The stored bytes. Shared, not copied: a store that keeps records in
+    /// memory hands out the bytes it holds (a record is never changed in
+    /// place; a swap stores new bytes), so a read allocates nothing.
+    pub value: Arc<[u8]>,
 }
 
 /// The result of [`StateStore::compare_and_swap`].
@@ -184,7 +186,7 @@ impl StateStore for MemoryStore {
         let version = next_version(expected)?;
         let record = Versioned {
             version,
-            value: value.to_vec(),
+            value: Arc::from(value),
         };
         // An existing record is replaced in place: no copy of the key.
         match map.get_mut(key) {
@@ -292,7 +294,7 @@ pub(crate) fn parse_record(bytes: &[u8]) -> Result<(&str, Versioned), Error> {
         key,
         Versioned {
             version,
-            value: value.to_vec(),
+            value: Arc::from(value),
         },
     ))
 }
@@ -413,7 +415,7 @@ mod tests {
     fn v(version: u64, value: &[u8]) -> Option<Versioned> {
         Some(Versioned {
             version,
-            value: value.to_vec(),
+            value: Arc::from(value),
         })
     }
 
@@ -532,9 +534,9 @@ mod tests {
                     for _ in 0..per_thread {
                         let mut seen = store.get("counter").unwrap();
                         loop {
-                            let n = seen.as_ref().map_or(0, |s| {
-                                u64::from_be_bytes(s.value.as_slice().try_into().unwrap())
-                            });
+                            let n = seen
+                                .as_ref()
+                                .map_or(0, |s| u64::from_be_bytes((*s.value).try_into().unwrap()));
                             let expected = seen.as_ref().map(|s| s.version);
                             match store
                                 .compare_and_swap("counter", expected, &(n + 1).to_be_bytes())
@@ -623,9 +625,9 @@ mod tests {
         for _ in 0..n {
             loop {
                 let seen = store.get("counter").unwrap();
-                let c = seen.as_ref().map_or(0, |s| {
-                    u64::from_be_bytes(s.value.as_slice().try_into().unwrap())
-                });
+                let c = seen
+                    .as_ref()
+                    .map_or(0, |s| u64::from_be_bytes((*s.value).try_into().unwrap()));
                 let out = store
                     .compare_and_swap("counter", seen.map(|s| s.version), &(c + 1).to_be_bytes())
                     .unwrap();

@@ -160,7 +160,7 @@ fn state_vector_is_read() {
         store.get(STATE_KEY).unwrap(),
         Some(Versioned {
             version: 3,
-            value: STATE_VALUE.to_vec()
+            value: STATE_VALUE.into()
         })
     );
     // Filed under another key's name, it is refused.

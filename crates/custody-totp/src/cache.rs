@@ -122,7 +122,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Bounded<K, V> {
 /// An enrolment record as decoded, with the exact bytes it was decoded from.
 #[derive(Debug)]
 pub(crate) struct DecodedEnrolment {
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) bytes: Arc<[u8]>,
     pub(crate) record: EnrolmentRecord,
 }
 
@@ -165,19 +165,24 @@ impl NodeSlot {
     /// As [`EnrolmentRecord::decode`]; nothing is cached then.
     pub(crate) fn enrolment(
         &self,
-        bytes: &[u8],
+        bytes: &Arc<[u8]>,
         scheme: WalletScheme,
     ) -> Result<Arc<DecodedEnrolment>, Error> {
         let mut cached = self
             .enrolment
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(d) = cached.as_ref().filter(|d| d.bytes == bytes) {
+        // The same allocation (a store that keeps records in memory hands
+        // out the bytes it holds) is the same bytes.
+        if let Some(d) = cached
+            .as_ref()
+            .filter(|d| Arc::ptr_eq(&d.bytes, bytes) || d.bytes == *bytes)
+        {
             return Ok(Arc::clone(d));
         }
         let decoded = Arc::new(DecodedEnrolment {
             record: EnrolmentRecord::decode(bytes, &self.node, scheme)?,
-            bytes: bytes.to_vec(),
+            bytes: Arc::clone(bytes),
         });
         *cached = Some(Arc::clone(&decoded));
         Ok(decoded)

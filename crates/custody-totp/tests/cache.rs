@@ -324,14 +324,14 @@ fn a_damaged_record_fails_closed_even_with_its_decoding_cached() {
     let good = store.get(&key).unwrap().unwrap();
     // One byte of the record changed (the issuer, so that it still parses
     // but is not what was decoded), and then the record made unreadable.
-    let mut edited = good.value.clone();
+    let mut edited = good.value.to_vec();
     let at = edited.windows(8).position(|w| w == b"custody\"").unwrap();
     edited[at] = b'C';
     store.patch(
         &key,
         Some(Versioned {
             version: good.version,
-            value: edited,
+            value: edited.into(),
         }),
     );
     // The edited record decodes and seals the same secret: still gated by
@@ -342,7 +342,7 @@ fn a_damaged_record_fails_closed_even_with_its_decoding_cached() {
         &key,
         Some(Versioned {
             version: good.version,
-            value: b"{\"v\":1}".to_vec(),
+            value: b"{\"v\":1}".as_slice().into(),
         }),
     );
     clock.advance(60);
@@ -350,7 +350,7 @@ fn a_damaged_record_fails_closed_even_with_its_decoding_cached() {
     assert!(matches!(a.sign(&code), Err(CoreError::MalformedRecord(_))));
     // A record whose envelope was sealed for another wallet: refused, not
     // opened with the cached secret.
-    let mut foreign = good.value.clone();
+    let mut foreign = good.value.to_vec();
     let at = foreign
         .windows(ALICE.len())
         .position(|w| w == ALICE.as_bytes())
@@ -360,7 +360,7 @@ fn a_damaged_record_fails_closed_even_with_its_decoding_cached() {
         &key,
         Some(Versioned {
             version: good.version,
-            value: foreign,
+            value: foreign.into(),
         }),
     );
     assert!(a.sign(&code).is_err());

@@ -158,7 +158,7 @@ fn enrolment_writes_the_keys_the_spec_gives() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        scheme.value,
+        &*scheme.value,
         v["scheme"]["record"].as_str().unwrap().as_bytes()
     );
     let counter = v["counter"]["record"].as_str().unwrap().as_bytes();
@@ -166,7 +166,7 @@ fn enrolment_writes_the_keys_the_spec_gives() {
     assert_eq!(ancestors.len(), 6);
     for key in ancestors {
         let record = store.get(key.as_str().unwrap()).unwrap().unwrap();
-        assert_eq!(record.value, counter, "{key}");
+        assert_eq!(&*record.value, counter, "{key}");
     }
     let node = store.get(e["nodeKey"].as_str().unwrap()).unwrap().unwrap();
     let json: Value = serde_json::from_slice(&node.value).unwrap();
