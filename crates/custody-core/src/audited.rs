@@ -86,7 +86,7 @@ impl SigningBackend for Audited {
         s.sign_digest(request.recorded()).map(move |result| {
             let mut event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
                 .with_digest(&request.digest)
-                .with_field("intent", request.intent.kind().as_str())?;
+                .set("intent", request.intent.kind().as_str());
             if let Ok(signed) = &result {
                 for clearance in &signed.clearances {
                     event = clearance.describe(event)?;

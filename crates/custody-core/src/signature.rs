@@ -210,10 +210,8 @@ pub fn normalize(
         RawSignature::Compact(c) => (*c, None),
         RawSignature::Recoverable { compact, y_parity } => (*compact, Some(*y_parity)),
     };
-    let sig = Signature::from_slice(&compact).map_err(|_| Error::InvalidSignature)?;
-    let low = sig.normalize_s();
-    let flipped = low != sig;
-    let (r, s) = split(&low);
+    let (r, s) = low_s_parts(&compact)?;
+    let flipped = s != compact_s(&compact);
     match parity {
         Some(p) => Ok(RecoverableSignature {
             r,
@@ -232,13 +230,51 @@ pub fn normalize(
     }
 }
 
-fn split(sig: &Signature) -> ([u8; 32], [u8; 32]) {
-    let (r, s) = sig.split_bytes();
-    let mut rb = [0u8; 32];
-    let mut sb = [0u8; 32];
-    rb.copy_from_slice(&r);
-    sb.copy_from_slice(&s);
-    (rb, sb)
+/// The secp256k1 group order `n`, big-endian.
+const ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+];
+
+/// `⌊n/2⌋`: EIP-2's largest allowed `s`.
+const HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+];
+
+/// The `s` half of `r‖s`.
+fn compact_s(compact: &[u8; 64]) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s.copy_from_slice(compact.get(32..).unwrap_or_default());
+    s
+}
+
+/// `r` and `s` of `r‖s`, checked to lie in `1..n`, with `s` replaced by
+/// `n - s` if it is above `n/2`. A signature is public: this runs in
+/// variable time on big-endian byte arrays (whose order is their numeric
+/// order), which costs a few nanoseconds where parsing into scalars and back
+/// costs about a hundred; the `normalize_matches_k256` test checks it
+/// against k256's `Signature::from_slice` and `normalize_s`.
+fn low_s_parts(compact: &[u8; 64]) -> Result<([u8; 32], [u8; 32]), Error> {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(compact.get(..32).unwrap_or_default());
+    let s = compact_s(compact);
+    let in_range = |x: &[u8; 32]| *x != [0u8; 32] && *x < ORDER;
+    if !in_range(&r) || !in_range(&s) {
+        return Err(Error::InvalidSignature);
+    }
+    if s <= HALF_ORDER {
+        return Ok((r, s));
+    }
+    // n - s, with 0 < s < n: no final borrow.
+    let mut low = [0u8; 32];
+    let mut borrow = 0u16;
+    for ((out, n), x) in low.iter_mut().zip(ORDER).zip(s).rev() {
+        let d = u16::from(n).wrapping_sub(u16::from(x)).wrapping_sub(borrow);
+        *out = d.to_be_bytes()[1];
+        borrow = d >> 15;
+    }
+    Ok((r, low))
 }
 
 /// Parses a strict DER `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`
@@ -322,6 +358,82 @@ mod tests {
         let sk = SigningKey::from_slice(&[0x11; 32]).unwrap();
         let pk = PublicKey(k256::PublicKey::from(sk.verifying_key()));
         (sk, pk)
+    }
+
+    fn split(sig: &Signature) -> ([u8; 32], [u8; 32]) {
+        let (r, s) = sig.split_bytes();
+        (r.into(), s.into())
+    }
+
+    /// k256's reading of `r‖s`: `None` if out of range, else the low-`s`
+    /// parts and whether `s` was flipped.
+    fn k256_low_s(compact: &[u8; 64]) -> Option<([u8; 32], [u8; 32])> {
+        let sig = Signature::from_slice(compact).ok()?;
+        let (r, s) = sig.normalize_s().split_bytes();
+        Some((r.into(), s.into()))
+    }
+
+    /// Edge values of a signature scalar: 0, 1, n/2 and its neighbours,
+    /// n-1, n, n+1, 2^256-1.
+    fn edge_scalars() -> Vec<[u8; 32]> {
+        let add = |x: [u8; 32], d: i8| {
+            let mut v = k256::U256::from_be_slice(&x);
+            if d >= 0 {
+                v = v.wrapping_add(&k256::U256::from_u8(d.unsigned_abs()));
+            } else {
+                v = v.wrapping_sub(&k256::U256::from_u8(d.unsigned_abs()));
+            }
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&v.to_be_bytes());
+            out
+        };
+        let mut v = vec![[0u8; 32], add([0; 32], 1), [0xff; 32]];
+        for d in [-1, 0, 1, 2] {
+            v.push(add(HALF_ORDER, d));
+            v.push(add(ORDER, d));
+        }
+        v
+    }
+
+    #[test]
+    fn normalize_matches_k256() {
+        let mut compacts: Vec<[u8; 64]> = Vec::new();
+        for r in edge_scalars() {
+            for s in edge_scalars() {
+                let mut c = [0u8; 64];
+                c[..32].copy_from_slice(&r);
+                c[32..].copy_from_slice(&s);
+                compacts.push(c);
+            }
+        }
+        let mut random = [0u8; 64 * 4096];
+        getrandom::fill(&mut random).unwrap();
+        for chunk in random.chunks_exact(64) {
+            let mut c: [u8; 64] = chunk.try_into().unwrap();
+            compacts.push(c);
+            // Also with a top bit cleared (the in-range half of the draws).
+            c[0] &= 0x7f;
+            c[32] &= 0x7f;
+            compacts.push(c);
+        }
+        for c in &compacts {
+            assert_eq!(low_s_parts(c).ok(), k256_low_s(c), "{}", hex::encode(c));
+        }
+        // The cases this must not get wrong are present.
+        let outcomes: Vec<_> = compacts.iter().map(|c| low_s_parts(c).ok()).collect();
+        assert!(outcomes.iter().any(Option::is_none));
+        assert!(
+            compacts
+                .iter()
+                .zip(&outcomes)
+                .any(|(c, o)| o.is_some_and(|(_, s)| s[..] != c[32..]))
+        );
+        assert!(
+            compacts
+                .iter()
+                .zip(&outcomes)
+                .any(|(c, o)| o.is_some_and(|(_, s)| s[..] == c[32..]))
+        );
     }
 
     fn high_s(sig: &Signature) -> Signature {
