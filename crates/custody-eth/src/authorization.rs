@@ -5,10 +5,11 @@
 //! consent (a TOTP code) presented to gates with every signing request.
 
 use custody_core::{Digest32, RecoverableSignature};
-use rlp::{Rlp, RlpStream};
+use rlp::Rlp;
 
+use crate::rlp_encode::{Encode, Sink, items_len, list_len, write_list_header};
 use crate::tx::signature_from_parts;
-use crate::{Address, Error, U256, codec, keccak::keccak256_parts};
+use crate::{Address, Error, U256, codec, keccak256};
 
 /// The EIP-7702 `MAGIC` byte that prefixes an authorization's signing payload.
 pub const AUTHORIZATION_MAGIC: u8 = 0x05;
@@ -30,11 +31,20 @@ impl Authorization {
     /// `keccak256(0x05 ‖ rlp([chain_id, address, nonce]))`.
     #[must_use]
     pub fn signing_hash(&self) -> Digest32 {
-        let mut s = RlpStream::new_list(3);
-        codec::append_u256(&mut s, &self.chain_id);
-        codec::append_address(&mut s, &self.address);
-        s.append(&self.nonce);
-        Digest32(keccak256_parts(&[&[AUTHORIZATION_MAGIC], &s.out()]))
+        let payload_len = items_len(|n| self.fields(n));
+        let mut payload = Vec::with_capacity(1 + list_len(payload_len));
+        payload.push(AUTHORIZATION_MAGIC);
+        write_list_header(&mut payload, payload_len);
+        self.fields(&mut payload);
+        Digest32(keccak256(&payload))
+    }
+
+    /// Puts `chain_id, address, nonce` into `s`: the fields of the signing
+    /// payload, and the first three of a signed authorization.
+    fn fields<S: Sink>(&self, s: &mut S) {
+        s.uint(self.chain_id.minimal_be_bytes());
+        s.bytes(self.address.as_bytes());
+        s.u64(self.nonce);
     }
 
     /// Attaches a signature.
@@ -114,16 +124,15 @@ impl SignedAuthorization {
             .map_err(|_| Error::InvalidSignature)
     }
 
-    pub(crate) fn append(&self, s: &mut RlpStream) {
-        s.begin_list(6);
-        codec::append_u256(s, &self.chain_id);
-        codec::append_address(s, &self.address);
-        s.append(&self.nonce);
-        s.append(&self.y_parity);
-        codec::append_u256(s, &self.r);
-        codec::append_u256(s, &self.s);
+    /// Puts the fields into `s`, in order.
+    fn fields<S: Sink>(&self, s: &mut S) {
+        self.authorization().fields(s);
+        s.u64(u64::from(self.y_parity));
+        s.uint(self.r.minimal_be_bytes());
+        s.uint(self.s.minimal_be_bytes());
     }
 
+    /// Decodes `[chain_id, address, nonce, y_parity, r, s]`, strictly.
     pub(crate) fn decode(rlp: &Rlp<'_>) -> Result<Self, Error> {
         let [chain_id, address, nonce, y_parity, r, s] = codec::fields(rlp, "authorization")?;
         Ok(Self {
@@ -134,6 +143,32 @@ impl SignedAuthorization {
             r: codec::u256(&r, "authorization.r")?,
             s: codec::u256(&s, "authorization.s")?,
         })
+    }
+}
+
+/// `[chain_id, address, nonce, y_parity, r, s]`.
+impl Encode for SignedAuthorization {
+    fn encoded_len(&self) -> usize {
+        list_len(items_len(|n| self.fields(n)))
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        write_list_header(out, items_len(|n| self.fields(n)));
+        self.fields(out);
+    }
+}
+
+/// An EIP-7702 authorization list: the list of the authorizations.
+impl Encode for [SignedAuthorization] {
+    fn encoded_len(&self) -> usize {
+        list_len(self.iter().map(Encode::encoded_len).sum())
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        write_list_header(out, self.iter().map(Encode::encoded_len).sum());
+        for a in self {
+            a.write(out);
+        }
     }
 }
 

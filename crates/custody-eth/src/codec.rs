@@ -1,5 +1,6 @@
-//! Strict RLP over the `rlp` crate: the few shapes transactions use, each
-//! decoded into a typed error rather than accepted loosely.
+//! Strict RLP decoding over the `rlp` crate: the few shapes transactions
+//! use, each decoded into a typed error rather than accepted loosely.
+//! (Encoding is [`crate::rlp_encode`]'s.)
 //!
 //! The `rlp` crate's headers already reject long-form lengths under 56,
 //! lengths with leading zeros, lengths that overflow and items longer than
@@ -18,8 +19,7 @@
 //! bounded by the transaction format (at most three levels), whatever the
 //! input. The ethereum/tests invalid-RLP vectors are walked by a test below.
 
-use bytes::BytesMut;
-use rlp::{DecoderError, Rlp, RlpStream};
+use rlp::{DecoderError, Rlp};
 
 use crate::{Address, Error, U256};
 
@@ -177,45 +177,6 @@ pub(crate) fn optional_address(
     }
 }
 
-pub(crate) fn append_u256(s: &mut RlpStream, v: &U256) {
-    s.append(&v.minimal_be_bytes());
-}
-
-pub(crate) fn append_address(s: &mut RlpStream, a: &Address) {
-    s.append(&a.as_bytes().as_slice());
-}
-
-pub(crate) fn append_optional_address(s: &mut RlpStream, a: Option<&Address>) {
-    match a {
-        Some(a) => append_address(s, a),
-        None => {
-            s.append_empty_data();
-        }
-    }
-}
-
-pub(crate) fn append_bytes(s: &mut RlpStream, b: &[u8]) {
-    s.append(&b);
-}
-
-/// Room for a typical transaction's encoding; a larger one grows the buffer.
-const ENCODING_CAPACITY: usize = 256;
-
-/// A stream for a list of `fields` items, after an optional EIP-2718 type
-/// byte, in one buffer that [`finish`] hands out without a copy.
-pub(crate) fn list_stream(type_byte: Option<u8>, fields: usize) -> RlpStream {
-    let mut buffer = BytesMut::with_capacity(ENCODING_CAPACITY);
-    if let Some(t) = type_byte {
-        buffer.extend_from_slice(&[t]);
-    }
-    RlpStream::new_list_with_buffer(buffer, fields)
-}
-
-/// A finished stream from [`list_stream`] as bytes (type byte included).
-pub(crate) fn finish(s: RlpStream) -> Vec<u8> {
-    Vec::from(s.out())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,9 +286,10 @@ mod tests {
                 continue;
             }
             let x = U256::parse(&value).unwrap();
-            let mut s = RlpStream::new();
-            append_u256(&mut s, &x);
-            assert_eq!(s.out().to_vec(), expected, "{name}");
+            // The encoder strips the leading zeros of all 32 bytes itself.
+            let mut out = Vec::new();
+            crate::rlp_encode::write_uint(&mut out, &x.to_be_bytes());
+            assert_eq!(out, expected, "{name}");
             assert_eq!(u256(&Rlp::new(&expected), "x").unwrap(), x);
             n += 1;
         }

@@ -11,6 +11,7 @@ mod json;
 mod keccak;
 pub mod keystore_v3;
 mod message;
+mod rlp_encode;
 mod rpc;
 mod signer;
 mod tx;

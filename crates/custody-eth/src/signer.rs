@@ -22,6 +22,7 @@ use custody_core::{
     RecoverableSignature,
 };
 
+use crate::tx::UnsignedEncoding;
 use crate::{
     Address, Authorization, Error, MessageSignature, PersonalMessage, SignedAuthorization,
     SignedTransaction, Transaction, TypedData,
@@ -72,9 +73,12 @@ impl EthSigner {
         consent: &'a Consent,
     ) -> Pending<'a, Result<SignedTransaction, Error>> {
         let intent = Intent::typed(IntentKind::Transaction, tx);
+        // One encoding of the fields: the unsigned payload is hashed here,
+        // and the signed form copies its fields.
+        let unsigned = UnsignedEncoding::new(tx);
         self.signer
-            .sign(tx.signing_hash(), intent, consent)
-            .map(move |sig| Ok(SignedTransaction::new(tx.clone(), sig?)))
+            .sign(unsigned.signing_hash(), intent, consent)
+            .map(move |sig| Ok(SignedTransaction::from_encoding(&unsigned, sig?)))
     }
 
     /// Signs an EIP-7702 authorization with intent

@@ -22,18 +22,20 @@ mod eip1559;
 mod eip2930;
 mod eip4844;
 mod eip7702;
+mod encoding;
 mod legacy;
 mod signed;
 
 use std::fmt;
 
 use custody_core::{Digest32, RecoverableSignature};
-use rlp::{Rlp, RlpStream};
+use rlp::Rlp;
 
 pub use eip1559::TxEip1559;
 pub use eip2930::TxEip2930;
 pub use eip4844::{BLOB_GAS_PER_BLOB, TxEip4844};
 pub use eip7702::TxEip7702;
+pub(crate) use encoding::{UnsignedEncoding, optional_address};
 pub use legacy::TxLegacy;
 pub(crate) use legacy::chain_id_and_parity;
 pub use signed::{SignedTransaction, decode_signed};
@@ -107,33 +109,6 @@ pub enum Transaction {
     Eip4844(TxEip4844),
     /// EIP-7702 (type 4).
     Eip7702(TxEip7702),
-}
-
-/// The fields a typed (EIP-2718) transaction appends before its signature.
-pub(crate) trait TypedFields {
-    /// The type byte.
-    const TYPE: TxType;
-    /// How many fields [`TypedFields::append_fields`] appends.
-    const FIELDS: usize;
-    /// Appends the unsigned fields, in order, to an open list.
-    fn append_fields(&self, s: &mut RlpStream);
-}
-
-fn encode_typed<T: TypedFields>(tx: &T, signature: Option<&RecoverableSignature>) -> Vec<u8> {
-    let extra = if signature.is_some() { 3 } else { 0 };
-    let mut s = codec::list_stream(Some(T::TYPE.as_u8()), T::FIELDS + extra);
-    tx.append_fields(&mut s);
-    if let Some(sig) = signature {
-        s.append(&u8::from(sig.y_parity()));
-        append_rs(&mut s, sig);
-    }
-    codec::finish(s)
-}
-
-/// Appends `r` and `s` as RLP integers (minimal big-endian, no leading zeros).
-pub(crate) fn append_rs(s: &mut RlpStream, sig: &RecoverableSignature) {
-    codec::append_u256(s, &U256::from_be_bytes(*sig.r()));
-    codec::append_u256(s, &U256::from_be_bytes(*sig.s()));
 }
 
 /// `n / 2` for the secp256k1 group order `n`: EIP-2 requires `s ≤ n/2`.
@@ -290,35 +265,33 @@ impl Transaction {
         Ok(cost)
     }
 
+    /// The `v` a signature with recovery parity `y_parity` is encoded with:
+    /// 27/28 or `chainId * 2 + 35/36` (EIP-155) for legacy, `yParity` (0/1)
+    /// for typed transactions.
+    pub(crate) fn signature_v(&self, y_parity: bool) -> u128 {
+        match self {
+            Self::Legacy(tx) => tx.v(y_parity),
+            _ => u128::from(y_parity),
+        }
+    }
+
     /// The unsigned payload: the bytes whose Keccak-256 is signed.
     #[must_use]
     pub fn encode_unsigned(&self) -> Vec<u8> {
-        match self {
-            Self::Legacy(tx) => tx.encode_unsigned(),
-            Self::Eip2930(tx) => encode_typed(tx, None),
-            Self::Eip1559(tx) => encode_typed(tx, None),
-            Self::Eip4844(tx) => encode_typed(tx, None),
-            Self::Eip7702(tx) => encode_typed(tx, None),
-        }
+        UnsignedEncoding::new(self).into_payload()
     }
 
     /// The digest to sign: Keccak-256 of [`Transaction::encode_unsigned`].
     #[must_use]
     pub fn signing_hash(&self) -> Digest32 {
-        Digest32(keccak256(&self.encode_unsigned()))
+        UnsignedEncoding::new(self).signing_hash()
     }
 
     /// The signed encoding, as sent with `eth_sendRawTransaction`.
     /// `signature` is taken as given: it is not checked against any key.
     #[must_use]
     pub fn encode_signed(&self, signature: &RecoverableSignature) -> Vec<u8> {
-        match self {
-            Self::Legacy(tx) => tx.encode_signed(signature),
-            Self::Eip2930(tx) => encode_typed(tx, Some(signature)),
-            Self::Eip1559(tx) => encode_typed(tx, Some(signature)),
-            Self::Eip4844(tx) => encode_typed(tx, Some(signature)),
-            Self::Eip7702(tx) => encode_typed(tx, Some(signature)),
-        }
+        encoding::encode_signed(self, signature)
     }
 
     /// The transaction hash once signed with `signature`: Keccak-256 of

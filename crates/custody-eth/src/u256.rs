@@ -107,7 +107,18 @@ impl U256 {
     /// payload of the value's RLP encoding.
     #[must_use]
     pub fn minimal_be_bytes(&self) -> &[u8] {
-        let start = self.0.iter().position(|&b| b != 0).unwrap_or(32);
+        // Eight bytes at a time (this is on the signing path, for every fee
+        // and value): the first non-zero word holds the first non-zero byte.
+        let (words, _) = self.0.as_chunks::<8>();
+        let mut start = 32;
+        for (i, word) in words.iter().enumerate() {
+            let word = u64::from_be_bytes(*word);
+            if word != 0 {
+                // `leading_zeros() / 8` is below 8: the cast is exact.
+                start = i * 8 + (word.leading_zeros() / 8) as usize;
+                break;
+            }
+        }
         self.0.get(start..).unwrap_or_default()
     }
 
@@ -291,6 +302,23 @@ impl fmt::Debug for U256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minimal_be_bytes_drops_exactly_the_leading_zeros() {
+        // Every position of the first non-zero byte, against the plain
+        // definition.
+        for first in 0..=32 {
+            for fill in [0x01u8, 0x80, 0xff] {
+                let mut be = [0u8; 32];
+                for b in be.iter_mut().skip(first) {
+                    *b = fill;
+                }
+                let v = U256::from_be_bytes(be);
+                let expected: Vec<u8> = be.iter().copied().skip_while(|b| *b == 0).collect();
+                assert_eq!(v.minimal_be_bytes(), expected.as_slice(), "{first}");
+            }
+        }
+    }
 
     #[test]
     fn parses_hex_and_decimal() {

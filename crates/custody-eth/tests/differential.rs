@@ -29,8 +29,9 @@ use alloy_signer_local::PrivateKeySigner;
 use common::*;
 use custody_core::Authorization as Consent;
 use custody_eth::{
-    AccessList, AccessListItem, Address, EthSigner, SignedAuthorization, Transaction, TxEip1559,
-    TxEip2930, TxEip4844, TxEip7702, TxLegacy, TypedData, U256, decode_signed,
+    AccessList, AccessListItem, Address, EthSigner, SignedAuthorization, SignedTransaction,
+    Transaction, TxEip1559, TxEip2930, TxEip4844, TxEip7702, TxLegacy, TypedData, U256,
+    decode_signed,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -394,6 +395,16 @@ fn check_transaction(tx: &Transaction, key: [u8; 32]) -> Result<(), TestCaseErro
     let envelope = AlloyEnvelope::from((theirs, their_sig));
     let their_encoding = envelope.encoded_2718();
     prop_assert_eq!(signed.encoded(), their_encoding.as_slice());
+    // The signer copies the encoded fields out of the unsigned payload it
+    // hashed; encoding the signed form from scratch gives the same bytes.
+    prop_assert_eq!(
+        tx.encode_signed(signed.signature()),
+        their_encoding.as_slice()
+    );
+    prop_assert_eq!(
+        &SignedTransaction::new(tx.clone(), *signed.signature()),
+        &signed
+    );
     prop_assert_eq!(signed.hash(), envelope.tx_hash().0);
 
     // Each side decodes the other's bytes to the same thing.

@@ -14,8 +14,8 @@ use std::io::Read;
 use common::*;
 use custody_core::Authorization as Consent;
 use custody_eth::{
-    EthSigner, Transaction, TxEip1559, TxEip2930, TxEip4844, TxLegacy, U256, decode_signed,
-    keccak256,
+    EthSigner, SignedTransaction, Transaction, TxEip1559, TxEip2930, TxEip4844, TxLegacy, U256,
+    decode_signed, keccak256,
 };
 use serde_json::Value;
 
@@ -109,6 +109,18 @@ fn check(name: &str, form: &str, t: &Value, signer: &EthSigner, e: &Expected<'_>
         .unwrap();
     let raw = unhex(e.signed);
     assert_eq!(signed.encoded(), raw.as_slice(), "{ctx}: signed (RFC 6979)");
+    // The signer copies the encoded fields out of the unsigned payload it
+    // hashed; encoding the signed form from scratch gives the same bytes.
+    assert_eq!(
+        tx.encode_signed(signed.signature()),
+        raw,
+        "{ctx}: signed (encoded from scratch)"
+    );
+    assert_eq!(
+        SignedTransaction::new(tx.clone(), *signed.signature()),
+        signed,
+        "{ctx}: SignedTransaction::new"
+    );
     assert_eq!(
         U256::from_be_bytes(*signed.signature().r()),
         U256::parse(e.r).unwrap(),

@@ -1,9 +1,9 @@
 //! EIP-1559 fee-market transactions (type 2).
 
 use custody_core::RecoverableSignature;
-use rlp::RlpStream;
 
-use crate::tx::{TxType, TypedFields, decode_typed_signature};
+use crate::rlp_encode::Sink;
+use crate::tx::{decode_typed_signature, optional_address};
 use crate::{AccessList, Address, Error, U256, codec};
 
 /// An EIP-1559 transaction.
@@ -29,24 +29,20 @@ pub struct TxEip1559 {
     pub access_list: AccessList,
 }
 
-impl TypedFields for TxEip1559 {
-    const TYPE: TxType = TxType::Eip1559;
-    const FIELDS: usize = 9;
-
-    fn append_fields(&self, s: &mut RlpStream) {
-        s.append(&self.chain_id);
-        s.append(&self.nonce);
-        codec::append_u256(s, &self.max_priority_fee_per_gas);
-        codec::append_u256(s, &self.max_fee_per_gas);
-        s.append(&self.gas_limit);
-        codec::append_optional_address(s, self.to.as_ref());
-        codec::append_u256(s, &self.value);
-        codec::append_bytes(s, &self.data);
-        self.access_list.append(s);
-    }
-}
-
 impl TxEip1559 {
+    /// Puts into `s` the fields both forms share, in order.
+    pub(crate) fn fields<S: Sink>(&self, s: &mut S) {
+        s.u64(self.chain_id);
+        s.u64(self.nonce);
+        s.uint(self.max_priority_fee_per_gas.minimal_be_bytes());
+        s.uint(self.max_fee_per_gas.minimal_be_bytes());
+        s.u64(self.gas_limit);
+        s.bytes(optional_address(self.to.as_ref()));
+        s.uint(self.value.minimal_be_bytes());
+        s.bytes(&self.data);
+        s.item(&self.access_list);
+    }
+
     /// Decodes the RLP list after the type byte.
     pub(crate) fn decode_signed(payload: &[u8]) -> Result<(Self, RecoverableSignature), Error> {
         let [

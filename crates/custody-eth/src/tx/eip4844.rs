@@ -3,9 +3,9 @@
 //! commitments and proofs is not handled here).
 
 use custody_core::RecoverableSignature;
-use rlp::RlpStream;
 
-use crate::tx::{TxType, TypedFields, decode_typed_signature};
+use crate::rlp_encode::Sink;
+use crate::tx::{TxType, decode_typed_signature};
 use crate::{AccessList, Address, Error, U256, codec};
 
 /// Blob gas used per blob (EIP-4844 `GAS_PER_BLOB`, 2^17).
@@ -39,29 +39,22 @@ pub struct TxEip4844 {
     pub blob_versioned_hashes: Vec<[u8; 32]>,
 }
 
-impl TypedFields for TxEip4844 {
-    const TYPE: TxType = TxType::Eip4844;
-    const FIELDS: usize = 11;
-
-    fn append_fields(&self, s: &mut RlpStream) {
-        s.append(&self.chain_id);
-        s.append(&self.nonce);
-        codec::append_u256(s, &self.max_priority_fee_per_gas);
-        codec::append_u256(s, &self.max_fee_per_gas);
-        s.append(&self.gas_limit);
-        codec::append_address(s, &self.to);
-        codec::append_u256(s, &self.value);
-        codec::append_bytes(s, &self.data);
-        self.access_list.append(s);
-        codec::append_u256(s, &self.max_fee_per_blob_gas);
-        s.begin_list(self.blob_versioned_hashes.len());
-        for h in &self.blob_versioned_hashes {
-            codec::append_bytes(s, h);
-        }
-    }
-}
-
 impl TxEip4844 {
+    /// Puts into `s` the fields both forms share, in order.
+    pub(crate) fn fields<S: Sink>(&self, s: &mut S) {
+        s.u64(self.chain_id);
+        s.u64(self.nonce);
+        s.uint(self.max_priority_fee_per_gas.minimal_be_bytes());
+        s.uint(self.max_fee_per_gas.minimal_be_bytes());
+        s.u64(self.gas_limit);
+        s.bytes(self.to.as_bytes());
+        s.uint(self.value.minimal_be_bytes());
+        s.bytes(&self.data);
+        s.item(&self.access_list);
+        s.uint(self.max_fee_per_blob_gas.minimal_be_bytes());
+        s.item(self.blob_versioned_hashes.as_slice());
+    }
+
     /// Decodes the RLP list after the type byte.
     pub(crate) fn decode_signed(payload: &[u8]) -> Result<(Self, RecoverableSignature), Error> {
         let [

@@ -1,9 +1,9 @@
 //! EIP-7702 set-code transactions (type 4).
 
 use custody_core::RecoverableSignature;
-use rlp::RlpStream;
 
-use crate::tx::{TxType, TypedFields, decode_typed_signature};
+use crate::rlp_encode::Sink;
+use crate::tx::{TxType, decode_typed_signature};
 use crate::{AccessList, Address, Error, SignedAuthorization, U256, codec};
 
 /// An EIP-7702 transaction: an EIP-1559 transaction that also carries signed
@@ -34,28 +34,21 @@ pub struct TxEip7702 {
     pub authorization_list: Vec<SignedAuthorization>,
 }
 
-impl TypedFields for TxEip7702 {
-    const TYPE: TxType = TxType::Eip7702;
-    const FIELDS: usize = 10;
-
-    fn append_fields(&self, s: &mut RlpStream) {
-        s.append(&self.chain_id);
-        s.append(&self.nonce);
-        codec::append_u256(s, &self.max_priority_fee_per_gas);
-        codec::append_u256(s, &self.max_fee_per_gas);
-        s.append(&self.gas_limit);
-        codec::append_address(s, &self.to);
-        codec::append_u256(s, &self.value);
-        codec::append_bytes(s, &self.data);
-        self.access_list.append(s);
-        s.begin_list(self.authorization_list.len());
-        for a in &self.authorization_list {
-            a.append(s);
-        }
-    }
-}
-
 impl TxEip7702 {
+    /// Puts into `s` the fields both forms share, in order.
+    pub(crate) fn fields<S: Sink>(&self, s: &mut S) {
+        s.u64(self.chain_id);
+        s.u64(self.nonce);
+        s.uint(self.max_priority_fee_per_gas.minimal_be_bytes());
+        s.uint(self.max_fee_per_gas.minimal_be_bytes());
+        s.u64(self.gas_limit);
+        s.bytes(self.to.as_bytes());
+        s.uint(self.value.minimal_be_bytes());
+        s.bytes(&self.data);
+        s.item(&self.access_list);
+        s.item(self.authorization_list.as_slice());
+    }
+
     /// Decodes the RLP list after the type byte.
     pub(crate) fn decode_signed(payload: &[u8]) -> Result<(Self, RecoverableSignature), Error> {
         let [

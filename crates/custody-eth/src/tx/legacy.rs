@@ -1,9 +1,9 @@
 //! Legacy transactions, with (EIP-155) and without replay protection.
 
 use custody_core::RecoverableSignature;
-use rlp::RlpStream;
 
-use crate::tx::{append_rs, signature_from_parts};
+use crate::rlp_encode::Sink;
+use crate::tx::{optional_address, signature_from_parts};
 use crate::{Address, Error, U256, codec};
 
 /// A legacy transaction.
@@ -27,29 +27,16 @@ pub struct TxLegacy {
 }
 
 impl TxLegacy {
-    fn append_fields(&self, s: &mut RlpStream) {
-        s.append(&self.nonce);
-        codec::append_u256(s, &self.gas_price);
-        s.append(&self.gas_limit);
-        codec::append_optional_address(s, self.to.as_ref());
-        codec::append_u256(s, &self.value);
-        codec::append_bytes(s, &self.data);
-    }
-
-    /// `rlp([nonce, gasPrice, gas, to, value, data])`, or with EIP-155
-    /// `rlp([nonce, gasPrice, gas, to, value, data, chainId, 0, 0])`.
-    pub(crate) fn encode_unsigned(&self) -> Vec<u8> {
-        let mut s = match self.chain_id {
-            None => codec::list_stream(None, 6),
-            Some(_) => codec::list_stream(None, 9),
-        };
-        self.append_fields(&mut s);
-        if let Some(chain_id) = self.chain_id {
-            s.append(&chain_id);
-            s.append_empty_data();
-            s.append_empty_data();
-        }
-        codec::finish(s)
+    /// Puts into `s` the fields both forms share, in order: `nonce,
+    /// gasPrice, gas, to, value, data` (EIP-155's `chainId, 0, 0` and the
+    /// signature follow).
+    pub(crate) fn fields<S: Sink>(&self, s: &mut S) {
+        s.u64(self.nonce);
+        s.uint(self.gas_price.minimal_be_bytes());
+        s.u64(self.gas_limit);
+        s.bytes(optional_address(self.to.as_ref()));
+        s.uint(self.value.minimal_be_bytes());
+        s.bytes(&self.data);
     }
 
     /// The `v` this transaction's signature is encoded with: 27/28, or
@@ -62,14 +49,6 @@ impl TxLegacy {
             None => 27 + parity,
             Some(id) => u128::from(id) * 2 + 35 + parity,
         }
-    }
-
-    pub(crate) fn encode_signed(&self, sig: &RecoverableSignature) -> Vec<u8> {
-        let mut s = codec::list_stream(None, 9);
-        self.append_fields(&mut s);
-        s.append(&self.v(sig.y_parity()));
-        append_rs(&mut s, sig);
-        codec::finish(s)
     }
 
     /// Decodes `rlp([nonce, gasPrice, gas, to, value, data, v, r, s])`.

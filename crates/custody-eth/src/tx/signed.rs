@@ -2,6 +2,7 @@
 
 use custody_core::{Digest32, RecoverableSignature};
 
+use crate::tx::UnsignedEncoding;
 use crate::{
     Address, Error, Transaction, TxEip1559, TxEip2930, TxEip4844, TxEip7702, TxLegacy, TxType,
     keccak256,
@@ -25,6 +26,21 @@ impl SignedTransaction {
             tx,
             signature,
             encoded,
+        }
+    }
+
+    /// Attaches `signature` to the transaction `unsigned` encodes, copying
+    /// the encoded fields out of its unsigned payload rather than encoding
+    /// them again (what [`SignedTransaction::new`] does): the signer hashes
+    /// that payload, then builds its answer here.
+    pub(crate) fn from_encoding(
+        unsigned: &UnsignedEncoding<'_>,
+        signature: RecoverableSignature,
+    ) -> Self {
+        Self {
+            tx: unsigned.transaction().clone(),
+            encoded: unsigned.encode_signed(&signature),
+            signature,
         }
     }
 
@@ -104,10 +120,7 @@ impl SignedTransaction {
     /// transactions; 27/28, or `chainId * 2 + 35/36` (EIP-155), for legacy.
     #[must_use]
     pub fn v(&self) -> u128 {
-        match &self.tx {
-            Transaction::Legacy(tx) => tx.v(self.signature.y_parity()),
-            _ => u128::from(self.signature.y_parity()),
-        }
+        self.tx.signature_v(self.signature.y_parity())
     }
 
     /// The signed encoding (for `eth_sendRawTransaction`).
