@@ -1,14 +1,14 @@
 //! The one seam, [`KeyBackend`], and the key model under it (see the trait's docs).
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::{
     DataKey, DerivationPath, Digest32, EncryptionContext, Error, Pending, PrivateKeyBytes,
-    PublicKey, RawSignature,
+    PublicKey, RawSignature, WalletScheme,
 };
 
 fn valid_id(s: &str, what: &'static str) -> Result<(), Error> {
@@ -132,12 +132,24 @@ pub struct PinnedKey {
     rendered: Arc<RenderedKey>,
 }
 
-/// A pinned key's public identifiers as audit records write them.
-#[derive(PartialEq, Eq)]
+/// A pinned key's public identifiers as audit records write them, and
+/// what its path was last checked against.
 struct RenderedKey {
     public_key: String,
     path: Option<String>,
+    /// The last [`PinnedKey::is_scheme_path`] answer: the scheme asked
+    /// about and the answer (the reference and path never change).
+    scheme_check: OnceLock<(WalletScheme, bool)>,
 }
+
+impl PartialEq for RenderedKey {
+    /// The text only: whether a key was checked does not make it another.
+    fn eq(&self, other: &Self) -> bool {
+        self.public_key == other.public_key && self.path == other.path
+    }
+}
+
+impl Eq for RenderedKey {}
 
 impl PinnedKey {
     /// Records what a backend resolved `reference` to. Backends call this
@@ -147,6 +159,7 @@ impl PinnedKey {
         let rendered = Arc::new(RenderedKey {
             public_key: hex::encode(public_key.to_compressed()),
             path: path.as_ref().map(ToString::to_string),
+            scheme_check: OnceLock::new(),
         });
         Self {
             reference,
@@ -192,6 +205,29 @@ impl PinnedKey {
     #[must_use]
     pub fn public_key(&self) -> &PublicKey {
         &self.public_key
+    }
+
+    /// Whether this key, pinned by wallet, is at the path `scheme` gives
+    /// its wallet and index ([`WalletScheme::is_key_path`]; false for keys
+    /// not pinned by wallet or without a path). A gate asks this of every
+    /// request to catch a backend that put a wallet's key elsewhere; the
+    /// answer for the scheme asked first is kept with the key (its
+    /// reference and path never change), so a long-lived pinned key pays
+    /// for the check, a hash of the wallet name, once.
+    #[must_use]
+    pub fn is_scheme_path(&self, scheme: WalletScheme) -> bool {
+        let (Some((name, index)), Some(path)) = (self.wallet(), self.path()) else {
+            return false;
+        };
+        if let Some((checked, answer)) = self.rendered.scheme_check.get()
+            && *checked == scheme
+        {
+            return *answer;
+        }
+        let answer = scheme.is_key_path(name, index, path);
+        // A race sets it once; any other scheme is checked afresh each time.
+        let _first = self.rendered.scheme_check.set((scheme, answer));
+        answer
     }
 }
 

@@ -272,3 +272,57 @@ fn debug_output_has_no_secrets() {
     let s = format!("{v:?}");
     assert!(s.contains("Vault") && !s.contains("5a5a"), "{s}");
 }
+
+#[test]
+fn scheme_check_of_a_pinned_key_is_kept_per_scheme_and_never_changes_its_answer() {
+    let public = ExtendedPrivateKey::from_seed(&SEED).unwrap().public_key();
+    let wallet = |name: &str, index: u32| KeyRef::Wallet {
+        name: name.into(),
+        index,
+    };
+    for scheme in [WalletScheme::Default, WalletScheme::Fortanix] {
+        let other = if scheme == WalletScheme::Default {
+            WalletScheme::Fortanix
+        } else {
+            WalletScheme::Default
+        };
+        let path = scheme.key_path("alice", 3).unwrap();
+        let cases = [
+            (wallet("alice", 3), Some(path.clone())),
+            (wallet("alice", 4), Some(path.clone())),
+            (wallet("bob", 3), Some(path.clone())),
+            (
+                wallet("alice", 3),
+                Some(other.key_path("alice", 3).unwrap()),
+            ),
+            (wallet("alice", 3), None),
+            (KeyRef::Path(path.clone()), Some(path.clone())),
+        ];
+        for (reference, p) in cases {
+            let key = PinnedKey::new(reference.clone(), p.clone(), public);
+            let expected = |s: WalletScheme| match (&reference, &p) {
+                (KeyRef::Wallet { name, index }, Some(p)) => s.is_key_path(name, *index, p),
+                _ => false,
+            };
+            // Asked repeatedly, alternating schemes, on the key and a clone:
+            // always the answer of `is_key_path` for the scheme asked.
+            let copy = key.clone();
+            for s in [scheme, other, scheme, other, scheme] {
+                assert_eq!(key.is_scheme_path(s), expected(s), "{reference:?} {s:?}");
+                assert_eq!(copy.is_scheme_path(s), expected(s), "{reference:?} {s:?}");
+            }
+            // Being checked does not make a key unequal to a fresh one.
+            assert_eq!(key, PinnedKey::new(reference.clone(), p.clone(), public));
+        }
+    }
+    // The case the gate relies on, both ways.
+    let path = WalletScheme::Default.key_path("alice", 3).unwrap();
+    assert!(
+        PinnedKey::new(wallet("alice", 3), Some(path.clone()), public)
+            .is_scheme_path(WalletScheme::Default)
+    );
+    assert!(
+        !PinnedKey::new(wallet("mallory", 3), Some(path), public)
+            .is_scheme_path(WalletScheme::Default)
+    );
+}

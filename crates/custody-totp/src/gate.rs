@@ -177,7 +177,7 @@ impl TotpGate {
         // The path the reference names, where it differs from the pinned one.
         let named: Option<Cow<'_, DerivationPath>> = match key.reference() {
             KeyRef::Wallet { name, index } => match pinned {
-                Some(p) if scheme.is_key_path(name, *index, p) => None,
+                Some(_) if key.is_scheme_path(scheme) => None,
                 Some(_) => {
                     // The backend put the wallet's key elsewhere than our
                     // scheme does: a forged key, or a gate configured with
