@@ -132,6 +132,47 @@ pub fn gated_stack(
     (registry, backend)
 }
 
+/// How many records the in-memory audit log keeps before they are shipped
+/// (drained and dropped, inside the timing: freeing a record is part of its
+/// cost; a log that kept a whole sample's thousands of records would time
+/// the page faults of its own growth instead).
+const SHIP_EVERY: usize = 64;
+
+/// Calls per block of [`paired_overhead`].
+pub const PAIR_BLOCK: usize = 16;
+
+/// Paired measurement of what `subject` adds to `baseline`: `iters` calls
+/// of each (`subject` gets the call's index), interleaved in blocks of
+/// [`PAIR_BLOCK`], and the total time of the subject's calls minus the
+/// baseline's (zero if less). Each block pair runs back to back, so a burst
+/// of noise from the rest of a shared machine lands on both sides of the
+/// difference instead of on whichever benchmark happened to be running; the
+/// report divides the mean difference by the baseline's own benchmark.
+pub fn paired_overhead(
+    iters: u64,
+    mut baseline: impl FnMut(),
+    mut subject: impl FnMut(usize),
+) -> Duration {
+    let iters = usize::try_from(iters).unwrap();
+    let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+    let mut done = 0;
+    while done < iters {
+        let block = PAIR_BLOCK.min(iters - done);
+        let start = Instant::now();
+        for _ in 0..block {
+            baseline();
+        }
+        base += start.elapsed();
+        let start = Instant::now();
+        for i in done..done + block {
+            subject(i);
+        }
+        with += start.elapsed();
+        done += block;
+    }
+    with.saturating_sub(base)
+}
+
 impl Gated {
     /// The stack over `state` and `audit`.
     #[must_use]
@@ -160,13 +201,12 @@ impl Gated {
         gated
     }
 
-    /// Signs `tx` `iters` times, each with the next period's code, and
-    /// returns the time the signatures took. The codes are the user's app's
-    /// work: they are computed before the timing starts.
-    pub fn sign_timed(&self, tx: &Transaction, iters: u64) -> Duration {
+    /// The codes for the next `iters` periods, as consents (the user's
+    /// app's work, done before any timing).
+    fn consents(&self, iters: u64) -> Vec<Authorization> {
         let params = self.enrolment.params();
         let now = self.clock.now_unix();
-        let consents: Vec<Authorization> = (1..=iters)
+        (1..=iters)
             .map(|i| {
                 let at = now + i * params.period.seconds();
                 let code = params
@@ -174,17 +214,56 @@ impl Gated {
                     .unwrap();
                 Authorization::totp(code.expose_str())
             })
-            .collect();
-        let start = Instant::now();
-        for consent in &consents {
-            self.clock.advance(params.period.seconds());
+            .collect()
+    }
+
+    /// [`Gated::sign_timed`] paired with `baseline` (see
+    /// [`paired_overhead`]): how much longer the gated signatures took than
+    /// as many baseline calls interleaved with them.
+    pub fn overhead_timed(&self, tx: &Transaction, iters: u64, baseline: impl FnMut()) -> Duration {
+        let period = self.enrolment.params().period.seconds();
+        let consents = self.consents(iters);
+        let overhead = paired_overhead(iters, baseline, |i| {
+            self.clock.advance(period);
+            let consent = consents.get(i).unwrap();
             let signed = self.signer.sign_transaction(tx, consent).wait().unwrap();
             black_box(signed.encoded().len());
+            self.ship_every(i);
+        });
+        self.ship();
+        overhead
+    }
+
+    /// Ships the in-memory log's records after every [`SHIP_EVERY`]th
+    /// signature (`i` counts from 0).
+    fn ship_every(&self, i: usize) {
+        if i % SHIP_EVERY == SHIP_EVERY - 1 {
+            self.ship();
         }
-        let elapsed = start.elapsed();
+    }
+
+    /// Ships (drains and drops) the in-memory log's records, if any.
+    fn ship(&self) {
         if let Some(log) = &self.shipped {
             drop(log.drain());
         }
+    }
+
+    /// Signs `tx` `iters` times, each with the next period's code, and
+    /// returns the time the signatures took. The codes are the user's app's
+    /// work: they are computed before the timing starts.
+    pub fn sign_timed(&self, tx: &Transaction, iters: u64) -> Duration {
+        let period = self.enrolment.params().period.seconds();
+        let consents = self.consents(iters);
+        let start = Instant::now();
+        for (i, consent) in consents.iter().enumerate() {
+            self.clock.advance(period);
+            let signed = self.signer.sign_transaction(tx, consent).wait().unwrap();
+            black_box(signed.encoded().len());
+            self.ship_every(i);
+        }
+        let elapsed = start.elapsed();
+        self.ship();
         elapsed
     }
 }

@@ -47,6 +47,16 @@ for what, num, den, target, _ in rows:
     if a is None or b is None:
         continue
     print(f"| {what} | {a / b:.3f} | {target} |")
+# Paired (hot_path_paired): each path's mean extra time over raw k256 signatures
+# interleaved with it, as a ratio to the raw signature's own mean.
+raw = mean_ns("hot_path", "raw_k256_sign_prehash_recoverable")
+for what, bench in [
+    ("hot path (EIP-1559, software) / raw k256, paired", "software_minus_raw_k256"),
+    ("hot path (TOTP-gated, memory store) / raw k256, paired", "gated_memory_minus_raw_k256"),
+]:
+    extra = mean_ns("hot_path_paired", bench)
+    if raw and extra is not None:
+        print(f"| {what} | {1 + extra / raw:.3f} | <= 1.10 |")
 t1, t2 = mean_ns("throughput", "threads/1"), mean_ns("throughput", "threads/2")
 if t1 and t2:
     # Per iteration: 1 signature (1 thread) vs 2 signatures (2 threads).

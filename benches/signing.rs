@@ -22,7 +22,8 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use custody_benches::{
-    Gated, SEED, WALLET, eip1559, gated_stack, hot_secret, kek, sign_once, software_signer, vault,
+    Gated, SEED, WALLET, eip1559, gated_stack, hot_secret, kek, paired_overhead, sign_once,
+    software_signer, vault,
 };
 use custody_core::{
     AuditLog, AuditSink, Authorization, Digest32, EncryptionContext, Envelope, FileStore, Intent,
@@ -328,6 +329,27 @@ fn hot_path(c: &mut Criterion) {
             b.iter_custom(|iters| gated.sign_timed(&tx, iters));
         });
     }
+    g.finish();
+
+    // The same two ratios measured in pairs: what each path adds to the raw
+    // signature, timed in blocks interleaved with raw signatures (see
+    // `paired_overhead`); report.sh divides by `hot_path/raw_k256_...`.
+    // Sequential benchmarks on a shared machine drift by a few percent
+    // between one benchmark and the next; a paired difference does not.
+    let mut g = c.benchmark_group("hot_path_paired");
+    let raw = || {
+        black_box(raw_key.sign_prehash_recoverable(black_box(&digest.0)));
+    };
+    g.bench_function("software_minus_raw_k256", |b| {
+        b.iter_custom(|iters| {
+            paired_overhead(iters, raw, |_| {
+                black_box(sign_once(&signer, black_box(&tx), &none));
+            })
+        });
+    });
+    g.bench_function("gated_memory_minus_raw_k256", |b| {
+        b.iter_custom(|iters| gated_memory.overhead_timed(&tx, iters, raw));
+    });
     g.finish();
 }
 
