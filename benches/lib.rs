@@ -224,14 +224,20 @@ impl Gated {
         let period = self.enrolment.params().period.seconds();
         let consents = self.consents(iters);
         let overhead = paired_overhead(iters, baseline, |i| {
-            self.clock.advance(period);
-            let consent = consents.get(i).unwrap();
-            let signed = self.signer.sign_transaction(tx, consent).wait().unwrap();
-            black_box(signed.encoded().len());
-            self.ship_every(i);
+            self.sign_next(tx, consents.get(i).unwrap(), period, i);
         });
         self.ship();
         overhead
+    }
+
+    /// The `i`th signature of a timed run (from 0): the clock moves on one
+    /// period, `tx` is signed with `consent`, and the log's records are
+    /// shipped every [`SHIP_EVERY`] signatures.
+    fn sign_next(&self, tx: &Transaction, consent: &Authorization, period: u64, i: usize) {
+        self.clock.advance(period);
+        let signed = self.signer.sign_transaction(tx, consent).wait().unwrap();
+        black_box(signed.encoded().len());
+        self.ship_every(i);
     }
 
     /// Ships the in-memory log's records after every [`SHIP_EVERY`]th
@@ -257,10 +263,7 @@ impl Gated {
         let consents = self.consents(iters);
         let start = Instant::now();
         for (i, consent) in consents.iter().enumerate() {
-            self.clock.advance(period);
-            let signed = self.signer.sign_transaction(tx, consent).wait().unwrap();
-            black_box(signed.encoded().len());
-            self.ship_every(i);
+            self.sign_next(tx, consent, period, i);
         }
         let elapsed = start.elapsed();
         self.ship();

@@ -211,7 +211,7 @@ pub fn normalize(
         RawSignature::Recoverable { compact, y_parity } => (*compact, Some(*y_parity)),
     };
     let (r, s) = low_s_parts(&compact)?;
-    let flipped = s != compact_s(&compact);
+    let flipped = compact.get(32..) != Some(&s[..]);
     match parity {
         Some(p) => Ok(RecoverableSignature {
             r,

@@ -65,22 +65,20 @@ impl Matches {
         if !well_formed {
             return Ok(out);
         }
-        let mut current_hit = Choice::from(0);
-        for (step, hit) in out.steps.iter().zip(out.hits.iter_mut()).take(out.len) {
-            if *step == current {
-                *hit = secret.code(current, params.digits)?.ct_matches(presented);
-                current_hit = *hit;
-            }
+        // The current step's slot: `current - first` is at most the skew.
+        let at = usize::try_from(current - first).unwrap_or(usize::MAX);
+        let current_hit = secret.code(current, params.digits)?.ct_matches(presented);
+        if let Some(hit) = out.hits.get_mut(at) {
+            *hit = current_hit;
         }
         // Revealed on purpose (see the module docs): a match of the current
         // step is the outcome's own news.
         if bool::from(current_hit) {
             return Ok(out);
         }
-        for (step, hit) in out.steps.iter().zip(out.hits.iter_mut()).take(out.len) {
-            if *step != current {
-                *hit = secret.code(*step, params.digits)?.ct_matches(presented);
-            }
+        let others = out.steps.iter().zip(out.hits.iter_mut()).take(out.len);
+        for (_, (step, hit)) in others.enumerate().filter(|(i, _)| *i != at) {
+            *hit = secret.code(*step, params.digits)?.ct_matches(presented);
         }
         Ok(out)
     }
