@@ -16,6 +16,8 @@ mod local_kek;
 mod mnemonic;
 mod path;
 mod pending;
+#[cfg(not(feature = "secp256k1"))]
+mod rfc6979;
 #[cfg(feature = "secp256k1")]
 mod secp_fast;
 mod secret;

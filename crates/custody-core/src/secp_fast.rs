@@ -22,7 +22,7 @@
 //! (key, digest) gives the same `(r, s, y_parity)` whichever path signed, and
 //! the switch cannot change a signature a caller has already seen (a replay
 //! of a signed transaction, a cached EIP-712 signature). The test
-//! `tests/secp256k1_fast_path.rs` proves it against `k256`'s
+//! `tests/signing_differential.rs` proves it against `k256`'s
 //! `SigningKey::sign_prehash_recoverable` for thousands of random keys and
 //! digests and the edge cases (digest 0, `2²⁵⁶ − 1`, `n`, `n + 1`; key 1 and
 //! `n − 1`), and CI runs the whole custody-core suite in both builds.

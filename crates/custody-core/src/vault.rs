@@ -131,8 +131,10 @@ struct ImportedKey {
 /// plus the ECDSA signature itself — no public key is computed per signature.
 ///
 /// # The signing arithmetic
-/// Signatures are RFC 6979 ECDSA, computed with `k256` (pure Rust) by
-/// default. With the cargo feature `secp256k1` (off by default) they are
+/// Signatures are RFC 6979 ECDSA, computed with `k256`'s arithmetic (pure
+/// Rust) by default, with the RFC 6979 nonce derived by this crate in 16
+/// SHA-256 compressions instead of the `rfc6979` crate's 30 (the same nonce:
+/// see `src/rfc6979.rs`). With the cargo feature `secp256k1` (off by default) they are
 /// computed with libsecp256k1 instead, Bitcoin Core's C library, which signs
 /// in about two thirds of the time. The signatures are identical bit for bit (same
 /// `r`, `s` and recovery parity: a test proves it against `k256`), and
@@ -304,30 +306,16 @@ pub(crate) fn sign_prehash(
 }
 
 /// RFC 6979 ECDSA over a prehash with a bare scalar (no public key is
-/// computed), with `k256`: the default build. See the libsecp256k1 twin above.
+/// computed), with `k256`'s arithmetic and this crate's RFC 6979 nonces
+/// (`crate::rfc6979` says why): the default build. See the libsecp256k1
+/// twin above.
 #[cfg(not(feature = "secp256k1"))]
 pub(crate) fn sign_prehash(
     _vault: &Vault,
     secret: &PrivateKeyBytes,
     digest: &Digest32,
 ) -> Result<RawSignature, Error> {
-    use k256::{FieldBytes, NonZeroScalar, Secp256k1};
-    use sha2::Sha256;
-    use zeroize::Zeroize;
-
-    let mut repr: FieldBytes = (*secret.expose_secret()).into();
-    let d = NonZeroScalar::from_repr(repr).into_option();
-    repr.zeroize();
-    let mut d = d.ok_or(Error::InvalidKeyMaterial(
-        "not a valid secp256k1 secret key",
-    ))?;
-    let (sig, recid) =
-        ecdsa::hazmat::sign_prehashed_rfc6979::<Secp256k1, Sha256>(&d, &digest.0, b"");
-    d.zeroize();
-    Ok(RawSignature::Recoverable {
-        compact: sig.to_bytes().into(),
-        y_parity: recid.is_y_odd(),
-    })
+    crate::rfc6979::sign_prehash(secret, digest)
 }
 
 impl SigningBackend for Vault {

@@ -1,14 +1,13 @@
-//! The `secp256k1` feature's fast path (the vault signing with libsecp256k1)
-//! against an independent implementation: every signature must be the one
-//! `k256`'s RFC 6979 `SigningKey::sign_prehash_recoverable` gives for the
-//! same key and digest, after low-s normalization, bit for bit (`r`, `s` and
-//! the recovery parity), and must recover the signer's key.
+//! The vault's signatures against an independent implementation: every
+//! signature must be the one `k256`'s RFC 6979
+//! `SigningKey::sign_prehash_recoverable` gives for the same key and digest,
+//! after low-s normalization, bit for bit (`r`, `s` and the recovery
+//! parity), and must recover the signer's key.
 //!
-//! The default build runs `tests/vault.rs`'s
-//! `wallet_signatures_match_an_independent_k256_signer` on the `k256` path,
-//! and the feature build runs it (and this file) on the libsecp256k1 path:
-//! the two builds agree with the same oracle, so with each other.
-#![cfg(feature = "secp256k1")]
+//! Both builds run it: the default one signs with `k256`'s arithmetic and
+//! custody-core's own RFC 6979 nonces (`src/rfc6979.rs`), the `secp256k1`
+//! feature's fast path with libsecp256k1 (which then also recovers every
+//! signature here). The two agree with the same oracle, so with each other.
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers unwrap: a failure is a test failure"
@@ -85,7 +84,7 @@ fn scalar(v: u8) -> [u8; 32] {
 
 fn empty_vault() -> Vault {
     let kek: SharedBackend = Arc::new(LocalKek::from_key(
-        KekId::new("fast-path").unwrap(),
+        KekId::new("differential").unwrap(),
         DataKey::new([3; 32]),
     ));
     Vault::new(kek, WalletScheme::Default)
@@ -101,8 +100,9 @@ fn k256_reference(key: &SigningKey, digest: &[u8; 32]) -> ([u8; 64], bool) {
     (low.to_bytes().into(), parity)
 }
 
-/// Checks one signature from the fast path against the oracle, and that it
-/// recovers the signer's key with both k256 and libsecp256k1.
+/// Checks one signature of the vault against the oracle, and that it
+/// recovers the signer's key with the SDK and k256 (and libsecp256k1 in
+/// the feature build).
 fn check(got: &RecoverableSignature, key: &SigningKey, digest: &Digest32, what: &str) {
     let (expected, parity) = k256_reference(key, &digest.0);
     assert_eq!(got.to_compact(), expected, "r‖s differ: {what}");
@@ -120,6 +120,19 @@ fn check(got: &RecoverableSignature, key: &SigningKey, digest: &Digest32, what: 
         "k256 recovery: {what}"
     );
 
+    #[cfg(feature = "secp256k1")]
+    libsecp256k1_recovers(got, digest, &public, what);
+}
+
+/// libsecp256k1 recovers `public` from `got` (the fast path's own library,
+/// as a second verifier).
+#[cfg(feature = "secp256k1")]
+fn libsecp256k1_recovers(
+    got: &RecoverableSignature,
+    digest: &Digest32,
+    public: &PublicKey,
+    what: &str,
+) {
     let secp = secp256k1::Secp256k1::verification_only();
     let recid = secp256k1::ecdsa::RecoveryId::from_u8_masked(u8::from(got.y_parity()));
     let libsecp_sig =
@@ -285,8 +298,9 @@ fn wallet_keys_through_the_public_api_give_k256s_signatures() {
 
 #[test]
 fn threads_racing_to_make_the_context_all_sign_correctly() {
-    // A fresh vault: the first signatures race to make and randomize its
-    // libsecp256k1 context; one wins, and every signature is still right.
+    // A fresh vault: the first signatures race (in the feature build, to
+    // make and randomize its libsecp256k1 context; in the default one, to
+    // key the shared RFC 6979 zero-key HMAC); every signature is right.
     let vault = Arc::new(empty_vault());
     let backend: SharedBackend = vault.clone();
     let key = SigningKey::from_slice(&[0x33; 32]).unwrap();
