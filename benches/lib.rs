@@ -138,39 +138,78 @@ pub fn gated_stack(
 /// the page faults of its own growth instead).
 const SHIP_EVERY: usize = 64;
 
-/// Calls per block of [`paired_overhead`].
+/// Calls per block of a [`Pairing`].
 pub const PAIR_BLOCK: usize = 16;
 
-/// Paired measurement of what `subject` adds to `baseline`: `iters` calls
-/// of each (`subject` gets the call's index), interleaved in blocks of
-/// [`PAIR_BLOCK`], and the total time of the subject's calls minus the
-/// baseline's (zero if less). Each block pair runs back to back, so a burst
-/// of noise from the rest of a shared machine lands on both sides of the
-/// difference instead of on whichever benchmark happened to be running; the
-/// report divides the mean difference by the baseline's own benchmark.
-pub fn paired_overhead(
-    iters: u64,
-    mut baseline: impl FnMut(),
-    mut subject: impl FnMut(usize),
-) -> Duration {
-    let iters = usize::try_from(iters).unwrap();
-    let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
-    let mut done = 0;
-    while done < iters {
-        let block = PAIR_BLOCK.min(iters - done);
-        let start = Instant::now();
-        for _ in 0..block {
-            baseline();
+/// A paired measurement: a subject and its baseline timed in interleaved
+/// blocks of [`PAIR_BLOCK`] calls each, their totals kept over every
+/// sample. Each block pair runs back to back, so a burst of noise from the
+/// rest of a shared machine lands on both sides instead of on whichever
+/// benchmark happened to be running; [`Pairing::ratio`] (subject ÷
+/// baseline, over the same number of calls) is what `report.sh` prints.
+#[derive(Debug, Default)]
+pub struct Pairing {
+    subject: Duration,
+    baseline: Duration,
+}
+
+impl Pairing {
+    /// Runs `iters` calls of each, interleaved (`subject` gets the call's
+    /// index), adds both times to the totals, and returns the subject's
+    /// (what criterion reports: the subject's time per call while
+    /// interleaved with the baseline).
+    pub fn run(
+        &mut self,
+        iters: u64,
+        mut baseline: impl FnMut(),
+        mut subject: impl FnMut(usize),
+    ) -> Duration {
+        let iters = usize::try_from(iters).unwrap();
+        let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+        let mut done = 0;
+        while done < iters {
+            let block = PAIR_BLOCK.min(iters - done);
+            let start = Instant::now();
+            for _ in 0..block {
+                baseline();
+            }
+            base += start.elapsed();
+            let start = Instant::now();
+            for i in done..done + block {
+                subject(i);
+            }
+            with += start.elapsed();
+            done += block;
         }
-        base += start.elapsed();
-        let start = Instant::now();
-        for i in done..done + block {
-            subject(i);
-        }
-        with += start.elapsed();
-        done += block;
+        self.baseline += base;
+        self.subject += with;
+        with
     }
-    with.saturating_sub(base)
+
+    /// Subject ÷ baseline over every call so far.
+    #[must_use]
+    pub fn ratio(&self) -> f64 {
+        self.subject.as_secs_f64() / self.baseline.as_secs_f64()
+    }
+
+    /// Writes the totals and the ratio as `paired.json` beside criterion's
+    /// results for `group/name` (in `$CARGO_TARGET_DIR/criterion`, else the
+    /// workspace's `target/criterion`), for `report.sh`.
+    pub fn save(&self, group: &str, name: &str) {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            std::path::PathBuf::from,
+        );
+        let dir = target.join("criterion").join(group).join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = format!(
+            "{{\"subject_ns\":{},\"baseline_ns\":{},\"ratio\":{}}}\n",
+            self.subject.as_nanos(),
+            self.baseline.as_nanos(),
+            self.ratio()
+        );
+        std::fs::write(dir.join("paired.json"), json).unwrap();
+    }
 }
 
 impl Gated {
@@ -217,17 +256,22 @@ impl Gated {
             .collect()
     }
 
-    /// [`Gated::sign_timed`] paired with `baseline` (see
-    /// [`paired_overhead`]): how much longer the gated signatures took than
-    /// as many baseline calls interleaved with them.
-    pub fn overhead_timed(&self, tx: &Transaction, iters: u64, baseline: impl FnMut()) -> Duration {
+    /// [`Gated::sign_timed`] interleaved with `baseline` in `pairing` (see
+    /// [`Pairing::run`]): the gated signatures' time.
+    pub fn paired_timed(
+        &self,
+        pairing: &mut Pairing,
+        tx: &Transaction,
+        iters: u64,
+        baseline: impl FnMut(),
+    ) -> Duration {
         let period = self.enrolment.params().period.seconds();
         let consents = self.consents(iters);
-        let overhead = paired_overhead(iters, baseline, |i| {
+        let elapsed = pairing.run(iters, baseline, |i| {
             self.sign_next(tx, consents.get(i).unwrap(), period, i);
         });
         self.ship();
-        overhead
+        elapsed
     }
 
     /// The `i`th signature of a timed run (from 0): the clock moves on one

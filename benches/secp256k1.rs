@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use custody_benches::{Gated, eip1559, hot_secret, sign_once, software_signer, vault};
+use custody_benches::{Gated, Pairing, eip1559, hot_secret, sign_once, software_signer, vault};
 use custody_core::Authorization;
 use k256::ecdsa::SigningKey;
 
@@ -65,6 +65,37 @@ fn hot_path_secp256k1(c: &mut Criterion) {
         // As in `signing.rs`: the codes are computed before the timing.
         b.iter_custom(|iters| gated.sign_timed(&tx, iters));
     });
+    g.finish();
+
+    // Both paths again, each interleaved with raw libsecp256k1 signatures
+    // (see `Pairing`): report.sh prints the ratio of the totals.
+    let mut g = c.benchmark_group("hot_path_secp256k1_paired");
+    let raw = || {
+        black_box(raw_ctx.sign_ecdsa_recoverable(
+            secp256k1::Message::from_digest(black_box(digest.0)),
+            &raw_libsecp,
+        ));
+    };
+    let mut software = Pairing::default();
+    g.bench_function("software_interleaved_with_raw_libsecp256k1", |b| {
+        b.iter_custom(|iters| {
+            software.run(iters, raw, |_| {
+                black_box(sign_once(&signer, black_box(&tx), &none));
+            })
+        });
+    });
+    software.save(
+        "hot_path_secp256k1_paired",
+        "software_interleaved_with_raw_libsecp256k1",
+    );
+    let mut paired_gated = Pairing::default();
+    g.bench_function("gated_memory_interleaved_with_raw_libsecp256k1", |b| {
+        b.iter_custom(|iters| gated.paired_timed(&mut paired_gated, &tx, iters, raw));
+    });
+    paired_gated.save(
+        "hot_path_secp256k1_paired",
+        "gated_memory_interleaved_with_raw_libsecp256k1",
+    );
     g.finish();
 }
 
