@@ -5,7 +5,7 @@
 //! It gives the same nonce (this module's tests check it against the
 //! `rfc6979` crate that function uses, candidate for candidate, and the
 //! vault's signatures against `k256`'s `SigningKey`), but costs 30 SHA-256
-//! compressions where this costs 16, about 0.5 µs of a 25 µs signature
+//! compressions where this costs 16, about 0.8 µs of a 25 µs signature
 //! (`benches/`, and the README's "Speed"):
 //! - `rfc6979` 0.6 keys a fresh `SimpleHmac` for every HMAC, so the padded
 //!   key block is hashed again each time (two compressions per HMAC). Here
