@@ -16,6 +16,10 @@
 //! and for strict formats the very same bytes), so the fuzzer finds logic
 //! bugs and not only crashes.
 //!
+//! One target is not a decoder: `ecdsa_sign` searches for a (key, digest)
+//! on which the vault's ECDSA, whose RFC 6979 nonce this crate derives
+//! itself, differs from `k256`'s.
+//!
 //! Where a format carries a checksum or hash the fuzzer cannot forge (state
 //! records, extended keys, the audit chain), the function also runs the
 //! input a second time with the checksum computed for it, so that mutations
@@ -23,8 +27,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 
-use k256::ecdsa::{Signature, VerifyingKey, signature::hazmat::PrehashVerifier};
+use k256::ecdsa::{Signature, SigningKey, VerifyingKey, signature::hazmat::PrehashVerifier};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditHead, AuditLog, AuditRecord};
@@ -33,8 +38,8 @@ use crate::state::{decode_record, encode_record, parse_record};
 use crate::{
     ChildNumber, DataKey, DerivationPath, Digest32, EncryptionContext, Envelope, Error,
     ExtendedPrivateKey, ExtendedPublicKey, HARDENED, KdfParams, KekId, LocalKek, MAX_DEPTH,
-    MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Mnemonic, PublicKey, RawSignature, WrappingBackend,
-    hazmat, normalize, parse_der,
+    MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Mnemonic, PrivateKeyBytes, PublicKey, RawSignature,
+    Vault, WalletScheme, WrappingBackend, hazmat, normalize, parse_der,
 };
 
 /// The body of a fuzz target: arbitrary bytes in, a panic if a property fails.
@@ -52,6 +57,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("audit_log", fuzz_audit_log),
     ("keystore_meta", fuzz_keystore_meta),
     ("mnemonic", fuzz_mnemonic),
+    ("ecdsa_sign", fuzz_ecdsa_sign),
 ];
 
 /// The committed inputs of `target` under the fuzz directory `fuzz_dir`:
@@ -492,6 +498,64 @@ fn check_normalized(raw: &RawSignature, pinned: &PublicKey, digest: &Digest32) {
     assert!(
         vk.verify_prehash(digest.as_bytes(), &k).is_ok(),
         "a signature normalize accepts verifies"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// ecdsa_sign
+// ---------------------------------------------------------------------------
+
+/// The vault whose signing arithmetic `ecdsa_sign` checks (made once: with
+/// the `secp256k1` feature it holds a randomized libsecp256k1 context).
+static SIGNING_VAULT: LazyLock<Vault> = LazyLock::new(|| {
+    Vault::new(
+        Arc::new(LocalKek::from_key(
+            must(KekId::new("fuzz"), "a valid KEK id"),
+            DataKey::new([7; 32]),
+        )),
+        WalletScheme::Default,
+    )
+});
+
+/// The vault's ECDSA over a prehash (this build's: `k256` arithmetic with
+/// this crate's RFC 6979 nonces, or libsecp256k1 with the `secp256k1`
+/// feature) against `k256`'s `SigningKey::sign_prehash_recoverable`. The
+/// input is `key ‖ digest`, 32 bytes each (missing bytes are zero, extra
+/// ones ignored). A key outside 1..n−1 is refused by both, the vault with
+/// `InvalidKeyMaterial`; any other key signs the very same low-`s`
+/// signature with the same recovery parity, and it verifies.
+pub fn fuzz_ecdsa_sign(data: &[u8]) {
+    let mut input = [0u8; 64];
+    for (b, d) in input.iter_mut().zip(data) {
+        *b = *d;
+    }
+    let (key, digest) = input.split_at(32);
+    let key: [u8; 32] = must(key.try_into(), "32-byte key");
+    let digest = Digest32(must(digest.try_into(), "32-byte digest"));
+    let ours = crate::vault::sign_prehash(&SIGNING_VAULT, &PrivateKeyBytes::new(key), &digest);
+    let Ok(reference) = SigningKey::from_slice(&key) else {
+        assert!(
+            matches!(ours, Err(Error::InvalidKeyMaterial(_))),
+            "a key k256 refuses is refused: {ours:?}"
+        );
+        return;
+    };
+    let (sig, recid) = reference.sign_prehash_recoverable(&digest.0);
+    let ours = must(ours, "a key k256 accepts signs");
+    assert_eq!(
+        ours,
+        RawSignature::Recoverable {
+            compact: sig.to_bytes().into(),
+            y_parity: recid.is_y_odd(),
+        },
+        "the same signature as k256"
+    );
+    assert!(
+        reference
+            .verifying_key()
+            .verify_prehash(&digest.0, &sig)
+            .is_ok(),
+        "it verifies"
     );
 }
 

@@ -76,6 +76,11 @@ fn mnemonic() {
     run("mnemonic");
 }
 
+#[test]
+fn ecdsa_sign() {
+    run("ecdsa_sign");
+}
+
 /// Every target here has a cargo-fuzz target file that calls it and a
 /// `[[bin]]` in `fuzz/Cargo.toml`, and a test above (the list must match).
 #[test]
@@ -105,6 +110,7 @@ fn every_target_is_wired_up() {
         "audit_log",
         "keystore_meta",
         "mnemonic",
+        "ecdsa_sign",
     ];
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, tested, "add a #[test] for each new target");
@@ -352,4 +358,65 @@ fn write_seeds() {
     audit_log_seeds().write("audit_log");
     keystore_meta_seeds().write("keystore_meta");
     mnemonic_seeds().write("mnemonic");
+    ecdsa_sign_seeds().write("ecdsa_sign");
+}
+
+/// The secp256k1 group order n, big-endian (SEC 2 v2, §2.4.1).
+const N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+];
+
+/// `key ‖ digest` pairs: the published signatures of the eth vectors
+/// (EIP-191 messages, ox's EIP-7702 transactions and authorizations), and
+/// edge keys against edge digests (0, 1, n−1, n, n+1, 2^255, 2^256−1; keys
+/// 0 and ≥ n are refused).
+fn ecdsa_sign_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let pair = |key: &[u8], digest: &[u8]| [key, digest].concat();
+    let v = json(&format!(
+        "{VECTORS}/eip191/eip191_personal_sign_vectors.json"
+    ));
+    for (i, case) in v["vectors"].as_array().unwrap().iter().enumerate() {
+        s.add(
+            &format!("eip191_{i}"),
+            pair(&unhex(&case["privateKey"]), &unhex(&case["messageHash"])),
+        );
+    }
+    let v = json(&format!("{VECTORS}/eth-tx/eip7702_ox_vectors.json"));
+    for kind in ["transactions", "authorizations"] {
+        for (i, case) in v[kind].as_array().unwrap().iter().enumerate() {
+            if case["privateKey"].is_null() {
+                continue;
+            }
+            s.add(
+                &format!("ox_{kind}_{i}"),
+                pair(&unhex(&case["privateKey"]), &unhex(&case["signing_hash"])),
+            );
+        }
+    }
+    let with_last = |mut b: [u8; 32], last: u8| {
+        b[31] = last;
+        b
+    };
+    let mut top = [0u8; 32];
+    top[0] = 0x80;
+    let scalars = [
+        ("0", [0u8; 32]),
+        ("1", with_last([0; 32], 1)),
+        ("n-1", with_last(N, 0x40)),
+        ("n", N),
+        ("n+1", with_last(N, 0x42)),
+        ("2^255", top),
+        ("2^256-1", [0xff; 32]),
+    ];
+    for (key_name, key) in &scalars {
+        for (digest_name, digest) in &scalars {
+            s.add(
+                &format!("key_{key_name}_digest_{digest_name}"),
+                pair(key, digest),
+            );
+        }
+    }
+    s
 }
