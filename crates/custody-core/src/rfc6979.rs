@@ -164,12 +164,12 @@ pub(crate) fn sign_prehash(
     use zeroize::Zeroize;
 
     let x = secret.expose_secret();
-    let mut d =
-        NonZeroScalar::from_repr((*x).into())
-            .into_option()
-            .ok_or(Error::InvalidKeyMaterial(
-                "not a valid secp256k1 secret key",
-            ))?;
+    let mut repr: FieldBytes = (*x).into();
+    let d = NonZeroScalar::from_repr(repr).into_option();
+    repr.zeroize();
+    let mut d = d.ok_or(Error::InvalidKeyMaterial(
+        "not a valid secp256k1 secret key",
+    ))?;
     let signed = sign_with(&d, x, digest);
     d.zeroize();
     Ok(signed)
@@ -181,8 +181,10 @@ fn sign_with(d: &NonZeroScalar, x: &[u8; 32], digest: &Digest32) -> RawSignature
 
     let mut nonces = Nonces::new(x, &digest.0);
     loop {
-        let candidate = nonces.next_candidate();
-        let Some(mut k) = NonZeroScalar::from_repr((*candidate).into()).into_option() else {
+        let mut candidate: FieldBytes = (*nonces.next_candidate()).into();
+        let k = NonZeroScalar::from_repr(candidate).into_option();
+        candidate.zeroize();
+        let Some(mut k) = k else {
             continue;
         };
         let signed = ecdsa::hazmat::sign_prehashed::<Secp256k1>(d, &k, &digest.0);
