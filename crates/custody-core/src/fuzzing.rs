@@ -32,9 +32,9 @@ use std::sync::{Arc, LazyLock};
 use k256::ecdsa::{Signature, SigningKey, VerifyingKey, signature::hazmat::PrehashVerifier};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{AuditHead, AuditLog, AuditRecord};
-use crate::keystore::Meta;
-use crate::state::{decode_record, encode_record, parse_record};
+use crate::records::audit::{AuditHead, AuditLog, AuditRecord};
+use crate::records::state::{decode_record, encode_record, parse_record};
+use crate::secrets::keystore::Meta;
 use crate::{
     ChildNumber, DataKey, DerivationPath, Digest32, EncryptionContext, Envelope, Error,
     ExtendedPrivateKey, ExtendedPublicKey, HARDENED, KdfParams, KekId, LocalKek, MAX_DEPTH,
@@ -532,7 +532,8 @@ pub fn fuzz_ecdsa_sign(data: &[u8]) {
     let (key, digest) = input.split_at(32);
     let key: [u8; 32] = must(key.try_into(), "32-byte key");
     let digest = Digest32(must(digest.try_into(), "32-byte digest"));
-    let ours = crate::vault::sign_prehash(&SIGNING_VAULT, &PrivateKeyBytes::new(key), &digest);
+    let ours =
+        crate::secrets::vault::sign_prehash(&SIGNING_VAULT, &PrivateKeyBytes::new(key), &digest);
     let Ok(reference) = SigningKey::from_slice(&key) else {
         assert!(
             matches!(ours, Err(Error::InvalidKeyMaterial(_))),

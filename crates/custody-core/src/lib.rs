@@ -1,58 +1,40 @@
 #![doc = include_str!("../README.md")]
 
-mod audit;
-mod audited;
-mod backend;
-mod context;
-mod envelope;
 mod error;
-mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod hazmat;
-mod hd;
-mod keystore;
-mod local_kek;
-mod mnemonic;
-mod path;
-mod pending;
-#[cfg(not(feature = "secp256k1"))]
-mod rfc6979;
-#[cfg(feature = "secp256k1")]
-mod secp_fast;
-mod secret;
-mod signature;
-mod signer;
-mod state;
-mod vault;
-mod wallet;
+mod records;
+mod seam;
+mod secrets;
 
-pub use audit::{
+pub use secrets::hazmat;
+
+pub use error::{Denial, Error};
+pub use records::audit::{
     AuditEvent, AuditHead, AuditLog, AuditOp, AuditOutcome, AuditRecord, AuditSink, MemoryAuditLog,
 };
-pub use audited::{Audited, describe_key};
-pub use backend::{
+pub use records::path::{ChildNumber, DerivationPath, HARDENED, MAX_DEPTH};
+pub use records::state::{
+    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, MemoryStore, StateStore,
+    Versioned,
+};
+pub use records::wallet::WalletScheme;
+pub use seam::audited::{Audited, describe_key};
+pub use seam::backend::{
     Authorization, Capabilities, Clearance, ExportingBackend, Intent, IntentKind, KekId,
     KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend, SignRequest,
     Signed, SigningBackend, WrappingBackend,
 };
-pub use context::{EncryptionContext, MAX_CONTEXT_BYTES};
-pub use envelope::Envelope;
-pub use error::{Denial, Error};
-pub use hd::{ChainNode, ExtendedPrivateKey, ExtendedPublicKey, HdNode};
-pub use keystore::{CreateOptions, Keystore};
-pub use local_kek::{KdfParams, LocalKek};
-pub use mnemonic::{Mnemonic, MnemonicLanguage};
-pub use path::{ChildNumber, DerivationPath, HARDENED, MAX_DEPTH};
-pub use pending::{BoxFuture, Pending};
-pub use secret::{DataKey, Passphrase, PrivateKeyBytes, SecretVec, Seed, fill_random};
-pub use signature::{
+pub use seam::context::{EncryptionContext, MAX_CONTEXT_BYTES};
+pub use seam::pending::{BoxFuture, Pending};
+pub use seam::signature::{
     Digest32, PublicKey, RawSignature, RecoverableSignature, normalize, parse_der,
 };
-pub use signer::KeySigner;
-pub use state::{
-    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, MemoryStore, StateStore,
-    Versioned,
-};
-pub use vault::{DEFAULT_NODE_CACHE, SharedVault, Vault};
-pub use wallet::WalletScheme;
+pub use seam::signer::KeySigner;
+pub use secrets::envelope::Envelope;
+pub use secrets::hd::{ChainNode, ExtendedPrivateKey, ExtendedPublicKey, HdNode};
+pub use secrets::keystore::{CreateOptions, Keystore};
+pub use secrets::local_kek::{KdfParams, LocalKek};
+pub use secrets::mnemonic::{Mnemonic, MnemonicLanguage};
+pub use secrets::secret::{DataKey, Passphrase, PrivateKeyBytes, SecretVec, Seed, fill_random};
+pub use secrets::vault::{DEFAULT_NODE_CACHE, SharedVault, Vault};

@@ -5,7 +5,7 @@
 //! parity), and must recover the signer's key.
 //!
 //! Both builds run it: the default one signs with `k256`'s arithmetic and
-//! custody-core's own RFC 6979 nonces (`src/rfc6979.rs`), the `secp256k1`
+//! custody-core's own RFC 6979 nonces (`src/secrets/rfc6979.rs`), the `secp256k1`
 //! feature's fast path with libsecp256k1 (which then also recovers every
 //! signature here). The two agree with the same oracle, so with each other.
 #![expect(

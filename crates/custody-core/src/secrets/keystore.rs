@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::audit::{AuditEvent, AuditLog, AuditOp, AuditOutcome, AuditSink};
-use crate::fsutil::{DirLock, create_private_dir, read_optional, sync_dir, write_atomic};
-use crate::hd::{ExtendedPrivateKey, ExtendedPublicKey};
-use crate::state::{FileStore, StateStore};
-use crate::vault::public_key_of;
+use crate::records::audit::{AuditEvent, AuditLog, AuditOp, AuditOutcome, AuditSink};
+use crate::records::fsutil::{DirLock, create_private_dir, read_optional, sync_dir, write_atomic};
+use crate::records::state::{FileStore, StateStore};
+use crate::secrets::hd::{ExtendedPrivateKey, ExtendedPublicKey};
+use crate::secrets::vault::public_key_of;
 use crate::{
     EncryptionContext, Envelope, Error, KdfParams, KeyBackend, KeyId, LocalKek, Passphrase,
     PrivateKeyBytes, PublicKey, Seed, SharedBackend, Vault, WalletScheme,

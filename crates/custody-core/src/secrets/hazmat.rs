@@ -27,7 +27,7 @@ pub fn aes256gcm_encrypt_in_place(
     aad: &[u8],
     buffer: &mut [u8],
 ) -> Result<[u8; 16], Error> {
-    crate::envelope::gcm_encrypt_in_place(key, nonce, aad, buffer)
+    crate::secrets::envelope::gcm_encrypt_in_place(key, nonce, aad, buffer)
 }
 
 /// AES-256-GCM decryption of `buffer` in place, after checking `tag` (in
@@ -42,7 +42,7 @@ pub fn aes256gcm_decrypt_in_place(
     buffer: &mut [u8],
     tag: &[u8; 16],
 ) -> Result<(), Error> {
-    crate::envelope::gcm_decrypt_in_place(key, nonce, aad, buffer, tag)
+    crate::secrets::envelope::gcm_decrypt_in_place(key, nonce, aad, buffer, tag)
 }
 
 /// Builds an envelope from fixed parts: `data_key` encrypts `plaintext`
@@ -81,5 +81,5 @@ pub fn local_wrap_with_nonce(
     data_key: &DataKey,
     context: &EncryptionContext,
 ) -> Result<Vec<u8>, Error> {
-    crate::local_kek::wrap_with_nonce(kek_key, kek_id, nonce, data_key, context)
+    crate::secrets::local_kek::wrap_with_nonce(kek_key, kek_id, nonce, data_key, context)
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sha2::{Digest, Sha256};
 
 use crate::Error;
-use crate::fsutil;
+use crate::records::fsutil;
 
 /// Largest key, in bytes of UTF-8.
 pub const MAX_STATE_KEY_BYTES: usize = 512;

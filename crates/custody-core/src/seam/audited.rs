@@ -16,7 +16,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
+use crate::records::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
 use crate::{
     Authorization, Error, ExportingBackend, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey,
     PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend, WrappingBackend,

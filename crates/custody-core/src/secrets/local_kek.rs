@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::envelope::{gcm_decrypt_in_place, gcm_encrypt_in_place};
+use crate::secrets::envelope::{gcm_decrypt_in_place, gcm_encrypt_in_place};
 use crate::{
     DataKey, EncryptionContext, Error, KekId, KeyBackend, Passphrase, Pending, WrappingBackend,
 };

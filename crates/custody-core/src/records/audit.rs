@@ -39,7 +39,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::{DerivationPath, Digest32, Error, PublicKey, fsutil};
+use crate::records::fsutil;
+use crate::{DerivationPath, Digest32, Error, PublicKey};
 
 /// Domain tag at the start of every hashed record encoding.
 const HASH_DOMAIN: &[u8] = b"custody/audit/v1\0";

@@ -158,7 +158,7 @@ pub(crate) fn sign_prehash(
 mod tests {
     use super::*;
 
-    use crate::signature::ORDER as N;
+    use crate::seam::signature::ORDER as N;
 
     #[test]
     fn keys_outside_one_to_n_minus_one_are_a_typed_error() {
@@ -197,7 +197,7 @@ mod tests {
     fn a_signature_is_low_s_and_its_parity_recovers_the_key() {
         let ctx = Context::new();
         let secret = PrivateKeyBytes::new([0x22; 32]);
-        let public = crate::vault::public_key_of(&secret).unwrap();
+        let public = crate::secrets::vault::public_key_of(&secret).unwrap();
         let mut parities = [false; 2];
         for i in 0u8..32 {
             let digest = Digest32([i.wrapping_mul(37); 32]);

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::hd::{ChainNode, HdNode};
+use crate::secrets::hd::{ChainNode, HdNode};
 use crate::{
     Authorization, ChildNumber, DerivationPath, Digest32, Error, ExportingBackend, KeyBackend,
     KeyId, KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, PublicKey, RawSignature,
@@ -134,7 +134,7 @@ struct ImportedKey {
 /// Signatures are RFC 6979 ECDSA, computed with `k256`'s arithmetic (pure
 /// Rust) by default, with the RFC 6979 nonce derived by this crate in 16
 /// SHA-256 compressions instead of the `rfc6979` crate's 30 (the same nonce:
-/// see `src/rfc6979.rs`). With the cargo feature `secp256k1` (off by default) they are
+/// see `src/secrets/rfc6979.rs`). With the cargo feature `secp256k1` (off by default) they are
 /// computed with libsecp256k1 instead, Bitcoin Core's C library, which signs
 /// in about two thirds of the time. The signatures are identical bit for bit (same
 /// `r`, `s` and recovery parity: a test proves it against `k256`), and
@@ -154,7 +154,7 @@ pub struct Vault {
     cache: NodeCache,
     /// The libsecp256k1 signing context, made on first use.
     #[cfg(feature = "secp256k1")]
-    secp256k1: crate::secp_fast::Context,
+    secp256k1: crate::secrets::secp_fast::Context,
 }
 
 impl Vault {
@@ -170,7 +170,7 @@ impl Vault {
             imported: RwLock::new(HashMap::new()),
             cache: NodeCache::new(DEFAULT_NODE_CACHE),
             #[cfg(feature = "secp256k1")]
-            secp256k1: crate::secp_fast::Context::new(),
+            secp256k1: crate::secrets::secp_fast::Context::new(),
         }
     }
 
@@ -293,7 +293,7 @@ pub(crate) fn public_key_of(secret: &PrivateKeyBytes) -> Result<PublicKey, Error
 
 /// RFC 6979 ECDSA over a prehash with a bare scalar (no public key is
 /// computed), with libsecp256k1: the `secp256k1` feature. The one place the
-/// build's choice of arithmetic shows; `crate::secp_fast` says why both
+/// build's choice of arithmetic shows; `crate::secrets::secp_fast` says why both
 /// choices give the same signature. Either way the answer is
 /// [`RawSignature::Recoverable`], normalized later like every backend's.
 #[cfg(feature = "secp256k1")]
@@ -302,12 +302,12 @@ pub(crate) fn sign_prehash(
     secret: &PrivateKeyBytes,
     digest: &Digest32,
 ) -> Result<RawSignature, Error> {
-    crate::secp_fast::sign_prehash(&vault.secp256k1, secret, digest)
+    crate::secrets::secp_fast::sign_prehash(&vault.secp256k1, secret, digest)
 }
 
 /// RFC 6979 ECDSA over a prehash with a bare scalar (no public key is
 /// computed), with `k256`'s arithmetic and this crate's RFC 6979 nonces
-/// (`crate::rfc6979` says why): the default build. See the libsecp256k1
+/// (`crate::secrets::rfc6979` says why): the default build. See the libsecp256k1
 /// twin above.
 #[cfg(not(feature = "secp256k1"))]
 pub(crate) fn sign_prehash(
@@ -315,7 +315,7 @@ pub(crate) fn sign_prehash(
     secret: &PrivateKeyBytes,
     digest: &Digest32,
 ) -> Result<RawSignature, Error> {
-    crate::rfc6979::sign_prehash(secret, digest)
+    crate::secrets::rfc6979::sign_prehash(secret, digest)
 }
 
 impl SigningBackend for Vault {

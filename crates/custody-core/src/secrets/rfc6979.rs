@@ -204,7 +204,7 @@ mod tests {
     use k256::ecdsa::SigningKey;
     use proptest::prelude::*;
 
-    use crate::signature::ORDER as N;
+    use crate::seam::signature::ORDER as N;
 
     /// The first `count` candidates the `rfc6979` crate (what `ecdsa` uses)
     /// gives for `x` and `h1`.
