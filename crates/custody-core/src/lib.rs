@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod records;
 mod seam;
 mod secrets;
 
+#[cfg(feature = "hazmat")]
 pub use secrets::hazmat;
 
 pub use error::{Denial, Error};

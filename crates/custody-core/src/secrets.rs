@@ -8,6 +8,7 @@
 //! ciphertext and signatures.
 
 pub(crate) mod envelope;
+#[cfg(feature = "hazmat")]
 pub mod hazmat;
 pub(crate) mod hd;
 pub(crate) mod keystore;

@@ -6,6 +6,7 @@ mod authorization;
 mod codec;
 mod error;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod json;
 mod keccak;

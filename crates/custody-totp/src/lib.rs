@@ -6,6 +6,7 @@ mod clock;
 mod config;
 mod error;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod gate;
 mod guard;

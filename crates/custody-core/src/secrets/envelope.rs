@@ -232,7 +232,7 @@ impl Envelope {
     }
 
     /// Builds an envelope from all of its parts. Deterministic: only the
-    /// frozen vectors ([`crate::hazmat::seal_envelope_with_parts`]) and
+    /// frozen vectors (`hazmat::seal_envelope_with_parts`, feature `hazmat`) and
     /// [`Envelope::seal`] call it.
     pub(crate) fn seal_parts(
         key: &DataKey,

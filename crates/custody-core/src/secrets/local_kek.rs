@@ -39,7 +39,7 @@ fn wrap_aad(kek: &KekId, context: &EncryptionContext) -> Vec<u8> {
 
 /// Wraps `data_key` under `kek_key` with an explicit nonce. Deterministic:
 /// [`LocalKek`] calls it with a fresh random nonce, the frozen vectors
-/// ([`crate::hazmat::local_wrap_with_nonce`]) with a fixed one.
+/// (`hazmat::local_wrap_with_nonce`, feature `hazmat`) with a fixed one.
 pub(crate) fn wrap_with_nonce(
     kek_key: &DataKey,
     kek_id: &KekId,
