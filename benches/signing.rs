@@ -114,7 +114,9 @@ fn every_type() -> Vec<(&'static str, Transaction)> {
 /// fee recipient and conduit key are the mainnet values; the offerer, token
 /// id, amounts, times and salt are made up. OpenSea's own requests also
 /// carry `totalOriginalConsiderationItems`, which `OrderComponents` does not
-/// declare: `TypedData` refuses an undeclared field, so it is not here.
+/// declare: the strict parse this bench times refuses an undeclared field,
+/// so it is not here (`TypedData::from_json_value_lenient` reads it and
+/// reports it; see `vectors/eip712/seaport_opensea_listing.json`).
 const SEAPORT_ORDER: &str = r#"{
   "types": {
     "EIP712Domain": [

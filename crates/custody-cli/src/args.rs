@@ -105,6 +105,12 @@ pub(crate) struct SignTypedDataArgs {
     /// A TOTP code, for wallets enrolled in 2FA.
     #[arg(long, value_name = "C")]
     pub(crate) code: Option<String>,
+    /// Hash struct values as MetaMask, ethers, viem and eth-account do,
+    /// leaving out fields their type does not declare (OpenSea's Seaport
+    /// orders carry one), instead of refusing them. Every field left out is
+    /// listed by its path in "ignoredFields" and in the audit record.
+    #[arg(long)]
+    pub(crate) allow_undeclared_fields: bool,
 }
 
 /// `custody totp ...`.

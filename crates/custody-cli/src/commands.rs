@@ -384,12 +384,22 @@ fn sign_message(ctx: &Context, a: &SignMessageArgs) -> Result<Value, CliError> {
 
 fn sign_typed_data(ctx: &Context, a: &SignTypedDataArgs) -> Result<Value, CliError> {
     let text = read_input(&a.file, "--file")?;
-    let typed = TypedData::from_json_str(&text)?;
+    let typed = if a.allow_undeclared_fields {
+        TypedData::from_json_str_lenient(&text)?
+    } else {
+        TypedData::from_json_str(&text)?
+    };
     let ks = ctx.open()?;
     let signer = pin(backend(&ks)?, &a.key)?;
     let auth = consent(a.code.as_ref());
     let sig = signer.sign_typed_data(&typed, &auth).wait()?;
-    Ok(message_json(typed.signing_hash(), &sig, &signer))
+    let mut out = message_json(typed.signing_hash(), &sig, &signer);
+    if a.allow_undeclared_fields
+        && let Some(obj) = out.as_object_mut()
+    {
+        obj.insert("ignoredFields".into(), json!(typed.ignored_fields()));
+    }
+    Ok(out)
 }
 
 fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {

@@ -304,6 +304,52 @@ fn messages_match_the_public_vectors() {
 }
 
 #[test]
+fn undeclared_typed_data_fields_are_refused_unless_allowed_and_then_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = new_keystore(tmp.path());
+    // A Seaport listing in OpenSea's API shape, signed by eth-account.
+    let v = vector("eip712/seaport_opensea_listing.json");
+    let id = import_hex(&dir, tmp.path(), v["privateKey"].as_str().unwrap());
+    let order = v["typedData"].to_string();
+    let strict = custody_stdin(
+        &dir,
+        &["sign-typed-data", "--key-id", &id, "--file", "-"],
+        Some(&order),
+    );
+    assert_eq!((strict.code, kind(&strict).as_str()), (2, "bad-input"));
+    let message = strict.err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("does not declare"), "{message}");
+
+    let lenient = custody_stdin(
+        &dir,
+        &[
+            "sign-typed-data",
+            "--key-id",
+            &id,
+            "--file",
+            "-",
+            "--allow-undeclared-fields",
+        ],
+        Some(&order),
+    );
+    assert_eq!(lenient.code, 0, "{:?}", lenient.err);
+    assert_eq!(lenient.out["signature"], v["signature"]);
+    assert_eq!(lenient.out["digest"], v["digest"]);
+    assert_eq!(lenient.out["address"], v["address"]);
+    assert_eq!(
+        lenient.out["ignoredFields"],
+        serde_json::json!(["message.totalOriginalConsiderationItems"])
+    );
+    // The audit record of that signature names the field too.
+    let log = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+    let record = log.lines().rfind(|l| l.contains("typed-data")).unwrap();
+    assert!(
+        record.contains("message.totalOriginalConsiderationItems"),
+        "{record}"
+    );
+}
+
+#[test]
 fn totp_gate_requires_rejects_replays_and_locks() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = new_keystore(tmp.path());

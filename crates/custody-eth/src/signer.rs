@@ -121,7 +121,10 @@ impl EthSigner {
     ///
     /// It takes the typed data itself, never a digest computed by the
     /// caller: a [`TypedData`] can only be made by parsing and hashing the
-    /// data, so what a gate reads is what is signed.
+    /// data, so what a gate reads is what is signed. Typed data read
+    /// leniently ([`TypedData::from_json_value_lenient`]) with fields left
+    /// out of the hash carries them to the audit record as the field
+    /// `ignored-fields` (a JSON array of their paths).
     ///
     /// # Errors
     /// As [`EthSigner::sign_transaction`].
@@ -130,7 +133,10 @@ impl EthSigner {
         typed_data: &'a TypedData,
         consent: &'a Consent,
     ) -> Pending<'a, Result<MessageSignature, Error>> {
-        let intent = Intent::typed(IntentKind::TypedData, typed_data);
+        let mut intent = Intent::typed(IntentKind::TypedData, typed_data);
+        if let Some(ignored) = typed_data.ignored_note() {
+            intent = intent.with_note("ignored-fields", ignored);
+        }
         self.signer
             .sign(typed_data.signing_hash(), intent, consent)
             .map(|sig| Ok(MessageSignature::new(sig?)))

@@ -331,13 +331,70 @@ impl Types {
 struct Encoder<'a> {
     structs: &'a BTreeMap<String, Vec<Member>>,
     type_hashes: BTreeMap<&'a str, [u8; 32]>,
+    /// `Some` in a lenient parse: the path of the value being encoded
+    /// (below `message`) and the fields left out of the hash so far.
+    lenient: Option<Lenient<'a>>,
+}
+
+/// What a lenient parse keeps while it encodes.
+#[derive(Default)]
+struct Lenient<'a> {
+    path: Vec<PathStep<'a>>,
+    ignored: Vec<String>,
+}
+
+/// One step of a path below `message`.
+enum PathStep<'a> {
+    Field(&'a str),
+    Index(usize),
+}
+
+/// Appends `.name`, or `["name"]` (JSON-escaped) for a name that is not a
+/// plain identifier, so that every path reads back to one field.
+fn push_field(out: &mut String, name: &str) {
+    let plain = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if plain {
+        out.push('.');
+        out.push_str(name);
+    } else {
+        out.push('[');
+        out.push_str(&Value::String(name.to_owned()).to_string());
+        out.push(']');
+    }
+}
+
+impl Lenient<'_> {
+    /// The path of field `name` of the value being encoded.
+    fn path_of(&self, name: &str) -> String {
+        let mut out = String::from("message");
+        for step in &self.path {
+            match step {
+                PathStep::Field(f) => push_field(&mut out, f),
+                PathStep::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        push_field(&mut out, name);
+        out
+    }
 }
 
 impl<'a> Encoder<'a> {
-    fn new(types: &'a Types) -> Self {
+    fn new(types: &'a Types, undeclared: UndeclaredFields) -> Self {
         Self {
             structs: &types.structs,
             type_hashes: BTreeMap::new(),
+            lenient: match undeclared {
+                UndeclaredFields::Refuse => None,
+                UndeclaredFields::Ignore => Some(Lenient::default()),
+            },
         }
     }
 
@@ -360,11 +417,31 @@ impl<'a> Encoder<'a> {
             let v = obj
                 .get(&m.name)
                 .ok_or(err("message", "missing a field of its type"))?;
-            out.extend_from_slice(&self.encode_value(&m.ty, m.ty.dims.len(), v, depth + 1)?);
+            if let Some(l) = &mut self.lenient {
+                l.path.push(PathStep::Field(&m.name));
+            }
+            let word = self.encode_value(&m.ty, m.ty.dims.len(), v, depth + 1);
+            if let Some(l) = &mut self.lenient {
+                l.path.pop();
+            }
+            out.extend_from_slice(&word?);
         }
         if obj.len() != members.len() {
             // Every member was found, so there are more keys than members.
-            return Err(err("message", "a field its type does not declare"));
+            let Some(l) = &mut self.lenient else {
+                return Err(err("message", "a field its type does not declare"));
+            };
+            // Sorted by key, whatever order serde_json keeps (another crate
+            // in a build can switch on its `preserve_order`).
+            let mut extra: Vec<&String> = obj
+                .keys()
+                .filter(|key| !members.iter().any(|m| m.name == **key))
+                .collect();
+            extra.sort_unstable();
+            for key in extra {
+                let path = l.path_of(key);
+                l.ignored.push(path);
+            }
         }
         Ok(out)
     }
@@ -391,8 +468,15 @@ impl<'a> Encoder<'a> {
                 return Err(err("message", "fixed-size array of the wrong length"));
             }
             let mut buf = Vec::with_capacity(items.len().saturating_mul(32));
-            for item in items {
-                buf.extend_from_slice(&self.encode_value(ty, outer, item, depth + 1)?);
+            for (i, item) in items.iter().enumerate() {
+                if let Some(l) = &mut self.lenient {
+                    l.path.push(PathStep::Index(i));
+                }
+                let word = self.encode_value(ty, outer, item, depth + 1);
+                if let Some(l) = &mut self.lenient {
+                    l.path.pop();
+                }
+                buf.extend_from_slice(&word?);
             }
             return Ok(keccak256(&buf));
         }
@@ -401,6 +485,16 @@ impl<'a> Encoder<'a> {
             Base::Atomic(a) => encode_atomic(*a, value, "message"),
         }
     }
+}
+
+/// What a parse does with a struct value's field that its type does not
+/// declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UndeclaredFields {
+    /// Refuse the typed data (the default).
+    Refuse,
+    /// Leave the field out of the hash and report it.
+    Ignore,
 }
 
 /// The number of significant bits.
@@ -694,7 +788,9 @@ impl Eip712Domain {
 /// wallet shows must be what is signed:
 /// - a struct value with a field its type does not declare (viem ignores
 ///   extra fields; a user would be shown a field the signature does not
-///   cover) or without one it declares;
+///   cover) or without one it declares; the explicit opt-in
+///   [`TypedData::from_json_value_lenient`] hashes as those wallets do and
+///   reports every field it left out;
 /// - an undefined type, a cyclic type (ethers rejects them too), a type that
 ///   `primaryType` does not use (ethers rejects them as ambiguous), a
 ///   duplicate member name, a malformed type or member name (a `,`, space or
@@ -704,6 +800,11 @@ impl Eip712Domain {
 /// - nesting of structs and arrays deeper than [`MAX_TYPED_DATA_DEPTH`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct TypedData {
+    /// The paths of the struct fields a lenient parse left out of the hash
+    /// (empty for a strict parse), and the same as one JSON array for the
+    /// audit record.
+    ignored_fields: Vec<String>,
+    ignored_note: Option<String>,
     types: Types,
     primary_type: String,
     domain: Eip712Domain,
@@ -724,12 +825,61 @@ impl TypedData {
     /// `primaryType`, `domain`, `message`) and the reason; for a string,
     /// [`Error::JsonSyntax`] or [`Error::DuplicateKey`].
     pub fn from_json_value(value: &Value) -> Result<Self, Error> {
+        Self::parse(value, UndeclaredFields::Refuse)
+    }
+
+    /// Reads typed data as [`TypedData::from_json_value`] does, except
+    /// that a struct value's fields that its type does not declare are left
+    /// out of the hash instead of refused, as MetaMask, ethers, viem and
+    /// eth-account hash (OpenSea's Seaport orders carry
+    /// `totalOriginalConsiderationItems`, which `OrderComponents` does not
+    /// declare). Every field left out is reported by its path
+    /// ([`TypedData::ignored_fields`]), shown by the CLI and written to the
+    /// audit record of the signature: what the signature does not cover
+    /// is never silent. The domain stays strict (those wallets disagree on
+    /// how to hash a domain field `EIP712Domain` does not declare), and so
+    /// does everything else listed on [`TypedData`].
+    ///
+    /// # Errors
+    /// As [`TypedData::from_json_value`], less the undeclared struct field.
+    pub fn from_json_value_lenient(value: &Value) -> Result<Self, Error> {
+        Self::parse(value, UndeclaredFields::Ignore)
+    }
+
+    /// Parses JSON text and reads it as
+    /// [`TypedData::from_json_value_lenient`] does. Duplicate keys are
+    /// rejected.
+    ///
+    /// # Errors
+    /// [`Error::JsonSyntax`], [`Error::DuplicateKey`], or as
+    /// [`TypedData::from_json_value_lenient`].
+    pub fn from_json_str_lenient(s: &str) -> Result<Self, Error> {
+        Self::from_json_value_lenient(&json::parse_str(s)?)
+    }
+
+    /// The paths (`message.totalOriginalConsiderationItems`,
+    /// `message.offer[0].note`, `message["odd key"]`) of the struct fields
+    /// a lenient parse left out of the hash: in the order their parents are
+    /// encoded, sorted by key within each; always empty after a strict
+    /// parse.
+    #[must_use]
+    pub fn ignored_fields(&self) -> &[String] {
+        &self.ignored_fields
+    }
+
+    /// The ignored fields as one JSON array of strings, for the audit
+    /// record (`None` when there are none).
+    pub(crate) fn ignored_note(&self) -> Option<&str> {
+        self.ignored_note.as_deref()
+    }
+
+    fn parse(value: &Value, undeclared: UndeclaredFields) -> Result<Self, Error> {
         if let Value::String(s) = value {
             let inner = json::parse_str(s)?;
             if inner.is_string() {
                 return Err(err("typedData", "expected an object"));
             }
-            return Self::from_json_value(&inner);
+            return Self::parse(&inner, undeclared);
         }
         let obj = value
             .as_object()
@@ -778,10 +928,16 @@ impl TypedData {
         }
         let domain = Eip712Domain::parse(domain, declared_domain.as_deref())?;
         let types = Types::new(structs, primary)?;
-        let encoded_message = Encoder::new(&types).encode_data(primary, message, 1)?;
+        let mut encoder = Encoder::new(&types, undeclared);
+        let encoded_message = encoder.encode_data(primary, message, 1)?;
+        let ignored_fields = encoder.lenient.map(|l| l.ignored).unwrap_or_default();
+        let ignored_note =
+            (!ignored_fields.is_empty()).then(|| Value::from(ignored_fields.clone()).to_string());
         let struct_hash = keccak256(&encoded_message);
         let domain_separator = domain.separator();
         Ok(Self {
+            ignored_fields,
+            ignored_note,
             encode_type: Types::encode_type_of(&types.structs, primary),
             types,
             primary_type: primary.to_owned(),

@@ -1533,7 +1533,10 @@ mod tests {
         let jsonl = mem.to_jsonl().unwrap();
         let value: serde_json::Value = serde_json::from_str(jsonl.trim_end()).unwrap();
         let obj = value.as_object().unwrap();
-        let keys: Vec<_> = obj.keys().map(String::as_str).collect();
+        // Sorted: serde_json keeps document order when another crate in
+        // the build switches on its `preserve_order` feature.
+        let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
         assert_eq!(keys, ["event", "hash", "prev", "seq", "time"]);
         let event = obj["event"].as_object().unwrap();
         let mut fields: Vec<_> = event

@@ -87,6 +87,9 @@ impl SigningBackend for Audited {
             let mut event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
                 .with_digest(&request.digest)
                 .set("intent", request.intent.kind().as_str());
+            if let Some((name, value)) = request.intent.note() {
+                event = event.with_field(name, value)?;
+            }
             if let Ok(signed) = &result {
                 for clearance in &signed.clearances {
                     event = clearance.describe(event)?;

@@ -278,6 +278,7 @@ impl IntentKind {
 pub struct Intent<'a> {
     kind: IntentKind,
     detail: Option<&'a (dyn Any + Send + Sync)>,
+    note: Option<(&'static str, &'a str)>,
 }
 
 impl<'a> Intent<'a> {
@@ -287,6 +288,7 @@ impl<'a> Intent<'a> {
         Self {
             kind: IntentKind::RawDigest,
             detail: None,
+            note: None,
         }
     }
 
@@ -296,7 +298,27 @@ impl<'a> Intent<'a> {
         Self {
             kind,
             detail: Some(detail),
+            note: None,
         }
+    }
+
+    /// The same intent with a public note that the audit record of the
+    /// request carries as the field `name` (kebab-case), e.g. the fields of
+    /// EIP-712 data that a lenient parse left out of the hash
+    /// (`ignored-fields`). One note per intent; a later call replaces it.
+    /// `value` must be public: audit records are not secret.
+    #[must_use]
+    pub fn with_note(self, name: &'static str, value: &'a str) -> Self {
+        Self {
+            note: Some((name, value)),
+            ..self
+        }
+    }
+
+    /// The audit note, if any: its field name and value.
+    #[must_use]
+    pub fn note(&self) -> Option<(&'static str, &'a str)> {
+        self.note
     }
 
     /// The kind.
@@ -316,6 +338,7 @@ impl fmt::Debug for Intent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Intent")
             .field("kind", &self.kind)
+            .field("note", &self.note)
             .finish_non_exhaustive()
     }
 }
