@@ -204,6 +204,14 @@ pub(crate) enum KeystoreCommand {
     /// Export a key as a Web3 Secret Storage v3 file (scrypt) that geth and
     /// eth-account decrypt.
     ///
+    /// An export is judged by what it exposes: with the public xpubs, the
+    /// private key of P yields every ancestor reached through P's trailing
+    /// normal (non-hardened) steps. If that reaches an ancestor of an
+    /// enrolled wallet's node (P is such an ancestor, or a normal child of
+    /// one), the export is refused (kind forbidden), code or not; a key at
+    /// or under an enrolled wallet's node needs --code. Signing with any key
+    /// is allowed: a signature exposes nothing.
+    ///
     /// Example: custody keystore export --key-id key-0123456789abcdef --password-file pw.txt
     Export(ExportArgs),
 }

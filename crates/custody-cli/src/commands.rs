@@ -283,7 +283,8 @@ fn export(ctx: &Context, a: &ExportArgs) -> Result<Value, CliError> {
     let auth = consent(a.code.as_ref());
     let secret = exporting
         .export_private_key(signer.key_signer().key(), &auth)
-        .wait()?;
+        .wait()
+        .map_err(export_refusal)?;
     let kdf = if a.light_kdf {
         KdfChoice::ScryptLight
     } else {
@@ -291,6 +292,20 @@ fn export(ctx: &Context, a: &ExportArgs) -> Result<Value, CliError> {
     };
     let json = keystore_v3::encrypt(&secret, &password, kdf)?;
     serde_json::from_str(&json).map_err(|_| CliError::new("io", "could not re-read the v3 JSON"))
+}
+
+/// An export refused as `forbidden` says which rule refused it: the rest
+/// keep the gate's kind and message.
+fn export_refusal(e: custody_core::Error) -> CliError {
+    if let custody_core::Error::Denied(custody_core::Denial::Forbidden) = e {
+        return CliError::new(
+            "forbidden",
+            "export refused: with the public xpubs, this private key exposes an ancestor \
+             of an enrolled wallet's node (the key is such an ancestor, or a normal child \
+             of one); sign with it instead, or export a key at or under the wallet with --code",
+        );
+    }
+    e.into()
 }
 
 /// A raw private key file: hex, `0x` optional, surrounding whitespace ignored.

@@ -480,3 +480,24 @@ fn every_command_has_help_with_an_example() {
         );
     }
 }
+
+#[test]
+fn export_help_states_the_rule_the_gate_enforces() {
+    let out = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .args(["keystore", "export", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap().replace('\n', " ");
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for phrase in [
+        "judged by what it exposes",
+        "trailing normal (non-hardened) steps",
+        "a normal child of one",
+        "refused (kind forbidden), code or not",
+        "needs --code",
+        "a signature exposes nothing",
+    ] {
+        assert!(text.contains(phrase), "help lacks {phrase:?}:\n{text}");
+    }
+}

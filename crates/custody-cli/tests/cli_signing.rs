@@ -413,6 +413,34 @@ fn totp_gate_requires_rejects_replays_and_locks() {
         &["keystore", "export", "--path", "m/44'/60'", "--light-kdf"],
     );
     assert_eq!((ancestor.code, kind(&ancestor).as_str()), (1, "forbidden"));
+    // So is a normal child of an ancestor: with the xpubs, its private key
+    // gives the ancestor's (the rule CLI.md states), and the message says so.
+    let normal_child = custody(
+        &dir,
+        &["keystore", "export", "--path", "m/44'/60'/7", "--light-kdf"],
+    );
+    assert_eq!(
+        (normal_child.code, kind(&normal_child).as_str()),
+        (1, "forbidden")
+    );
+    let message = normal_child.err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("exposes an ancestor of an enrolled wallet's node"),
+        "{message}"
+    );
+    // A hardened child of an ancestor exposes only itself: not forbidden
+    // (it is not under the wallet either, so no code is needed).
+    let hardened_child = custody(
+        &dir,
+        &[
+            "keystore",
+            "export",
+            "--path",
+            "m/44'/60'/7'",
+            "--light-kdf",
+        ],
+    );
+    assert_eq!(hardened_child.code, 0, "{:?}", hardened_child.err);
     // Signing with an ancestor's key exposes nothing: allowed.
     assert_eq!(
         custody(&dir, &["sign-hash", "--path", "m/44'/60'", "--hash", &hash]).code,
