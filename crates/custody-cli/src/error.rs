@@ -31,7 +31,7 @@ impl CliError {
         match self.kind {
             "bad-input" => 2,
             "wrong-passphrase" | "totp-required" | "totp-invalid" | "totp-replayed"
-            | "totp-locked" => 3,
+            | "totp-locked" | "access-denied" => 3,
             _ => 1,
         }
     }
@@ -56,12 +56,10 @@ impl fmt::Display for CliError {
 
 impl From<custody_core::Error> for CliError {
     fn from(e: custody_core::Error) -> Self {
-        // Gates report their own failures as boxed backend errors: use the
-        // gate's kind and message.
-        if let custody_core::Error::Backend(inner) = &e
-            && let Some(t) = inner.downcast_ref::<custody_totp::Error>()
-        {
-            return Self::new(t.kind(), t.to_string());
+        // Backends and gates report their own failures with their kind:
+        // the message is theirs too.
+        if let custody_core::Error::Backend { kind, source } = &e {
+            return Self::new(kind, source.to_string());
         }
         Self::new(e.kind(), e.to_string())
     }

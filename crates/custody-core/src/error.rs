@@ -155,9 +155,48 @@ pub enum Error {
     /// An I/O error (file system).
     #[error("I/O error")]
     Io(#[source] std::io::Error),
-    /// A vendor backend (KMS, HSM, enclave) failed; the source says why.
-    #[error("backend error")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A vendor backend (KMS, HSM, enclave) or a gate failed in a way of
+    /// its own; `kind` is its stable kind (e.g. `access-denied`,
+    /// `throttled`, `unavailable`), the source says why. Made by
+    /// [`Error::backend`]; a caller that knows the backend can
+    /// `source.downcast_ref::<ItsError>()`.
+    #[error("backend error ({kind})")]
+    Backend {
+        /// The stable kebab-case kind, as [`BackendError::kind`] gave it.
+        kind: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// An error of a backend or gate that travels inside [`Error::Backend`]:
+/// it names its stable kind, so that every caller (the CLI, an RPC layer,
+/// the audit record) maps it to the same contract without knowing which
+/// backend spoke.
+///
+/// # Why a kind travels with the error
+/// A KMS that throttles, an HSM whose PIN is wrong and a gate whose state
+/// is corrupt are different crates' errors; a caller matching on
+/// `custody_core::Error` must still tell `throttled` from `access-denied`
+/// (they ask for different fixes, and different exit codes). The kind is
+/// fixed when the error enters the seam, once, instead of every caller
+/// downcasting to every backend's type.
+pub trait BackendError: std::error::Error + Send + Sync + 'static {
+    /// The stable kebab-case kind (a published contract, as
+    /// [`Error::kind`]).
+    fn kind(&self) -> &'static str;
+}
+
+impl Error {
+    /// Wraps a backend's or gate's own error, keeping its kind.
+    #[must_use]
+    pub fn backend(error: impl BackendError) -> Self {
+        Self::Backend {
+            kind: error.kind(),
+            source: Box::new(error),
+        }
+    }
 }
 
 impl Error {
@@ -188,7 +227,7 @@ impl Error {
             Self::Denied(d) => d.kind(),
             Self::Rng => "rng",
             Self::Io(_) => "io",
-            Self::Backend(_) => "backend",
+            Self::Backend { kind, .. } => kind,
         }
     }
 }
@@ -196,5 +235,33 @@ impl Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Self::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the KMS throttled this call 5 times")]
+    struct Throttled;
+
+    impl BackendError for Throttled {
+        fn kind(&self) -> &'static str {
+            "throttled"
+        }
+    }
+
+    #[test]
+    fn a_backend_error_keeps_its_kind_and_its_source() {
+        let e = Error::backend(Throttled);
+        assert_eq!(e.kind(), "throttled");
+        assert_eq!(e.to_string(), "backend error (throttled)");
+        let source = std::error::Error::source(&e).unwrap();
+        assert_eq!(source.to_string(), "the KMS throttled this call 5 times");
+        let Error::Backend { source, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(source.downcast_ref::<Throttled>().is_some());
     }
 }

@@ -11,7 +11,7 @@ mod secrets;
 #[cfg(feature = "hazmat")]
 pub use secrets::hazmat;
 
-pub use error::{Denial, Error};
+pub use error::{BackendError, Denial, Error};
 pub use records::audit::{
     AuditEvent, AuditHead, AuditLog, AuditOp, AuditOutcome, AuditRecord, AuditSink, MemoryAuditLog,
 };

@@ -139,12 +139,18 @@ impl Error {
 impl From<Error> for custody_core::Error {
     /// Core errors and denials pass through unchanged (so a caller matching
     /// on [`custody_core::Error::Denied`] sees the gate's refusal); anything
-    /// else is wrapped as [`custody_core::Error::Backend`].
+    /// else is wrapped as [`custody_core::Error::Backend`] with its kind.
     fn from(e: Error) -> Self {
         match e {
             Error::Core(e) => e,
             Error::Denied(d) => Self::Denied(d),
-            other => Self::Backend(Box::new(other)),
+            other => Self::backend(other),
         }
+    }
+}
+
+impl custody_core::BackendError for Error {
+    fn kind(&self) -> &'static str {
+        Error::kind(self)
     }
 }

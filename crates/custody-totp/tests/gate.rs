@@ -822,7 +822,7 @@ fn a_pinned_key_is_checked_on_its_path_and_its_reference() {
         .unwrap()
         .export_private_key(&forged, &Authorization::none())
         .wait();
-    assert!(matches!(r, Err(CoreError::Backend(_))), "{r:?}");
+    assert!(matches!(r, Err(CoreError::Backend { .. })), "{r:?}");
     assert_eq!(f.reached(), 0);
 }
 
@@ -842,7 +842,7 @@ fn a_gate_with_another_scheme_than_the_keystore_fails_closed() {
         )
         .wait();
     match r {
-        Err(CoreError::Backend(e)) => {
+        Err(CoreError::Backend { source: e, .. }) => {
             assert!(matches!(
                 e.downcast_ref::<Error>(),
                 Some(Error::SchemeMismatch)
@@ -980,7 +980,7 @@ fn damaged_or_foreign_records_fail_closed() {
             &Authorization::none(),
         )
         .wait();
-    assert!(matches!(r, Err(CoreError::Backend(_))), "{r:?}");
+    assert!(matches!(r, Err(CoreError::Backend { .. })), "{r:?}");
     assert!(matches!(
         registry.enrol("carol", EnrolMode::New),
         Err(Error::SchemeMismatch)
