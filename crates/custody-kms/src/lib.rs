@@ -1,1 +1,70 @@
-//! custody-kms: not yet built (see the open issues).
+//! Key backends of the custody SDK that live outside the process, each
+//! behind its own cargo feature. With no feature (the default) this crate is
+//! empty and pulls no network stack.
+//!
+//! | feature | what |
+//! |---|---|
+//! | `aws-kms` | `KmsSigner` (AWS KMS `ECC_SECG_P256K1` `SIGN_VERIFY` keys sign digests) and `KmsKek` (a `SYMMETRIC_DEFAULT` key wraps envelope data keys), over one `KmsClient` |
+//! | `aws-config` | `KmsClient::from_env`: the client configured from the standard AWS environment (implies `aws-kms`) |
+//! | `pkcs11` | `Pkcs11Signer` (EC secp256k1 keys on a PKCS#11 token sign digests) and `Pkcs11Kek` (an AES key on the token wraps envelope data keys), over one `Pkcs11Token` (a session pool on a token of a `Pkcs11Module` loaded once per process); RFC 7512 `Pkcs11Uri`s |
+//!
+//! ```no_run
+//! # #[cfg(feature = "aws-kms")]
+//! # fn demo(sdk: &aws_sdk_kms::Client) -> Result<(), custody_core::Error> {
+//! use std::sync::Arc;
+//! use custody_core::{Authorization, Digest32, Intent, KeyId, KeyRef, KeySigner};
+//! use custody_kms::{KmsClient, KmsSigner};
+//!
+//! // One client for every call; its calls run on a runtime it owns.
+//! let client = KmsClient::with_own_runtime(sdk)?;
+//! let backend = Arc::new(KmsSigner::new(client));
+//! // GetPublicKey once, here; then one Sign per signature.
+//! let key = KeyRef::Stored(KeyId::new("alias/hot-wallet")?);
+//! let signer = KeySigner::pin(backend, key).wait()?;
+//! let sig = signer
+//!     .sign(Digest32([7; 32]), Intent::raw_digest(), &Authorization::none())
+//!     .wait()?;
+//! # let _ = sig;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A PKCS#11 token (CloudHSM, SoftHSM2, ...), named as the CLI names it:
+//!
+//! ```no_run
+//! # #[cfg(feature = "pkcs11")]
+//! # fn demo() -> Result<(), custody_core::Error> {
+//! use std::sync::Arc;
+//! use custody_core::{Authorization, Digest32, Intent, KeyId, KeyRef, KeySigner};
+//! use custody_kms::{Pin, Pkcs11Signer, Pkcs11Token, Pkcs11Uri};
+//!
+//! let uri = Pkcs11Uri::parse("pkcs11:token=custody?module-path=/usr/lib/softhsm/libsofthsm2.so")?;
+//! // The module is loaded once per process; the PIN comes from the caller
+//! // (the CLI reads CUSTODY_PKCS11_PIN) or from the URI's pin-source.
+//! let token = Pkcs11Token::open_uri(&uri, None, Some(Pin::new("1234")))?;
+//! let backend = Arc::new(Pkcs11Signer::new(token));
+//! // The key is looked up once, here; then one C_Sign per signature.
+//! let key = KeyRef::Stored(KeyId::new("hot-wallet")?);
+//! let signer = KeySigner::pin(backend, key).wait()?;
+//! let sig = signer
+//!     .sign(Digest32([7; 32]), Intent::raw_digest(), &Authorization::none())
+//!     .wait()?;
+//! # let _ = sig;
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(feature = "aws-kms")]
+mod aws;
+
+#[cfg(feature = "aws-kms")]
+pub use aws::{ErrorCode, HttpStatus, KmsClient, KmsError, KmsKek, KmsSigner, RetryPolicy};
+
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
+
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{
+    ObjectType, Pin, Pkcs11Error, Pkcs11Kek, Pkcs11Module, Pkcs11Signer, Pkcs11Token, Pkcs11Uri,
+    ReturnCode, TokenCounters,
+};

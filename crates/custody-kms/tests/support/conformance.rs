@@ -1,0 +1,338 @@
+//! The backend conformance suite, written once and run for every backend
+//! that is built (`tests/conformance.rs`): the software vault and local
+//! KEK, AWS KMS and PKCS#11. Each check takes the backend as
+//! `SharedBackend` (the seam callers hold) and knows nothing of which one it
+//! is, so a backend passes only by behaving as the seam says.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use custody_core::{
+    AuditOutcome, Audited, Authorization, Capabilities, DataKey, DerivationPath, Digest32,
+    EncryptionContext, Envelope, Error, Intent, KekId, KeyBackend, KeyRef, KeySigner,
+    MemoryAuditLog, MemoryStore, SharedBackend, Vault, WalletScheme,
+};
+use custody_totp::{EnrolMode, ManualClock, TotpConfig, TotpGate, TotpRegistry};
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
+use k256::ecdsa::{Signature, VerifyingKey};
+
+/// Half the secp256k1 group order, big-endian: a low-s signature has
+/// `s <= HALF_ORDER`.
+const HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+];
+
+/// A deterministic, distinct digest per `i`.
+pub(crate) fn digest(i: u32) -> Digest32 {
+    let mut d = [0u8; 32];
+    for (j, b) in d.iter_mut().enumerate() {
+        *b = u8::try_from((i as usize * 131 + j * 29 + 7) % 251).unwrap();
+    }
+    d[..4].copy_from_slice(&i.to_be_bytes());
+    Digest32(d)
+}
+
+/// A digest is signed: the signature verifies (k256) against the pinned
+/// public key, recovers to it, is low-s, and over `n` digests both recovery
+/// ids occur (a backend that returns no recovery id has it found by
+/// recovery, never assumed to be 0).
+pub(crate) fn signs_and_normalizes(backend: SharedBackend, key: KeyRef, n: u32) -> KeySigner {
+    let signer = KeySigner::pin(backend, key).wait().unwrap();
+    let public = *signer.key().public_key();
+    let verifying = VerifyingKey::from(public.as_k256());
+    let mut parities = BTreeSet::new();
+    for i in 0..n {
+        let d = digest(i);
+        let sig = signer
+            .sign(d, Intent::raw_digest(), &Authorization::none())
+            .wait()
+            .unwrap();
+        assert!(sig.s() <= &HALF_ORDER, "high s for digest {i}");
+        assert_eq!(sig.recover(&d).unwrap(), public, "recovery for digest {i}");
+        let k = Signature::from_slice(&sig.to_compact()).unwrap();
+        verifying.verify_prehash(&d.0, &k).unwrap();
+        parities.insert(sig.y_parity());
+    }
+    assert_eq!(parities.len(), 2, "both recovery ids over {n} digests");
+    signer
+}
+
+/// Many threads sign through one backend at once; every signature is
+/// valid for its own digest.
+pub(crate) fn many_threads_sign(signer: &KeySigner, threads: u32, each: u32) {
+    let public = *signer.key().public_key();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                for i in 0..each {
+                    let d = digest(10_000 + t * each + i);
+                    let sig = signer
+                        .sign(d, Intent::raw_digest(), &Authorization::none())
+                        .wait()
+                        .unwrap();
+                    assert_eq!(sig.recover(&d).unwrap(), public);
+                }
+            });
+        }
+    });
+}
+
+fn context(purpose: &str) -> EncryptionContext {
+    EncryptionContext::new()
+        .with("purpose", purpose)
+        .unwrap()
+        .with("wallet", "alice@example.com")
+        .unwrap()
+}
+
+/// The one opaque refusal of a wrong context, KEK or bytes.
+pub(crate) fn opaque(e: &Error) -> bool {
+    matches!(e, Error::DecryptionFailed)
+}
+
+/// Envelopes sealed under `kek` open with the same context; a wrong
+/// context, a data key unwrapped under the wrong KEK (`other`) and tampered
+/// bytes are all the one opaque [`Error::DecryptionFailed`]. The wrong KEK
+/// is checked by `wrong_kek` ([`opaque`] but for an emulator that answers
+/// otherwise than the service it stands for).
+pub(crate) fn wraps_and_refuses_alike(
+    backend: &dyn KeyBackend,
+    kek: &KekId,
+    other: &KekId,
+    wrong_kek: fn(&Error) -> bool,
+) {
+    let wrapping = backend.wrapping().expect("a wrapping backend");
+    let plaintext = b"an HD master seed, or a TOTP secret".to_vec();
+    let ctx = context("conformance");
+    let envelope = Envelope::seal(wrapping, kek, &ctx, &plaintext)
+        .wait()
+        .unwrap();
+    assert_eq!(envelope.kek(), kek);
+    let opened = envelope.open(wrapping, &ctx).wait().unwrap();
+    assert_eq!(opened.expose_secret(), plaintext.as_slice());
+    // The bytes survive a round trip through storage.
+    let stored = Envelope::from_bytes(&envelope.to_bytes()).unwrap();
+    assert_eq!(
+        stored.open(wrapping, &ctx).wait().unwrap().expose_secret(),
+        plaintext.as_slice()
+    );
+
+    // A wrong context: at the envelope and at the wrapped data key.
+    let wrong = context("another-purpose");
+    assert!(matches!(
+        envelope.open(wrapping, &wrong).wait(),
+        Err(Error::DecryptionFailed)
+    ));
+    let (_key, wrapped) = wrapping.generate_data_key(kek, &ctx).wait().unwrap();
+    assert!(matches!(
+        wrapping.unwrap(kek, &wrapped, &wrong).wait(),
+        Err(Error::DecryptionFailed)
+    ));
+    assert!(matches!(
+        wrapping
+            .unwrap(kek, &wrapped, &EncryptionContext::new())
+            .wait(),
+        Err(Error::DecryptionFailed)
+    ));
+
+    // The wrong KEK: a data key wrapped under `kek` presented to `other`.
+    match wrapping.unwrap(other, &wrapped, &ctx).wait() {
+        Err(e) => assert!(wrong_kek(&e), "the wrong KEK: {e:?}"),
+        Ok(_) => panic!("unwrapped under the wrong KEK"),
+    }
+
+    // Tampered bytes: every byte of the wrapped key's second half flipped
+    // in turn (the first may be a key reference a backend reads first),
+    // and the envelope's ciphertext.
+    for i in wrapped.len() / 2..wrapped.len() {
+        let mut bad = wrapped.clone();
+        bad[i] ^= 0x01;
+        assert!(
+            matches!(
+                wrapping.unwrap(kek, &bad, &ctx).wait(),
+                Err(Error::DecryptionFailed)
+            ),
+            "flipped byte {i} of {}",
+            wrapped.len()
+        );
+    }
+    let mut bytes = envelope.to_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x80;
+    let tampered = Envelope::from_bytes(&bytes).unwrap();
+    assert!(matches!(
+        tampered.open(wrapping, &ctx).wait(),
+        Err(Error::DecryptionFailed)
+    ));
+
+    // A data key given to wrap comes back from unwrap.
+    let given = DataKey::new([0x42; 32]);
+    let w = wrapping.wrap(kek, &given, &ctx).wait().unwrap();
+    let back = wrapping.unwrap(kek, &w, &ctx).wait().unwrap();
+    assert_eq!(back.expose_secret(), given.expose_secret());
+}
+
+/// What the backend declares is what it does: each declared capability
+/// works, each undeclared one is absent (no method to call by mistake), and
+/// the key kinds it resolves are the ones it says.
+pub(crate) fn capabilities_are_honest(backend: &SharedBackend, stored: Option<KeyRef>) {
+    let caps = Capabilities::of(backend.as_ref());
+    assert_eq!(caps.signing.is_some(), backend.signing().is_some());
+    assert_eq!(caps.wrapping, backend.wrapping().is_some());
+    assert_eq!(caps.exporting, backend.exporting().is_some());
+    let Some(kinds) = caps.signing else {
+        assert!(stored.is_none());
+        return;
+    };
+    let signing = backend.signing().unwrap();
+    if let Some(key) = stored {
+        assert!(kinds.stored);
+        signing.pin(&key).wait().unwrap();
+    }
+    let path = KeyRef::Path("m/44'/60'/0'/0/0".parse::<DerivationPath>().unwrap());
+    match signing.pin(&path).wait() {
+        Ok(pinned) => {
+            assert!(kinds.hd, "resolved a path without declaring hd");
+            assert_eq!(pinned.path(), Some(&"m/44'/60'/0'/0/0".parse().unwrap()));
+        }
+        Err(Error::Unsupported(_)) => assert!(!kinds.hd, "declared hd, refused a path"),
+        Err(e) => panic!("a path reference: {e:?}"),
+    }
+    if !kinds.stored {
+        let id = custody_core::KeyId::new("no-such-key").unwrap();
+        assert!(matches!(
+            signing.pin(&KeyRef::Stored(id)).wait(),
+            Err(Error::Unsupported(_))
+        ));
+    }
+}
+
+/// What a record says happened: its operation, outcome and field names
+/// (not the values, which differ from key to key).
+pub(crate) type RecordShape = (String, AuditOutcome, BTreeSet<String>);
+
+/// The error kinds (empty: signed) of an enrolled wallet's four requests,
+/// and the shape of the signature's record.
+pub(crate) type EnrolledBehaviour = (Vec<String>, RecordShape);
+
+fn shape(event: &custody_core::AuditEvent) -> RecordShape {
+    (
+        event.op().to_string(),
+        event.outcome(),
+        event.fields().map(|(k, _)| k.to_owned()).collect(),
+    )
+}
+
+/// What `Audited(TotpGate(signer))` does with a key held by `signer`,
+/// TOTP secrets sealed by `kek_backend`: the shapes of the audit records
+/// and the answers, for comparing across backends.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct GateBehaviour {
+    /// An unenrolled key, enrolment not required: the answer and records.
+    pub(crate) open: (bool, Vec<RecordShape>),
+    /// An unenrolled key, enrolment required: the error kind and records.
+    pub(crate) required: (String, Vec<RecordShape>),
+}
+
+/// `Audited(TotpGate(signer))` over a key of `signer`, with the registry's
+/// secrets wrapped by `kek_backend`.
+pub(crate) fn audited_totp_gate(
+    signer: SharedBackend,
+    key: KeyRef,
+    kek_backend: SharedBackend,
+) -> GateBehaviour {
+    let run = |require: bool| {
+        let log = Arc::new(MemoryAuditLog::new());
+        let registry = Arc::new(
+            TotpRegistry::new(
+                kek_backend.clone(),
+                Arc::new(MemoryStore::new()),
+                log.clone(),
+                TotpConfig::new(WalletScheme::Default),
+            )
+            .unwrap(),
+        );
+        let gate = TotpGate::new(signer.clone(), registry).require_enrolment(require);
+        let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), log.clone()));
+        let pinned = KeySigner::pin(audited, key.clone()).wait().unwrap();
+        let d = digest(7);
+        let answer = pinned
+            .sign(d, Intent::raw_digest(), &Authorization::none())
+            .wait();
+        if let Ok(sig) = &answer {
+            assert_eq!(&sig.recover(&d).unwrap(), pinned.key().public_key());
+        }
+        let records: Vec<_> = log.drain().iter().map(|r| shape(r.event())).collect();
+        (answer, records)
+    };
+    let (answer, open_records) = run(false);
+    let (refused, required_records) = run(true);
+    GateBehaviour {
+        open: (answer.is_ok(), open_records),
+        required: (refused.err().unwrap().kind().to_owned(), required_records),
+    }
+}
+
+/// The code an authenticator shows for `secret_b32` at `unix`, computed by
+/// totp-rs (an independent implementation).
+fn code_at(secret_b32: &str, unix: u64) -> String {
+    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_b32).unwrap();
+    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
+    totp.generate(unix).to_string()
+}
+
+/// What an enrolled wallet's requests get through
+/// `Audited(TotpGate(Vault))`, the vault's master and the TOTP secret both
+/// sealed by `kek_backend` under `kek`: the error kinds of no code, a
+/// wrong code, a valid code (empty: signed) and its replay, and the shape
+/// of the signature's record.
+pub(crate) fn enrolled_wallet_through_the_gate(kek_backend: SharedBackend) -> EnrolledBehaviour {
+    let log = Arc::new(MemoryAuditLog::new());
+    let clock = Arc::new(ManualClock::new(1_764_633_600));
+    let registry = Arc::new(
+        TotpRegistry::new(
+            kek_backend.clone(),
+            Arc::new(MemoryStore::new()),
+            log.clone(),
+            TotpConfig::new(WalletScheme::Default),
+        )
+        .unwrap()
+        .with_clock(clock.clone()),
+    );
+    let enrolment = registry.enrol("alice@example.com", EnrolMode::New).unwrap();
+    let secret = enrolment.secret_base32();
+    let mut vault = Vault::new(kek_backend, WalletScheme::Default);
+    vault.set_master_seed(&[0x5e; 64]).unwrap();
+    let gate = TotpGate::new(Arc::new(vault), registry);
+    let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), log.clone()));
+    let signer = KeySigner::pin(
+        audited,
+        KeyRef::Wallet {
+            name: "alice@example.com".into(),
+            index: 0,
+        },
+    )
+    .wait()
+    .unwrap();
+    let code = code_at(&secret, 1_764_633_600);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut kinds = Vec::new();
+    for auth in [
+        Authorization::none(),
+        Authorization::totp(wrong),
+        Authorization::totp(code.clone()),
+        Authorization::totp(code),
+    ] {
+        let answer = signer.sign(digest(1), Intent::raw_digest(), &auth).wait();
+        kinds.push(answer.err().map_or(String::new(), |e| e.kind().to_owned()));
+    }
+    let records = log.drain();
+    let signed = records
+        .iter()
+        .find(|r| {
+            r.event().op().to_string() == "sign" && r.event().outcome() == AuditOutcome::Success
+        })
+        .unwrap();
+    (kinds, shape(signed.event()))
+}
