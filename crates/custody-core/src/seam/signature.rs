@@ -11,7 +11,12 @@
 use std::fmt;
 
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
+use k256::elliptic_curve::PrimeField;
+use k256::elliptic_curve::group::Group;
+use k256::elliptic_curve::ops::{MulByGeneratorVartime, Reduce};
+use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::sec1::ToSec1Point;
+use k256::{FieldBytes, ProjectivePoint, Scalar};
 
 use crate::Error;
 
@@ -192,10 +197,15 @@ pub enum RawSignature {
 /// - `r` and `s` must be in `1..n`.
 /// - A high `s` becomes `n - s`, and **the recovery parity flips with it**
 ///   (the bug peers shipped was normalizing `s` and keeping the parity).
-/// - With no recovery id (KMS, HSM), both parities are tried and the one whose
-///   recovered key equals the pinned key is kept; if neither does, the
-///   signature is not from the pinned key and [`Error::InvalidSignature`] is
-///   returned (a backend that signed with the wrong key is caught here).
+/// - With no recovery id (KMS, HSM), it is found from the pinned key: the
+///   point `R = (z/s)·G + (r/s)·Q` that verification computes (one
+///   double-scalar multiplication) must have `R.x = r`, and `R.y`'s parity
+///   is the recovery id. If `R.x ≠ r` the signature is not from the pinned
+///   key and [`Error::InvalidSignature`] is returned (a backend that signed
+///   with the wrong key is caught here). This costs one verification where
+///   trying both parities by recovery cost 1.5 recoveries on average; the
+///   answer is the same (`recovery_id_matches_trial_recovery` checks it),
+///   and never assumed to be 0.
 ///
 /// # Errors
 /// [`Error::InvalidSignature`] for malformed DER, out-of-range scalars, or a
@@ -218,16 +228,46 @@ pub fn normalize(
             s,
             y_parity: p ^ flipped,
         }),
-        None => {
-            for y_parity in [false, true] {
-                let candidate = RecoverableSignature { r, s, y_parity };
-                if candidate.recover(digest).ok().as_ref() == Some(pinned) {
-                    return Ok(candidate);
-                }
-            }
-            Err(Error::InvalidSignature)
-        }
+        None => Ok(RecoverableSignature {
+            r,
+            s,
+            y_parity: r_parity(&r, &s, pinned, digest)?,
+        }),
     }
+}
+
+/// The parity of `R.y` for the signature `(r, s)` of `digest` by `pinned`:
+/// `R = (z/s)·G + (r/s)·Q`, which must have `R.x = r` exactly (a signature
+/// whose `R.x` is `r + n` has a recovery id Ethereum cannot express, and is
+/// refused, as recovery with parity 0 or 1 refuses it). Variable time:
+/// everything here is public.
+fn r_parity(
+    r: &[u8; 32],
+    s: &[u8; 32],
+    pinned: &PublicKey,
+    digest: &Digest32,
+) -> Result<bool, Error> {
+    let scalar = |x: &[u8; 32]| {
+        Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(*x)))
+            .ok_or(Error::InvalidSignature)
+    };
+    let (r_scalar, s_scalar) = (scalar(r)?, scalar(s)?);
+    let z = <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(digest.0));
+    let s_inv = Option::<Scalar>::from(s_scalar.invert_vartime()).ok_or(Error::InvalidSignature)?;
+    let q = ProjectivePoint::from(*pinned.0.as_affine());
+    let point = ProjectivePoint::mul_by_generator_and_mul_add_vartime(
+        &(z * s_inv),
+        &(r_scalar * s_inv),
+        &q,
+    );
+    if bool::from(point.is_identity()) {
+        return Err(Error::InvalidSignature);
+    }
+    let point = point.to_affine();
+    if point.x().as_slice() != r.as_slice() {
+        return Err(Error::InvalidSignature);
+    }
+    Ok(point.y_is_odd().into())
 }
 
 /// The secp256k1 group order `n`, big-endian (checked against k256 by
@@ -353,7 +393,6 @@ fn der_uint_into(int: &[u8], out: &mut [u8]) -> Result<(), Error> {
 mod tests {
     use super::*;
     use k256::ecdsa::SigningKey;
-    use k256::elliptic_curve::PrimeField;
 
     fn key() -> (SigningKey, PublicKey) {
         let sk = SigningKey::from_slice(&[0x11; 32]).unwrap();
@@ -564,5 +603,90 @@ mod tests {
     fn debug_shows_public_values_only() {
         let (_, pk) = key();
         assert!(format!("{pk:?}").starts_with("PublicKey(0x0"));
+    }
+}
+
+#[cfg(test)]
+mod recovery_id {
+    use super::*;
+    use k256::ecdsa::SigningKey;
+
+    /// What `normalize` did before it found the recovery id from `R`: try
+    /// both parities by recovery, keep the one giving the pinned key.
+    fn by_trial_recovery(
+        r: [u8; 32],
+        s: [u8; 32],
+        pinned: &PublicKey,
+        digest: &Digest32,
+    ) -> Option<bool> {
+        [false, true].into_iter().find(|&y_parity| {
+            RecoverableSignature { r, s, y_parity }
+                .recover(digest)
+                .ok()
+                .as_ref()
+                == Some(pinned)
+        })
+    }
+
+    fn key(seed: u64) -> (SigningKey, PublicKey) {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_be_bytes());
+        bytes[31] = 1;
+        let sk = SigningKey::from_slice(&bytes).unwrap();
+        let pk = PublicKey(k256::PublicKey::from(sk.verifying_key()));
+        (sk, pk)
+    }
+
+    #[test]
+    fn recovery_id_matches_trial_recovery_and_k256() {
+        let mut parities = [0u32; 2];
+        for i in 0..512u64 {
+            let (sk, pk) = key(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut d = [0u8; 32];
+            d[..8].copy_from_slice(&i.to_le_bytes());
+            d[31] = 0xa5;
+            let digest = Digest32(d);
+            let (sig, recid) = sk.sign_prehash_recoverable(&digest.0);
+            let low: [u8; 64] = sig.to_bytes().into();
+            // The same signature with the high s a KMS or HSM may return.
+            let high = {
+                let (r, s) = sig.split_scalars();
+                let mut out = [0u8; 64];
+                out[..32].copy_from_slice(&r.to_repr());
+                out[32..].copy_from_slice(&(-*s).to_repr());
+                out
+            };
+            for compact in [low, high] {
+                let ours = normalize(&RawSignature::Compact(compact), &pk, &digest).unwrap();
+                assert_eq!(
+                    Some(ours.y_parity()),
+                    by_trial_recovery(*ours.r(), *ours.s(), &pk, &digest),
+                    "key {i}"
+                );
+                // k256 signs low-s already: its recovery id is the answer.
+                assert_eq!(ours.y_parity(), recid.is_y_odd(), "key {i}");
+                assert_eq!(ours.recover(&digest).unwrap(), pk);
+            }
+            parities[usize::from(recid.is_y_odd())] += 1;
+        }
+        assert!(parities[0] > 200 && parities[1] > 200, "{parities:?}");
+    }
+
+    #[test]
+    fn another_keys_signature_or_digest_is_refused() {
+        let (sk, _) = key(7);
+        let (_, other) = key(8);
+        let digest = Digest32([3; 32]);
+        let (sig, _) = sk.sign_prehash_recoverable(&digest.0);
+        let compact: [u8; 64] = sig.to_bytes().into();
+        assert!(matches!(
+            normalize(&RawSignature::Compact(compact), &other, &digest),
+            Err(Error::InvalidSignature)
+        ));
+        let (_, pk) = key(7);
+        assert!(matches!(
+            normalize(&RawSignature::Compact(compact), &pk, &Digest32([4; 32])),
+            Err(Error::InvalidSignature)
+        ));
     }
 }
