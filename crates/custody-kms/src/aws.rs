@@ -14,7 +14,6 @@ mod error;
 mod kek;
 mod retry;
 mod signer;
-mod spki;
 
 pub use client::KmsClient;
 pub use error::{ErrorCode, HttpStatus, KmsError};

@@ -57,6 +57,15 @@
 #[cfg(feature = "aws-kms")]
 mod aws;
 
+// The DER `SubjectPublicKeyInfo` reader of `aws-kms`, also compiled for its
+// fuzz target (feature `fuzzing`).
+#[cfg(any(feature = "aws-kms", feature = "fuzzing"))]
+mod spki;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(feature = "aws-kms")]
 pub use aws::{ErrorCode, HttpStatus, KmsClient, KmsError, KmsKek, KmsSigner, RetryPolicy};
 

@@ -11,7 +11,7 @@ use custody_core::{
 
 use super::client::KmsClient;
 use super::error::KmsError;
-use super::spki::{SpkiError, secp256k1_point};
+use crate::spki::{SpkiError, secp256k1_point};
 
 /// A [`SigningBackend`] (and a [`KeyBackend`] whose
 /// [`signing`](KeyBackend::signing) returns it) over AWS KMS asymmetric keys

@@ -1,0 +1,223 @@
+//! The bodies of the `pkcs11_uri` and `ec_spki` cargo-fuzz targets in
+//! `fuzz/`. **Not part of the API**: hidden from the docs, and free to change
+//! in any release.
+//!
+//! `fuzz/fuzz_targets/<name>.rs` calls `fuzz_<name>` in one line, and
+//! `tests/fuzz_corpus.rs` (stable, in CI) feeds it every input under
+//! `fuzz/seeds/<name>/` and `fuzz/regressions/<name>/`. They **panic when a
+//! property fails**.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use custody_core::PublicKey;
+
+use crate::spki::secp256k1_point;
+use crate::{ObjectType, Pkcs11Uri};
+
+/// The body of a fuzz target: arbitrary bytes in, a panic if a property fails.
+pub type Target = fn(&[u8]);
+
+/// Every target of this crate, by name.
+pub const TARGETS: &[(&str, Target)] =
+    &[("pkcs11_uri", fuzz_pkcs11_uri), ("ec_spki", fuzz_ec_spki)];
+
+/// `Pkcs11Uri::parse`: never a panic; an accepted URI, written back
+/// canonically from its accessors (every byte of every value as `%XX`),
+/// parses to the same attributes, and parsing that text twice gives equal
+/// results that write the same text again.
+#[expect(
+    clippy::panic,
+    reason = "a failed property must abort the fuzz run: that is the report"
+)]
+pub fn fuzz_pkcs11_uri(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(uri) = Pkcs11Uri::parse(s) else {
+        return;
+    };
+    let canonical = canonical_uri(&uri);
+    let again = match Pkcs11Uri::parse(&canonical) {
+        Ok(u) => u,
+        Err(e) => panic!("the canonical URI {canonical:?} re-parses: {e:?}"),
+    };
+    assert_eq!(again.token(), uri.token(), "token");
+    assert_eq!(again.manufacturer(), uri.manufacturer(), "manufacturer");
+    assert_eq!(again.serial(), uri.serial(), "serial");
+    assert_eq!(again.model(), uri.model(), "model");
+    assert_eq!(again.slot_id(), uri.slot_id(), "slot-id");
+    assert_eq!(again.object(), uri.object(), "object");
+    assert_eq!(again.id(), uri.id(), "id");
+    assert_eq!(again.object_type(), uri.object_type(), "type");
+    assert_eq!(again.pin_source(), uri.pin_source(), "pin-source");
+    assert_eq!(again.module_path(), uri.module_path(), "module-path");
+    assert_eq!(again.module_name(), uri.module_name(), "module-name");
+    assert_eq!(again, uri, "every field");
+    let third = match Pkcs11Uri::parse(&canonical) {
+        Ok(u) => u,
+        Err(e) => panic!("the canonical URI {canonical:?} parses twice: {e:?}"),
+    };
+    assert_eq!(third, again, "parsing is deterministic");
+    assert_eq!(canonical_uri(&again), canonical, "stable text");
+}
+
+/// Every byte of `value` as `%XX`.
+fn escape(out: &mut String, value: &[u8]) {
+    for b in value {
+        let _ = write!(out, "%{b:02X}");
+    }
+}
+
+/// The URI of `uri`'s attributes, every value fully percent-encoded.
+fn canonical_uri(uri: &Pkcs11Uri) -> String {
+    fn path_bytes(p: Option<&Path>) -> Option<&[u8]> {
+        p.map(|p| p.as_os_str().as_encoded_bytes())
+    }
+    let slot_id = uri.slot_id().map(|n| n.to_string());
+    let object_type = uri.object_type().map(|t| match t {
+        ObjectType::Public => "public",
+        ObjectType::Private => "private",
+        ObjectType::Cert => "cert",
+        ObjectType::SecretKey => "secret-key",
+        ObjectType::Data => "data",
+    });
+    let path: [(&str, Option<&[u8]>); 8] = [
+        ("token", uri.token().map(str::as_bytes)),
+        ("manufacturer", uri.manufacturer().map(str::as_bytes)),
+        ("serial", uri.serial().map(str::as_bytes)),
+        ("model", uri.model().map(str::as_bytes)),
+        ("slot-id", slot_id.as_deref().map(str::as_bytes)),
+        ("object", uri.object().map(str::as_bytes)),
+        ("id", uri.id()),
+        ("type", object_type.map(str::as_bytes)),
+    ];
+    let query: [(&str, Option<&[u8]>); 3] = [
+        ("pin-source", path_bytes(uri.pin_source())),
+        ("module-path", path_bytes(uri.module_path())),
+        ("module-name", uri.module_name().map(str::as_bytes)),
+    ];
+    let mut out = String::from("pkcs11:");
+    for (i, (name, value)) in path
+        .iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+        out.push('=');
+        escape(&mut out, value);
+    }
+    for (i, (name, value)) in query
+        .iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .enumerate()
+    {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(name);
+        out.push('=');
+        escape(&mut out, value);
+    }
+    out
+}
+
+/// The DER of a secp256k1 `SubjectPublicKeyInfo` up to the 65 bytes of an
+/// uncompressed point: `SEQUENCE(86) { SEQUENCE(16) { OID id-ecPublicKey,
+/// OID secp256k1 }, BIT STRING(66) 00 }`.
+pub const SECP256K1_SPKI_PREFIX: [u8; 23] = [
+    0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+    0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00,
+];
+
+/// A DER definite length (X.690 §10.1: the shortest form).
+fn der_length(out: &mut Vec<u8>, len: usize) {
+    let bytes = len.to_be_bytes();
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let significant = &bytes[first..];
+    match significant {
+        [] => out.push(0),
+        [b] if *b < 0x80 => out.push(*b),
+        _ => {
+            out.push(0x80 | u8::try_from(significant.len()).unwrap_or(0x7f));
+            out.extend_from_slice(significant);
+        }
+    }
+}
+
+fn der_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+    out.push(tag);
+    der_length(out, value.len());
+    out.extend_from_slice(value);
+}
+
+/// The DER `SubjectPublicKeyInfo` of an EC key on secp256k1 whose
+/// subjectPublicKey is `point` (written independently of the reader).
+fn canonical_spki(point: &[u8]) -> Vec<u8> {
+    let mut algorithm = Vec::new();
+    der_tlv(
+        &mut algorithm,
+        0x06,
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01],
+    );
+    der_tlv(&mut algorithm, 0x06, &[0x2b, 0x81, 0x04, 0x00, 0x0a]);
+    let mut bits = vec![0];
+    bits.extend_from_slice(point);
+    let mut body = Vec::new();
+    der_tlv(&mut body, 0x30, &algorithm);
+    der_tlv(&mut body, 0x03, &bits);
+    let mut out = Vec::new();
+    der_tlv(&mut out, 0x30, &body);
+    out
+}
+
+/// `secp256k1_point` (the reader of KMS `GetPublicKey` answers): never a
+/// panic. Its documented contract is the SEC 1 point *as encoded* (the BIT
+/// STRING's bytes, not checked to be on the curve: its caller does that
+/// with `PublicKey::from_sec1_bytes`), so for an accepted input:
+///
+/// - the point is not empty, and the input is exactly the canonical DER
+///   `SubjectPublicKeyInfo` of that point (the reader is strict DER, not
+///   BER: shortest lengths, no trailing bytes); for a 65-byte point that is
+///   [`SECP256K1_SPKI_PREFIX`] ‖ point;
+/// - when `PublicKey::from_sec1_bytes` takes the point (what the signer
+///   pins), a 65-byte point is already its `04‖x‖y`, and the canonical
+///   SPKI of `04‖x‖y` is read back to the same point and key.
+#[expect(
+    clippy::panic,
+    reason = "a failed property must abort the fuzz run: that is the report"
+)]
+pub fn fuzz_ec_spki(data: &[u8]) {
+    let Ok(point) = secp256k1_point(data) else {
+        return;
+    };
+    assert!(!point.is_empty(), "an accepted point is not empty");
+    assert_eq!(
+        canonical_spki(point),
+        data,
+        "an accepted input is the canonical DER of its point"
+    );
+    if point.len() == 65 {
+        assert_eq!(data[..23], SECP256K1_SPKI_PREFIX, "the fixed prefix");
+    }
+    let Ok(key) = PublicKey::from_sec1_bytes(point) else {
+        return;
+    };
+    let uncompressed = key.to_uncompressed();
+    if point.len() == 65 {
+        assert_eq!(point, &uncompressed[..], "a 65-byte point is 04‖x‖y");
+    }
+    let mut canonical = SECP256K1_SPKI_PREFIX.to_vec();
+    canonical.extend_from_slice(&uncompressed);
+    assert_eq!(canonical_spki(&uncompressed), canonical, "the fixed prefix");
+    let again = match secp256k1_point(&canonical) {
+        Ok(p) => p,
+        Err(e) => panic!("the canonical SPKI of a key is read: {e:?}"),
+    };
+    assert_eq!(again, &uncompressed[..], "the same point");
+    match PublicKey::from_sec1_bytes(again) {
+        Ok(k) => assert!(k == key, "the same key"),
+        Err(e) => panic!("the point read back is a key: {e:?}"),
+    }
+}
