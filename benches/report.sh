@@ -122,4 +122,24 @@ except Exception:
     cpu = platform.processor()
 print()
 print(f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
+# Key backends outside the process (`--features aws-kms` / `pkcs11`, against
+# the emulator / SoftHSM2): custody beside the raw SDK / cryptoki call,
+# paired, and the calls counted per operation.
+for group, what in [("kms_paired", "AWS KMS (emulator)"), ("pkcs11_paired", "PKCS#11 (SoftHSM2)")]:
+    rows = []
+    for op in ["sign", "open"]:
+        ratio = paired(group, op)
+        try:
+            with open(os.path.join(root, group, op, "calls.json")) as f:
+                calls = json.load(f)
+        except FileNotFoundError:
+            calls = None
+        if ratio is not None:
+            counted = ", ".join(f"{k} {v / calls['n']:.3f}" for k, v in sorted(calls["calls"].items())) if calls else ""
+            rows.append(f"| {what}: {op} through custody / raw call, paired | {ratio:.3f} | per {calls['per'] if calls else op}: {counted} |")
+    if rows:
+        print()
+        print("| ratio | value | calls per operation |")
+        print("|---|---|---|")
+        print("\n".join(rows))
 PY
