@@ -16,6 +16,12 @@
 //! `Sign` per signature, no `GetPublicKey` after pin, one `Decrypt` per
 //! open.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a bench's setup failing is the bench failing: unwrap says where"
+)]
+#![allow(missing_docs, reason = "criterion_main generates an undocumented main")]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
