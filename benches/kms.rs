@@ -34,7 +34,7 @@ use aws_sdk_kms::error::BoxError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use criterion::{Criterion, criterion_group, criterion_main};
-use custody_benches::Pairing;
+use custody_benches::{Pairing, save_calls};
 use custody_core::{
     Authorization, Digest32, EncryptionContext, Envelope, Intent, KekId, KeyId, KeyRef, KeySigner,
     SharedBackend,
@@ -73,23 +73,11 @@ impl Intercept for Calls {
     }
 }
 
-/// Writes the per-call counts beside criterion's results for `report.sh`.
-fn save_calls(name: &str, per: &str, n: u64, calls: &HashMap<String, u64>) {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        std::path::PathBuf::from,
-    );
-    let dir = target.join("criterion").join("kms_paired").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ops: Vec<_> = calls.iter().collect();
-    ops.sort();
-    let counts: Vec<String> = ops.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-    let json = format!(
-        "{{\"per\":\"{per}\",\"n\":{n},\"calls\":{{{}}}}}\n",
-        counts.join(",")
-    );
-    println!("kms_paired/{name}: {n} {per}s made {json}");
-    std::fs::write(dir.join("calls.json"), json).unwrap();
+/// Writes the counts, sorted by operation, for `report.sh`.
+fn save_kms_calls(name: &str, per: &str, n: u64, calls: &HashMap<String, u64>) {
+    let mut ops: Vec<(&str, u64)> = calls.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    ops.sort_unstable();
+    save_calls("kms_paired", name, per, n, &ops);
 }
 
 fn digest(i: u64) -> Digest32 {
@@ -178,7 +166,7 @@ fn kms(c: &mut Criterion) {
     if let Some(sign) = counted.get_mut("Sign") {
         *sign -= signatures;
     }
-    save_calls("sign", "signature", signatures, &counted);
+    save_kms_calls("sign", "signature", signatures, &counted);
 
     // Opening an envelope under the KMS KEK: one Decrypt.
     let kek = KmsKek::new(client.clone(), KekId::new(&kek_id).unwrap());
@@ -211,7 +199,7 @@ fn kms(c: &mut Criterion) {
     if let Some(decrypt) = counted.get_mut("Decrypt") {
         *decrypt -= opens;
     }
-    save_calls("open", "open", opens, &counted);
+    save_kms_calls("open", "open", opens, &counted);
     g.finish();
 }
 

@@ -196,12 +196,7 @@ impl Pairing {
     /// results for `group/name` (in `$CARGO_TARGET_DIR/criterion`, else the
     /// workspace's `target/criterion`), for `report.sh`.
     pub fn save(&self, group: &str, name: &str) {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-            std::path::PathBuf::from,
-        );
-        let dir = target.join("criterion").join(group).join(name);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = results_dir(group, name);
         let json = format!(
             "{{\"subject_ns\":{},\"baseline_ns\":{},\"ratio\":{}}}\n",
             self.subject.as_nanos(),
@@ -313,4 +308,30 @@ impl Gated {
         self.ship();
         elapsed
     }
+}
+
+/// Criterion's results directory for `group/name` (in
+/// `$CARGO_TARGET_DIR/criterion`, else the workspace's `target/criterion`),
+/// created if missing.
+fn results_dir(group: &str, name: &str) -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    let dir = target.join("criterion").join(group).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes how many calls of each kind `n` operations (each a `per`) made,
+/// as `calls.json` beside criterion's results for `group/name`, for
+/// `report.sh`; and prints it.
+pub fn save_calls(group: &str, name: &str, per: &str, n: u64, calls: &[(&str, u64)]) {
+    let counts: Vec<String> = calls.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    let json = format!(
+        "{{\"per\":\"{per}\",\"n\":{n},\"calls\":{{{}}}}}\n",
+        counts.join(",")
+    );
+    println!("{group}/{name}: {n} {per}s made {json}");
+    std::fs::write(results_dir(group, name).join("calls.json"), json).unwrap();
 }

@@ -42,7 +42,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use custody_benches::Pairing;
+use custody_benches::{Pairing, save_calls};
 use custody_core::{
     Authorization, Digest32, EncryptionContext, Envelope, Intent, KekId, KeyId, KeyRef, KeySigner,
 };
@@ -143,23 +143,6 @@ fn grown(before: TokenCounters, after: TokenCounters) -> Vec<(&'static str, u64)
     ]
 }
 
-/// Writes the counts beside criterion's results for `report.sh`.
-fn save_calls(name: &str, per: &str, n: u64, calls: &[(&str, u64)]) {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let dir = target.join("criterion").join("pkcs11_paired").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let counts: Vec<String> = calls.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-    let json = format!(
-        "{{\"per\":\"{per}\",\"n\":{n},\"calls\":{{{}}}}}\n",
-        counts.join(",")
-    );
-    println!("pkcs11_paired/{name}: {n} {per}s made {json}");
-    std::fs::write(dir.join("calls.json"), json).unwrap();
-}
-
 fn digest(i: u64) -> Digest32 {
     let mut d = [0x5a; 32];
     d[..8].copy_from_slice(&i.to_be_bytes());
@@ -244,6 +227,7 @@ fn pkcs11(c: &mut Criterion) {
     });
     pairing.save("pkcs11_paired", "sign");
     save_calls(
+        "pkcs11_paired",
         "sign",
         "signature",
         signatures,
@@ -290,7 +274,13 @@ fn pkcs11(c: &mut Criterion) {
         });
     });
     pairing.save("pkcs11_paired", "open");
-    save_calls("open", "open", opens, &grown(before, token.counters()));
+    save_calls(
+        "pkcs11_paired",
+        "open",
+        "open",
+        opens,
+        &grown(before, token.counters()),
+    );
     g.finish();
 }
 
