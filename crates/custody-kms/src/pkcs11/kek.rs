@@ -187,6 +187,8 @@ impl Pkcs11Kek {
             .into_iter()
             .filter(|m| list.contains(&m.mechanism_type()))
             .filter(|m| {
+                // `MechanismInfo::unwrap` is the CKF_UNWRAP flag (the token
+                // may unwrap with it), not `Option::unwrap`: nothing panics.
                 ctx.get_mechanism_info(slot, m.mechanism_type())
                     .is_ok_and(|info| info.wrap() && info.unwrap())
             })
