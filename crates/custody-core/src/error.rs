@@ -116,6 +116,10 @@ pub enum Error {
     /// A keystore already exists at the given location.
     #[error("keystore already exists")]
     KeystoreExists,
+    /// The keystore was opened with the wrong kind of key: a passphrase for
+    /// a keystore whose KEK a backend holds, or the other way round.
+    #[error("wrong kind of KEK: {0}")]
+    WrongKek(&'static str),
     /// The keystore was changed by another process (e.g. its passphrase)
     /// since this handle opened it: reopen it.
     #[error("the keystore changed since it was opened; reopen it")]
@@ -220,6 +224,7 @@ impl Error {
             Self::DecryptionFailed => "decryption-failed",
             Self::MalformedEnvelope(_) | Self::MalformedRecord(_) => "malformed",
             Self::WrongPassphrase => "wrong-passphrase",
+            Self::WrongKek(_) => "wrong-kek",
             Self::KeystoreExists => "already-exists",
             Self::Stale => "conflict",
             Self::InvalidSignature | Self::PublicKeyMismatch => "invalid-signature",

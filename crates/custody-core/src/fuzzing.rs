@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::records::audit::{AuditHead, AuditLog, AuditRecord};
 use crate::records::state::{decode_record, encode_record, parse_record};
-use crate::secrets::keystore::Meta;
+use crate::secrets::keystore::{Meta, keyring_decode, keyring_encode};
 use crate::{
     ChildNumber, DataKey, DerivationPath, Digest32, EncryptionContext, Envelope, Error,
     ExtendedPrivateKey, ExtendedPublicKey, HARDENED, KdfParams, KekId, LocalKek, MAX_DEPTH,
@@ -56,6 +56,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("state_record", fuzz_state_record),
     ("audit_log", fuzz_audit_log),
     ("keystore_meta", fuzz_keystore_meta),
+    ("keyring", fuzz_keyring),
     ("mnemonic", fuzz_mnemonic),
     ("ecdsa_sign", fuzz_ecdsa_sign),
 ];
@@ -697,6 +698,23 @@ pub fn fuzz_keystore_meta(data: &[u8]) {
         let json = must(serde_json::to_vec(&params), "KDF parameters serialize");
         let again: KdfParams = must(serde_json::from_slice(&json), "re-parse");
         assert_eq!(again, params);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// keyring
+// ---------------------------------------------------------------------------
+
+/// The keyring a v2 keystore seals under its root KEK: rejections are
+/// `MalformedRecord`; an accepted keyring re-encodes to the very same bytes
+/// (the format is strict: one encoding per keyring).
+pub fn fuzz_keyring(data: &[u8]) {
+    match keyring_decode(data) {
+        Ok(kek) => {
+            let again = must(keyring_encode(&kek), "an accepted keyring encodes");
+            assert_eq!(again.expose_secret(), data, "one encoding per keyring");
+        }
+        Err(e) => assert!(matches!(e, Error::MalformedRecord(_)), "{e:?}"),
     }
 }
 

@@ -35,7 +35,7 @@ pub use seam::signature::{
 pub use seam::signer::KeySigner;
 pub use secrets::envelope::Envelope;
 pub use secrets::hd::{ChainNode, ExtendedPrivateKey, ExtendedPublicKey, HdNode};
-pub use secrets::keystore::{CreateOptions, Keystore};
+pub use secrets::keystore::{CreateOptions, KekKind, Keystore, RewrapReport, RootKek, Unlock};
 pub use secrets::local_kek::{KdfParams, LocalKek};
 pub use secrets::mnemonic::{Mnemonic, MnemonicLanguage};
 pub use secrets::secret::{DataKey, Passphrase, PrivateKeyBytes, SecretVec, Seed, fill_random};

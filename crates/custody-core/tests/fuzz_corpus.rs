@@ -15,11 +15,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use custody_core::fuzzing::{TARGETS, run_corpus};
 use custody_core::{
-    CreateOptions, DerivationPath, KdfParams, Keystore, MemoryAuditLog, Passphrase, Seed,
-    StateStore, WalletScheme,
+    CreateOptions, DataKey, DerivationPath, KdfParams, KekId, Keystore, LocalKek, MemoryAuditLog,
+    Passphrase, RootKek, Seed, StateStore, WalletScheme,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -72,6 +73,11 @@ fn keystore_meta() {
 }
 
 #[test]
+fn keyring() {
+    run("keyring");
+}
+
+#[test]
 fn mnemonic() {
     run("mnemonic");
 }
@@ -109,6 +115,7 @@ fn every_target_is_wired_up() {
         "state_record",
         "audit_log",
         "keystore_meta",
+        "keyring",
         "mnemonic",
         "ecdsa_sign",
     ];
@@ -326,6 +333,62 @@ fn keystore_meta_seeds() -> Seeds {
             s.add("kdf", serde_json::to_vec(&options.kdf).unwrap());
         }
     }
+    // A root KEK in a backend (a software KEK standing in for KMS).
+    let dir = tempfile::tempdir().unwrap();
+    Keystore::create_with(
+        dir.path(),
+        RootKek::Backend {
+            uri: "aws-kms:alias/custody-root",
+            backend: Arc::new(LocalKek::from_key(
+                KekId::new("alias/custody-root").unwrap(),
+                DataKey::new([3; 32]),
+            )),
+        },
+        &Seed::new([0x42; 64]),
+        &CreateOptions::light().unwrap(),
+    )
+    .unwrap();
+    s.add(
+        "backend",
+        std::fs::read(dir.path().join("keystore.json")).unwrap(),
+    );
+    // Format v1, as the frozen v1 directory has it.
+    s.add(
+        "v1",
+        std::fs::read(format!(
+            "{}/tests/vectors/keystore_v1/keystore.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    );
+    s
+}
+
+/// A keyring as `SPEC.md` ("Keyring v1") lays it out: one entry per
+/// (id, key), the current one first.
+fn keyring_bytes(entries: &[(&str, u8)]) -> Vec<u8> {
+    let mut out = b"CKR1".to_vec();
+    out.push(u8::try_from(entries.len()).unwrap());
+    for (id, byte) in entries {
+        out.push(u8::try_from(id.len()).unwrap());
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(&[*byte; 32]);
+    }
+    out
+}
+
+fn keyring_seeds() -> Seeds {
+    let mut s = Seeds::default();
+    let one = keyring_bytes(&[("keystore:0011223344556677", 7)]);
+    s.add("one", one.clone());
+    s.add(
+        "retired",
+        keyring_bytes(&[
+            ("keystore:8899aabbccddeeff", 1),
+            ("passphrase:e5fbc6b9cdcd376e", 2),
+        ]),
+    );
+    s.add("truncated", one[..one.len() - 3].to_vec());
     s
 }
 
@@ -357,6 +420,7 @@ fn write_seeds() {
     state_record_seeds().write("state_record");
     audit_log_seeds().write("audit_log");
     keystore_meta_seeds().write("keystore_meta");
+    keyring_seeds().write("keyring");
     mnemonic_seeds().write("mnemonic");
     ecdsa_sign_seeds().write("ecdsa_sign");
 }

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use custody_core::{
-    AuditLog, Audited, Authorization, CreateOptions, Digest32, Envelope, Error, Intent, KdfParams,
-    KeyRef, KeySigner, Keystore, Passphrase, PrivateKeyBytes, Seed, SharedBackend,
+    AuditLog, Audited, Authorization, CreateOptions, DataKey, Digest32, Envelope, Error, Intent,
+    KdfParams, KekId, KekKind, KeyId, KeyRef, KeySigner, Keystore, LocalKek, Passphrase,
+    PrivateKeyBytes, RootKek, Seed, SharedBackend, Unlock, Vault, WalletScheme,
 };
 
 fn pass(s: &str) -> Passphrase {
@@ -180,9 +181,10 @@ fn operations_land_in_a_verifiable_audit_log() {
 }
 
 #[test]
-fn passphrase_change_rewraps_every_secret_without_touching_payloads() {
+fn passphrase_change_reseals_the_keyring_and_copies_every_secret_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let ks = create(dir.path());
+    assert_eq!(ks.format_version(), 2);
     let (id, public) = ks.import_key(PrivateKeyBytes::new([0x55; 32])).unwrap();
     let wallet = KeyRef::Wallet {
         name: "frank".into(),
@@ -190,18 +192,35 @@ fn passphrase_change_rewraps_every_secret_without_touching_payloads() {
     };
     let before = sign_with(ks.backend(), wallet.clone());
     let xpub = ks.xpub().to_owned();
-    let read_env = |generation: u32, rel: &str| {
-        let bytes =
-            std::fs::read(dir.path().join(format!("secrets.{generation}")).join(rel)).unwrap();
-        Envelope::from_vec(bytes).unwrap()
+    let read = |generation: u32, rel: &str| {
+        std::fs::read(dir.path().join(format!("secrets.{generation}")).join(rel)).unwrap()
     };
     let key_rel = format!("keys/{id}.env");
-    let old_master = read_env(1, "master.env");
-    let old_key = read_env(1, &key_rel);
+    let old_master = read(1, "master.env");
+    let old_key = read(1, &key_rel);
+    let old_keyring = Envelope::from_vec(read(1, "keyring.env")).unwrap();
+    // Secrets are sealed under the keyring, the keyring under the passphrase.
+    let master_kek = Envelope::from_vec(old_master.clone())
+        .unwrap()
+        .kek()
+        .clone();
+    assert!(
+        master_kek.as_str().starts_with("keystore:"),
+        "{master_kek:?}"
+    );
+    assert!(old_keyring.kek().as_str().starts_with("passphrase:"));
 
-    let ks = ks
-        .change_passphrase(&pass("new passphrase"), &KdfParams::light().unwrap())
+    let (ks, report) = ks
+        .rewrap(RootKek::Passphrase {
+            passphrase: &pass("new passphrase"),
+            kdf: &KdfParams::light().unwrap(),
+        })
         .unwrap();
+    assert_eq!(report.kek, "passphrase");
+    assert_eq!(
+        report.rewrapped, 3,
+        "keyring, master seed, one imported key"
+    );
     assert_eq!(ks.xpub(), xpub);
     assert_eq!(sign_with(ks.backend(), wallet.clone()), before);
     drop(ks);
@@ -210,20 +229,11 @@ fn passphrase_change_rewraps_every_secret_without_touching_payloads() {
         !dir.path().join("secrets.1").exists(),
         "old generation removed"
     );
-    let new_master = read_env(2, "master.env");
-    let new_key = read_env(2, &key_rel);
-    assert_eq!(
-        new_master.ciphertext(),
-        old_master.ciphertext(),
-        "payload untouched"
-    );
-    assert_eq!(
-        new_key.ciphertext(),
-        old_key.ciphertext(),
-        "payload untouched"
-    );
-    assert_ne!(new_master.kek(), old_master.kek());
-    assert_ne!(new_master.wrapped_key(), old_master.wrapped_key());
+    assert_eq!(read(2, "master.env"), old_master, "copied byte for byte");
+    assert_eq!(read(2, &key_rel), old_key, "copied byte for byte");
+    let new_keyring = Envelope::from_vec(read(2, "keyring.env")).unwrap();
+    assert_ne!(new_keyring.kek(), old_keyring.kek());
+    assert!(new_keyring.kek().as_str().starts_with("passphrase:"));
 
     assert!(matches!(
         Keystore::open(dir.path(), &pass("correct horse")),
@@ -235,6 +245,224 @@ fn passphrase_change_rewraps_every_secret_without_touching_payloads() {
     let log = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
     assert!(log.contains("\"rotate\""));
     AuditLog::verify(log.as_bytes()).unwrap();
+}
+
+/// A software KEK standing in for a KMS or HSM key (the real ones are
+/// tested in custody-kms and the CLI).
+fn backend_kek(id: &str, byte: u8) -> SharedBackend {
+    Arc::new(LocalKek::from_key(
+        KekId::new(id).unwrap(),
+        DataKey::new([byte; 32]),
+    ))
+}
+
+#[test]
+fn a_backend_kek_needs_no_passphrase_and_refuses_the_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = backend_kek("arn:test:key/1", 1);
+    let ks = Keystore::create_with(
+        dir.path(),
+        RootKek::Backend {
+            uri: "test-kms:key/1",
+            backend: kek.clone(),
+        },
+        &Seed::new([0x42; 64]),
+        &CreateOptions::light().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ks.kek_uri(), "test-kms:key/1");
+    let wallet = KeyRef::Wallet {
+        name: "carol".into(),
+        index: 0,
+    };
+    let before = sign_with(ks.backend(), wallet.clone());
+    drop(ks);
+    let meta = std::fs::read_to_string(dir.path().join("keystore.json")).unwrap();
+    assert!(
+        !meta.contains("kdf"),
+        "no passphrase KDF is recorded: {meta}"
+    );
+    assert_eq!(
+        Keystore::kek_of(dir.path()).unwrap(),
+        KekKind::Backend {
+            uri: "test-kms:key/1".into(),
+            kek_id: KekId::new("arn:test:key/1").unwrap(),
+        }
+    );
+
+    let ks = Keystore::open_with(dir.path(), Unlock::Backend(kek.clone())).unwrap();
+    assert_eq!(sign_with(ks.backend(), wallet.clone()), before);
+    drop(ks);
+    // The same KEK id holding another key: the keyring does not open.
+    assert!(matches!(
+        Keystore::open_with(
+            dir.path(),
+            Unlock::Backend(backend_kek("arn:test:key/1", 2))
+        ),
+        Err(Error::DecryptionFailed)
+    ));
+    // A backend whose KEK is another one: it does not hold the recorded id.
+    assert!(matches!(
+        Keystore::open_with(
+            dir.path(),
+            Unlock::Backend(backend_kek("arn:test:key/2", 1))
+        ),
+        Err(Error::UnknownKek)
+    ));
+    assert!(matches!(
+        Keystore::open(dir.path(), &pass("anything")),
+        Err(Error::WrongKek(_))
+    ));
+
+    // Backend → another backend → passphrase: the same keys throughout.
+    let ks = Keystore::open_with(dir.path(), Unlock::Backend(kek)).unwrap();
+    let next = backend_kek("arn:test:key/2", 3);
+    let (ks, report) = ks
+        .rewrap(RootKek::Backend {
+            uri: "test-kms:key/2",
+            backend: next.clone(),
+        })
+        .unwrap();
+    assert_eq!(
+        (report.kek.as_str(), report.rewrapped),
+        ("test-kms:key/2", 2)
+    );
+    assert_eq!(sign_with(ks.backend(), wallet.clone()), before);
+    let (ks, _) = ks
+        .rewrap(RootKek::Passphrase {
+            passphrase: &pass("back to a passphrase"),
+            kdf: &KdfParams::light().unwrap(),
+        })
+        .unwrap();
+    drop(ks);
+    assert!(matches!(
+        Keystore::open_with(dir.path(), Unlock::Backend(next)),
+        Err(Error::WrongKek(_))
+    ));
+    let ks = Keystore::open(dir.path(), &pass("back to a passphrase")).unwrap();
+    assert_eq!(sign_with(ks.backend(), wallet), before);
+}
+
+#[test]
+fn a_backend_uri_must_name_a_scheme() {
+    for uri in [
+        "",
+        "passphrase",
+        "no-scheme",
+        ":x",
+        "aws-kms:",
+        "aws kms:x",
+        "aws-kms:\u{e9}",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Keystore::create_with(
+            dir.path(),
+            RootKek::Backend {
+                uri,
+                backend: backend_kek("k", 1),
+            },
+            &Seed::new([0x42; 64]),
+            &CreateOptions::light().unwrap(),
+        );
+        assert!(matches!(r, Err(Error::InvalidKeyId(_))), "{uri:?}: {r:?}");
+        assert!(!dir.path().join("keystore.json").exists());
+    }
+}
+
+/// The frozen v1 directory (tests/vectors/keystore_v1.json).
+fn v1_fixture() -> (tempfile::TempDir, serde_json::Value) {
+    let vectors = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vectors.join("keystore_v1.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&vectors.join("keystore_v1"), dir.path());
+    (dir, v)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every key of the fixture resolves to the public key it recorded.
+fn check_v1_keys(ks: &Keystore, v: &serde_json::Value) {
+    assert_eq!(ks.xpub(), v["xpub"].as_str().unwrap());
+    for w in v["wallets"].as_array().unwrap() {
+        let key = KeyRef::Wallet {
+            name: w["wallet"].as_str().unwrap().into(),
+            index: u32::try_from(w["index"].as_u64().unwrap()).unwrap(),
+        };
+        let (_, public) = sign_with(ks.backend(), key);
+        assert_eq!(
+            format!("0x{}", hex::encode(public.to_uncompressed())),
+            w["publicKey"].as_str().unwrap()
+        );
+    }
+    let imported = &v["importedKey"];
+    let secret = hex::decode(&imported["privateKey"].as_str().unwrap()[2..]).unwrap();
+    let expected = Vault::new(backend_kek("k", 1), WalletScheme::Default)
+        .insert_key(
+            KeyId::new("x").unwrap(),
+            PrivateKeyBytes::from_slice(&secret).unwrap(),
+        )
+        .unwrap();
+    let id = KeyId::new(imported["keyId"].as_str().unwrap()).unwrap();
+    assert_eq!(sign_with(ks.backend(), KeyRef::Stored(id)).1, expected);
+}
+
+#[test]
+fn a_frozen_v1_keystore_still_opens_and_moves_to_v2() {
+    let (dir, v) = v1_fixture();
+    let passphrase = pass(v["passphrase"].as_str().unwrap());
+    let ks = Keystore::open(dir.path(), &passphrase).unwrap();
+    assert_eq!(ks.format_version(), 1);
+    check_v1_keys(&ks, &v);
+    // Writes to a v1 keystore keep it v1.
+    ks.import_key(PrivateKeyBytes::new([0x31; 32])).unwrap();
+    drop(ks);
+    let ks = Keystore::open(dir.path(), &passphrase).unwrap();
+    assert_eq!(ks.format_version(), 1);
+    let old_master =
+        Envelope::from_vec(std::fs::read(dir.path().join("secrets.1/master.env")).unwrap())
+            .unwrap();
+
+    let kek = backend_kek("arn:test:key/9", 9);
+    let (ks, report) = ks
+        .rewrap(RootKek::Backend {
+            uri: "test-kms:key/9",
+            backend: kek.clone(),
+        })
+        .unwrap();
+    assert_eq!(report.rewrapped, 4, "keyring, master, two imported keys");
+    assert_eq!(ks.format_version(), 2);
+    check_v1_keys(&ks, &v);
+    drop(ks);
+    // The master seed moved under a fresh keyring key, its payload untouched.
+    let new_master =
+        Envelope::from_vec(std::fs::read(dir.path().join("secrets.2/master.env")).unwrap())
+            .unwrap();
+    assert_eq!(new_master.ciphertext(), old_master.ciphertext());
+    assert_eq!(old_master.kek().as_str(), "passphrase:e5fbc6b9cdcd376e");
+    assert!(new_master.kek().as_str().starts_with("keystore:"));
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("keystore.json")).unwrap()).unwrap();
+    assert_eq!(meta["version"], 2);
+    assert_eq!(meta["kek"]["type"], "backend");
+    // The old passphrase no longer opens anything.
+    assert!(matches!(
+        Keystore::open(dir.path(), &passphrase),
+        Err(Error::WrongKek(_))
+    ));
+    let ks = Keystore::open_with(dir.path(), Unlock::Backend(kek)).unwrap();
+    check_v1_keys(&ks, &v);
 }
 
 #[test]

@@ -1,100 +1,45 @@
 //! The embedded keystore (see [`Keystore`]).
+//!
+//! `keystore/meta.rs` reads and writes `keystore.json`; `keystore/keyring.rs`
+//! encodes the keyring a v2 keystore seals under its root KEK.
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::records::audit::{AuditEvent, AuditLog, AuditOp, AuditOutcome, AuditSink};
 use crate::records::fsutil::{DirLock, create_private_dir, read_optional, sync_dir, write_atomic};
 use crate::records::state::{FileStore, StateStore};
-use crate::secrets::hd::{ExtendedPrivateKey, ExtendedPublicKey};
+use crate::secrets::hd::ExtendedPrivateKey;
 use crate::secrets::vault::public_key_of;
 use crate::{
-    EncryptionContext, Envelope, Error, KdfParams, KeyBackend, KeyId, LocalKek, Passphrase,
-    PrivateKeyBytes, PublicKey, Seed, SharedBackend, Vault, WalletScheme,
+    DataKey, EncryptionContext, Envelope, Error, KdfParams, KekId, KeyBackend, KeyId, LocalKek,
+    Passphrase, PrivateKeyBytes, PublicKey, Seed, SharedBackend, Vault, WalletScheme,
+    WrappingBackend, fill_random,
 };
 
+mod keyring;
+mod meta;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use keyring::{decode as keyring_decode, encode as keyring_encode};
+pub(crate) use meta::Meta;
+use meta::{Layout, RootRecord, check_backend_uri, hex_fingerprint};
+
 const META_FILE: &str = "keystore.json";
+const KEYRING_FILE: &str = "keyring.env";
 const MASTER_FILE: &str = "master.env";
 const KEYS_DIR: &str = "keys";
 const LOCK_FILE: &str = ".lock";
-const FORMAT: &str = "custody-keystore";
-const VERSION: u32 = 1;
-/// Largest keystore.json accepted (a hostile file is refused before parsing).
-const MAX_META_BYTES: usize = 64 * 1024;
-
-/// `keystore.json`.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct Meta {
-    format: String,
-    version: u32,
-    generation: u64,
-    kdf: KdfParams,
-    kek_id: String,
-    kek_check: String,
-    wallet_scheme: String,
-    xpub: String,
-    fingerprint: String,
-}
-
-impl Meta {
-    /// Parses `keystore.json` and checks every field that needs no
-    /// passphrase: the format, version and generation, the KDF parameters
-    /// (before any KDF work or allocation), the check value, the wallet
-    /// scheme, the master xpub and the fingerprint (which must be the
-    /// xpub's). A damaged file is reported as damaged before the KDF runs.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() > MAX_META_BYTES {
-            return Err(Error::MalformedRecord("keystore.json is too large"));
-        }
-        let meta: Meta = serde_json::from_slice(bytes)
-            .map_err(|_| Error::MalformedRecord("keystore.json is not valid keystore metadata"))?;
-        if meta.format != FORMAT || meta.version != VERSION {
-            return Err(Error::MalformedRecord(
-                "unsupported keystore format or version",
-            ));
-        }
-        if meta.generation == 0 {
-            return Err(Error::MalformedRecord(
-                "keystore generation must be at least 1",
-            ));
-        }
-        meta.kdf.validate()?;
-        meta.kek_check()?;
-        meta.wallet_scheme
-            .parse::<WalletScheme>()
-            .map_err(|_| Error::MalformedRecord("unknown wallet scheme"))?;
-        let xpub = ExtendedPublicKey::parse(&meta.xpub)
-            .map_err(|_| Error::MalformedRecord("xpub is not a valid xpub"))?;
-        if parse_fingerprint(&meta.fingerprint)? != xpub.fingerprint() {
-            return Err(Error::MalformedRecord(
-                "fingerprint is not the xpub's fingerprint",
-            ));
-        }
-        Ok(meta)
-    }
-
-    /// The check value, 32 bytes.
-    fn kek_check(&self) -> Result<[u8; 32], Error> {
-        let mut check = [0u8; 32];
-        hex::decode_to_slice(&self.kek_check, &mut check)
-            .map_err(|_| Error::MalformedRecord("kekCheck is not 64 hex digits"))?;
-        Ok(check)
-    }
-
-    /// The JSON form, as written to `keystore.json`.
-    pub(crate) fn to_json(&self) -> Result<Vec<u8>, Error> {
-        serde_json::to_vec_pretty(self).map_err(|_| Error::MalformedRecord("keystore metadata"))
-    }
-}
+/// What [`Keystore::kek_uri`] says of a passphrase KEK.
+const PASSPHRASE_URI: &str = "passphrase";
 
 /// Options for [`Keystore::create`].
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     /// Passphrase KDF parameters ([`KdfParams::standard`] unless testing).
+    /// Used only when the root KEK is a passphrase.
     pub kdf: KdfParams,
     /// How wallet names map to paths; fixed for the keystore's life.
     pub scheme: WalletScheme,
@@ -131,35 +76,167 @@ impl CreateOptions {
     }
 }
 
-/// The embedded keystore: a directory holding the HD master seed and imported
-/// keys, each envelope-encrypted under a passphrase-derived KEK
-/// ([`LocalKek`]), plus the state store and the audit log. The embedded
-/// default: no cloud, no server.
+/// The root key-encryption key to create a keystore under or to move it to
+/// ([`Keystore::create_with`], [`Keystore::rewrap`]).
+pub enum RootKek<'a> {
+    /// A scrypt KEK derived from a passphrase with these parameters.
+    Passphrase {
+        /// The keystore passphrase.
+        passphrase: &'a Passphrase,
+        /// The KDF parameters (a fresh salt for every new KEK).
+        kdf: &'a KdfParams,
+    },
+    /// A KEK a backend holds and never releases (an AWS KMS key, an HSM's
+    /// AES key). `uri` names it for whoever opens the keystore later (the
+    /// CLI's `aws-kms:KEY`, `pkcs11:…`; printable ASCII, with a scheme);
+    /// `backend` must wrap data keys, under its
+    /// [`WrappingBackend::default_kek`].
+    Backend {
+        /// The URI recorded in `keystore.json`.
+        uri: &'a str,
+        /// The backend holding the KEK.
+        backend: SharedBackend,
+    },
+}
+
+impl fmt::Debug for RootKek<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Passphrase { kdf, .. } => f
+                .debug_struct("Passphrase")
+                .field("kdf", kdf)
+                .finish_non_exhaustive(),
+            Self::Backend { uri, backend } => f
+                .debug_struct("Backend")
+                .field("uri", uri)
+                .field("backend", &backend.name())
+                .finish(),
+        }
+    }
+}
+
+/// What opens a keystore ([`Keystore::open_with`]): its passphrase, or the
+/// backend holding its root KEK.
+pub enum Unlock<'a> {
+    /// The keystore passphrase.
+    Passphrase(&'a Passphrase),
+    /// The backend holding the KEK that [`Keystore::kek_of`] names.
+    Backend(SharedBackend),
+}
+
+impl fmt::Debug for Unlock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Passphrase(_) => f.write_str("Passphrase(<redacted>)"),
+            Self::Backend(b) => f.debug_tuple("Backend").field(&b.name()).finish(),
+        }
+    }
+}
+
+/// Which root KEK a keystore directory records (public metadata, read
+/// without any key by [`Keystore::kek_of`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KekKind {
+    /// A passphrase KEK: open with [`Unlock::Passphrase`].
+    Passphrase,
+    /// A backend KEK: open with [`Unlock::Backend`] over the key this URI
+    /// names.
+    Backend {
+        /// The URI given when the KEK was chosen.
+        uri: String,
+        /// The id the backend reported for it
+        /// ([`WrappingBackend::default_kek`]).
+        kek_id: KekId,
+    },
+}
+
+/// What [`Keystore::rewrap`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// The new root KEK, as [`Keystore::kek_uri`] names it.
+    pub kek: String,
+    /// How many secrets of the keystore directory are now protected by the
+    /// new KEK: the keyring it seals directly, and the master seed and every
+    /// imported key sealed under that keyring.
+    pub rewrapped: usize,
+}
+
+/// The root KEK of an open keystore.
+enum Root {
+    Passphrase(Arc<LocalKek>),
+    Backend { uri: String, backend: SharedBackend },
+}
+
+impl Root {
+    fn wrapping(&self) -> Result<&dyn WrappingBackend, Error> {
+        match self {
+            Self::Passphrase(kek) => Ok(kek.as_ref()),
+            Self::Backend { backend, .. } => backend.wrapping().ok_or(Error::Unsupported(
+                "the root KEK backend does not wrap data keys",
+            )),
+        }
+    }
+
+    fn uri(&self) -> &str {
+        match self {
+            Self::Passphrase(_) => PASSPHRASE_URI,
+            Self::Backend { uri, .. } => uri,
+        }
+    }
+}
+
+/// The embedded keystore: a directory holding the HD master seed and
+/// imported keys, envelope-encrypted, plus the state store and the audit
+/// log. The embedded default: no cloud, no server.
 ///
-/// Layout (specified in `SPEC.md`, "Keystore directory v1"):
+/// # The key hierarchy (format v2)
 ///
 /// ```text
-/// DIR/keystore.json           metadata: format, version, generation, KDF
-///                             parameters, KEK id and check value, wallet
-///                             scheme, master xpub and fingerprint
-/// DIR/secrets.<gen>/master.env       envelope of the 64-byte BIP39 seed
-/// DIR/secrets.<gen>/keys/<id>.env    envelope of each imported private key
-/// DIR/state/                  the durable state store (TOTP counters, lockouts)
-/// DIR/audit.log               the hash-chained audit log
-/// DIR/.lock                   held while a process writes the keystore
+/// root KEK (passphrase scrypt KEK | AWS KMS key | HSM AES key)
+///   └─ keyring.env: the keyring (an AES-256 key, plus retired ones)
+///        ├─ master.env: the 64-byte BIP39 seed
+///        ├─ keys/<id>.env: each imported private key
+///        └─ the TOTP secrets in the state store (through [`Keystore::backend`])
 /// ```
+///
+/// The root KEK seals exactly one secret, so opening costs one unwrap by
+/// the root (one KMS `Decrypt`, one HSM unwrap) and moving to another root
+/// ([`Keystore::rewrap`]: rotation, or passphrase → KMS) re-seals one
+/// envelope and switches `keystore.json` in one atomic rename. Secrets kept
+/// *outside* the directory (TOTP secrets in a shared state store) never
+/// need re-sealing when the root moves: a crash can never leave them under
+/// a KEK the keystore no longer has. This is why the root does not seal
+/// every secret itself, as format v1 did (where a passphrase change left
+/// TOTP secrets under the old KEK, unopenable).
+///
+/// Layout (specified in `SPEC.md`, "Keystore directory v2"):
+///
+/// ```text
+/// DIR/keystore.json                  metadata: format, version, generation,
+///                                    root KEK, wallet scheme, xpub, fingerprint
+/// DIR/secrets.<gen>/keyring.env      the keyring, sealed by the root KEK
+/// DIR/secrets.<gen>/master.env       the BIP39 seed, sealed under the keyring
+/// DIR/secrets.<gen>/keys/<id>.env    each imported private key, likewise
+/// DIR/state/                         the durable state store (TOTP, lockouts)
+/// DIR/audit.log                      the hash-chained audit log
+/// DIR/.lock                          held while a process writes the keystore
+/// ```
+///
+/// A v1 directory (no keyring; every secret under the passphrase KEK) still
+/// opens and works; [`Keystore::rewrap`] moves it to v2.
 ///
 /// Every file is written atomically (temp file, fsync, rename, fsync of the
 /// directory), so a crash leaves the old or the new version, never a torn one;
-/// writers hold `.lock`, so two processes never interleave. A passphrase
-/// change re-wraps every envelope's data key (payloads untouched) into a new
-/// `secrets.<gen+1>` directory and then switches `keystore.json` to it in one
-/// atomic rename: a crash at any point leaves a keystore that opens with
-/// exactly one of the two passphrases.
+/// writers hold `.lock`, so two processes never interleave.
 pub struct Keystore {
     dir: PathBuf,
     generation: u64,
-    kek: Arc<LocalKek>,
+    layout: Layout,
+    root: Root,
+    /// What seals the master seed and imported keys (and, through the
+    /// vault, TOTP secrets): the keyring in v2, the passphrase KEK in v1.
+    working: Arc<LocalKek>,
     vault: Arc<Vault>,
     state: Arc<FileStore>,
     audit: Arc<AuditLog>,
@@ -177,6 +254,12 @@ fn key_context(id: &KeyId) -> Result<EncryptionContext, Error> {
         .with("keyId", id.as_str())
 }
 
+fn keyring_context(fingerprint: [u8; 4]) -> Result<EncryptionContext, Error> {
+    EncryptionContext::new()
+        .with("custody", "keyring")?
+        .with("fingerprint", &hex_fingerprint(fingerprint))
+}
+
 fn secrets_dir(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("secrets.{generation}"))
 }
@@ -186,18 +269,109 @@ fn read_meta(dir: &Path) -> Result<Meta, Error> {
     Meta::parse(&bytes)
 }
 
-fn unlock(meta: &Meta, passphrase: &Passphrase) -> Result<LocalKek, Error> {
-    let kek = LocalKek::from_passphrase(passphrase, &meta.kdf)?;
-    if !kek.verify_check_value(&meta.kek_check()?) {
+/// A fresh keyring: one random AES-256 key named `keystore:` and 16 random
+/// hex digits.
+fn fresh_keyring() -> Result<LocalKek, Error> {
+    let mut id = [0u8; 8];
+    fill_random(&mut id)?;
+    Ok(LocalKek::from_key(
+        KekId::new(format!("keystore:{}", hex::encode(id)))?,
+        DataKey::random()?,
+    ))
+}
+
+/// The passphrase KEK `passphrase` gives under `record`, checked.
+fn unlock_passphrase(record: &RootRecord, passphrase: &Passphrase) -> Result<LocalKek, Error> {
+    let RootRecord::Passphrase { kdf, kek_check, .. } = record else {
+        return Err(Error::WrongKek(
+            "this keystore's KEK is held by a backend, not a passphrase",
+        ));
+    };
+    let kek = LocalKek::from_passphrase(passphrase, kdf)?;
+    if !kek.verify_check_value(kek_check) {
         return Err(Error::WrongPassphrase);
-    }
-    if kek.current_kek().as_str() != meta.kek_id {
-        return Err(Error::MalformedRecord("kekId does not match the KDF salt"));
     }
     Ok(kek)
 }
 
-/// The envelopes of one generation: (file path, context).
+/// A new root: its record for `keystore.json` and the open root.
+fn new_root(root: RootKek<'_>) -> Result<(RootRecord, Root), Error> {
+    match root {
+        RootKek::Passphrase { passphrase, kdf } => {
+            let kek = LocalKek::from_passphrase(passphrase, kdf)?;
+            let record = RootRecord::Passphrase {
+                kdf: kdf.clone(),
+                kek_id: kek.current_kek().clone(),
+                kek_check: kek.check_value(),
+            };
+            Ok((record, Root::Passphrase(Arc::new(kek))))
+        }
+        RootKek::Backend { uri, backend } => {
+            check_backend_uri(uri)?;
+            let kek_id = backend
+                .wrapping()
+                .ok_or(Error::Unsupported(
+                    "the root KEK backend does not wrap data keys",
+                ))?
+                .default_kek();
+            let record = RootRecord::Backend {
+                uri: uri.to_owned(),
+                kek_id,
+            };
+            Ok((
+                record,
+                Root::Backend {
+                    uri: uri.to_owned(),
+                    backend,
+                },
+            ))
+        }
+    }
+}
+
+fn root_kek_id(record: &RootRecord) -> &KekId {
+    match record {
+        RootRecord::Passphrase { kek_id, .. } | RootRecord::Backend { kek_id, .. } => kek_id,
+    }
+}
+
+/// Seals the keyring under the root.
+fn seal_keyring(
+    root: &Root,
+    record: &RootRecord,
+    keyring: &LocalKek,
+    fingerprint: [u8; 4],
+) -> Result<Envelope, Error> {
+    let plain = keyring::encode(keyring)?;
+    Envelope::seal(
+        root.wrapping()?,
+        root_kek_id(record),
+        &keyring_context(fingerprint)?,
+        plain.expose_secret(),
+    )
+    .wait()
+}
+
+/// Opens `secrets.<gen>/keyring.env` with the root.
+fn open_keyring(dir: &Path, meta: &Meta, root: &Root) -> Result<LocalKek, Error> {
+    let path = secrets_dir(dir, meta.generation).join(KEYRING_FILE);
+    let bytes = read_optional(&path)?.ok_or(Error::MalformedRecord(
+        "a secret named by the keystore is missing",
+    ))?;
+    let envelope = Envelope::from_vec(bytes)?;
+    if envelope.kek() != root_kek_id(&meta.root) {
+        return Err(Error::MalformedRecord(
+            "keyring.env is not sealed under the recorded KEK",
+        ));
+    }
+    let plain = envelope
+        .open(root.wrapping()?, &keyring_context(meta.fingerprint)?)
+        .wait()?;
+    keyring::decode(plain.expose_secret())
+}
+
+/// The envelopes sealed under the working KEK in one generation: (file
+/// path, context), the master seed first.
 fn envelope_files(secrets: &Path) -> Result<Vec<(PathBuf, EncryptionContext)>, Error> {
     let mut out = vec![(secrets.join(MASTER_FILE), master_context()?)];
     let keys_dir = secrets.join(KEYS_DIR);
@@ -220,6 +394,21 @@ fn envelope_files(secrets: &Path) -> Result<Vec<(PathBuf, EncryptionContext)>, E
     Ok(out)
 }
 
+/// Writes `bytes` at `rel` (relative to a generation directory) under
+/// `new_dir`, creating its parent.
+fn write_in_generation(new_dir: &Path, rel: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let target_dir = rel
+        .parent()
+        .map_or_else(|| new_dir.to_path_buf(), |p| new_dir.join(p));
+    create_private_dir(&target_dir)?;
+    let name = rel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or(Error::MalformedRecord("secret file name"))?;
+    write_atomic(&target_dir, name, bytes)?;
+    Ok(())
+}
+
 impl Keystore {
     /// Creates a keystore in `dir` (created if absent; must not already hold a
     /// keystore) holding `seed` under a KEK derived from `passphrase`.
@@ -232,75 +421,149 @@ impl Keystore {
         seed: &Seed,
         options: &CreateOptions,
     ) -> Result<Self, Error> {
+        Self::create_with(
+            dir,
+            RootKek::Passphrase {
+                passphrase,
+                kdf: &options.kdf,
+            },
+            seed,
+            options,
+        )
+    }
+
+    /// Creates a keystore in `dir` (created if absent; must not already hold
+    /// a keystore) holding `seed` under a fresh keyring sealed by `root`
+    /// (format v2). With a backend root, no passphrase is needed afterwards:
+    /// whoever can use the backend's KEK opens the keystore.
+    ///
+    /// # Errors
+    /// [`Error::KeystoreExists`], [`Error::InvalidKeyId`] for a malformed
+    /// backend URI, [`Error::Unsupported`] for a backend that does not
+    /// wrap, [`Error::Io`], KDF, envelope or backend errors (nothing is
+    /// left that marks a keystore: `keystore.json` is written last).
+    pub fn create_with(
+        dir: &Path,
+        root: RootKek<'_>,
+        seed: &Seed,
+        options: &CreateOptions,
+    ) -> Result<Self, Error> {
         create_private_dir(dir)?;
         let lock = DirLock::lock(&dir.join(LOCK_FILE))?;
         if dir.join(META_FILE).exists() {
             return Err(Error::KeystoreExists);
         }
-        let kek = Arc::new(LocalKek::from_passphrase(passphrase, &options.kdf)?);
-        let kek_id = kek.current_kek().clone();
+        let (record, root) = new_root(root)?;
         let master = ExtendedPrivateKey::from_seed(seed.expose_secret())?;
         let fingerprint = master.fingerprint();
+        let keyring = Arc::new(fresh_keyring()?);
         let generation = 1;
         let secrets = secrets_dir(dir, generation);
+        if secrets.exists() {
+            // Left by a creation that failed before writing keystore.json.
+            std::fs::remove_dir_all(&secrets)?;
+        }
         create_private_dir(&secrets)?;
+        let sealed = seal_keyring(&root, &record, &keyring, fingerprint)?;
+        write_atomic(&secrets, KEYRING_FILE, sealed.as_bytes())?;
         let envelope = Envelope::seal(
-            kek.as_ref(),
-            &kek_id,
+            keyring.as_ref(),
+            keyring.current_kek(),
             &master_context()?,
             seed.expose_secret(),
         )
         .wait()?;
         write_atomic(&secrets, MASTER_FILE, envelope.as_bytes())?;
         let meta = Meta {
-            format: FORMAT.to_owned(),
-            version: VERSION,
+            layout: Layout::V2,
             generation,
-            kdf: options.kdf.clone(),
-            kek_id: kek_id.as_str().to_owned(),
-            kek_check: hex::encode(kek.check_value()),
-            wallet_scheme: options.scheme.as_str().to_owned(),
+            root: record,
+            scheme: options.scheme,
             xpub: master.to_extended_public().to_string(),
-            fingerprint: format!("0x{}", hex::encode(fingerprint)),
+            fingerprint,
         };
         // The metadata file is written last: its presence marks a complete keystore.
         write_atomic(dir, META_FILE, &meta.to_json()?)?;
         drop(lock);
-        let ks = Self::load(dir, kek, meta)?;
+        let ks = Self::load(dir, meta, root, keyring)?;
         ks.audit.append(
             AuditEvent::new(AuditOp::new("create")?, AuditOutcome::Success)
-                .with_field("fingerprint", ks.fingerprint_hex())?,
+                .with_field("fingerprint", ks.fingerprint_hex())?
+                .with_field("kek", ks.kek_uri())?,
         )?;
         Ok(ks)
+    }
+
+    /// Which root KEK the keystore in `dir` records: read from
+    /// `keystore.json` alone, with no key, so a caller knows what to open
+    /// it with.
+    ///
+    /// # Errors
+    /// [`Error::KeystoreNotFound`], [`Error::MalformedRecord`], [`Error::Io`].
+    pub fn kek_of(dir: &Path) -> Result<KekKind, Error> {
+        Ok(match read_meta(dir)?.root {
+            RootRecord::Passphrase { .. } => KekKind::Passphrase,
+            RootRecord::Backend { uri, kek_id } => KekKind::Backend { uri, kek_id },
+        })
     }
 
     /// Opens the keystore in `dir` with `passphrase`.
     ///
     /// # Errors
-    /// [`Error::KeystoreNotFound`], [`Error::WrongPassphrase`],
-    /// [`Error::MalformedRecord`] for a damaged metadata file,
-    /// [`Error::DecryptionFailed`] / [`Error::MalformedEnvelope`] for a
-    /// damaged or moved secret, [`Error::Io`].
+    /// As [`Keystore::open_with`].
     pub fn open(dir: &Path, passphrase: &Passphrase) -> Result<Self, Error> {
-        let meta = read_meta(dir)?;
-        let kek = unlock(&meta, passphrase)?;
-        Self::load(dir, Arc::new(kek), meta)
+        Self::open_with(dir, Unlock::Passphrase(passphrase))
     }
 
-    fn load(dir: &Path, kek: Arc<LocalKek>, meta: Meta) -> Result<Self, Error> {
-        let scheme: WalletScheme = meta.wallet_scheme.parse()?;
-        let fingerprint = parse_fingerprint(&meta.fingerprint)?;
+    /// Opens the keystore in `dir` (format v1 or v2).
+    ///
+    /// # Errors
+    /// [`Error::KeystoreNotFound`]; [`Error::WrongPassphrase`];
+    /// [`Error::WrongKek`] if `unlock` is a passphrase for a backend KEK or
+    /// the other way round; [`Error::MalformedRecord`] for a damaged
+    /// metadata file; [`Error::DecryptionFailed`] /
+    /// [`Error::MalformedEnvelope`] for a damaged or moved secret, or a
+    /// backend that holds another KEK; backend errors; [`Error::Io`].
+    pub fn open_with(dir: &Path, unlock: Unlock<'_>) -> Result<Self, Error> {
+        let meta = read_meta(dir)?;
+        let root = match (unlock, &meta.root) {
+            (Unlock::Passphrase(p), record) => {
+                Root::Passphrase(Arc::new(unlock_passphrase(record, p)?))
+            }
+            (Unlock::Backend(backend), RootRecord::Backend { uri, .. }) => Root::Backend {
+                uri: uri.clone(),
+                backend,
+            },
+            (Unlock::Backend(_), RootRecord::Passphrase { .. }) => {
+                return Err(Error::WrongKek(
+                    "this keystore's KEK is its passphrase, not a backend",
+                ));
+            }
+        };
+        let working = match (meta.layout, &root) {
+            (Layout::V1, Root::Passphrase(kek)) => Arc::clone(kek),
+            (Layout::V1, Root::Backend { .. }) => {
+                return Err(Error::MalformedRecord(
+                    "a v1 keystore has a passphrase KEK only",
+                ));
+            }
+            (Layout::V2, root) => Arc::new(open_keyring(dir, &meta, root)?),
+        };
+        Self::load(dir, meta, root, working)
+    }
+
+    fn load(dir: &Path, meta: Meta, root: Root, working: Arc<LocalKek>) -> Result<Self, Error> {
         let audit = Arc::new(AuditLog::open(dir.join("audit.log"))?);
         let state = Arc::new(FileStore::open(dir.join("state"))?);
-        let kek_backend: SharedBackend = kek.clone();
-        let mut vault = Vault::new(kek_backend, scheme);
+        let kek_backend: SharedBackend = working.clone();
+        let mut vault = Vault::new(kek_backend, meta.scheme);
         let secrets = secrets_dir(dir, meta.generation);
         for (path, context) in envelope_files(&secrets)? {
             let bytes = read_optional(&path)?.ok_or(Error::MalformedRecord(
                 "a secret named by the keystore is missing",
             ))?;
             let secret = Envelope::from_vec(bytes)?
-                .open(kek.as_ref(), &context)
+                .open(working.as_ref(), &context)
                 .wait()?;
             if path.ends_with(MASTER_FILE) {
                 let xpub = ExtendedPrivateKey::from_seed(secret.expose_secret())?
@@ -323,17 +586,20 @@ impl Keystore {
         audit.append(
             AuditEvent::new(AuditOp::UNWRAP, AuditOutcome::Success)
                 .with_detail("master seed and imported keys unwrapped")
-                .with_field("fingerprint", format!("0x{}", hex::encode(fingerprint)))?,
+                .with_field("fingerprint", hex_fingerprint(meta.fingerprint))?
+                .with_field("kek", root.uri())?,
         )?;
         Ok(Self {
             dir: dir.to_path_buf(),
             generation: meta.generation,
-            kek,
+            layout: meta.layout,
+            root,
+            working,
             vault: Arc::new(vault),
             state,
             audit,
             xpub: meta.xpub,
-            fingerprint,
+            fingerprint: meta.fingerprint,
         })
     }
 
@@ -354,7 +620,7 @@ impl Keystore {
     ///
     /// # Errors
     /// [`Error::InvalidKeyMaterial`], [`Error::Stale`] if another process
-    /// changed the passphrase meanwhile, [`Error::Io`], envelope errors.
+    /// re-keyed the keystore meanwhile, [`Error::Io`], envelope errors.
     pub fn import_key(&self, secret: PrivateKeyBytes) -> Result<(KeyId, PublicKey), Error> {
         let public = public_key_of(&secret)?;
         let id = key_id_for(&public)?;
@@ -363,10 +629,9 @@ impl Keystore {
         let file = format!("{}.env", id.as_str());
         if !keys_dir.join(&file).exists() {
             create_private_dir(&keys_dir)?;
-            let kek_id = self.kek.current_kek().clone();
             let env = Envelope::seal(
-                self.kek.as_ref(),
-                &kek_id,
+                self.working.as_ref(),
+                self.working.current_kek(),
                 &key_context(&id)?,
                 secret.expose_secret(),
             )
@@ -383,67 +648,123 @@ impl Keystore {
         Ok((id, public))
     }
 
-    /// Changes the keystore passphrase: a new KEK is derived from `new` with
-    /// `kdf`, every envelope's data key is re-wrapped under it (the encrypted
-    /// payloads are copied unchanged), and the keystore switches to the new
-    /// generation in one atomic write. Returns the keystore reopened under
-    /// the new passphrase; this handle is consumed.
+    /// Changes the keystore passphrase: [`Keystore::rewrap`] to a new
+    /// passphrase KEK derived with `kdf`.
     ///
     /// # Errors
-    /// [`Error::Stale`] if another process re-keyed it first; KDF, envelope
-    /// or I/O errors (the keystore then still opens with the old passphrase).
+    /// As [`Keystore::rewrap`].
     pub fn change_passphrase(self, new: &Passphrase, kdf: &KdfParams) -> Result<Self, Error> {
-        let (lock, mut meta) = self.lock_current()?;
-        let new_kek = LocalKek::from_passphrase(new, kdf)?;
-        let new_id = new_kek.current_kek().clone();
-        let both = LocalKek::from_passphrase(new, kdf)?.with_retired_from(&self.kek)?;
+        self.rewrap(RootKek::Passphrase {
+            passphrase: new,
+            kdf,
+        })
+        .map(|(ks, _)| ks)
+    }
+
+    /// Moves the keystore to a new root KEK (rotation, passphrase → KMS or
+    /// HSM, or back), in a new generation that `keystore.json` switches to
+    /// in one atomic rename. Every address stays the same: the secrets are
+    /// the same, only what seals them changes.
+    ///
+    /// - A v2 keystore: the keyring is sealed by the new root; the master
+    ///   seed and imported keys, sealed under the keyring, are copied byte
+    ///   for byte.
+    /// - A v1 keystore becomes v2: a fresh keyring key is made current and
+    ///   the master seed and imported keys are re-wrapped under it (payloads
+    ///   untouched); the old passphrase KEK stays in the keyring as a
+    ///   *retired* key, so TOTP secrets that v1 sealed under it in the state
+    ///   store still open. Whoever knows the old passphrase can derive that
+    ///   retired key: re-enrol TOTP wallets to move their secrets under the
+    ///   fresh key.
+    ///
+    /// A crash at any point leaves a keystore that opens with exactly one of
+    /// the two KEKs: before the switch the new generation is not referenced
+    /// (and the next rewrap removes it), after it the old one is only
+    /// cleanup. Returns the keystore reopened under the new KEK (this handle
+    /// is consumed) and what was moved.
+    ///
+    /// # Errors
+    /// [`Error::Stale`] if another process re-keyed it first; KDF, envelope,
+    /// backend or I/O errors (the keystore then still opens with the old
+    /// KEK).
+    pub fn rewrap(self, new: RootKek<'_>) -> Result<(Self, RewrapReport), Error> {
+        let (lock, meta) = self.lock_current()?;
+        let (record, root) = new_root(new)?;
         let old_dir = secrets_dir(&self.dir, self.generation);
         let next = self.generation + 1;
         let new_dir = secrets_dir(&self.dir, next);
         if new_dir.exists() {
-            // Left by an interrupted earlier change: never referenced by the
+            // Left by an interrupted earlier rewrap: never referenced by the
             // metadata, so it holds nothing that is not also in `old_dir`.
             std::fs::remove_dir_all(&new_dir)?;
         }
         create_private_dir(&new_dir)?;
+        let keyring = match self.layout {
+            Layout::V2 => Arc::clone(&self.working),
+            Layout::V1 => Arc::new(fresh_keyring()?.with_retired_from(&self.working)?),
+        };
+        let mut moved = 0;
         for (path, context) in envelope_files(&old_dir)? {
             let bytes = read_optional(&path)?.ok_or(Error::MalformedRecord(
                 "a secret named by the keystore is missing",
             ))?;
-            let rewrapped = Envelope::from_vec(bytes)?
-                .rewrap(&both, &new_id, &context)
-                .wait()?;
+            let out = match self.layout {
+                Layout::V2 => bytes,
+                Layout::V1 => Envelope::from_vec(bytes)?
+                    .rewrap(keyring.as_ref(), keyring.current_kek(), &context)
+                    .wait()?
+                    .into_bytes(),
+            };
             let rel = path
                 .strip_prefix(&old_dir)
                 .map_err(|_| Error::MalformedRecord("secret outside its generation"))?;
-            let target_dir = rel
-                .parent()
-                .map_or_else(|| new_dir.clone(), |p| new_dir.join(p));
-            create_private_dir(&target_dir)?;
-            let name = rel
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or(Error::MalformedRecord("secret file name"))?;
-            write_atomic(&target_dir, name, rewrapped.as_bytes())?;
+            write_in_generation(&new_dir, rel, &out)?;
+            moved += 1;
         }
+        let sealed = seal_keyring(&root, &record, &keyring, self.fingerprint)?;
+        write_atomic(&new_dir, KEYRING_FILE, sealed.as_bytes())?;
         sync_dir(&new_dir)?;
-        meta.generation = next;
-        meta.kdf = kdf.clone();
-        meta.kek_id = new_id.as_str().to_owned();
-        meta.kek_check = hex::encode(new_kek.check_value());
+        let new_meta = Meta {
+            layout: Layout::V2,
+            generation: next,
+            root: record,
+            ..meta
+        };
         // The switch: one atomic rename of keystore.json.
-        write_atomic(&self.dir, META_FILE, &meta.to_json()?)?;
+        write_atomic(&self.dir, META_FILE, &new_meta.to_json()?)?;
         // The old generation is no longer referenced; removing it is cleanup.
         std::fs::remove_dir_all(&old_dir)?;
         drop(lock);
+        let report = RewrapReport {
+            kek: root.uri().to_owned(),
+            rewrapped: moved + 1,
+        };
         self.audit.append(
             AuditEvent::new(AuditOp::ROTATE, AuditOutcome::Success)
-                .with_detail("keystore passphrase changed; data keys re-wrapped")
-                .with_field("kek", new_id.as_str())?,
+                .with_detail("keystore moved to a new root KEK")
+                .with_field("kek", root.uri())?
+                .with_field("from", self.root.uri())?
+                .with_field("secrets", report.rewrapped.to_string())?,
         )?;
         let dir = self.dir.clone();
         drop(self);
-        Self::load(&dir, Arc::new(new_kek), meta)
+        let ks = Self::load(&dir, new_meta, root, keyring)?;
+        Ok((ks, report))
+    }
+
+    /// The root KEK: `passphrase`, or the URI of the backend KEK.
+    #[must_use]
+    pub fn kek_uri(&self) -> &str {
+        self.root.uri()
+    }
+
+    /// The keystore's format version (1 or 2).
+    #[must_use]
+    pub fn format_version(&self) -> u32 {
+        match self.layout {
+            Layout::V1 => 1,
+            Layout::V2 => 2,
+        }
     }
 
     /// The vault holding the unlocked secrets.
@@ -452,7 +773,9 @@ impl Keystore {
         &self.vault
     }
 
-    /// The vault as a shared backend.
+    /// The vault as a shared backend. Its wrapping capability is the
+    /// keyring (v2) or the passphrase KEK (v1): what a TOTP registry over
+    /// this keystore seals its secrets under.
     #[must_use]
     pub fn backend(&self) -> SharedBackend {
         self.vault.clone()
@@ -483,7 +806,7 @@ impl Keystore {
     }
 
     fn fingerprint_hex(&self) -> String {
-        format!("0x{}", hex::encode(self.fingerprint))
+        hex_fingerprint(self.fingerprint)
     }
 
     /// The keystore's wallet scheme.
@@ -506,20 +829,13 @@ fn key_id_for(public: &PublicKey) -> Result<KeyId, Error> {
     KeyId::new(format!("key-{}", hex::encode(&h[..8])))
 }
 
-fn parse_fingerprint(s: &str) -> Result<[u8; 4], Error> {
-    let hexpart = s
-        .strip_prefix("0x")
-        .ok_or(Error::MalformedRecord("fingerprint"))?;
-    let v = hex::decode(hexpart).map_err(|_| Error::MalformedRecord("fingerprint"))?;
-    v.try_into()
-        .map_err(|_| Error::MalformedRecord("fingerprint"))
-}
-
 impl fmt::Debug for Keystore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keystore")
             .field("dir", &self.dir)
             .field("generation", &self.generation)
+            .field("version", &self.format_version())
+            .field("kek", &self.kek_uri())
             .field("fingerprint", &self.fingerprint_hex())
             .field("vault", &self.vault)
             .finish_non_exhaustive()
@@ -592,7 +908,7 @@ mod tests {
                 "xpub is not a valid xpub",
             ),
             (
-                json.replace("\"version\": 1", "\"version\": 2"),
+                json.replace("\"version\": 2", "\"version\": 3"),
                 "unsupported keystore format or version",
             ),
         ] {

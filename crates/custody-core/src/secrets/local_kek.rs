@@ -210,7 +210,7 @@ impl KdfParams {
 
     /// The KEK id of the key these parameters derive: `passphrase:` and the
     /// first 8 bytes of SHA-256(salt) in hex. Public data only.
-    fn kek_id(&self) -> Result<KekId, Error> {
+    pub(crate) fn kek_id(&self) -> Result<KekId, Error> {
         let digest = Sha256::digest(self.salt);
         KekId::new(format!(
             "passphrase:{}",
@@ -377,6 +377,14 @@ impl LocalKek {
     /// Every KEK id held (current and retired), sorted.
     pub fn kek_ids(&self) -> impl Iterator<Item = &KekId> {
         self.keys.keys()
+    }
+
+    /// Every (id, key) held, the current one first, then the retired ones
+    /// by id (the keyring order).
+    pub(crate) fn entries_current_first(&self) -> Vec<(&KekId, &DataKey)> {
+        let mut out: Vec<(&KekId, &DataKey)> = self.keys.iter().collect();
+        out.sort_by_key(|(id, _)| **id != self.current);
+        out
     }
 
     /// Whether `kek` is held.
