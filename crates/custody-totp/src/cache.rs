@@ -1,6 +1,6 @@
-//! The registry's bounded caches, so that a request for a warm wallet
-//! neither recomputes what never changes (a node's state-store keys) nor
-//! decodes or unwraps what has not changed (its records, its secret).
+//! The registry's bounded caches, so that a request for a warm wallet or
+//! key neither recomputes what never changes (a subject's state-store keys)
+//! nor decodes or unwraps what has not changed (its records, its secret).
 //!
 //! **Nothing cached decides anything on its own.** Every request still reads
 //! the enrolment record and the guard record from the state store, and a
@@ -18,11 +18,11 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use custody_core::{DerivationPath, WalletScheme};
+use custody_core::WalletScheme;
 
-use crate::Error;
 use crate::otp::KeyedSecret;
-use crate::record::{EnrolmentRecord, GuardState, guard_key, node_key};
+use crate::record::{EnrolmentRecord, GuardState, subject_keys};
+use crate::{Error, Subject};
 
 struct Entry<V> {
     value: V,
@@ -135,31 +135,34 @@ struct DecodedGuard {
     state: GuardState,
 }
 
-/// What the registry knows of one wallet node: its path and state-store
-/// keys (which never change), and the last enrolment and guard records
-/// decoded there, each valid only for the bytes it was decoded from.
-pub(crate) struct NodeSlot {
-    pub(crate) node: DerivationPath,
-    pub(crate) node_key: String,
+/// What the registry knows of one subject (a wallet node or a key): the
+/// subject and its state-store keys (which never change), and the last
+/// enrolment and guard records decoded there, each valid only for the
+/// bytes it was decoded from.
+pub(crate) struct Slot {
+    pub(crate) subject: Subject,
+    /// The key of the enrolment record.
+    pub(crate) record_key: String,
     pub(crate) guard_key: String,
     enrolment: Mutex<Option<Arc<DecodedEnrolment>>>,
     guard: Mutex<Option<DecodedGuard>>,
 }
 
-impl NodeSlot {
-    pub(crate) fn new(node: DerivationPath) -> Self {
+impl Slot {
+    pub(crate) fn new(subject: Subject) -> Self {
+        let (record_key, guard_key) = subject_keys(&subject);
         Self {
-            node_key: node_key(&node),
-            guard_key: guard_key(&node),
-            node,
+            record_key,
+            guard_key,
+            subject,
             enrolment: Mutex::new(None),
             guard: Mutex::new(None),
         }
     }
 
-    /// The enrolment record stored as `bytes` at this node: the cached
+    /// The enrolment record stored as `bytes` for this subject: the cached
     /// decoding if it was made from exactly these bytes, else decoded (and
-    /// checked against this node and `scheme`) now.
+    /// checked against this subject and `scheme`) now.
     ///
     /// # Errors
     /// As [`EnrolmentRecord::decode`]; nothing is cached then.
@@ -181,7 +184,7 @@ impl NodeSlot {
             return Ok(Arc::clone(d));
         }
         let decoded = Arc::new(DecodedEnrolment {
-            record: EnrolmentRecord::decode(bytes, &self.node, scheme)?,
+            record: EnrolmentRecord::decode(bytes, &self.subject, scheme)?,
             bytes: Arc::clone(bytes),
         });
         *cached = Some(Arc::clone(&decoded));
@@ -190,7 +193,7 @@ impl NodeSlot {
 
     /// The guard record stored as `bytes` at `version`: the cached decoding
     /// if it was made from (or written as) exactly these bytes, else decoded
-    /// now. Either way it becomes the [`NodeSlot::known_guard`].
+    /// now. Either way it becomes the [`Slot::known_guard`].
     ///
     /// # Errors
     /// As [`GuardState::decode`]; nothing is cached then.
@@ -287,7 +290,7 @@ mod tests {
             last_step: Some(last),
             ..GuardState::default()
         };
-        let slot = NodeSlot::new(DerivationPath::master());
+        let slot = Slot::new(Subject::Node(custody_core::DerivationPath::master()));
         let a = guard(1).encode().unwrap();
         let b = guard(2).encode().unwrap();
         assert_eq!(slot.known_guard(), None);

@@ -8,7 +8,8 @@ use crate::{Error, MAX_SECRET_BYTES, TotpParams};
 /// The issuer written into enrolment URIs unless configured otherwise.
 pub const DEFAULT_ISSUER: &str = "custody";
 /// Longest wallet name that can be enrolled, in bytes of UTF-8 (the name is
-/// bound into the secret's encryption context, which is capped at 8 KiB).
+/// bound into the secret's encryption context, which is capped at 8 KiB);
+/// also the longest label of a key enrolment.
 pub const MAX_WALLET_NAME_BYTES: usize = 1024;
 /// Largest skew window, in steps either side of the current one.
 pub const MAX_SKEW_STEPS: u8 = 10;
@@ -99,7 +100,9 @@ pub struct TotpConfig {
     /// (enrolment and guard: public data, no secret) are kept, so that a
     /// verification for a warm wallet hashes no path and decodes no record
     /// whose bytes have not changed (default 1024; 0 disables the cache).
-    /// The records are still read from the state store on every request.
+    /// The same bound applies, separately, to the non-HD keys looked up by
+    /// public key (see [`crate::TotpRegistry::enrol_key`]). The records are
+    /// still read from the state store on every request.
     pub node_cache: usize,
 }
 

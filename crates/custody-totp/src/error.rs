@@ -68,14 +68,18 @@ pub enum Error {
     /// A wallet name is empty or longer than [`crate::MAX_WALLET_NAME_BYTES`].
     #[error("invalid wallet name: {0}")]
     InvalidWallet(&'static str),
+    /// A key enrolment's label is empty or longer than
+    /// [`crate::MAX_WALLET_NAME_BYTES`].
+    #[error("invalid label: {0}")]
+    InvalidLabel(&'static str),
     /// The configuration is not acceptable (the reason says which field).
     #[error("invalid TOTP configuration: {0}")]
     InvalidConfig(&'static str),
-    /// The wallet is already enrolled; rotate explicitly to replace its
-    /// secret.
+    /// The wallet (or key) is already enrolled; rotate explicitly to
+    /// replace its secret.
     #[error("the wallet is already enrolled for TOTP")]
     AlreadyEnrolled,
-    /// The wallet is not enrolled.
+    /// The wallet (or key) is not enrolled.
     #[error("the wallet is not enrolled for TOTP")]
     NotEnrolled,
     /// Another writer changed the record between our read and our write
@@ -125,6 +129,7 @@ impl Error {
             | Self::InvalidPeriod
             | Self::QrTooLong
             | Self::InvalidWallet(_)
+            | Self::InvalidLabel(_)
             | Self::InvalidConfig(_) => "bad-input",
             Self::AlreadyEnrolled => "already-exists",
             Self::NotEnrolled => "not-found",

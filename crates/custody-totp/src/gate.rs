@@ -1,5 +1,5 @@
 //! [`TotpGate`]: a [`KeyBackend`] that lets nothing reach an enrolled
-//! wallet's keys without a fresh TOTP code.
+//! wallet's keys, or an enrolled non-HD key, without a fresh TOTP code.
 //!
 //! See [`TotpGate`] for what it covers and how.
 
@@ -45,14 +45,15 @@ impl Route<'_> {
 
 /// What the gate decided about a request it lets through.
 enum Admitted {
-    /// The key belongs to no enrolled wallet: nothing to check.
+    /// The key belongs to no enrolled wallet and is no enrolled key:
+    /// nothing to check.
     Open,
     /// A code was accepted for this enrolment at this step, and spent.
     Cleared { loaded: Loaded, step: u64 },
 }
 
 /// The TOTP gate: a [`KeyBackend`] that lets nothing reach an enrolled
-/// wallet's keys without a fresh TOTP code.
+/// wallet's keys, or an enrolled non-HD key, without a fresh TOTP code.
 ///
 /// # What it covers
 /// The gate wraps any backend and is itself one. Every route to a key goes
@@ -65,6 +66,15 @@ enum Admitted {
 /// another path than the gate's scheme gives is refused
 /// ([`Error::SchemeMismatch`]): the gate and the keystore disagree on the
 /// scheme, and the gate would look for enrolled wallets at the wrong nodes.
+///
+/// A key pinned **without a BIP32 path** (an imported key, a KMS or HSM
+/// key: [`KeyRef::Stored`]) is looked up by its pinned public key
+/// ([`TotpRegistry::enrol_key`]), so every id, ARN or alias of one key
+/// meets the same enrolment. If it is enrolled, signing with it and
+/// exporting it need a valid, fresh code, exactly as for a wallet's key
+/// (the same guard, lockout, [`Clearance`] and records). A key pinned
+/// with a path is never looked up by public key: an HD key is gated
+/// through its wallet.
 ///
 /// - **Signing** with a key at or under an enrolled wallet's node needs a
 ///   valid, fresh code ([`Authorization::totp`]). Signing with any other
@@ -112,7 +122,10 @@ enum Admitted {
 /// the node's state-store keys and the decodings of its records are
 /// cached, each used only while the bytes read are those it was made from:
 /// see [`TotpRegistry`]); for a wallet that is not enrolled, one read. No
-/// public key is computed.
+/// public key is computed. A key pinned without a path costs the same,
+/// with its key record read instead of a node record (plus encoding its
+/// pinned public key, compressed, to find its cached slot); a key pinned
+/// with a path costs nothing more for the existence of key enrolments.
 pub struct TotpGate {
     inner: SharedBackend,
     registry: Arc<TotpRegistry>,
@@ -127,6 +140,14 @@ fn exposed_by_export(path: &DerivationPath) -> &[ChildNumber] {
     c.get(..keep).unwrap_or_default()
 }
 
+/// The id a stored key's reference names, for audit records.
+fn stored_id(key: &PinnedKey) -> Option<&str> {
+    match key.reference() {
+        KeyRef::Stored(id) => Some(id.as_str()),
+        _ => None,
+    }
+}
+
 impl TotpGate {
     /// Gates `inner` with the enrolments of `registry`. Use the same wallet
     /// scheme for both (the keystore's).
@@ -139,8 +160,9 @@ impl TotpGate {
         }
     }
 
-    /// With `true`, a key that belongs to no enrolled wallet (a wallet that
-    /// is not enrolled, an ancestor path, an imported key) is refused with
+    /// With `true`, a key that belongs to no enrolled wallet and is not
+    /// itself enrolled (a wallet that is not enrolled, an ancestor path, an
+    /// imported or KMS key that is not enrolled) is refused with
     /// [`Denial::Forbidden`]: every signature and export then needs a code.
     /// The default (`false`) signs such keys without one, as the Fortanix
     /// plugin does for wallets that are not registered.
@@ -215,12 +237,27 @@ impl TotpGate {
             };
             let Some(node) = node else { continue };
             if let Some(loaded) = self.registry.lookup(node)? {
-                if enrolled.as_ref().is_some_and(|e| e.node() != loaded.node()) {
+                if enrolled
+                    .as_ref()
+                    .is_some_and(|e| e.subject() != loaded.subject())
+                {
                     // Two wallets' keys in one request: no one code serves.
                     return Err(self.refuse(key, route, "two-wallets"));
                 }
                 enrolled = Some(loaded);
             }
+        }
+        // A key without a path (stored: imported, KMS, HSM) is its own
+        // subject, named by its public key whatever the reference says. A
+        // key with a path never pays for this read.
+        if pinned.is_none()
+            && let Some(loaded) = self.registry.lookup_key(key.public_key())?
+        {
+            if enrolled.is_some() {
+                // A wallet's path and an enrolled key in one request.
+                return Err(self.refuse(key, route, "two-subjects"));
+            }
+            enrolled = Some(loaded);
         }
         let Some(loaded) = enrolled else {
             if self.require_enrolment {
@@ -237,6 +274,7 @@ impl TotpGate {
             digest,
             intent,
             key_path: pinned.or(second),
+            key_id: stored_id(key),
             index: key.wallet().map(|(_, index)| index),
         };
         let verification =
@@ -330,6 +368,7 @@ impl SigningBackend for TotpGate {
                         digest: Some(&digest),
                         intent: Some(intent),
                         key_path: key.path(),
+                        key_id: stored_id(key),
                         index: key.wallet().map(|(_, index)| index),
                     };
                     let _recorded = registry.record_spent_unused(&loaded, attempt, step, e.kind());

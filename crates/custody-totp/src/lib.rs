@@ -15,6 +15,7 @@ pub mod percent;
 mod qr;
 mod record;
 mod registry;
+mod subject;
 mod uri;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -27,4 +28,5 @@ pub use gate::TotpGate;
 pub use otp::{Algorithm, Code, Digits, Period, TotpParams, hotp};
 pub use qr::{QUIET_ZONE, QrCode};
 pub use registry::{EnrolMode, Enrolment, TotpRegistry, Verification};
+pub use subject::Subject;
 pub use uri::{MAX_SECRET_BYTES, MAX_URI_LEN, MIN_SECRET_BYTES, OtpAuthUri, parse_otpauth_uri};

@@ -6,19 +6,23 @@
 //! | `totp/v1/node/<h>` | the enrolment of the wallet whose node is `P` |
 //! | `totp/v1/guard/<h>` | replay counter and lockout of that enrolment |
 //! | `totp/v1/under/<h>` | how many enrolled nodes lie strictly below `P` |
+//! | `totp/v1/key/<k>` | the enrolment of the non-HD key `K` |
+//! | `totp/v1/key-guard/<k>` | replay counter and lockout of that enrolment |
 //!
 //! `<h>` is the lower-case hex SHA-256 of the path `P` written as
-//! [`DerivationPath`]'s `Display` does (`m/44'/60'/…`). Values are JSON
-//! objects with a `v` (format version) field; decoding is strict (unknown
-//! fields, a wrong version or out-of-range values are
-//! [`custody_core::Error::MalformedRecord`]). No value holds a secret: the
-//! TOTP secret is inside an envelope sealed under the KEK.
+//! [`DerivationPath`]'s `Display` does (`m/44'/60'/…`); `<k>` is the
+//! lower-case hex SHA-256 of the 33-byte compressed SEC 1 encoding of the
+//! public key `K`. Values are JSON objects with a `v` (format version)
+//! field; decoding is strict (unknown fields, a wrong version or
+//! out-of-range values are [`custody_core::Error::MalformedRecord`]). No
+//! value holds a secret: the TOTP secret is inside an envelope sealed under
+//! the KEK.
 
-use custody_core::{DerivationPath, EncryptionContext, Envelope, WalletScheme};
+use custody_core::{DerivationPath, EncryptionContext, Envelope, PublicKey, WalletScheme};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Algorithm, Digits, Error, Period, TotpParams};
+use crate::{Algorithm, Digits, Error, MAX_WALLET_NAME_BYTES, Period, Subject, TotpParams};
 
 /// The format version of every record here.
 const V1: u32 = 1;
@@ -31,6 +35,10 @@ fn malformed(what: &'static str) -> Error {
 
 fn path_hash(path: &DerivationPath) -> String {
     hex::encode(Sha256::digest(path.to_string().as_bytes()))
+}
+
+fn public_key_hash(key: &PublicKey) -> String {
+    hex::encode(Sha256::digest(key.to_compressed()))
 }
 
 /// The key of the enrolment record of the wallet whose node is `node`.
@@ -46,6 +54,24 @@ pub(crate) fn guard_key(node: &DerivationPath) -> String {
 /// The key of the counter of enrolled nodes strictly below `path`.
 pub(crate) fn under_key(path: &DerivationPath) -> String {
     format!("totp/v1/under/{}", path_hash(path))
+}
+
+/// The key of the enrolment record of the non-HD key `key`.
+pub(crate) fn key_record_key(key: &PublicKey) -> String {
+    format!("totp/v1/key/{}", public_key_hash(key))
+}
+
+/// The key of the guard (replay counter, lockout) of the enrolment of `key`.
+pub(crate) fn key_guard_key(key: &PublicKey) -> String {
+    format!("totp/v1/key-guard/{}", public_key_hash(key))
+}
+
+/// The keys of the enrolment record and of the guard of `subject`.
+pub(crate) fn subject_keys(subject: &Subject) -> (String, String) {
+    match subject {
+        Subject::Node(node) => (node_key(node), guard_key(node)),
+        Subject::Key(key) => (key_record_key(key), key_guard_key(key)),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -113,55 +139,119 @@ struct EnrolmentJson {
     enrolled_at: u64,
 }
 
-/// A wallet's enrolment: who, with which parameters, and the sealed secret.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KeyEnrolmentJson {
+    v: u32,
+    label: String,
+    issuer: String,
+    algorithm: String,
+    digits: u8,
+    period: u64,
+    public_key: String,
+    envelope: String,
+    enrolled_at: u64,
+}
+
+/// An enrolment: what it gates, with which parameters, and the sealed
+/// secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EnrolmentRecord {
-    pub(crate) wallet: String,
+    /// The wallet node or the key the record gates (checked on decoding
+    /// against the state-store key it was read from).
+    pub(crate) subject: Subject,
+    /// The wallet name (a node's record; it maps to the node) or the
+    /// key's label (a key's record; shown in authenticator apps only).
+    pub(crate) name: String,
     pub(crate) issuer: String,
     pub(crate) params: TotpParams,
-    pub(crate) node: DerivationPath,
     pub(crate) envelope: Envelope,
     pub(crate) enrolled_at: u64,
 }
 
-/// The encryption context of a wallet's TOTP secret: its purpose, the
-/// wallet, and the code parameters (so a record whose parameters were
-/// edited no longer opens).
+/// The encryption context of a TOTP secret: its purpose, what it gates
+/// (the wallet name for a wallet, the compressed public key for a key),
+/// and the code parameters (so a record moved to another wallet or key,
+/// or whose parameters were edited, no longer opens).
 pub(crate) fn secret_context(
-    wallet: &str,
+    subject: &Subject,
+    name: &str,
     params: &TotpParams,
 ) -> Result<EncryptionContext, Error> {
-    Ok(EncryptionContext::new()
-        .with("custody", "totp-secret")?
-        .with("wallet", wallet)?
+    let context = EncryptionContext::new().with("custody", "totp-secret")?;
+    let context = match subject {
+        Subject::Node(_) => context.with("wallet", name)?,
+        Subject::Key(key) => context.with("public-key", &hex::encode(key.to_compressed()))?,
+    };
+    Ok(context
         .with("algorithm", params.algorithm.as_str())?
         .with("digits", &params.digits.get().to_string())?
         .with("period", &params.period.seconds().to_string())?)
 }
 
+fn decode_params(algorithm: &str, digits: u8, period: u64) -> Result<TotpParams, Error> {
+    Ok(TotpParams {
+        algorithm: Algorithm::from_name(algorithm)
+            .map_err(|_| malformed("totp enrolment record: algorithm"))?,
+        digits: Digits::new(digits).map_err(|_| malformed("totp enrolment record: digits"))?,
+        period: Period::new(period).map_err(|_| malformed("totp enrolment record: period"))?,
+    })
+}
+
+fn decode_envelope(hex_text: &str, what: &'static str) -> Result<Envelope, Error> {
+    let bytes = hex::decode(hex_text).map_err(|_| malformed(what))?;
+    Ok(Envelope::from_vec(bytes)?)
+}
+
 impl EnrolmentRecord {
     pub(crate) fn context(&self) -> Result<EncryptionContext, Error> {
-        secret_context(&self.wallet, &self.params)
+        secret_context(&self.subject, &self.name, &self.params)
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>, Error> {
-        serde_json::to_vec(&EnrolmentJson {
-            v: V1,
-            wallet: self.wallet.clone(),
-            issuer: self.issuer.clone(),
-            algorithm: self.params.algorithm.as_str().to_owned(),
-            digits: self.params.digits.get(),
-            period: self.params.period.seconds(),
-            node: self.node.to_string(),
-            envelope: hex::encode(self.envelope.as_bytes()),
-            enrolled_at: self.enrolled_at,
-        })
-        .map_err(|_| malformed("totp enrolment record could not be encoded"))
+        let encoded = match &self.subject {
+            Subject::Node(node) => serde_json::to_vec(&EnrolmentJson {
+                v: V1,
+                wallet: self.name.clone(),
+                issuer: self.issuer.clone(),
+                algorithm: self.params.algorithm.as_str().to_owned(),
+                digits: self.params.digits.get(),
+                period: self.params.period.seconds(),
+                node: node.to_string(),
+                envelope: hex::encode(self.envelope.as_bytes()),
+                enrolled_at: self.enrolled_at,
+            }),
+            Subject::Key(key) => serde_json::to_vec(&KeyEnrolmentJson {
+                v: V1,
+                label: self.name.clone(),
+                issuer: self.issuer.clone(),
+                algorithm: self.params.algorithm.as_str().to_owned(),
+                digits: self.params.digits.get(),
+                period: self.params.period.seconds(),
+                public_key: hex::encode(key.to_compressed()),
+                envelope: hex::encode(self.envelope.as_bytes()),
+                enrolled_at: self.enrolled_at,
+            }),
+        };
+        encoded.map_err(|_| malformed("totp enrolment record could not be encoded"))
     }
 
-    /// Decodes the record stored for `expected_node`, and checks that it
-    /// is that node's and that `scheme` maps its wallet there.
+    /// Decodes the record stored for `expected` (the subject whose
+    /// state-store key it was read from), and checks that it is that
+    /// subject's: a wallet's record must name that node and a wallet that
+    /// `scheme` maps there; a key's record must name that public key.
     pub(crate) fn decode(
+        bytes: &[u8],
+        expected: &Subject,
+        scheme: WalletScheme,
+    ) -> Result<Self, Error> {
+        match expected {
+            Subject::Node(node) => Self::decode_node(bytes, node, scheme),
+            Subject::Key(key) => Self::decode_key(bytes, key),
+        }
+    }
+
+    fn decode_node(
         bytes: &[u8],
         expected_node: &DerivationPath,
         scheme: WalletScheme,
@@ -171,14 +261,7 @@ impl EnrolmentRecord {
         if json.v != V1 {
             return Err(malformed("totp enrolment record: unsupported version"));
         }
-        let params = TotpParams {
-            algorithm: Algorithm::from_name(&json.algorithm)
-                .map_err(|_| malformed("totp enrolment record: algorithm"))?,
-            digits: Digits::new(json.digits)
-                .map_err(|_| malformed("totp enrolment record: digits"))?,
-            period: Period::new(json.period)
-                .map_err(|_| malformed("totp enrolment record: period"))?,
-        };
+        let params = decode_params(&json.algorithm, json.digits, json.period)?;
         let node: DerivationPath = json
             .node
             .parse()
@@ -194,14 +277,44 @@ impl EnrolmentRecord {
                 "totp enrolment record: the wallet does not map to its node",
             ));
         }
-        let envelope_bytes = hex::decode(&json.envelope)
-            .map_err(|_| malformed("totp enrolment record: envelope is not hex"))?;
-        let envelope = Envelope::from_vec(envelope_bytes)?;
+        let envelope =
+            decode_envelope(&json.envelope, "totp enrolment record: envelope is not hex")?;
         Ok(Self {
-            wallet: json.wallet,
+            subject: Subject::Node(node),
+            name: json.wallet,
             issuer: json.issuer,
             params,
-            node,
+            envelope,
+            enrolled_at: json.enrolled_at,
+        })
+    }
+
+    fn decode_key(bytes: &[u8], expected_key: &PublicKey) -> Result<Self, Error> {
+        let json: KeyEnrolmentJson =
+            serde_json::from_slice(bytes).map_err(|_| malformed("totp key enrolment record"))?;
+        if json.v != V1 {
+            return Err(malformed("totp key enrolment record: unsupported version"));
+        }
+        let params = decode_params(&json.algorithm, json.digits, json.period)?;
+        // Exactly the canonical text (lower-case hex of the compressed
+        // point): any other spelling of any key is refused.
+        if json.public_key != hex::encode(expected_key.to_compressed()) {
+            return Err(malformed(
+                "totp key enrolment record belongs to another key",
+            ));
+        }
+        if json.label.is_empty() || json.label.len() > MAX_WALLET_NAME_BYTES {
+            return Err(malformed("totp key enrolment record: label"));
+        }
+        let envelope = decode_envelope(
+            &json.envelope,
+            "totp key enrolment record: envelope is not hex",
+        )?;
+        Ok(Self {
+            subject: Subject::Key(*expected_key),
+            name: json.label,
+            issuer: json.issuer,
+            params,
             envelope,
             enrolled_at: json.enrolled_at,
         })
@@ -290,6 +403,32 @@ impl GuardState {
 mod tests {
     use super::*;
 
+    /// The public key of a vector's key enrolment, from its compressed
+    /// encoding (computed by the generator with pyca/cryptography).
+    fn vector_key(e: &serde_json::Value) -> PublicKey {
+        PublicKey::from_sec1_bytes(&hex::decode(e["publicKey"].as_str().unwrap()).unwrap()).unwrap()
+    }
+
+    fn expected_context(v: &serde_json::Value) -> Vec<(String, String)> {
+        let mut expected: Vec<(String, String)> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect();
+        expected.sort();
+        expected
+    }
+
+    fn context_pairs(record: &EnrolmentRecord) -> Vec<(String, String)> {
+        record
+            .context()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     /// The frozen records (generated independently, see
     /// `tests/vectors/gen_state_records_v1.py`) decode and re-encode to the
     /// same bytes: the format cannot drift unnoticed.
@@ -309,26 +448,51 @@ mod tests {
             let node: DerivationPath = e["node"].as_str().unwrap().parse().unwrap();
             assert_eq!(node_key(&node), e["nodeKey"].as_str().unwrap());
             assert_eq!(guard_key(&node), e["guardKey"].as_str().unwrap());
-            let record = EnrolmentRecord::decode(bytes, &node, WalletScheme::Default).unwrap();
+            let subject = Subject::Node(node.clone());
+            let record = EnrolmentRecord::decode(bytes, &subject, WalletScheme::Default).unwrap();
             assert_eq!(record.encode().unwrap(), bytes);
-            let ctx = record.context().unwrap();
-            let expected: Vec<(String, String)> = e["context"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-                .collect();
-            let mut expected = expected;
-            expected.sort();
-            let got: Vec<(String, String)> = ctx
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            assert_eq!(got, expected);
-            // Copied to another node's slot: refused.
-            let other = DerivationPath::from_components(vec![]).unwrap();
+            assert_eq!(record.name, e["wallet"].as_str().unwrap());
+            assert_eq!(context_pairs(&record), expected_context(&e["context"]));
+            assert_eq!(subject_keys(&subject).0, e["nodeKey"].as_str().unwrap());
+            // Copied to another node's slot, or read as a key's record:
+            // refused.
+            let other = Subject::Node(DerivationPath::master());
             assert!(EnrolmentRecord::decode(bytes, &other, WalletScheme::Default).is_err());
-            assert!(EnrolmentRecord::decode(bytes, &node, WalletScheme::Fortanix).is_err());
+            assert!(EnrolmentRecord::decode(bytes, &subject, WalletScheme::Fortanix).is_err());
+            let key = Subject::Key(vector_key(&v["keyEnrolments"][0]));
+            assert!(EnrolmentRecord::decode(bytes, &key, WalletScheme::Default).is_err());
+        }
+        let keys = v["keyEnrolments"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        for (i, e) in keys.iter().enumerate() {
+            let bytes = e["record"].as_str().unwrap().as_bytes();
+            let key = vector_key(e);
+            assert_eq!(key_record_key(&key), e["recordKey"].as_str().unwrap());
+            assert_eq!(key_guard_key(&key), e["guardKey"].as_str().unwrap());
+            let subject = Subject::Key(key);
+            assert_eq!(
+                subject_keys(&subject),
+                (
+                    e["recordKey"].as_str().unwrap().to_owned(),
+                    e["guardKey"].as_str().unwrap().to_owned()
+                )
+            );
+            let record = EnrolmentRecord::decode(bytes, &subject, WalletScheme::Default).unwrap();
+            assert_eq!(record.encode().unwrap(), bytes);
+            assert_eq!(record.name, e["label"].as_str().unwrap());
+            assert_eq!(record.subject, subject);
+            assert_eq!(context_pairs(&record), expected_context(&e["context"]));
+            // The scheme does not matter to a key's record.
+            assert_eq!(
+                EnrolmentRecord::decode(bytes, &subject, WalletScheme::Fortanix).unwrap(),
+                record
+            );
+            // Copied to another key's slot, or read as a node's record:
+            // refused.
+            let other = Subject::Key(vector_key(&keys[1 - i]));
+            assert!(EnrolmentRecord::decode(bytes, &other, WalletScheme::Default).is_err());
+            let node = Subject::Node(DerivationPath::master());
+            assert!(EnrolmentRecord::decode(bytes, &node, WalletScheme::Default).is_err());
         }
         for g in v["guards"].as_array().unwrap() {
             let bytes = g["record"].as_str().unwrap().as_bytes();
@@ -419,9 +583,38 @@ mod tests {
         }
         assert!(decode_counter(br#"{"v":1,"count":-1}"#).is_err());
         assert!(decode_scheme(br#"{"v":1,"scheme":"Default"}"#).is_err());
-        let node = DerivationPath::master();
+        let node = Subject::Node(DerivationPath::master());
         for b in [&b"{}"[..], b"[]", b"\xff"] {
             assert!(EnrolmentRecord::decode(b, &node, WalletScheme::Default).is_err());
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/vectors/state_records_v1.json")).unwrap();
+        let e = &v["keyEnrolments"][0];
+        let key = Subject::Key(vector_key(e));
+        let good = e["record"].as_str().unwrap();
+        assert!(EnrolmentRecord::decode(good.as_bytes(), &key, WalletScheme::Default).is_ok());
+        let public = e["publicKey"].as_str().unwrap();
+        let label = e["label"].as_str().unwrap();
+        let uncompressed = hex::encode(vector_key(e).to_uncompressed());
+        let long_label = "x".repeat(MAX_WALLET_NAME_BYTES + 1);
+        let bad = [
+            // Another spelling of the same key: refused (the key is named
+            // canonically, lower-case hex of the compressed point).
+            good.replace(public, &public.to_uppercase()),
+            good.replace(public, &uncompressed),
+            good.replace(&format!("\"label\":\"{label}\""), "\"label\":\"\""),
+            good.replace(label, &long_label),
+            good.replace("\"v\":1", "\"v\":2"),
+            good.replace("\"digits\":8", "\"digits\":9"),
+            good.replace("\"enrolledAt\"", "\"x\":1,\"enrolledAt\""),
+            good.replace("\"envelope\":\"", "\"envelope\":\"zz"),
+        ];
+        for b in bad {
+            assert_ne!(b, good);
+            assert!(matches!(
+                EnrolmentRecord::decode(b.as_bytes(), &key, WalletScheme::Default),
+                Err(Error::Core(custody_core::Error::MalformedRecord(_)))
+            ));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! [`TotpRegistry`]: enrolment and verification, with the replay guard and
-//! lockout kept in the state store.
+//! [`TotpRegistry`]: enrolment and verification of wallets and non-HD keys,
+//! with the replay guard and lockout kept in the state store.
 //!
 //! See [`TotpRegistry`] for the records, the concurrency and the cost.
 
@@ -9,20 +9,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
     AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, Denial, DerivationPath,
-    Digest32, Envelope, IntentKind, OneTimeCode, SecretVec, SharedBackend, StateStore, Versioned,
-    WalletScheme, WrappingBackend, fill_random,
+    Digest32, Envelope, IntentKind, OneTimeCode, PublicKey, SecretVec, SharedBackend, StateStore,
+    Versioned, WalletScheme, WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
 
-use crate::cache::{Bounded, CachedSecret, DecodedEnrolment, NodeSlot};
+use crate::cache::{Bounded, CachedSecret, DecodedEnrolment, Slot};
 use crate::guard::{Decision, Matches, decide};
 use crate::otp::KeyedSecret;
 use crate::record::{
     EnrolmentRecord, GuardState, SCHEME_KEY, decode_counter, decode_scheme, encode_counter,
-    encode_scheme, node_key, secret_context, under_key,
+    encode_scheme, secret_context, subject_keys, under_key,
 };
 use crate::{
-    Clock, Error, MAX_WALLET_NAME_BYTES, OtpAuthUri, QrCode, SystemClock, TotpConfig, TotpParams,
+    Clock, Error, MAX_WALLET_NAME_BYTES, OtpAuthUri, QrCode, Subject, SystemClock, TotpConfig,
+    TotpParams,
 };
 
 /// How often a compare-and-swap is retried after conflicts before giving up
@@ -39,16 +40,17 @@ pub enum Verification {
         /// The accepted time step.
         step: u64,
     },
-    /// The wallet is not enrolled: there is nothing to check.
+    /// The wallet (or key) is not enrolled: there is nothing to check.
     NotEnrolled,
-    /// The wallet is enrolled and no code was given.
+    /// The wallet (or key) is enrolled and no code was given.
     Required,
     /// The code is wrong (counted towards the lockout).
     Invalid,
     /// The code is valid only for a step at or before the last accepted
     /// one (refused, not counted).
     Replayed,
-    /// The wallet is locked after repeated wrong codes; nothing was checked.
+    /// The wallet (or key) is locked after repeated wrong codes; nothing
+    /// was checked.
     Locked {
         /// When the lock ends (UNIX seconds).
         until_unix: u64,
@@ -89,7 +91,8 @@ impl From<Decision> for Verification {
     }
 }
 
-/// How [`TotpRegistry::enrol`] treats a wallet that is already enrolled.
+/// How [`TotpRegistry::enrol`] (and [`TotpRegistry::enrol_key`]) treats a
+/// wallet (a key) that is already enrolled.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum EnrolMode {
@@ -108,22 +111,47 @@ pub enum EnrolMode {
 }
 
 /// A completed enrolment: what to show the user, once.
+///
+/// Its [`Subject`] says what it gates: a wallet's node
+/// ([`TotpRegistry::enrol`]) or a non-HD key ([`TotpRegistry::enrol_key`]).
+/// The URI's account name is the wallet name or the key's label. `Debug`
+/// shows the subject, the label and the parameters, never the secret.
 pub struct Enrolment {
-    node: DerivationPath,
+    subject: Subject,
     uri: OtpAuthUri,
 }
 
 impl Enrolment {
-    /// The wallet name.
+    /// What this enrolment gates: a wallet's node or a key.
     #[must_use]
-    pub fn wallet(&self) -> &str {
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// The account name authenticator apps show: the wallet name, or the
+    /// key's label.
+    #[must_use]
+    pub fn label(&self) -> &str {
         self.uri.account()
     }
 
-    /// The wallet's BIP32 node (everything at or under it is gated).
+    /// The wallet name, for a wallet's enrolment.
     #[must_use]
-    pub fn node_path(&self) -> &DerivationPath {
-        &self.node
+    pub fn wallet(&self) -> Option<&str> {
+        self.subject.node().map(|_| self.uri.account())
+    }
+
+    /// The wallet's BIP32 node (everything at or under it is gated), for a
+    /// wallet's enrolment.
+    #[must_use]
+    pub fn node_path(&self) -> Option<&DerivationPath> {
+        self.subject.node()
+    }
+
+    /// The key's public key, for a key's enrolment.
+    #[must_use]
+    pub fn public_key(&self) -> Option<&PublicKey> {
+        self.subject.public_key()
     }
 
     /// Algorithm, digits and period.
@@ -154,7 +182,7 @@ impl Enrolment {
     ///
     /// # Errors
     /// [`Error::QrTooLong`] for a URI too long for a QR code (wallet names
-    /// of more than about 700 bytes).
+    /// or labels of more than about 700 bytes).
     pub fn qr(&self) -> Result<QrCode, Error> {
         QrCode::encode(&self.to_uri())
     }
@@ -163,24 +191,25 @@ impl Enrolment {
 impl fmt::Debug for Enrolment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Enrolment")
-            .field("wallet", &self.wallet())
-            .field("node", &self.node)
+            .field("subject", &self.subject)
+            .field("label", &self.label())
             .field("params", &self.params())
             .finish_non_exhaustive()
     }
 }
 
-/// An enrolment record as read: its node (with the node's state-store
-/// keys), the version it was read at, and its decoding.
+/// An enrolment record as read: its subject (with the subject's
+/// state-store keys), the version it was read at, and its decoding.
 pub(crate) struct Loaded {
-    slot: Arc<NodeSlot>,
+    slot: Arc<Slot>,
     version: u64,
     decoded: Arc<DecodedEnrolment>,
 }
 
 impl Loaded {
-    pub(crate) fn node(&self) -> &DerivationPath {
-        &self.slot.node
+    /// What the enrolment gates.
+    pub(crate) fn subject(&self) -> &Subject {
+        &self.slot.subject
     }
 
     fn record(&self) -> &EnrolmentRecord {
@@ -196,6 +225,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) digest: Option<&'a Digest32>,
     pub(crate) intent: Option<IntentKind>,
     pub(crate) key_path: Option<&'a DerivationPath>,
+    /// The id of a stored key (`KeyRef::Stored`), when the request names one.
+    pub(crate) key_id: Option<&'a str>,
     pub(crate) index: Option<u32>,
 }
 
@@ -211,10 +242,7 @@ pub(crate) enum Recording {
 
 /// The version and state of a guard record as the store holds it (`None`:
 /// no record yet, the default state).
-fn guard_of(
-    slot: &NodeSlot,
-    record: Option<&Versioned>,
-) -> Result<(Option<u64>, GuardState), Error> {
+fn guard_of(slot: &Slot, record: Option<&Versioned>) -> Result<(Option<u64>, GuardState), Error> {
     match record {
         None => Ok((None, GuardState::default())),
         Some(v) => Ok((Some(v.version), slot.guard(Some(v.version), &v.value)?)),
@@ -229,9 +257,22 @@ fn attempt_event(
     detail: &'static str,
     step: u64,
 ) -> Result<AuditEvent, Error> {
-    let mut event = AuditEvent::new(AuditOp::TOTP_VERIFY, outcome)
-        .with_wallet(&loaded.record().wallet)
-        .with_path(attempt.key_path.unwrap_or(loaded.node()))
+    let mut event = match loaded.subject() {
+        Subject::Node(node) => AuditEvent::new(AuditOp::TOTP_VERIFY, outcome)
+            .with_wallet(&loaded.record().name)
+            .with_path(attempt.key_path.unwrap_or(node)),
+        Subject::Key(key) => {
+            let mut event = AuditEvent::new(AuditOp::TOTP_VERIFY, outcome).with_public_key(key);
+            if let Some(path) = attempt.key_path {
+                event = event.with_path(path);
+            }
+            event
+        }
+    };
+    if let Some(id) = attempt.key_id {
+        event = event.with_key(id);
+    }
+    event = event
         .with_detail(detail)
         .with_field("route", attempt.route)?
         .with_field("step", step.to_string())?;
@@ -253,6 +294,7 @@ impl Attempt<'_> {
         digest: None,
         intent: None,
         key_path: None,
+        key_id: None,
         index: None,
     };
     const ROTATE: Attempt<'static> = Attempt {
@@ -261,8 +303,9 @@ impl Attempt<'_> {
     };
 }
 
-/// Enrolment and verification of TOTP second factors, keyed by wallet,
-/// with the replay guard and lockout kept in the state store.
+/// Enrolment and verification of TOTP second factors, keyed by wallet (or
+/// by public key, for keys that are not HD-derived), with the replay guard
+/// and lockout kept in the state store.
 ///
 /// # Records and the index
 /// Each enrolled wallet has one record under its BIP32 *node* (the node the
@@ -276,6 +319,16 @@ impl Attempt<'_> {
 /// scheme have the same depth), and "is this path an ancestor of one?" is
 /// one read; nothing ever scans the wallets. See `SPEC.md`.
 ///
+/// # Keys that are not HD-derived
+/// An imported key, or a key in a KMS or an HSM, has no BIP32 path; it is
+/// enrolled by its public key ([`TotpRegistry::enrol_key`]), the one name
+/// it has whatever id, ARN or alias a request uses. Its record lives under
+/// the hash of its compressed public key, with a guard beside it, and its
+/// secret's envelope binds that public key instead of a wallet name. It is
+/// gated by [`crate::TotpGate`] wherever it is pinned without a path, with
+/// the same codes, guard, lockout, audit records and caches as a wallet.
+/// (An HD-derived key is gated through its wallet, never by public key.)
+///
 /// # Concurrency
 /// Every write is a [`StateStore::compare_and_swap`]. A verification reads
 /// the guard, decides, and swaps; on a conflict it re-reads and decides
@@ -286,15 +339,15 @@ impl Attempt<'_> {
 /// fewer (fail closed).
 ///
 /// # Cost of a verification
-/// One read of the node record, one of the guard, one compare-and-swap of
-/// the guard (when the state changes), one HMAC for a code of the current
-/// step and `2·skew+1` for any other (two hash compressions each: the
-/// secret is kept keyed into its HMAC), and for a
-/// warm wallet nothing else: its state-store keys are computed once, and its
-/// records are decoded and its secret unwrapped only when the bytes read
-/// differ from those of the cached decoding (bounded caches, see
-/// [`TotpConfig::node_cache`] and [`TotpConfig::secret_cache`]; the secret
-/// in zeroizing memory). A secret-cache miss costs one unwrap by the KEK
+/// One read of the node (or key) record, one of the guard, one
+/// compare-and-swap of the guard (when the state changes), one HMAC for a
+/// code of the current step and `2·skew+1` for any other (two hash
+/// compressions each: the secret is kept keyed into its HMAC), and for a
+/// warm wallet or key nothing else: its state-store keys are computed
+/// once, and its records are decoded and its secret unwrapped only when
+/// the bytes read differ from those of the cached decoding (bounded
+/// caches, see [`TotpConfig::node_cache`] and
+/// [`TotpConfig::secret_cache`]; the secret in zeroizing memory). A secret-cache miss costs one unwrap by the KEK
 /// backend; with a network KEK (KMS) that call blocks the calling thread.
 pub struct TotpRegistry {
     kek: SharedBackend,
@@ -304,8 +357,10 @@ pub struct TotpRegistry {
     config: TotpConfig,
     node_depth: usize,
     scheme_confirmed: AtomicBool,
-    nodes: Bounded<DerivationPath, Arc<NodeSlot>>,
-    secrets: Bounded<DerivationPath, Arc<CachedSecret>>,
+    nodes: Bounded<DerivationPath, Arc<Slot>>,
+    /// Key subjects' slots, by compressed public key.
+    keys: Bounded<[u8; 33], Arc<Slot>>,
+    secrets: Bounded<Subject, Arc<CachedSecret>>,
 }
 
 fn check_wallet(wallet: &str) -> Result<(), Error> {
@@ -315,6 +370,18 @@ fn check_wallet(wallet: &str) -> Result<(), Error> {
     if wallet.len() > MAX_WALLET_NAME_BYTES {
         return Err(Error::InvalidWallet(
             "wallet names are at most 1024 bytes for TOTP enrolment",
+        ));
+    }
+    Ok(())
+}
+
+fn check_label(label: &str) -> Result<(), Error> {
+    if label.is_empty() {
+        return Err(Error::InvalidLabel("the label is empty"));
+    }
+    if label.len() > MAX_WALLET_NAME_BYTES {
+        return Err(Error::InvalidLabel(
+            "labels are at most 1024 bytes for TOTP enrolment",
         ));
     }
     Ok(())
@@ -359,6 +426,7 @@ impl TotpRegistry {
             audit,
             clock: Arc::new(SystemClock),
             nodes: Bounded::new(config.node_cache),
+            keys: Bounded::new(config.node_cache),
             secrets: Bounded::new(config.secret_cache),
             config,
             node_depth,
@@ -409,6 +477,13 @@ impl TotpRegistry {
     #[must_use]
     pub fn cached_nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// How many non-HD keys' state-store keys and decoded records are
+    /// cached now (bounded by [`TotpConfig::node_cache`] too, separately).
+    #[must_use]
+    pub fn cached_keys(&self) -> usize {
+        self.keys.len()
     }
 
     /// The audit sink.
@@ -471,14 +546,26 @@ impl TotpRegistry {
     }
 
     /// The slot of `node`: its state-store keys and cached decodings.
-    fn slot(&self, node: &[ChildNumber]) -> Result<Arc<NodeSlot>, Error> {
+    fn slot(&self, node: &[ChildNumber]) -> Result<Arc<Slot>, Error> {
         if let Some(slot) = self.nodes.get(node) {
             return Ok(slot);
         }
         let path = DerivationPath::from_components(node.to_vec())?;
-        let slot = Arc::new(NodeSlot::new(path.clone()));
+        let slot = Arc::new(Slot::new(Subject::Node(path.clone())));
         self.nodes.insert(path, Arc::clone(&slot));
         Ok(slot)
+    }
+
+    /// The slot of the non-HD key `key`: its state-store keys and cached
+    /// decodings.
+    fn key_slot(&self, key: &PublicKey) -> Arc<Slot> {
+        let compressed = key.to_compressed();
+        if let Some(slot) = self.keys.get(&compressed) {
+            return slot;
+        }
+        let slot = Arc::new(Slot::new(Subject::Key(*key)));
+        self.keys.insert(compressed, Arc::clone(&slot));
+        slot
     }
 
     /// The enrolment at `node`, if any: read from the state store on every
@@ -487,8 +574,29 @@ impl TotpRegistry {
         if !self.scheme_recorded()? {
             return Ok(None);
         }
-        let slot = self.slot(node)?;
-        let Some(raw) = self.state.get(&slot.node_key)? else {
+        self.load(self.slot(node)?)
+    }
+
+    /// The enrolment of the non-HD key `key`, if any: read from the state
+    /// store on every call (decoded again only if its bytes changed).
+    pub(crate) fn lookup_key(&self, key: &PublicKey) -> Result<Option<Loaded>, Error> {
+        if !self.scheme_recorded()? {
+            return Ok(None);
+        }
+        self.load(self.key_slot(key))
+    }
+
+    /// The enrolment of `subject`, if any.
+    fn lookup_subject(&self, subject: &Subject) -> Result<Option<Loaded>, Error> {
+        match subject {
+            Subject::Node(node) => self.lookup(node.components()),
+            Subject::Key(key) => self.lookup_key(key),
+        }
+    }
+
+    /// Reads the enrolment record of `slot`.
+    fn load(&self, slot: Arc<Slot>) -> Result<Option<Loaded>, Error> {
+        let Some(raw) = self.state.get(&slot.record_key)? else {
             return Ok(None);
         };
         let decoded = slot.enrolment(&raw.value, self.config.scheme)?;
@@ -523,6 +631,15 @@ impl TotpRegistry {
         Ok(self.lookup(node.components())?.is_some())
     }
 
+    /// Whether the non-HD key whose public key is `key` is enrolled.
+    ///
+    /// # Errors
+    /// [`Error::SchemeMismatch`]; state-store errors (a damaged record:
+    /// [`custody_core::Error::MalformedRecord`]).
+    pub fn is_key_enrolled(&self, key: &PublicKey) -> Result<bool, Error> {
+        Ok(self.lookup_key(key)?.is_some())
+    }
+
     /// Enrols `wallet` with a fresh secret from the OS RNG (see
     /// [`EnrolMode`] for an enrolled wallet). Returns what to show the user.
     ///
@@ -535,18 +652,44 @@ impl TotpRegistry {
     /// errors (after an audit error the enrolment is stored but its secret
     /// is not returned: rotate with [`EnrolMode::ForceRotate`]).
     pub fn enrol(&self, wallet: &str, mode: EnrolMode) -> Result<Enrolment, Error> {
+        let subject = Subject::Node(self.node_path(wallet)?);
+        self.enrol_subject(subject, wallet, mode)
+    }
+
+    /// Enrols the key that is not HD-derived (an imported key, a KMS or HSM
+    /// key) whose public key is `key`, with a fresh secret from the OS RNG:
+    /// from then on [`crate::TotpGate`] wants a code for it wherever it is
+    /// pinned without a BIP32 path, however the request names it.
+    /// `label` is the account name authenticator apps show (e.g. the key's
+    /// URI; 1 to [`MAX_WALLET_NAME_BYTES`] bytes); it identifies nothing:
+    /// the public key does. [`EnrolMode`] as for a wallet (a rotation may
+    /// change the label). Returns what to show the user.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLabel`]; otherwise as [`TotpRegistry::enrol`].
+    pub fn enrol_key(
+        &self,
+        label: &str,
+        key: &PublicKey,
+        mode: EnrolMode,
+    ) -> Result<Enrolment, Error> {
+        check_label(label)?;
+        self.enrol_subject(Subject::Key(*key), label, mode)
+    }
+
+    fn enrol_subject(
+        &self,
+        subject: Subject,
+        name: &str,
+        mode: EnrolMode,
+    ) -> Result<Enrolment, Error> {
         let mut secret = Zeroizing::new(vec![0u8; self.config.secret_bytes]);
         fill_random(&mut secret)?;
         let issuer = self.config.issuer.clone();
         let params = self.config.params;
-        let node = self.install(wallet, mode, &secret, params, &issuer)?;
-        let uri = OtpAuthUri::new(
-            Some(&issuer),
-            wallet,
-            SecretVec::from_slice(&secret),
-            params,
-        )?;
-        Ok(Enrolment { node, uri })
+        self.install(&subject, name, mode, &secret, params, &issuer)?;
+        let uri = OtpAuthUri::new(Some(&issuer), name, SecretVec::from_slice(&secret), params)?;
+        Ok(Enrolment { subject, uri })
     }
 
     /// Enrols `wallet` with the secret and parameters of an otpauth URI
@@ -561,30 +704,67 @@ impl TotpRegistry {
         uri: &OtpAuthUri,
         mode: EnrolMode,
     ) -> Result<DerivationPath, Error> {
-        let issuer = uri.issuer().unwrap_or(&self.config.issuer).to_owned();
-        self.install(wallet, mode, uri.expose_secret(), uri.params(), &issuer)
+        let node = self.node_path(wallet)?;
+        let issuer = uri.issuer().unwrap_or(&self.config.issuer);
+        self.install(
+            &Subject::Node(node.clone()),
+            wallet,
+            mode,
+            uri.expose_secret(),
+            uri.params(),
+            issuer,
+        )?;
+        Ok(node)
     }
 
+    /// Enrols the non-HD key `key` (see [`TotpRegistry::enrol_key`]) with
+    /// the secret and parameters of an otpauth URI. The URI's account name
+    /// is not used (`label` is); its issuer is kept (the configured one if
+    /// it has none).
+    ///
+    /// # Errors
+    /// As [`TotpRegistry::enrol_key`].
+    pub fn import_key(
+        &self,
+        label: &str,
+        key: &PublicKey,
+        uri: &OtpAuthUri,
+        mode: EnrolMode,
+    ) -> Result<(), Error> {
+        check_label(label)?;
+        let issuer = uri.issuer().unwrap_or(&self.config.issuer);
+        self.install(
+            &Subject::Key(*key),
+            label,
+            mode,
+            uri.expose_secret(),
+            uri.params(),
+            issuer,
+        )
+    }
+
+    /// Stores the enrolment of `subject` (`name`: the wallet name of a
+    /// node, the label of a key) as `mode` says.
     fn install(
         &self,
-        wallet: &str,
+        subject: &Subject,
+        name: &str,
         mode: EnrolMode,
         secret: &[u8],
         params: TotpParams,
         issuer: &str,
-    ) -> Result<DerivationPath, Error> {
-        let node = self.node_path(wallet)?;
+    ) -> Result<(), Error> {
         self.record_scheme()?;
-        let existing = self.lookup(node.components())?;
+        let existing = self.lookup_subject(subject)?;
         let detail = match (&existing, &mode) {
             (None, _) => "enrolled",
             (Some(_), EnrolMode::New) => {
-                self.audit_enrol(wallet, &node, AuditOutcome::Denied, "already-enrolled")?;
+                self.audit_enrol(subject, name, AuditOutcome::Denied, "already-enrolled")?;
                 return Err(Error::AlreadyEnrolled);
             }
-            (Some(e), _) if e.record().wallet != wallet => {
+            (Some(e), _) if subject.node().is_some() && e.record().name != name => {
                 // Another name maps to this node (a 2^-124 event): theirs.
-                self.audit_enrol(wallet, &node, AuditOutcome::Denied, "node-taken")?;
+                self.audit_enrol(subject, name, AuditOutcome::Denied, "node-taken")?;
                 return Err(Error::AlreadyEnrolled);
             }
             (Some(e), EnrolMode::Rotate(code)) => {
@@ -597,14 +777,14 @@ impl TotpRegistry {
             (Some(_), _) => "force-rotated",
         };
         let record = EnrolmentRecord {
-            wallet: wallet.to_owned(),
+            subject: subject.clone(),
+            name: name.to_owned(),
             issuer: issuer.to_owned(),
             params,
-            node: node.clone(),
             envelope: Envelope::seal(
                 self.wrapping()?,
                 &self.wrapping()?.default_kek(),
-                &secret_context(wallet, &params)?,
+                &secret_context(subject, name, &params)?,
                 secret,
             )
             .wait()?,
@@ -612,28 +792,33 @@ impl TotpRegistry {
         };
         let bytes = record.encode()?;
         match existing {
-            None => self.create(&node, &bytes)?,
+            None => self.create(subject, &bytes)?,
             Some(e) => {
                 match self
                     .state
-                    .compare_and_swap(&e.slot.node_key, Some(e.version), &bytes)?
+                    .compare_and_swap(&e.slot.record_key, Some(e.version), &bytes)?
                 {
                     CasOutcome::Swapped { .. } => {}
                     CasOutcome::Conflict { .. } => return Err(Error::ConcurrentUpdate),
                 }
             }
         }
-        self.audit_enrol(wallet, &node, AuditOutcome::Success, detail)?;
-        Ok(node)
+        self.audit_enrol(subject, name, AuditOutcome::Success, detail)?;
+        Ok(())
     }
 
-    /// Creates a node record: ancestor counters first, then the record.
-    fn create(&self, node: &DerivationPath, bytes: &[u8]) -> Result<(), Error> {
-        let ancestors = strict_prefixes(node)?;
+    /// Creates an enrolment record: for a node, ancestor counters first,
+    /// then the record; for a key (no ancestors), the record.
+    fn create(&self, subject: &Subject, bytes: &[u8]) -> Result<(), Error> {
+        let (record_key, _) = subject_keys(subject);
+        let ancestors = match subject {
+            Subject::Node(node) => strict_prefixes(node)?,
+            Subject::Key(_) => Vec::new(),
+        };
         for a in &ancestors {
             self.add_to_counter(a, 1)?;
         }
-        match self.state.compare_and_swap(&node_key(node), None, bytes)? {
+        match self.state.compare_and_swap(&record_key, None, bytes)? {
             CasOutcome::Swapped { .. } => Ok(()),
             CasOutcome::Conflict { .. } => {
                 // Someone enrolled it first: take our counts back (if this
@@ -671,20 +856,22 @@ impl TotpRegistry {
         Err(Error::Contention)
     }
 
+    /// Audits an enrolment of `subject`: a wallet by name and node, a key
+    /// by public key.
     fn audit_enrol(
         &self,
-        wallet: &str,
-        node: &DerivationPath,
+        subject: &Subject,
+        name: &str,
         outcome: AuditOutcome,
         detail: &'static str,
     ) -> Result<(), Error> {
-        self.audit.append(
-            AuditEvent::new(AuditOp::ENROL, outcome)
-                .with_wallet(wallet)
-                .with_path(node)
-                .with_detail(detail)
-                .with_field("factor", "totp")?,
-        )?;
+        let event = AuditEvent::new(AuditOp::ENROL, outcome);
+        let event = match subject {
+            Subject::Node(node) => event.with_wallet(name).with_path(node),
+            Subject::Key(key) => event.with_public_key(key),
+        };
+        self.audit
+            .append(event.with_detail(detail).with_field("factor", "totp")?)?;
         Ok(())
     }
 
@@ -702,6 +889,26 @@ impl TotpRegistry {
         }
         let node = self.node_path(wallet)?;
         match self.lookup(node.components())? {
+            None => Ok(Verification::NotEnrolled),
+            Some(loaded) => self.check(&loaded, code, Attempt::VERIFY),
+        }
+    }
+
+    /// Checks `code` for the non-HD key `key` and, if it is accepted,
+    /// spends it, exactly as [`TotpRegistry::verify`] does for a wallet
+    /// (the same guard, lockout and audit records, identified by the
+    /// public key). A key that is not enrolled gives
+    /// [`Verification::NotEnrolled`] (and no audit record).
+    ///
+    /// # Errors
+    /// [`Error::Contention`]; [`Error::SchemeMismatch`]; state-store,
+    /// envelope and audit errors. Any error means "not verified".
+    pub fn verify_key(
+        &self,
+        key: &PublicKey,
+        code: Option<&OneTimeCode>,
+    ) -> Result<Verification, Error> {
+        match self.lookup_key(key)? {
             None => Ok(Verification::NotEnrolled),
             Some(loaded) => self.check(&loaded, code, Attempt::VERIFY),
         }
@@ -850,7 +1057,7 @@ impl TotpRegistry {
 
     /// Reads the guard of `slot` from the state store (its version, and its
     /// state: the default if there is no record yet).
-    fn read_guard(&self, slot: &NodeSlot) -> Result<(Option<u64>, GuardState), Error> {
+    fn read_guard(&self, slot: &Slot) -> Result<(Option<u64>, GuardState), Error> {
         guard_of(slot, self.state.get(&slot.guard_key)?.as_ref())
     }
 
@@ -858,14 +1065,14 @@ impl TotpRegistry {
     /// the cache if it was unwrapped from exactly this record, else from
     /// the KEK.
     fn secret(&self, loaded: &Loaded) -> Result<Arc<CachedSecret>, Error> {
-        let node = loaded.node();
-        if let Some(cached) = self.secrets.get(node) {
+        let subject = loaded.subject();
+        if let Some(cached) = self.secrets.get(subject) {
             if cached.is_for(&loaded.decoded) {
                 return Ok(cached);
             }
             // The record changed (rotated, rewritten): the old secret goes
             // now, not when it is evicted.
-            self.secrets.remove(node);
+            self.secrets.remove(subject);
         }
         let record = loaded.record();
         let secret = record
@@ -877,7 +1084,7 @@ impl TotpRegistry {
             key: KeyedSecret::new(secret.expose_secret(), record.params.algorithm)?,
         });
         drop(secret);
-        self.secrets.insert(node.clone(), Arc::clone(&cached));
+        self.secrets.insert(subject.clone(), Arc::clone(&cached));
         Ok(cached)
     }
 }
@@ -890,6 +1097,7 @@ impl fmt::Debug for TotpRegistry {
             .field("clock", &self.clock)
             .field("config", &self.config)
             .field("cached_nodes", &self.nodes.len())
+            .field("cached_keys", &self.keys.len())
             .field("cached_secrets", &self.secrets.len())
             .finish_non_exhaustive()
     }

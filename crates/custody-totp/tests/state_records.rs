@@ -11,10 +11,11 @@
 use std::sync::Arc;
 
 use custody_core::{
-    CasOutcome, DataKey, KekId, LocalKek, MemoryAuditLog, MemoryStore, OneTimeCode, SharedBackend,
-    StateStore, WalletScheme,
+    Authorization, CasOutcome, DataKey, Denial, Digest32, Error as CoreError, Intent, KekId, KeyId,
+    KeyRef, KeySigner, LocalKek, MemoryAuditLog, MemoryStore, OneTimeCode, PrivateKeyBytes,
+    PublicKey, SharedBackend, StateStore, Vault, WalletScheme,
 };
-use custody_totp::{EnrolMode, ManualClock, TotpConfig, TotpRegistry, Verification};
+use custody_totp::{EnrolMode, ManualClock, TotpConfig, TotpGate, TotpRegistry, Verification};
 use serde_json::Value;
 
 fn vectors() -> Value {
@@ -202,6 +203,188 @@ fn edited_parameters_no_longer_open() {
     let code = OneTimeCode::new("287082");
     assert!(matches!(
         reg.verify(e["wallet"].as_str().unwrap(), Some(&code)),
+        Err(custody_totp::Error::Core(
+            custody_core::Error::DecryptionFailed
+        ))
+    ));
+}
+
+/// The public key of a vector's key enrolment (computed by the generator
+/// with pyca/cryptography), checked against the one custody-core derives
+/// from the vector's private key.
+fn vector_key(e: &Value) -> (PrivateKeyBytes, PublicKey) {
+    let secret =
+        PrivateKeyBytes::from_slice(&hex::decode(e["privateKey"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let public =
+        PublicKey::from_sec1_bytes(&hex::decode(e["publicKey"].as_str().unwrap()).unwrap())
+            .unwrap();
+    (secret, public)
+}
+
+#[test]
+fn key_records_from_the_generator_are_enforced_by_the_gate() {
+    let v = vectors();
+    let store = Arc::new(MemoryStore::new());
+    put(
+        &store,
+        v["scheme"]["key"].as_str().unwrap(),
+        v["scheme"]["record"].as_str().unwrap(),
+    );
+    let vault = Vault::new(kek(&v), WalletScheme::Default);
+    let keys = v["keyEnrolments"].as_array().unwrap();
+    for (i, e) in keys.iter().enumerate() {
+        put(
+            &store,
+            e["recordKey"].as_str().unwrap(),
+            e["record"].as_str().unwrap(),
+        );
+        let (secret, public) = vector_key(e);
+        let held = vault
+            .insert_key(KeyId::new(format!("vector-{i}")).unwrap(), secret)
+            .unwrap();
+        assert_eq!(held, public);
+    }
+    let clock = Arc::new(ManualClock::new(0));
+    let registry = Arc::new(registry(&v, store.clone(), clock.clone()));
+    let gate: SharedBackend = Arc::new(TotpGate::new(Arc::new(vault), registry.clone()));
+    let final_guard = v["guards"][1]["record"].as_str().unwrap();
+    for (i, e) in keys.iter().enumerate() {
+        let (_, public) = vector_key(e);
+        assert!(registry.is_key_enrolled(&public).unwrap());
+        let signer = KeySigner::pin(
+            gate.clone(),
+            KeyRef::Stored(KeyId::new(format!("vector-{i}")).unwrap()),
+        )
+        .wait()
+        .unwrap();
+        let digest = Digest32([0x5a; 32]);
+        assert!(matches!(
+            signer
+                .sign(digest, Intent::raw_digest(), &Authorization::none())
+                .wait(),
+            Err(CoreError::Denied(Denial::TotpRequired))
+        ));
+        let mut last = None;
+        for c in e["codes"].as_array().unwrap() {
+            clock.set(c["time"].as_u64().unwrap());
+            let code = c["code"].as_str().unwrap();
+            let step = c["step"].as_u64().unwrap();
+            let sig = signer
+                .sign(digest, Intent::raw_digest(), &Authorization::totp(code))
+                .wait()
+                .unwrap();
+            assert_eq!(&sig.recover(&digest).unwrap(), &public);
+            assert_eq!(
+                registry
+                    .verify_key(&public, Some(&OneTimeCode::new(code)))
+                    .unwrap(),
+                Verification::Replayed
+            );
+            last = Some(step);
+        }
+        // The guard the registry wrote is byte for byte the generator's.
+        assert_eq!(last, v["guards"][1]["lastStep"].as_u64());
+        let guard = store.get(e["guardKey"].as_str().unwrap()).unwrap().unwrap();
+        assert_eq!(std::str::from_utf8(&guard.value).unwrap(), final_guard);
+    }
+}
+
+#[test]
+fn key_enrolment_writes_the_keys_the_spec_gives() {
+    let v = vectors();
+    let e = &v["keyEnrolments"][0];
+    let (_, public) = vector_key(e);
+    let store = Arc::new(MemoryStore::new());
+    let reg = registry(&v, store.clone(), Arc::new(ManualClock::new(59)));
+    let enrolment = reg
+        .enrol_key(e["label"].as_str().unwrap(), &public, EnrolMode::New)
+        .unwrap();
+    assert_eq!(
+        &*store
+            .get(v["scheme"]["key"].as_str().unwrap())
+            .unwrap()
+            .unwrap()
+            .value,
+        v["scheme"]["record"].as_str().unwrap().as_bytes()
+    );
+    let record = store
+        .get(e["recordKey"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&record.value).unwrap();
+    let mut fields: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    let mut expected = vec![
+        "v",
+        "label",
+        "issuer",
+        "algorithm",
+        "digits",
+        "period",
+        "publicKey",
+        "envelope",
+        "enrolledAt",
+    ];
+    expected.sort_unstable();
+    assert_eq!(fields, expected);
+    assert_eq!(json["publicKey"], e["publicKey"]);
+    assert_eq!(json["label"], e["label"]);
+    assert_eq!(json["v"], 1);
+    assert_eq!(json["enrolledAt"], 59);
+    // No guard until the first check, no ancestor counters for a key.
+    assert!(
+        store
+            .get(e["guardKey"].as_str().unwrap())
+            .unwrap()
+            .is_none()
+    );
+    let code = enrolment
+        .params()
+        .code_at(enrolment.uri().expose_secret(), 59)
+        .unwrap();
+    assert!(
+        reg.verify_key(&public, Some(&OneTimeCode::new(code.expose_str())))
+            .unwrap()
+            .is_accepted()
+    );
+    assert!(
+        store
+            .get(e["guardKey"].as_str().unwrap())
+            .unwrap()
+            .is_some()
+    );
+    for key in v["enrolments"][0]["ancestorKeys"].as_array().unwrap() {
+        assert!(store.get(key.as_str().unwrap()).unwrap().is_none());
+    }
+}
+
+#[test]
+fn edited_key_records_no_longer_open() {
+    // The public key and the parameters are bound into the envelope's
+    // context: a key record whose digits were edited fails closed.
+    let v = vectors();
+    let e = &v["keyEnrolments"][0];
+    let (_, public) = vector_key(e);
+    let edited = e["record"]
+        .as_str()
+        .unwrap()
+        .replace("\"digits\":8", "\"digits\":6");
+    let store = Arc::new(MemoryStore::new());
+    put(
+        &store,
+        v["scheme"]["key"].as_str().unwrap(),
+        v["scheme"]["record"].as_str().unwrap(),
+    );
+    put(&store, e["recordKey"].as_str().unwrap(), &edited);
+    let reg = registry(&v, store, Arc::new(ManualClock::new(59)));
+    assert!(matches!(
+        reg.verify_key(&public, Some(&OneTimeCode::new("287082"))),
         Err(custody_totp::Error::Core(
             custody_core::Error::DecryptionFailed
         ))

@@ -5,8 +5,10 @@ of custody-totp (crates/custody-totp/SPEC.md).
 Independent of the Rust code: wallet nodes follow custody-core's `default`
 wallet scheme (crates/custody-core/src/wallet.rs), envelopes and the local
 KEK wrap follow crates/custody-core/SPEC.md, built with pyca/cryptography
-AES-GCM; record JSON and keys follow custody-totp's SPEC.md. Codes come from
-RFC 6238 (Appendix B, SHA-1 seed) recomputed with hmac/hashlib.
+AES-GCM; the public keys of key enrolments are computed by pyca/cryptography
+(secp256k1, X9.62 compressed points); record JSON and keys follow
+custody-totp's SPEC.md. Codes come from RFC 6238 (Appendix B, SHA-1 seed)
+recomputed with hmac/hashlib.
 
     pip install cryptography
     python3 gen_state_records_v1.py > state_records_v1.json
@@ -18,6 +20,8 @@ import json
 import struct
 import sys
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"CUSTENV"
@@ -64,6 +68,17 @@ def default_wallet_node(name):
 
 def key_for(kind, components):
     return f"totp/v1/{kind}/" + hashlib.sha256(path_string(components).encode()).hexdigest()
+
+
+def compressed_public_key(private_key):
+    key = ec.derive_private_key(int.from_bytes(private_key, "big"), ec.SECP256K1())
+    return key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
+
+
+def key_for_public_key(kind, compressed):
+    return f"totp/v1/{kind}/" + hashlib.sha256(compressed).hexdigest()
 
 
 def compact(obj):
@@ -125,6 +140,44 @@ def enrolment(wallet, issuer, digits, period, enrolled_at):
     }
 
 
+def key_enrolment(private_key, label, issuer, digits, period, enrolled_at):
+    public_key = compressed_public_key(private_key)
+    ctx = {
+        "custody": "totp-secret",
+        "public-key": public_key.hex(),
+        "algorithm": "SHA1",
+        "digits": str(digits),
+        "period": str(period),
+    }
+    wrapped = local_wrap(KEK_KEY, KEK_ID, WRAP_NONCE, DATA_KEY, ctx)
+    env = envelope(DATA_KEY, KEK_ID, wrapped, PAYLOAD_NONCE, ctx, SECRET)
+    record = {
+        "v": 1,
+        "label": label,
+        "issuer": issuer,
+        "algorithm": "SHA1",
+        "digits": digits,
+        "period": period,
+        "publicKey": public_key.hex(),
+        "envelope": env.hex(),
+        "enrolledAt": enrolled_at,
+    }
+    return {
+        "label": label,
+        # The key itself, so that a test can hold it in a vault and sign.
+        "privateKey": private_key.hex(),
+        "publicKey": public_key.hex(),
+        "recordKey": key_for_public_key("key", public_key),
+        "guardKey": key_for_public_key("key-guard", public_key),
+        "context": ctx,
+        "record": compact(record),
+        "codes": [
+            {"time": t, "step": t // period, "code": totp(SECRET, t, digits, period)}
+            for t in (59, 1111111109, 1234567890, 2000000000)
+        ],
+    }
+
+
 def guard(last_step, failures, lock_level, locked_until):
     return compact({
         "v": 1,
@@ -146,6 +199,18 @@ def main():
         "enrolments": [
             enrolment("alice@example.com", "custody", 8, 30, 1700000000),
             enrolment("Zoë 🦀 team:ops", "ACME Co", 6, 30, 1700000001),
+        ],
+        "keyEnrolments": [
+            key_enrolment(
+                bytes(range(0x01, 0x21)),
+                "kms:arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "custody", 8, 30, 1700000002,
+            ),
+            key_enrolment(
+                hashlib.sha256(b"custody-totp key enrolment vector 4").digest(),
+                "vault:imported/Zoë 🔑",
+                "ACME Co", 6, 30, 1700000003,
+            ),
         ],
         "counter": {"count": 1, "record": compact({"v": 1, "count": 1})},
         "guards": [
