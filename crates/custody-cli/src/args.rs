@@ -57,7 +57,7 @@ pub(crate) enum Command {
     ///
     /// Example: custody sign-typed-data --wallet alice@example.com --index 0 --file mail.json
     SignTypedData(SignTypedDataArgs),
-    /// TOTP second factor: enrol a wallet.
+    /// TOTP second factor: enrol a wallet or a key.
     #[command(subcommand)]
     Totp(TotpCommand),
     /// Import and export keys.
@@ -116,10 +116,12 @@ pub(crate) struct SignTypedDataArgs {
 /// `custody totp ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TotpCommand {
-    /// Enrol a wallet for TOTP: prints the otpauth URI and the base32 secret
-    /// (once). Refused for an enrolled wallet unless --rotate with a code.
+    /// Enrol a wallet (or an imported or external key) for TOTP: prints the
+    /// otpauth URI and the base32 secret (once). Refused for an enrolled
+    /// one unless --rotate with a code.
     ///
     /// Example: custody totp register --wallet alice@example.com --qr
+    /// Example: custody totp register --key aws-kms:alias/treasury
     Register(RegisterArgs),
 }
 
@@ -127,8 +129,15 @@ pub(crate) enum TotpCommand {
 #[derive(Debug, Args)]
 pub(crate) struct RegisterArgs {
     /// The wallet name.
-    #[arg(long, value_name = "NAME")]
-    pub(crate) wallet: String,
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["key", "key_id"])]
+    pub(crate) wallet: Option<String>,
+    /// An external key (`aws-kms:KEY`, `pkcs11:…`), gated by its public
+    /// key however it is named later.
+    #[arg(long, value_name = "URI", conflicts_with_all = ["wallet", "key_id"])]
+    pub(crate) key: Option<String>,
+    /// An imported key's id.
+    #[arg(long, value_name = "K", conflicts_with_all = ["wallet", "key"])]
+    pub(crate) key_id: Option<String>,
     /// The issuer shown by authenticator apps (default: custody).
     #[arg(long, value_name = "S")]
     pub(crate) issuer: Option<String>,
@@ -161,6 +170,12 @@ pub(crate) struct InitArgs {
     /// Print the mnemonic (once, now) in the output.
     #[arg(long)]
     pub(crate) show_mnemonic: bool,
+    /// Where the master seed's key-encryption key lives: `passphrase` (the
+    /// keystore passphrase), `aws-kms:KEY` (a SYMMETRIC_DEFAULT KMS key) or
+    /// `pkcs11:token=LABEL;object=LABEL` (an AES key on a token). With a
+    /// KMS or token KEK no passphrase is needed afterwards.
+    #[arg(long, value_name = "URI", default_value = "passphrase")]
+    pub(crate) kek: String,
 }
 
 /// Which key: a BIP32 path, a wallet and index, or an imported key's id.
@@ -178,6 +193,11 @@ pub(crate) struct KeyArgs {
     /// The id of an imported key.
     #[arg(long, value_name = "K")]
     pub(crate) key_id: Option<String>,
+    /// A key that never leaves its hardware: `aws-kms:KEY` (an
+    /// ECC_SECG_P256K1 SIGN_VERIFY key) or `pkcs11:token=LABEL;object=LABEL`
+    /// (an EC secp256k1 key on a token).
+    #[arg(long, value_name = "URI")]
+    pub(crate) key: Option<String>,
 }
 
 /// `custody sign-hash`.
@@ -214,6 +234,29 @@ pub(crate) enum KeystoreCommand {
     ///
     /// Example: custody keystore export --key-id key-0123456789abcdef --password-file pw.txt
     Export(ExportArgs),
+    /// Move every secret of the keystore to a new key-encryption key
+    /// (rotation, or passphrase -> KMS/HSM, or back). Addresses never
+    /// change; a run killed midway leaves the keystore opening with
+    /// exactly one of the two KEKs. To a new passphrase: give it in
+    /// CUSTODY_NEW_PASSPHRASE or --new-passphrase-file.
+    ///
+    /// Example: custody keystore rewrap --kek aws-kms:alias/custody-root
+    Rewrap(RewrapArgs),
+}
+
+/// `custody keystore rewrap`.
+#[derive(Debug, Args)]
+pub(crate) struct RewrapArgs {
+    /// The new KEK: `passphrase`, `aws-kms:KEY` or `pkcs11:…`.
+    #[arg(long, value_name = "URI")]
+    pub(crate) kek: String,
+    /// A file holding the new passphrase, with --kek passphrase (else
+    /// CUSTODY_NEW_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) new_passphrase_file: Option<PathBuf>,
+    /// Use a cheap passphrase KDF for the new passphrase (tests only).
+    #[arg(long)]
+    pub(crate) light_kdf: bool,
 }
 
 /// `custody keystore import`.

@@ -4,8 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use custody_core::{
-    Audited, Authorization, CreateOptions, DerivationPath, Digest32, KeyId, KeyRef, KeySigner,
-    Keystore, Mnemonic, Passphrase, PrivateKeyBytes, Seed, SharedBackend, WalletScheme,
+    Audited, Authorization, CreateOptions, DerivationPath, Digest32, KdfParams, KekKind, KeyId,
+    KeyRef, KeySigner, Keystore, Mnemonic, Passphrase, PrivateKeyBytes, RootKek, Seed,
+    SharedBackend, Unlock, WalletScheme,
 };
 use custody_eth::keystore_v3::{self, KdfChoice};
 use custody_eth::{Address, EthSigner, PersonalMessage, Transaction, TypedData};
@@ -14,8 +15,9 @@ use serde_json::{Value, json};
 
 use crate::args::{
     Cli, Command, ExportArgs, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, RegisterArgs,
-    SignHashArgs, SignMessageArgs, SignTxArgs, SignTypedDataArgs, TotpCommand,
+    RewrapArgs, SignHashArgs, SignMessageArgs, SignTxArgs, SignTypedDataArgs, TotpCommand,
 };
+use crate::backends::{self, BackendUri};
 use crate::error::CliError;
 
 /// Runs one command.
@@ -34,6 +36,7 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Totp(TotpCommand::Register(a)) => totp_register(&ctx, &a),
         Command::Keystore(KeystoreCommand::Import(a)) => import(&ctx, &a),
         Command::Keystore(KeystoreCommand::Export(a)) => export(&ctx, &a),
+        Command::Keystore(KeystoreCommand::Rewrap(a)) => rewrap(&ctx, &a),
     }
 }
 
@@ -57,9 +60,29 @@ impl Context {
         }
     }
 
+    /// Opens the keystore with what its metadata says holds its KEK: the
+    /// passphrase, or the backend its URI names.
     fn open(&self) -> Result<Keystore, CliError> {
-        let passphrase = self.passphrase()?;
-        Ok(Keystore::open(&self.dir, &passphrase)?)
+        let kind = match Keystore::kek_of(&self.dir) {
+            // No keystore and no passphrase: the missing passphrase is the
+            // usage error to report first, as before backends existed.
+            Err(custody_core::Error::KeystoreNotFound) => {
+                self.passphrase()?;
+                return Err(custody_core::Error::KeystoreNotFound.into());
+            }
+            other => other?,
+        };
+        match kind {
+            KekKind::Backend { uri, .. } => {
+                let parsed = BackendUri::parse(&uri, "the keystore's KEK")?;
+                let kek = backends::kek(&parsed, "the keystore's KEK")?;
+                Ok(Keystore::open_with(&self.dir, Unlock::Backend(kek))?)
+            }
+            _ => {
+                let passphrase = self.passphrase()?;
+                Ok(Keystore::open(&self.dir, &passphrase)?)
+            }
+        }
     }
 }
 
@@ -80,8 +103,38 @@ fn registry(ks: &Keystore, issuer: Option<&str>) -> Result<Arc<TotpRegistry>, Cl
 /// Every signature and export goes through the TOTP gate and the audit
 /// layer: `Audited(TotpGate(Vault))`.
 fn backend(ks: &Keystore) -> Result<SharedBackend, CliError> {
-    let gate: SharedBackend = Arc::new(TotpGate::new(ks.backend(), registry(ks, None)?));
+    gated(ks, ks.backend())
+}
+
+/// `Audited(TotpGate(inner))` with the keystore's registry and audit log:
+/// an external key passes the same gates and lands in the same audit log
+/// as a wallet's.
+fn gated(ks: &Keystore, inner: SharedBackend) -> Result<SharedBackend, CliError> {
+    let gate: SharedBackend = Arc::new(TotpGate::new(inner, registry(ks, None)?));
     Ok(Arc::new(Audited::new(gate, ks.audit())))
+}
+
+/// The gated signer for the key a command names: a key of the keystore, or
+/// with `--key` one that never leaves its KMS or HSM.
+fn signer_for(ks: &Keystore, k: &KeyArgs) -> Result<EthSigner, CliError> {
+    match external(k)? {
+        Some((inner, key)) => pin_ref(gated(ks, inner)?, key),
+        None => pin(backend(ks)?, k),
+    }
+}
+
+/// The backend and reference of `--key URI`, if given (alone).
+fn external(k: &KeyArgs) -> Result<Option<(SharedBackend, KeyRef)>, CliError> {
+    let Some(uri) = &k.key else {
+        return Ok(None);
+    };
+    if k.path.is_some() || k.wallet.is_some() || k.index.is_some() || k.key_id.is_some() {
+        return Err(CliError::bad_input(
+            "use exactly one of --path, --wallet/--index, --key-id, --key",
+        ));
+    }
+    let parsed = BackendUri::parse(uri, "--key")?;
+    backends::signer(&parsed, "--key").map(Some)
 }
 
 fn hex0x(bytes: impl AsRef<[u8]>) -> String {
@@ -93,7 +146,11 @@ fn read_secret_file(path: &Path, flag: &str) -> Result<Vec<u8>, CliError> {
 }
 
 fn init(ctx: &Context, a: InitArgs) -> Result<Value, CliError> {
-    let passphrase = ctx.passphrase()?;
+    let kek = BackendUri::parse(&a.kek, "--kek")?;
+    let passphrase = match kek {
+        BackendUri::Passphrase => Some(ctx.passphrase()?),
+        _ => None,
+    };
     let scheme: WalletScheme = a
         .wallet_scheme
         .parse()
@@ -124,10 +181,22 @@ fn init(ctx: &Context, a: InitArgs) -> Result<Value, CliError> {
         CreateOptions::standard()?
     }
     .with_scheme(scheme);
-    let ks = Keystore::create(&ctx.dir, &passphrase, &seed, &options)?;
+    let ks = match &passphrase {
+        Some(passphrase) => Keystore::create(&ctx.dir, passphrase, &seed, &options)?,
+        None => Keystore::create_with(
+            &ctx.dir,
+            RootKek::Backend {
+                uri: &a.kek,
+                backend: backends::kek(&kek, "--kek")?,
+            },
+            &seed,
+            &options,
+        )?,
+    };
     let mut out = json!({
         "xpub": ks.xpub(),
         "fingerprint": hex0x(ks.fingerprint()),
+        "kek": ks.kek_uri(),
     });
     if a.show_mnemonic {
         out["mnemonic"] = Value::String(mnemonic.expose_phrase().to_string());
@@ -163,7 +232,10 @@ fn key_ref(k: &KeyArgs) -> Result<KeyRef, CliError> {
 }
 
 fn pin(backend: SharedBackend, k: &KeyArgs) -> Result<EthSigner, CliError> {
-    let key = key_ref(k)?;
+    pin_ref(backend, key_ref(k)?)
+}
+
+fn pin_ref(backend: SharedBackend, key: KeyRef) -> Result<EthSigner, CliError> {
     let signer = KeySigner::pin(backend, key).wait().map_err(|e| match e {
         custody_core::Error::KeyNotFound => CliError::new("not-found", "no such key"),
         custody_core::Error::InvalidWallet(r) => {
@@ -190,12 +262,19 @@ fn key_json(signer: &EthSigner, k: &KeyArgs) -> Value {
     if let Some(id) = &k.key_id {
         out["keyId"] = Value::String(id.clone());
     }
+    if let Some(uri) = &k.key {
+        out["key"] = Value::String(uri.clone());
+    }
     out
 }
 
 fn derive(ctx: &Context, k: &KeyArgs) -> Result<Value, CliError> {
     let ks = ctx.open()?;
-    let signer = pin(ks.backend(), k)?;
+    let signer = match external(k)? {
+        // A public key: nothing to gate, and nothing of the keystore used.
+        Some((inner, key)) => pin_ref(inner, key)?,
+        None => pin(ks.backend(), k)?,
+    };
     Ok(key_json(&signer, k))
 }
 
@@ -217,7 +296,7 @@ fn parse_hash(s: &str) -> Result<Digest32, CliError> {
 fn sign_hash(ctx: &Context, a: &SignHashArgs) -> Result<Value, CliError> {
     let digest = parse_hash(&a.hash)?;
     let ks = ctx.open()?;
-    let signer = pin(backend(&ks)?, &a.key)?;
+    let signer = signer_for(&ks, &a.key)?;
     let auth = consent(a.code.as_ref());
     let sig = signer.sign_hash_raw(digest, &auth).wait()?;
     let v = 27 + u8::from(sig.y_parity());
@@ -346,7 +425,7 @@ fn sign_tx(ctx: &Context, a: &SignTxArgs) -> Result<Value, CliError> {
     let text = read_input(&a.tx, "--tx")?;
     let tx = Transaction::from_json_str(&text)?;
     let ks = ctx.open()?;
-    let signer = pin(backend(&ks)?, &a.key)?;
+    let signer = signer_for(&ks, &a.key)?;
     let auth = consent(a.code.as_ref());
     let signed = signer.sign_transaction(&tx, &auth).wait()?;
     let sig = signed.signature();
@@ -391,7 +470,7 @@ fn sign_message(ctx: &Context, a: &SignMessageArgs) -> Result<Value, CliError> {
         }
     };
     let ks = ctx.open()?;
-    let signer = pin(backend(&ks)?, &a.key)?;
+    let signer = signer_for(&ks, &a.key)?;
     let auth = consent(a.code.as_ref());
     let sig = signer.sign_personal_message(&message, &auth).wait()?;
     Ok(message_json(message.signing_hash(), &sig, &signer))
@@ -405,7 +484,7 @@ fn sign_typed_data(ctx: &Context, a: &SignTypedDataArgs) -> Result<Value, CliErr
         TypedData::from_json_str(&text)?
     };
     let ks = ctx.open()?;
-    let signer = pin(backend(&ks)?, &a.key)?;
+    let signer = signer_for(&ks, &a.key)?;
     let auth = consent(a.code.as_ref());
     let sig = signer.sign_typed_data(&typed, &auth).wait()?;
     let mut out = message_json(typed.signing_hash(), &sig, &signer);
@@ -429,7 +508,26 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
     } else {
         EnrolMode::New
     };
-    let enrolment = registry.enrol(&a.wallet, mode)?;
+    let enrolment = match (&a.wallet, &a.key, &a.key_id) {
+        (Some(wallet), None, None) => registry.enrol(wallet, mode)?,
+        (None, Some(uri), None) => {
+            let (inner, key) = backends::signer(&BackendUri::parse(uri, "--key")?, "--key")?;
+            let pinned = pin_ref(inner, key)?;
+            let public = pinned.key_signer().key().public_key();
+            registry.enrol_key(BackendUri::label(uri), public, mode)?
+        }
+        (None, None, Some(id)) => {
+            let id = KeyId::new(id.as_str()).map_err(|e| CliError::from(e).context("--key-id"))?;
+            let pinned = pin_ref(ks.backend(), KeyRef::Stored(id.clone()))?;
+            let public = pinned.key_signer().key().public_key();
+            registry.enrol_key(id.as_str(), public, mode)?
+        }
+        _ => {
+            return Err(CliError::bad_input(
+                "give exactly one of --wallet, --key or --key-id",
+            ));
+        }
+    };
     if a.qr {
         let qr = enrolment.qr()?;
         let mut err = std::io::stderr().lock();
@@ -441,4 +539,48 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
         "uri": enrolment.to_uri().as_str(),
         "secret": enrolment.secret_base32().as_str(),
     }))
+}
+
+/// The new passphrase of `keystore rewrap --kek passphrase`.
+fn new_passphrase(a: &RewrapArgs) -> Result<Passphrase, CliError> {
+    if let Some(f) = &a.new_passphrase_file {
+        return Ok(Passphrase::from_file_contents(read_secret_file(
+            f,
+            "--new-passphrase-file",
+        )?));
+    }
+    match std::env::var_os("CUSTODY_NEW_PASSPHRASE") {
+        Some(p) => Ok(Passphrase::new(p.into_encoded_bytes())),
+        None => Err(CliError::bad_input(
+            "no new passphrase: set CUSTODY_NEW_PASSPHRASE or pass --new-passphrase-file",
+        )),
+    }
+}
+
+fn rewrap(ctx: &Context, a: &RewrapArgs) -> Result<Value, CliError> {
+    let target = BackendUri::parse(&a.kek, "--kek")?;
+    let (ks, report) = match target {
+        BackendUri::Passphrase => {
+            let passphrase = new_passphrase(a)?;
+            let kdf = if a.light_kdf {
+                KdfParams::light()?
+            } else {
+                KdfParams::standard()?
+            };
+            ctx.open()?.rewrap(RootKek::Passphrase {
+                passphrase: &passphrase,
+                kdf: &kdf,
+            })?
+        }
+        other => {
+            let ks = ctx.open()?;
+            let backend = backends::kek(&other, "--kek")?;
+            ks.rewrap(RootKek::Backend {
+                uri: &a.kek,
+                backend,
+            })?
+        }
+    };
+    drop(ks);
+    Ok(json!({ "kek": report.kek, "rewrapped": report.rewrapped }))
 }
