@@ -9,12 +9,17 @@
 //!   ratio is custody's overhead on a KMS signature (target <= 1.05);
 //! - `kms_paired/open`: an envelope opened under `KmsKek` (one `Decrypt`,
 //!   then AES-256-GCM) interleaved with a raw `Decrypt` of the same wrapped
-//!   data key: the cold open of a KMS-wrapped secret.
+//!   data key: the cold open of a KMS-wrapped secret;
+//! - `kms_paired/keystore_open`: `Keystore::open_with` on a keystore whose
+//!   root KEK is a KMS key (one `Decrypt` of the keyring; the master seed
+//!   opened in process, checked against the xpub; the unwrap audited with
+//!   one fsynced record) interleaved with a raw `Decrypt` of the keyring's
+//!   wrapped data key.
 //!
 //! Every KMS request is counted by an SDK interceptor, and the counts per
 //! operation are written beside the results (`calls.json`): exactly one
 //! `Sign` per signature, no `GetPublicKey` after pin, one `Decrypt` per
-//! open.
+//! open, of an envelope or of a whole keystore.
 
 #![expect(
     clippy::unwrap_used,
@@ -36,8 +41,8 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpe
 use criterion::{Criterion, criterion_group, criterion_main};
 use custody_benches::{Pairing, save_calls};
 use custody_core::{
-    Authorization, Digest32, EncryptionContext, Envelope, Intent, KekId, KeyId, KeyRef, KeySigner,
-    SharedBackend,
+    Authorization, CreateOptions, Digest32, EncryptionContext, Envelope, Intent, KekId, KeyId,
+    KeyRef, KeySigner, Keystore, RootKek, Seed, SharedBackend, Unlock,
 };
 use custody_kms::{KmsClient, KmsKek, KmsSigner};
 
@@ -200,6 +205,69 @@ fn kms(c: &mut Criterion) {
         *decrypt -= opens;
     }
     save_kms_calls("open", "open", opens, &counted);
+
+    // The cold open of a keystore whose root KEK is this KMS key: read
+    // keystore.json, one Decrypt of the keyring, then the master seed
+    // opened under the keyring in process, checked against the xpub, and
+    // the unwrap audited (one fsynced record).
+    let dir = tempfile::tempdir().unwrap();
+    let kek_backend: SharedBackend = Arc::new(kek.clone());
+    drop(
+        Keystore::create_with(
+            dir.path(),
+            RootKek::Backend {
+                uri: &format!("aws-kms:{kek_id}"),
+                backend: kek_backend.clone(),
+            },
+            &Seed::new([0x42; 64]),
+            &CreateOptions::light().unwrap(),
+        )
+        .unwrap(),
+    );
+    let keyring = Envelope::from_vec(
+        std::fs::read(dir.path().join("secrets.1").join("keyring.env")).unwrap(),
+    )
+    .unwrap();
+    let fingerprint = Keystore::open_with(dir.path(), Unlock::Backend(kek_backend.clone()))
+        .unwrap()
+        .fingerprint();
+    // The keyring's context (SPEC.md, "Keystore directory v2").
+    let fingerprint: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+    let keyring_context = EncryptionContext::new()
+        .with("custody", "keyring")
+        .unwrap()
+        .with("fingerprint", &format!("0x{fingerprint}"))
+        .unwrap();
+    let wrapped = keyring.wrapped_key().to_vec();
+    calls.take();
+    let raw_keyring_decrypt = || {
+        let mut request = sdk
+            .decrypt()
+            .key_id(&kek_id)
+            .ciphertext_blob(Blob::new(wrapped.clone()));
+        for (k, v) in keyring_context.iter() {
+            request = request.encryption_context(k, v);
+        }
+        black_box(rt.block_on(request.send()).unwrap());
+    };
+    let mut pairing = Pairing::default();
+    let mut opens = 0u64;
+    g.bench_function("keystore_open", |b| {
+        b.iter_custom(|iters| {
+            opens += iters;
+            pairing.run(iters, raw_keyring_decrypt, |_| {
+                black_box(
+                    Keystore::open_with(dir.path(), Unlock::Backend(kek_backend.clone())).unwrap(),
+                );
+            })
+        });
+    });
+    pairing.save("kms_paired", "keystore_open");
+    let mut counted = calls.take();
+    if let Some(decrypt) = counted.get_mut("Decrypt") {
+        *decrypt -= opens;
+    }
+    save_kms_calls("keystore_open", "open", opens, &counted);
     g.finish();
 }
 

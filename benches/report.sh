@@ -127,7 +127,7 @@ print(f"Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.re
 # paired, and the calls counted per operation.
 for group, what in [("kms_paired", "AWS KMS (emulator)"), ("pkcs11_paired", "PKCS#11 (SoftHSM2)")]:
     rows = []
-    for op in ["sign", "open"]:
+    for op in ["sign", "open", "keystore_open"]:
         ratio = paired(group, op)
         try:
             with open(os.path.join(root, group, op, "calls.json")) as f:
