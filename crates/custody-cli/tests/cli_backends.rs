@@ -158,13 +158,56 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn v1_fixture(tmp: &Path) -> (PathBuf, Value) {
+/// A frozen keystore directory of custody-core's vectors, copied.
+fn fixture(tmp: &Path, version: u32) -> (PathBuf, Value) {
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../custody-core/tests/vectors");
-    let v: Value =
-        serde_json::from_slice(&std::fs::read(vectors.join("keystore_v1.json")).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(
+        &std::fs::read(vectors.join(format!("keystore_v{version}.json"))).unwrap(),
+    )
+    .unwrap();
     let dir = tmp.join("ks");
-    copy_dir(&vectors.join("keystore_v1"), &dir);
+    copy_dir(&vectors.join(format!("keystore_v{version}")), &dir);
     (dir, v)
+}
+
+fn v1_fixture(tmp: &Path) -> (PathBuf, Value) {
+    fixture(tmp, 1)
+}
+
+#[test]
+fn the_frozen_v2_keystore_gates_its_wallet_and_its_imported_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, v) = fixture(tmp.path(), 2);
+    let env = Env::default().with("CUSTODY_PASSPHRASE", v["passphrase"].as_str().unwrap());
+    let alice = &v["wallets"][0];
+    let imported = &v["importedKey"];
+    let id = imported["keyId"].as_str().unwrap();
+    for (key, secret, address) in [
+        (
+            vec!["--wallet", "alice@example.com", "--index", "0"],
+            alice["totpSecret"].as_str().unwrap(),
+            alice["address"].as_str().unwrap(),
+        ),
+        (
+            vec!["--key-id", id],
+            imported["totpSecret"].as_str().unwrap(),
+            imported["address"].as_str().unwrap(),
+        ),
+    ] {
+        let r = env.run(&dir, &[&["sign-hash", "--hash", HASH][..], &key].concat());
+        assert_eq!((r.code, r.kind()), (3, "totp-required"), "{key:?}");
+        let c = code_at(secret, now());
+        let out = env
+            .run(
+                &dir,
+                &[&["sign-hash", "--hash", HASH, "--code", &c][..], &key].concat(),
+            )
+            .ok();
+        check_signature(&out, address);
+    }
+    // Export of the enrolled imported key needs a code too.
+    let r = env.run(&dir, &["keystore", "export", "--key-id", id, "--light-kdf"]);
+    assert_eq!((r.code, r.kind()), (3, "totp-required"));
 }
 
 /// Regression (found while building format v2): a v1 passphrase change

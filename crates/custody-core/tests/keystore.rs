@@ -369,14 +369,20 @@ fn a_backend_uri_must_name_a_scheme() {
     }
 }
 
-/// The frozen v1 directory (tests/vectors/keystore_v1.json).
-fn v1_fixture() -> (tempfile::TempDir, serde_json::Value) {
+/// A frozen directory (tests/vectors/keystore_v<N>.json), copied.
+fn fixture(version: u32) -> (tempfile::TempDir, serde_json::Value) {
     let vectors = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(vectors.join("keystore_v1.json")).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vectors.join(format!("keystore_v{version}.json"))).unwrap(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&vectors.join("keystore_v1"), dir.path());
+    copy_dir(&vectors.join(format!("keystore_v{version}")), dir.path());
     (dir, v)
+}
+
+fn v1_fixture() -> (tempfile::TempDir, serde_json::Value) {
+    fixture(1)
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -527,4 +533,114 @@ fn imports_racing_a_passphrase_change_are_never_lost() {
                 .unwrap();
         }
     }
+}
+
+#[test]
+fn a_frozen_v2_keystore_opens() {
+    let (dir, v) = fixture(2);
+    let passphrase = pass(v["passphrase"].as_str().unwrap());
+    let ks = Keystore::open(dir.path(), &passphrase).unwrap();
+    assert_eq!(ks.format_version(), 2);
+    check_v1_keys(&ks, &v);
+    drop(ks);
+    assert!(matches!(
+        Keystore::open(dir.path(), &pass("not it")),
+        Err(Error::WrongPassphrase)
+    ));
+}
+
+/// The Python that runs `tests/vectors/open_keystore.py` (pyca/cryptography
+/// installed), or `None` after saying the test is skipped.
+fn python(test: &str) -> Option<String> {
+    match std::env::var("CUSTODY_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            println!("skipped {test}: set CUSTODY_TEST_PYTHON to a Python with pyca/cryptography");
+            None
+        }
+    }
+}
+
+/// What `open_keystore.py`, an independent reading of SPEC.md, finds in
+/// `dir`.
+fn open_independently(python: &str, dir: &std::path::Path, passphrase: &str) -> serde_json::Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/open_keystore.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(dir)
+        .arg(passphrase)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn an_independent_reading_of_the_spec_opens_every_keystore_format() {
+    let Some(python) = python("an_independent_reading_of_the_spec_opens_every_keystore_format")
+    else {
+        return;
+    };
+    let seed_of = |v: &serde_json::Value| {
+        let m = custody_core::Mnemonic::parse(v["mnemonic"].as_str().unwrap()).unwrap();
+        hex::encode(m.to_seed("").expose_secret())
+    };
+    let key_of = |v: &serde_json::Value| {
+        (
+            v["importedKey"]["keyId"].as_str().unwrap().to_owned(),
+            v["importedKey"]["privateKey"].as_str().unwrap()[2..].to_owned(),
+        )
+    };
+    // The frozen v1 and v2 directories.
+    for version in [1, 2] {
+        let (dir, v) = fixture(version);
+        let got = open_independently(&python, dir.path(), v["passphrase"].as_str().unwrap());
+        assert_eq!(got["version"], version);
+        assert_eq!(got["seed"], seed_of(&v));
+        let (id, key) = key_of(&v);
+        assert_eq!(got["keys"][&id], key.as_str());
+        if version == 2 {
+            assert_eq!(got["keyring"], v["keyring"]);
+        }
+    }
+    // v1 moved to v2 by this build: a fresh current key, the v1 KEK retired.
+    let (dir, v) = fixture(1);
+    let ks = Keystore::open(dir.path(), &pass(v["passphrase"].as_str().unwrap())).unwrap();
+    let (ks, _) = ks
+        .rewrap(RootKek::Passphrase {
+            passphrase: &pass("moved"),
+            kdf: &KdfParams::light().unwrap(),
+        })
+        .unwrap();
+    drop(ks);
+    let got = open_independently(&python, dir.path(), "moved");
+    assert_eq!(
+        (got["version"].as_u64(), got["generation"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let ring: Vec<&str> = got["keyring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(ring.len(), 2);
+    assert!(ring[0].starts_with("keystore:"), "{ring:?}");
+    assert_eq!(ring[1], "passphrase:e5fbc6b9cdcd376e");
+    assert_eq!(got["seed"], seed_of(&v));
+    let (id, key) = key_of(&v);
+    assert_eq!(got["keys"][&id], key.as_str());
+    // A keystore this build creates, with a key imported into it.
+    let dir = tempfile::tempdir().unwrap();
+    let ks = create(dir.path());
+    let (id, _) = ks.import_key(PrivateKeyBytes::new([0x77; 32])).unwrap();
+    drop(ks);
+    let got = open_independently(&python, dir.path(), "correct horse");
+    assert_eq!(got["seed"], hex::encode([0x42; 64]));
+    assert_eq!(got["keys"][id.as_str()], hex::encode([0x77; 32]));
 }
