@@ -223,7 +223,7 @@ fn key_ref(k: &KeyArgs) -> Result<KeyRef, CliError> {
             KeyId::new(id.as_str()).map_err(|e| CliError::from(e).context("--key-id"))?,
         )),
         (None, None, None, None) => Err(CliError::bad_input(
-            "name a key with --path P, --wallet NAME --index N, or --key-id K",
+            "name a key with --path P, --wallet NAME --index N, --key-id K or --key URI",
         )),
         _ => Err(CliError::bad_input(
             "use exactly one of --path, --wallet/--index, --key-id",
@@ -353,6 +353,12 @@ fn export(ctx: &Context, a: &ExportArgs) -> Result<Value, CliError> {
         Some(p) => Passphrase::from_file_contents(read_secret_file(p, "--password-file")?),
         None => ctx.passphrase()?,
     };
+    if a.key.key.is_some() {
+        return Err(CliError::new(
+            "unsupported",
+            "--key: a key in KMS or an HSM never leaves it and cannot be exported",
+        ));
+    }
     let ks = ctx.open()?;
     let backend = backend(&ks)?;
     let signer = pin(backend.clone(), &a.key)?;

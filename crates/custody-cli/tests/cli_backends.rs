@@ -723,6 +723,10 @@ fn a_kms_key_signs_behind_the_same_gates_however_it_is_named() {
     );
     assert!(signs[..3].iter().all(|e| e.get("totp-step").is_none()));
 
+    // A key that never leaves cannot be exported.
+    let r = env.run(&dir, &["keystore", "export", "--key", &by_id, "--code", &c]);
+    assert_eq!((r.code, r.kind()), (1, "unsupported"), "{}", r.err);
+
     // Options that cannot go together, and keys that are not there.
     let r = env.run(&dir, &["derive", "--key", &by_id, "--path", "m/0"]);
     assert_eq!((r.code, r.kind()), (2, "bad-input"));
