@@ -213,7 +213,7 @@ impl Gated {
     pub fn new(vault: Arc<Vault>, state: Arc<dyn StateStore>, audit: Arc<dyn AuditSink>) -> Self {
         let clock = Arc::new(ManualClock::new(1_700_000_000));
         let (registry, backend) = gated_stack(vault, state, audit, clock.clone());
-        let enrolment = registry.enrol(WALLET, EnrolMode::New).unwrap();
+        let enrolment = registry.enrol(WALLET, EnrolMode::New).wait().unwrap();
         let signer = EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap());
         Self {
             signer,

@@ -492,7 +492,7 @@ impl VerifyBench {
         )
         .unwrap()
         .with_clock(clock.clone());
-        let enrolment = registry.enrol(WALLET, EnrolMode::New).unwrap();
+        let enrolment = registry.enrol(WALLET, EnrolMode::New).wait().unwrap();
         let bench = Self {
             registry,
             enrolment,
@@ -506,6 +506,7 @@ impl VerifyBench {
             bench
                 .registry
                 .verify(WALLET, Some(&code))
+                .wait()
                 .unwrap()
                 .is_accepted()
         );
@@ -536,7 +537,7 @@ impl VerifyBench {
         let start = Instant::now();
         for code in &codes {
             self.clock.advance(period);
-            let v = self.registry.verify(WALLET, Some(code)).unwrap();
+            let v = self.registry.verify(WALLET, Some(code)).wait().unwrap();
             assert!(v.is_accepted());
         }
         start.elapsed()
@@ -558,7 +559,7 @@ impl VerifyBench {
         let wrong = OneTimeCode::new(wrong);
         let start = Instant::now();
         for _ in 0..iters {
-            let v = self.registry.verify(WALLET, Some(&wrong)).unwrap();
+            let v = self.registry.verify(WALLET, Some(&wrong)).wait().unwrap();
             assert_eq!(v, Verification::Invalid);
         }
         start.elapsed()
@@ -762,7 +763,7 @@ fn file_store_throughput(c: &mut Criterion) {
         (0..FILE_STORE_WALLETS)
             .map(|w| {
                 let name = format!("user{w}@example.com");
-                let enrolment = registry.enrol(&name, EnrolMode::New).unwrap();
+                let enrolment = registry.enrol(&name, EnrolMode::New).wait().unwrap();
                 let key = KeyRef::Wallet { name, index: 0 };
                 let signer = EthSigner::new(KeySigner::pin(backend.clone(), key).wait().unwrap());
                 FileWallet { signer, enrolment }

@@ -133,7 +133,7 @@ fn main() -> Result<()> {
         )
         .wait()?,
     );
-    let enrolment = registry.enrol(wallet, EnrolMode::New)?;
+    let enrolment = registry.enrol(wallet, EnrolMode::New).wait()?;
     let tx = Transaction::from_json_str(
         r#"{
             "type": "0x2", "chainId": "0x1", "nonce": "0x0",

@@ -71,7 +71,7 @@ fn main() -> Result<()> {
     );
 
     // 3. TOTP enrolment: the user scans this once.
-    let enrolment = registry.enrol(wallet, EnrolMode::New)?;
+    let enrolment = registry.enrol(wallet, EnrolMode::New).wait()?;
     println!("3. enrolled {wallet} for TOTP:");
     println!("   {}", enrolment.to_uri().as_str());
     println!("{}", enrolment.qr()?.to_terminal().as_str());

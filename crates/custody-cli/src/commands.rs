@@ -515,18 +515,20 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
         EnrolMode::New
     };
     let enrolment = match (&a.wallet, &a.key, &a.key_id) {
-        (Some(wallet), None, None) => registry.enrol(wallet, mode)?,
+        (Some(wallet), None, None) => registry.enrol(wallet, mode).wait()?,
         (None, Some(uri), None) => {
             let (inner, key) = backends::signer(&BackendUri::parse(uri, "--key")?, "--key")?;
             let pinned = pin_ref(inner, key)?;
             let public = pinned.key_signer().key().public_key();
-            registry.enrol_key(BackendUri::label(uri), public, mode)?
+            registry
+                .enrol_key(BackendUri::label(uri), public, mode)
+                .wait()?
         }
         (None, None, Some(id)) => {
             let id = KeyId::new(id.as_str()).map_err(|e| CliError::from(e).context("--key-id"))?;
             let pinned = pin_ref(ks.backend(), KeyRef::Stored(id.clone()))?;
             let public = pinned.key_signer().key().public_key();
-            registry.enrol_key(id.as_str(), public, mode)?
+            registry.enrol_key(id.as_str(), public, mode).wait()?
         }
         _ => {
             return Err(CliError::bad_input(

@@ -4,6 +4,11 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+
+/// The [`StateStore`] conformance suite, for stores in other crates
+/// (test-only: feature `conformance`).
+#[cfg(feature = "conformance")]
+pub use records::conformance;
 mod records;
 mod seam;
 mod secrets;

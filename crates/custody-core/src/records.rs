@@ -3,6 +3,8 @@
 //! share (atomic writes, directory locks).
 
 pub(crate) mod audit;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub(crate) mod fsutil;
 pub(crate) mod path;
 pub(crate) mod state;

@@ -268,8 +268,8 @@ fn state_record_seeds() -> Seeds {
         ("wallet:Zoë/totp", &b"{\"last_step\":1}"[..]),
         ("鍵", &big[..]),
     ] {
-        let _ = store.compare_and_swap(key, None, value).unwrap();
-        let _ = store.compare_and_swap(key, Some(1), value).unwrap();
+        let _ = store.compare_and_swap(key, None, value).wait().unwrap();
+        let _ = store.compare_and_swap(key, Some(1), value).wait().unwrap();
     }
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();

@@ -37,13 +37,14 @@ fn parse_counter(value: &[u8]) -> u64 {
 /// Adds one to the decimal counter under `key`; returns the new value once
 /// the swap is acknowledged.
 fn increment(store: &FileStore, key: &str) -> u64 {
-    let mut seen = store.get(key).unwrap();
+    let mut seen = store.get(key).wait().unwrap();
     loop {
         let n = seen.as_ref().map_or(0, |v| parse_counter(&v.value));
         let next = n + 1;
         let expected = seen.as_ref().map(|v| v.version);
         match store
             .compare_and_swap(key, expected, next.to_string().as_bytes())
+            .wait()
             .unwrap()
         {
             CasOutcome::Swapped { .. } => return next,
@@ -166,7 +167,7 @@ fn kill_minus_9_loses_nothing_acknowledged() {
         let store = FileStore::open(&dir).unwrap();
         let mut ahead = 0;
         for (k, key) in KEYS.iter().enumerate() {
-            let record = store.get(key).unwrap_or_else(|e| {
+            let record = store.get(key).wait().unwrap_or_else(|e| {
                 panic!("round {round}: record {key:?} is damaged after kill -9: {e:?}")
             });
             let value = record.as_ref().map_or(0, |r| parse_counter(&r.value));
@@ -224,7 +225,7 @@ fn two_processes_count_exactly() {
         assert!(c.wait().unwrap().success());
     }
     let store = FileStore::open(&dir).unwrap();
-    let record = store.get(KEYS[0]).unwrap().unwrap();
+    let record = store.get(KEYS[0]).wait().unwrap().unwrap();
     assert_eq!(parse_counter(&record.value), 2 * N);
     assert_eq!(record.version, 2 * N);
 }

@@ -139,7 +139,11 @@ fn state_vector_is_regenerated_byte_for_byte() {
     let store = FileStore::open(tmp.path()).unwrap();
     let mut expected = None;
     for value in [&b"first"[..], b"second", STATE_VALUE] {
-        match store.compare_and_swap(STATE_KEY, expected, value).unwrap() {
+        match store
+            .compare_and_swap(STATE_KEY, expected, value)
+            .wait()
+            .unwrap()
+        {
             CasOutcome::Swapped { version } => expected = Some(version),
             CasOutcome::Conflict { current } => panic!("conflict: {current:?}"),
         }
@@ -157,7 +161,7 @@ fn state_vector_is_read() {
     std::fs::write(tmp.path().join(&name), STATE_RECORD_V1).unwrap();
     let store = FileStore::open(tmp.path()).unwrap();
     assert_eq!(
-        store.get(STATE_KEY).unwrap(),
+        store.get(STATE_KEY).wait().unwrap(),
         Some(Versioned {
             version: 3,
             value: STATE_VALUE.into()
@@ -167,7 +171,7 @@ fn state_vector_is_read() {
     let other = hex::encode(Sha256::digest(b"totp:mallory@example.com"));
     std::fs::write(tmp.path().join(other), STATE_RECORD_V1).unwrap();
     assert!(matches!(
-        store.get("totp:mallory@example.com"),
+        store.get("totp:mallory@example.com").wait(),
         Err(custody_core::Error::MalformedRecord(_))
     ));
 }

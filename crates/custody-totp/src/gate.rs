@@ -186,7 +186,7 @@ impl TotpGate {
 
     /// Decides whether a request may reach the inner backend; spends the
     /// code when it does.
-    fn admit(
+    async fn admit(
         &self,
         key: &PinnedKey,
         auth: &Authorization,
@@ -228,7 +228,7 @@ impl TotpGate {
                     let exposed = exposed_by_export(path);
                     if exposed.len() < depth {
                         let exposed = DerivationPath::from_components(exposed.to_vec())?;
-                        if self.registry.enrolled_below(&exposed)? {
+                        if self.registry.enrolled_below(&exposed).await? {
                             return Err(self.refuse(key, route, "exposes-enrolled-wallet"));
                         }
                     }
@@ -236,7 +236,7 @@ impl TotpGate {
                 }
             };
             let Some(node) = node else { continue };
-            if let Some(loaded) = self.registry.lookup(node)? {
+            if let Some(loaded) = self.registry.lookup(node).await? {
                 if enrolled
                     .as_ref()
                     .is_some_and(|e| e.subject() != loaded.subject())
@@ -251,7 +251,7 @@ impl TotpGate {
         // subject, named by its public key whatever the reference says. A
         // key with a path never pays for this read.
         if pinned.is_none()
-            && let Some(loaded) = self.registry.lookup_key(key.public_key())?
+            && let Some(loaded) = self.registry.lookup_key(key.public_key()).await?
         {
             if enrolled.is_some() {
                 // A wallet's path and an enrolled key in one request.
@@ -277,9 +277,10 @@ impl TotpGate {
             key_id: stored_id(key),
             index: key.wallet().map(|(_, index)| index),
         };
-        let verification =
-            self.registry
-                .check_recording(&loaded, auth.totp.as_ref(), attempt, recording)?;
+        let verification = self
+            .registry
+            .check_recording(&loaded, auth.totp.as_ref(), attempt, recording)
+            .await?;
         match verification {
             crate::Verification::Accepted { step } => Ok(Admitted::Cleared { loaded, step }),
             v => Err(custody_core::Error::Denied(
@@ -339,41 +340,48 @@ impl SigningBackend for TotpGate {
             )));
         };
         let (digest, intent) = (request.digest, request.intent.kind());
-        let route = Route::Sign {
-            digest: &digest,
-            intent,
-        };
         let recording = if request.recorded_above() {
             Recording::RefusalsOnly
         } else {
             Recording::Every
         };
-        let (loaded, step) = match self.admit(request.key, request.auth, route, recording) {
-            Ok(Admitted::Open) => return inner.sign_digest(request),
-            Ok(Admitted::Cleared { loaded, step }) => (loaded, step),
-            Err(e) => return Pending::ready(Err(e)),
-        };
-        let registry = &self.registry;
-        let key = request.key;
-        inner.sign_digest(request).map(move |result| match result {
-            Ok(signed) => Ok(signed.with_clearance(Clearance::Totp { step })),
-            Err(e) => {
-                if recording == Recording::RefusalsOnly {
-                    // The code is spent and no signature came out: the
-                    // record above will say the signing failed, this one
-                    // that the code was used. The signing error is the
-                    // one returned either way.
-                    let attempt = Attempt {
-                        route: "sign",
-                        digest: Some(&digest),
-                        intent: Some(intent),
-                        key_path: key.path(),
-                        key_id: stored_id(key),
-                        index: key.wallet().map(|(_, index)| index),
-                    };
-                    let _recorded = registry.record_spent_unused(&loaded, attempt, step, e.kind());
+        // Written once, over `Pending` answers: over a local state store and
+        // a software backend this is ready at once (one allocation).
+        Pending::drive(async move {
+            let route = Route::Sign {
+                digest: &digest,
+                intent,
+            };
+            let (loaded, step) = match self
+                .admit(request.key, request.auth, route, recording)
+                .await?
+            {
+                Admitted::Open => return inner.sign_digest(request).await,
+                Admitted::Cleared { loaded, step } => (loaded, step),
+            };
+            let key = request.key;
+            match inner.sign_digest(request).await {
+                Ok(signed) => Ok(signed.with_clearance(Clearance::Totp { step })),
+                Err(e) => {
+                    if recording == Recording::RefusalsOnly {
+                        // The code is spent and no signature came out: the
+                        // record above will say the signing failed, this
+                        // one that the code was used. The signing error is
+                        // the one returned either way.
+                        let attempt = Attempt {
+                            route: "sign",
+                            digest: Some(&digest),
+                            intent: Some(intent),
+                            key_path: key.path(),
+                            key_id: stored_id(key),
+                            index: key.wallet().map(|(_, index)| index),
+                        };
+                        let _recorded =
+                            self.registry
+                                .record_spent_unused(&loaded, attempt, step, e.kind());
+                    }
+                    Err(e)
                 }
-                Err(e)
             }
         })
     }
@@ -390,10 +398,11 @@ impl ExportingBackend for TotpGate {
                 "keys of this backend cannot leave it",
             )));
         };
-        match self.admit(key, auth, Route::Export, Recording::Every) {
-            Ok(_) => inner.export_private_key(key, auth),
-            Err(e) => Pending::ready(Err(e)),
-        }
+        Pending::drive(async move {
+            self.admit(key, auth, Route::Export, Recording::Every)
+                .await?;
+            inner.export_private_key(key, auth).await
+        })
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
     AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, Denial, DerivationPath,
-    Digest32, Envelope, IntentKind, OneTimeCode, PublicKey, SecretVec, SharedBackend, StateStore,
-    Versioned, WalletScheme, WrappingBackend, fill_random,
+    Digest32, Envelope, IntentKind, OneTimeCode, Pending, PublicKey, SecretVec, SharedBackend,
+    StateStore, Versioned, WalletScheme, WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
 
@@ -501,11 +501,11 @@ impl TotpRegistry {
 
     /// Whether any enrolment may exist (the scheme record is there), and
     /// that it was made with our scheme.
-    fn scheme_recorded(&self) -> Result<bool, Error> {
+    async fn scheme_recorded(&self) -> Result<bool, Error> {
         if self.scheme_confirmed.load(Ordering::Acquire) {
             return Ok(true);
         }
-        match self.state.get(SCHEME_KEY)? {
+        match self.state.get(SCHEME_KEY).await? {
             None => Ok(false),
             Some(v) => {
                 if decode_scheme(&v.value)? != self.config.scheme {
@@ -518,12 +518,16 @@ impl TotpRegistry {
     }
 
     /// Records our scheme before the first enrolment.
-    fn record_scheme(&self) -> Result<(), Error> {
-        if self.scheme_recorded()? {
+    async fn record_scheme(&self) -> Result<(), Error> {
+        if self.scheme_recorded().await? {
             return Ok(());
         }
         let bytes = encode_scheme(self.config.scheme)?;
-        match self.state.compare_and_swap(SCHEME_KEY, None, &bytes)? {
+        match self
+            .state
+            .compare_and_swap(SCHEME_KEY, None, &bytes)
+            .await?
+        {
             CasOutcome::Swapped { .. } => {}
             CasOutcome::Conflict { current } => {
                 let current = current.ok_or(Error::ConcurrentUpdate)?;
@@ -570,33 +574,33 @@ impl TotpRegistry {
 
     /// The enrolment at `node`, if any: read from the state store on every
     /// call (decoded again only if its bytes changed).
-    pub(crate) fn lookup(&self, node: &[ChildNumber]) -> Result<Option<Loaded>, Error> {
-        if !self.scheme_recorded()? {
+    pub(crate) async fn lookup(&self, node: &[ChildNumber]) -> Result<Option<Loaded>, Error> {
+        if !self.scheme_recorded().await? {
             return Ok(None);
         }
-        self.load(self.slot(node)?)
+        self.load(self.slot(node)?).await
     }
 
     /// The enrolment of the non-HD key `key`, if any: read from the state
     /// store on every call (decoded again only if its bytes changed).
-    pub(crate) fn lookup_key(&self, key: &PublicKey) -> Result<Option<Loaded>, Error> {
-        if !self.scheme_recorded()? {
+    pub(crate) async fn lookup_key(&self, key: &PublicKey) -> Result<Option<Loaded>, Error> {
+        if !self.scheme_recorded().await? {
             return Ok(None);
         }
-        self.load(self.key_slot(key))
+        self.load(self.key_slot(key)).await
     }
 
     /// The enrolment of `subject`, if any.
-    fn lookup_subject(&self, subject: &Subject) -> Result<Option<Loaded>, Error> {
+    async fn lookup_subject(&self, subject: &Subject) -> Result<Option<Loaded>, Error> {
         match subject {
-            Subject::Node(node) => self.lookup(node.components()),
-            Subject::Key(key) => self.lookup_key(key),
+            Subject::Node(node) => self.lookup(node.components()).await,
+            Subject::Key(key) => self.lookup_key(key).await,
         }
     }
 
     /// Reads the enrolment record of `slot`.
-    fn load(&self, slot: Arc<Slot>) -> Result<Option<Loaded>, Error> {
-        let Some(raw) = self.state.get(&slot.record_key)? else {
+    async fn load(&self, slot: Arc<Slot>) -> Result<Option<Loaded>, Error> {
+        let Some(raw) = self.state.get(&slot.record_key).await? else {
             return Ok(None);
         };
         let decoded = slot.enrolment(&raw.value, self.config.scheme)?;
@@ -608,11 +612,11 @@ impl TotpRegistry {
     }
 
     /// Whether any enrolled node lies strictly below `path`.
-    pub(crate) fn enrolled_below(&self, path: &DerivationPath) -> Result<bool, Error> {
-        if path.depth() >= self.node_depth || !self.scheme_recorded()? {
+    pub(crate) async fn enrolled_below(&self, path: &DerivationPath) -> Result<bool, Error> {
+        if path.depth() >= self.node_depth || !self.scheme_recorded().await? {
             return Ok(false);
         }
-        match self.state.get(&under_key(path))? {
+        match self.state.get(&under_key(path)).await? {
             None => Ok(false),
             Some(v) => Ok(decode_counter(&v.value)? > 0),
         }
@@ -622,13 +626,21 @@ impl TotpRegistry {
     ///
     /// # Errors
     /// [`Error::InvalidWallet`]; state-store errors.
-    pub fn is_enrolled(&self, wallet: &str) -> Result<bool, Error> {
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn is_enrolled<'a>(&'a self, wallet: &'a str) -> Pending<'a, Result<bool, Error>> {
+        Pending::drive(self.is_enrolled_async(wallet))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn is_enrolled_async(&self, wallet: &str) -> Result<bool, Error> {
         if wallet.len() > MAX_WALLET_NAME_BYTES {
             // Such a name cannot have been enrolled.
             return Ok(false);
         }
         let node = self.node_path(wallet)?;
-        Ok(self.lookup(node.components())?.is_some())
+        Ok(self.lookup(node.components()).await?.is_some())
     }
 
     /// Whether the non-HD key whose public key is `key` is enrolled.
@@ -636,8 +648,16 @@ impl TotpRegistry {
     /// # Errors
     /// [`Error::SchemeMismatch`]; state-store errors (a damaged record:
     /// [`custody_core::Error::MalformedRecord`]).
-    pub fn is_key_enrolled(&self, key: &PublicKey) -> Result<bool, Error> {
-        Ok(self.lookup_key(key)?.is_some())
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn is_key_enrolled<'a>(&'a self, key: &'a PublicKey) -> Pending<'a, Result<bool, Error>> {
+        Pending::drive(self.is_key_enrolled_async(key))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn is_key_enrolled_async(&self, key: &PublicKey) -> Result<bool, Error> {
+        Ok(self.lookup_key(key).await?.is_some())
     }
 
     /// Enrols `wallet` with a fresh secret from the OS RNG (see
@@ -651,9 +671,21 @@ impl TotpRegistry {
     /// [`Error::SchemeMismatch`]; RNG, envelope, state-store and audit
     /// errors (after an audit error the enrolment is stored but its secret
     /// is not returned: rotate with [`EnrolMode::ForceRotate`]).
-    pub fn enrol(&self, wallet: &str, mode: EnrolMode) -> Result<Enrolment, Error> {
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn enrol<'a>(
+        &'a self,
+        wallet: &'a str,
+        mode: EnrolMode,
+    ) -> Pending<'a, Result<Enrolment, Error>> {
+        Pending::drive(self.enrol_async(wallet, mode))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn enrol_async(&self, wallet: &str, mode: EnrolMode) -> Result<Enrolment, Error> {
         let subject = Subject::Node(self.node_path(wallet)?);
-        self.enrol_subject(subject, wallet, mode)
+        self.enrol_subject(subject, wallet, mode).await
     }
 
     /// Enrols the key that is not HD-derived (an imported key, a KMS or HSM
@@ -667,17 +699,30 @@ impl TotpRegistry {
     ///
     /// # Errors
     /// [`Error::InvalidLabel`]; otherwise as [`TotpRegistry::enrol`].
-    pub fn enrol_key(
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn enrol_key<'a>(
+        &'a self,
+        label: &'a str,
+        key: &'a PublicKey,
+        mode: EnrolMode,
+    ) -> Pending<'a, Result<Enrolment, Error>> {
+        Pending::drive(self.enrol_key_async(label, key, mode))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn enrol_key_async(
         &self,
         label: &str,
         key: &PublicKey,
         mode: EnrolMode,
     ) -> Result<Enrolment, Error> {
         check_label(label)?;
-        self.enrol_subject(Subject::Key(*key), label, mode)
+        self.enrol_subject(Subject::Key(*key), label, mode).await
     }
 
-    fn enrol_subject(
+    async fn enrol_subject(
         &self,
         subject: Subject,
         name: &str,
@@ -687,7 +732,8 @@ impl TotpRegistry {
         fill_random(&mut secret)?;
         let issuer = self.config.issuer.clone();
         let params = self.config.params;
-        self.install(&subject, name, mode, &secret, params, &issuer)?;
+        self.install(&subject, name, mode, &secret, params, &issuer)
+            .await?;
         let uri = OtpAuthUri::new(Some(&issuer), name, SecretVec::from_slice(&secret), params)?;
         Ok(Enrolment { subject, uri })
     }
@@ -698,7 +744,20 @@ impl TotpRegistry {
     ///
     /// # Errors
     /// As [`TotpRegistry::enrol`].
-    pub fn import(
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn import<'a>(
+        &'a self,
+        wallet: &'a str,
+        uri: &'a OtpAuthUri,
+        mode: EnrolMode,
+    ) -> Pending<'a, Result<DerivationPath, Error>> {
+        Pending::drive(self.import_async(wallet, uri, mode))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn import_async(
         &self,
         wallet: &str,
         uri: &OtpAuthUri,
@@ -713,7 +772,8 @@ impl TotpRegistry {
             uri.expose_secret(),
             uri.params(),
             issuer,
-        )?;
+        )
+        .await?;
         Ok(node)
     }
 
@@ -724,7 +784,21 @@ impl TotpRegistry {
     ///
     /// # Errors
     /// As [`TotpRegistry::enrol_key`].
-    pub fn import_key(
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn import_key<'a>(
+        &'a self,
+        label: &'a str,
+        key: &'a PublicKey,
+        uri: &'a OtpAuthUri,
+        mode: EnrolMode,
+    ) -> Pending<'a, Result<(), Error>> {
+        Pending::drive(self.import_key_async(label, key, uri, mode))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn import_key_async(
         &self,
         label: &str,
         key: &PublicKey,
@@ -741,11 +815,12 @@ impl TotpRegistry {
             uri.params(),
             issuer,
         )
+        .await
     }
 
     /// Stores the enrolment of `subject` (`name`: the wallet name of a
     /// node, the label of a key) as `mode` says.
-    fn install(
+    async fn install(
         &self,
         subject: &Subject,
         name: &str,
@@ -754,8 +829,8 @@ impl TotpRegistry {
         params: TotpParams,
         issuer: &str,
     ) -> Result<(), Error> {
-        self.record_scheme()?;
-        let existing = self.lookup_subject(subject)?;
+        self.record_scheme().await?;
+        let existing = self.lookup_subject(subject).await?;
         let detail = match (&existing, &mode) {
             (None, _) => "enrolled",
             (Some(_), EnrolMode::New) => {
@@ -768,7 +843,7 @@ impl TotpRegistry {
                 return Err(Error::AlreadyEnrolled);
             }
             (Some(e), EnrolMode::Rotate(code)) => {
-                let v = self.check(e, Some(code), Attempt::ROTATE)?;
+                let v = self.check(e, Some(code), Attempt::ROTATE).await?;
                 if let Some(denial) = v.denial() {
                     return Err(Error::Denied(denial));
                 }
@@ -787,16 +862,17 @@ impl TotpRegistry {
                 &secret_context(subject, name, &params)?,
                 secret,
             )
-            .wait()?,
+            .await?,
             enrolled_at: self.clock.now_unix(),
         };
         let bytes = record.encode()?;
         match existing {
-            None => self.create(subject, &bytes)?,
+            None => self.create(subject, &bytes).await?,
             Some(e) => {
                 match self
                     .state
-                    .compare_and_swap(&e.slot.record_key, Some(e.version), &bytes)?
+                    .compare_and_swap(&e.slot.record_key, Some(e.version), &bytes)
+                    .await?
                 {
                     CasOutcome::Swapped { .. } => {}
                     CasOutcome::Conflict { .. } => return Err(Error::ConcurrentUpdate),
@@ -809,31 +885,35 @@ impl TotpRegistry {
 
     /// Creates an enrolment record: for a node, ancestor counters first,
     /// then the record; for a key (no ancestors), the record.
-    fn create(&self, subject: &Subject, bytes: &[u8]) -> Result<(), Error> {
+    async fn create(&self, subject: &Subject, bytes: &[u8]) -> Result<(), Error> {
         let (record_key, _) = subject_keys(subject);
         let ancestors = match subject {
             Subject::Node(node) => strict_prefixes(node)?,
             Subject::Key(_) => Vec::new(),
         };
         for a in &ancestors {
-            self.add_to_counter(a, 1)?;
+            self.add_to_counter(a, 1).await?;
         }
-        match self.state.compare_and_swap(&record_key, None, bytes)? {
+        match self
+            .state
+            .compare_and_swap(&record_key, None, bytes)
+            .await?
+        {
             CasOutcome::Swapped { .. } => Ok(()),
             CasOutcome::Conflict { .. } => {
                 // Someone enrolled it first: take our counts back (if this
                 // fails, the counters stay high: fail closed).
                 for a in &ancestors {
-                    self.add_to_counter(a, -1)?;
+                    self.add_to_counter(a, -1).await?;
                 }
                 Err(Error::AlreadyEnrolled)
             }
         }
     }
 
-    fn add_to_counter(&self, path: &DerivationPath, delta: i8) -> Result<(), Error> {
+    async fn add_to_counter(&self, path: &DerivationPath, delta: i8) -> Result<(), Error> {
         let key = under_key(path);
-        let mut current = self.state.get(&key)?;
+        let mut current = self.state.get(&key).await?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let count = match &current {
                 None => 0,
@@ -844,11 +924,15 @@ impl TotpRegistry {
             } else {
                 count.saturating_sub(delta.unsigned_abs().into())
             };
-            match self.state.compare_and_swap(
-                &key,
-                current.as_ref().map(|v| v.version),
-                &encode_counter(next)?,
-            )? {
+            match self
+                .state
+                .compare_and_swap(
+                    &key,
+                    current.as_ref().map(|v| v.version),
+                    &encode_counter(next)?,
+                )
+                .await?
+            {
                 CasOutcome::Swapped { .. } => return Ok(()),
                 CasOutcome::Conflict { current: c } => current = c,
             }
@@ -883,14 +967,30 @@ impl TotpRegistry {
     /// [`Error::InvalidWallet`]; [`Error::Contention`];
     /// [`Error::SchemeMismatch`]; state-store, envelope and audit errors.
     /// Any error means "not verified".
-    pub fn verify(&self, wallet: &str, code: Option<&OneTimeCode>) -> Result<Verification, Error> {
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn verify<'a>(
+        &'a self,
+        wallet: &'a str,
+        code: Option<&'a OneTimeCode>,
+    ) -> Pending<'a, Result<Verification, Error>> {
+        Pending::drive(self.verify_async(wallet, code))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn verify_async(
+        &self,
+        wallet: &str,
+        code: Option<&OneTimeCode>,
+    ) -> Result<Verification, Error> {
         if wallet.len() > MAX_WALLET_NAME_BYTES {
             return Ok(Verification::NotEnrolled);
         }
         let node = self.node_path(wallet)?;
-        match self.lookup(node.components())? {
+        match self.lookup(node.components()).await? {
             None => Ok(Verification::NotEnrolled),
-            Some(loaded) => self.check(&loaded, code, Attempt::VERIFY),
+            Some(loaded) => self.check(&loaded, code, Attempt::VERIFY).await,
         }
     }
 
@@ -903,32 +1003,45 @@ impl TotpRegistry {
     /// # Errors
     /// [`Error::Contention`]; [`Error::SchemeMismatch`]; state-store,
     /// envelope and audit errors. Any error means "not verified".
-    pub fn verify_key(
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn verify_key<'a>(
+        &'a self,
+        key: &'a PublicKey,
+        code: Option<&'a OneTimeCode>,
+    ) -> Pending<'a, Result<Verification, Error>> {
+        Pending::drive(self.verify_key_async(key, code))
+    }
+
+    /// See the public method of the same name without `_async`.
+    async fn verify_key_async(
         &self,
         key: &PublicKey,
         code: Option<&OneTimeCode>,
     ) -> Result<Verification, Error> {
-        match self.lookup_key(key)? {
+        match self.lookup_key(key).await? {
             None => Ok(Verification::NotEnrolled),
-            Some(loaded) => self.check(&loaded, code, Attempt::VERIFY),
+            Some(loaded) => self.check(&loaded, code, Attempt::VERIFY).await,
         }
     }
 
     /// Checks a code against a loaded enrolment, commits the guard, and
     /// audits the attempt (an audit failure is returned as an error: the
     /// caller refuses).
-    pub(crate) fn check(
+    pub(crate) async fn check(
         &self,
         loaded: &Loaded,
         code: Option<&OneTimeCode>,
         attempt: Attempt<'_>,
     ) -> Result<Verification, Error> {
         self.check_recording(loaded, code, attempt, Recording::Every)
+            .await
     }
 
     /// [`Self::check`], recording an accepted code only if `recording` says
     /// so (refusals and errors are always recorded).
-    pub(crate) fn check_recording(
+    pub(crate) async fn check_recording(
         &self,
         loaded: &Loaded,
         code: Option<&OneTimeCode>,
@@ -936,7 +1049,7 @@ impl TotpRegistry {
         recording: Recording,
     ) -> Result<Verification, Error> {
         let now = self.clock.now_unix();
-        let result = self.decide_and_commit(loaded, code, now);
+        let result = self.decide_and_commit(loaded, code, now).await;
         let params = &loaded.record().params;
         let (outcome, detail, step) = match &result {
             Ok(Verification::Accepted { step }) => {
@@ -977,7 +1090,7 @@ impl TotpRegistry {
         Ok(())
     }
 
-    fn decide_and_commit(
+    async fn decide_and_commit(
         &self,
         loaded: &Loaded,
         code: Option<&OneTimeCode>,
@@ -996,7 +1109,7 @@ impl TotpRegistry {
         let (mut version, mut state, mut fresh) = match slot.known_guard() {
             Some((version, state)) => (version, state, false),
             None => {
-                let (version, state) = self.read_guard(slot)?;
+                let (version, state) = self.read_guard(slot).await?;
                 (version, state, true)
             }
         };
@@ -1009,14 +1122,14 @@ impl TotpRegistry {
                         until_unix: state.locked_until,
                     });
                 }
-                (version, state) = self.read_guard(slot)?;
+                (version, state) = self.read_guard(slot).await?;
                 fresh = true;
                 continue;
             }
             let m = match &mut matches {
                 Some(m) => &*m,
                 None => {
-                    let secret = self.secret(loaded)?;
+                    let secret = self.secret(loaded).await?;
                     let computed = Matches::compute(
                         &secret.key,
                         &loaded.record().params,
@@ -1033,14 +1146,15 @@ impl TotpRegistry {
                 if fresh {
                     return Ok(decision.into());
                 }
-                (version, state) = self.read_guard(slot)?;
+                (version, state) = self.read_guard(slot).await?;
                 fresh = true;
                 continue;
             };
             let bytes = next.encode()?;
             match self
                 .state
-                .compare_and_swap(&slot.guard_key, version, &bytes)?
+                .compare_and_swap(&slot.guard_key, version, &bytes)
+                .await?
             {
                 CasOutcome::Swapped { version } => {
                     slot.wrote_guard(version, bytes, next);
@@ -1057,14 +1171,14 @@ impl TotpRegistry {
 
     /// Reads the guard of `slot` from the state store (its version, and its
     /// state: the default if there is no record yet).
-    fn read_guard(&self, slot: &Slot) -> Result<(Option<u64>, GuardState), Error> {
-        guard_of(slot, self.state.get(&slot.guard_key)?.as_ref())
+    async fn read_guard(&self, slot: &Slot) -> Result<(Option<u64>, GuardState), Error> {
+        guard_of(slot, self.state.get(&slot.guard_key).await?.as_ref())
     }
 
     /// The unwrapped secret of an enrolment (keyed into its HMAC), from
     /// the cache if it was unwrapped from exactly this record, else from
     /// the KEK.
-    fn secret(&self, loaded: &Loaded) -> Result<Arc<CachedSecret>, Error> {
+    async fn secret(&self, loaded: &Loaded) -> Result<Arc<CachedSecret>, Error> {
         let subject = loaded.subject();
         if let Some(cached) = self.secrets.get(subject) {
             if cached.is_for(&loaded.decoded) {
@@ -1078,7 +1192,7 @@ impl TotpRegistry {
         let secret = record
             .envelope
             .open(self.wrapping()?, &record.context()?)
-            .wait()?;
+            .await?;
         let cached = Arc::new(CachedSecret {
             from: Arc::clone(&loaded.decoded),
             key: KeyedSecret::new(secret.expose_secret(), record.params.algorithm)?,

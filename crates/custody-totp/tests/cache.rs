@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use custody_core::{
     Authorization, CasOutcome, DataKey, Denial, Digest32, Error as CoreError, Intent, KekId,
-    KeyRef, KeySigner, LocalKek, MemoryAuditLog, MemoryStore, OneTimeCode, SharedBackend,
+    KeyRef, KeySigner, LocalKek, MemoryAuditLog, MemoryStore, OneTimeCode, Pending, SharedBackend,
     StateStore, Versioned, WalletScheme,
 };
 use custody_totp::{
@@ -45,20 +45,34 @@ impl Patchable {
     }
 }
 
-impl StateStore for Patchable {
-    fn get(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
+impl Patchable {
+    fn get_now(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
         if let Some(r) = self.overrides.lock().unwrap().get(key) {
             return Ok(Some(r.clone()));
         }
-        self.inner.get(key)
+        self.inner.get(key).wait()
     }
-    fn compare_and_swap(
+    fn swap_now(
         &self,
         key: &str,
         expected: Option<u64>,
         value: &[u8],
     ) -> Result<CasOutcome, CoreError> {
-        self.inner.compare_and_swap(key, expected, value)
+        self.inner.compare_and_swap(key, expected, value).wait()
+    }
+}
+
+impl StateStore for Patchable {
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, CoreError>> {
+        Pending::ready(self.get_now(key))
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, CoreError>> {
+        Pending::ready(self.swap_now(key, expected, value))
     }
 }
 
@@ -180,7 +194,7 @@ fn a_rotation_by_another_process_takes_effect_on_a_warm_cache() {
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let a = Process::new(&kek, store.clone(), &clock, config());
     let b = Process::new(&kek, store, &clock, config());
-    let first = a.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let first = a.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     // Warm: A has decoded the record and holds the secret.
     a.sign(&code_at(&first, NOW)).unwrap();
     assert_eq!(
@@ -188,7 +202,11 @@ fn a_rotation_by_another_process_takes_effect_on_a_warm_cache() {
         (1, 1)
     );
     // B rotates the secret.
-    let second = b.registry.enrol(ALICE, EnrolMode::ForceRotate).unwrap();
+    let second = b
+        .registry
+        .enrol(ALICE, EnrolMode::ForceRotate)
+        .wait()
+        .unwrap();
     // The old secret's code no longer opens A's gate; the new one does.
     let old = distinct_step(&clock, &first, &[&second]);
     assert_eq!(denied(a.sign(&old)), Denial::TotpInvalid);
@@ -198,7 +216,11 @@ fn a_rotation_by_another_process_takes_effect_on_a_warm_cache() {
     assert_eq!(a.registry.cached_secrets(), 1);
     // And A's own rotation is seen by B, whose cache is warm too.
     b.sign(&distinct_step(&clock, &second, &[])).unwrap();
-    let third = a.registry.enrol(ALICE, EnrolMode::ForceRotate).unwrap();
+    let third = a
+        .registry
+        .enrol(ALICE, EnrolMode::ForceRotate)
+        .wait()
+        .unwrap();
     let stale = distinct_step(&clock, &second, &[&third]);
     assert_eq!(denied(b.sign(&stale)), Denial::TotpInvalid);
     let now = custody_totp::Clock::now_unix(&*clock);
@@ -211,7 +233,7 @@ fn a_lock_set_by_another_process_takes_effect_on_a_warm_cache() {
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let a = Process::new(&kek, store.clone(), &clock, config());
     let b = Process::new(&kek, store, &clock, config());
-    let e = a.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let e = a.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     a.sign(&code_at(&e, NOW)).unwrap();
     // B sees five wrong codes: the wallet locks.
     let wrong = wrong_code(&[&e], NOW);
@@ -238,7 +260,7 @@ fn a_guard_written_straight_into_the_store_is_honoured() {
     let (kek, clock) = (kek(), Arc::new(ManualClock::new(NOW)));
     let store = Arc::new(MemoryStore::new());
     let a = Process::new(&kek, store.clone(), &clock, config());
-    let e = a.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let e = a.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     a.sign(&code_at(&e, NOW)).unwrap();
     // An operator (or another tool) locks the wallet by rewriting its guard.
     let node = a.registry.node_path(ALICE).unwrap().to_string();
@@ -246,7 +268,7 @@ fn a_guard_written_straight_into_the_store_is_honoured() {
         "totp/v1/guard/{}",
         hex::encode(Sha256::digest(node.as_bytes()))
     );
-    let current = store.get(&key).unwrap().unwrap();
+    let current = store.get(&key).wait().unwrap().unwrap();
     let locked = format!(
         r#"{{"v":1,"lastStep":{},"failures":0,"lockLevel":1,"lockedUntil":{}}}"#,
         NOW / 30,
@@ -255,6 +277,7 @@ fn a_guard_written_straight_into_the_store_is_honoured() {
     assert!(matches!(
         store
             .compare_and_swap(&key, Some(current.version), locked.as_bytes())
+            .wait()
             .unwrap(),
         CasOutcome::Swapped { .. }
     ));
@@ -265,10 +288,11 @@ fn a_guard_written_straight_into_the_store_is_honoured() {
         }
     );
     // A guard that no longer decodes fails closed.
-    let current = store.get(&key).unwrap().unwrap();
+    let current = store.get(&key).wait().unwrap().unwrap();
     assert!(matches!(
         store
             .compare_and_swap(&key, Some(current.version), b"{}")
+            .wait()
             .unwrap(),
         CasOutcome::Swapped { .. }
     ));
@@ -288,13 +312,13 @@ fn a_record_replaced_at_the_same_version_is_decoded_and_unwrapped_again() {
     let (kek, clock) = (kek(), Arc::new(ManualClock::new(NOW)));
     let store = Arc::new(Patchable::default());
     let a = Process::new(&kek, store.clone(), &clock, config());
-    let first = a.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let first = a.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     let other_store = Arc::new(MemoryStore::new());
     let other = Process::new(&kek, other_store.clone(), &clock, config());
-    let second = other.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let second = other.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     let key = node_key(&a.registry, ALICE);
-    let mine = store.get(&key).unwrap().unwrap();
-    let theirs = other_store.get(&key).unwrap().unwrap();
+    let mine = store.get(&key).wait().unwrap().unwrap();
+    let theirs = other_store.get(&key).wait().unwrap().unwrap();
     assert_eq!((mine.version, theirs.version), (1, 1));
     assert_ne!(mine.value, theirs.value);
 
@@ -318,10 +342,10 @@ fn a_damaged_record_fails_closed_even_with_its_decoding_cached() {
     let (kek, clock) = (kek(), Arc::new(ManualClock::new(NOW)));
     let store = Arc::new(Patchable::default());
     let a = Process::new(&kek, store.clone(), &clock, config());
-    let e = a.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let e = a.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     a.sign(&code_at(&e, NOW)).unwrap();
     let key = node_key(&a.registry, ALICE);
-    let good = store.get(&key).unwrap().unwrap();
+    let good = store.get(&key).wait().unwrap().unwrap();
     // One byte of the record changed (the issuer, so that it still parses
     // but is not what was decoded), and then the record made unreadable.
     let mut edited = good.value.to_vec();
@@ -386,7 +410,7 @@ fn caches_are_bounded_and_optional() {
     let wallets: Vec<String> = (0..5).map(|i| format!("user{i}@example.com")).collect();
     let enrolments: Vec<Enrolment> = wallets
         .iter()
-        .map(|w| registry.enrol(w, EnrolMode::New).unwrap())
+        .map(|w| registry.enrol(w, EnrolMode::New).wait().unwrap())
         .collect();
     for round in 0..3u64 {
         let now = NOW + 30 * round;
@@ -394,7 +418,7 @@ fn caches_are_bounded_and_optional() {
         for (w, e) in wallets.iter().zip(&enrolments) {
             let code = OneTimeCode::new(code_at(e, now));
             assert!(matches!(
-                registry.verify(w, Some(&code)).unwrap(),
+                registry.verify(w, Some(&code)).wait().unwrap(),
                 Verification::Accepted { .. }
             ));
             assert!(registry.cached_nodes() <= 2 && registry.cached_secrets() <= 2);
@@ -409,7 +433,7 @@ fn caches_are_bounded_and_optional() {
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let p = Process::new(&kek, store, &clock, off);
     clock.set(NOW);
-    let e = p.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let e = p.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     p.sign(&code_at(&e, NOW)).unwrap();
     assert_eq!(denied(p.sign(&code_at(&e, NOW))), Denial::TotpReplayed);
     let wrong = wrong_code(&[&e], NOW);

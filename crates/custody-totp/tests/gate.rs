@@ -96,14 +96,14 @@ fn io_error() -> CoreError {
     CoreError::Io(std::io::Error::other("disk gone"))
 }
 
-impl StateStore for FlakyStore {
-    fn get(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
+impl FlakyStore {
+    fn get_now(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
         if self.fail_get.load(Ordering::SeqCst) {
             return Err(io_error());
         }
-        self.inner.get(key)
+        self.inner.get(key).wait()
     }
-    fn compare_and_swap(
+    fn swap_now(
         &self,
         key: &str,
         expected: Option<u64>,
@@ -112,7 +112,21 @@ impl StateStore for FlakyStore {
         if self.fail_cas.load(Ordering::SeqCst) {
             return Err(io_error());
         }
-        self.inner.compare_and_swap(key, expected, value)
+        self.inner.compare_and_swap(key, expected, value).wait()
+    }
+}
+
+impl StateStore for FlakyStore {
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, CoreError>> {
+        Pending::ready(self.get_now(key))
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, CoreError>> {
+        Pending::ready(self.swap_now(key, expected, value))
     }
 }
 
@@ -204,7 +218,7 @@ impl Fixture {
     }
 
     fn enrol(&self, wallet: &str) -> Enrolment {
-        self.registry.enrol(wallet, EnrolMode::New).unwrap()
+        self.registry.enrol(wallet, EnrolMode::New).wait().unwrap()
     }
 
     fn signer(&self, key: KeyRef) -> KeySigner {
@@ -406,6 +420,7 @@ fn five_wrong_codes_lock_the_wallet() {
     assert_eq!(
         f.registry
             .verify(ALICE, Some(&custody_core::OneTimeCode::new(valid)))
+            .wait()
             .unwrap(),
         Verification::Locked { until_unix: until }
     );
@@ -494,16 +509,18 @@ fn re_enrolment_is_refused_and_rotation_is_explicit() {
     let f = fixture();
     let first = f.enrol(ALICE);
     assert!(matches!(
-        f.registry.enrol(ALICE, EnrolMode::New),
+        f.registry.enrol(ALICE, EnrolMode::New).wait(),
         Err(Error::AlreadyEnrolled)
     ));
     // Rotation needs a valid code of the current secret.
     let wrong = wrong_code(&first, f.now());
     assert!(matches!(
-        f.registry.enrol(
-            ALICE,
-            EnrolMode::Rotate(custody_core::OneTimeCode::new(wrong))
-        ),
+        f.registry
+            .enrol(
+                ALICE,
+                EnrolMode::Rotate(custody_core::OneTimeCode::new(wrong))
+            )
+            .wait(),
         Err(Error::Denied(Denial::TotpInvalid))
     ));
     let code = code_at(&first, f.now());
@@ -513,6 +530,7 @@ fn re_enrolment_is_refused_and_rotation_is_explicit() {
             ALICE,
             EnrolMode::Rotate(custody_core::OneTimeCode::new(code.clone())),
         )
+        .wait()
         .unwrap();
     assert_ne!(
         second.secret_base32().as_str(),
@@ -530,7 +548,11 @@ fn re_enrolment_is_refused_and_rotation_is_explicit() {
     }
     f.sign(wallet(ALICE, 0), Some(&new)).unwrap();
     // The operator's recovery: no code.
-    let third = f.registry.enrol(ALICE, EnrolMode::ForceRotate).unwrap();
+    let third = f
+        .registry
+        .enrol(ALICE, EnrolMode::ForceRotate)
+        .wait()
+        .unwrap();
     f.clock.advance(30);
     f.sign(wallet(ALICE, 0), Some(&code_at(&third, f.now())))
         .unwrap();
@@ -555,11 +577,11 @@ fn wallet_that_is_not_enrolled_signs_without_a_code() {
     f.sign(wallet("bob@example.com", 0), None).unwrap();
     f.export(wallet("bob@example.com", 0), None).unwrap();
     assert_eq!(
-        f.registry.verify("bob@example.com", None).unwrap(),
+        f.registry.verify("bob@example.com", None).wait().unwrap(),
         Verification::NotEnrolled
     );
-    assert!(!f.registry.is_enrolled("bob@example.com").unwrap());
-    assert!(f.registry.is_enrolled(ALICE).unwrap());
+    assert!(!f.registry.is_enrolled("bob@example.com").wait().unwrap());
+    assert!(f.registry.is_enrolled(ALICE).wait().unwrap());
     // Before any enrolment at all, too.
     let g = fixture();
     g.sign(wallet(ALICE, 0), None).unwrap();
@@ -912,7 +934,7 @@ fn lookup_error_fails_closed() {
     f.sign(path("m/44'/60'/0'/0/0"), None).unwrap();
     assert_eq!(f.reached(), 1);
     f.counting.signs.store(0, Ordering::SeqCst);
-    assert!(f.registry.verify(ALICE, None).is_err());
+    assert!(f.registry.verify(ALICE, None).wait().is_err());
     assert_eq!(f.reached(), 0);
     // A guard that cannot be written: refused, nothing signed.
     f.store.fail_get.store(false, Ordering::SeqCst);
@@ -982,7 +1004,7 @@ fn damaged_or_foreign_records_fail_closed() {
         .wait();
     assert!(matches!(r, Err(CoreError::Backend { .. })), "{r:?}");
     assert!(matches!(
-        registry.enrol("carol", EnrolMode::New),
+        registry.enrol("carol", EnrolMode::New).wait(),
         Err(Error::SchemeMismatch)
     ));
     assert_eq!(f.reached(), 0);
@@ -1105,9 +1127,12 @@ fn imported_uri_gates_with_its_own_secret_and_parameters() {
          &issuer=Old%20Signer&algorithm=SHA256&digits=8&period=60",
     )
     .unwrap();
-    f.registry.import(ALICE, &uri, EnrolMode::New).unwrap();
+    f.registry
+        .import(ALICE, &uri, EnrolMode::New)
+        .wait()
+        .unwrap();
     assert!(matches!(
-        f.registry.import(ALICE, &uri, EnrolMode::New),
+        f.registry.import(ALICE, &uri, EnrolMode::New).wait(),
         Err(Error::AlreadyEnrolled)
     ));
     let code = uri.params().code_at(uri.expose_secret(), f.now()).unwrap();
@@ -1152,15 +1177,15 @@ fn fortanix_scheme_gates_its_deeper_nodes() {
 fn wallet_names_are_checked() {
     let f = fixture();
     assert!(matches!(
-        f.registry.enrol("", EnrolMode::New),
+        f.registry.enrol("", EnrolMode::New).wait(),
         Err(Error::InvalidWallet(_))
     ));
     let long = "w".repeat(1025);
     assert!(matches!(
-        f.registry.enrol(&long, EnrolMode::New),
+        f.registry.enrol(&long, EnrolMode::New).wait(),
         Err(Error::InvalidWallet(_))
     ));
-    assert!(!f.registry.is_enrolled(&long).unwrap());
+    assert!(!f.registry.is_enrolled(&long).wait().unwrap());
     // Such a wallet cannot be enrolled, so it signs as not enrolled.
     f.sign(wallet(&long, 0), None).unwrap();
     // UTF-8 and ':' in names.
@@ -1196,7 +1221,7 @@ fn real_keystore_with_the_gate_under_audited() {
         .unwrap()
         .with_clock(clock.clone()),
     );
-    let e = registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let e = registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     let gate: SharedBackend = Arc::new(TotpGate::new(ks.backend(), registry));
     let audited: SharedBackend = Arc::new(custody_core::Audited::new(gate, ks.audit()));
     let signer = KeySigner::pin(audited.clone(), wallet(ALICE, 2))
@@ -1285,10 +1310,10 @@ fn real_keystore_with_the_gate_under_audited() {
             .unwrap()
             .with_clock(clock.clone()),
     );
-    assert!(registry.is_enrolled(ALICE).unwrap());
+    assert!(registry.is_enrolled(ALICE).wait().unwrap());
     let code_again = custody_core::OneTimeCode::new(code_at(&e, clock.now_unix()));
     assert_eq!(
-        registry.verify(ALICE, Some(&code_again)).unwrap(),
+        registry.verify(ALICE, Some(&code_again)).wait().unwrap(),
         Verification::Replayed
     );
 }
@@ -1465,6 +1490,7 @@ fn a_stale_guard_in_one_process_never_accepts_what_another_refused_or_spent() {
     assert!(
         f.registry
             .verify(ALICE, Some(&custody_core::OneTimeCode::new(code)))
+            .wait()
             .unwrap()
             .is_accepted()
     );
@@ -1473,6 +1499,7 @@ fn a_stale_guard_in_one_process_never_accepts_what_another_refused_or_spent() {
     assert!(
         other
             .verify(ALICE, Some(&custody_core::OneTimeCode::new(code)))
+            .wait()
             .unwrap()
             .is_accepted()
     );
@@ -1482,9 +1509,15 @@ fn a_stale_guard_in_one_process_never_accepts_what_another_refused_or_spent() {
     //    saw two steps ago) must call it a replay.
     let code = code_at(&e, f.now());
     let otc = || custody_core::OneTimeCode::new(code.clone());
-    assert!(other.verify(ALICE, Some(&otc())).unwrap().is_accepted());
+    assert!(
+        other
+            .verify(ALICE, Some(&otc()))
+            .wait()
+            .unwrap()
+            .is_accepted()
+    );
     assert_eq!(
-        f.registry.verify(ALICE, Some(&otc())).unwrap(),
+        f.registry.verify(ALICE, Some(&otc())).wait().unwrap(),
         Verification::Replayed
     );
 
@@ -1493,11 +1526,17 @@ fn a_stale_guard_in_one_process_never_accepts_what_another_refused_or_spent() {
     f.clock.advance(30);
     for _ in 0..5 {
         let wrong = custody_core::OneTimeCode::new(wrong_code(&e, f.now()));
-        assert!(!other.verify(ALICE, Some(&wrong)).unwrap().is_accepted());
+        assert!(
+            !other
+                .verify(ALICE, Some(&wrong))
+                .wait()
+                .unwrap()
+                .is_accepted()
+        );
     }
     let valid = custody_core::OneTimeCode::new(code_at(&e, f.now()));
     assert!(matches!(
-        f.registry.verify(ALICE, Some(&valid)).unwrap(),
+        f.registry.verify(ALICE, Some(&valid)).wait().unwrap(),
         Verification::Locked { .. }
     ));
     // 3. Once the lock expires, our process accepts a fresh code (its stale
@@ -1508,11 +1547,12 @@ fn a_stale_guard_in_one_process_never_accepts_what_another_refused_or_spent() {
     assert!(
         f.registry
             .verify(ALICE, Some(&fresh))
+            .wait()
             .unwrap()
             .is_accepted()
     );
     assert_eq!(
-        other.verify(ALICE, Some(&fresh)).unwrap(),
+        other.verify(ALICE, Some(&fresh)).wait().unwrap(),
         Verification::Replayed
     );
 }

@@ -119,19 +119,33 @@ impl Logged {
     }
 }
 
-impl StateStore for Logged {
-    fn get(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
+impl Logged {
+    fn get_now(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
         self.reads.lock().unwrap().push(key.to_owned());
-        self.inner.get(key)
+        self.inner.get(key).wait()
     }
-    fn compare_and_swap(
+    fn swap_now(
         &self,
         key: &str,
         expected: Option<u64>,
         value: &[u8],
     ) -> Result<CasOutcome, CoreError> {
         self.writes.lock().unwrap().push(key.to_owned());
-        self.inner.compare_and_swap(key, expected, value)
+        self.inner.compare_and_swap(key, expected, value).wait()
+    }
+}
+
+impl StateStore for Logged {
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, CoreError>> {
+        Pending::ready(self.get_now(key))
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, CoreError>> {
+        Pending::ready(self.swap_now(key, expected, value))
     }
 }
 
@@ -290,6 +304,7 @@ impl Fixture {
     fn enrol_a(&self) -> Enrolment {
         self.registry
             .enrol_key(LABEL, &self.a, EnrolMode::New)
+            .wait()
             .unwrap()
     }
 
@@ -337,10 +352,10 @@ impl Fixture {
 #[test]
 fn an_enrolled_stored_key_needs_a_code_and_each_code_signs_once() {
     let f = fixture();
-    assert!(!f.registry.is_key_enrolled(&f.a).unwrap());
+    assert!(!f.registry.is_key_enrolled(&f.a).wait().unwrap());
     let e = f.enrol_a();
-    assert!(f.registry.is_key_enrolled(&f.a).unwrap());
-    assert!(!f.registry.is_key_enrolled(&f.b).unwrap());
+    assert!(f.registry.is_key_enrolled(&f.a).wait().unwrap());
+    assert!(!f.registry.is_key_enrolled(&f.b).wait().unwrap());
 
     assert_eq!(denied(f.sign(stored(KEY_A), None)), Denial::TotpRequired);
     let wrong = wrong_code(&[&e], f.now());
@@ -390,7 +405,10 @@ fn wrong_codes_lock_the_key() {
         }
     );
     assert_eq!(
-        f.registry.verify_key(&f.a, Some(&otc(&valid))).unwrap(),
+        f.registry
+            .verify_key(&f.a, Some(&otc(&valid)))
+            .wait()
+            .unwrap(),
         Verification::Locked {
             until_unix: NOW + 30
         }
@@ -422,7 +440,7 @@ fn every_name_of_one_key_meets_one_enrolment() {
     );
     // Enrolling it again under its other name is enrolling it again.
     assert!(matches!(
-        f.registry.enrol_key(ALIAS_A, &f.a, EnrolMode::New),
+        f.registry.enrol_key(ALIAS_A, &f.a, EnrolMode::New).wait(),
         Err(Error::AlreadyEnrolled)
     ));
 }
@@ -452,16 +470,19 @@ fn keys_that_are_not_enrolled_still_sign_and_are_not_gated_by_another() {
     // ...and wallets are not gated by a key's enrolment.
     assert!(f.sign(wallet(ALICE, 0), None).unwrap().is_empty());
     assert_eq!(
-        f.registry.verify_key(&f.b, Some(&otc("123456"))).unwrap(),
+        f.registry
+            .verify_key(&f.b, Some(&otc("123456")))
+            .wait()
+            .unwrap(),
         Verification::NotEnrolled
     );
-    assert!(!f.registry.is_enrolled(ALICE).unwrap());
+    assert!(!f.registry.is_enrolled(ALICE).wait().unwrap());
 }
 
 #[test]
 fn a_wallet_enrolment_does_not_gate_stored_keys_and_vice_versa() {
     let f = fixture();
-    let w = f.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let w = f.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     assert!(f.sign(stored(KEY_A), None).unwrap().is_empty());
     let k = f.enrol_a();
     assert_eq!(denied(f.sign(wallet(ALICE, 0), None)), Denial::TotpRequired);
@@ -477,6 +498,7 @@ fn a_wallet_enrolment_does_not_gate_stored_keys_and_vice_versa() {
     assert_eq!(
         f.registry
             .verify_key(&f.a, Some(&otc(&wallet_only)))
+            .wait()
             .unwrap(),
         Verification::Invalid
     );
@@ -541,7 +563,7 @@ fn two_processes_over_one_file_store_accept_a_code_once() {
     two.clock.set(one.now());
     let e = one.enrol_a();
     // The other process sees the enrolment, and the same subject.
-    assert!(two.registry.is_key_enrolled(&two.a).unwrap());
+    assert!(two.registry.is_key_enrolled(&two.a).wait().unwrap());
     assert_eq!(
         denied(two.sign(stored(ALIAS_A), None)),
         Denial::TotpRequired
@@ -559,11 +581,15 @@ fn two_processes_over_one_file_store_accept_a_code_once() {
     assert!(
         two.registry
             .verify_key(&two.a, Some(&otc(&code)))
+            .wait()
             .unwrap()
             .is_accepted()
     );
     assert_eq!(
-        one.registry.verify_key(&one.a, Some(&otc(&code))).unwrap(),
+        one.registry
+            .verify_key(&one.a, Some(&otc(&code)))
+            .wait()
+            .unwrap(),
         Verification::Replayed
     );
     // A lock set by one process holds in the other.
@@ -572,7 +598,10 @@ fn two_processes_over_one_file_store_accept_a_code_once() {
     let wrong = wrong_code(&[&e], one.now());
     for _ in 0..5 {
         assert_eq!(
-            one.registry.verify_key(&one.a, Some(&otc(&wrong))).unwrap(),
+            one.registry
+                .verify_key(&one.a, Some(&otc(&wrong)))
+                .wait()
+                .unwrap(),
             Verification::Invalid
         );
     }
@@ -587,21 +616,22 @@ fn a_record_copied_into_another_keys_slot_is_refused() {
     let store = Arc::new(MemoryStore::new());
     let f = fixture_over(store.clone(), false);
     let e = f.enrol_a();
-    let a_record = store.get(&record_key(&f.a)).unwrap().unwrap();
+    let a_record = store.get(&record_key(&f.a)).wait().unwrap().unwrap();
     // Copy A's record (and with it A's secret) into B's slot.
     assert!(matches!(
         store
             .compare_and_swap(&record_key(&f.b), None, &a_record.value)
+            .wait()
             .unwrap(),
         CasOutcome::Swapped { .. }
     ));
     let code = code_at(&e, f.now());
     assert!(matches!(
-        f.registry.verify_key(&f.b, Some(&otc(&code))),
+        f.registry.verify_key(&f.b, Some(&otc(&code))).wait(),
         Err(Error::Core(CoreError::MalformedRecord(_)))
     ));
     assert!(matches!(
-        f.registry.is_key_enrolled(&f.b),
+        f.registry.is_key_enrolled(&f.b).wait(),
         Err(Error::Core(CoreError::MalformedRecord(_)))
     ));
     // The gate fails closed for B (code or not), and A's code is unspent.
@@ -624,14 +654,15 @@ fn a_record_copied_into_another_keys_slot_is_refused() {
         &hex::encode(f.b.to_compressed()),
     );
     assert_ne!(forged, text);
-    let current = store.get(&record_key(&f.b)).unwrap().unwrap();
+    let current = store.get(&record_key(&f.b)).wait().unwrap().unwrap();
     assert!(matches!(
         store
             .compare_and_swap(&record_key(&f.b), Some(current.version), forged.as_bytes())
+            .wait()
             .unwrap(),
         CasOutcome::Swapped { .. }
     ));
-    assert!(f.registry.is_key_enrolled(&f.b).unwrap());
+    assert!(f.registry.is_key_enrolled(&f.b).wait().unwrap());
     f.clock.advance(30);
     assert!(matches!(
         f.sign(stored(KEY_B), Some(&code_at(&e, f.now()))),
@@ -640,15 +671,15 @@ fn a_record_copied_into_another_keys_slot_is_refused() {
     assert_eq!(f.reached(), 1);
 
     // A wallet's record copied into a key's slot: refused too.
-    let w = f.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let w = f.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     let node_key = format!(
         "totp/v1/node/{}",
         hex::encode(Sha256::digest(
             w.node_path().unwrap().to_string().as_bytes()
         ))
     );
-    let wallet_record = store.get(&node_key).unwrap().unwrap();
-    let current = store.get(&record_key(&f.b)).unwrap().unwrap();
+    let wallet_record = store.get(&node_key).wait().unwrap().unwrap();
+    let current = store.get(&record_key(&f.b)).wait().unwrap().unwrap();
     assert!(matches!(
         store
             .compare_and_swap(
@@ -656,6 +687,7 @@ fn a_record_copied_into_another_keys_slot_is_refused() {
                 Some(current.version),
                 &wallet_record.value,
             )
+            .wait()
             .unwrap(),
         CasOutcome::Swapped { .. }
     ));
@@ -671,20 +703,22 @@ fn rotation_and_forced_rotation_of_a_key() {
     let old = f.enrol_a();
     // A second plain enrolment is refused (and audited).
     assert!(matches!(
-        f.registry.enrol_key(LABEL, &f.a, EnrolMode::New),
+        f.registry.enrol_key(LABEL, &f.a, EnrolMode::New).wait(),
         Err(Error::AlreadyEnrolled)
     ));
     // Rotation needs a valid, fresh code of the current secret.
     let wrong = wrong_code(&[&old], f.now());
     assert!(matches!(
         f.registry
-            .enrol_key(LABEL, &f.a, EnrolMode::Rotate(otc(&wrong))),
+            .enrol_key(LABEL, &f.a, EnrolMode::Rotate(otc(&wrong)))
+            .wait(),
         Err(Error::Denied(Denial::TotpInvalid))
     ));
     let code = code_at(&old, f.now());
     let new = f
         .registry
         .enrol_key("renamed", &f.a, EnrolMode::Rotate(otc(&code)))
+        .wait()
         .unwrap();
     assert_eq!(new.label(), "renamed");
     assert_ne!(*new.secret_base32(), *old.secret_base32());
@@ -703,6 +737,7 @@ fn rotation_and_forced_rotation_of_a_key() {
     let forced = f
         .registry
         .enrol_key(LABEL, &f.a, EnrolMode::ForceRotate)
+        .wait()
         .unwrap();
     f.clock.advance(30);
     f.sign(stored(KEY_A), Some(&code_at(&forced, f.now())))
@@ -711,6 +746,7 @@ fn rotation_and_forced_rotation_of_a_key() {
     let b = f
         .registry
         .enrol_key(KEY_B, &f.b, EnrolMode::ForceRotate)
+        .wait()
         .unwrap();
     assert_eq!(denied(f.sign(stored(KEY_B), None)), Denial::TotpRequired);
     f.sign(stored(KEY_B), Some(&code_at(&b, f.now()))).unwrap();
@@ -748,19 +784,25 @@ fn imported_secret_gates_a_key_with_its_own_parameters() {
     .unwrap();
     f.registry
         .import_key(LABEL, &f.a, &uri, EnrolMode::New)
+        .wait()
         .unwrap();
     let code = oracle_code(secret, uri.params(), f.now());
     assert_eq!(code.len(), 8);
     // The 30 s, SHA-1, 6-digit code of the same secret is not it.
     let default = oracle_code(secret, TotpParams::default(), f.now());
     assert_eq!(
-        f.registry.verify_key(&f.a, Some(&otc(&default))).unwrap(),
+        f.registry
+            .verify_key(&f.a, Some(&otc(&default)))
+            .wait()
+            .unwrap(),
         Verification::Invalid
     );
     assert_eq!(denied(f.sign(stored(KEY_A), None)), Denial::TotpRequired);
     f.sign(stored(KEY_A), Some(&code)).unwrap();
     assert!(matches!(
-        f.registry.import_key(LABEL, &f.a, &uri, EnrolMode::New),
+        f.registry
+            .import_key(LABEL, &f.a, &uri, EnrolMode::New)
+            .wait(),
         Err(Error::AlreadyEnrolled)
     ));
 }
@@ -798,7 +840,7 @@ fn key_enrolments_show_their_label_and_never_their_secret() {
     assert!(!debug.contains(&hex::encode(e.uri().expose_secret())));
     assert!(!format!("{:?}", f.registry).contains(&secret));
     // A wallet's enrolment says what it is too.
-    let w = f.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let w = f.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     assert_eq!(w.wallet(), Some(ALICE));
     assert_eq!(w.label(), ALICE);
     assert_eq!(w.public_key(), None);
@@ -812,17 +854,18 @@ fn key_enrolments_show_their_label_and_never_their_secret() {
 fn labels_are_checked() {
     let f = fixture();
     assert!(matches!(
-        f.registry.enrol_key("", &f.a, EnrolMode::New),
+        f.registry.enrol_key("", &f.a, EnrolMode::New).wait(),
         Err(Error::InvalidLabel(_))
     ));
     let long = "k".repeat(1025);
     assert!(matches!(
-        f.registry.enrol_key(&long, &f.a, EnrolMode::New),
+        f.registry.enrol_key(&long, &f.a, EnrolMode::New).wait(),
         Err(Error::InvalidLabel(_))
     ));
-    assert!(!f.registry.is_key_enrolled(&f.a).unwrap());
+    assert!(!f.registry.is_key_enrolled(&f.a).wait().unwrap());
     f.registry
         .enrol_key(&"k".repeat(1024), &f.a, EnrolMode::New)
+        .wait()
         .unwrap();
 }
 
@@ -838,7 +881,10 @@ fn audit_records_name_the_key_and_never_the_code_or_secret() {
     f.sign(stored(KEY_A), Some(&code)).unwrap();
     let _ = f.export(stored(KEY_A), Some(&code));
     assert_eq!(
-        f.registry.verify_key(&f.a, Some(&otc(&code))).unwrap(),
+        f.registry
+            .verify_key(&f.a, Some(&otc(&code)))
+            .wait()
+            .unwrap(),
         Verification::Replayed
     );
     let records = f.audit.records();
@@ -943,7 +989,7 @@ fn under_an_audit_layer_one_record_per_signature_and_spent_codes_are_recorded() 
 #[test]
 fn keys_with_a_path_read_nothing_more_and_a_warm_key_costs_what_a_warm_wallet_does() {
     let f = fixture();
-    let w = f.registry.enrol(ALICE, EnrolMode::New).unwrap();
+    let w = f.registry.enrol(ALICE, EnrolMode::New).wait().unwrap();
     let k = f.enrol_a();
     // Warm both (slots, decodings, secrets, guards).
     f.sign(wallet(ALICE, 0), Some(&code_at(&w, f.now())))
@@ -1010,12 +1056,13 @@ fn the_key_slot_cache_is_bounded() {
         .collect();
     let enrolments: Vec<Enrolment> = keys
         .iter()
-        .map(|k| registry.enrol_key("k", k, EnrolMode::New).unwrap())
+        .map(|k| registry.enrol_key("k", k, EnrolMode::New).wait().unwrap())
         .collect();
     for (k, e) in keys.iter().zip(&enrolments) {
         assert!(
             registry
                 .verify_key(k, Some(&otc(&code_at(e, NOW))))
+                .wait()
                 .unwrap()
                 .is_accepted()
         );

@@ -24,7 +24,7 @@ use std::sync::{Arc, Barrier};
 
 use custody_core::{
     Authorization, CasOutcome, DataKey, Denial, Digest32, Error as CoreError, FileStore, Intent,
-    KekId, KeyRef, KeySigner, LocalKek, MemoryAuditLog, SharedBackend, StateStore, Vault,
+    KekId, KeyRef, KeySigner, LocalKek, MemoryAuditLog, Pending, SharedBackend, StateStore, Vault,
     Versioned, WalletScheme,
 };
 use custody_totp::{EnrolMode, ManualClock, TotpConfig, TotpGate, TotpRegistry};
@@ -43,21 +43,35 @@ struct Observed {
     conflicts: AtomicUsize,
 }
 
-impl StateStore for Observed {
-    fn get(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
-        self.inner.get(key)
+impl Observed {
+    fn get_now(&self, key: &str) -> Result<Option<Versioned>, CoreError> {
+        self.inner.get(key).wait()
     }
-    fn compare_and_swap(
+    fn swap_now(
         &self,
         key: &str,
         expected: Option<u64>,
         value: &[u8],
     ) -> Result<CasOutcome, CoreError> {
-        let out = self.inner.compare_and_swap(key, expected, value)?;
+        let out = self.inner.compare_and_swap(key, expected, value).wait()?;
         if matches!(out, CasOutcome::Conflict { .. }) {
             self.conflicts.fetch_add(1, Ordering::SeqCst);
         }
         Ok(out)
+    }
+}
+
+impl StateStore for Observed {
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, CoreError>> {
+        Pending::ready(self.get_now(key))
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, CoreError>> {
+        Pending::ready(self.swap_now(key, expected, value))
     }
 }
 
@@ -221,7 +235,11 @@ fn one_winner_across_threads_and_processes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");
     let parent = racer(&dir);
-    let enrolment = parent.registry.enrol(WALLET, EnrolMode::New).unwrap();
+    let enrolment = parent
+        .registry
+        .enrol(WALLET, EnrolMode::New)
+        .wait()
+        .unwrap();
     let mut children: Vec<ChildProcess> =
         (0..CHILDREN).map(|_| ChildProcess::spawn(&dir)).collect();
     let mut total_conflicts = 0;

@@ -35,7 +35,10 @@ fn kek(v: &Value) -> SharedBackend {
 
 fn put(store: &MemoryStore, key: &str, value: &str) {
     assert!(matches!(
-        store.compare_and_swap(key, None, value.as_bytes()).unwrap(),
+        store
+            .compare_and_swap(key, None, value.as_bytes())
+            .wait()
+            .unwrap(),
         CasOutcome::Swapped { version: 1 }
     ));
 }
@@ -72,7 +75,7 @@ fn records_from_the_generator_are_enforced() {
     let final_guard = v["guards"][1]["record"].as_str().unwrap();
     for e in v["enrolments"].as_array().unwrap() {
         let wallet = e["wallet"].as_str().unwrap();
-        assert!(reg.is_enrolled(wallet).unwrap(), "{wallet}");
+        assert!(reg.is_enrolled(wallet).wait().unwrap(), "{wallet}");
         assert_eq!(
             reg.node_path(wallet).unwrap().to_string(),
             e["node"].as_str().unwrap()
@@ -83,20 +86,24 @@ fn records_from_the_generator_are_enforced() {
             let code = OneTimeCode::new(c["code"].as_str().unwrap());
             let step = c["step"].as_u64().unwrap();
             assert_eq!(
-                reg.verify(wallet, Some(&code)).unwrap(),
+                reg.verify(wallet, Some(&code)).wait().unwrap(),
                 Verification::Accepted { step },
                 "{wallet} at {}",
                 c["time"]
             );
             assert_eq!(
-                reg.verify(wallet, Some(&code)).unwrap(),
+                reg.verify(wallet, Some(&code)).wait().unwrap(),
                 Verification::Replayed
             );
             last = Some(step);
         }
         // The guard the registry wrote is byte for byte the generator's.
         assert_eq!(last, v["guards"][1]["lastStep"].as_u64());
-        let guard = store.get(e["guardKey"].as_str().unwrap()).unwrap().unwrap();
+        let guard = store
+            .get(e["guardKey"].as_str().unwrap())
+            .wait()
+            .unwrap()
+            .unwrap();
         assert_eq!(std::str::from_utf8(&guard.value).unwrap(), final_guard);
     }
 }
@@ -128,18 +135,18 @@ fn a_locked_guard_from_the_generator_is_honoured() {
     let wallet = e["wallet"].as_str().unwrap();
     let wrong = OneTimeCode::new("00000001");
     assert_eq!(
-        reg.verify(wallet, Some(&wrong)).unwrap(),
+        reg.verify(wallet, Some(&wrong)).wait().unwrap(),
         Verification::Locked { until_unix: until }
     );
     // After the lock, one wrong code locks again at the next level (3:
     // 30 s doubled twice).
     clock.set(until);
     assert_eq!(
-        reg.verify(wallet, Some(&wrong)).unwrap(),
+        reg.verify(wallet, Some(&wrong)).wait().unwrap(),
         Verification::Invalid
     );
     assert_eq!(
-        reg.verify(wallet, Some(&wrong)).unwrap(),
+        reg.verify(wallet, Some(&wrong)).wait().unwrap(),
         Verification::Locked {
             until_unix: until + 120
         }
@@ -153,9 +160,11 @@ fn enrolment_writes_the_keys_the_spec_gives() {
     let reg = registry(&v, store.clone(), Arc::new(ManualClock::new(1_700_000_000)));
     let e = &v["enrolments"][0];
     reg.enrol(e["wallet"].as_str().unwrap(), EnrolMode::New)
+        .wait()
         .unwrap();
     let scheme = store
         .get(v["scheme"]["key"].as_str().unwrap())
+        .wait()
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -166,10 +175,14 @@ fn enrolment_writes_the_keys_the_spec_gives() {
     let ancestors = e["ancestorKeys"].as_array().unwrap();
     assert_eq!(ancestors.len(), 6);
     for key in ancestors {
-        let record = store.get(key.as_str().unwrap()).unwrap().unwrap();
+        let record = store.get(key.as_str().unwrap()).wait().unwrap().unwrap();
         assert_eq!(&*record.value, counter, "{key}");
     }
-    let node = store.get(e["nodeKey"].as_str().unwrap()).unwrap().unwrap();
+    let node = store
+        .get(e["nodeKey"].as_str().unwrap())
+        .wait()
+        .unwrap()
+        .unwrap();
     let json: Value = serde_json::from_slice(&node.value).unwrap();
     assert_eq!(json["node"], e["node"]);
     assert_eq!(json["wallet"], e["wallet"]);
@@ -177,6 +190,7 @@ fn enrolment_writes_the_keys_the_spec_gives() {
     assert!(
         store
             .get(e["guardKey"].as_str().unwrap())
+            .wait()
             .unwrap()
             .is_none()
     );
@@ -202,7 +216,8 @@ fn edited_parameters_no_longer_open() {
     let reg = registry(&v, store, Arc::new(ManualClock::new(59)));
     let code = OneTimeCode::new("287082");
     assert!(matches!(
-        reg.verify(e["wallet"].as_str().unwrap(), Some(&code)),
+        reg.verify(e["wallet"].as_str().unwrap(), Some(&code))
+            .wait(),
         Err(custody_totp::Error::Core(
             custody_core::Error::DecryptionFailed
         ))
@@ -251,7 +266,7 @@ fn key_records_from_the_generator_are_enforced_by_the_gate() {
     let final_guard = v["guards"][1]["record"].as_str().unwrap();
     for (i, e) in keys.iter().enumerate() {
         let (_, public) = vector_key(e);
-        assert!(registry.is_key_enrolled(&public).unwrap());
+        assert!(registry.is_key_enrolled(&public).wait().unwrap());
         let signer = KeySigner::pin(
             gate.clone(),
             KeyRef::Stored(KeyId::new(format!("vector-{i}")).unwrap()),
@@ -278,6 +293,7 @@ fn key_records_from_the_generator_are_enforced_by_the_gate() {
             assert_eq!(
                 registry
                     .verify_key(&public, Some(&OneTimeCode::new(code)))
+                    .wait()
                     .unwrap(),
                 Verification::Replayed
             );
@@ -285,7 +301,11 @@ fn key_records_from_the_generator_are_enforced_by_the_gate() {
         }
         // The guard the registry wrote is byte for byte the generator's.
         assert_eq!(last, v["guards"][1]["lastStep"].as_u64());
-        let guard = store.get(e["guardKey"].as_str().unwrap()).unwrap().unwrap();
+        let guard = store
+            .get(e["guardKey"].as_str().unwrap())
+            .wait()
+            .unwrap()
+            .unwrap();
         assert_eq!(std::str::from_utf8(&guard.value).unwrap(), final_guard);
     }
 }
@@ -299,10 +319,12 @@ fn key_enrolment_writes_the_keys_the_spec_gives() {
     let reg = registry(&v, store.clone(), Arc::new(ManualClock::new(59)));
     let enrolment = reg
         .enrol_key(e["label"].as_str().unwrap(), &public, EnrolMode::New)
+        .wait()
         .unwrap();
     assert_eq!(
         &*store
             .get(v["scheme"]["key"].as_str().unwrap())
+            .wait()
             .unwrap()
             .unwrap()
             .value,
@@ -310,6 +332,7 @@ fn key_enrolment_writes_the_keys_the_spec_gives() {
     );
     let record = store
         .get(e["recordKey"].as_str().unwrap())
+        .wait()
         .unwrap()
         .unwrap();
     let json: Value = serde_json::from_slice(&record.value).unwrap();
@@ -341,6 +364,7 @@ fn key_enrolment_writes_the_keys_the_spec_gives() {
     assert!(
         store
             .get(e["guardKey"].as_str().unwrap())
+            .wait()
             .unwrap()
             .is_none()
     );
@@ -350,17 +374,19 @@ fn key_enrolment_writes_the_keys_the_spec_gives() {
         .unwrap();
     assert!(
         reg.verify_key(&public, Some(&OneTimeCode::new(code.expose_str())))
+            .wait()
             .unwrap()
             .is_accepted()
     );
     assert!(
         store
             .get(e["guardKey"].as_str().unwrap())
+            .wait()
             .unwrap()
             .is_some()
     );
     for key in v["enrolments"][0]["ancestorKeys"].as_array().unwrap() {
-        assert!(store.get(key.as_str().unwrap()).unwrap().is_none());
+        assert!(store.get(key.as_str().unwrap()).wait().unwrap().is_none());
     }
 }
 
@@ -384,7 +410,8 @@ fn edited_key_records_no_longer_open() {
     put(&store, e["recordKey"].as_str().unwrap(), &edited);
     let reg = registry(&v, store, Arc::new(ManualClock::new(59)));
     assert!(matches!(
-        reg.verify_key(&public, Some(&OneTimeCode::new("287082"))),
+        reg.verify_key(&public, Some(&OneTimeCode::new("287082")))
+            .wait(),
         Err(custody_totp::Error::Core(
             custody_core::Error::DecryptionFailed
         ))

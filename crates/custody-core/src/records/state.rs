@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use crate::Error;
 use crate::records::fsutil;
+use crate::{Error, Pending};
 
 /// Largest key, in bytes of UTF-8.
 pub const MAX_STATE_KEY_BYTES: usize = 512;
@@ -60,15 +60,20 @@ pub enum CasOutcome {
 
 /// A key/value store with per-key compare-and-swap.
 ///
-/// **Synchronous, on purpose.** The stores here are local (memory, a local
-/// directory): a call is a file lock, a read and at most one fsync (about a
-/// millisecond), so they answer at once and a gate built on them can return
-/// a ready [`crate::Pending`] on the software path, with no executor. An
-/// async service calling such a gate blocks its executor thread for that
-/// fsync, as for any local file I/O. A remote store (a database, a replicated
-/// table) is network I/O and must not block: giving the trait an async form
-/// (returning [`crate::Pending`]) is a separate decision, to be made with the
-/// first such store, and not paid for by the local ones.
+/// # Why the methods return [`Pending`]
+///
+/// The stores in this crate are local (memory, a directory): a call is a
+/// file lock, a read and at most one fsync, and they answer at once, with
+/// [`Pending::ready`] (no allocation, no executor). A shared store (the
+/// PostgreSQL store of `custody-postgres`, which many signer replicas use)
+/// is network I/O: a call is a round trip that must not block an async
+/// caller's executor thread, so it returns a future. One trait serves both,
+/// as [`crate::KeyBackend`] does with the same type, rather than a sync and
+/// an async twin: the TOTP registry and gate are written once, as `async`
+/// code over `Pending` answers, and driven with [`Pending::drive`], so over
+/// a local store a gated signature is still answered ready (for the cost of
+/// one allocation, measured on the hot path) while over a database it is a
+/// future the service `.await`s. Sync callers `.wait()`.
 ///
 /// Object safe (`Arc<dyn StateStore>`), `Send + Sync`, and `Debug` without
 /// values (implementations print where they keep records, not records).
@@ -83,8 +88,9 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::InvalidStateRecord`] for a key of bad length;
     /// [`Error::MalformedRecord`] if the stored record is corrupt;
-    /// [`Error::Io`].
-    fn get(&self, key: &str) -> Result<Option<Versioned>, Error>;
+    /// [`Error::Io`]; a remote store's own errors ([`Error::Backend`], e.g.
+    /// kind `unavailable`).
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, Error>>;
 
     /// Writes `value` under `key` if the record is at version `expected`
     /// (`None`: if no record exists). On success the record's version becomes
@@ -98,16 +104,17 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::InvalidStateRecord`] for a key or value of bad length;
     /// [`Error::MalformedRecord`] if the stored record is corrupt (nothing is
-    /// written over it); [`Error::Io`]. After an `Io` error the swap may or
-    /// may not have taken effect (e.g. the rename happened but the directory
-    /// sync failed): treat it as not acknowledged, and read again before
-    /// retrying.
-    fn compare_and_swap(
-        &self,
-        key: &str,
+    /// written over it); [`Error::Io`] or a remote store's own errors. After
+    /// such an error the swap may or may not have taken effect (e.g. the
+    /// rename happened but the directory sync failed, or the connection
+    /// dropped before the commit was acknowledged): treat it as not
+    /// acknowledged, and read again before retrying.
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
         expected: Option<u64>,
-        value: &[u8],
-    ) -> Result<CasOutcome, Error>;
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, Error>>;
 }
 
 fn check_key(key: &str) -> Result<(), Error> {
@@ -160,7 +167,22 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl StateStore for MemoryStore {
-    fn get(&self, key: &str) -> Result<Option<Versioned>, Error> {
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, Error>> {
+        Pending::ready(self.get_now(key))
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, Error>> {
+        Pending::ready(self.swap_now(key, expected, value))
+    }
+}
+
+impl MemoryStore {
+    fn get_now(&self, key: &str) -> Result<Option<Versioned>, Error> {
         check_key(key)?;
         // A poisoned lock is safe to reuse: the map is only changed by a
         // single `insert`, so a panicking holder cannot leave it half-written.
@@ -168,7 +190,7 @@ impl StateStore for MemoryStore {
         Ok(map.get(key).cloned())
     }
 
-    fn compare_and_swap(
+    fn swap_now(
         &self,
         key: &str,
         expected: Option<u64>,
@@ -364,12 +386,22 @@ impl fmt::Debug for FileStore {
 }
 
 impl StateStore for FileStore {
-    fn get(&self, key: &str) -> Result<Option<Versioned>, Error> {
-        check_key(key)?;
-        self.read(key, &Self::file_name(key))
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, Error>> {
+        Pending::ready(check_key(key).and_then(|()| self.read(key, &Self::file_name(key))))
     }
 
-    fn compare_and_swap(
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, Error>> {
+        Pending::ready(self.swap_now(key, expected, value))
+    }
+}
+
+impl FileStore {
+    fn swap_now(
         &self,
         key: &str,
         expected: Option<u64>,
@@ -397,168 +429,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn swapped(o: CasOutcome) -> u64 {
-        match o {
-            CasOutcome::Swapped { version } => version,
-            CasOutcome::Conflict { current } => panic!("unexpected conflict: {current:?}"),
-        }
-    }
-
-    fn conflict(o: CasOutcome) -> Option<Versioned> {
-        match o {
-            CasOutcome::Conflict { current } => current,
-            CasOutcome::Swapped { version } => panic!("unexpected swap to {version}"),
-        }
-    }
-
-    fn v(version: u64, value: &[u8]) -> Option<Versioned> {
-        Some(Versioned {
-            version,
-            value: Arc::from(value),
-        })
-    }
-
-    /// The conformance suite every [`StateStore`] must pass.
-    fn conformance(store: &dyn StateStore) {
-        // Absent.
-        assert_eq!(store.get("a").unwrap(), None);
-        // Only "must not exist" creates; a version for an absent key conflicts.
-        assert_eq!(
-            conflict(store.compare_and_swap("a", Some(1), b"x").unwrap()),
-            None
-        );
-        assert_eq!(store.get("a").unwrap(), None);
-        // Create-if-absent.
-        assert_eq!(
-            swapped(store.compare_and_swap("a", None, b"one").unwrap()),
-            1
-        );
-        assert_eq!(store.get("a").unwrap(), v(1, b"one"));
-        // A second create conflicts and returns the current record.
-        assert_eq!(
-            conflict(store.compare_and_swap("a", None, b"two").unwrap()),
-            v(1, b"one")
-        );
-        // A stale or future version conflicts.
-        assert_eq!(
-            conflict(store.compare_and_swap("a", Some(0), b"two").unwrap()),
-            v(1, b"one")
-        );
-        assert_eq!(
-            conflict(store.compare_and_swap("a", Some(2), b"two").unwrap()),
-            v(1, b"one")
-        );
-        // Versions grow by exactly one per swap.
-        for i in 1..=5u64 {
-            let value = format!("value {i}");
-            assert_eq!(
-                swapped(
-                    store
-                        .compare_and_swap("a", Some(i), value.as_bytes())
-                        .unwrap()
-                ),
-                i + 1
-            );
-            assert_eq!(store.get("a").unwrap(), v(i + 1, value.as_bytes()));
-        }
-        // Failed swaps do not bump the version.
-        assert_eq!(
-            conflict(store.compare_and_swap("a", Some(3), b"z").unwrap()),
-            v(6, b"value 5")
-        );
-        assert_eq!(store.get("a").unwrap(), v(6, b"value 5"));
-        // Keys are independent.
-        assert_eq!(store.get("b").unwrap(), None);
-        assert_eq!(swapped(store.compare_and_swap("b", None, b"").unwrap()), 1);
-        assert_eq!(store.get("b").unwrap(), v(1, b""));
-        assert_eq!(store.get("a").unwrap(), v(6, b"value 5"));
-        // Arbitrary UTF-8 keys (wallet names are e-mails, any script).
-        for key in [
-            "alice@example.com",
-            "wallet:Zoë/totp",
-            "鍵",
-            "a b\tc\n",
-            "/../etc/passwd",
-            "A",
-        ] {
-            let before = store.get(key).unwrap();
-            let expected = before.as_ref().map(|b| b.version);
-            let version = swapped(
-                store
-                    .compare_and_swap(key, expected, key.as_bytes())
-                    .unwrap(),
-            );
-            assert_eq!(
-                store.get(key).unwrap(),
-                v(version, key.as_bytes()),
-                "{key:?}"
-            );
-        }
-        // Key limits.
-        let longest = "é".repeat(MAX_STATE_KEY_BYTES / 2);
-        assert_eq!(
-            swapped(store.compare_and_swap(&longest, None, b"x").unwrap()),
-            1
-        );
-        assert_eq!(store.get(&longest).unwrap(), v(1, b"x"));
-        let too_long = "k".repeat(MAX_STATE_KEY_BYTES + 1);
-        for key in ["", too_long.as_str()] {
-            assert!(matches!(store.get(key), Err(Error::InvalidStateRecord(_))));
-            assert!(matches!(
-                store.compare_and_swap(key, None, b"x"),
-                Err(Error::InvalidStateRecord(_))
-            ));
-        }
-        // Value limits.
-        let big = vec![0xA5; MAX_STATE_VALUE_BYTES];
-        assert_eq!(
-            swapped(store.compare_and_swap("big", None, &big).unwrap()),
-            1
-        );
-        assert_eq!(store.get("big").unwrap(), v(1, &big));
-        let too_big = vec![0; MAX_STATE_VALUE_BYTES + 1];
-        assert!(matches!(
-            store.compare_and_swap("big", Some(1), &too_big),
-            Err(Error::InvalidStateRecord(_))
-        ));
-        assert_eq!(store.get("big").unwrap(), v(1, &big));
-    }
-
-    /// `threads` threads each add `per_thread` to one counter with CAS loops.
-    fn concurrent_counter(store: Arc<dyn StateStore>, threads: u64, per_thread: u64) {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || {
-                    for _ in 0..per_thread {
-                        let mut seen = store.get("counter").unwrap();
-                        loop {
-                            let n = seen
-                                .as_ref()
-                                .map_or(0, |s| u64::from_be_bytes((*s.value).try_into().unwrap()));
-                            let expected = seen.as_ref().map(|s| s.version);
-                            match store
-                                .compare_and_swap("counter", expected, &(n + 1).to_be_bytes())
-                                .unwrap()
-                            {
-                                CasOutcome::Swapped { .. } => break,
-                                CasOutcome::Conflict { current } => seen = current,
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        let total = threads * per_thread;
-        assert_eq!(
-            store.get("counter").unwrap(),
-            v(total, &total.to_be_bytes())
-        );
-    }
+    use crate::records::conformance::{concurrent_counter, state_store as conformance, swapped, v};
 
     fn file_store() -> (tempfile::TempDir, FileStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -584,7 +455,7 @@ mod tests {
         conformance(&store);
         // And the records persist across reopening.
         let reopened = FileStore::open(store.dir()).unwrap();
-        assert_eq!(reopened.get("a").unwrap(), v(6, b"value 5"));
+        assert_eq!(reopened.get("a").wait().unwrap(), v(6, b"value 5"));
     }
 
     #[test]
@@ -616,7 +487,7 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(
-            stores[0].get("counter").unwrap(),
+            stores[0].get("counter").wait().unwrap(),
             v(80, &80u64.to_be_bytes())
         );
     }
@@ -624,12 +495,13 @@ mod tests {
     fn concurrent_counter_part(store: &dyn StateStore, n: u64) {
         for _ in 0..n {
             loop {
-                let seen = store.get("counter").unwrap();
+                let seen = store.get("counter").wait().unwrap();
                 let c = seen
                     .as_ref()
                     .map_or(0, |s| u64::from_be_bytes((*s.value).try_into().unwrap()));
                 let out = store
                     .compare_and_swap("counter", seen.map(|s| s.version), &(c + 1).to_be_bytes())
+                    .wait()
                     .unwrap();
                 if matches!(out, CasOutcome::Swapped { .. }) {
                     break;
@@ -642,7 +514,7 @@ mod tests {
     fn record_file_is_named_by_key_hash_and_holds_the_key() {
         let (_dir, store) = file_store();
         assert_eq!(
-            swapped(store.compare_and_swap("alice", None, b"7").unwrap()),
+            swapped(store.compare_and_swap("alice", None, b"7").wait().unwrap()),
             1
         );
         let name = hex::encode(Sha256::digest(b"alice"));
@@ -655,7 +527,7 @@ mod tests {
     fn corrupt_records_are_malformed_never_a_panic() {
         let (_dir, store) = file_store();
         assert_eq!(
-            swapped(store.compare_and_swap("k", None, b"hello").unwrap()),
+            swapped(store.compare_and_swap("k", None, b"hello").wait().unwrap()),
             1
         );
         let path = store.dir().join(FileStore::file_name("k"));
@@ -677,12 +549,12 @@ mod tests {
         for bytes in cases {
             std::fs::write(&path, &bytes).unwrap();
             assert!(
-                matches!(store.get("k"), Err(Error::MalformedRecord(_))),
+                matches!(store.get("k").wait(), Err(Error::MalformedRecord(_))),
                 "{bytes:?}"
             );
             // A swap never writes over a corrupt record.
             assert!(matches!(
-                store.compare_and_swap("k", Some(1), b"x"),
+                store.compare_and_swap("k", Some(1), b"x").wait(),
                 Err(Error::MalformedRecord(_))
             ));
             assert_eq!(std::fs::read(&path).unwrap(), bytes);
@@ -751,11 +623,16 @@ mod tests {
     fn a_record_copied_to_another_key_is_rejected() {
         let (_dir, store) = file_store();
         assert_eq!(
-            swapped(store.compare_and_swap("alice", None, b"locked").unwrap()),
+            swapped(
+                store
+                    .compare_and_swap("alice", None, b"locked")
+                    .wait()
+                    .unwrap()
+            ),
             1
         );
         assert_eq!(
-            swapped(store.compare_and_swap("bob", None, b"open").unwrap()),
+            swapped(store.compare_and_swap("bob", None, b"open").wait().unwrap()),
             1
         );
         std::fs::copy(
@@ -763,7 +640,10 @@ mod tests {
             store.dir().join(FileStore::file_name("bob")),
         )
         .unwrap();
-        assert!(matches!(store.get("bob"), Err(Error::MalformedRecord(_))));
+        assert!(matches!(
+            store.get("bob").wait(),
+            Err(Error::MalformedRecord(_))
+        ));
     }
 
     #[test]
@@ -771,9 +651,12 @@ mod tests {
         let (_dir, store) = file_store();
         let name = FileStore::file_name("k");
         std::fs::write(store.dir().join(format!(".{name}.1.0.tmp")), b"torn").unwrap();
-        assert_eq!(store.get("k").unwrap(), None);
-        assert_eq!(swapped(store.compare_and_swap("k", None, b"v").unwrap()), 1);
-        assert_eq!(store.get("k").unwrap(), v(1, b"v"));
+        assert_eq!(store.get("k").wait().unwrap(), None);
+        assert_eq!(
+            swapped(store.compare_and_swap("k", None, b"v").wait().unwrap()),
+            1
+        );
+        assert_eq!(store.get("k").wait().unwrap(), v(1, b"v"));
     }
 
     #[test]
@@ -781,6 +664,7 @@ mod tests {
         let store = MemoryStore::new();
         let _ = store
             .compare_and_swap("wallet", None, b"s3cr3t-ish")
+            .wait()
             .unwrap();
         assert!(!format!("{store:?}").contains("s3cr3t"));
     }
@@ -819,13 +703,16 @@ mod tests {
     /// Runs `op` on `store`; `Expect::Current` is resolved against `model`.
     fn outcome(store: &dyn StateStore, model: &MemoryStore, op: &Op) -> String {
         match op {
-            Op::Get(k) => format!("{:?}", store.get(KEYS[*k]).map_err(|e| e.to_string())),
+            Op::Get(k) => format!(
+                "{:?}",
+                store.get(KEYS[*k]).wait().map_err(|e| e.to_string())
+            ),
             Op::Cas(k, e, v) => {
                 let expected = match e {
-                    Expect::Current => model.get(KEYS[*k]).unwrap().map(|c| c.version),
+                    Expect::Current => model.get(KEYS[*k]).wait().unwrap().map(|c| c.version),
                     Expect::Fixed(x) => *x,
                 };
-                let out = store.compare_and_swap(KEYS[*k], expected, v);
+                let out = store.compare_and_swap(KEYS[*k], expected, v).wait();
                 format!("{:?}", out.map_err(|e| e.to_string()))
             }
         }
@@ -848,7 +735,7 @@ mod tests {
                 prop_assert_eq!(from_memory, from_file, "{:?}", op);
             }
             for key in KEYS {
-                prop_assert_eq!(memory.get(key).unwrap(), file.get(key).unwrap());
+                prop_assert_eq!(memory.get(key).wait().unwrap(), file.get(key).wait().unwrap());
             }
         }
     }

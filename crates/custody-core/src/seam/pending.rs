@@ -43,6 +43,22 @@ impl<'a, T: Send + 'a> Pending<'a, T> {
         Self::Later(Box::pin(fut))
     }
 
+    /// Runs `fut` as far as it goes without waiting: boxed, then polled
+    /// once with a waker that does nothing. If it finished, the answer comes
+    /// back ready; if not, the boxed future does, to be awaited or waited
+    /// on (whoever polls it next registers their own waker). For logic
+    /// written once as `async` code over [`Pending`] answers (the TOTP
+    /// registry over a [`crate::StateStore`]): over stores and backends that
+    /// answer at once, the caller gets a ready answer for one allocation.
+    pub fn drive(fut: impl Future<Output = T> + Send + 'a) -> Self {
+        let mut fut: BoxFuture<'a, T> = Box::pin(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => Self::Ready(Some(v)),
+            Poll::Pending => Self::Later(fut),
+        }
+    }
+
     /// Whether the answer is available without waiting.
     #[must_use]
     pub fn is_ready(&self) -> bool {
@@ -134,6 +150,36 @@ mod tests {
         let p: Pending<'_, u32> = Pending::ready(7);
         assert!(p.is_ready());
         assert_eq!(p.map(|v| v * 2).wait(), 14);
+    }
+
+    #[test]
+    fn drive_answers_ready_when_every_await_is_ready() {
+        let inner = || Pending::ready(20u32);
+        let p = Pending::drive(async move { inner().await + inner().await + 2 });
+        assert!(p.is_ready(), "no await had to wait");
+        assert_eq!(p.wait(), 42);
+    }
+
+    #[test]
+    fn drive_hands_back_a_future_that_still_completes() {
+        // Pending once (waking its waker at once), then ready: the first
+        // poll, with drive's no-op waker, cannot finish it.
+        struct Once(bool);
+        impl Future for Once {
+            type Output = u32;
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+                if self.0 {
+                    Poll::Ready(5)
+                } else {
+                    self.0 = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+        }
+        let p = Pending::drive(async { Once(false).await * 2 });
+        assert!(!p.is_ready());
+        assert_eq!(p.wait(), 10);
     }
 
     #[test]

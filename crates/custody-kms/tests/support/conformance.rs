@@ -300,7 +300,10 @@ pub(crate) fn enrolled_wallet_through_the_gate(kek_backend: SharedBackend) -> En
         .unwrap()
         .with_clock(clock.clone()),
     );
-    let enrolment = registry.enrol("alice@example.com", EnrolMode::New).unwrap();
+    let enrolment = registry
+        .enrol("alice@example.com", EnrolMode::New)
+        .wait()
+        .unwrap();
     let secret = enrolment.secret_base32();
     let mut vault = Vault::new(kek_backend, WalletScheme::Default);
     vault.set_master_seed(&[0x5e; 64]).unwrap();

@@ -1,0 +1,194 @@
+//! The conformance suite every [`StateStore`] implementation must pass,
+//! public so that stores in other crates (the PostgreSQL store) run it
+//! unchanged. Test-only: behind the feature `conformance`, never in a
+//! normal build.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a conformance failure is a test failure: panics say where"
+)]
+
+use std::sync::Arc;
+
+use crate::Error;
+use crate::records::state::{
+    CasOutcome, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, StateStore, Versioned,
+};
+
+/// The version of a `Swapped` outcome; panics on a conflict.
+pub fn swapped(o: CasOutcome) -> u64 {
+    match o {
+        CasOutcome::Swapped { version } => version,
+        CasOutcome::Conflict { current } => panic!("unexpected conflict: {current:?}"),
+    }
+}
+
+/// The current record of a `Conflict` outcome; panics on a swap.
+pub fn conflict(o: CasOutcome) -> Option<Versioned> {
+    match o {
+        CasOutcome::Conflict { current } => current,
+        CasOutcome::Swapped { version } => panic!("unexpected swap to {version}"),
+    }
+}
+
+/// `Some(Versioned { version, value })`.
+pub fn v(version: u64, value: &[u8]) -> Option<Versioned> {
+    Some(Versioned {
+        version,
+        value: Arc::from(value),
+    })
+}
+
+/// The conformance suite every [`StateStore`] must pass (the memory and
+/// file stores here, the PostgreSQL store in `custody-postgres`). Uses keys
+/// `a`, `b`, `big` and a few UTF-8 ones: give it an empty store.
+pub fn state_store(store: &dyn StateStore) {
+    // Absent.
+    assert_eq!(store.get("a").wait().unwrap(), None);
+    // Only "must not exist" creates; a version for an absent key conflicts.
+    assert_eq!(
+        conflict(store.compare_and_swap("a", Some(1), b"x").wait().unwrap()),
+        None
+    );
+    assert_eq!(store.get("a").wait().unwrap(), None);
+    // Create-if-absent.
+    assert_eq!(
+        swapped(store.compare_and_swap("a", None, b"one").wait().unwrap()),
+        1
+    );
+    assert_eq!(store.get("a").wait().unwrap(), v(1, b"one"));
+    // A second create conflicts and returns the current record.
+    assert_eq!(
+        conflict(store.compare_and_swap("a", None, b"two").wait().unwrap()),
+        v(1, b"one")
+    );
+    // A stale or future version conflicts.
+    assert_eq!(
+        conflict(store.compare_and_swap("a", Some(0), b"two").wait().unwrap()),
+        v(1, b"one")
+    );
+    assert_eq!(
+        conflict(store.compare_and_swap("a", Some(2), b"two").wait().unwrap()),
+        v(1, b"one")
+    );
+    // Versions grow by exactly one per swap.
+    for i in 1..=5u64 {
+        let value = format!("value {i}");
+        assert_eq!(
+            swapped(
+                store
+                    .compare_and_swap("a", Some(i), value.as_bytes())
+                    .wait()
+                    .unwrap()
+            ),
+            i + 1
+        );
+        assert_eq!(store.get("a").wait().unwrap(), v(i + 1, value.as_bytes()));
+    }
+    // Failed swaps do not bump the version.
+    assert_eq!(
+        conflict(store.compare_and_swap("a", Some(3), b"z").wait().unwrap()),
+        v(6, b"value 5")
+    );
+    assert_eq!(store.get("a").wait().unwrap(), v(6, b"value 5"));
+    // Keys are independent.
+    assert_eq!(store.get("b").wait().unwrap(), None);
+    assert_eq!(
+        swapped(store.compare_and_swap("b", None, b"").wait().unwrap()),
+        1
+    );
+    assert_eq!(store.get("b").wait().unwrap(), v(1, b""));
+    assert_eq!(store.get("a").wait().unwrap(), v(6, b"value 5"));
+    // Arbitrary UTF-8 keys (wallet names are e-mails, any script).
+    for key in [
+        "alice@example.com",
+        "wallet:Zoë/totp",
+        "鍵",
+        "a b\tc\n",
+        "/../etc/passwd",
+        "A",
+    ] {
+        let before = store.get(key).wait().unwrap();
+        let expected = before.as_ref().map(|b| b.version);
+        let version = swapped(
+            store
+                .compare_and_swap(key, expected, key.as_bytes())
+                .wait()
+                .unwrap(),
+        );
+        assert_eq!(
+            store.get(key).wait().unwrap(),
+            v(version, key.as_bytes()),
+            "{key:?}"
+        );
+    }
+    // Key limits.
+    let longest = "é".repeat(MAX_STATE_KEY_BYTES / 2);
+    assert_eq!(
+        swapped(store.compare_and_swap(&longest, None, b"x").wait().unwrap()),
+        1
+    );
+    assert_eq!(store.get(&longest).wait().unwrap(), v(1, b"x"));
+    let too_long = "k".repeat(MAX_STATE_KEY_BYTES + 1);
+    for key in ["", too_long.as_str()] {
+        assert!(matches!(
+            store.get(key).wait(),
+            Err(Error::InvalidStateRecord(_))
+        ));
+        assert!(matches!(
+            store.compare_and_swap(key, None, b"x").wait(),
+            Err(Error::InvalidStateRecord(_))
+        ));
+    }
+    // Value limits.
+    let big = vec![0xA5; MAX_STATE_VALUE_BYTES];
+    assert_eq!(
+        swapped(store.compare_and_swap("big", None, &big).wait().unwrap()),
+        1
+    );
+    assert_eq!(store.get("big").wait().unwrap(), v(1, &big));
+    let too_big = vec![0; MAX_STATE_VALUE_BYTES + 1];
+    assert!(matches!(
+        store.compare_and_swap("big", Some(1), &too_big).wait(),
+        Err(Error::InvalidStateRecord(_))
+    ));
+    assert_eq!(store.get("big").wait().unwrap(), v(1, &big));
+}
+
+/// `threads` threads each add `per_thread` to the counter under key
+/// `counter` with compare-and-swap loops; the total must be exact (no lost
+/// update, no double count).
+pub fn concurrent_counter(store: Arc<dyn StateStore>, threads: u64, per_thread: u64) {
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for _ in 0..per_thread {
+                    let mut seen = store.get("counter").wait().unwrap();
+                    loop {
+                        let n = seen
+                            .as_ref()
+                            .map_or(0, |s| u64::from_be_bytes((*s.value).try_into().unwrap()));
+                        let expected = seen.as_ref().map(|s| s.version);
+                        match store
+                            .compare_and_swap("counter", expected, &(n + 1).to_be_bytes())
+                            .wait()
+                            .unwrap()
+                        {
+                            CasOutcome::Swapped { .. } => break,
+                            CasOutcome::Conflict { current } => seen = current,
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = threads * per_thread;
+    assert_eq!(
+        store.get("counter").wait().unwrap(),
+        v(total, &total.to_be_bytes())
+    );
+}
