@@ -1,0 +1,260 @@
+//! The connection pool: at most `n` connections, each a
+//! [`tokio_postgres::Client`] whose connection task runs on the store's
+//! runtime, with its prepared statements.
+//!
+//! A call takes a permit (waiting at most the acquire timeout), then an idle
+//! connection, or opens one (at most the connect timeout). A connection goes
+//! back to the idle list only after a call that succeeded on it; after any
+//! failure (an error, a timeout, the call's task aborted) it is dropped,
+//! which closes it, and the next call opens a fresh one. So a connection the
+//! server terminated, or one left mid-statement by a timeout, is never
+//! reused.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Config, Statement};
+
+use crate::error::{Fault, PgError};
+use crate::options::PgOptions;
+
+/// The statements a signer runs, each one statement in its own implicit
+/// transaction (READ COMMITTED, the default), prepared once per connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sql {
+    /// Reads a record.
+    Get,
+    /// Creates a record at version 1 unless one exists.
+    Create,
+    /// Replaces a record's value if its version is the expected one.
+    Swap,
+}
+
+impl Sql {
+    const ALL: usize = 3;
+
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Self::Get => "SELECT version, value FROM custody_state WHERE key = $1",
+            Self::Create => {
+                "INSERT INTO custody_state (key, version, value) VALUES ($1, 1, $2) \
+                 ON CONFLICT (key) DO NOTHING RETURNING version"
+            }
+            Self::Swap => {
+                "UPDATE custody_state SET value = $3, version = version + 1 \
+                 WHERE key = $1 AND version = $2 RETURNING version"
+            }
+        }
+    }
+
+    /// The parameter types, given rather than inferred, so that every
+    /// engine reads the parameters the same way.
+    fn types(self) -> &'static [Type] {
+        match self {
+            Self::Get => &[Type::BYTEA],
+            Self::Create => &[Type::BYTEA, Type::BYTEA],
+            Self::Swap => &[Type::BYTEA, Type::INT8, Type::BYTEA],
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Get => 0,
+            Self::Create => 1,
+            Self::Swap => 2,
+        }
+    }
+}
+
+/// How a connection is made: plain (TCP or Unix socket) or TLS.
+#[derive(Clone)]
+enum Connector {
+    Plain,
+    #[cfg(feature = "tls")]
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+/// One open connection and the statements prepared on it.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    prepared: [Option<Statement>; Sql::ALL],
+}
+
+impl Conn {
+    /// The prepared statement for `sql`, preparing it on first use.
+    pub(crate) async fn prepared(&mut self, pool: &Pool, sql: Sql) -> Result<Statement, Fault> {
+        let slot = &mut self.prepared[sql.index()];
+        if let Some(statement) = slot {
+            return Ok(statement.clone());
+        }
+        let statement = pool
+            .bounded(self.client.prepare_typed(sql.text(), sql.types()))
+            .await?;
+        *slot = Some(statement.clone());
+        Ok(statement)
+    }
+}
+
+/// How much longer than the server's `statement_timeout` a statement may
+/// take, measured here, before the call gives up on the connection.
+const CLIENT_GRACE: Duration = Duration::from_secs(1);
+
+/// At most `n` connections to one database.
+pub(crate) struct Pool {
+    config: Config,
+    connector: Connector,
+    handle: Handle,
+    permits: Semaphore,
+    idle: Mutex<Vec<Conn>>,
+    size: usize,
+    acquire_timeout: Duration,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl Pool {
+    pub(crate) fn new(config: Config, options: &PgOptions, handle: Handle) -> Self {
+        #[cfg(feature = "tls")]
+        let connector = match &options.tls {
+            Some(tls) => Connector::Rustls(tls.clone()),
+            None => Connector::Plain,
+        };
+        #[cfg(not(feature = "tls"))]
+        let connector = Connector::Plain;
+        Self {
+            config,
+            connector,
+            handle,
+            permits: Semaphore::new(options.pool_size),
+            idle: Mutex::new(Vec::with_capacity(options.pool_size)),
+            size: options.pool_size,
+            acquire_timeout: options.acquire_timeout,
+            connect_timeout: options.connect_timeout,
+            statement_timeout: options.statement_timeout,
+        }
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// A permit and a connection: an idle one, or a new one.
+    pub(crate) async fn lease(
+        &self,
+        operation: &'static str,
+    ) -> Result<(SemaphorePermit<'_>, Conn), PgError> {
+        let permit = match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await
+        {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed.
+            Ok(Err(_closed)) => {
+                return Err(PgError::unavailable(operation, "the pool is closed"));
+            }
+            Err(_elapsed) => {
+                return Err(PgError::unavailable(
+                    operation,
+                    "timed out waiting for a free connection (every pooled connection is busy)",
+                ));
+            }
+        };
+        let conn = match self.take_idle() {
+            Some(conn) => conn,
+            None => self.open().await.map_err(|f| f.classify(operation))?,
+        };
+        Ok((permit, conn))
+    }
+
+    /// Puts a connection a call succeeded on back for the next call.
+    pub(crate) fn give_back(&self, conn: Conn) {
+        if !conn.client.is_closed() {
+            self.lock_idle().push(conn);
+        }
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        // A poisoned lock is safe to reuse: the list is only changed by a
+        // single push, pop or take, which a panic cannot leave half done.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently used idle connection that is still open.
+    fn take_idle(&self) -> Option<Conn> {
+        let mut idle = self.lock_idle();
+        while let Some(conn) = idle.pop() {
+            if !conn.client.is_closed() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Opens a connection and spawns its connection task on the runtime.
+    pub(crate) async fn open(&self) -> Result<Conn, Fault> {
+        let client =
+            match tokio::time::timeout(self.connect_timeout, self.connector.connect(self)).await {
+                Ok(client) => client?,
+                Err(_elapsed) => return Err(Fault::TimedOut("timed out connecting to the server")),
+            };
+        // The server enforces the statement timeout itself: a statement it
+        // cancels is rolled back, so its outcome is known (`57014`). The
+        // bound measured here, a little longer, covers a server that
+        // cannot answer at all.
+        // With a unit: PostgreSQL, CockroachDB and YugabyteDB all read it.
+        let millis = self.statement_timeout.as_millis().max(1);
+        self.bounded(client.batch_execute(&format!("SET statement_timeout = '{millis}ms'")))
+            .await?;
+        Ok(Conn {
+            client,
+            prepared: Default::default(),
+        })
+    }
+
+    /// Runs one statement under the statement timeout (the server's, plus
+    /// [`CLIENT_GRACE`]).
+    pub(crate) async fn bounded<T>(
+        &self,
+        statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, Fault> {
+        let limit = self.statement_timeout.saturating_add(CLIENT_GRACE);
+        match tokio::time::timeout(limit, statement).await {
+            Ok(result) => result.map_err(Fault::Pg),
+            Err(_elapsed) => Err(Fault::TimedOut("the statement timed out")),
+        }
+    }
+}
+
+impl Connector {
+    async fn connect(&self, pool: &Pool) -> Result<Client, tokio_postgres::Error> {
+        match self {
+            Self::Plain => {
+                let (client, connection) = pool.config.connect(tokio_postgres::NoTls).await?;
+                pool.handle.spawn(drive(connection));
+                Ok(client)
+            }
+            #[cfg(feature = "tls")]
+            Self::Rustls(tls) => {
+                let (client, connection) = pool.config.connect(tls.clone()).await?;
+                pool.handle.spawn(drive(connection));
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// A connection's task: it reads and writes the socket until the client is
+/// dropped or the connection fails. Its error is not lost: the client's
+/// pending and next calls fail as closed, and the pool drops it.
+async fn drive(connection: impl Future<Output = Result<(), tokio_postgres::Error>>) {
+    let _ended = connection.await;
+}

@@ -1,0 +1,419 @@
+//! [`PgStateStore`]: custody-core's [`StateStore`] in a PostgreSQL table,
+//! shared by every signer replica that connects to it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use custody_core::{
+    CasOutcome, Error, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Pending, StateStore, Versioned,
+};
+use tokio::runtime::Runtime;
+use tokio_postgres::Row;
+use tokio_postgres::config::SslMode;
+
+use crate::error::{Fault, PgError};
+use crate::migrate;
+use crate::options::PgOptions;
+use crate::pool::{Conn, Pool, Sql};
+use crate::task;
+
+const OP_CONNECT: &str = "connect";
+const OP_GET: &str = "get";
+const OP_CAS: &str = "compare-and-swap";
+
+/// How often one call runs its statement when the server rolls it back
+/// under contention (a serialization failure or deadlock, which CockroachDB
+/// and YugabyteDB report; PostgreSQL at READ COMMITTED never does for these
+/// statements). Such a statement had no effect, so running it again is safe.
+const SERIALIZATION_ATTEMPTS: u32 = 3;
+
+/// The [`StateStore`] in PostgreSQL (or an engine that speaks its protocol
+/// and SQL: see the crate README), for many signer replicas sharing one TOTP
+/// replay guard.
+///
+/// Records live in the table `custody_state` (`SPEC.md`); each operation is
+/// one statement in its own transaction at the server's default isolation
+/// (READ COMMITTED), and a compare-and-swap is one conditional `INSERT` or
+/// `UPDATE`, so two replicas racing on a key cannot both succeed. When
+/// [`StateStore::compare_and_swap`] returns [`CasOutcome::Swapped`], the
+/// server has committed the write (durable as the server's
+/// `synchronous_commit` makes commits).
+///
+/// # Runtime
+///
+/// Every database call is *spawned* onto a tokio runtime the store holds,
+/// and the [`Pending`] it returns only awaits the task's join handle. So the
+/// same store works `.await`ed in an async service (on this runtime or
+/// another) and [`Pending::wait`]ed on a plain thread with no runtime (the
+/// CLI); the I/O always runs on the runtime's workers. Dropping a `Pending`
+/// early aborts its call. The runtime is the caller's
+/// ([`PgOptions::with_runtime`]) or a small one the store owns (two worker
+/// threads, shut down without blocking when the last clone of the store is
+/// dropped). Do not `Pending::wait` on a thread that drives the runtime
+/// itself (a current-thread runtime's only thread): it would wait for
+/// itself.
+///
+/// # Errors
+///
+/// Keys and values out of range are refused with
+/// [`Error::InvalidStateRecord`] before any I/O. Database failures are
+/// [`Error::Backend`] carrying a [`PgError`] (kind `unavailable`,
+/// `access-denied`, `bad-input`, `malformed` or `backend`). Versions are
+/// `bigint`: a record cannot pass version 2^63 − 1 (a swap from there is
+/// [`Error::InvalidStateRecord`]).
+///
+/// `Debug` shows where the store connects (hosts, ports, database, role),
+/// never the password.
+#[derive(Clone)]
+pub struct PgStateStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Arc<Pool>,
+    tls: bool,
+    /// The runtime this store built, if it built one.
+    owned: Option<Runtime>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // `Runtime`'s own drop blocks until its tasks end and panics inside
+        // an async context; this never blocks.
+        if let Some(rt) = self.owned.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStateStore {
+    /// Connects to the database `config` names (hosts, port, database,
+    /// role, password, `sslmode`, ...) with `options`, and opens the first
+    /// pooled connection, so that a wrong address or password fails here.
+    /// The answer may be awaited or waited on.
+    ///
+    /// The password is the caller's to put in `config` (the library reads
+    /// no environment). Without an `application_name` in `config`, the
+    /// store's connections are named `custody-postgres` (as
+    /// `pg_stat_activity` shows them).
+    ///
+    /// Call [`PgStateStore::migrate`] (with a role allowed to create tables)
+    /// before the first use of a new database.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the store's own runtime cannot be started;
+    /// [`Error::Backend`] with a [`PgError`]: `bad-input` for a pool size
+    /// of 0, `sslmode=require` without TLS, `sslmode=disable` with TLS, or a
+    /// configuration without a host; `unavailable` if the server cannot be
+    /// reached in time; `access-denied` if it refuses the credentials.
+    pub fn connect(
+        mut config: tokio_postgres::Config,
+        options: PgOptions,
+    ) -> Pending<'static, Result<Self, Error>> {
+        if options.pool_size == 0 {
+            return Pending::ready(Err(bad_input("the pool size must be at least 1")));
+        }
+        let tls = options.has_tls();
+        match (tls, config.get_ssl_mode()) {
+            (true, SslMode::Disable) => {
+                return Pending::ready(Err(bad_input(
+                    "TLS options were given but the configuration says sslmode=disable",
+                )));
+            }
+            (true, _) => {
+                config.ssl_mode(SslMode::Require);
+            }
+            (false, SslMode::Require) => {
+                return Pending::ready(Err(bad_input(
+                    "sslmode=require needs TLS: build custody-postgres with the feature `tls` and give PgOptions::with_tls",
+                )));
+            }
+            (false, _) => {}
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("custody-postgres");
+        }
+        let (handle, owned) = match options.runtime.clone() {
+            Some(handle) => (handle, None),
+            None => match own_runtime() {
+                Ok(rt) => (rt.handle().clone(), Some(rt)),
+                Err(e) => return Pending::ready(Err(Error::Io(e))),
+            },
+        };
+        let pool = Arc::new(Pool::new(config, &options, handle));
+        // Built before the first connection, so that a failure drops the
+        // runtime through `Inner`'s non-blocking drop.
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool: Arc::clone(&pool),
+                tls,
+                owned,
+            }),
+        };
+        let opening = task::spawn(store.inner.pool.handle(), OP_CONNECT, async move {
+            let conn = pool.open().await.map_err(|f| f.classify(OP_CONNECT))?;
+            pool.give_back(conn);
+            Ok(())
+        });
+        Pending::later(async move {
+            opening.await?;
+            Ok(store)
+        })
+    }
+
+    /// Creates or upgrades the schema to [`crate::SCHEMA_VERSION`] and
+    /// returns the version the database is at (a newer schema is left as
+    /// it is). Idempotent; each run is one transaction; safe to run from
+    /// many replicas at once (no advisory lock: a migrator that loses a race
+    /// rolls back and finds the winner's work). Needs a role that may
+    /// create tables in the schema `search_path` names; a signer's role
+    /// needs no more than SELECT, INSERT and UPDATE on `custody_state`.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] with a [`PgError`]: `access-denied` without the
+    /// privilege to create tables, `unavailable`, `backend`.
+    pub fn migrate(&self) -> Pending<'static, Result<u32, Error>> {
+        let pool = Arc::clone(&self.inner.pool);
+        Pending::later(task::spawn(
+            self.inner.pool.handle(),
+            "migrate",
+            async move { migrate::migrate(&pool).await.map_err(Error::backend) },
+        ))
+    }
+}
+
+fn bad_input(reason: &'static str) -> Error {
+    Error::backend(PgError::bad_input(OP_CONNECT, reason))
+}
+
+fn own_runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("custody-postgres")
+        .enable_all()
+        .build()
+}
+
+impl fmt::Debug for PgStateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = self.inner.pool.config();
+        f.debug_struct("PgStateStore")
+            .field("hosts", &config.get_hosts())
+            .field("ports", &config.get_ports())
+            .field("dbname", &config.get_dbname())
+            .field("user", &config.get_user())
+            .field("pool_size", &self.inner.pool.size())
+            .field("tls", &self.inner.tls)
+            .field("owns_runtime", &self.inner.owned.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() || key.len() > MAX_STATE_KEY_BYTES {
+        return Err(Error::InvalidStateRecord("keys are 1-512 bytes of UTF-8"));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), Error> {
+    if value.len() > MAX_STATE_VALUE_BYTES {
+        return Err(Error::InvalidStateRecord("values are at most 65536 bytes"));
+    }
+    Ok(())
+}
+
+impl StateStore for PgStateStore {
+    fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, Error>> {
+        if let Err(e) = check_key(key) {
+            return Pending::ready(Err(e));
+        }
+        let pool = Arc::clone(&self.inner.pool);
+        let key: Box<[u8]> = key.as_bytes().into();
+        Pending::later(task::spawn(self.inner.pool.handle(), OP_GET, async move {
+            get(&pool, &key).await.map_err(Error::backend)
+        }))
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> Pending<'a, Result<CasOutcome, Error>> {
+        if let Err(e) = check_key(key).and_then(|()| check_value(value)) {
+            return Pending::ready(Err(e));
+        }
+        let pool = Arc::clone(&self.inner.pool);
+        let key: Box<[u8]> = key.as_bytes().into();
+        let value: Box<[u8]> = value.into();
+        Pending::later(task::spawn(self.inner.pool.handle(), OP_CAS, async move {
+            compare_and_swap(&pool, &key, expected, &value).await
+        }))
+    }
+}
+
+async fn get(pool: &Pool, key: &[u8]) -> Result<Option<Versioned>, PgError> {
+    let (_permit, mut conn) = pool.lease(OP_GET).await?;
+    let mut attempt = 1;
+    loop {
+        match read(pool, &mut conn, key).await {
+            Ok(found) => {
+                pool.give_back(conn);
+                return Ok(found);
+            }
+            Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
+                back_off(attempt).await;
+                attempt += 1;
+            }
+            // `conn` is dropped, hence closed: never reused after a failure.
+            Err(f) => return Err(f.classify(OP_GET)),
+        }
+    }
+}
+
+async fn compare_and_swap(
+    pool: &Pool,
+    key: &[u8],
+    expected: Option<u64>,
+    value: &[u8],
+) -> Result<CasOutcome, Error> {
+    // A version the `bigint` column cannot reach again after a swap: no
+    // record can be at a version past i64::MAX, and a record at i64::MAX
+    // cannot be swapped (as the memory store refuses a swap past u64::MAX).
+    let expected = match expected {
+        None => None,
+        Some(v) => match i64::try_from(v) {
+            Ok(v) if v < i64::MAX => Some(v),
+            _ => {
+                let current = get(pool, key).await.map_err(Error::backend)?;
+                if current.as_ref().map(|c| c.version) == Some(v) {
+                    return Err(Error::InvalidStateRecord("record version would overflow"));
+                }
+                return Ok(CasOutcome::Conflict { current });
+            }
+        },
+    };
+    let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
+    let mut attempt = 1;
+    loop {
+        let outcome = match expected {
+            None => create(pool, &mut conn, key, value).await,
+            Some(v) => swap(pool, &mut conn, key, v, value).await,
+        };
+        match outcome {
+            Ok(outcome) => {
+                pool.give_back(conn);
+                return Ok(outcome);
+            }
+            Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
+                back_off(attempt).await;
+                attempt += 1;
+            }
+            Err(f) => return Err(Error::backend(f.classify(OP_CAS))),
+        }
+    }
+}
+
+async fn back_off(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+}
+
+/// `SELECT version, value ... WHERE key = $1`.
+async fn read(pool: &Pool, conn: &mut Conn, key: &[u8]) -> Result<Option<Versioned>, Fault> {
+    let statement = conn.prepared(pool, Sql::Get).await?;
+    let row = pool
+        .bounded(conn.client.query_opt(&statement, &[&key]))
+        .await?;
+    row.as_ref().map(record).transpose()
+}
+
+/// `INSERT ... ON CONFLICT (key) DO NOTHING RETURNING version`; no row
+/// back means the key exists: the current record is read in a new
+/// statement.
+async fn create(
+    pool: &Pool,
+    conn: &mut Conn,
+    key: &[u8],
+    value: &[u8],
+) -> Result<CasOutcome, Fault> {
+    let statement = conn.prepared(pool, Sql::Create).await?;
+    let row = pool
+        .bounded(conn.client.query_opt(&statement, &[&key, &value]))
+        .await?;
+    match row {
+        Some(row) => {
+            let version = returned_version(&row)?;
+            if version != 1 {
+                return Err(Fault::Row("a created record's version is not 1"));
+            }
+            Ok(CasOutcome::Swapped { version })
+        }
+        None => Ok(CasOutcome::Conflict {
+            current: read(pool, conn, key).await?,
+        }),
+    }
+}
+
+/// `UPDATE ... WHERE key = $1 AND version = $2 RETURNING version`; no row
+/// back means the record is absent or at another version: it is read in a
+/// new statement.
+async fn swap(
+    pool: &Pool,
+    conn: &mut Conn,
+    key: &[u8],
+    expected: i64,
+    value: &[u8],
+) -> Result<CasOutcome, Fault> {
+    let statement = conn.prepared(pool, Sql::Swap).await?;
+    let row = pool
+        .bounded(
+            conn.client
+                .query_opt(&statement, &[&key, &expected, &value]),
+        )
+        .await?;
+    match row {
+        Some(row) => {
+            let version = returned_version(&row)?;
+            if i64::try_from(version).ok() != expected.checked_add(1) {
+                return Err(Fault::Row(
+                    "a swapped record's version is not the expected one plus 1",
+                ));
+            }
+            Ok(CasOutcome::Swapped { version })
+        }
+        None => Ok(CasOutcome::Conflict {
+            current: read(pool, conn, key).await?,
+        }),
+    }
+}
+
+/// A `(version, value)` row, checked: rows are untrusted.
+fn record(row: &Row) -> Result<Versioned, Fault> {
+    let version = version_at(row, 0)?;
+    let value: &[u8] = row
+        .try_get(1)
+        .map_err(|_| Fault::Row("the value is not a non-NULL bytea"))?;
+    if value.len() > MAX_STATE_VALUE_BYTES {
+        return Err(Fault::Row("the value is over 65536 bytes"));
+    }
+    Ok(Versioned {
+        version,
+        value: Arc::from(value),
+    })
+}
+
+fn returned_version(row: &Row) -> Result<u64, Fault> {
+    version_at(row, 0)
+}
+
+fn version_at(row: &Row, column: usize) -> Result<u64, Fault> {
+    let version: i64 = row
+        .try_get(column)
+        .map_err(|_| Fault::Row("the version is not a non-NULL bigint"))?;
+    u64::try_from(version)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or(Fault::Row("the version is below 1"))
+}
