@@ -761,10 +761,7 @@ impl Keystore {
     /// The keystore's format version (1 or 2).
     #[must_use]
     pub fn format_version(&self) -> u32 {
-        match self.layout {
-            Layout::V1 => 1,
-            Layout::V2 => 2,
-        }
+        self.layout.version()
     }
 
     /// The vault holding the unlocked secrets.

@@ -25,7 +25,8 @@ pub(crate) enum Layout {
 }
 
 impl Layout {
-    fn version(self) -> u32 {
+    /// The `version` of `keystore.json` in this layout.
+    pub(crate) fn version(self) -> u32 {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
