@@ -18,12 +18,13 @@ pub use secrets::hazmat;
 
 pub use error::{BackendError, Denial, Error};
 pub use records::audit::{
-    AuditEvent, AuditHead, AuditLog, AuditOp, AuditOutcome, AuditRecord, AuditSink, MemoryAuditLog,
+    AuditEvent, AuditHead, AuditLog, AuditOp, AuditOutcome, AuditRecord, AuditSink, ChainVerifier,
+    MemoryAuditLog,
 };
 pub use records::path::{ChildNumber, DerivationPath, HARDENED, MAX_DEPTH};
 pub use records::state::{
-    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, MemoryStore, StateStore,
-    Versioned,
+    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, MemoryStore, RecordedSwap,
+    StateStore, Versioned,
 };
 pub use records::wallet::WalletScheme;
 pub use seam::audited::{Audited, describe_key};
@@ -40,7 +41,9 @@ pub use seam::signature::{
 pub use seam::signer::KeySigner;
 pub use secrets::envelope::Envelope;
 pub use secrets::hd::{ChainNode, ExtendedPrivateKey, ExtendedPublicKey, HdNode};
-pub use secrets::keystore::{CreateOptions, KekKind, Keystore, RewrapReport, RootKek, Unlock};
+pub use secrets::keystore::{
+    CreateOptions, KekKind, Keystore, Records, RewrapReport, RootKek, Unlock,
+};
 pub use secrets::local_kek::{KdfParams, LocalKek};
 pub use secrets::mnemonic::{Mnemonic, MnemonicLanguage};
 pub use secrets::secret::{DataKey, Passphrase, PrivateKeyBytes, SecretVec, Seed, fill_random};

@@ -229,7 +229,7 @@ impl TotpGate {
                     if exposed.len() < depth {
                         let exposed = DerivationPath::from_components(exposed.to_vec())?;
                         if self.registry.enrolled_below(&exposed).await? {
-                            return Err(self.refuse(key, route, "exposes-enrolled-wallet"));
+                            return Err(self.refuse(key, route, "exposes-enrolled-wallet").await);
                         }
                     }
                     exposed.get(..depth)
@@ -242,7 +242,7 @@ impl TotpGate {
                     .is_some_and(|e| e.subject() != loaded.subject())
                 {
                     // Two wallets' keys in one request: no one code serves.
-                    return Err(self.refuse(key, route, "two-wallets"));
+                    return Err(self.refuse(key, route, "two-wallets").await);
                 }
                 enrolled = Some(loaded);
             }
@@ -255,13 +255,13 @@ impl TotpGate {
         {
             if enrolled.is_some() {
                 // A wallet's path and an enrolled key in one request.
-                return Err(self.refuse(key, route, "two-subjects"));
+                return Err(self.refuse(key, route, "two-subjects").await);
             }
             enrolled = Some(loaded);
         }
         let Some(loaded) = enrolled else {
             if self.require_enrolment {
-                return Err(self.refuse(key, route, "not-enrolled"));
+                return Err(self.refuse(key, route, "not-enrolled").await);
             }
             return Ok(Admitted::Open);
         };
@@ -291,7 +291,7 @@ impl TotpGate {
 
     /// Audits a refusal the gate makes itself and returns it (or the audit
     /// error: either way, refused).
-    fn refuse(
+    async fn refuse(
         &self,
         key: &PinnedKey,
         route: Route<'_>,
@@ -303,9 +303,10 @@ impl TotpGate {
         if let Route::Sign { digest, .. } = route {
             event = event.with_digest(digest);
         }
-        let recorded = event
-            .with_field("denial", Denial::Forbidden.kind())
-            .and_then(|e| self.registry.audit().append(e));
+        let recorded = match event.with_field("denial", Denial::Forbidden.kind()) {
+            Ok(e) => self.registry.audit().append(e).await,
+            Err(e) => Err(e),
+        };
         match recorded {
             Ok(_) => custody_core::Error::Denied(Denial::Forbidden),
             Err(e) => e,
@@ -376,9 +377,10 @@ impl SigningBackend for TotpGate {
                             key_id: stored_id(key),
                             index: key.wallet().map(|(_, index)| index),
                         };
-                        let _recorded =
-                            self.registry
-                                .record_spent_unused(&loaded, attempt, step, e.kind());
+                        let _recorded = self
+                            .registry
+                            .record_spent_unused(&loaded, attempt, step, e.kind())
+                            .await;
                     }
                     Err(e)
                 }

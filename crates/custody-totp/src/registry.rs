@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
     AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, Denial, DerivationPath,
-    Digest32, Envelope, IntentKind, OneTimeCode, Pending, PublicKey, SecretVec, SharedBackend,
-    StateStore, Versioned, WalletScheme, WrappingBackend, fill_random,
+    Digest32, Envelope, IntentKind, OneTimeCode, Pending, PublicKey, RecordedSwap, SecretVec,
+    SharedBackend, StateStore, Versioned, WalletScheme, WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
 
@@ -834,12 +834,14 @@ impl TotpRegistry {
         let detail = match (&existing, &mode) {
             (None, _) => "enrolled",
             (Some(_), EnrolMode::New) => {
-                self.audit_enrol(subject, name, AuditOutcome::Denied, "already-enrolled")?;
+                self.audit_enrol(subject, name, AuditOutcome::Denied, "already-enrolled")
+                    .await?;
                 return Err(Error::AlreadyEnrolled);
             }
             (Some(e), _) if subject.node().is_some() && e.record().name != name => {
                 // Another name maps to this node (a 2^-124 event): theirs.
-                self.audit_enrol(subject, name, AuditOutcome::Denied, "node-taken")?;
+                self.audit_enrol(subject, name, AuditOutcome::Denied, "node-taken")
+                    .await?;
                 return Err(Error::AlreadyEnrolled);
             }
             (Some(e), EnrolMode::Rotate(code)) => {
@@ -879,7 +881,8 @@ impl TotpRegistry {
                 }
             }
         }
-        self.audit_enrol(subject, name, AuditOutcome::Success, detail)?;
+        self.audit_enrol(subject, name, AuditOutcome::Success, detail)
+            .await?;
         Ok(())
     }
 
@@ -942,7 +945,7 @@ impl TotpRegistry {
 
     /// Audits an enrolment of `subject`: a wallet by name and node, a key
     /// by public key.
-    fn audit_enrol(
+    async fn audit_enrol(
         &self,
         subject: &Subject,
         name: &str,
@@ -955,7 +958,8 @@ impl TotpRegistry {
             Subject::Key(key) => event.with_public_key(key),
         };
         self.audit
-            .append(event.with_detail(detail).with_field("factor", "totp")?)?;
+            .append(event.with_detail(detail).with_field("factor", "totp")?)
+            .await?;
         Ok(())
     }
 
@@ -1049,11 +1053,11 @@ impl TotpRegistry {
         recording: Recording,
     ) -> Result<Verification, Error> {
         let now = self.clock.now_unix();
-        let result = self.decide_and_commit(loaded, code, now).await;
+        let (result, spent_with_record) = self.decide_and_commit(loaded, code, now, attempt).await;
         let params = &loaded.record().params;
         let (outcome, detail, step) = match &result {
             Ok(Verification::Accepted { step }) => {
-                if recording == Recording::RefusalsOnly {
+                if spent_with_record || recording == Recording::RefusalsOnly {
                     return result;
                 }
                 (AuditOutcome::Success, "accepted", *step)
@@ -1069,7 +1073,7 @@ impl TotpRegistry {
         if let Ok(Verification::Locked { until_unix }) = &result {
             event = event.with_field("locked-until", until_unix.to_string())?;
         }
-        self.audit.append(event)?;
+        self.audit.append(event).await?;
         result
     }
 
@@ -1077,7 +1081,7 @@ impl TotpRegistry {
     /// but no signature came out of it: the inner backend failed with
     /// `failure` (an [`custody_core::Error::kind`]). Used when the gate
     /// left the record of a success to the audit layer above it.
-    pub(crate) fn record_spent_unused(
+    pub(crate) async fn record_spent_unused(
         &self,
         loaded: &Loaded,
         attempt: Attempt<'_>,
@@ -1086,15 +1090,36 @@ impl TotpRegistry {
     ) -> Result<(), Error> {
         let event = attempt_event(loaded, attempt, AuditOutcome::Success, "accepted", step)?
             .with_field("inner-error", failure)?;
-        self.audit.append(event)?;
+        self.audit.append(event).await?;
         Ok(())
     }
 
+    /// Decides on `code` and commits the guard. The flag says whether the
+    /// acceptance was recorded in the same commit as the guard (a store
+    /// that keeps this registry's audit log: see
+    /// [`StateStore::compare_and_swap_recorded`]); then the caller records
+    /// nothing more for it, whatever its [`Recording`].
     async fn decide_and_commit(
         &self,
         loaded: &Loaded,
         code: Option<&OneTimeCode>,
         now: u64,
+        attempt: Attempt<'_>,
+    ) -> (Result<Verification, Error>, bool) {
+        let mut recorded = false;
+        let result = self
+            .decide_and_commit_inner(loaded, code, now, attempt, &mut recorded)
+            .await;
+        (result, recorded)
+    }
+
+    async fn decide_and_commit_inner(
+        &self,
+        loaded: &Loaded,
+        code: Option<&OneTimeCode>,
+        now: u64,
+        attempt: Attempt<'_>,
+        recorded: &mut bool,
     ) -> Result<Verification, Error> {
         let Some(code) = code else {
             return Ok(Verification::Required);
@@ -1151,11 +1176,38 @@ impl TotpRegistry {
                 continue;
             };
             let bytes = next.encode()?;
-            match self
-                .state
-                .compare_and_swap(&slot.guard_key, version, &bytes)
-                .await?
-            {
+            // An acceptance spends the code: where the store keeps this
+            // registry's audit log, its record commits with the guard (both
+            // or neither). The event is only built then.
+            let outcome = match decision {
+                Decision::Accept(step) if self.state.records_into(self.audit.as_ref()) => {
+                    let event =
+                        attempt_event(loaded, attempt, AuditOutcome::Success, "accepted", step)?;
+                    match self
+                        .state
+                        .compare_and_swap_recorded(
+                            &slot.guard_key,
+                            version,
+                            &bytes,
+                            event,
+                            self.audit.as_ref(),
+                        )
+                        .await?
+                    {
+                        RecordedSwap::Swapped { version, .. } => {
+                            *recorded = true;
+                            CasOutcome::Swapped { version }
+                        }
+                        RecordedSwap::Conflict { current } => CasOutcome::Conflict { current },
+                    }
+                }
+                _ => {
+                    self.state
+                        .compare_and_swap(&slot.guard_key, version, &bytes)
+                        .await?
+                }
+            };
+            match outcome {
                 CasOutcome::Swapped { version } => {
                     slot.wrote_guard(version, bytes, next);
                     return Ok(decision.into());

@@ -25,6 +25,7 @@
 //! specified in `SPEC.md` ("Audit log records") and pinned by
 //! `tests/vectors/audit_v1.jsonl`.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -40,7 +41,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::records::fsutil;
-use crate::{DerivationPath, Digest32, Error, PublicKey};
+use crate::{DerivationPath, Digest32, Error, Pending, PublicKey};
 
 /// Domain tag at the start of every hashed record encoding.
 const HASH_DOMAIN: &[u8] = b"custody/audit/v1\0";
@@ -532,8 +533,13 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// Seals `event` as record `prev.seq + 1`, chained to `prev`.
-    pub(crate) fn seal(prev: &AuditHead, time: u64, event: AuditEvent) -> Result<Self, Error> {
+    /// Seals `event` as record `prev.seq + 1`, chained to `prev`, at `time`
+    /// (milliseconds since the UNIX epoch): how a sink that keeps records
+    /// elsewhere (a database) makes the same records as [`AuditLog`].
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`] if `prev.seq` is `u64::MAX`.
+    pub fn seal(prev: &AuditHead, time: u64, event: AuditEvent) -> Result<Self, Error> {
         let seq = prev.seq.checked_add(1).ok_or(Error::AuditChainBroken {
             seq: prev.seq,
             reason: "sequence number overflow",
@@ -714,16 +720,37 @@ mod hex32 {
 
 /// Where audit events go. Implemented by [`AuditLog`] (a file) and
 /// [`MemoryAuditLog`]; a service may add its own (a remote log, a
-/// transparency log) as long as it keeps the same chain.
+/// transparency log, the PostgreSQL log of `custody-postgres`) as long as
+/// it keeps the same chain.
+///
+/// # Why `append` returns [`Pending`]
+///
+/// Decided with the first remote sink (the audit log in PostgreSQL), as
+/// [`crate::StateStore`] was: a database append is network I/O, and the
+/// audit layer ([`crate::Audited`]) appends inside a signature's
+/// [`Pending`], so a blocking `append` would stall an async service's
+/// executor thread for a round trip per signature. The file and memory
+/// logs answer [`Pending::Ready`], inline and without allocation, so the
+/// local hot path pays a `match`; sync callers take the answer with
+/// [`Pending::wait`]. ([`AuditLog::append`] and [`MemoryAuditLog::append`]
+/// stay plain synchronous methods on the concrete types.)
 pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Appends `event` and returns the new head once the record is kept (for
-    /// a durable sink such as [`AuditLog`]: once it is on disk).
+    /// a durable sink such as [`AuditLog`]: once it is on disk; for a
+    /// database: once the transaction has committed).
     ///
     /// # Errors
     /// [`Error::Io`] or another error of the sink: the event may not have
     /// been recorded, and a caller about to do a sensitive operation should
     /// not do it (fail closed).
-    fn append(&self, event: AuditEvent) -> Result<AuditHead, Error>;
+    fn append(&self, event: AuditEvent) -> Pending<'_, Result<AuditHead, Error>>;
+
+    /// This sink as [`Any`], so that a state store can recognize its own
+    /// log ([`crate::StateStore::compare_and_swap_recorded`]). `None` (the
+    /// default) for a sink no store records into.
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
 }
 
 /// Milliseconds since the UNIX epoch by the system clock (0 before 1970).
@@ -1039,8 +1066,8 @@ impl AuditLog {
 }
 
 impl AuditSink for AuditLog {
-    fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
-        AuditLog::append(self, event)
+    fn append(&self, event: AuditEvent) -> Pending<'_, Result<AuditHead, Error>> {
+        Pending::ready(AuditLog::append(self, event))
     }
 }
 
@@ -1116,45 +1143,120 @@ fn check_line(line: &[u8], prev: &AuditHead) -> Result<AuditRecord, &'static str
 }
 
 fn verify_lines<R: BufRead>(mut reader: R, anchor: Option<&AuditHead>) -> Result<AuditHead, Error> {
-    let mut head = AuditHead::GENESIS;
-    if let Some(a) = anchor
-        && a.seq == 0
-        && a.hash != [0; 32]
-    {
-        return Err(Error::AuditChainBroken {
-            seq: 0,
-            reason: "anchored head 0 must have a zero hash",
-        });
-    }
+    let mut chain = match anchor {
+        Some(a) => ChainVerifier::anchored(*a)?,
+        None => ChainVerifier::new(),
+    };
     let mut buf = Vec::new();
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf)? == 0 {
             break;
         }
-        let seq = head.seq.saturating_add(1);
-        let broken = |reason| Error::AuditChainBroken { seq, reason };
         if buf.pop() != Some(b'\n') {
-            return Err(broken("last record is incomplete (no final newline)"));
+            return Err(Error::AuditChainBroken {
+                seq: chain.head().seq.saturating_add(1),
+                reason: "last record is incomplete (no final newline)",
+            });
         }
-        let record = check_line(&buf, &head).map_err(broken)?;
-        head = record.head();
-        if let Some(a) = anchor
+        chain.push_bytes(&buf)?;
+    }
+    chain.finish()
+}
+
+/// Checks one chain of records in order, one at a time: the checks of
+/// [`AuditLog::verify`] (each record the next sequence number, chained to
+/// the one before, its hash its contents' hash, its line canonical) for
+/// records kept somewhere other than a file (a database, records shipped
+/// off the machine). `AuditLog::verify` is this over the file's lines.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    head: AuditHead,
+    anchor: Option<AuditHead>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainVerifier {
+    /// A verifier for a chain from its first record.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            head: AuditHead::GENESIS,
+            anchor: None,
+        }
+    }
+
+    /// A verifier that also checks the chain against `anchor`, a head
+    /// recorded earlier (e.g. in a signed checkpoint): the record at
+    /// `anchor.seq` must have `anchor.hash`, and [`ChainVerifier::finish`]
+    /// fails if the chain ends before it (records cut off the end).
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`] for an anchor at 0 with a non-zero hash.
+    pub fn anchored(anchor: AuditHead) -> Result<Self, Error> {
+        if anchor.seq == 0 && anchor.hash != [0; 32] {
+            return Err(Error::AuditChainBroken {
+                seq: 0,
+                reason: "anchored head 0 must have a zero hash",
+            });
+        }
+        Ok(Self {
+            head: AuditHead::GENESIS,
+            anchor: Some(anchor),
+        })
+    }
+
+    /// Checks the next record, given as its line (without the newline),
+    /// and returns it decoded.
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`] naming the record's expected sequence
+    /// number and what is wrong with it.
+    pub fn push_line(&mut self, line: &str) -> Result<AuditRecord, Error> {
+        self.push_bytes(line.as_bytes())
+    }
+
+    fn push_bytes(&mut self, line: &[u8]) -> Result<AuditRecord, Error> {
+        let seq = self.head.seq.saturating_add(1);
+        let broken = |reason| Error::AuditChainBroken { seq, reason };
+        let record = check_line(line, &self.head).map_err(broken)?;
+        self.head = record.head();
+        if let Some(a) = &self.anchor
             && a.seq == seq
-            && a.hash != head.hash
+            && a.hash != self.head.hash
         {
             return Err(broken(
                 "record differs from the anchored head (log rewritten)",
             ));
         }
+        Ok(record)
     }
-    if anchor.is_some_and(|a| a.seq > head.seq) {
-        return Err(Error::AuditChainBroken {
-            seq: head.seq.saturating_add(1),
-            reason: "log ends before the anchored head (records cut off the end)",
-        });
+
+    /// The head of the records checked so far.
+    #[must_use]
+    pub fn head(&self) -> AuditHead {
+        self.head
     }
-    Ok(head)
+
+    /// Ends the chain: its head, if it reaches the anchor (if any).
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`] if the chain ends before the anchored
+    /// head.
+    pub fn finish(self) -> Result<AuditHead, Error> {
+        if self.anchor.is_some_and(|a| a.seq > self.head.seq) {
+            return Err(Error::AuditChainBroken {
+                seq: self.head.seq.saturating_add(1),
+                reason: "log ends before the anchored head (records cut off the end)",
+            });
+        }
+        Ok(self.head)
+    }
 }
 
 /// An audit log in memory, for tests and embedding. Same records and chain
@@ -1264,8 +1366,8 @@ impl MemoryAuditLog {
 }
 
 impl AuditSink for MemoryAuditLog {
-    fn append(&self, event: AuditEvent) -> Result<AuditHead, Error> {
-        MemoryAuditLog::append(self, event)
+    fn append(&self, event: AuditEvent) -> Pending<'_, Result<AuditHead, Error>> {
+        Pending::ready(MemoryAuditLog::append(self, event))
     }
 }
 
@@ -1302,6 +1404,33 @@ mod tests {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    #[test]
+    fn chain_verifier_checks_records_one_at_a_time_like_the_file_verifier() {
+        let log = MemoryAuditLog::with_clock(fixed_clock);
+        for i in 0..4 {
+            log.append(sample(i)).unwrap();
+        }
+        let lines: Vec<String> = log.records().iter().map(|r| r.to_line().unwrap()).collect();
+        let mut v = ChainVerifier::new();
+        for line in &lines {
+            v.push_line(line).unwrap();
+        }
+        assert_eq!(v.clone().finish().unwrap(), log.head());
+        // Anchored past the end: records were cut off.
+        let mut short = ChainVerifier::anchored(log.head()).unwrap();
+        for line in &lines[..3] {
+            short.push_line(line).unwrap();
+        }
+        assert_eq!(broken_at(short.finish()), 4);
+        // A record out of place is named by the sequence number expected.
+        let mut swapped = ChainVerifier::new();
+        swapped.push_line(&lines[0]).unwrap();
+        assert!(matches!(
+            swapped.push_line(&lines[2]),
+            Err(Error::AuditChainBroken { seq: 2, .. })
+        ));
     }
 
     fn verify_lines_of(lines: &[String]) -> Result<AuditHead, Error> {
@@ -1757,7 +1886,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut seqs = Vec::new();
                     for i in 0..per_thread {
-                        seqs.push(log.append(sample(t * 100 + i)).unwrap().seq);
+                        seqs.push(log.append(sample(t * 100 + i)).wait().unwrap().seq);
                     }
                     seqs
                 })
@@ -1851,7 +1980,7 @@ mod tests {
         let (_dir, log) = log_with(0);
         let sinks: Vec<Arc<dyn AuditSink>> = vec![Arc::new(MemoryAuditLog::new()), Arc::new(log)];
         for s in &sinks {
-            assert_eq!(s.append(sample(0)).unwrap().seq, 1);
+            assert_eq!(s.append(sample(0)).wait().unwrap().seq, 1);
         }
     }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sha2::{Digest, Sha256};
 
 use crate::records::fsutil;
-use crate::{Error, Pending};
+use crate::{AuditEvent, AuditHead, AuditSink, Error, Pending};
 
 /// Largest key, in bytes of UTF-8.
 pub const MAX_STATE_KEY_BYTES: usize = 512;
@@ -115,6 +115,65 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         expected: Option<u64>,
         value: &'a [u8],
     ) -> Pending<'a, Result<CasOutcome, Error>>;
+
+    /// Whether this store keeps `audit`'s records, so that
+    /// [`StateStore::compare_and_swap_recorded`] can commit a swap and a
+    /// record together. `false` (the default) for a store that keeps no
+    /// audit log (the file and memory stores), or a database store given a
+    /// sink that is not its own log.
+    fn records_into(&self, audit: &dyn AuditSink) -> bool {
+        let _ = audit;
+        false
+    }
+
+    /// [`StateStore::compare_and_swap`] and, if the swap happens, the append
+    /// of `event` to `audit`, committed together: both or neither. Only for
+    /// a sink [`StateStore::records_into`] accepts; a caller with another
+    /// sink swaps and then appends.
+    ///
+    /// The TOTP registry spends an accepted code this way, so that over a
+    /// database no code is spent without its record and no record names a
+    /// code that was not spent. On [`RecordedSwap::Conflict`] nothing is
+    /// written and nothing is recorded.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the store does not keep `audit`'s records
+    /// (the default); those of [`StateStore::compare_and_swap`] and of the
+    /// sink's append. After an error, neither the swap nor the record is
+    /// acknowledged.
+    fn compare_and_swap_recorded<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+        event: AuditEvent,
+        audit: &'a dyn AuditSink,
+    ) -> Pending<'a, Result<RecordedSwap, Error>> {
+        let _ = (key, expected, value, event, audit);
+        Pending::ready(Err(Error::Unsupported(
+            "this state store does not keep that audit log",
+        )))
+    }
+}
+
+/// The result of [`StateStore::compare_and_swap_recorded`].
+#[must_use = "a Conflict means nothing was written or recorded"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedSwap {
+    /// The value was written with this version and the event recorded with
+    /// this head, in one commit.
+    Swapped {
+        /// The record's new version.
+        version: u64,
+        /// The head of the audit chain the event was appended to.
+        head: AuditHead,
+    },
+    /// The record was not at the expected version: nothing was written or
+    /// recorded.
+    Conflict {
+        /// The record as it is now (`None` if it does not exist).
+        current: Option<Versioned>,
+    },
 }
 
 fn check_key(key: &str) -> Result<(), Error> {

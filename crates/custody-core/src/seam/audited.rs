@@ -83,20 +83,26 @@ impl SigningBackend for Audited {
             return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
         };
         let sink = &self.sink;
-        s.sign_digest(request.recorded()).map(move |result| {
-            let mut event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
-                .with_digest(&request.digest)
-                .set("intent", request.intent.kind().as_str());
-            if let Some((name, value)) = request.intent.note() {
-                event = event.with_field(name, value)?;
-            }
-            if let Ok(signed) = &result {
-                for clearance in &signed.clearances {
-                    event = clearance.describe(event)?;
+        s.sign_digest(request.recorded()).then(move |result| {
+            let event = (|| {
+                let mut event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
+                    .with_digest(&request.digest)
+                    .set("intent", request.intent.kind().as_str());
+                if let Some((name, value)) = request.intent.note() {
+                    event = event.with_field(name, value)?;
                 }
+                if let Ok(signed) = &result {
+                    for clearance in &signed.clearances {
+                        event = clearance.describe(event)?;
+                    }
+                }
+                Ok(event)
+            })();
+            match event {
+                // The signature is released only once its record is kept.
+                Ok(event) => sink.append(event).map(move |kept| kept.and(result)),
+                Err(e) => Pending::ready(Err(e)),
             }
-            sink.append(event)?;
-            result
         })
     }
 }
@@ -113,9 +119,9 @@ impl ExportingBackend for Audited {
             )));
         };
         let sink = &self.sink;
-        x.export_private_key(key, auth).map(move |result| {
-            sink.append(describe_key(event_for(AuditOp::EXPORT, &result), key))?;
-            result
+        x.export_private_key(key, auth).then(move |result| {
+            sink.append(describe_key(event_for(AuditOp::EXPORT, &result), key))
+                .map(move |kept| kept.and(result))
         })
     }
 }

@@ -255,6 +255,9 @@ pub enum IntentKind {
     TypedData,
     /// An EIP-7702 authorization tuple.
     Authorization,
+    /// A checkpoint of an audit log (the heads of its chains), signed so
+    /// that records cut off a chain's end are detected against it.
+    AuditCheckpoint,
 }
 
 impl IntentKind {
@@ -267,6 +270,7 @@ impl IntentKind {
             Self::PersonalMessage => "personal-message",
             Self::TypedData => "typed-data",
             Self::Authorization => "authorization",
+            Self::AuditCheckpoint => "audit-checkpoint",
         }
     }
 }

@@ -75,6 +75,21 @@ impl<'a, T: Send + 'a> Pending<'a, T> {
         }
     }
 
+    /// Continues with `f`, which makes another `Pending` from the answer;
+    /// stays ready (and allocation-free) when both answers are ready. For
+    /// a step that may itself do I/O after this one, such as the audit
+    /// layer appending the record of a signature.
+    pub fn then<U: Send + 'a>(
+        self,
+        f: impl FnOnce(T) -> Pending<'a, U> + Send + 'a,
+    ) -> Pending<'a, U> {
+        match self {
+            Self::Ready(Some(v)) => f(v),
+            Self::Ready(None) => Pending::Ready(None),
+            Self::Later(fut) => Pending::later(async move { f(fut.await).await }),
+        }
+    }
+
     /// Blocks the current thread until the answer is available.
     ///
     /// A ready answer is returned at once. A future is polled on this thread,
@@ -150,6 +165,20 @@ mod tests {
         let p: Pending<'_, u32> = Pending::ready(7);
         assert!(p.is_ready());
         assert_eq!(p.map(|v| v * 2).wait(), 14);
+    }
+
+    #[test]
+    fn then_stays_ready_when_both_steps_are_ready() {
+        let p: Pending<'_, u32> = Pending::ready(20).then(|v| Pending::ready(v + 1));
+        assert!(p.is_ready());
+        assert_eq!(p.wait(), 21);
+        let later: Pending<'_, u32> = Pending::later(async { 5 }).then(|v| Pending::ready(v * 3));
+        assert!(!later.is_ready());
+        assert_eq!(later.wait(), 15);
+        let second_later: Pending<'_, u32> =
+            Pending::ready(2).then(|v| Pending::later(async move { v + 40 }));
+        assert!(!second_later.is_ready());
+        assert_eq!(second_later.wait(), 42);
     }
 
     #[test]

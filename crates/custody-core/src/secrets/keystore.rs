@@ -186,6 +186,43 @@ impl Root {
     }
 }
 
+/// Where a keystore keeps its non-secret records: the state store (TOTP
+/// replay guards and lockouts) and the audit log. By default both live in
+/// the keystore's directory ([`Records::in_dir`]); a team running many
+/// signers keeps them in a database they share (custody-postgres), so
+/// that a code spent on one signer is spent on all and every signer
+/// appends to one log.
+#[derive(Clone)]
+pub struct Records {
+    /// The state store.
+    pub state: Arc<dyn StateStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditSink>,
+}
+
+impl Records {
+    /// The records of the keystore directory `dir`: `DIR/state` and
+    /// `DIR/audit.log`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if they cannot be opened or created.
+    pub fn in_dir(dir: &Path) -> Result<Self, Error> {
+        Ok(Self {
+            state: Arc::new(FileStore::open(dir.join("state"))?),
+            audit: Arc::new(AuditLog::open(dir.join("audit.log"))?),
+        })
+    }
+}
+
+impl fmt::Debug for Records {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Records")
+            .field("state", &self.state)
+            .field("audit", &self.audit)
+            .finish()
+    }
+}
+
 /// The embedded keystore: a directory holding the HD master seed and
 /// imported keys, envelope-encrypted, plus the state store and the audit
 /// log. The embedded default: no cloud, no server.
@@ -238,8 +275,7 @@ pub struct Keystore {
     /// vault, TOTP secrets): the keyring in v2, the passphrase KEK in v1.
     working: Arc<LocalKek>,
     vault: Arc<Vault>,
-    state: Arc<FileStore>,
-    audit: Arc<AuditLog>,
+    records: Records,
     xpub: String,
     fingerprint: [u8; 4],
 }
@@ -449,6 +485,25 @@ impl Keystore {
         options: &CreateOptions,
     ) -> Result<Self, Error> {
         create_private_dir(dir)?;
+        let records = Records::in_dir(dir)?;
+        Self::create_recorded(dir, root, seed, options, records)
+    }
+
+    /// [`Keystore::create_with`], keeping the keystore's state store and
+    /// audit log in `records` (e.g. a database many signers share) instead
+    /// of its directory: the creation is recorded there, and so is every
+    /// later event of this handle.
+    ///
+    /// # Errors
+    /// As [`Keystore::create_with`], and the records' errors.
+    pub fn create_recorded(
+        dir: &Path,
+        root: RootKek<'_>,
+        seed: &Seed,
+        options: &CreateOptions,
+        records: Records,
+    ) -> Result<Self, Error> {
+        create_private_dir(dir)?;
         let lock = DirLock::lock(&dir.join(LOCK_FILE))?;
         if dir.join(META_FILE).exists() {
             return Err(Error::KeystoreExists);
@@ -485,12 +540,15 @@ impl Keystore {
         // The metadata file is written last: its presence marks a complete keystore.
         write_atomic(dir, META_FILE, &meta.to_json()?)?;
         drop(lock);
-        let ks = Self::load(dir, meta, root, keyring)?;
-        ks.audit.append(
-            AuditEvent::new(AuditOp::new("create")?, AuditOutcome::Success)
-                .with_field("fingerprint", ks.fingerprint_hex())?
-                .with_field("kek", ks.kek_uri())?,
-        )?;
+        let ks = Self::load(dir, meta, root, keyring, records)?;
+        ks.records
+            .audit
+            .append(
+                AuditEvent::new(AuditOp::new("create")?, AuditOutcome::Success)
+                    .with_field("fingerprint", ks.fingerprint_hex())?
+                    .with_field("kek", ks.kek_uri())?,
+            )
+            .wait()?;
         Ok(ks)
     }
 
@@ -526,6 +584,29 @@ impl Keystore {
     /// backend that holds another KEK; backend errors; [`Error::Io`].
     pub fn open_with(dir: &Path, unlock: Unlock<'_>) -> Result<Self, Error> {
         let meta = read_meta(dir)?;
+        let records = Records::in_dir(dir)?;
+        Self::open_meta(dir, meta, unlock, records)
+    }
+
+    /// [`Keystore::open_with`], keeping the keystore's state store and audit
+    /// log in `records` (e.g. a database many signers share) instead of its
+    /// directory: the unwrap is recorded there, and so is every later event
+    /// of this handle (TOTP registries and audit layers built on
+    /// [`Keystore::state`] and [`Keystore::audit`] use them too).
+    ///
+    /// # Errors
+    /// As [`Keystore::open_with`], and the records' errors.
+    pub fn open_recorded(dir: &Path, unlock: Unlock<'_>, records: Records) -> Result<Self, Error> {
+        let meta = read_meta(dir)?;
+        Self::open_meta(dir, meta, unlock, records)
+    }
+
+    fn open_meta(
+        dir: &Path,
+        meta: Meta,
+        unlock: Unlock<'_>,
+        records: Records,
+    ) -> Result<Self, Error> {
         let root = match (unlock, &meta.root) {
             (Unlock::Passphrase(p), record) => {
                 Root::Passphrase(Arc::new(unlock_passphrase(record, p)?))
@@ -549,12 +630,16 @@ impl Keystore {
             }
             (Layout::V2, root) => Arc::new(open_keyring(dir, &meta, root)?),
         };
-        Self::load(dir, meta, root, working)
+        Self::load(dir, meta, root, working, records)
     }
 
-    fn load(dir: &Path, meta: Meta, root: Root, working: Arc<LocalKek>) -> Result<Self, Error> {
-        let audit = Arc::new(AuditLog::open(dir.join("audit.log"))?);
-        let state = Arc::new(FileStore::open(dir.join("state"))?);
+    fn load(
+        dir: &Path,
+        meta: Meta,
+        root: Root,
+        working: Arc<LocalKek>,
+        records: Records,
+    ) -> Result<Self, Error> {
         let kek_backend: SharedBackend = working.clone();
         let mut vault = Vault::new(kek_backend, meta.scheme);
         let secrets = secrets_dir(dir, meta.generation);
@@ -583,12 +668,15 @@ impl Keystore {
                 vault.insert_key(KeyId::new(id)?, key)?;
             }
         }
-        audit.append(
-            AuditEvent::new(AuditOp::UNWRAP, AuditOutcome::Success)
-                .with_detail("master seed and imported keys unwrapped")
-                .with_field("fingerprint", hex_fingerprint(meta.fingerprint))?
-                .with_field("kek", root.uri())?,
-        )?;
+        records
+            .audit
+            .append(
+                AuditEvent::new(AuditOp::UNWRAP, AuditOutcome::Success)
+                    .with_detail("master seed and imported keys unwrapped")
+                    .with_field("fingerprint", hex_fingerprint(meta.fingerprint))?
+                    .with_field("kek", root.uri())?,
+            )
+            .wait()?;
         Ok(Self {
             dir: dir.to_path_buf(),
             generation: meta.generation,
@@ -596,8 +684,7 @@ impl Keystore {
             root,
             working,
             vault: Arc::new(vault),
-            state,
-            audit,
+            records,
             xpub: meta.xpub,
             fingerprint: meta.fingerprint,
         })
@@ -640,11 +727,14 @@ impl Keystore {
         }
         drop(lock);
         self.vault.insert_key(id.clone(), secret)?;
-        self.audit.append(
-            AuditEvent::new(AuditOp::IMPORT, AuditOutcome::Success)
-                .with_key(id.as_str())
-                .with_public_key(&public),
-        )?;
+        self.records
+            .audit
+            .append(
+                AuditEvent::new(AuditOp::IMPORT, AuditOutcome::Success)
+                    .with_key(id.as_str())
+                    .with_public_key(&public),
+            )
+            .wait()?;
         Ok((id, public))
     }
 
@@ -739,16 +829,20 @@ impl Keystore {
             kek: root.uri().to_owned(),
             rewrapped: moved + 1,
         };
-        self.audit.append(
-            AuditEvent::new(AuditOp::ROTATE, AuditOutcome::Success)
-                .with_detail("keystore moved to a new root KEK")
-                .with_field("kek", root.uri())?
-                .with_field("from", self.root.uri())?
-                .with_field("secrets", report.rewrapped.to_string())?,
-        )?;
+        self.records
+            .audit
+            .append(
+                AuditEvent::new(AuditOp::ROTATE, AuditOutcome::Success)
+                    .with_detail("keystore moved to a new root KEK")
+                    .with_field("kek", root.uri())?
+                    .with_field("from", self.root.uri())?
+                    .with_field("secrets", report.rewrapped.to_string())?,
+            )
+            .wait()?;
         let dir = self.dir.clone();
+        let records = self.records.clone();
         drop(self);
-        let ks = Self::load(&dir, new_meta, root, keyring)?;
+        let ks = Self::load(&dir, new_meta, root, keyring, records)?;
         Ok((ks, report))
     }
 
@@ -778,16 +872,18 @@ impl Keystore {
         self.vault.clone()
     }
 
-    /// The durable state store in `DIR/state`.
+    /// The durable state store: `DIR/state`, or the one given to
+    /// [`Keystore::open_recorded`].
     #[must_use]
     pub fn state(&self) -> Arc<dyn StateStore> {
-        self.state.clone()
+        self.records.state.clone()
     }
 
-    /// The audit log in `DIR/audit.log`.
+    /// The audit log: `DIR/audit.log`, or the one given to
+    /// [`Keystore::open_recorded`].
     #[must_use]
     pub fn audit(&self) -> Arc<dyn AuditSink> {
-        self.audit.clone()
+        self.records.audit.clone()
     }
 
     /// The master's BIP32 xpub.
