@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod audit;
 mod error;
 mod migrate;
 mod options;
@@ -7,6 +8,7 @@ mod pool;
 mod store;
 mod task;
 
+pub use audit::{AuditBreak, AuditReport, Checkpoint, OPERATIONS_CHAIN, PgAuditLog, chain_of};
 pub use error::{PgError, SqlCode};
 pub use migrate::SCHEMA_VERSION;
 pub use options::PgOptions;

@@ -5,7 +5,7 @@ use crate::error::{Fault, PgError};
 use crate::pool::{Conn, Pool};
 
 /// The schema version this crate creates and uses (the highest migration).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One migration: the schema version it produces and its SQL, which must be
 /// idempotent (`IF NOT EXISTS`), so that a run that raced another, or that
@@ -16,10 +16,16 @@ struct Migration {
 }
 
 /// Every migration, in order (versions 1, 2, ... with no gap).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/0001_state.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/0001_state.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/0002_audit.sql"),
+    },
+];
 
 /// The table that records which migrations were applied.
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS custody_schema_version (\

@@ -31,10 +31,17 @@ pub(crate) enum Sql {
     Create,
     /// Replaces a record's value if its version is the expected one.
     Swap,
+    /// The last record of an audit chain.
+    AuditHead,
+    /// Appends an audit record if it is the next of its chain and chained
+    /// to the record before it.
+    AuditAppend,
+    /// Lists a chain (with its first record).
+    AuditChain,
 }
 
 impl Sql {
-    const ALL: usize = 3;
+    const ALL: usize = 6;
 
     pub(crate) fn text(self) -> &'static str {
         match self {
@@ -47,6 +54,23 @@ impl Sql {
                 "UPDATE custody_state SET value = $3, version = version + 1 \
                  WHERE key = $1 AND version = $2 RETURNING version"
             }
+            Self::AuditHead => {
+                "SELECT seq, hash FROM custody_audit WHERE chain = $1 ORDER BY seq DESC LIMIT 1"
+            }
+            // The link is checked here too: a record goes in only as the
+            // next of its chain *and* over the record whose hash it names,
+            // so a writer with a stale idea of the head cannot fork the
+            // chain, whatever it cached.
+            Self::AuditAppend => {
+                "INSERT INTO custody_audit (chain, seq, hash, record) \
+                 SELECT $1, $2, $3, $4 \
+                 WHERE ($2 = 1 AND $5 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea) \
+                 OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $1 AND seq = $2 - 1 AND hash = $5) \
+                 ON CONFLICT (chain, seq) DO NOTHING RETURNING seq"
+            }
+            Self::AuditChain => {
+                "INSERT INTO custody_audit_chain (chain) VALUES ($1) ON CONFLICT (chain) DO NOTHING"
+            }
         }
     }
 
@@ -57,6 +81,8 @@ impl Sql {
             Self::Get => &[Type::BYTEA],
             Self::Create => &[Type::BYTEA, Type::BYTEA],
             Self::Swap => &[Type::BYTEA, Type::INT8, Type::BYTEA],
+            Self::AuditHead | Self::AuditChain => &[Type::TEXT],
+            Self::AuditAppend => &[Type::TEXT, Type::INT8, Type::BYTEA, Type::TEXT, Type::BYTEA],
         }
     }
 
@@ -65,6 +91,9 @@ impl Sql {
             Self::Get => 0,
             Self::Create => 1,
             Self::Swap => 2,
+            Self::AuditHead => 3,
+            Self::AuditAppend => 4,
+            Self::AuditChain => 5,
         }
     }
 }

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use custody_core::{
-    CasOutcome, Error, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Pending, StateStore, Versioned,
+    AuditEvent, AuditSink, CasOutcome, Error, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Pending,
+    RecordedSwap, StateStore, Versioned,
 };
 use tokio::runtime::Runtime;
 use tokio_postgres::Row;
 use tokio_postgres::config::SslMode;
 
+use crate::audit::{AppendStatements, Heads, PgAuditLog, append_on, chain_of};
 use crate::error::{Fault, PgError};
 use crate::migrate;
 use crate::options::PgOptions;
@@ -72,6 +74,9 @@ pub struct PgStateStore {
 
 struct Inner {
     pool: Arc<Pool>,
+    /// The audit chain heads this process last saw (shared by every
+    /// [`PgAuditLog`] of this store).
+    heads: Arc<Heads>,
     tls: bool,
     /// The runtime this store built, if it built one.
     owned: Option<Runtime>,
@@ -147,6 +152,7 @@ impl PgStateStore {
         let store = Self {
             inner: Arc::new(Inner {
                 pool: Arc::clone(&pool),
+                heads: Arc::default(),
                 tls,
                 owned,
             }),
@@ -180,6 +186,74 @@ impl PgStateStore {
             "migrate",
             async move { migrate::migrate(&pool).await.map_err(Error::backend) },
         ))
+    }
+}
+
+impl PgStateStore {
+    /// Creates the schema on first use: if the tables of this version are
+    /// all there (checked with a `SELECT` a signer's role may run), does
+    /// nothing; else runs [`PgStateStore::migrate`] (which needs a role
+    /// that may create tables). Returns whether it migrated.
+    ///
+    /// # Errors
+    /// As [`PgStateStore::migrate`]; `access-denied` if a table is
+    /// missing and the role may not create it.
+    pub fn ensure_schema(&self) -> Pending<'static, Result<bool, Error>> {
+        let pool = Arc::clone(&self.inner.pool);
+        let store = self.clone();
+        Pending::later(async move {
+            let present = task::spawn(pool.handle(), "migrate", {
+                let pool = Arc::clone(&pool);
+                async move { tables_present(&pool).await.map_err(Error::backend) }
+            })
+            .await?;
+            if present {
+                return Ok(false);
+            }
+            store.migrate().await?;
+            Ok(true)
+        })
+    }
+
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.inner.pool
+    }
+
+    pub(crate) fn heads(&self) -> &Arc<Heads> {
+        &self.inner.heads
+    }
+
+    /// Whether `other` is this store or a clone of it (one pool).
+    pub(crate) fn same_pool(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner.pool, &other.inner.pool)
+    }
+
+    /// The PostgreSQL audit log `audit` is, if this store keeps it.
+    fn own_log<'a>(&self, audit: &'a dyn AuditSink) -> Option<&'a PgAuditLog> {
+        audit
+            .as_any()
+            .and_then(|any| any.downcast_ref::<PgAuditLog>())
+            .filter(|log| log.is_kept_by(self))
+    }
+}
+
+/// Whether every table of [`crate::SCHEMA_VERSION`] exists (`42P01`:
+/// one does not).
+async fn tables_present(pool: &Pool) -> Result<bool, PgError> {
+    const OP: &str = "migrate";
+    let (_permit, conn) = pool.lease(OP).await?;
+    let probe = conn.client.batch_execute(
+        "SELECT 1 FROM custody_state LIMIT 0; SELECT 1 FROM custody_audit LIMIT 0; \
+         SELECT 1 FROM custody_audit_chain LIMIT 0; SELECT 1 FROM custody_audit_checkpoint LIMIT 0; \
+         SELECT 1 FROM custody_audit_checkpoint_head LIMIT 0",
+    );
+    match pool.bounded(probe).await {
+        Ok(()) => {
+            pool.give_back(conn);
+            Ok(true)
+        }
+        Err(f) if f.sqlstate() == Some("42P01") => Ok(false),
+        Err(f) => Err(f.classify(OP)),
     }
 }
 
@@ -252,6 +326,156 @@ impl StateStore for PgStateStore {
             compare_and_swap(&pool, &key, expected, &value).await
         }))
     }
+
+    /// `true` for a [`PgAuditLog`] of this store ([`PgStateStore::audit_log`]).
+    fn records_into(&self, audit: &dyn AuditSink) -> bool {
+        self.own_log(audit).is_some()
+    }
+
+    /// One transaction: the conditional `INSERT` or `UPDATE` of the record,
+    /// then the audit record's insert, then `COMMIT`. A conflict rolls
+    /// back (nothing written, nothing recorded); a connection lost before
+    /// the commit is acknowledged leaves neither (the server rolls back
+    /// what it did not commit).
+    fn compare_and_swap_recorded<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+        event: AuditEvent,
+        audit: &'a dyn AuditSink,
+    ) -> Pending<'a, Result<RecordedSwap, Error>> {
+        let Some(log) = self.own_log(audit) else {
+            return Pending::ready(Err(Error::Unsupported(
+                "this state store does not keep that audit log",
+            )));
+        };
+        if let Err(e) = check_key(key).and_then(|()| check_value(value)) {
+            return Pending::ready(Err(e));
+        }
+        let pool = Arc::clone(&self.inner.pool);
+        let heads = Arc::clone(log.heads());
+        let clock = log.clock();
+        let key: Box<[u8]> = key.as_bytes().into();
+        let value: Box<[u8]> = value.into();
+        Pending::later(task::spawn(self.inner.pool.handle(), OP_CAS, async move {
+            compare_and_swap_recorded(&pool, &key, expected, &value, &event, &heads, clock).await
+        }))
+    }
+}
+
+/// The version a swap expects, as the `bigint` column holds it; or the
+/// answer at once for a version the column cannot hold.
+async fn expected_param(
+    pool: &Pool,
+    key: &[u8],
+    expected: Option<u64>,
+) -> Result<Result<Option<i64>, CasOutcome>, Error> {
+    // A version the `bigint` column cannot reach again after a swap: no
+    // record can be at a version past i64::MAX, and a record at i64::MAX
+    // cannot be swapped (as the memory store refuses a swap past u64::MAX).
+    match expected {
+        None => Ok(Ok(None)),
+        Some(v) => match i64::try_from(v) {
+            Ok(v) if v < i64::MAX => Ok(Ok(Some(v))),
+            _ => {
+                let current = get(pool, key).await.map_err(Error::backend)?;
+                if current.as_ref().map(|c| c.version) == Some(v) {
+                    return Err(Error::InvalidStateRecord("record version would overflow"));
+                }
+                Ok(Err(CasOutcome::Conflict { current }))
+            }
+        },
+    }
+}
+
+async fn compare_and_swap_recorded(
+    pool: &Pool,
+    key: &[u8],
+    expected: Option<u64>,
+    value: &[u8],
+    event: &AuditEvent,
+    heads: &Heads,
+    clock: fn() -> u64,
+) -> Result<RecordedSwap, Error> {
+    let expected = match expected_param(pool, key, expected).await? {
+        Ok(expected) => expected,
+        Err(CasOutcome::Conflict { current }) => return Ok(RecordedSwap::Conflict { current }),
+        Err(CasOutcome::Swapped { .. }) => {
+            return Err(Error::InvalidStateRecord("record version would overflow"));
+        }
+    };
+    let fail = |f: Fault| Error::backend(f.classify(OP_CAS));
+    let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
+    let statements = AppendStatements::prepare(pool, &mut conn)
+        .await
+        .map_err(fail)?;
+    let write = match expected {
+        None => conn.prepared(pool, Sql::Create).await,
+        Some(_) => conn.prepared(pool, Sql::Swap).await,
+    }
+    .map_err(fail)?;
+    let mut attempt = 1;
+    loop {
+        pool.bounded(conn.client.batch_execute("BEGIN"))
+            .await
+            .map_err(fail)?;
+        let row = match expected {
+            None => {
+                pool.bounded(conn.client.query_opt(&write, &[&key, &value]))
+                    .await
+            }
+            Some(v) => {
+                pool.bounded(conn.client.query_opt(&write, &[&key, &v, &value]))
+                    .await
+            }
+        };
+        let row = match row {
+            Ok(row) => row,
+            Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
+                pool.bounded(conn.client.batch_execute("ROLLBACK"))
+                    .await
+                    .map_err(fail)?;
+                back_off(attempt).await;
+                attempt += 1;
+                continue;
+            }
+            // `conn` is dropped, hence closed: the server rolls back.
+            Err(f) => return Err(fail(f)),
+        };
+        let Some(row) = row else {
+            pool.bounded(conn.client.batch_execute("ROLLBACK"))
+                .await
+                .map_err(fail)?;
+            let current = read(pool, &mut conn, key).await.map_err(fail)?;
+            pool.give_back(conn);
+            return Ok(RecordedSwap::Conflict { current });
+        };
+        let version = returned_version(&row).map_err(fail)?;
+        let next = expected.map_or(Some(1), |v| v.checked_add(1));
+        if i64::try_from(version).ok() != next {
+            return Err(fail(Fault::Row(
+                "a swapped record's version is not the expected one plus 1",
+            )));
+        }
+        // An error here drops the connection uncommitted: neither the swap
+        // nor the record stays.
+        let head = append_on(pool, &conn.client, &statements, heads, clock, event).await?;
+        match pool.bounded(conn.client.batch_execute("COMMIT")).await {
+            Ok(()) => {
+                pool.give_back(conn);
+                return Ok(RecordedSwap::Swapped { version, head });
+            }
+            Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
+                // Rolled back by the server: neither stayed. The cached
+                // head is a guess the next insert checks.
+                heads.forget(&chain_of(event));
+                back_off(attempt).await;
+                attempt += 1;
+            }
+            Err(f) => return Err(fail(f)),
+        }
+    }
 }
 
 async fn get(pool: &Pool, key: &[u8]) -> Result<Option<Versioned>, PgError> {
@@ -279,21 +503,9 @@ async fn compare_and_swap(
     expected: Option<u64>,
     value: &[u8],
 ) -> Result<CasOutcome, Error> {
-    // A version the `bigint` column cannot reach again after a swap: no
-    // record can be at a version past i64::MAX, and a record at i64::MAX
-    // cannot be swapped (as the memory store refuses a swap past u64::MAX).
-    let expected = match expected {
-        None => None,
-        Some(v) => match i64::try_from(v) {
-            Ok(v) if v < i64::MAX => Some(v),
-            _ => {
-                let current = get(pool, key).await.map_err(Error::backend)?;
-                if current.as_ref().map(|c| c.version) == Some(v) {
-                    return Err(Error::InvalidStateRecord("record version would overflow"));
-                }
-                return Ok(CasOutcome::Conflict { current });
-            }
-        },
+    let expected = match expected_param(pool, key, expected).await? {
+        Ok(expected) => expected,
+        Err(answer) => return Ok(answer),
     };
     let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
     let mut attempt = 1;

@@ -176,29 +176,64 @@ fn migrate_is_idempotent_and_keeps_records() {
     assert_eq!(e.kind(), "backend");
     assert_eq!(pg_error(&e).sqlstate(), Some("42P01"));
 
-    assert_eq!(store.migrate().wait().unwrap(), 1);
+    assert_eq!(
+        store.migrate().wait().unwrap(),
+        custody_postgres::SCHEMA_VERSION
+    );
     assert_eq!(
         conformance::swapped(store.compare_and_swap("k", None, b"v").wait().unwrap()),
         1
     );
-    assert_eq!(store.migrate().wait().unwrap(), 1);
-    assert_eq!(store.migrate().wait().unwrap(), 1);
+    assert_eq!(
+        store.migrate().wait().unwrap(),
+        custody_postgres::SCHEMA_VERSION
+    );
+    assert_eq!(
+        store.migrate().wait().unwrap(),
+        custody_postgres::SCHEMA_VERSION
+    );
     assert_eq!(store.get("k").wait().unwrap(), conformance::v(1, b"v"));
+    // One row per migration.
     assert_eq!(
         schema.admin_i64("SELECT count(*) FROM custody_schema_version"),
-        1
+        i64::from(custody_postgres::SCHEMA_VERSION)
     );
     assert_eq!(
         schema.admin_i64("SELECT max(version)::bigint FROM custody_schema_version"),
-        1
+        i64::from(custody_postgres::SCHEMA_VERSION)
     );
     // A newer schema (a later library migrated) is left alone.
-    schema.admin("INSERT INTO custody_schema_version (version) VALUES (7)");
-    assert_eq!(store.migrate().wait().unwrap(), 7);
+    schema.admin("INSERT INTO custody_schema_version (version) VALUES (70)");
+    assert_eq!(store.migrate().wait().unwrap(), 70);
     assert_eq!(
         schema.admin_i64("SELECT count(*) FROM custody_schema_version"),
-        2
+        i64::from(custody_postgres::SCHEMA_VERSION) + 1
     );
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_in_place() {
+    let Some(schema) = Schema::fresh("a_version_1_database_is_upgraded") else {
+        return;
+    };
+    // What the version 1 library created, with a guard record in it.
+    schema.admin(&format!(
+        "CREATE TABLE custody_schema_version (version integer PRIMARY KEY CHECK (version >= 1), \
+           applied_at timestamptz NOT NULL DEFAULT current_timestamp);
+         {}
+         INSERT INTO custody_schema_version (version) VALUES (1);
+         INSERT INTO custody_state VALUES ('totp/v1/guard/x', 4, 'guard');",
+        include_str!("../migrations/0001_state.sql")
+    ));
+    let store = PgStateStore::connect(schema.config(), PgOptions::new())
+        .wait()
+        .unwrap();
+    assert_eq!(store.migrate().wait().unwrap(), 2);
+    assert_eq!(
+        store.get("totp/v1/guard/x").wait().unwrap(),
+        conformance::v(4, b"guard")
+    );
+    assert_eq!(schema.admin_i64("SELECT count(*) FROM custody_audit"), 0);
 }
 
 #[test]
@@ -234,12 +269,16 @@ fn concurrent_migrations_all_succeed() {
         let mut stores = Vec::new();
         for h in handles {
             let (store, version) = h.join().unwrap();
-            assert_eq!(version.unwrap(), 1, "round {round}");
+            assert_eq!(
+                version.unwrap(),
+                custody_postgres::SCHEMA_VERSION,
+                "round {round}"
+            );
             stores.push(store);
         }
         assert_eq!(
             schema.admin_i64("SELECT count(*) FROM custody_schema_version"),
-            1
+            i64::from(custody_postgres::SCHEMA_VERSION)
         );
         // The schema works from every migrator.
         for (i, store) in stores.iter().enumerate() {
@@ -265,7 +304,10 @@ async fn awaited_inside_a_tokio_runtime() {
     )
     .await
     .unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 1);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        custody_postgres::SCHEMA_VERSION
+    );
     assert_eq!(store.get("k").await.unwrap(), None);
     assert_eq!(
         conformance::swapped(store.compare_and_swap("k", None, b"1").await.unwrap()),
@@ -315,7 +357,10 @@ fn awaited_on_a_current_thread_runtime() {
         let store = PgStateStore::connect(schema.config(), PgOptions::new())
             .await
             .unwrap();
-        assert_eq!(store.migrate().await.unwrap(), 1);
+        assert_eq!(
+            store.migrate().await.unwrap(),
+            custody_postgres::SCHEMA_VERSION
+        );
         assert_eq!(
             conformance::swapped(store.compare_and_swap("k", None, b"x").await.unwrap()),
             1
@@ -898,7 +943,10 @@ fn tls_connections_verify_the_server() {
     .wait()
     .unwrap();
     assert!(format!("{store:?}").contains("tls: true"));
-    assert_eq!(store.migrate().wait().unwrap(), 1);
+    assert_eq!(
+        store.migrate().wait().unwrap(),
+        custody_postgres::SCHEMA_VERSION
+    );
     conformance::state_store(&store);
     // The server agrees the store's connections are encrypted.
     let count = |ssl: bool| {

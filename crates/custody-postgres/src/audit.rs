@@ -1,0 +1,955 @@
+//! [`PgAuditLog`]: custody-core's audit log in PostgreSQL, shared by every
+//! signer replica, append-only, one hash chain per wallet, with signed
+//! checkpoints over every chain's head.
+//!
+//! # Shape
+//!
+//! A record is exactly a record of custody-core's file log
+//! ([`AuditRecord`]: sequence number, time, previous hash, event, hash),
+//! kept as its canonical JSON line. Records form one chain per *chain
+//! name* ([`chain_of`]): the wallet an event names, else its stored key,
+//! else its public key, else the operations chain `-`. So replicas signing
+//! for different wallets never wait on one another (there is no global
+//! row lock per signature, as one chain would need), while every chain is
+//! checked by the same verifier as the file log ([`ChainVerifier`]).
+//!
+//! A chain cannot show that records were cut off its end. A *checkpoint*
+//! ([`PgAuditLog::checkpoint`]) lists every chain's head at one moment and
+//! is signed by a key of a [`KeyBackend`] (a KMS key, an HSM key, a wallet
+//! key of the keystore); [`PgAuditLog::verify`] checks every chain against
+//! the last one, so a chain truncated or dropped below a signed head is
+//! detected.
+//!
+//! # Appends without a lock
+//!
+//! An append reads the chain's head (or takes it from this process's
+//! cache), seals the record over it, and inserts it with one statement that
+//! succeeds only if the record is the next of its chain *and* the record
+//! before it has the hash it names; a lost race inserts nothing and the
+//! append re-reads the head and tries again. No advisory lock, no row
+//! lock beyond the primary key's.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use custody_core::{
+    AuditEvent, AuditHead, AuditRecord, AuditSink, Authorization, ChainVerifier, Digest32, Error,
+    Intent, IntentKind, KeyBackend, Pending, PinnedKey, PublicKey, RecoverableSignature,
+    SignRequest, normalize,
+};
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+use crate::error::{Fault, PgError};
+use crate::pool::{Conn, Pool, Sql};
+use crate::store::PgStateStore;
+use crate::task;
+
+const OP_APPEND: &str = "audit-append";
+const OP_CHECKPOINT: &str = "audit-checkpoint";
+const OP_VERIFY: &str = "audit-verify";
+
+/// How often an append re-reads its chain's head after losing a race for
+/// the next sequence number before it gives up ([`Error::Backend`] (`unavailable`)).
+const APPEND_ATTEMPTS: u32 = 32;
+/// How many chain heads a process remembers (beyond that, the cache is
+/// emptied: a forgotten head costs one read).
+const HEAD_CACHE_CAP: usize = 4096;
+/// Records read per query while verifying a chain.
+const VERIFY_PAGE: i64 = 2000;
+/// The first line of a checkpoint's signed body.
+const CHECKPOINT_HEADER: &str = "custody/audit/checkpoint/v1";
+/// Domain tag of the hash over every chain head in a checkpoint.
+const HEADS_DOMAIN: &[u8] = b"custody/audit/heads/v1\0";
+/// The chain of events that name no wallet and no key.
+pub const OPERATIONS_CHAIN: &str = "-";
+
+/// The chain an event belongs to: `wallet:<name>` if it names a wallet,
+/// else `key:<id>` for a stored key, else `public-key:<hex>`, else the
+/// operations chain [`OPERATIONS_CHAIN`]. A function of the event alone,
+/// so the verifier checks that every record sits in its own chain (a
+/// record moved to another chain is detected even if the chain it left
+/// were rebuilt).
+#[must_use]
+pub fn chain_of(event: &AuditEvent) -> String {
+    if let Some(wallet) = event.field("wallet") {
+        return format!("wallet:{wallet}");
+    }
+    if let Some(key) = event.field("key") {
+        return format!("key:{key}");
+    }
+    if let Some(public) = event.field("public-key") {
+        return format!("public-key:{public}");
+    }
+    OPERATIONS_CHAIN.to_owned()
+}
+
+/// The audit log in PostgreSQL: an [`AuditSink`] many replicas append to
+/// at once. Made by [`PgStateStore::audit_log`], it shares the store's pool
+/// and runtime, so the store can commit a TOTP guard update and its record
+/// in one transaction ([`custody_core::StateStore::compare_and_swap_recorded`]).
+///
+/// [`AuditSink::append`] returns once the record's transaction has
+/// committed: that is the acknowledgement. After an error, the record may
+/// or may not be in the log (the commit may have happened before the
+/// connection dropped); a caller about to do something sensitive must not.
+#[derive(Clone)]
+pub struct PgAuditLog {
+    store: PgStateStore,
+    heads: Arc<Heads>,
+    clock: fn() -> u64,
+}
+
+/// The head of each chain as this process last read or wrote it: a guess
+/// that saves a read per append; the insert checks it.
+#[derive(Default)]
+pub(crate) struct Heads(Mutex<HashMap<String, AuditHead>>);
+
+impl Heads {
+    fn get(&self, chain: &str) -> Option<AuditHead> {
+        self.lock().get(chain).copied()
+    }
+
+    fn set(&self, chain: &str, head: AuditHead) {
+        let mut heads = self.lock();
+        if heads.len() >= HEAD_CACHE_CAP && !heads.contains_key(chain) {
+            heads.clear();
+        }
+        heads.insert(chain.to_owned(), head);
+    }
+
+    pub(crate) fn forget(&self, chain: &str) {
+        self.lock().remove(chain);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AuditHead>> {
+        // A poisoned cache is still a cache: every entry is checked on use.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Milliseconds since the UNIX epoch by the system clock.
+fn system_time_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl PgStateStore {
+    /// The audit log in this store's database (schema version 2, created by
+    /// [`PgStateStore::migrate`]), sharing its pool and runtime. Every log
+    /// made from one store (or its clones) is the same log.
+    #[must_use]
+    pub fn audit_log(&self) -> PgAuditLog {
+        PgAuditLog {
+            store: self.clone(),
+            heads: Arc::clone(self.heads()),
+            clock: system_time_ms,
+        }
+    }
+}
+
+impl PgAuditLog {
+    /// The same log with records timed by `clock` (milliseconds since the
+    /// UNIX epoch), for tests with fixed times.
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether this log is the one `store` keeps (same pool).
+    pub(crate) fn is_kept_by(&self, store: &PgStateStore) -> bool {
+        self.store.same_pool(store)
+    }
+
+    pub(crate) fn heads(&self) -> &Arc<Heads> {
+        &self.heads
+    }
+
+    pub(crate) fn clock(&self) -> fn() -> u64 {
+        self.clock
+    }
+
+    /// Signs a checkpoint: the head of every chain now, as `origin` (a name
+    /// for this log, e.g. the deployment's; 1 to 256 bytes without a line
+    /// break) with `key` of `backend`, and stores it as the next
+    /// checkpoint. The signature is over `SHA-256` of the body
+    /// ([`Checkpoint::body`]), with intent [`IntentKind::AuditCheckpoint`],
+    /// and is checked against `key`'s public key before it is stored.
+    ///
+    /// Take one every few seconds (or after every batch of work): records
+    /// cut off a chain's end *after* the last checkpoint cannot be detected,
+    /// so the interval is the window an attacker with DELETE on the table
+    /// (which no signer role has) could hide in. Anchor a checkpoint's
+    /// [`Checkpoint::root`] outside the database too.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStateRecord`] for a bad `origin`; the backend's
+    /// errors (a gate may refuse: give the checkpoint key no TOTP
+    /// enrolment); [`Error::Backend`] (`unavailable`) if other checkpointers kept taking
+    /// the next id; [`Error::Backend`] with a [`PgError`].
+    pub fn checkpoint<'a>(
+        &'a self,
+        origin: &'a str,
+        backend: &'a dyn KeyBackend,
+        key: &'a PinnedKey,
+    ) -> Pending<'a, Result<Checkpoint, Error>> {
+        Pending::later(async move {
+            check_origin(origin)?;
+            let signer = backend
+                .signing()
+                .ok_or(Error::Unsupported("this backend does not sign"))?;
+            let auth = Authorization::none();
+            for _ in 0..APPEND_ATTEMPTS {
+                let pool = Arc::clone(self.store.pool());
+                let (last, heads) = task::spawn(pool.handle(), OP_CHECKPOINT, {
+                    let pool = Arc::clone(&pool);
+                    async move { read_heads(&pool).await.map_err(Error::backend) }
+                })
+                .await?;
+                let mut checkpoint = Checkpoint {
+                    id: last + 1,
+                    time_ms: (self.clock)(),
+                    origin: origin.to_owned(),
+                    heads,
+                    public_key: *key.public_key(),
+                    signature: None,
+                };
+                let digest = checkpoint.digest();
+                // The checkpoint itself is the intent's detail: a policy
+                // gate can read what it is asked to sign.
+                let detail = checkpoint.clone();
+                let request = SignRequest::new(
+                    key,
+                    digest,
+                    Intent::typed(IntentKind::AuditCheckpoint, &detail),
+                    &auth,
+                );
+                let signed = signer.sign_digest(request).await?;
+                checkpoint.signature =
+                    Some(normalize(&signed.signature, key.public_key(), &digest)?);
+                let stored = checkpoint.clone();
+                let inserted = task::spawn(self.store.pool().handle(), OP_CHECKPOINT, async move {
+                    insert_checkpoint(&pool, &stored)
+                        .await
+                        .map_err(Error::backend)
+                })
+                .await?;
+                if inserted {
+                    return Ok(checkpoint);
+                }
+            }
+            Err(Error::backend(PgError::unavailable(
+                OP_CHECKPOINT,
+                "other checkpointers kept taking the next checkpoint id",
+            )))
+        })
+    }
+
+    /// Checks the whole log: every chain from its first record with
+    /// custody-core's [`ChainVerifier`] (each record the next, chained to
+    /// the one before, hashed and encoded canonically, in the chain its
+    /// event belongs to), and every chain against the last checkpoint (its
+    /// signature, and each head it lists still in the log). With
+    /// `expected_signer`, the checkpoint must be signed by that key.
+    ///
+    /// A break is not an `Err`: the report says where
+    /// ([`AuditReport::broken`]), so that a caller sees how much verified.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] with a [`PgError`] if the log cannot be read.
+    pub fn verify<'a>(
+        &'a self,
+        expected_signer: Option<&'a PublicKey>,
+    ) -> Pending<'a, Result<AuditReport, Error>> {
+        let pool = Arc::clone(self.store.pool());
+        let expected = expected_signer.copied();
+        Pending::later(task::spawn(
+            self.store.pool().handle(),
+            OP_VERIFY,
+            async move {
+                verify_all(&pool, expected.as_ref())
+                    .await
+                    .map_err(Error::backend)
+            },
+        ))
+    }
+}
+
+impl fmt::Debug for PgAuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgAuditLog")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditSink for PgAuditLog {
+    fn append(&self, event: AuditEvent) -> Pending<'_, Result<AuditHead, Error>> {
+        let pool = Arc::clone(self.store.pool());
+        let heads = Arc::clone(&self.heads);
+        let clock = self.clock;
+        Pending::later(task::spawn(
+            self.store.pool().handle(),
+            OP_APPEND,
+            async move {
+                let (_permit, mut conn) = pool.lease(OP_APPEND).await.map_err(Error::backend)?;
+                let statements = AppendStatements::prepare(&pool, &mut conn)
+                    .await
+                    .map_err(|f| Error::backend(f.classify(OP_APPEND)))?;
+                // One record: one statement (two for a chain's first: the
+                // chain is listed, idempotently, before its first record).
+                let head =
+                    append_on(&pool, &conn.client, &statements, &heads, clock, &event).await?;
+                pool.give_back(conn);
+                Ok(head)
+            },
+        ))
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+/// The statements an append runs, prepared on its connection before any
+/// transaction starts.
+pub(crate) struct AppendStatements {
+    head: tokio_postgres::Statement,
+    append: tokio_postgres::Statement,
+    chain: tokio_postgres::Statement,
+}
+
+impl AppendStatements {
+    pub(crate) async fn prepare(pool: &Pool, conn: &mut Conn) -> Result<Self, Fault> {
+        Ok(Self {
+            head: conn.prepared(pool, Sql::AuditHead).await?,
+            append: conn.prepared(pool, Sql::AuditAppend).await?,
+            chain: conn.prepared(pool, Sql::AuditChain).await?,
+        })
+    }
+}
+
+/// Appends `event` to its chain on `client` (in the caller's transaction,
+/// if it opened one): seals it over the head, inserts it if it is still
+/// the next, else re-reads the head and tries again.
+pub(crate) async fn append_on(
+    pool: &Pool,
+    client: &Client,
+    statements: &AppendStatements,
+    heads: &Heads,
+    clock: fn() -> u64,
+    event: &AuditEvent,
+) -> Result<AuditHead, Error> {
+    let fail = |f: Fault| Error::backend(f.classify(OP_APPEND));
+    let chain = chain_of(event);
+    let mut head = match heads.get(&chain) {
+        Some(head) => head,
+        None => read_head(pool, client, statements, &chain)
+            .await
+            .map_err(fail)?,
+    };
+    for _ in 0..APPEND_ATTEMPTS {
+        let record = AuditRecord::seal(&head, clock(), event.clone())?;
+        let line = record.to_line()?;
+        let seq = i64::try_from(record.seq())
+            .map_err(|_| Error::InvalidStateRecord("audit sequence number past 2^63 - 1"))?;
+        if seq == 1 {
+            pool.bounded(client.execute(&statements.chain, &[&chain]))
+                .await
+                .map_err(fail)?;
+        }
+        let prev: &[u8] = record.prev();
+        let hash: &[u8] = record.hash();
+        let row = pool
+            .bounded(client.query_opt(&statements.append, &[&chain, &seq, &hash, &line, &prev]))
+            .await
+            .map_err(fail)?;
+        if row.is_some() {
+            heads.set(&chain, record.head());
+            return Ok(record.head());
+        }
+        // Someone else appended first (or the cached head was stale).
+        heads.forget(&chain);
+        head = read_head(pool, client, statements, &chain)
+            .await
+            .map_err(fail)?;
+    }
+    Err(Error::backend(PgError::unavailable(
+        OP_APPEND,
+        "concurrent appends kept taking the chain's next sequence number",
+    )))
+}
+
+async fn read_head(
+    pool: &Pool,
+    client: &Client,
+    statements: &AppendStatements,
+    chain: &str,
+) -> Result<AuditHead, Fault> {
+    let row = pool
+        .bounded(client.query_opt(&statements.head, &[&chain]))
+        .await?;
+    match row {
+        None => Ok(AuditHead::GENESIS),
+        Some(row) => Ok(AuditHead {
+            seq: seq_at(&row, 0)?,
+            hash: hash_at(&row, 1)?,
+        }),
+    }
+}
+
+fn seq_at(row: &tokio_postgres::Row, column: usize) -> Result<u64, Fault> {
+    let seq: i64 = row
+        .try_get(column)
+        .map_err(|_| Fault::Row("a sequence number is not a non-NULL bigint"))?;
+    u64::try_from(seq)
+        .ok()
+        .filter(|s| *s >= 1)
+        .ok_or(Fault::Row("a sequence number is below 1"))
+}
+
+fn hash_at(row: &tokio_postgres::Row, column: usize) -> Result<[u8; 32], Fault> {
+    let hash: &[u8] = row
+        .try_get(column)
+        .map_err(|_| Fault::Row("a hash is not a non-NULL bytea"))?;
+    hash.try_into()
+        .map_err(|_| Fault::Row("a hash is not 32 bytes"))
+}
+
+fn check_origin(origin: &str) -> Result<(), Error> {
+    if origin.is_empty() || origin.len() > 256 || origin.contains(['\n', '\r']) {
+        return Err(Error::InvalidStateRecord(
+            "a checkpoint origin is 1-256 bytes without a line break",
+        ));
+    }
+    Ok(())
+}
+
+/// A signed list of every chain's head at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    id: u64,
+    time_ms: u64,
+    origin: String,
+    /// Every chain's head, in ascending byte order of chain name.
+    heads: Vec<(String, AuditHead)>,
+    public_key: PublicKey,
+    signature: Option<RecoverableSignature>,
+}
+
+impl Checkpoint {
+    /// The checkpoint's number: 1 for the first, +1 for each after.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// When it was taken, in milliseconds since the UNIX epoch.
+    #[must_use]
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// The log's name, as the checkpointer gave it.
+    #[must_use]
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Every chain's head, in ascending byte order of chain name.
+    #[must_use]
+    pub fn heads(&self) -> &[(String, AuditHead)] {
+        &self.heads
+    }
+
+    /// The number of records the checkpoint covers (the sum of the heads'
+    /// sequence numbers).
+    #[must_use]
+    pub fn records(&self) -> u64 {
+        self.heads
+            .iter()
+            .fold(0u64, |n, (_, head)| n.saturating_add(head.seq))
+    }
+
+    /// The key that signed it.
+    #[must_use]
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    /// The hash over every head:
+    /// `SHA-256("custody/audit/heads/v1\0" ‖ (u64be(len(chain)) ‖ chain ‖
+    /// u64be(seq) ‖ hash)*)`, chains in ascending byte order.
+    #[must_use]
+    pub fn root(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(HEADS_DOMAIN);
+        for (chain, head) in &self.heads {
+            h.update((chain.len() as u64).to_be_bytes());
+            h.update(chain.as_bytes());
+            h.update(head.seq.to_be_bytes());
+            h.update(head.hash);
+        }
+        h.finalize().into()
+    }
+
+    /// The signed text, after C2SP's tlog-checkpoint (one field per line):
+    /// `custody/audit/checkpoint/v1`, the origin, `id <n>`, `time <ms>`,
+    /// `chains <n>`, `records <n>`, `root <hex>`, each line ending `\n`.
+    #[must_use]
+    pub fn body(&self) -> String {
+        format!(
+            "{CHECKPOINT_HEADER}\n{}\nid {}\ntime {}\nchains {}\nrecords {}\nroot {}\n",
+            self.origin,
+            self.id,
+            self.time_ms,
+            self.heads.len(),
+            self.records(),
+            hex::encode(self.root())
+        )
+    }
+
+    /// `SHA-256(body)`: the digest the key signs.
+    #[must_use]
+    pub fn digest(&self) -> Digest32 {
+        Digest32(Sha256::digest(self.body().as_bytes()).into())
+    }
+
+    /// Whether the signature is the public key's over [`Checkpoint::digest`].
+    #[must_use]
+    pub fn signature_is_valid(&self) -> bool {
+        self.signature
+            .as_ref()
+            .and_then(|sig| sig.recover(&self.digest()).ok())
+            .is_some_and(|signer| signer == self.public_key)
+    }
+}
+
+/// The last checkpoint id and the head of every listed chain, in one
+/// statement (each chain's last record by its primary key).
+async fn read_heads(pool: &Pool) -> Result<(u64, Vec<(String, AuditHead)>), PgError> {
+    let (_permit, conn) = pool.lease(OP_CHECKPOINT).await?;
+    let fail = |f: Fault| f.classify(OP_CHECKPOINT);
+    let last = pool
+        .bounded(conn.client.query_one(
+            "SELECT coalesce(max(id), 0) FROM custody_audit_checkpoint",
+            &[],
+        ))
+        .await
+        .map_err(fail)?;
+    let last: i64 = last
+        .try_get(0)
+        .map_err(|_| fail(Fault::Row("a checkpoint id is not a bigint")))?;
+    let rows = pool
+        .bounded(conn.client.query(
+            "SELECT c.chain, h.seq, h.hash FROM custody_audit_chain c \
+             CROSS JOIN LATERAL (SELECT seq, hash FROM custody_audit a \
+             WHERE a.chain = c.chain ORDER BY seq DESC LIMIT 1) h",
+            &[],
+        ))
+        .await
+        .map_err(fail)?;
+    let mut heads = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let chain: String = row
+            .try_get(0)
+            .map_err(|_| fail(Fault::Row("a chain name is not text")))?;
+        heads.push((
+            chain,
+            AuditHead {
+                seq: seq_at(row, 1).map_err(fail)?,
+                hash: hash_at(row, 2).map_err(fail)?,
+            },
+        ));
+    }
+    // Byte order, whatever the database's collation.
+    heads.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    pool.give_back(conn);
+    let last = u64::try_from(last).map_err(|_| fail(Fault::Row("a negative checkpoint id")))?;
+    Ok((last, heads))
+}
+
+/// Stores `checkpoint` and its heads in one transaction; `false` if its id
+/// was taken meanwhile (nothing stored).
+async fn insert_checkpoint(pool: &Pool, checkpoint: &Checkpoint) -> Result<bool, PgError> {
+    let (_permit, mut conn) = pool.lease(OP_CHECKPOINT).await?;
+    let fail = |f: Fault| f.classify(OP_CHECKPOINT);
+    let id = i64::try_from(checkpoint.id)
+        .map_err(|_| PgError::bad_input(OP_CHECKPOINT, "checkpoint id"))?;
+    let time = i64::try_from(checkpoint.time_ms)
+        .map_err(|_| PgError::bad_input(OP_CHECKPOINT, "checkpoint time"))?;
+    let signature = checkpoint
+        .signature
+        .as_ref()
+        .map(signature_bytes)
+        .ok_or(PgError::bad_input(OP_CHECKPOINT, "an unsigned checkpoint"))?;
+    let public_key = checkpoint.public_key.to_compressed();
+    let tx = pool
+        .bounded(conn.client.transaction())
+        .await
+        .map_err(fail)?;
+    let inserted = pool
+        .bounded(tx.execute(
+            "INSERT INTO custody_audit_checkpoint (id, time_ms, origin, public_key, signature) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            &[
+                &id,
+                &time,
+                &checkpoint.origin,
+                &&public_key[..],
+                &&signature[..],
+            ],
+        ))
+        .await
+        .map_err(fail)?;
+    if inserted == 0 {
+        drop(tx);
+        return Ok(false);
+    }
+    let statement = pool
+        .bounded(tx.prepare(
+            "INSERT INTO custody_audit_checkpoint_head (checkpoint, chain, seq, hash) \
+             VALUES ($1, $2, $3, $4)",
+        ))
+        .await
+        .map_err(fail)?;
+    for (chain, head) in &checkpoint.heads {
+        let seq = i64::try_from(head.seq).map_err(|_| PgError::bad_input(OP_CHECKPOINT, "seq"))?;
+        pool.bounded(tx.execute(&statement, &[&id, chain, &seq, &&head.hash[..]]))
+            .await
+            .map_err(fail)?;
+    }
+    pool.bounded(tx.commit()).await.map_err(fail)?;
+    pool.give_back(conn);
+    Ok(true)
+}
+
+fn signature_bytes(sig: &RecoverableSignature) -> [u8; 65] {
+    let mut out = [0u8; 65];
+    out[..64].copy_from_slice(&sig.to_compact());
+    out[64] = u8::from(sig.y_parity());
+    out
+}
+
+/// What [`PgAuditLog::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Records checked (all of them, if nothing is broken).
+    pub records: u64,
+    /// Chains checked.
+    pub chains: u64,
+    /// The last checkpoint, if there is one (checked unless `broken` says
+    /// otherwise).
+    pub checkpoint: Option<Checkpoint>,
+    /// The first break found, if any.
+    pub broken: Option<AuditBreak>,
+}
+
+/// Where a log is broken: the chain, the sequence number of the first bad
+/// record (or of the first record missing), and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditBreak {
+    /// The chain's name (empty for a break in the checkpoint itself).
+    pub chain: String,
+    /// The first bad (or missing) record's sequence number.
+    pub seq: u64,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+async fn verify_all(pool: &Pool, expected: Option<&PublicKey>) -> Result<AuditReport, PgError> {
+    let (_permit, conn) = pool.lease(OP_VERIFY).await?;
+    let fail = |f: Fault| f.classify(OP_VERIFY);
+    let mut report = AuditReport {
+        records: 0,
+        chains: 0,
+        checkpoint: None,
+        broken: None,
+    };
+    let checkpoint = read_last_checkpoint(pool, &conn.client)
+        .await
+        .map_err(fail)?;
+    let mut anchors: HashMap<String, AuditHead> = HashMap::new();
+    if let Some(cp) = &checkpoint {
+        let broken = |reason| AuditBreak {
+            chain: String::new(),
+            seq: 0,
+            reason,
+        };
+        if !cp.signature_is_valid() {
+            report.broken = Some(broken("the last checkpoint's signature does not verify"));
+        } else if expected.is_some_and(|k| *k != cp.public_key) {
+            report.broken = Some(broken("the last checkpoint is signed by another key"));
+        }
+        anchors = cp.heads.iter().cloned().collect();
+    }
+    report.checkpoint = checkpoint;
+    if report.broken.is_some() {
+        pool.give_back(conn);
+        return Ok(report);
+    }
+    let rows = pool
+        .bounded(
+            conn.client
+                .query("SELECT DISTINCT chain FROM custody_audit", &[]),
+        )
+        .await
+        .map_err(fail)?;
+    let mut chains = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let chain: String = row
+            .try_get(0)
+            .map_err(|_| fail(Fault::Row("a chain name is not text")))?;
+        chains.push(chain);
+    }
+    chains.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    // A chain the checkpoint lists but the log has lost entirely.
+    let mut missing: Vec<&String> = anchors
+        .keys()
+        .filter(|c| {
+            chains
+                .binary_search_by(|x| x.as_bytes().cmp(c.as_bytes()))
+                .is_err()
+        })
+        .collect();
+    missing.sort();
+    if let Some(chain) = missing.first() {
+        report.broken = Some(AuditBreak {
+            chain: (*chain).clone(),
+            seq: 1,
+            reason: "a chain the last checkpoint lists is gone",
+        });
+        pool.give_back(conn);
+        return Ok(report);
+    }
+    for chain in &chains {
+        report.chains += 1;
+        let (records, broken) =
+            verify_chain(pool, &conn.client, chain, anchors.get(chain).copied())
+                .await
+                .map_err(fail)?;
+        report.records += records;
+        if let Some(reason) = broken {
+            report.broken = Some(reason);
+            break;
+        }
+    }
+    pool.give_back(conn);
+    Ok(report)
+}
+
+/// Checks one chain from its first record; returns how many records
+/// verified and the break, if any.
+async fn verify_chain(
+    pool: &Pool,
+    client: &Client,
+    chain: &str,
+    anchor: Option<AuditHead>,
+) -> Result<(u64, Option<AuditBreak>), Fault> {
+    let broken = |seq, reason| AuditBreak {
+        chain: chain.to_owned(),
+        seq,
+        reason,
+    };
+    let mut verifier = match anchor {
+        Some(a) => match ChainVerifier::anchored(a) {
+            Ok(v) => v,
+            Err(e) => return Ok((0, Some(broken(0, reason_of(&e))))),
+        },
+        None => ChainVerifier::new(),
+    };
+    let mut after: i64 = 0;
+    loop {
+        let rows = pool
+            .bounded(client.query(
+                "SELECT seq, hash, record FROM custody_audit WHERE chain = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3",
+                &[&chain, &after, &VERIFY_PAGE],
+            ))
+            .await?;
+        for row in &rows {
+            let expected_seq = verifier.head().seq.saturating_add(1);
+            let line: &str = row
+                .try_get(2)
+                .map_err(|_| Fault::Row("a record is not text"))?;
+            let record = match verifier.push_line(line) {
+                Ok(record) => record,
+                Err(e) => {
+                    return Ok((
+                        verifier.head().seq,
+                        Some(broken(expected_seq, reason_of(&e))),
+                    ));
+                }
+            };
+            if seq_at(row, 0)? != record.seq() || hash_at(row, 1)? != *record.hash() {
+                return Ok((
+                    verifier.head().seq - 1,
+                    Some(broken(
+                        record.seq(),
+                        "the row's seq or hash column differs from its record",
+                    )),
+                ));
+            }
+            if chain_of(record.event()) != chain {
+                return Ok((
+                    verifier.head().seq - 1,
+                    Some(broken(
+                        record.seq(),
+                        "the record belongs to another chain (moved)",
+                    )),
+                ));
+            }
+            after = i64::try_from(record.seq()).map_err(|_| Fault::Row("seq past 2^63 - 1"))?;
+        }
+        if rows.len() < usize::try_from(VERIFY_PAGE).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    let records = verifier.head().seq;
+    match verifier.finish() {
+        Ok(_) => Ok((records, None)),
+        Err(e) => Ok((records, Some(broken(records + 1, reason_of(&e))))),
+    }
+}
+
+fn reason_of(e: &Error) -> &'static str {
+    match e {
+        Error::AuditChainBroken { reason, .. } => reason,
+        _ => "the chain does not verify",
+    }
+}
+
+/// The last checkpoint and its heads, or `None` if none was taken.
+async fn read_last_checkpoint(pool: &Pool, client: &Client) -> Result<Option<Checkpoint>, Fault> {
+    let Some(row) = pool
+        .bounded(client.query_opt(
+            "SELECT id, time_ms, origin, public_key, signature FROM custody_audit_checkpoint \
+             ORDER BY id DESC LIMIT 1",
+            &[],
+        ))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id = seq_at(&row, 0)?;
+    let time: i64 = row
+        .try_get(1)
+        .map_err(|_| Fault::Row("a checkpoint time is not a bigint"))?;
+    let origin: String = row
+        .try_get(2)
+        .map_err(|_| Fault::Row("a checkpoint origin is not text"))?;
+    let public_key: &[u8] = row
+        .try_get(3)
+        .map_err(|_| Fault::Row("a checkpoint key is not bytea"))?;
+    let signature: &[u8] = row
+        .try_get(4)
+        .map_err(|_| Fault::Row("a checkpoint signature is not bytea"))?;
+    let public_key = PublicKey::from_sec1_bytes(public_key)
+        .map_err(|_| Fault::Row("a checkpoint key is not a point"))?;
+    let signature = match signature {
+        [compact @ .., parity] if compact.len() == 64 && *parity <= 1 => {
+            let (r, s) = compact.split_at(32);
+            RecoverableSignature::from_parts(
+                r.try_into().map_err(|_| Fault::Row("r"))?,
+                s.try_into().map_err(|_| Fault::Row("s"))?,
+                *parity == 1,
+            )
+            .ok()
+        }
+        _ => None,
+    };
+    let id_param = i64::try_from(id).map_err(|_| Fault::Row("a checkpoint id past 2^63 - 1"))?;
+    let rows = pool
+        .bounded(client.query(
+            "SELECT chain, seq, hash FROM custody_audit_checkpoint_head WHERE checkpoint = $1",
+            &[&id_param],
+        ))
+        .await?;
+    let mut heads = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let chain: String = row
+            .try_get(0)
+            .map_err(|_| Fault::Row("a chain name is not text"))?;
+        heads.push((
+            chain,
+            AuditHead {
+                seq: seq_at(row, 1)?,
+                hash: hash_at(row, 2)?,
+            },
+        ));
+    }
+    heads.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(Some(Checkpoint {
+        id,
+        time_ms: u64::try_from(time).map_err(|_| Fault::Row("a negative checkpoint time"))?,
+        origin,
+        heads,
+        public_key,
+        signature,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use custody_core::{AuditOp, AuditOutcome};
+
+    use super::*;
+
+    #[test]
+    fn chains_are_named_by_wallet_then_key_then_public_key() {
+        let event = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
+        assert_eq!(chain_of(&event), OPERATIONS_CHAIN);
+        let keyed = event.clone().with_key("imported-1");
+        assert_eq!(chain_of(&keyed), "key:imported-1");
+        assert_eq!(
+            chain_of(&keyed.clone().with_wallet("alice@example.com")),
+            "wallet:alice@example.com"
+        );
+    }
+
+    #[test]
+    fn the_checkpoint_body_and_root_are_fixed_by_their_fields() {
+        let head = |seq, byte| AuditHead {
+            seq,
+            hash: [byte; 32],
+        };
+        let cp = Checkpoint {
+            id: 7,
+            time_ms: 1_767_225_600_000,
+            origin: "custody.example/prod".into(),
+            heads: vec![
+                ("wallet:a".into(), head(3, 1)),
+                ("wallet:b".into(), head(2, 2)),
+            ],
+            public_key: PublicKey::from_sec1_bytes(
+                &hex::decode("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+                    .unwrap(),
+            )
+            .unwrap(),
+            signature: None,
+        };
+        assert_eq!(cp.records(), 5);
+        let mut h = Sha256::new();
+        h.update(b"custody/audit/heads/v1\0");
+        for (chain, seq, byte) in [("wallet:a", 3u64, 1u8), ("wallet:b", 2, 2)] {
+            h.update((chain.len() as u64).to_be_bytes());
+            h.update(chain);
+            h.update(seq.to_be_bytes());
+            h.update([byte; 32]);
+        }
+        let root: [u8; 32] = h.finalize().into();
+        assert_eq!(cp.root(), root);
+        assert_eq!(
+            cp.body(),
+            format!(
+                "custody/audit/checkpoint/v1\ncustody.example/prod\nid 7\ntime 1767225600000\nchains 2\nrecords 5\nroot {}\n",
+                hex::encode(root)
+            )
+        );
+        assert!(!cp.signature_is_valid(), "unsigned");
+    }
+}
