@@ -26,6 +26,19 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) passphrase_file: Option<PathBuf>,
 
+    /// Where the TOTP guard, lockouts and audit log live: `file` (the
+    /// keystore directory) or `postgres://USER@HOST:PORT/DB`, shared by
+    /// every signer using that database (password from PGPASSWORD or
+    /// ~/.pgpass, never in this value).
+    #[arg(
+        long,
+        global = true,
+        env = "CUSTODY_STATE",
+        default_value = "file",
+        value_name = "URI"
+    )]
+    pub(crate) state: String,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -63,6 +76,56 @@ pub(crate) enum Command {
     /// Import and export keys.
     #[command(subcommand)]
     Keystore(KeystoreCommand),
+    /// Check the audit log, and sign checkpoints of a shared one.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The shared state database.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+/// `custody audit ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the whole audit log (file or database) from its start, and
+    /// against the last signed checkpoint if any.
+    ///
+    /// Example: custody audit verify --state postgres://signer@db:5432/custody
+    Verify(AuditVerifyArgs),
+    /// Sign a checkpoint of the database's audit log: every chain's head,
+    /// so that records cut off a chain's end are detected.
+    ///
+    /// Example: custody audit checkpoint --state postgres://signer@db:5432/custody
+    Checkpoint(AuditCheckpointArgs),
+}
+
+/// `custody audit verify`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditVerifyArgs {
+    /// The public key (0x, SEC 1) that must have signed the last checkpoint.
+    #[arg(long, value_name = "0xKEY")]
+    pub(crate) checkpoint_key: Option<String>,
+}
+
+/// `custody audit checkpoint`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditCheckpointArgs {
+    /// The log's name in the signed checkpoint (default: `custody:DATABASE`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) origin: Option<String>,
+    /// Sign with this KMS or HSM key instead of the keystore's checkpoint key
+    /// (wallet `custody-audit-checkpoints`, index 0).
+    #[arg(long, value_name = "URI")]
+    pub(crate) key: Option<String>,
+}
+
+/// `custody state ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StateCommand {
+    /// Create or upgrade the database schema (idempotent).
+    ///
+    /// Example: custody state migrate --state postgres://owner@db:5432/custody
+    Migrate,
 }
 
 /// `custody sign-tx`.

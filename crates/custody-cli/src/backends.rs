@@ -6,6 +6,7 @@
 //! from `module-path=` or `CUSTODY_PKCS11_MODULE`, the PIN from
 //! `pin-source=` or `CUSTODY_PKCS11_PIN`. No secret is ever a flag value.
 
+#[cfg(any(feature = "aws-kms", feature = "pkcs11"))]
 use std::sync::Arc;
 
 use custody_core::{KeyId, KeyRef, SharedBackend};

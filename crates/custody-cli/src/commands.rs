@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use custody_core::{
     Audited, Authorization, CreateOptions, DerivationPath, Digest32, KdfParams, KekKind, KeyId,
-    KeyRef, KeySigner, Keystore, Mnemonic, Passphrase, PrivateKeyBytes, RootKek, Seed,
+    KeyRef, KeySigner, Keystore, Mnemonic, Passphrase, PrivateKeyBytes, Records, RootKek, Seed,
     SharedBackend, Unlock, WalletScheme,
 };
 use custody_eth::keystore_v3::{self, KdfChoice};
@@ -14,17 +14,20 @@ use custody_totp::{EnrolMode, TotpConfig, TotpGate, TotpRegistry};
 use serde_json::{Value, json};
 
 use crate::args::{
-    Cli, Command, ExportArgs, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, RegisterArgs,
-    RewrapArgs, SignHashArgs, SignMessageArgs, SignTxArgs, SignTypedDataArgs, TotpCommand,
+    AuditCheckpointArgs, AuditCommand, AuditVerifyArgs, Cli, Command, ExportArgs, ImportArgs,
+    InitArgs, KeyArgs, KeystoreCommand, RegisterArgs, RewrapArgs, SignHashArgs, SignMessageArgs,
+    SignTxArgs, SignTypedDataArgs, StateCommand, TotpCommand,
 };
 use crate::backends::{self, BackendUri};
 use crate::error::CliError;
+use crate::state::{self, State};
 
 /// Runs one command.
 pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
     let ctx = Context {
         dir: cli.keystore,
         passphrase_file: cli.passphrase_file,
+        state: State::parse(&cli.state)?,
     };
     match cli.command {
         Command::Init(a) => init(&ctx, a),
@@ -37,12 +40,16 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Keystore(KeystoreCommand::Import(a)) => import(&ctx, &a),
         Command::Keystore(KeystoreCommand::Export(a)) => export(&ctx, &a),
         Command::Keystore(KeystoreCommand::Rewrap(a)) => rewrap(&ctx, &a),
+        Command::Audit(AuditCommand::Verify(a)) => audit_verify(&ctx, &a),
+        Command::Audit(AuditCommand::Checkpoint(a)) => audit_checkpoint(&ctx, &a),
+        Command::State(StateCommand::Migrate) => state_migrate(&ctx),
     }
 }
 
 struct Context {
     dir: std::path::PathBuf,
     passphrase_file: Option<std::path::PathBuf>,
+    state: State,
 }
 
 impl Context {
@@ -60,9 +67,25 @@ impl Context {
         }
     }
 
+    /// The records `--state` names, if not the keystore directory's own.
+    fn records(&self) -> Result<Option<Records>, CliError> {
+        match &self.state {
+            State::File => Ok(None),
+            #[cfg(feature = "postgres")]
+            State::Postgres(config) => Ok(Some(state::pg::records(&state::pg::connect(config)?))),
+        }
+    }
+
     /// Opens the keystore with what its metadata says holds its KEK: the
-    /// passphrase, or the backend its URI names.
+    /// passphrase, or the backend its URI names; its records where
+    /// `--state` says.
     fn open(&self) -> Result<Keystore, CliError> {
+        self.open_in(None)
+    }
+
+    /// [`Context::open`] with the records given, if any (else where
+    /// `--state` says).
+    fn open_in(&self, given: Option<Records>) -> Result<Keystore, CliError> {
         let kind = match Keystore::kek_of(&self.dir) {
             // No keystore and no passphrase: the missing passphrase is the
             // usage error to report first, as before backends existed.
@@ -72,15 +95,23 @@ impl Context {
             }
             other => other?,
         };
+        let records = match given {
+            Some(records) => Some(records),
+            None => self.records()?,
+        };
+        let open = |unlock: Unlock<'_>| match records {
+            Some(records) => Ok(Keystore::open_recorded(&self.dir, unlock, records)?),
+            None => Ok(Keystore::open_with(&self.dir, unlock)?),
+        };
         match kind {
             KekKind::Backend { uri, .. } => {
                 let parsed = BackendUri::parse(&uri, "the keystore's KEK")?;
                 let kek = backends::kek(&parsed, "the keystore's KEK")?;
-                Ok(Keystore::open_with(&self.dir, Unlock::Backend(kek))?)
+                open(Unlock::Backend(kek))
             }
             _ => {
                 let passphrase = self.passphrase()?;
-                Ok(Keystore::open(&self.dir, &passphrase)?)
+                open(Unlock::Passphrase(&passphrase))
             }
         }
     }
@@ -181,17 +212,19 @@ fn init(ctx: &Context, a: InitArgs) -> Result<Value, CliError> {
         CreateOptions::standard()?
     }
     .with_scheme(scheme);
-    let ks = match &passphrase {
-        Some(passphrase) => Keystore::create(&ctx.dir, passphrase, &seed, &options)?,
-        None => Keystore::create_with(
-            &ctx.dir,
-            RootKek::Backend {
-                uri: &a.kek,
-                backend: backends::kek(&kek, "--kek")?,
-            },
-            &seed,
-            &options,
-        )?,
+    let root = match &passphrase {
+        Some(passphrase) => RootKek::Passphrase {
+            passphrase,
+            kdf: &options.kdf,
+        },
+        None => RootKek::Backend {
+            uri: &a.kek,
+            backend: backends::kek(&kek, "--kek")?,
+        },
+    };
+    let ks = match ctx.records()? {
+        Some(records) => Keystore::create_recorded(&ctx.dir, root, &seed, &options, records)?,
+        None => Keystore::create_with(&ctx.dir, root, &seed, &options)?,
     };
     let mut out = json!({
         "xpub": ks.xpub(),
@@ -591,4 +624,78 @@ fn rewrap(ctx: &Context, a: &RewrapArgs) -> Result<Value, CliError> {
     };
     drop(ks);
     Ok(json!({ "kek": report.kek, "rewrapped": report.rewrapped }))
+}
+
+/// `custody audit verify`: the file log in the keystore directory, or the
+/// database's chains against its last checkpoint.
+fn audit_verify(ctx: &Context, a: &AuditVerifyArgs) -> Result<Value, CliError> {
+    let expected = match &a.checkpoint_key {
+        Some(k) => {
+            let bytes = hex::decode(k.strip_prefix("0x").unwrap_or(k))
+                .map_err(|_| CliError::bad_input("--checkpoint-key: not hex"))?;
+            Some(
+                custody_core::PublicKey::from_sec1_bytes(&bytes).map_err(|_| {
+                    CliError::bad_input("--checkpoint-key: not a secp256k1 public key")
+                })?,
+            )
+        }
+        None => None,
+    };
+    match &ctx.state {
+        State::File => {
+            if expected.is_some() {
+                return Err(state::needs_database("--checkpoint-key"));
+            }
+            state::verify_file(&ctx.dir)
+        }
+        #[cfg(feature = "postgres")]
+        State::Postgres(config) => state::pg::verify(config, expected.as_ref()),
+    }
+}
+
+/// The wallet whose key signs the database log's checkpoints when no
+/// `--key` is given.
+#[cfg(feature = "postgres")]
+const CHECKPOINT_WALLET: &str = "custody-audit-checkpoints";
+
+/// `custody audit checkpoint`: signs every chain's head through the same
+/// gates and audit layer as any signature.
+fn audit_checkpoint(ctx: &Context, a: &AuditCheckpointArgs) -> Result<Value, CliError> {
+    match &ctx.state {
+        State::File => {
+            let _ = a;
+            Err(state::needs_database("audit checkpoint"))
+        }
+        #[cfg(feature = "postgres")]
+        State::Postgres(config) => {
+            let store = state::pg::connect(config)?;
+            let records = state::pg::records(&store);
+            let ks = ctx.open_in(Some(records))?;
+            let (backend, key) = match &a.key {
+                Some(uri) => {
+                    let parsed = BackendUri::parse(uri, "--key")?;
+                    let (inner, key) = backends::signer(&parsed, "--key")?;
+                    (gated(&ks, inner)?, key)
+                }
+                None => (
+                    backend(&ks)?,
+                    KeyRef::Wallet {
+                        name: CHECKPOINT_WALLET.to_owned(),
+                        index: 0,
+                    },
+                ),
+            };
+            let pinned = KeySigner::pin(backend.clone(), key).wait()?;
+            state::pg::checkpoint(&store, config, a.origin.as_deref(), &backend, pinned.key())
+        }
+    }
+}
+
+/// `custody state migrate`.
+fn state_migrate(ctx: &Context) -> Result<Value, CliError> {
+    match &ctx.state {
+        State::File => Err(state::needs_database("state migrate")),
+        #[cfg(feature = "postgres")]
+        State::Postgres(config) => state::pg::migrate(config),
+    }
 }

@@ -8,6 +8,7 @@ mod args;
 mod backends;
 mod commands;
 mod error;
+mod state;
 
 use std::io::Write;
 use std::process::ExitCode;
