@@ -43,7 +43,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
 use crate::error::{Fault, PgError};
-use crate::pool::{Conn, Pool, Sql};
+use crate::pool::{Pool, Sql};
 use crate::store::PgStateStore;
 use crate::task;
 
@@ -53,7 +53,7 @@ const OP_VERIFY: &str = "audit-verify";
 
 /// How often an append re-reads its chain's head after losing a race for
 /// the next sequence number before it gives up ([`Error::Backend`] (`unavailable`)).
-const APPEND_ATTEMPTS: u32 = 32;
+pub(crate) const APPEND_ATTEMPTS: u32 = 32;
 /// How many chain heads a process remembers (beyond that, the cache is
 /// emptied: a forgotten head costs one read).
 const HEAD_CACHE_CAP: usize = 4096;
@@ -108,11 +108,11 @@ pub struct PgAuditLog {
 pub(crate) struct Heads(Mutex<HashMap<String, AuditHead>>);
 
 impl Heads {
-    fn get(&self, chain: &str) -> Option<AuditHead> {
+    pub(crate) fn get(&self, chain: &str) -> Option<AuditHead> {
         self.lock().get(chain).copied()
     }
 
-    fn set(&self, chain: &str, head: AuditHead) {
+    pub(crate) fn set(&self, chain: &str, head: AuditHead) {
         let mut heads = self.lock();
         if heads.len() >= HEAD_CACHE_CAP && !heads.contains_key(chain) {
             heads.clear();
@@ -296,16 +296,46 @@ impl AuditSink for PgAuditLog {
             self.store.pool().handle(),
             OP_APPEND,
             async move {
+                let fail = |f: Fault| Error::backend(f.classify(OP_APPEND));
                 let (_permit, mut conn) = pool.lease(OP_APPEND).await.map_err(Error::backend)?;
-                let statements = AppendStatements::prepare(&pool, &mut conn)
-                    .await
-                    .map_err(|f| Error::backend(f.classify(OP_APPEND)))?;
-                // One record: one statement (two for a chain's first: the
-                // chain is listed, idempotently, before its first record).
-                let head =
-                    append_on(&pool, &conn.client, &statements, &heads, clock, &event).await?;
-                pool.give_back(conn);
-                Ok(head)
+                let append = conn.prepared(&pool, Sql::AuditAppend).await.map_err(fail)?;
+                let head_sql = conn.prepared(&pool, Sql::AuditHead).await.map_err(fail)?;
+                let chain = chain_of(&event);
+                let mut head = match heads.get(&chain) {
+                    Some(head) => head,
+                    None => read_head(&pool, &conn.client, &head_sql, &chain)
+                        .await
+                        .map_err(fail)?,
+                };
+                // One statement, one round trip, one commit per record.
+                for _ in 0..APPEND_ATTEMPTS {
+                    let sealed = Sealed::new(&chain, &head, clock(), &event)?;
+                    let row = pool
+                        .bounded(conn.client.query_opt(
+                            &append,
+                            &[
+                                &sealed.chain,
+                                &sealed.seq,
+                                &sealed.hash(),
+                                &sealed.line,
+                                &sealed.prev(),
+                            ],
+                        ))
+                        .await
+                        .map_err(fail)?;
+                    if row.is_some() {
+                        heads.set(&chain, sealed.head());
+                        pool.give_back(conn);
+                        return Ok(sealed.head());
+                    }
+                    // Someone else appended first (or the cached head was
+                    // stale).
+                    heads.forget(&chain);
+                    head = read_head(&pool, &conn.client, &head_sql, &chain)
+                        .await
+                        .map_err(fail)?;
+                }
+                Err(contended(OP_APPEND))
             },
         ))
     }
@@ -315,84 +345,64 @@ impl AuditSink for PgAuditLog {
     }
 }
 
-/// The statements an append runs, prepared on its connection before any
-/// transaction starts.
-pub(crate) struct AppendStatements {
-    head: tokio_postgres::Statement,
-    append: tokio_postgres::Statement,
-    chain: tokio_postgres::Statement,
+/// The error after [`APPEND_ATTEMPTS`] lost races for a chain's next
+/// sequence number: retryable.
+pub(crate) fn contended(operation: &'static str) -> Error {
+    Error::backend(PgError::unavailable(
+        operation,
+        "concurrent appends kept taking the chain's next sequence number",
+    ))
 }
 
-impl AppendStatements {
-    pub(crate) async fn prepare(pool: &Pool, conn: &mut Conn) -> Result<Self, Fault> {
-        Ok(Self {
-            head: conn.prepared(pool, Sql::AuditHead).await?,
-            append: conn.prepared(pool, Sql::AuditAppend).await?,
-            chain: conn.prepared(pool, Sql::AuditChain).await?,
-        })
-    }
+/// A record sealed over a head, with its columns as the statements take
+/// them.
+pub(crate) struct Sealed {
+    pub(crate) chain: String,
+    pub(crate) seq: i64,
+    pub(crate) line: String,
+    record: AuditRecord,
 }
 
-/// Appends `event` to its chain on `client` (in the caller's transaction,
-/// if it opened one): seals it over the head, inserts it if it is still
-/// the next, else re-reads the head and tries again.
-pub(crate) async fn append_on(
-    pool: &Pool,
-    client: &Client,
-    statements: &AppendStatements,
-    heads: &Heads,
-    clock: fn() -> u64,
-    event: &AuditEvent,
-) -> Result<AuditHead, Error> {
-    let fail = |f: Fault| Error::backend(f.classify(OP_APPEND));
-    let chain = chain_of(event);
-    let mut head = match heads.get(&chain) {
-        Some(head) => head,
-        None => read_head(pool, client, statements, &chain)
-            .await
-            .map_err(fail)?,
-    };
-    for _ in 0..APPEND_ATTEMPTS {
-        let record = AuditRecord::seal(&head, clock(), event.clone())?;
-        let line = record.to_line()?;
+impl Sealed {
+    /// Seals `event` as the next record of `chain` after `head`, at `time`.
+    pub(crate) fn new(
+        chain: &str,
+        head: &AuditHead,
+        time: u64,
+        event: &AuditEvent,
+    ) -> Result<Self, Error> {
+        let record = AuditRecord::seal(head, time, event.clone())?;
         let seq = i64::try_from(record.seq())
             .map_err(|_| Error::InvalidStateRecord("audit sequence number past 2^63 - 1"))?;
-        if seq == 1 {
-            pool.bounded(client.execute(&statements.chain, &[&chain]))
-                .await
-                .map_err(fail)?;
-        }
-        let prev: &[u8] = record.prev();
-        let hash: &[u8] = record.hash();
-        let row = pool
-            .bounded(client.query_opt(&statements.append, &[&chain, &seq, &hash, &line, &prev]))
-            .await
-            .map_err(fail)?;
-        if row.is_some() {
-            heads.set(&chain, record.head());
-            return Ok(record.head());
-        }
-        // Someone else appended first (or the cached head was stale).
-        heads.forget(&chain);
-        head = read_head(pool, client, statements, &chain)
-            .await
-            .map_err(fail)?;
+        Ok(Self {
+            chain: chain.to_owned(),
+            seq,
+            line: record.to_line()?,
+            record,
+        })
     }
-    Err(Error::backend(PgError::unavailable(
-        OP_APPEND,
-        "concurrent appends kept taking the chain's next sequence number",
-    )))
+
+    pub(crate) fn hash(&self) -> &[u8] {
+        self.record.hash()
+    }
+
+    pub(crate) fn prev(&self) -> &[u8] {
+        self.record.prev()
+    }
+
+    pub(crate) fn head(&self) -> AuditHead {
+        self.record.head()
+    }
 }
 
-async fn read_head(
+/// The head of `chain` as committed now (`statement`: [`Sql::AuditHead`]).
+pub(crate) async fn read_head(
     pool: &Pool,
     client: &Client,
-    statements: &AppendStatements,
+    statement: &tokio_postgres::Statement,
     chain: &str,
 ) -> Result<AuditHead, Fault> {
-    let row = pool
-        .bounded(client.query_opt(&statements.head, &[&chain]))
-        .await?;
+    let row = pool.bounded(client.query_opt(statement, &[&chain])).await?;
     match row {
         None => Ok(AuditHead::GENESIS),
         Some(row) => Ok(AuditHead {

@@ -34,14 +34,18 @@ pub(crate) enum Sql {
     /// The last record of an audit chain.
     AuditHead,
     /// Appends an audit record if it is the next of its chain and chained
-    /// to the record before it.
+    /// to the record before it (and lists a new chain).
     AuditAppend,
-    /// Lists a chain (with its first record).
-    AuditChain,
+    /// [`Sql::Create`] and an audit record's append, in one statement that
+    /// does both or neither.
+    CreateRecorded,
+    /// [`Sql::Swap`] and an audit record's append, in one statement that
+    /// does both or neither.
+    SwapRecorded,
 }
 
 impl Sql {
-    const ALL: usize = 6;
+    const ALL: usize = 7;
 
     pub(crate) fn text(self) -> &'static str {
         match self {
@@ -57,20 +61,9 @@ impl Sql {
             Self::AuditHead => {
                 "SELECT seq, hash FROM custody_audit WHERE chain = $1 ORDER BY seq DESC LIMIT 1"
             }
-            // The link is checked here too: a record goes in only as the
-            // next of its chain *and* over the record whose hash it names,
-            // so a writer with a stale idea of the head cannot fork the
-            // chain, whatever it cached.
-            Self::AuditAppend => {
-                "INSERT INTO custody_audit (chain, seq, hash, record) \
-                 SELECT $1, $2, $3, $4 \
-                 WHERE ($2 = 1 AND $5 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea) \
-                 OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $1 AND seq = $2 - 1 AND hash = $5) \
-                 ON CONFLICT (chain, seq) DO NOTHING RETURNING seq"
-            }
-            Self::AuditChain => {
-                "INSERT INTO custody_audit_chain (chain) VALUES ($1) ON CONFLICT (chain) DO NOTHING"
-            }
+            Self::AuditAppend => AUDIT_APPEND,
+            Self::CreateRecorded => CREATE_RECORDED,
+            Self::SwapRecorded => SWAP_RECORDED,
         }
     }
 
@@ -81,8 +74,27 @@ impl Sql {
             Self::Get => &[Type::BYTEA],
             Self::Create => &[Type::BYTEA, Type::BYTEA],
             Self::Swap => &[Type::BYTEA, Type::INT8, Type::BYTEA],
-            Self::AuditHead | Self::AuditChain => &[Type::TEXT],
+            Self::AuditHead => &[Type::TEXT],
             Self::AuditAppend => &[Type::TEXT, Type::INT8, Type::BYTEA, Type::TEXT, Type::BYTEA],
+            Self::CreateRecorded => &[
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::INT8,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::BYTEA,
+            ],
+            Self::SwapRecorded => &[
+                Type::BYTEA,
+                Type::INT8,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::INT8,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::BYTEA,
+            ],
         }
     }
 
@@ -93,10 +105,82 @@ impl Sql {
             Self::Swap => 2,
             Self::AuditHead => 3,
             Self::AuditAppend => 4,
-            Self::AuditChain => 5,
+            Self::CreateRecorded => 5,
+            Self::SwapRecorded => 6,
         }
     }
 }
+
+/// An audit record's append: the record goes in only as the next of its
+/// chain (`$2`) *and* over the record whose hash it names (`$5`), so a
+/// writer with a stale idea of the head cannot fork the chain, whatever it
+/// cached; a chain's first record also lists the chain. No row back: the
+/// sequence number was taken or the link is stale (re-read the head).
+const AUDIT_APPEND: &str = "\
+WITH appended AS (
+  INSERT INTO custody_audit (chain, seq, hash, record)
+  SELECT $1, $2, $3, $4
+  WHERE ($2 = 1 AND $5 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+     OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $1 AND seq = $2 - 1 AND hash = $5)
+  ON CONFLICT (chain, seq) DO NOTHING
+  RETURNING chain, seq
+), listed AS (
+  INSERT INTO custody_audit_chain (chain) SELECT chain FROM appended WHERE seq = 1
+  ON CONFLICT (chain) DO NOTHING
+)
+SELECT seq FROM appended";
+
+/// A record created (`$1`, `$2`) and an audit record appended (`$3` chain,
+/// `$4` seq, `$5` hash, `$6` record, `$7` prev) in one statement: one
+/// implicit transaction, one round trip, one commit. The record is inserted
+/// only from the created row (`FROM swapped`), so a conflict writes
+/// neither; if the row was written but the record could not be (its
+/// sequence number taken, its link stale), the last column divides by
+/// zero, which fails the whole statement (`22012`: nothing written, re-read
+/// the head and try again). The divisor is a sub-query, never a constant,
+/// so the planner cannot fold it.
+const CREATE_RECORDED: &str = "\
+WITH swapped AS (
+  INSERT INTO custody_state (key, version, value) VALUES ($1, 1, $2)
+  ON CONFLICT (key) DO NOTHING
+  RETURNING version
+), appended AS (
+  INSERT INTO custody_audit (chain, seq, hash, record)
+  SELECT $3, $4, $5, $6 FROM swapped
+  WHERE ($4 = 1 AND $7 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+     OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $3 AND seq = $4 - 1 AND hash = $7)
+  ON CONFLICT (chain, seq) DO NOTHING
+  RETURNING chain, seq
+), listed AS (
+  INSERT INTO custody_audit_chain (chain) SELECT chain FROM appended WHERE seq = 1
+  ON CONFLICT (chain) DO NOTHING
+)
+SELECT (SELECT version FROM swapped),
+       CASE WHEN EXISTS (SELECT 1 FROM swapped)
+            THEN 1 / (SELECT count(*)::integer FROM appended) ELSE 0 END";
+
+/// A record swapped (`$1` key, `$2` expected version, `$3` value) and an
+/// audit record appended (`$4`..`$8`) in one statement, as
+/// [`CREATE_RECORDED`].
+const SWAP_RECORDED: &str = "\
+WITH swapped AS (
+  UPDATE custody_state SET value = $3, version = version + 1
+  WHERE key = $1 AND version = $2
+  RETURNING version
+), appended AS (
+  INSERT INTO custody_audit (chain, seq, hash, record)
+  SELECT $4, $5, $6, $7 FROM swapped
+  WHERE ($5 = 1 AND $8 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+     OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $4 AND seq = $5 - 1 AND hash = $8)
+  ON CONFLICT (chain, seq) DO NOTHING
+  RETURNING chain, seq
+), listed AS (
+  INSERT INTO custody_audit_chain (chain) SELECT chain FROM appended WHERE seq = 1
+  ON CONFLICT (chain) DO NOTHING
+)
+SELECT (SELECT version FROM swapped),
+       CASE WHEN EXISTS (SELECT 1 FROM swapped)
+            THEN 1 / (SELECT count(*)::integer FROM appended) ELSE 0 END";
 
 /// How a connection is made: plain (TCP or Unix socket) or TLS.
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::Row;
 use tokio_postgres::config::SslMode;
 
-use crate::audit::{AppendStatements, Heads, PgAuditLog, append_on, chain_of};
+use crate::audit::{APPEND_ATTEMPTS, Heads, PgAuditLog, Sealed, chain_of, contended, read_head};
 use crate::error::{Fault, PgError};
 use crate::migrate;
 use crate::options::PgOptions;
@@ -332,11 +332,11 @@ impl StateStore for PgStateStore {
         self.own_log(audit).is_some()
     }
 
-    /// One transaction: the conditional `INSERT` or `UPDATE` of the record,
-    /// then the audit record's insert, then `COMMIT`. A conflict rolls
-    /// back (nothing written, nothing recorded); a connection lost before
-    /// the commit is acknowledged leaves neither (the server rolls back
-    /// what it did not commit).
+    /// One statement (one implicit transaction, one round trip): the
+    /// conditional `INSERT` or `UPDATE` of the record and the audit
+    /// record's insert as data-modifying `WITH` queries that do both or
+    /// neither (`SPEC.md`). A conflict writes nothing; a connection lost
+    /// before the commit is acknowledged leaves neither.
     fn compare_and_swap_recorded<'a>(
         &'a self,
         key: &'a str,
@@ -407,75 +407,110 @@ async fn compare_and_swap_recorded(
     };
     let fail = |f: Fault| Error::backend(f.classify(OP_CAS));
     let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
-    let statements = AppendStatements::prepare(pool, &mut conn)
-        .await
-        .map_err(fail)?;
     let write = match expected {
-        None => conn.prepared(pool, Sql::Create).await,
-        Some(_) => conn.prepared(pool, Sql::Swap).await,
+        None => conn.prepared(pool, Sql::CreateRecorded).await,
+        Some(_) => conn.prepared(pool, Sql::SwapRecorded).await,
     }
     .map_err(fail)?;
-    let mut attempt = 1;
-    loop {
-        pool.bounded(conn.client.batch_execute("BEGIN"))
+    let head_sql = conn.prepared(pool, Sql::AuditHead).await.map_err(fail)?;
+    let chain = chain_of(event);
+    let mut head = match heads.get(&chain) {
+        Some(head) => head,
+        None => read_head(pool, &conn.client, &head_sql, &chain)
             .await
-            .map_err(fail)?;
+            .map_err(fail)?,
+    };
+    let mut serialization_failures = 0;
+    for _ in 0..APPEND_ATTEMPTS {
+        let sealed = Sealed::new(&chain, &head, clock(), event)?;
+        let (hash, prev) = (sealed.hash(), sealed.prev());
+        // One statement: the swap and the record, both or neither.
         let row = match expected {
             None => {
-                pool.bounded(conn.client.query_opt(&write, &[&key, &value]))
-                    .await
+                pool.bounded(conn.client.query_opt(
+                    &write,
+                    &[
+                        &key,
+                        &value,
+                        &sealed.chain,
+                        &sealed.seq,
+                        &hash,
+                        &sealed.line,
+                        &prev,
+                    ],
+                ))
+                .await
             }
             Some(v) => {
-                pool.bounded(conn.client.query_opt(&write, &[&key, &v, &value]))
-                    .await
+                pool.bounded(conn.client.query_opt(
+                    &write,
+                    &[
+                        &key,
+                        &v,
+                        &value,
+                        &sealed.chain,
+                        &sealed.seq,
+                        &hash,
+                        &sealed.line,
+                        &prev,
+                    ],
+                ))
+                .await
             }
         };
-        let row = match row {
-            Ok(row) => row,
-            Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
-                pool.bounded(conn.client.batch_execute("ROLLBACK"))
+        match row {
+            Ok(Some(row)) => {
+                let version: Option<i64> = row
+                    .try_get(0)
+                    .map_err(|_| fail(Fault::Row("the version is not a bigint")))?;
+                let Some(version) = version else {
+                    // The record was not at the expected version: neither
+                    // was written.
+                    let current = read(pool, &mut conn, key).await.map_err(fail)?;
+                    pool.give_back(conn);
+                    return Ok(RecordedSwap::Conflict { current });
+                };
+                let version = u64::try_from(version)
+                    .ok()
+                    .filter(|v| {
+                        Some(*v)
+                            == expected.map_or(Some(1), |e| {
+                                e.checked_add(1).and_then(|n| u64::try_from(n).ok())
+                            })
+                    })
+                    .ok_or_else(|| {
+                        fail(Fault::Row(
+                            "a swapped record's version is not the expected one plus 1",
+                        ))
+                    })?;
+                heads.set(&chain, sealed.head());
+                pool.give_back(conn);
+                return Ok(RecordedSwap::Swapped {
+                    version,
+                    head: sealed.head(),
+                });
+            }
+            Ok(None) => return Err(fail(Fault::Row("the recorded swap returned no row"))),
+            // The record's sequence number was taken, or the cached head
+            // was stale: the statement failed whole. Re-read the head.
+            Err(f) if f.sqlstate() == Some("22012") => {
+                heads.forget(&chain);
+                head = read_head(pool, &conn.client, &head_sql, &chain)
                     .await
                     .map_err(fail)?;
-                back_off(attempt).await;
-                attempt += 1;
-                continue;
             }
-            // `conn` is dropped, hence closed: the server rolls back.
-            Err(f) => return Err(fail(f)),
-        };
-        let Some(row) = row else {
-            pool.bounded(conn.client.batch_execute("ROLLBACK"))
-                .await
-                .map_err(fail)?;
-            let current = read(pool, &mut conn, key).await.map_err(fail)?;
-            pool.give_back(conn);
-            return Ok(RecordedSwap::Conflict { current });
-        };
-        let version = returned_version(&row).map_err(fail)?;
-        let next = expected.map_or(Some(1), |v| v.checked_add(1));
-        if i64::try_from(version).ok() != next {
-            return Err(fail(Fault::Row(
-                "a swapped record's version is not the expected one plus 1",
-            )));
-        }
-        // An error here drops the connection uncommitted: neither the swap
-        // nor the record stays.
-        let head = append_on(pool, &conn.client, &statements, heads, clock, event).await?;
-        match pool.bounded(conn.client.batch_execute("COMMIT")).await {
-            Ok(()) => {
-                pool.give_back(conn);
-                return Ok(RecordedSwap::Swapped { version, head });
+            Err(f)
+                if f.is_serialization_failure()
+                    && serialization_failures + 1 < SERIALIZATION_ATTEMPTS =>
+            {
+                serialization_failures += 1;
+                back_off(serialization_failures).await;
             }
-            Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
-                // Rolled back by the server: neither stayed. The cached
-                // head is a guess the next insert checks.
-                heads.forget(&chain_of(event));
-                back_off(attempt).await;
-                attempt += 1;
-            }
+            // `conn` is dropped, hence closed, never reused.
             Err(f) => return Err(fail(f)),
         }
     }
+    Err(contended(OP_CAS))
 }
 
 async fn get(pool: &Pool, key: &[u8]) -> Result<Option<Versioned>, PgError> {

@@ -767,3 +767,50 @@ fn a_replica_killed_mid_transaction_loses_nothing_acknowledged() {
     }
     schema.admin("DROP TRIGGER slow_audit ON custody_audit");
 }
+
+#[test]
+fn a_recorded_swap_over_a_stale_head_retries_and_never_forks_the_chain() {
+    let Some(schema) = Schema::fresh("recorded_swap_stale_head") else {
+        return;
+    };
+    // Two replicas, each with its own pool and head cache.
+    let a = schema.store(PgOptions::new());
+    let b = PgStateStore::connect(schema.config(), PgOptions::new())
+        .wait()
+        .unwrap();
+    let (log_a, log_b) = (a.audit_log(), b.audit_log());
+    log_a.append(event("w", 0)).wait().unwrap();
+    // B appends twice to the same chain: A's cached head is now stale.
+    log_b.append(event("w", 1)).wait().unwrap();
+    log_b.append(event("w", 2)).wait().unwrap();
+    let swapped = a
+        .compare_and_swap_recorded("guard", None, b"1", event("w", 3), &log_a)
+        .wait()
+        .unwrap();
+    match swapped {
+        custody_core::RecordedSwap::Swapped { version, head } => {
+            assert_eq!((version, head.seq), (1, 4));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A conflict (B swaps first) writes neither the value nor a record.
+    let records = verified(&log_a).records;
+    assert!(matches!(
+        b.compare_and_swap_recorded("guard", Some(1), b"2", event("w", 4), &log_b)
+            .wait()
+            .unwrap(),
+        custody_core::RecordedSwap::Swapped { version: 2, .. }
+    ));
+    assert!(matches!(
+        a.compare_and_swap_recorded("guard", Some(1), b"x", event("w", 5), &log_a)
+            .wait()
+            .unwrap(),
+        custody_core::RecordedSwap::Conflict { current: Some(ref c) } if c.version == 2
+    ));
+    assert_eq!(verified(&log_a).records, records + 1);
+    assert_eq!(
+        chain_lines(&schema, "wallet:w").lines().count(),
+        5,
+        "three appends and two swaps: one chain, no fork"
+    );
+}

@@ -1,0 +1,401 @@
+//! Many signers over one PostgreSQL: TOTP-gated signatures per second with
+//! 1, 2, 4 and 8 wallets signing at once, spread over 2 processes (signer
+//! replicas), every signature through `Audited(TotpGate(Vault))` with the
+//! guard and the audit log in the database; beside, in the same run and on
+//! the same server, `pgbench` running a one-row-update transaction with as
+//! many clients (the engine's own limit for one durable commit at that
+//! concurrency), and the same signers over the embedded file store.
+//!
+//! `xacts/sig` is the database's committed transactions (read-only ones
+//! included) per signature, from `pg_stat_database`.
+//!
+//! Not a criterion bench: one measurement spans processes. Each process
+//! signs for its wallets, one thread per wallet, for `SECONDS`; a wallet
+//! signs one transaction per TOTP step (its clock moves one period per
+//! signature, so every code is fresh). The parent prints a table and
+//! writes `target/criterion/many_signers/results.json`.
+//!
+//! Needs `CUSTODY_TEST_POSTGRES_URL` and `CUSTODY_TEST_POSTGRES_BIN` (for
+//! `psql` and `pgbench`), as `.ci/run` and `tests/start_postgres.sh` set
+//! them: `cargo bench -p custody-benches --features postgres --bench many_signers`.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "benchmark driver: a failure is a broken benchmark, and it reports on stdout"
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use custody_benches::{eip1559, gated_stack, vault};
+use custody_core::{AuditLog, AuditSink, Authorization, FileStore, KeyRef, KeySigner, StateStore};
+use custody_eth::EthSigner;
+use custody_postgres::{PgOptions, PgStateStore};
+use custody_totp::{EnrolMode, ManualClock, OtpAuthUri};
+
+/// How long each measurement runs.
+const SECONDS: u64 = 4;
+/// The concurrencies measured (wallets signing at once, over 2 processes).
+const WALLETS: [usize; 4] = [1, 2, 4, 8];
+const PROCESSES: usize = 2;
+const PERIOD: u64 = 30;
+const T0: u64 = 1_800_000_000;
+
+const CHILD_ENV: &str = "CUSTODY_BENCH_MANY_SIGNERS_CHILD";
+
+fn wallet(w: usize) -> String {
+    format!("signer{w}@example.com")
+}
+
+/// Wallet `w`'s TOTP secret: fixed, so that every process computes codes.
+fn uri(w: usize) -> OtpAuthUri {
+    // 20 bytes of base32 ("AAAA…" + the wallet number).
+    let secret = format!(
+        "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ{}",
+        (b'A' + u8::try_from(w).unwrap()) as char
+    );
+    OtpAuthUri::parse(&format!(
+        "otpauth://totp/custody:{}?secret={secret}&issuer=custody&algorithm=SHA1&digits=6&period={PERIOD}",
+        wallet(w).replace('@', "%40")
+    ))
+    .unwrap()
+}
+
+/// Where the guard and the log live.
+#[derive(Clone)]
+enum Store {
+    Postgres { url: String, schema: String },
+    File { dir: PathBuf },
+}
+
+impl Store {
+    fn arg(&self) -> String {
+        match self {
+            Self::Postgres { url, schema } => format!("pg {url} {schema}"),
+            Self::File { dir } => format!("file {}", dir.display()),
+        }
+    }
+
+    fn parse(arg: &str) -> Self {
+        let parts: Vec<&str> = arg.split(' ').collect();
+        match parts.as_slice() {
+            ["pg", url, schema] => Self::Postgres {
+                url: (*url).to_owned(),
+                schema: (*schema).to_owned(),
+            },
+            ["file", dir] => Self::File {
+                dir: PathBuf::from(dir),
+            },
+            _ => panic!("bad store argument {arg}"),
+        }
+    }
+
+    /// The state store and audit log of one process.
+    fn open(&self) -> (Arc<dyn StateStore>, Arc<dyn AuditSink>) {
+        match self {
+            Self::Postgres { url, schema } => {
+                let mut config: custody_postgres::tokio_postgres::Config = url.parse().unwrap();
+                config.options(format!("-c search_path={schema}"));
+                config.application_name("custody-bench");
+                let store = PgStateStore::connect(config, PgOptions::new().with_pool_size(8))
+                    .wait()
+                    .unwrap();
+                let log = store.audit_log();
+                (Arc::new(store), Arc::new(log))
+            }
+            Self::File { dir } => (
+                Arc::new(FileStore::open(dir.join("state")).unwrap()),
+                Arc::new(AuditLog::open(dir.join("audit.log")).unwrap()),
+            ),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(arg) = std::env::var(CHILD_ENV) {
+        child(&arg);
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs it too,
+    // and that must stay quick: measure only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("many_signers: run with `cargo bench` to measure");
+        return;
+    }
+    let (Ok(url), Ok(bin)) = (
+        std::env::var("CUSTODY_TEST_POSTGRES_URL"),
+        std::env::var("CUSTODY_TEST_POSTGRES_BIN"),
+    ) else {
+        println!(
+            "many_signers skipped: set CUSTODY_TEST_POSTGRES_URL and CUSTODY_TEST_POSTGRES_BIN"
+        );
+        return;
+    };
+    let bin = PathBuf::from(bin);
+    let schema = format!("bench_{}", std::process::id());
+    psql(&bin, &url, &format!("CREATE SCHEMA {schema}"));
+    let pg = Store::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let file = Store::File {
+        dir: tmp.path().to_path_buf(),
+    };
+    // The schema, and every wallet enrolled in both stores.
+    {
+        let (state, audit) = pg.open();
+        let mut config: custody_postgres::tokio_postgres::Config = url.parse().unwrap();
+        config.options(format!("-c search_path={schema}"));
+        PgStateStore::connect(config, PgOptions::new())
+            .wait()
+            .unwrap()
+            .migrate()
+            .wait()
+            .unwrap();
+        enrol(state, audit);
+        let (state, audit) = file.open();
+        enrol(state, audit);
+    }
+    // pgbench's table: one row per client, each client updating its own
+    // (as each wallet has its own guard row).
+    psql(
+        &bin,
+        &url,
+        &format!(
+            "CREATE TABLE {schema}.one_row (id int PRIMARY KEY, n bigint NOT NULL); \
+             INSERT INTO {schema}.one_row SELECT g, 0 FROM generate_series(0, 15) g"
+        ),
+    );
+    let script = tmp.path().join("one_row.sql");
+    std::fs::write(
+        &script,
+        format!("UPDATE {schema}.one_row SET n = n + 1 WHERE id = :client_id;\n"),
+    )
+    .unwrap();
+
+    println!(
+        "{:>7} | {:>12} | {:>14} | {:>7} | {:>9} | {:>10}",
+        "wallets", "pgbench tps", "pg sigs/s", "share", "xacts/sig", "file sigs/s"
+    );
+    let mut rows = Vec::new();
+    for (run, &wallets) in WALLETS.iter().enumerate() {
+        let pgbench = pgbench(&bin, &url, &script, wallets);
+        let commits_before = commits(&bin, &url);
+        let on_pg = signers(&pg, wallets, run);
+        let commit_count = commits(&bin, &url) - commits_before;
+        let on_file = signers(&file, wallets, run);
+        let pg_rate = on_pg.0 as f64 / on_pg.1.as_secs_f64();
+        let file_rate = on_file.0 as f64 / on_file.1.as_secs_f64();
+        let per_sig = commit_count as f64 / on_pg.0 as f64;
+        println!(
+            "{wallets:>7} | {pgbench:>12.0} | {pg_rate:>14.0} | {:>6.0}% | {per_sig:>9.2} | {file_rate:>10.0}",
+            100.0 * pg_rate / pgbench
+        );
+        rows.push(format!(
+            "{{\"wallets\":{wallets},\"pgbench_tps\":{pgbench:.1},\"pg_signatures_per_s\":{pg_rate:.1},\"share\":{:.3},\"commits_per_signature\":{per_sig:.2},\"file_signatures_per_s\":{file_rate:.1}}}",
+            pg_rate / pgbench
+        ));
+    }
+    let out = results_dir();
+    std::fs::write(out.join("results.json"), format!("[{}]\n", rows.join(","))).unwrap();
+    psql(&bin, &url, &format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+fn results_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let dir = target.join("criterion").join("many_signers");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn enrol(state: Arc<dyn StateStore>, audit: Arc<dyn AuditSink>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (registry, _) = gated_stack(vault(), state, audit, clock);
+    for w in 0..WALLETS[WALLETS.len() - 1] {
+        registry
+            .import(&wallet(w), &uri(w), EnrolMode::New)
+            .wait()
+            .unwrap();
+    }
+}
+
+fn psql(bin: &Path, url: &str, sql: &str) -> String {
+    let out = Command::new(bin.join("psql"))
+        .args([url, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Transactions committed in the database so far.
+fn commits(bin: &Path, url: &str) -> u64 {
+    psql(
+        bin,
+        url,
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// pgbench's transactions per second: `clients` clients, each updating its
+/// own row in a one-statement transaction, prepared statements.
+fn pgbench(bin: &Path, url: &str, script: &Path, clients: usize) -> f64 {
+    let out = Command::new(bin.join("pgbench"))
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            &clients.min(2).to_string(),
+            "-T",
+            &SECONDS.to_string(),
+            "-f",
+            script.to_str().unwrap(),
+            url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .expect("pgbench printed no tps")
+}
+
+/// `wallets` wallets signing at once over `store`, spread over the
+/// processes: signatures made and the time they took.
+fn signers(store: &Store, wallets: usize, run: usize) -> (u64, Duration) {
+    let mut children: Vec<_> = (0..PROCESSES)
+        .filter(|p| *p < wallets)
+        .map(|p| {
+            let mine: Vec<String> = (0..wallets)
+                .filter(|w| w % PROCESSES == p)
+                .map(|w| w.to_string())
+                .collect();
+            let arg = format!("{}|{}|{run}", store.arg(), mine.join(","));
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD_ENV, arg)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            (child, stdout)
+        })
+        .collect();
+    for (_, out) in &mut children {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
+    for (child, _) in &mut children {
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+    let mut total = 0;
+    let mut longest = Duration::ZERO;
+    for (mut child, mut out) in children {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let mut parts = line.split_whitespace();
+        assert_eq!(parts.next(), Some("done"), "{line}");
+        total += parts.next().unwrap().parse::<u64>().unwrap();
+        longest = longest.max(Duration::from_nanos(parts.next().unwrap().parse().unwrap()));
+        assert!(child.wait().unwrap().success());
+    }
+    (total, longest)
+}
+
+/// A child process: one thread per wallet, each with its own clock,
+/// registry and gate over this process's one store, signing until time is
+/// up; prints `done <signatures> <nanoseconds>`.
+fn child(arg: &str) {
+    let mut parts = arg.split('|');
+    let store = Store::parse(parts.next().unwrap());
+    let mine: Vec<usize> = parts
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let run: u64 = parts.next().unwrap().parse().unwrap();
+    let (state, audit) = store.open();
+    let vault = vault();
+    let tx = Arc::new(eip1559(1));
+    let warmed = Arc::new(Barrier::new(mine.len() + 1));
+    let start = Arc::new(Barrier::new(mine.len() + 1));
+    let handles: Vec<_> = mine
+        .iter()
+        .map(|&w| {
+            // Steps never reused across runs: each run starts far past the
+            // last one's.
+            let clock = Arc::new(ManualClock::new(T0 + PERIOD * (run + 1) * 10_000_000));
+            let (_, backend) =
+                gated_stack(vault.clone(), state.clone(), audit.clone(), clock.clone());
+            let key = KeyRef::Wallet {
+                name: wallet(w),
+                index: 0,
+            };
+            let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
+            let uri = uri(w);
+            let (warmed, start, tx) = (warmed.clone(), start.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let consent = |clock: &ManualClock| {
+                    clock.advance(PERIOD);
+                    let code = uri
+                        .params()
+                        .code_at(uri.expose_secret(), custody_totp::Clock::now_unix(clock))
+                        .unwrap();
+                    Authorization::totp(code.expose_str())
+                };
+                // Warm: the secret unwrapped and cached, the guard read.
+                signer
+                    .sign_transaction(&tx, &consent(&clock))
+                    .wait()
+                    .unwrap();
+                warmed.wait();
+                start.wait();
+                let deadline = Instant::now() + Duration::from_secs(SECONDS);
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let auth = consent(&clock);
+                    signer.sign_transaction(&tx, &auth).wait().unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    warmed.wait();
+    println!("ready");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    let began = Instant::now();
+    start.wait();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    println!("done {total} {}", began.elapsed().as_nanos());
+}
