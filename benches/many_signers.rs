@@ -21,7 +21,7 @@
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::print_stdout,
+    clippy::panic,
     reason = "benchmark driver: a failure is a broken benchmark, and it reports on stdout"
 )]
 
