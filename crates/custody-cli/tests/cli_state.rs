@@ -247,8 +247,18 @@ fn replicas_share_one_guard_and_one_log() {
         "SELECT string_agg(record::json->'event'->>'op' || ' ' || (record::json->'event'->>'outcome'), ',' ORDER BY seq) \
          FROM custody_audit WHERE chain = 'wallet:alice'",
     );
-    assert!(alice.contains("totp-verify success"), "{alice}");
+    assert!(alice.contains("sign success"), "{alice}");
     assert!(alice.contains("totp-verify denied"), "{alice}");
+    // The code was spent by the commit of the signature's record (one
+    // record per signature, naming the step).
+    assert!(!alice.contains("totp-verify success"), "{alice}");
+    assert_eq!(
+        db.sql(
+            "SELECT count(*) FROM custody_audit WHERE chain = 'wallet:alice' \
+             AND record::json->'event'->>'op' = 'sign' AND record::json->'event'->>'totp-step' IS NOT NULL"
+        ),
+        "1"
+    );
 
     // A checkpoint signed by the keystore's checkpoint key.
     let cp = run(

@@ -29,8 +29,8 @@ pub use records::state::{
 pub use records::wallet::WalletScheme;
 pub use seam::audited::{Audited, describe_key};
 pub use seam::backend::{
-    Authorization, Capabilities, Clearance, ExportingBackend, Intent, IntentKind, KekId,
-    KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend, SignRequest,
+    Authorization, Capabilities, Clearance, DeferredWrite, ExportingBackend, Intent, IntentKind,
+    KekId, KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend, SignRequest,
     Signed, SigningBackend, WrappingBackend,
 };
 pub use seam::context::{EncryptionContext, MAX_CONTEXT_BYTES};

@@ -507,55 +507,131 @@ fn an_accepted_code_and_its_record_commit_together() {
 }
 
 #[test]
-fn a_gated_signature_records_its_code_with_the_guard() {
+fn a_gated_signature_spends_its_code_in_the_commit_of_its_record() {
     let Some(schema) = Schema::fresh("gated_signature_records") else {
         return;
     };
     let t = totp(&schema);
-    // The audit layer above the gate records into the same log: the gate
-    // hands it the acceptance, and the store records the spent code with
-    // the guard as well (so a crash between the two leaves the record).
-    let gate: SharedBackend = Arc::new(TotpGate::new(t.vault.clone(), t.registry.clone()));
-    let audited: SharedBackend =
-        Arc::new(custody_core::Audited::new(gate, Arc::new(t.log.clone())));
-    let signer = KeySigner::pin(
-        audited,
-        KeyRef::Wallet {
-            name: "alice".into(),
-            index: 0,
-        },
-    )
-    .wait()
-    .unwrap();
+    // The audit layer above the gate records into the store's own log: the
+    // gate decides on a fresh guard and hands the guard write up, and the
+    // signature's record and the spent code commit together, once.
+    let signer = |t: &Totp| {
+        let gate: SharedBackend = Arc::new(TotpGate::new(t.vault.clone(), t.registry.clone()));
+        let audited: SharedBackend =
+            Arc::new(custody_core::Audited::new(gate, Arc::new(t.log.clone())));
+        KeySigner::pin(
+            audited,
+            KeyRef::Wallet {
+                name: "alice".into(),
+                index: 0,
+            },
+        )
+        .wait()
+        .unwrap()
+    };
+    let alice = signer(&t);
     let digest = Digest32([7; 32]);
     t.clock.set(T0);
     let auth = Authorization::totp(code_at(T0));
-    signer
+    alice
         .sign(digest, Intent::raw_digest(), &auth)
         .wait()
         .unwrap();
-    let ops: Vec<String> = chain_lines(&schema, "wallet:alice")
-        .lines()
-        .map(|l| {
-            let r = custody_core::AuditRecord::from_line(l).unwrap();
-            format!(
-                "{} {}",
-                r.event().op().as_str(),
-                r.event().outcome().as_str()
-            )
-        })
-        .collect();
+    // The signature's record and the guard's new version were written by
+    // one transaction (the same xmin).
     assert_eq!(
-        ops[ops.len() - 2..],
-        ["totp-verify success", "sign success"]
+        schema.admin_i64(
+            "SELECT count(*) FROM custody_state s JOIN custody_audit a ON a.xmin::text = s.xmin::text \
+             WHERE a.chain = 'wallet:alice' \
+             AND a.seq = (SELECT max(seq) FROM custody_audit WHERE chain = 'wallet:alice')"
+        ),
+        1
+    );
+    let records: Vec<custody_core::AuditRecord> = chain_lines(&schema, "wallet:alice")
+        .lines()
+        .map(|l| custody_core::AuditRecord::from_line(l).unwrap())
+        .collect();
+    let last = records.last().unwrap();
+    assert_eq!(
+        (last.event().op().as_str(), last.event().outcome().as_str()),
+        ("sign", "success")
+    );
+    assert_eq!(
+        last.event().field("totp-step"),
+        Some((T0 / 30).to_string().as_str())
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|r| r.event().op().as_str() == "totp-verify"),
+        "one record per signature"
     );
     // Replayed: refused, recorded, no signature.
-    let e = signer
+    let e = alice
         .sign(digest, Intent::raw_digest(), &auth)
         .wait()
         .unwrap_err();
     assert_eq!(e.kind(), "totp-replayed");
+    // Two replicas race one fresh code: exactly one signature comes out,
+    // the other is refused as a replay (by its guard read or by the commit).
+    let u = totp_replica(&schema);
+    let (a, b) = (signer(&t), signer(&u));
+    t.clock.set(T0 + 30);
+    u.clock.set(T0 + 30);
+    let auth = Authorization::totp(code_at(T0 + 30));
+    let barrier = std::sync::Barrier::new(2);
+    let outcomes: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|signer| {
+                let (barrier, auth) = (&barrier, &auth);
+                s.spawn(move || {
+                    barrier.wait();
+                    signer
+                        .sign(digest, Intent::raw_digest(), auth)
+                        .wait()
+                        .map(|_| ())
+                        .map_err(|e| e.kind().to_owned())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&Err("totp-replayed".to_owned())),
+        "{outcomes:?}"
+    );
     verified(&t.log);
+}
+
+/// A second replica over the same database: its own store, registry and
+/// clock.
+fn totp_replica(schema: &Schema) -> Totp {
+    let store = PgStateStore::connect(schema.config(), PgOptions::new())
+        .wait()
+        .unwrap();
+    let log = store.audit_log();
+    let vault = vault();
+    let clock = Arc::new(ManualClock::new(T0));
+    let registry = TotpRegistry::new(
+        vault.clone(),
+        Arc::new(store),
+        Arc::new(log.clone()),
+        TotpConfig::new(WalletScheme::Default),
+    )
+    .unwrap()
+    .with_clock(clock.clone());
+    Totp {
+        registry: Arc::new(registry),
+        clock,
+        log,
+        vault,
+    }
 }
 
 #[test]

@@ -8,9 +8,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use custody_core::{
-    AuditEvent, AuditOp, AuditOutcome, Authorization, ChildNumber, Clearance, Denial,
-    DerivationPath, Digest32, ExportingBackend, IntentKind, KeyBackend, KeyKinds, KeyRef, Pending,
-    PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend,
+    AuditEvent, AuditOp, AuditOutcome, Authorization, ChildNumber, Clearance, DeferredWrite,
+    Denial, DerivationPath, Digest32, ExportingBackend, IntentKind, KeyBackend, KeyKinds, KeyRef,
+    Pending, PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend,
     WrappingBackend,
 };
 
@@ -48,8 +48,13 @@ enum Admitted {
     /// The key belongs to no enrolled wallet and is no enrolled key:
     /// nothing to check.
     Open,
-    /// A code was accepted for this enrolment at this step, and spent.
-    Cleared { loaded: Loaded, step: u64 },
+    /// A code was accepted for this enrolment at this step, and spent (or,
+    /// with `deferred`, to be spent by the audit layer with the record).
+    Cleared {
+        loaded: Loaded,
+        step: u64,
+        deferred: Option<DeferredWrite>,
+    },
 }
 
 /// The TOTP gate: a [`KeyBackend`] that lets nothing reach an enrolled
@@ -277,12 +282,23 @@ impl TotpGate {
             key_id: stored_id(key),
             index: key.wallet().map(|(_, index)| index),
         };
-        let verification = self
-            .registry
-            .check_recording(&loaded, auth.totp.as_ref(), attempt, recording)
-            .await?;
+        let (verification, deferred) = if recording == Recording::RefusalsOnly {
+            self.registry
+                .check_deferring(&loaded, auth.totp.as_ref(), attempt)
+                .await?
+        } else {
+            let v = self
+                .registry
+                .check_recording(&loaded, auth.totp.as_ref(), attempt, recording)
+                .await?;
+            (v, None)
+        };
         match verification {
-            crate::Verification::Accepted { step } => Ok(Admitted::Cleared { loaded, step }),
+            crate::Verification::Accepted { step } => Ok(Admitted::Cleared {
+                loaded,
+                step,
+                deferred,
+            }),
             v => Err(custody_core::Error::Denied(
                 v.denial().unwrap_or(Denial::TotpRequired),
             )),
@@ -353,16 +369,31 @@ impl SigningBackend for TotpGate {
                 digest: &digest,
                 intent,
             };
-            let (loaded, step) = match self
+            let (loaded, step, deferred) = match self
                 .admit(request.key, request.auth, route, recording)
                 .await?
             {
                 Admitted::Open => return inner.sign_digest(request).await,
-                Admitted::Cleared { loaded, step } => (loaded, step),
+                Admitted::Cleared {
+                    loaded,
+                    step,
+                    deferred,
+                } => (loaded, step, deferred),
             };
             let key = request.key;
             match inner.sign_digest(request).await {
-                Ok(signed) => Ok(signed.with_clearance(Clearance::Totp { step })),
+                Ok(signed) => {
+                    let signed = signed.with_clearance(Clearance::Totp { step });
+                    // The code is spent by the audit layer's commit, with
+                    // the signature's record.
+                    Ok(match deferred {
+                        Some(write) => signed.with_deferred(write),
+                        None => signed,
+                    })
+                }
+                // A deferred code was never spent: nothing to record but
+                // the failure, which the layer above records.
+                Err(e) if deferred.is_some() => Err(e),
                 Err(e) => {
                     if recording == Recording::RefusalsOnly {
                         // The code is spent and no signature came out: the

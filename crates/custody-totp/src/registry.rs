@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
-    AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, Denial, DerivationPath,
-    Digest32, Envelope, IntentKind, OneTimeCode, Pending, PublicKey, RecordedSwap, SecretVec,
-    SharedBackend, StateStore, Versioned, WalletScheme, WrappingBackend, fill_random,
+    AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, DeferredWrite, Denial,
+    DerivationPath, Digest32, Envelope, IntentKind, OneTimeCode, Pending, PublicKey, RecordedSwap,
+    SecretVec, SharedBackend, StateStore, Versioned, WalletScheme, WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
 
@@ -1052,8 +1052,47 @@ impl TotpRegistry {
         attempt: Attempt<'_>,
         recording: Recording,
     ) -> Result<Verification, Error> {
+        self.check_with(loaded, code, attempt, recording, None)
+            .await
+    }
+
+    /// [`Self::check`] for a gate whose acceptance the audit layer above
+    /// records with the signature: where the state store keeps that log,
+    /// an accepted code is decided on a freshly read guard and *not*
+    /// spent here; its guard write comes back as a [`DeferredWrite`] for the
+    /// audit layer to commit with the signature's record (one commit). Where
+    /// it does not, as [`Recording::RefusalsOnly`] (spent here, `None`).
+    pub(crate) async fn check_deferring(
+        &self,
+        loaded: &Loaded,
+        code: Option<&OneTimeCode>,
+        attempt: Attempt<'_>,
+    ) -> Result<(Verification, Option<DeferredWrite>), Error> {
+        let mut deferred = None;
+        let verification = self
+            .check_with(
+                loaded,
+                code,
+                attempt,
+                Recording::RefusalsOnly,
+                Some(&mut deferred),
+            )
+            .await?;
+        Ok((verification, deferred))
+    }
+
+    async fn check_with(
+        &self,
+        loaded: &Loaded,
+        code: Option<&OneTimeCode>,
+        attempt: Attempt<'_>,
+        recording: Recording,
+        defer: Option<&mut Option<DeferredWrite>>,
+    ) -> Result<Verification, Error> {
         let now = self.clock.now_unix();
-        let (result, spent_with_record) = self.decide_and_commit(loaded, code, now, attempt).await;
+        let (result, spent_with_record) = self
+            .decide_and_commit(loaded, code, now, attempt, defer)
+            .await;
         let params = &loaded.record().params;
         let (outcome, detail, step) = match &result {
             Ok(Verification::Accepted { step }) => {
@@ -1105,11 +1144,26 @@ impl TotpRegistry {
         code: Option<&OneTimeCode>,
         now: u64,
         attempt: Attempt<'_>,
+        defer: Option<&mut Option<DeferredWrite>>,
     ) -> (Result<Verification, Error>, bool) {
         let mut recorded = false;
+        let deferring = defer.is_some();
+        let mut deferred = None;
         let result = self
-            .decide_and_commit_inner(loaded, code, now, attempt, &mut recorded)
+            .decide_and_commit_inner(
+                loaded,
+                code,
+                now,
+                attempt,
+                &mut recorded,
+                deferring.then_some(&mut deferred),
+            )
             .await;
+        if let Some(out) = defer {
+            *out = deferred;
+        }
+        // (A deferred acceptance is recorded with the signature, above:
+        // deferring runs as `Recording::RefusalsOnly`.)
         (result, recorded)
     }
 
@@ -1120,6 +1174,7 @@ impl TotpRegistry {
         now: u64,
         attempt: Attempt<'_>,
         recorded: &mut bool,
+        mut defer: Option<&mut Option<DeferredWrite>>,
     ) -> Result<Verification, Error> {
         let Some(code) = code else {
             return Ok(Verification::Required);
@@ -1176,6 +1231,31 @@ impl TotpRegistry {
                 continue;
             };
             let bytes = next.encode()?;
+            // Deferred: an acceptance decided on a freshly read guard, its
+            // write handed up to be committed with the signature's record.
+            if let (Decision::Accept(_), Some(out)) = (&decision, defer.as_mut())
+                && self.state.records_into(self.audit.as_ref())
+            {
+                if !fresh {
+                    (version, state) = self.read_guard(slot).await?;
+                    fresh = true;
+                    continue;
+                }
+                let cache = Arc::clone(slot);
+                let written = bytes.clone();
+                **out = Some(DeferredWrite::new(
+                    Arc::clone(&self.state),
+                    slot.guard_key.clone(),
+                    version,
+                    bytes,
+                    Arc::new(move |committed: Option<u64>| {
+                        if let Some(version) = committed {
+                            cache.wrote_guard(version, written.clone(), next);
+                        }
+                    }),
+                ));
+                return Ok(decision.into());
+            }
             // An acceptance spends the code: where the store keeps this
             // registry's audit log, its record commits with the guard (both
             // or neither). The event is only built then.

@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use crate::records::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
 use crate::{
-    Authorization, Error, ExportingBackend, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey,
-    PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend, WrappingBackend,
+    Authorization, CasOutcome, DeferredWrite, Denial, Error, ExportingBackend, KeyBackend,
+    KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, RecordedSwap, SharedBackend,
+    SignRequest, Signed, SigningBackend, WrappingBackend,
 };
 
 /// Records every signature and export of the backend it wraps.
@@ -98,13 +99,75 @@ impl SigningBackend for Audited {
                 }
                 Ok(event)
             })();
-            match event {
+            match (event, result) {
+                // A gate's deferred write commits with the record, or the
+                // signature is withheld.
+                (Ok(event), Ok(mut signed)) if signed.deferred.is_some() => {
+                    let write = signed.deferred.take();
+                    commit_deferred(write, event, sink.as_ref(), request.key, request.digest)
+                        .map(move |committed| committed.map(|()| signed))
+                }
                 // The signature is released only once its record is kept.
-                Ok(event) => sink.append(event).map(move |kept| kept.and(result)),
-                Err(e) => Pending::ready(Err(e)),
+                (Ok(event), result) => sink.append(event).map(move |kept| kept.and(result)),
+                (Err(e), _) => Pending::ready(Err(e)),
             }
         })
     }
+}
+
+/// Commits a gate's [`DeferredWrite`] together with the signature's record
+/// `event`: in one commit where the store keeps `sink`'s records, else the
+/// write and then the record. A conflict (another replica moved the guard
+/// first) writes neither: the refusal is recorded and the signature
+/// withheld.
+fn commit_deferred<'a>(
+    write: Option<DeferredWrite>,
+    event: AuditEvent,
+    sink: &'a dyn AuditSink,
+    key: &'a PinnedKey,
+    digest: crate::Digest32,
+) -> Pending<'a, Result<(), Error>> {
+    let Some(write) = write else {
+        return Pending::ready(Ok(()));
+    };
+    Pending::later(async move {
+        let store = Arc::clone(write.store());
+        let swapped = if store.records_into(sink) {
+            match store
+                .compare_and_swap_recorded(
+                    write.key(),
+                    write.expected(),
+                    write.value(),
+                    event,
+                    sink,
+                )
+                .await?
+            {
+                RecordedSwap::Swapped { version, .. } => Some(version),
+                RecordedSwap::Conflict { .. } => None,
+            }
+        } else {
+            match store
+                .compare_and_swap(write.key(), write.expected(), write.value())
+                .await?
+            {
+                CasOutcome::Swapped { version } => {
+                    write.finish(Some(version));
+                    sink.append(event).await?;
+                    return Ok(());
+                }
+                CasOutcome::Conflict { .. } => None,
+            }
+        };
+        write.finish(swapped);
+        if swapped.is_some() {
+            return Ok(());
+        }
+        let refused: Result<(), Error> = Err(Error::Denied(Denial::TotpReplayed));
+        sink.append(describe_key(event_for(AuditOp::SIGN, &refused), key).with_digest(&digest))
+            .await?;
+        refused
+    })
 }
 
 impl ExportingBackend for Audited {
@@ -189,5 +252,129 @@ mod tests {
             assert_eq!(described.field("path"), expected.field("path"));
             assert_eq!(described.field("public-key").map(str::len), Some(66));
         }
+    }
+
+    /// A gate that leaves a write of `"guard"` from `expected` to the layer
+    /// above, over the vault.
+    struct Deferring {
+        vault: Arc<crate::Vault>,
+        store: Arc<dyn crate::StateStore>,
+        expected: Option<u64>,
+        committed: Arc<std::sync::Mutex<Vec<Option<u64>>>>,
+    }
+
+    impl fmt::Debug for Deferring {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Deferring")
+        }
+    }
+
+    impl SigningBackend for Deferring {
+        fn key_kinds(&self) -> KeyKinds {
+            self.vault.key_kinds()
+        }
+        fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, Error>> {
+            self.vault.pin(key)
+        }
+        fn sign_digest<'a>(
+            &'a self,
+            request: SignRequest<'a>,
+        ) -> Pending<'a, Result<Signed, Error>> {
+            let committed = Arc::clone(&self.committed);
+            let write = DeferredWrite::new(
+                Arc::clone(&self.store),
+                "guard".into(),
+                self.expected,
+                b"spent".to_vec(),
+                Arc::new(move |v| committed.lock().unwrap().push(v)),
+            );
+            self.vault
+                .sign_digest(request)
+                .map(move |r| r.map(|s| s.with_deferred(write)))
+        }
+    }
+
+    impl KeyBackend for Deferring {
+        fn name(&self) -> &str {
+            "deferring"
+        }
+        fn signing(&self) -> Option<&dyn SigningBackend> {
+            Some(self)
+        }
+    }
+
+    fn deferring(expected: Option<u64>, store: Arc<dyn crate::StateStore>) -> Deferring {
+        let kek: SharedBackend = Arc::new(crate::LocalKek::from_key(
+            crate::KekId::new("t").unwrap(),
+            crate::DataKey::new([1; 32]),
+        ));
+        let mut vault = crate::Vault::new(kek, crate::WalletScheme::Default);
+        vault.set_master_seed(&[3; 64]).unwrap();
+        Deferring {
+            vault: Arc::new(vault),
+            store,
+            expected,
+            committed: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn a_deferred_write_is_committed_with_the_record_or_the_signature_is_withheld() {
+        let store: Arc<dyn crate::StateStore> = Arc::new(crate::MemoryStore::new());
+        let log = Arc::new(crate::MemoryAuditLog::new());
+        let key = KeyRef::Wallet {
+            name: "w".into(),
+            index: 0,
+        };
+        let digest = crate::Digest32([5; 32]);
+        let none = Authorization::none();
+        // A store that keeps no log: the write, then the record.
+        let gate = Arc::new(deferring(None, Arc::clone(&store)));
+        let audited: SharedBackend = Arc::new(Audited::new(gate.clone(), log.clone()));
+        let signer = crate::KeySigner::pin(audited, key.clone()).wait().unwrap();
+        signer
+            .sign(digest, crate::Intent::raw_digest(), &none)
+            .wait()
+            .unwrap();
+        assert_eq!(
+            store.get("guard").wait().unwrap().map(|v| v.version),
+            Some(1)
+        );
+        assert_eq!(*gate.committed.lock().unwrap(), [Some(1)]);
+        assert_eq!(
+            log.records().last().unwrap().event().outcome(),
+            AuditOutcome::Success
+        );
+        // The guard moved meanwhile: nothing written, the refusal recorded,
+        // no signature.
+        let stale = Arc::new(deferring(None, Arc::clone(&store)));
+        let audited: SharedBackend = Arc::new(Audited::new(stale.clone(), log.clone()));
+        let signer = crate::KeySigner::pin(audited, key.clone()).wait().unwrap();
+        let e = signer
+            .sign(digest, crate::Intent::raw_digest(), &none)
+            .wait()
+            .unwrap_err();
+        assert_eq!(e.kind(), "totp-replayed");
+        assert_eq!(*stale.committed.lock().unwrap(), [None]);
+        assert_eq!(
+            store.get("guard").wait().unwrap().map(|v| v.version),
+            Some(1)
+        );
+        let last = log.records().last().unwrap().clone();
+        assert_eq!(last.event().outcome(), AuditOutcome::Denied);
+        assert_eq!(last.event().field("detail"), Some("totp-replayed"));
+        // Without an audit layer above, a deferred write is never committed:
+        // the signature is refused.
+        let bare: SharedBackend = Arc::new(deferring(Some(1), Arc::clone(&store)));
+        let signer = crate::KeySigner::pin(bare, key).wait().unwrap();
+        let e = signer
+            .sign(digest, crate::Intent::raw_digest(), &none)
+            .wait()
+            .unwrap_err();
+        assert_eq!(e.kind(), "unsupported");
+        assert_eq!(
+            store.get("guard").wait().unwrap().map(|v| v.version),
+            Some(1)
+        );
     }
 }

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     DataKey, DerivationPath, Digest32, EncryptionContext, Error, Pending, PrivateKeyBytes,
-    PublicKey, RawSignature, WalletScheme,
+    PublicKey, RawSignature, StateStore, WalletScheme,
 };
 
 fn valid_id(s: &str, what: &'static str) -> Result<(), Error> {
@@ -495,6 +495,104 @@ impl Clearance {
     }
 }
 
+/// A state-store write that a gate leaves to the audit layer, to be
+/// committed *with the signature's record*: a TOTP code spent by the same
+/// commit that records what it was spent on.
+///
+/// # Why the seam carries it
+///
+/// Over a shared database, a gated signature used to cost two durable
+/// commits: the gate's (the guard spent, with its own record) and the audit
+/// layer's (the signature's record). A gate whose request will be recorded
+/// above ([`SignRequest::recorded_above`]) and whose store keeps that
+/// log may instead decide on a freshly read guard, sign, and hand the guard
+/// write up with the signature; [`crate::Audited`] then commits the write
+/// and the signature's record together
+/// ([`crate::StateStore::compare_and_swap_recorded`]): one commit per
+/// signature, and still no spent code without its record and no record of
+/// a code that was not spent. If the write conflicts (another replica
+/// moved the guard first), the signature is withheld and the request is
+/// refused. A signature that reaches [`crate::KeySigner`] with a write
+/// still attached is refused too: its gate's condition was never committed
+/// (fail closed). Local stores never defer: their path is unchanged.
+#[derive(Clone)]
+pub struct DeferredWrite {
+    store: Arc<dyn StateStore>,
+    key: String,
+    expected: Option<u64>,
+    value: Vec<u8>,
+    done: Arc<dyn Fn(Option<u64>) + Send + Sync>,
+}
+
+impl DeferredWrite {
+    /// A compare-and-swap of `key` in `store` from `expected` to `value`;
+    /// `done` is told the new version once it is committed (`None`: it
+    /// conflicted and nothing was written), so the gate's cache follows.
+    #[must_use]
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        key: String,
+        expected: Option<u64>,
+        value: Vec<u8>,
+        done: Arc<dyn Fn(Option<u64>) + Send + Sync>,
+    ) -> Self {
+        Self {
+            store,
+            key,
+            expected,
+            value,
+            done,
+        }
+    }
+
+    /// The store written to.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// The key written.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The version the record must still be at (`None`: absent).
+    #[must_use]
+    pub fn expected(&self) -> Option<u64> {
+        self.expected
+    }
+
+    /// The value written.
+    #[must_use]
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// Tells the gate the outcome.
+    pub fn finish(&self, version: Option<u64>) {
+        (self.done)(version);
+    }
+}
+
+impl PartialEq for DeferredWrite {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.expected == other.expected && self.value == other.value
+    }
+}
+
+impl Eq for DeferredWrite {}
+
+impl fmt::Debug for DeferredWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeferredWrite")
+            .field("store", &self.store)
+            .field("key", &self.key)
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A backend's answer to a [`SignRequest`]: the signature as the backend
 /// made it (normalized later by [`crate::KeySigner`]) and the clearances of
 /// the gates it passed on its way up.
@@ -505,6 +603,9 @@ pub struct Signed {
     /// What each gate on the way established, innermost first (empty when
     /// no gate cleared anything; no allocation then).
     pub clearances: Vec<Clearance>,
+    /// A gate's state write that the audit layer commits with the record
+    /// ([`DeferredWrite`]); `None` on every local path.
+    pub deferred: Option<DeferredWrite>,
 }
 
 impl Signed {
@@ -514,7 +615,15 @@ impl Signed {
         Self {
             signature,
             clearances: Vec::new(),
+            deferred: None,
         }
+    }
+
+    /// Leaves `write` to the audit layer above ([`DeferredWrite`]).
+    #[must_use]
+    pub fn with_deferred(mut self, write: DeferredWrite) -> Self {
+        self.deferred = Some(write);
+        self
     }
 
     /// Adds a gate's clearance.

@@ -70,7 +70,16 @@ impl KeySigner {
         let request = SignRequest::new(&self.key, digest, intent, auth);
         let pinned = self.key.public_key();
         signing.sign_digest(request).map(move |signed| {
-            signed.and_then(|signed| normalize(&signed.signature, pinned, &digest))
+            signed.and_then(|signed| {
+                if signed.deferred.is_some() {
+                    // A gate left its write to an audit layer that is not
+                    // there: its condition was never committed.
+                    return Err(Error::Unsupported(
+                        "a gate deferred its state write to an audit layer that did not commit it",
+                    ));
+                }
+                normalize(&signed.signature, pinned, &digest)
+            })
         })
     }
 }
