@@ -563,24 +563,30 @@ async fn read_heads(pool: &Pool) -> Result<(u64, Vec<(String, AuditHead)>), PgEr
         ))
         .await
         .map_err(fail)?;
-    let mut heads = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let chain: String = row
-            .try_get(0)
-            .map_err(|_| fail(Fault::Row("a chain name is not text")))?;
-        heads.push((
-            chain,
-            AuditHead {
-                seq: seq_at(row, 1).map_err(fail)?,
-                hash: hash_at(row, 2).map_err(fail)?,
-            },
-        ));
-    }
-    // Byte order, whatever the database's collation.
-    heads.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let heads = heads_of(&rows).map_err(fail)?;
     pool.give_back(conn);
     let last = u64::try_from(last).map_err(|_| fail(Fault::Row("a negative checkpoint id")))?;
     Ok((last, heads))
+}
+
+/// `(chain, seq, hash)` rows as heads, in ascending byte order of chain
+/// name (whatever the database's collation). Rows are untrusted.
+fn heads_of(rows: &[tokio_postgres::Row]) -> Result<Vec<(String, AuditHead)>, Fault> {
+    let mut heads = Vec::with_capacity(rows.len());
+    for row in rows {
+        let chain: String = row
+            .try_get(0)
+            .map_err(|_| Fault::Row("a chain name is not text"))?;
+        heads.push((
+            chain,
+            AuditHead {
+                seq: seq_at(row, 1)?,
+                hash: hash_at(row, 2)?,
+            },
+        ));
+    }
+    heads.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(heads)
 }
 
 /// Stores `checkpoint` and its heads in one transaction; `false` if its id
@@ -879,20 +885,7 @@ async fn read_last_checkpoint(pool: &Pool, client: &Client) -> Result<Option<Che
             &[&id_param],
         ))
         .await?;
-    let mut heads = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let chain: String = row
-            .try_get(0)
-            .map_err(|_| Fault::Row("a chain name is not text"))?;
-        heads.push((
-            chain,
-            AuditHead {
-                seq: seq_at(row, 1)?,
-                hash: hash_at(row, 2)?,
-            },
-        ));
-    }
-    heads.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let heads = heads_of(&rows)?;
     Ok(Some(Checkpoint {
         id,
         time_ms: u64::try_from(time).map_err(|_| Fault::Row("a negative checkpoint time"))?,

@@ -77,23 +77,23 @@ impl Sql {
             Self::AuditHead => &[Type::TEXT],
             Self::AuditAppend => &[Type::TEXT, Type::INT8, Type::BYTEA, Type::TEXT, Type::BYTEA],
             Self::CreateRecorded => &[
-                Type::BYTEA,
-                Type::BYTEA,
                 Type::TEXT,
                 Type::INT8,
                 Type::BYTEA,
                 Type::TEXT,
+                Type::BYTEA,
+                Type::BYTEA,
                 Type::BYTEA,
             ],
             Self::SwapRecorded => &[
-                Type::BYTEA,
-                Type::INT8,
-                Type::BYTEA,
                 Type::TEXT,
                 Type::INT8,
                 Type::BYTEA,
                 Type::TEXT,
                 Type::BYTEA,
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::INT8,
             ],
         }
     }
@@ -111,15 +111,21 @@ impl Sql {
     }
 }
 
-/// An audit record's append: the record goes in only as the next of its
-/// chain (`$2`) *and* over the record whose hash it names (`$5`), so a
-/// writer with a stale idea of the head cannot fork the chain, whatever it
-/// cached; a chain's first record also lists the chain. No row back: the
-/// sequence number was taken or the link is stale (re-read the head).
-const AUDIT_APPEND: &str = "\
-WITH appended AS (
+/// The `appended` and `listed` queries every audit write ends with (`$1`
+/// chain, `$2` seq, `$3` hash, `$4` record, `$5` prev), inserting `FROM`
+/// what the argument names (nothing, or the state write's result): the
+/// record goes in only as the next of its chain (`$2`) *and* over the
+/// record whose hash it names (`$5`), so a writer with a stale idea of the
+/// head cannot fork the chain, whatever it cached; a chain's first record
+/// also lists the chain.
+macro_rules! append_queries {
+    ($from:literal) => {
+        concat!(
+            "appended AS (
   INSERT INTO custody_audit (chain, seq, hash, record)
-  SELECT $1, $2, $3, $4
+  SELECT $1, $2, $3, $4",
+            $from,
+            "
   WHERE ($2 = 1 AND $5 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
      OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $1 AND seq = $2 - 1 AND hash = $5)
   ON CONFLICT (chain, seq) DO NOTHING
@@ -127,60 +133,56 @@ WITH appended AS (
 ), listed AS (
   INSERT INTO custody_audit_chain (chain) SELECT chain FROM appended WHERE seq = 1
   ON CONFLICT (chain) DO NOTHING
-)
-SELECT seq FROM appended";
+)"
+        )
+    };
+}
 
-/// A record created (`$1`, `$2`) and an audit record appended (`$3` chain,
-/// `$4` seq, `$5` hash, `$6` record, `$7` prev) in one statement: one
-/// implicit transaction, one round trip, one commit. The record is inserted
-/// only from the created row (`FROM swapped`), so a conflict writes
-/// neither; if the row was written but the record could not be (its
-/// sequence number taken, its link stale), the last column divides by
-/// zero, which fails the whole statement (`22012`: nothing written, re-read
-/// the head and try again). The divisor is a sub-query, never a constant,
-/// so the planner cannot fold it.
-const CREATE_RECORDED: &str = "\
-WITH swapped AS (
-  INSERT INTO custody_state (key, version, value) VALUES ($1, 1, $2)
+/// What a recorded state write answers: the new version (`NULL`: a
+/// conflict, nothing written), and a column that divides by zero when the
+/// row was written but the record could not be (its sequence number taken,
+/// its link stale), which fails the whole statement (`22012`: nothing
+/// written, re-read the head and try again). The divisor is a sub-query,
+/// never a constant, so the planner cannot fold it.
+macro_rules! recorded_answer {
+    () => {
+        "
+SELECT (SELECT version FROM swapped),
+       CASE WHEN EXISTS (SELECT 1 FROM swapped)
+            THEN 1 / (SELECT count(*)::integer FROM appended) ELSE 0 END"
+    };
+}
+
+/// An audit record's append (`$1`..`$5`). No row back: the sequence number
+/// was taken or the link is stale (re-read the head).
+const AUDIT_APPEND: &str = concat!("WITH ", append_queries!(""), "\nSELECT seq FROM appended");
+
+/// A record created (`$6` key, `$7` value) and an audit record appended
+/// (`$1`..`$5`) in one statement: one implicit transaction, one round trip,
+/// one commit. The record is inserted only from the created row (`FROM
+/// swapped`), so a conflict writes neither.
+const CREATE_RECORDED: &str = concat!(
+    "WITH swapped AS (
+  INSERT INTO custody_state (key, version, value) VALUES ($6, 1, $7)
   ON CONFLICT (key) DO NOTHING
   RETURNING version
-), appended AS (
-  INSERT INTO custody_audit (chain, seq, hash, record)
-  SELECT $3, $4, $5, $6 FROM swapped
-  WHERE ($4 = 1 AND $7 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-     OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $3 AND seq = $4 - 1 AND hash = $7)
-  ON CONFLICT (chain, seq) DO NOTHING
-  RETURNING chain, seq
-), listed AS (
-  INSERT INTO custody_audit_chain (chain) SELECT chain FROM appended WHERE seq = 1
-  ON CONFLICT (chain) DO NOTHING
-)
-SELECT (SELECT version FROM swapped),
-       CASE WHEN EXISTS (SELECT 1 FROM swapped)
-            THEN 1 / (SELECT count(*)::integer FROM appended) ELSE 0 END";
+), ",
+    append_queries!(" FROM swapped"),
+    recorded_answer!()
+);
 
-/// A record swapped (`$1` key, `$2` expected version, `$3` value) and an
-/// audit record appended (`$4`..`$8`) in one statement, as
+/// A record swapped (`$6` key, `$7` value, `$8` expected version) and an
+/// audit record appended (`$1`..`$5`) in one statement, as
 /// [`CREATE_RECORDED`].
-const SWAP_RECORDED: &str = "\
-WITH swapped AS (
-  UPDATE custody_state SET value = $3, version = version + 1
-  WHERE key = $1 AND version = $2
+const SWAP_RECORDED: &str = concat!(
+    "WITH swapped AS (
+  UPDATE custody_state SET value = $7, version = version + 1
+  WHERE key = $6 AND version = $8
   RETURNING version
-), appended AS (
-  INSERT INTO custody_audit (chain, seq, hash, record)
-  SELECT $4, $5, $6, $7 FROM swapped
-  WHERE ($5 = 1 AND $8 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-     OR EXISTS (SELECT 1 FROM custody_audit WHERE chain = $4 AND seq = $5 - 1 AND hash = $8)
-  ON CONFLICT (chain, seq) DO NOTHING
-  RETURNING chain, seq
-), listed AS (
-  INSERT INTO custody_audit_chain (chain) SELECT chain FROM appended WHERE seq = 1
-  ON CONFLICT (chain) DO NOTHING
-)
-SELECT (SELECT version FROM swapped),
-       CASE WHEN EXISTS (SELECT 1 FROM swapped)
-            THEN 1 / (SELECT count(*)::integer FROM appended) ELSE 0 END";
+), ",
+    append_queries!(" FROM swapped"),
+    recorded_answer!()
+);
 
 /// How a connection is made: plain (TCP or Unix socket) or TLS.
 #[derive(Clone)]

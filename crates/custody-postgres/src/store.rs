@@ -12,6 +12,7 @@ use custody_core::{
 use tokio::runtime::Runtime;
 use tokio_postgres::Row;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::types::ToSql;
 
 use crate::audit::{APPEND_ATTEMPTS, Heads, PgAuditLog, Sealed, chain_of, contended, read_head};
 use crate::error::{Fault, PgError};
@@ -364,13 +365,14 @@ impl StateStore for PgStateStore {
     }
 }
 
-/// The version a swap expects, as the `bigint` column holds it; or the
-/// answer at once for a version the column cannot hold.
+/// The version a swap expects, as the `bigint` column holds it; or, for a
+/// version the column cannot hold, the conflict to answer at once (with
+/// the current record).
 async fn expected_param(
     pool: &Pool,
     key: &[u8],
     expected: Option<u64>,
-) -> Result<Result<Option<i64>, CasOutcome>, Error> {
+) -> Result<Result<Option<i64>, Option<Versioned>>, Error> {
     // A version the `bigint` column cannot reach again after a swap: no
     // record can be at a version past i64::MAX, and a record at i64::MAX
     // cannot be swapped (as the memory store refuses a swap past u64::MAX).
@@ -383,7 +385,7 @@ async fn expected_param(
                 if current.as_ref().map(|c| c.version) == Some(v) {
                     return Err(Error::InvalidStateRecord("record version would overflow"));
                 }
-                Ok(Err(CasOutcome::Conflict { current }))
+                Ok(Err(current))
             }
         },
     }
@@ -400,10 +402,7 @@ async fn compare_and_swap_recorded(
 ) -> Result<RecordedSwap, Error> {
     let expected = match expected_param(pool, key, expected).await? {
         Ok(expected) => expected,
-        Err(CasOutcome::Conflict { current }) => return Ok(RecordedSwap::Conflict { current }),
-        Err(CasOutcome::Swapped { .. }) => {
-            return Err(Error::InvalidStateRecord("record version would overflow"));
-        }
+        Err(current) => return Ok(RecordedSwap::Conflict { current }),
     };
     let fail = |f: Fault| Error::backend(f.classify(OP_CAS));
     let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
@@ -424,37 +423,23 @@ async fn compare_and_swap_recorded(
     for _ in 0..APPEND_ATTEMPTS {
         let sealed = Sealed::new(&chain, &head, clock(), event)?;
         let (hash, prev) = (sealed.hash(), sealed.prev());
-        // One statement: the swap and the record, both or neither.
+        // One statement: the swap and the record, both or neither. The
+        // record's columns come first, as in every audit write.
+        let record: [&(dyn ToSql + Sync); 5] =
+            [&sealed.chain, &sealed.seq, &hash, &sealed.line, &prev];
         let row = match expected {
             None => {
-                pool.bounded(conn.client.query_opt(
-                    &write,
-                    &[
-                        &key,
-                        &value,
-                        &sealed.chain,
-                        &sealed.seq,
-                        &hash,
-                        &sealed.line,
-                        &prev,
-                    ],
-                ))
+                pool.bounded(
+                    conn.client
+                        .query_opt(&write, &[&record[..], &[&key, &value]].concat()),
+                )
                 .await
             }
             Some(v) => {
-                pool.bounded(conn.client.query_opt(
-                    &write,
-                    &[
-                        &key,
-                        &v,
-                        &value,
-                        &sealed.chain,
-                        &sealed.seq,
-                        &hash,
-                        &sealed.line,
-                        &prev,
-                    ],
-                ))
+                pool.bounded(
+                    conn.client
+                        .query_opt(&write, &[&record[..], &[&key, &value, &v]].concat()),
+                )
                 .await
             }
         };
@@ -470,19 +455,13 @@ async fn compare_and_swap_recorded(
                     pool.give_back(conn);
                     return Ok(RecordedSwap::Conflict { current });
                 };
-                let version = u64::try_from(version)
-                    .ok()
-                    .filter(|v| {
-                        Some(*v)
-                            == expected.map_or(Some(1), |e| {
-                                e.checked_add(1).and_then(|n| u64::try_from(n).ok())
-                            })
-                    })
-                    .ok_or_else(|| {
-                        fail(Fault::Row(
-                            "a swapped record's version is not the expected one plus 1",
-                        ))
-                    })?;
+                if Some(version) != expected.map_or(Some(1), |e| e.checked_add(1)) {
+                    return Err(fail(Fault::Row(
+                        "a swapped record's version is not the expected one plus 1",
+                    )));
+                }
+                // Checked above: the expected version plus 1, so positive.
+                let version = version.unsigned_abs();
                 heads.set(&chain, sealed.head());
                 pool.give_back(conn);
                 return Ok(RecordedSwap::Swapped {
@@ -540,7 +519,7 @@ async fn compare_and_swap(
 ) -> Result<CasOutcome, Error> {
     let expected = match expected_param(pool, key, expected).await? {
         Ok(expected) => expected,
-        Err(answer) => return Ok(answer),
+        Err(current) => return Ok(CasOutcome::Conflict { current }),
     };
     let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
     let mut attempt = 1;

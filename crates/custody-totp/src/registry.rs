@@ -1147,21 +1147,9 @@ impl TotpRegistry {
         defer: Option<&mut Option<DeferredWrite>>,
     ) -> (Result<Verification, Error>, bool) {
         let mut recorded = false;
-        let deferring = defer.is_some();
-        let mut deferred = None;
         let result = self
-            .decide_and_commit_inner(
-                loaded,
-                code,
-                now,
-                attempt,
-                &mut recorded,
-                deferring.then_some(&mut deferred),
-            )
+            .decide_and_commit_inner(loaded, code, now, attempt, &mut recorded, defer)
             .await;
-        if let Some(out) = defer {
-            *out = deferred;
-        }
         // (A deferred acceptance is recorded with the signature, above:
         // deferring runs as `Recording::RefusalsOnly`.)
         (result, recorded)
