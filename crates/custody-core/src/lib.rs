@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod encoding;
 mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -16,6 +17,7 @@ mod secrets;
 #[cfg(feature = "hazmat")]
 pub use secrets::hazmat;
 
+pub use encoding::cbor;
 pub use error::{BackendError, Denial, Error};
 pub use records::audit::{
     AuditEvent, AuditHead, AuditLog, AuditOp, AuditOutcome, AuditRecord, AuditSink, ChainVerifier,
