@@ -1,5 +1,6 @@
-//! Key backends of the custody SDK that live outside the process, each
-//! behind its own cargo feature. With no feature (the default) this crate is
+//! Key backends of the custody SDK that live outside the process, and the
+//! verification of AWS Nitro enclave attestation documents, each behind its
+//! own cargo feature. With no feature (the default) this crate is
 //! empty and pulls no network stack.
 //!
 //! | feature | what |
@@ -7,6 +8,7 @@
 //! | `aws-kms` | `KmsSigner` (AWS KMS `ECC_SECG_P256K1` `SIGN_VERIFY` keys sign digests) and `KmsKek` (a `SYMMETRIC_DEFAULT` key wraps envelope data keys), over one `KmsClient` |
 //! | `aws-config` | `KmsClient::from_env`: the client configured from the standard AWS environment (implies `aws-kms`) |
 //! | `pkcs11` | `Pkcs11Signer` (EC secp256k1 keys on a PKCS#11 token sign digests) and `Pkcs11Kek` (an AES key on the token wraps envelope data keys), over one `Pkcs11Token` (a session pool on a token of a `Pkcs11Module` loaded once per process); RFC 7512 `Pkcs11Uri`s |
+//! | `nitro` | `nitro`: AWS Nitro Enclaves attestation documents, decoded strictly and verified against a pinned root (`nitro::Verifier`); pure Rust, no network stack |
 //!
 //! ```no_run
 //! # #[cfg(feature = "aws-kms")]
@@ -68,6 +70,9 @@ pub mod fuzzing;
 
 #[cfg(feature = "aws-kms")]
 pub use aws::{ErrorCode, HttpStatus, KmsClient, KmsError, KmsKek, KmsSigner, RetryPolicy};
+
+#[cfg(feature = "nitro")]
+pub mod nitro;
 
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
