@@ -32,6 +32,7 @@ use std::sync::{Arc, LazyLock};
 use k256::ecdsa::{Signature, SigningKey, VerifyingKey, signature::hazmat::PrehashVerifier};
 use sha2::{Digest, Sha256};
 
+use crate::encoding::cbor::{self, CborErrorKind, Limits};
 use crate::records::audit::{AuditHead, AuditLog, AuditRecord};
 use crate::records::state::{decode_record, encode_record, parse_record};
 use crate::secrets::keystore::{Meta, keyring_decode, keyring_encode};
@@ -59,6 +60,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("keyring", fuzz_keyring),
     ("mnemonic", fuzz_mnemonic),
     ("ecdsa_sign", fuzz_ecdsa_sign),
+    ("cbor", fuzz_cbor),
 ];
 
 /// The committed inputs of `target` under the fuzz directory `fuzz_dir`:
@@ -742,4 +744,76 @@ pub fn fuzz_mnemonic(data: &[u8]) {
     assert_eq!(again.expose_phrase(), phrase, "phrase round trip");
     assert_eq!(again.language(), mnemonic.language());
     assert_eq!(again.word_count(), mnemonic.word_count());
+}
+
+// ---------------------------------------------------------------------------
+// cbor
+// ---------------------------------------------------------------------------
+
+/// Tight limits, to reach the depth and item bounds with small inputs.
+const TIGHT: Limits = Limits {
+    max_input: 4096,
+    max_depth: 3,
+    max_items: 24,
+};
+
+/// The strict CBOR decoder (`cbor::decode`, `cbor::decode_tagged`): never a
+/// panic; an error's offset lies within the input; an accepted input is the
+/// preferred serialization of what it decodes to (the encoder writes it
+/// back byte for byte), with or without the one allowed outermost tag; and
+/// the limits only ever take away: what tight limits accept, the default
+/// ones accept equally, and what they refuse beyond the default is refused
+/// for a limit.
+pub fn fuzz_cbor(data: &[u8]) {
+    let default = cbor::decode(data, &Limits::DEFAULT);
+    match &default {
+        Ok(value) => {
+            assert_eq!(value.to_vec(), data, "encode(decode(b)) == b");
+            let again = must(cbor::decode(data, &Limits::DEFAULT), "decodes twice");
+            assert_eq!(&again, value, "deterministic");
+        }
+        Err(e) => assert!(
+            e.offset() <= data.len(),
+            "offset {} within the input",
+            e.offset()
+        ),
+    }
+
+    // The tagged entry point (COSE_Sign1's tag 18 allowed).
+    match cbor::decode_tagged(data, &Limits::DEFAULT, &[18]) {
+        Ok((tag, value)) => {
+            let mut out = Vec::new();
+            if let Some(tag) = tag {
+                assert_eq!(tag, 18, "only the allowed tag");
+                cbor::encode_tag(tag, &mut out);
+            } else {
+                assert_eq!(default.as_ref().ok(), Some(&value), "untagged: as decode");
+            }
+            value.encode(&mut out);
+            assert_eq!(out, data, "tag and item re-encode to the input");
+        }
+        Err(e) => {
+            // Without a leading tag the two entry points agree.
+            if data.first().is_none_or(|b| b >> 5 != 6) {
+                assert_eq!(default.as_ref().err(), Some(&e), "same error as decode");
+            }
+        }
+    }
+
+    match cbor::decode(data, &TIGHT) {
+        Ok(value) => assert_eq!(default.as_ref().ok(), Some(&value), "tight ⊆ default"),
+        Err(e) => {
+            if default.is_ok() {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        CborErrorKind::TooDeep
+                            | CborErrorKind::TooManyItems
+                            | CborErrorKind::InputTooLong
+                    ),
+                    "refused only for a limit: {e:?}"
+                );
+            }
+        }
+    }
 }

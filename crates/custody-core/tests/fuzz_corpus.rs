@@ -90,6 +90,11 @@ fn ecdsa_sign() {
 /// Every target here has a cargo-fuzz target file that calls it and a
 /// `[[bin]]` in `fuzz/Cargo.toml`, and a test above (the list must match).
 #[test]
+fn cbor() {
+    run("cbor");
+}
+
+#[test]
 fn every_target_is_wired_up() {
     let manifest = std::fs::read_to_string(Path::new(FUZZ_DIR).join("Cargo.toml")).unwrap();
     for (name, _) in TARGETS {
@@ -118,6 +123,7 @@ fn every_target_is_wired_up() {
         "keyring",
         "mnemonic",
         "ecdsa_sign",
+        "cbor",
     ];
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, tested, "add a #[test] for each new target");
@@ -423,6 +429,115 @@ fn write_seeds() {
     keyring_seeds().write("keyring");
     mnemonic_seeds().write("mnemonic");
     ecdsa_sign_seeds().write("ecdsa_sign");
+    cbor_seeds().write("cbor");
+}
+
+/// The `cbor` seeds alone (the other targets' seeds unchanged):
+/// `cargo test -p custody-core --test fuzz_corpus -- --ignored write_cbor_seeds`.
+#[test]
+#[ignore = "writes fuzz/seeds/cbor; run by hand"]
+fn write_cbor_seeds() {
+    cbor_seeds().write("cbor");
+}
+
+/// The two real Nitro attestation documents (`vectors/nitro`), tagged and
+/// untagged, and their parts (protected header, payload, `Sig_structure`);
+/// RFC 8949 Appendix A examples in preferred form; and near misses, one per
+/// rule the decoder enforces (indefinite lengths, breaks, floats,
+/// `undefined`, other simple values, non-shortest heads, duplicate keys,
+/// trailing bytes, truncation, invalid UTF-8, tags, reserved additional
+/// information, lengths beyond the input, nesting beyond the limit).
+fn cbor_seeds() -> Seeds {
+    use custody_core::cbor::{self, Limits};
+    let mut s = Seeds::default();
+    for (label, path) in [
+        (
+            "nitro_production",
+            "nitro/nitro_attest_sample/attestation.cose",
+        ),
+        ("nitro_debug", "nitro/eternis_sample/doc.cose.bin"),
+    ] {
+        let doc = std::fs::read(format!("{VECTORS}/{path}")).unwrap();
+        let value = cbor::decode(&doc, &Limits::DEFAULT).unwrap();
+        let parts = value.as_array().unwrap();
+        let protected = parts[0].as_bytes().unwrap();
+        let payload = parts[2].as_bytes().unwrap();
+        s.add(&format!("{label}_cose_sign1"), doc.clone());
+        s.add(&format!("{label}_tagged"), [&[0xd2][..], &doc].concat());
+        s.add(&format!("{label}_protected"), protected);
+        s.add(&format!("{label}_payload"), payload);
+        let sig_structure = cbor::Value::Array(vec![
+            cbor::Value::Text("Signature1"),
+            cbor::Value::Bytes(protected),
+            cbor::Value::Bytes(&[]),
+            cbor::Value::Bytes(payload),
+        ]);
+        s.add(&format!("{label}_sig_structure"), sig_structure.to_vec());
+    }
+    let examples: &[(&str, &[u8])] = &[
+        ("uint_0", &[0x00]),
+        ("uint_24", &[0x18, 0x18]),
+        ("uint_1000", &[0x19, 0x03, 0xe8]),
+        ("uint_1000000", &[0x1a, 0x00, 0x0f, 0x42, 0x40]),
+        (
+            "uint_max",
+            &[0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ),
+        ("nint_minus_35", &[0x38, 0x22]),
+        (
+            "nint_min",
+            &[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ),
+        ("bytes", &[0x44, 0x01, 0x02, 0x03, 0x04]),
+        ("text_unicode", &[0x64, 0xf0, 0x90, 0x85, 0x91]),
+        (
+            "array_nested",
+            &[0x83, 0x01, 0x82, 0x02, 0x03, 0x82, 0x04, 0x05],
+        ),
+        (
+            "map",
+            &[0xa2, 0x61, 0x61, 0x01, 0x61, 0x62, 0x82, 0x02, 0x03],
+        ),
+        ("simple_values", &[0x83, 0xf4, 0xf5, 0xf6]),
+        ("cose_header_es384", &[0xa1, 0x01, 0x38, 0x22]),
+        ("tag_18_empty_array", &[0xd2, 0x80]),
+        ("deep_4", &[0x81, 0x81, 0x81, 0x81, 0x00]),
+        ("bad_indefinite_bytes", &[0x5f, 0x41, 0x00, 0xff]),
+        ("bad_indefinite_array", &[0x9f, 0x01, 0xff]),
+        ("bad_indefinite_map", &[0xbf, 0x01, 0x02, 0xff]),
+        ("bad_break", &[0xff]),
+        ("bad_half_float", &[0xf9, 0x3c, 0x00]),
+        (
+            "bad_double",
+            &[0xfb, 0x3f, 0xf1, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a],
+        ),
+        ("bad_undefined", &[0xf7]),
+        ("bad_simple_255", &[0xf8, 0xff]),
+        ("bad_simple_short", &[0xf8, 0x14]),
+        ("bad_non_minimal_uint", &[0x18, 0x17]),
+        ("bad_non_minimal_len", &[0x58, 0x01, 0xaa]),
+        ("bad_non_minimal_tag", &[0xd8, 0x12, 0x80]),
+        ("bad_duplicate_key", &[0xa2, 0x01, 0x02, 0x01, 0x03]),
+        ("bad_trailing", &[0x01, 0x00]),
+        ("bad_truncated", &[0x19, 0x01]),
+        ("bad_utf8", &[0x62, 0xc3, 0x28]),
+        ("bad_tag_inside", &[0x81, 0xd2, 0x80]),
+        ("bad_tag_other", &[0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0]),
+        ("bad_reserved", &[0x1c]),
+        (
+            "bad_huge_length",
+            &[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ),
+        (
+            "bad_huge_map",
+            &[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ),
+        ("bad_deep", &[0x81; 80]),
+    ];
+    for (label, bytes) in examples {
+        s.add(label, *bytes);
+    }
+    s
 }
 
 /// The secp256k1 group order n, big-endian (SEC 2 v2, §2.4.1).

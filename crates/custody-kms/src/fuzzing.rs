@@ -1,5 +1,5 @@
-//! The bodies of the `pkcs11_uri` and `ec_spki` cargo-fuzz targets in
-//! `fuzz/`. **Not part of the API**: hidden from the docs, and free to change
+//! The bodies of the `pkcs11_uri`, `ec_spki` and `nitro_document`
+//! cargo-fuzz targets in `fuzz/`. **Not part of the API**: hidden from the docs, and free to change
 //! in any release.
 //!
 //! `fuzz/fuzz_targets/<name>.rs` calls `fuzz_<name>` in one line, and
@@ -11,7 +11,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use custody_core::PublicKey;
+use custody_core::cbor::{self, Limits, Value};
 
+use crate::nitro::{
+    AttestationDocument, AttestationError, Expectations, MAX_CABUNDLE, MAX_CERTIFICATE_BYTES,
+    MAX_DOCUMENT_BYTES, MAX_PUBLIC_KEY_BYTES, MAX_USER_DATA_BYTES, TrustAnchor, VerificationTime,
+    Verifier,
+};
 use crate::spki::secp256k1_point;
 use crate::{ObjectType, Pkcs11Uri};
 
@@ -19,8 +25,11 @@ use crate::{ObjectType, Pkcs11Uri};
 pub type Target = fn(&[u8]);
 
 /// Every target of this crate, by name.
-pub const TARGETS: &[(&str, Target)] =
-    &[("pkcs11_uri", fuzz_pkcs11_uri), ("ec_spki", fuzz_ec_spki)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("pkcs11_uri", fuzz_pkcs11_uri),
+    ("ec_spki", fuzz_ec_spki),
+    ("nitro_document", fuzz_nitro_document),
+];
 
 /// `Pkcs11Uri::parse`: never a panic; an accepted URI, written back
 /// canonically from its accessors (every byte of every value as `%XX`),
@@ -219,5 +228,134 @@ pub fn fuzz_ec_spki(data: &[u8]) {
     match PublicKey::from_sec1_bytes(again) {
         Ok(k) => assert!(k == key, "the same key"),
         Err(e) => panic!("the point read back is a key: {e:?}"),
+    }
+}
+
+/// The AWS Nitro root G1 of the real documents in the seeds.
+#[expect(
+    clippy::panic,
+    reason = "a failed property must abort the fuzz run: that is the report"
+)]
+fn aws_verifier() -> Verifier {
+    match TrustAnchor::aws_nitro_root_g1() {
+        Ok(anchor) => Verifier::new(anchor),
+        Err(e) => panic!("the embedded AWS root is a valid anchor: {e:?}"),
+    }
+}
+
+/// `AttestationDocument::parse` and `Verifier::verify` on arbitrary bytes:
+/// never a panic, and for an accepted document:
+///
+/// - every field within its documented bounds (size, PCR indexes 0..=31
+///   and 48-byte values, `cabundle` 1..=8 certificates of 1..=1024 bytes,
+///   `user_data`/`nonce` at most 512 bytes, `public_key` at most 1024,
+///   a non-empty `module_id`, `digest` `"SHA384"`);
+/// - the payload it kept decodes (strict CBOR) to exactly those fields, and
+///   the protected header to a map with `alg` −35;
+/// - the envelope rebuilt from its parts (untagged, empty unprotected
+///   header) parses to the same document;
+/// - verification against AWS's root at the document's own time gives a
+///   verified document with the very fields parsed, or a typed error.
+#[expect(
+    clippy::panic,
+    reason = "a failed property must abort the fuzz run: that is the report"
+)]
+pub fn fuzz_nitro_document(data: &[u8]) {
+    let document = match AttestationDocument::parse(data) {
+        Ok(d) => d,
+        Err(AttestationError::TooLarge { len, max }) => {
+            assert!(len == data.len() && len > max && max == MAX_DOCUMENT_BYTES);
+            return;
+        }
+        Err(_) => return,
+    };
+    assert!(data.len() <= MAX_DOCUMENT_BYTES);
+    assert!(!document.module_id().is_empty(), "module_id non-empty");
+    assert_eq!(document.digest(), "SHA384");
+    assert!(!document.pcrs().is_empty(), "pcrs non-empty");
+    for (index, pcr) in document.pcrs() {
+        assert!(
+            *index <= 31 && pcr.len() == 48,
+            "PCR{index}: {} bytes",
+            pcr.len()
+        );
+    }
+    let certificates = || {
+        std::iter::once(document.certificate()).chain(document.cabundle().iter().map(Vec::as_slice))
+    };
+    assert!((1..=MAX_CABUNDLE).contains(&document.cabundle().len()));
+    assert!(certificates().all(|c| (1..=MAX_CERTIFICATE_BYTES).contains(&c.len())));
+    assert!(
+        document
+            .user_data()
+            .is_none_or(|u| u.len() <= MAX_USER_DATA_BYTES)
+    );
+    assert!(
+        document
+            .nonce()
+            .is_none_or(|n| n.len() <= MAX_USER_DATA_BYTES)
+    );
+    assert!(
+        document
+            .public_key()
+            .is_none_or(|k| k.len() <= MAX_PUBLIC_KEY_BYTES)
+    );
+    assert_eq!(document.signature().len(), 96);
+
+    // What it kept is what it read.
+    let limits = Limits::DEFAULT;
+    let header = match cbor::decode(document.protected_header(), &limits) {
+        Ok(h) => h,
+        Err(e) => panic!("the protected header kept decodes: {e:?}"),
+    };
+    assert_eq!(header.get_int_key(1).and_then(Value::as_i64), Some(-35));
+    let payload = match cbor::decode(document.payload(), &limits) {
+        Ok(p) => p,
+        Err(e) => panic!("the payload kept decodes: {e:?}"),
+    };
+    let bytes_of = |name: &str| payload.get_text_key(name).and_then(Value::as_bytes);
+    assert_eq!(
+        payload.get_text_key("module_id").and_then(Value::as_text),
+        Some(document.module_id())
+    );
+    assert_eq!(
+        payload.get_text_key("timestamp").and_then(Value::as_u64),
+        Some(document.timestamp_ms())
+    );
+    assert_eq!(bytes_of("certificate"), Some(document.certificate()));
+    assert_eq!(bytes_of("public_key"), document.public_key());
+    assert_eq!(bytes_of("user_data"), document.user_data());
+    assert_eq!(bytes_of("nonce"), document.nonce());
+    let pcrs = payload
+        .get_text_key("pcrs")
+        .and_then(Value::as_map)
+        .map(<[_]>::len);
+    assert_eq!(pcrs, Some(document.pcrs().len()), "one PCR per entry");
+
+    // The envelope rebuilt from its parts is the same document.
+    let rebuilt = Value::Array(vec![
+        Value::Bytes(document.protected_header()),
+        Value::Map(vec![]),
+        Value::Bytes(document.payload()),
+        Value::Bytes(document.signature()),
+    ])
+    .to_vec();
+    match AttestationDocument::parse(&rebuilt) {
+        Ok(again) => {
+            assert!(!again.is_tagged());
+            assert_eq!(again.payload(), document.payload());
+            assert_eq!(again.pcrs(), document.pcrs());
+            assert_eq!(again.cabundle(), document.cabundle());
+        }
+        Err(e) => panic!("the rebuilt envelope parses: {e:?}"),
+    }
+
+    // Verification (once: a real document's chain is six P-384
+    // signatures): a typed result, and a verified document is the parsed
+    // one, checked at its own time.
+    let expected = Expectations::any_image().allow_debug_mode();
+    if let Ok(verified) = aws_verifier().verify(data, &expected, VerificationTime::DocumentTime) {
+        assert_eq!(verified.document(), &document, "verified what was parsed");
+        assert_eq!(verified.verified_at(), document.timestamp_ms() / 1000);
     }
 }
