@@ -82,6 +82,53 @@ pub(crate) enum Command {
     /// The shared state database.
     #[command(subcommand)]
     State(StateCommand),
+    /// AWS Nitro Enclaves attestation documents.
+    #[command(subcommand)]
+    Attestation(AttestationCommand),
+}
+
+/// `custody attestation ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AttestationCommand {
+    /// Verify a Nitro attestation document: strict COSE_Sign1 (ES384)
+    /// decoding, the certificate chain to the pinned AWS Nitro root G1
+    /// (SHA-256 641a0321...79bb5b) with every certificate valid at the
+    /// verification time, the signature with the leaf's key, then the
+    /// expected PCRs, nonce and user data. A debug-mode enclave (PCR0-2 all
+    /// zeros) is refused unless --allow-debug. Any failed check is kind
+    /// attestation-invalid (exit 3), its message naming the check.
+    ///
+    /// Prints {"moduleId", "timestamp" (ms), "digest", "pcrs": {"0": "0x..",
+    /// ...}, "publicKey", "userData", "nonce"} (absent fields null).
+    ///
+    /// Example: custody attestation verify --doc attestation.cose --expect-pcrs pcrs.json --nonce 0x0123
+    Verify(AttestationVerifyArgs),
+}
+
+/// `custody attestation verify`.
+#[derive(Debug, Args)]
+pub(crate) struct AttestationVerifyArgs {
+    /// The document: raw COSE_Sign1 bytes, or their base64.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) doc: PathBuf,
+    /// Verify at this time (seconds since the UNIX epoch) instead of now:
+    /// for an archived document, whose certificates have expired since.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub(crate) at: Option<u64>,
+    /// A JSON object of the PCRs the document must have, by index:
+    /// {"0": "hex", "1": "hex", "2": "hex", ...} (0x optional). Without it
+    /// any enclave image passes.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) expect_pcrs: Option<PathBuf>,
+    /// Accept a debug-mode enclave (PCR0-2 all zeros): development only.
+    #[arg(long)]
+    pub(crate) allow_debug: bool,
+    /// The nonce the document must carry (hex, 0x optional).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) nonce: Option<String>,
+    /// The user data the document must carry (hex, 0x optional).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) user_data: Option<String>,
 }
 
 /// `custody audit ...`.

@@ -14,9 +14,9 @@ use custody_totp::{EnrolMode, TotpConfig, TotpGate, TotpRegistry};
 use serde_json::{Value, json};
 
 use crate::args::{
-    AuditCheckpointArgs, AuditCommand, AuditVerifyArgs, Cli, Command, ExportArgs, ImportArgs,
-    InitArgs, KeyArgs, KeystoreCommand, RegisterArgs, RewrapArgs, SignHashArgs, SignMessageArgs,
-    SignTxArgs, SignTypedDataArgs, StateCommand, TotpCommand,
+    AttestationCommand, AuditCheckpointArgs, AuditCommand, AuditVerifyArgs, Cli, Command,
+    ExportArgs, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, RegisterArgs, RewrapArgs,
+    SignHashArgs, SignMessageArgs, SignTxArgs, SignTypedDataArgs, StateCommand, TotpCommand,
 };
 use crate::backends::{self, BackendUri};
 use crate::error::CliError;
@@ -43,6 +43,7 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Audit(AuditCommand::Verify(a)) => audit_verify(&ctx, &a),
         Command::Audit(AuditCommand::Checkpoint(a)) => audit_checkpoint(&ctx, &a),
         Command::State(StateCommand::Migrate) => state_migrate(&ctx),
+        Command::Attestation(AttestationCommand::Verify(a)) => crate::attestation::verify(&a),
     }
 }
 

@@ -30,8 +30,13 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> i32 {
         match self.kind {
             "bad-input" => 2,
-            "wrong-passphrase" | "totp-required" | "totp-invalid" | "totp-replayed"
-            | "totp-locked" | "access-denied" => 3,
+            "wrong-passphrase"
+            | "totp-required"
+            | "totp-invalid"
+            | "totp-replayed"
+            | "totp-locked"
+            | "access-denied"
+            | "attestation-invalid" => 3,
             _ => 1,
         }
     }

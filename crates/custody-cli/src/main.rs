@@ -5,6 +5,7 @@
 //! library crates and prints.
 
 mod args;
+mod attestation;
 mod backends;
 mod commands;
 mod error;
