@@ -13,8 +13,7 @@ use crate::error::CliError;
 pub(crate) fn verify(a: &AttestationVerifyArgs) -> Result<Value, CliError> {
     use custody_kms::nitro::{Expectations, TrustAnchor, VerificationTime, Verifier};
 
-    let raw = std::fs::read(&a.doc).map_err(|e| CliError::bad_input(format!("--doc: {e}")))?;
-    let document = document_bytes(raw)?;
+    let document = document_bytes(read_bounded(&a.doc, "--doc")?)?;
     let mut expected = Expectations::any_image();
     if let Some(path) = &a.expect_pcrs {
         for (index, value) in expected_pcrs(path)? {
@@ -74,6 +73,30 @@ pub(crate) fn verify(_: &AttestationVerifyArgs) -> Result<Value, CliError> {
 }
 
 #[cfg(feature = "nitro")]
+/// The most the command reads of an input file: a document is at most
+/// 16 KiB (`MAX_DOCUMENT_BYTES`), about 22 KiB as base64, so a longer file
+/// is refused before it is read whole.
+#[cfg(feature = "nitro")]
+const MAX_INPUT_FILE: u64 = 64 * 1024;
+
+/// The contents of `path`, refused (bad input) beyond [`MAX_INPUT_FILE`].
+#[cfg(feature = "nitro")]
+fn read_bounded(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT_FILE {
+        return Err(CliError::bad_input(format!(
+            "{flag}: larger than {MAX_INPUT_FILE} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// The document's COSE_Sign1 bytes: the file as is when it starts like a
 /// COSE_Sign1 (an array of 4, `0x84`, or tag 18, `0xd2`: neither is a
 /// base64 character), else the file as standard or URL-safe base64
@@ -137,7 +160,7 @@ fn hex_arg(value: &str, flag: &str) -> Result<Vec<u8>, CliError> {
 /// hex value.
 fn expected_pcrs(path: &std::path::Path) -> Result<Vec<(u8, Vec<u8>)>, CliError> {
     let flag = "--expect-pcrs";
-    let text = std::fs::read(path).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
+    let text = read_bounded(path, flag)?;
     let json: Value = serde_json::from_slice(&text)
         .map_err(|e| CliError::bad_input(format!("{flag}: not JSON: {e}")))?;
     let Value::Object(map) = json else {

@@ -235,11 +235,14 @@ fn bad_arguments_are_bad_input() {
     let pcrs = tmp.path().join("pcrs.json");
     std::fs::write(&pcrs, r#"{"32": "00"}"#).unwrap();
     let missing = tmp.path().join("missing");
+    let huge = tmp.path().join("huge");
+    std::fs::write(&huge, vec![b'A'; 64 * 1024 + 4]).unwrap();
     for (path, extra) in [
         (doc.as_path(), vec!["--nonce", "0xzz"]),
         (doc.as_path(), vec!["--expect-pcrs", pcrs.to_str().unwrap()]),
         (junk.as_path(), vec![]),
         (missing.as_path(), vec![]),
+        (huge.as_path(), vec![]),
     ] {
         let r = verify(path, pinned(&s), &extra);
         assert_eq!(r.code, 2, "{extra:?}: {:?}", r.err);
