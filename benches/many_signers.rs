@@ -9,11 +9,18 @@
 //! `xacts/sig` is the database's committed transactions (read-only ones
 //! included) per signature, from `pg_stat_database`.
 //!
+//! Two shapes of signer process over PostgreSQL: *threads* (a sync caller:
+//! one thread per wallet, each waiting on its signatures while the store's
+//! own runtime runs the database calls) and *tasks* (an async service: one
+//! task per wallet on a tokio runtime the store is given, `.await`ing its
+//! signatures); the file store is measured with threads only (its calls are
+//! synchronous file I/O, which has no place on an async executor).
+//!
 //! Not a criterion bench: one measurement spans processes. Each process
-//! signs for its wallets, one thread per wallet, for `SECONDS`; a wallet
-//! signs one transaction per TOTP step (its clock moves one period per
-//! signature, so every code is fresh). The parent prints a table and
-//! writes `target/criterion/many_signers/results.json`.
+//! signs for its wallets for `SECONDS`; a wallet signs one transaction per
+//! TOTP step (its clock moves one period per signature, so every code is
+//! fresh). The parent prints a table and writes
+//! `target/criterion/many_signers/results.json`.
 //!
 //! Needs `CUSTODY_TEST_POSTGRES_URL` and `CUSTODY_TEST_POSTGRES_BIN` (for
 //! `psql` and `pgbench`), as `.ci/run` and `tests/start_postgres.sh` set
@@ -28,7 +35,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custody_benches::{eip1559, gated_stack, vault};
@@ -65,6 +72,22 @@ fn uri(w: usize) -> OtpAuthUri {
     .unwrap()
 }
 
+/// How a signer process calls: see the module doc.
+#[derive(Clone, Copy)]
+enum Shape {
+    Threads,
+    Tasks,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Threads => "threads",
+            Self::Tasks => "tasks",
+        }
+    }
+}
+
 /// Where the guard and the log live.
 #[derive(Clone)]
 enum Store {
@@ -73,37 +96,54 @@ enum Store {
 }
 
 impl Store {
-    fn arg(&self) -> String {
+    fn arg(&self, shape: Shape) -> String {
         match self {
-            Self::Postgres { url, schema } => format!("pg {url} {schema}"),
-            Self::File { dir } => format!("file {}", dir.display()),
+            Self::Postgres { url, schema } => format!("pg {url} {schema} {}", shape.name()),
+            Self::File { dir } => format!("file {} {}", dir.display(), shape.name()),
         }
     }
 
-    fn parse(arg: &str) -> Self {
+    fn parse(arg: &str) -> (Self, Shape) {
         let parts: Vec<&str> = arg.split(' ').collect();
+        let shape = |name: &str| match name {
+            "threads" => Shape::Threads,
+            "tasks" => Shape::Tasks,
+            _ => panic!("bad shape {name}"),
+        };
         match parts.as_slice() {
-            ["pg", url, schema] => Self::Postgres {
-                url: (*url).to_owned(),
-                schema: (*schema).to_owned(),
-            },
-            ["file", dir] => Self::File {
-                dir: PathBuf::from(dir),
-            },
+            ["pg", url, schema, s] => (
+                Self::Postgres {
+                    url: (*url).to_owned(),
+                    schema: (*schema).to_owned(),
+                },
+                shape(s),
+            ),
+            ["file", dir, s] => (
+                Self::File {
+                    dir: PathBuf::from(dir),
+                },
+                shape(s),
+            ),
             _ => panic!("bad store argument {arg}"),
         }
     }
 
-    /// The state store and audit log of one process.
-    fn open(&self) -> (Arc<dyn StateStore>, Arc<dyn AuditSink>) {
+    /// The state store and audit log of one process (the database calls on
+    /// `runtime` if given, else on the store's own).
+    fn open(
+        &self,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> (Arc<dyn StateStore>, Arc<dyn AuditSink>) {
         match self {
             Self::Postgres { url, schema } => {
                 let mut config: custody_postgres::tokio_postgres::Config = url.parse().unwrap();
                 config.options(format!("-c search_path={schema}"));
                 config.application_name("custody-bench");
-                let store = PgStateStore::connect(config, PgOptions::new().with_pool_size(8))
-                    .wait()
-                    .unwrap();
+                let mut options = PgOptions::new().with_pool_size(8);
+                if let Some(handle) = runtime {
+                    options = options.with_runtime(handle);
+                }
+                let store = PgStateStore::connect(config, options).wait().unwrap();
                 let log = store.audit_log();
                 (Arc::new(store), Arc::new(log))
             }
@@ -148,7 +188,7 @@ fn main() {
     };
     // The schema, and every wallet enrolled in both stores.
     {
-        let (state, audit) = pg.open();
+        let (state, audit) = pg.open(None);
         let mut config: custody_postgres::tokio_postgres::Config = url.parse().unwrap();
         config.options(format!("-c search_path={schema}"));
         PgStateStore::connect(config, PgOptions::new())
@@ -158,7 +198,7 @@ fn main() {
             .wait()
             .unwrap();
         enrol(state, audit);
-        let (state, audit) = file.open();
+        let (state, audit) = file.open(None);
         enrol(state, audit);
     }
     // pgbench's table: one row per client, each client updating its own
@@ -179,26 +219,39 @@ fn main() {
     .unwrap();
 
     println!(
-        "{:>7} | {:>12} | {:>14} | {:>7} | {:>9} | {:>10}",
-        "wallets", "pgbench tps", "pg sigs/s", "share", "xacts/sig", "file sigs/s"
+        "{:>7} | {:>11} | {:>15} | {:>5} | {:>13} | {:>5} | {:>9} | {:>11}",
+        "wallets",
+        "pgbench tps",
+        "pg sigs/s (thr)",
+        "share",
+        "pg sigs/s (task)",
+        "share",
+        "xacts/sig",
+        "file sigs/s"
     );
     let mut rows = Vec::new();
-    for (run, &wallets) in WALLETS.iter().enumerate() {
+    // Each measurement's steps start past the last one's: codes never reused.
+    let mut runs = 0..;
+    let mut run = || runs.next().unwrap();
+    for &wallets in &WALLETS {
         let pgbench = pgbench(&bin, &url, &script, wallets);
         let commits_before = commits(&bin, &url);
-        let on_pg = signers(&pg, wallets, run);
+        let on_pg = signers(&pg, Shape::Threads, wallets, run());
         let commit_count = commits(&bin, &url) - commits_before;
-        let on_file = signers(&file, wallets, run);
-        let pg_rate = on_pg.0 as f64 / on_pg.1.as_secs_f64();
-        let file_rate = on_file.0 as f64 / on_file.1.as_secs_f64();
+        let on_pg_tasks = signers(&pg, Shape::Tasks, wallets, run());
+        let on_file = signers(&file, Shape::Threads, wallets, run());
+        let rate = |(n, t): (u64, Duration)| n as f64 / t.as_secs_f64();
+        let (pg_rate, task_rate, file_rate) = (rate(on_pg), rate(on_pg_tasks), rate(on_file));
         let per_sig = commit_count as f64 / on_pg.0 as f64;
         println!(
-            "{wallets:>7} | {pgbench:>12.0} | {pg_rate:>14.0} | {:>6.0}% | {per_sig:>9.2} | {file_rate:>10.0}",
-            100.0 * pg_rate / pgbench
+            "{wallets:>7} | {pgbench:>11.0} | {pg_rate:>15.0} | {:>4.0}% | {task_rate:>16.0} | {:>4.0}% | {per_sig:>9.2} | {file_rate:>11.0}",
+            100.0 * pg_rate / pgbench,
+            100.0 * task_rate / pgbench,
         );
         rows.push(format!(
-            "{{\"wallets\":{wallets},\"pgbench_tps\":{pgbench:.1},\"pg_signatures_per_s\":{pg_rate:.1},\"share\":{:.3},\"commits_per_signature\":{per_sig:.2},\"file_signatures_per_s\":{file_rate:.1}}}",
-            pg_rate / pgbench
+            "{{\"wallets\":{wallets},\"pgbench_tps\":{pgbench:.1},\"pg_signatures_per_s\":{pg_rate:.1},\"share\":{:.3},\"pg_tasks_signatures_per_s\":{task_rate:.1},\"tasks_share\":{:.3},\"commits_per_signature\":{per_sig:.2},\"file_signatures_per_s\":{file_rate:.1}}}",
+            pg_rate / pgbench,
+            task_rate / pgbench
         ));
     }
     let out = results_dir();
@@ -288,7 +341,7 @@ fn pgbench(bin: &Path, url: &str, script: &Path, clients: usize) -> f64 {
 
 /// `wallets` wallets signing at once over `store`, spread over the
 /// processes: signatures made and the time they took.
-fn signers(store: &Store, wallets: usize, run: usize) -> (u64, Duration) {
+fn signers(store: &Store, shape: Shape, wallets: usize, run: u64) -> (u64, Duration) {
     let mut children: Vec<_> = (0..PROCESSES)
         .filter(|p| *p < wallets)
         .map(|p| {
@@ -296,7 +349,7 @@ fn signers(store: &Store, wallets: usize, run: usize) -> (u64, Duration) {
                 .filter(|w| w % PROCESSES == p)
                 .map(|w| w.to_string())
                 .collect();
-            let arg = format!("{}|{}|{run}", store.arg(), mine.join(","));
+            let arg = format!("{}|{}|{run}", store.arg(shape), mine.join(","));
             let mut child = Command::new(std::env::current_exe().unwrap())
                 .env(CHILD_ENV, arg)
                 .stdin(Stdio::piped())
@@ -330,12 +383,12 @@ fn signers(store: &Store, wallets: usize, run: usize) -> (u64, Duration) {
     (total, longest)
 }
 
-/// A child process: one thread per wallet, each with its own clock,
+/// A child process: one signer per wallet, each with its own clock,
 /// registry and gate over this process's one store, signing until time is
-/// up; prints `done <signatures> <nanoseconds>`.
+/// up, as threads or as tasks; prints `done <signatures> <nanoseconds>`.
 fn child(arg: &str) {
     let mut parts = arg.split('|');
-    let store = Store::parse(parts.next().unwrap());
+    let (store, shape) = Store::parse(parts.next().unwrap());
     let mine: Vec<usize> = parts
         .next()
         .unwrap()
@@ -343,12 +396,22 @@ fn child(arg: &str) {
         .map(|w| w.parse().unwrap())
         .collect();
     let run: u64 = parts.next().unwrap().parse().unwrap();
-    let (state, audit) = store.open();
+    let runtime = match shape {
+        Shape::Threads => None,
+        Shape::Tasks => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+        ),
+    };
+    let (state, audit) = store.open(runtime.as_ref().map(|r| r.handle().clone()));
     let vault = vault();
     let tx = Arc::new(eip1559(1));
-    let warmed = Arc::new(Barrier::new(mine.len() + 1));
-    let start = Arc::new(Barrier::new(mine.len() + 1));
-    let handles: Vec<_> = mine
+    // Each wallet's signer, warmed (the secret unwrapped and cached, the
+    // guard read) by one signature.
+    let wallets: Vec<Wallet> = mine
         .iter()
         .map(|&w| {
             // Steps never reused across runs: each run starts far past the
@@ -360,42 +423,90 @@ fn child(arg: &str) {
                 name: wallet(w),
                 index: 0,
             };
-            let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
-            let uri = uri(w);
-            let (warmed, start, tx) = (warmed.clone(), start.clone(), tx.clone());
-            std::thread::spawn(move || {
-                let consent = |clock: &ManualClock| {
-                    clock.advance(PERIOD);
-                    let code = uri
-                        .params()
-                        .code_at(uri.expose_secret(), custody_totp::Clock::now_unix(clock))
-                        .unwrap();
-                    Authorization::totp(code.expose_str())
-                };
-                // Warm: the secret unwrapped and cached, the guard read.
-                signer
-                    .sign_transaction(&tx, &consent(&clock))
-                    .wait()
-                    .unwrap();
-                warmed.wait();
-                start.wait();
-                let deadline = Instant::now() + Duration::from_secs(SECONDS);
-                let mut n = 0u64;
-                while Instant::now() < deadline {
-                    let auth = consent(&clock);
-                    signer.sign_transaction(&tx, &auth).wait().unwrap();
-                    n += 1;
-                }
-                n
-            })
+            let wallet = Wallet {
+                signer: EthSigner::new(KeySigner::pin(backend, key).wait().unwrap()),
+                uri: uri(w),
+                clock,
+            };
+            wallet
+                .signer
+                .sign_transaction(&tx, &wallet.consent())
+                .wait()
+                .unwrap();
+            wallet
         })
         .collect();
-    warmed.wait();
     println!("ready");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).unwrap();
     let began = Instant::now();
-    start.wait();
-    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let deadline = began + Duration::from_secs(SECONDS);
+    let total: u64 = match &runtime {
+        None => std::thread::scope(|s| {
+            let handles: Vec<_> = wallets
+                .iter()
+                .map(|wallet| {
+                    let tx = &tx;
+                    s.spawn(move || {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            let auth = wallet.consent();
+                            wallet.signer.sign_transaction(tx, &auth).wait().unwrap();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        }),
+        Some(runtime) => {
+            let tasks: Vec<_> = wallets
+                .into_iter()
+                .map(|wallet| {
+                    let tx = tx.clone();
+                    runtime.spawn(async move {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            let auth = wallet.consent();
+                            wallet.signer.sign_transaction(&tx, &auth).await.unwrap();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            runtime.block_on(async {
+                let mut total = 0;
+                for task in tasks {
+                    total += task.await.unwrap();
+                }
+                total
+            })
+        }
+    };
     println!("done {total} {}", began.elapsed().as_nanos());
+}
+
+/// One wallet's signer in a child process.
+struct Wallet {
+    signer: EthSigner,
+    uri: OtpAuthUri,
+    clock: Arc<ManualClock>,
+}
+
+impl Wallet {
+    /// The next step's code: the wallet's clock moves one period first.
+    fn consent(&self) -> Authorization {
+        self.clock.advance(PERIOD);
+        let code = self
+            .uri
+            .params()
+            .code_at(
+                self.uri.expose_secret(),
+                custody_totp::Clock::now_unix(&*self.clock),
+            )
+            .unwrap();
+        Authorization::totp(code.expose_str())
+    }
 }

@@ -25,8 +25,8 @@ pub use records::audit::{
 };
 pub use records::path::{ChildNumber, DerivationPath, HARDENED, MAX_DEPTH};
 pub use records::state::{
-    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, MemoryStore, RecordedSwap,
-    StateStore, Versioned,
+    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_KEYS_PER_READ, MAX_STATE_VALUE_BYTES,
+    MemoryStore, RecordedSwap, StateStore, Versioned, check_state_keys,
 };
 pub use records::wallet::WalletScheme;
 pub use seam::audited::{Audited, describe_key};

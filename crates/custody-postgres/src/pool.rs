@@ -27,6 +27,8 @@ use crate::options::PgOptions;
 pub(crate) enum Sql {
     /// Reads a record.
     Get,
+    /// Reads the records of several keys.
+    GetMany,
     /// Creates a record at version 1 unless one exists.
     Create,
     /// Replaces a record's value if its version is the expected one.
@@ -45,11 +47,12 @@ pub(crate) enum Sql {
 }
 
 impl Sql {
-    const ALL: usize = 7;
+    const ALL: usize = 8;
 
     pub(crate) fn text(self) -> &'static str {
         match self {
             Self::Get => "SELECT version, value FROM custody_state WHERE key = $1",
+            Self::GetMany => "SELECT key, version, value FROM custody_state WHERE key = ANY($1)",
             Self::Create => {
                 "INSERT INTO custody_state (key, version, value) VALUES ($1, 1, $2) \
                  ON CONFLICT (key) DO NOTHING RETURNING version"
@@ -72,6 +75,7 @@ impl Sql {
     fn types(self) -> &'static [Type] {
         match self {
             Self::Get => &[Type::BYTEA],
+            Self::GetMany => &[Type::BYTEA_ARRAY],
             Self::Create => &[Type::BYTEA, Type::BYTEA],
             Self::Swap => &[Type::BYTEA, Type::INT8, Type::BYTEA],
             Self::AuditHead => &[Type::TEXT],
@@ -107,6 +111,7 @@ impl Sql {
             Self::AuditAppend => 4,
             Self::CreateRecorded => 5,
             Self::SwapRecorded => 6,
+            Self::GetMany => 7,
         }
     }
 }

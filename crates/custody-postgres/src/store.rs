@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use custody_core::{
     AuditEvent, AuditSink, CasOutcome, Error, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Pending,
-    RecordedSwap, StateStore, Versioned,
+    RecordedSwap, StateStore, Versioned, check_state_keys,
 };
 use tokio::runtime::Runtime;
 use tokio_postgres::Row;
@@ -311,6 +311,21 @@ impl StateStore for PgStateStore {
         }))
     }
 
+    /// One statement, `WHERE key = ANY($1)`: one round trip for all.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> Pending<'a, Result<Vec<Option<Versioned>>, Error>> {
+        if let Err(e) = check_state_keys(keys) {
+            return Pending::ready(Err(e));
+        }
+        let pool = Arc::clone(&self.inner.pool);
+        let keys: Vec<Box<[u8]>> = keys.iter().map(|k| k.as_bytes().into()).collect();
+        Pending::later(task::spawn(self.inner.pool.handle(), OP_GET, async move {
+            get_many(&pool, &keys).await.map_err(Error::backend)
+        }))
+    }
+
     fn compare_and_swap<'a>(
         &'a self,
         key: &'a str,
@@ -492,23 +507,37 @@ async fn compare_and_swap_recorded(
     Err(contended(OP_CAS))
 }
 
-async fn get(pool: &Pool, key: &[u8]) -> Result<Option<Versioned>, PgError> {
-    let (_permit, mut conn) = pool.lease(OP_GET).await?;
-    let mut attempt = 1;
-    loop {
-        match read(pool, &mut conn, key).await {
-            Ok(found) => {
-                pool.give_back(conn);
-                return Ok(found);
+/// Runs the read `$read` (an expression over the leased connection
+/// `$conn`) again on a serialization failure (bounded), and gives the
+/// connection back after a success. (A macro, not a function over an async
+/// closure: the futures it builds must be `Send` for any lifetime.)
+macro_rules! reading {
+    ($pool:expr, |$conn:ident| $read:expr) => {{
+        let (_permit, mut $conn) = $pool.lease(OP_GET).await?;
+        let mut attempt = 1;
+        loop {
+            match $read.await {
+                Ok(found) => {
+                    $pool.give_back($conn);
+                    return Ok(found);
+                }
+                Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
+                    back_off(attempt).await;
+                    attempt += 1;
+                }
+                // `conn` is dropped, hence closed: never reused after a failure.
+                Err(f) => return Err(f.classify(OP_GET)),
             }
-            Err(f) if f.is_serialization_failure() && attempt < SERIALIZATION_ATTEMPTS => {
-                back_off(attempt).await;
-                attempt += 1;
-            }
-            // `conn` is dropped, hence closed: never reused after a failure.
-            Err(f) => return Err(f.classify(OP_GET)),
         }
-    }
+    }};
+}
+
+async fn get(pool: &Pool, key: &[u8]) -> Result<Option<Versioned>, PgError> {
+    reading!(pool, |conn| read(pool, &mut conn, key))
+}
+
+async fn get_many(pool: &Pool, keys: &[Box<[u8]>]) -> Result<Vec<Option<Versioned>>, PgError> {
+    reading!(pool, |conn| read_many(pool, &mut conn, keys))
 }
 
 async fn compare_and_swap(
@@ -553,6 +582,43 @@ async fn read(pool: &Pool, conn: &mut Conn, key: &[u8]) -> Result<Option<Version
         .bounded(conn.client.query_opt(&statement, &[&key]))
         .await?;
     row.as_ref().map(record).transpose()
+}
+
+/// `SELECT key, version, value ... WHERE key = ANY($1)`: the records of
+/// `keys`, in their order.
+async fn read_many(
+    pool: &Pool,
+    conn: &mut Conn,
+    keys: &[Box<[u8]>],
+) -> Result<Vec<Option<Versioned>>, Fault> {
+    let statement = conn.prepared(pool, Sql::GetMany).await?;
+    let params: Vec<&[u8]> = keys.iter().map(|k| &**k).collect();
+    let rows = pool
+        .bounded(conn.client.query(&statement, &[&params]))
+        .await?;
+    let mut records = vec![None; keys.len()];
+    for row in &rows {
+        let key: &[u8] = row
+            .try_get(0)
+            .map_err(|_| Fault::Row("the key is not a non-NULL bytea"))?;
+        let found = record_at(row, 1)?;
+        let mut asked = false;
+        for (slot, _) in records
+            .iter_mut()
+            .zip(keys)
+            .filter(|(_, k)| k.as_ref() == key)
+        {
+            if slot.is_some() {
+                return Err(Fault::Row("two rows for one key"));
+            }
+            *slot = Some(found.clone());
+            asked = true;
+        }
+        if !asked {
+            return Err(Fault::Row("a row for a key that was not asked for"));
+        }
+    }
+    Ok(records)
 }
 
 /// `INSERT ... ON CONFLICT (key) DO NOTHING RETURNING version`; no row
@@ -617,9 +683,14 @@ async fn swap(
 
 /// A `(version, value)` row, checked: rows are untrusted.
 fn record(row: &Row) -> Result<Versioned, Fault> {
-    let version = version_at(row, 0)?;
+    record_at(row, 0)
+}
+
+/// The `(version, value)` columns of `row` from `column` on, checked.
+fn record_at(row: &Row, column: usize) -> Result<Versioned, Fault> {
+    let version = version_at(row, column)?;
     let value: &[u8] = row
-        .try_get(1)
+        .try_get(column + 1)
         .map_err(|_| Fault::Row("the value is not a non-NULL bytea"))?;
     if value.len() > MAX_STATE_VALUE_BYTES {
         return Err(Fault::Row("the value is over 65536 bytes"));

@@ -890,3 +890,146 @@ fn a_recorded_swap_over_a_stale_head_retries_and_never_forks_the_chain() {
         "three appends and two swaps: one chain, no fork"
     );
 }
+
+/// A state store that counts the calls made through it, over the store.
+#[derive(Debug)]
+struct Counting {
+    inner: PgStateStore,
+    calls: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Counting {
+    fn note(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+impl StateStore for Counting {
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> custody_core::Pending<'a, Result<Option<custody_core::Versioned>, custody_core::Error>>
+    {
+        self.note("get");
+        self.inner.get(key)
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> custody_core::Pending<'a, Result<Vec<Option<custody_core::Versioned>>, custody_core::Error>>
+    {
+        self.note("get_many");
+        self.inner.get_many(keys)
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+    ) -> custody_core::Pending<'a, Result<custody_core::CasOutcome, custody_core::Error>> {
+        self.note("compare_and_swap");
+        self.inner.compare_and_swap(key, expected, value)
+    }
+
+    fn records_into(&self, audit: &dyn AuditSink) -> bool {
+        self.inner.records_into(audit)
+    }
+
+    fn compare_and_swap_recorded<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<u64>,
+        value: &'a [u8],
+        event: AuditEvent,
+        audit: &'a dyn AuditSink,
+    ) -> custody_core::Pending<'a, Result<custody_core::RecordedSwap, custody_core::Error>> {
+        self.note("compare_and_swap_recorded");
+        self.inner
+            .compare_and_swap_recorded(key, expected, value, event, audit)
+    }
+}
+
+#[test]
+fn a_gated_signature_reads_once_and_commits_once() {
+    let Some(schema) = Schema::fresh("gated_signature_round_trips") else {
+        return;
+    };
+    let t = totp(&schema);
+    // A replica whose registry's store is counted, with that store's log.
+    let store = schema.store(PgOptions::new());
+    let log = store.audit_log();
+    let counting = Arc::new(Counting {
+        inner: store,
+        calls: std::sync::Mutex::default(),
+    });
+    let registry = Arc::new(
+        TotpRegistry::new(
+            t.vault.clone(),
+            counting.clone(),
+            Arc::new(log.clone()),
+            TotpConfig::new(WalletScheme::Default),
+        )
+        .unwrap()
+        .with_clock(t.clock.clone()),
+    );
+    let gate: SharedBackend = Arc::new(TotpGate::new(t.vault.clone(), registry));
+    let audited: SharedBackend = Arc::new(custody_core::Audited::new(gate, Arc::new(log.clone())));
+    let alice = KeySigner::pin(
+        audited,
+        KeyRef::Wallet {
+            name: "alice".into(),
+            index: 0,
+        },
+    )
+    .wait()
+    .unwrap();
+    for (i, time) in (0..4).map(|i| (i, T0 + 30 * i)).collect::<Vec<_>>() {
+        t.clock.set(time);
+        counting.take();
+        alice
+            .sign(
+                Digest32([u8::try_from(i).unwrap(); 32]),
+                Intent::raw_digest(),
+                &Authorization::totp(code_at(time)),
+            )
+            .wait()
+            .unwrap();
+        let calls = counting.take();
+        if i == 0 {
+            // The first also reads the recorded scheme, once per registry.
+            assert_eq!(
+                calls,
+                ["get", "get_many", "compare_and_swap_recorded"],
+                "first signature"
+            );
+        } else {
+            // The enrolment and the guard in one read (one statement), the
+            // guard's write with the signature's record in one commit.
+            assert_eq!(
+                calls,
+                ["get_many", "compare_and_swap_recorded"],
+                "signature {i}"
+            );
+        }
+    }
+    // A replayed code is refused on the fresh guard of that one read: no
+    // write, and the refusal recorded (through the log, not the store).
+    counting.take();
+    let e = alice
+        .sign(
+            Digest32([9; 32]),
+            Intent::raw_digest(),
+            &Authorization::totp(code_at(T0 + 90)),
+        )
+        .wait()
+        .unwrap_err();
+    assert_eq!(e.kind(), "totp-replayed");
+    assert_eq!(counting.take(), ["get_many"]);
+    verified(&log);
+}

@@ -224,6 +224,11 @@ impl TotpGate {
             }
         };
         let second = named.as_deref();
+        // A check that defers its guard write decides on a fresh guard:
+        // read it with the enrolment (one round trip to a remote store).
+        let fetch = self
+            .registry
+            .fetch_for(recording == Recording::RefusalsOnly, auth.totp.is_some());
         let mut enrolled: Option<Loaded> = None;
         for path in [pinned, second].into_iter().flatten() {
             // The wallet node the path is at or under, if it is that deep.
@@ -241,7 +246,7 @@ impl TotpGate {
                 }
             };
             let Some(node) = node else { continue };
-            if let Some(loaded) = self.registry.lookup(node).await? {
+            if let Some(loaded) = self.registry.lookup(node, fetch).await? {
                 if enrolled
                     .as_ref()
                     .is_some_and(|e| e.subject() != loaded.subject())
@@ -256,7 +261,7 @@ impl TotpGate {
         // subject, named by its public key whatever the reference says. A
         // key with a path never pays for this read.
         if pinned.is_none()
-            && let Some(loaded) = self.registry.lookup_key(key.public_key()).await?
+            && let Some(loaded) = self.registry.lookup_key(key.public_key(), fetch).await?
         {
             if enrolled.is_some() {
                 // A wallet's path and an enrolled key in one request.

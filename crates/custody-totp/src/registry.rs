@@ -204,6 +204,20 @@ pub(crate) struct Loaded {
     slot: Arc<Slot>,
     version: u64,
     decoded: Arc<DecodedEnrolment>,
+    /// The guard as read with the enrolment, for a check that must decide
+    /// on a fresh one ([`Fetch::AndGuard`]).
+    guard: Option<(Option<u64>, GuardState)>,
+}
+
+/// What a lookup reads besides the enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// The enrolment alone.
+    Enrolment,
+    /// The enrolment and, in the same read (one round trip to a remote
+    /// store: [`StateStore::get_many`]), its guard: for a check that
+    /// defers its guard write and so decides on a fresh guard.
+    AndGuard,
 }
 
 impl Loaded {
@@ -574,41 +588,77 @@ impl TotpRegistry {
 
     /// The enrolment at `node`, if any: read from the state store on every
     /// call (decoded again only if its bytes changed).
-    pub(crate) async fn lookup(&self, node: &[ChildNumber]) -> Result<Option<Loaded>, Error> {
+    pub(crate) async fn lookup(
+        &self,
+        node: &[ChildNumber],
+        fetch: Fetch,
+    ) -> Result<Option<Loaded>, Error> {
         if !self.scheme_recorded().await? {
             return Ok(None);
         }
-        self.load(self.slot(node)?).await
+        self.load(self.slot(node)?, fetch).await
     }
 
     /// The enrolment of the non-HD key `key`, if any: read from the state
     /// store on every call (decoded again only if its bytes changed).
-    pub(crate) async fn lookup_key(&self, key: &PublicKey) -> Result<Option<Loaded>, Error> {
+    pub(crate) async fn lookup_key(
+        &self,
+        key: &PublicKey,
+        fetch: Fetch,
+    ) -> Result<Option<Loaded>, Error> {
         if !self.scheme_recorded().await? {
             return Ok(None);
         }
-        self.load(self.key_slot(key)).await
+        self.load(self.key_slot(key), fetch).await
     }
 
     /// The enrolment of `subject`, if any.
     async fn lookup_subject(&self, subject: &Subject) -> Result<Option<Loaded>, Error> {
         match subject {
-            Subject::Node(node) => self.lookup(node.components()).await,
-            Subject::Key(key) => self.lookup_key(key).await,
+            Subject::Node(node) => self.lookup(node.components(), Fetch::Enrolment).await,
+            Subject::Key(key) => self.lookup_key(key, Fetch::Enrolment).await,
         }
     }
 
-    /// Reads the enrolment record of `slot`.
-    async fn load(&self, slot: Arc<Slot>) -> Result<Option<Loaded>, Error> {
-        let Some(raw) = self.state.get(&slot.record_key).await? else {
+    /// Reads the enrolment record of `slot` (and its guard, as `fetch`
+    /// says).
+    async fn load(&self, slot: Arc<Slot>, fetch: Fetch) -> Result<Option<Loaded>, Error> {
+        let (raw, guard) = match fetch {
+            Fetch::Enrolment => (self.state.get(&slot.record_key).await?, None),
+            Fetch::AndGuard => {
+                let keys = [slot.record_key.as_str(), slot.guard_key.as_str()];
+                let [raw, guard] = <[_; 2]>::try_from(self.state.get_many(&keys).await?)
+                    .map_err(|_| {
+                        custody_core::Error::InvalidStateRecord(
+                            "the state store answered a read of two keys with another number of records",
+                        )
+                    })?;
+                (raw, Some(guard))
+            }
+        };
+        let Some(raw) = raw else {
             return Ok(None);
         };
         let decoded = slot.enrolment(&raw.value, self.config.scheme)?;
+        let guard = guard.map(|g| guard_of(&slot, g.as_ref())).transpose()?;
         Ok(Some(Loaded {
             slot,
             version: raw.version,
             decoded,
+            guard,
         }))
+    }
+
+    /// What a gate's lookup reads for a check: with the guard when the
+    /// check will decide on a fresh one (a code to check, deferred to the
+    /// audit layer over a store that keeps the audit log; see
+    /// [`Self::check_deferring`]), else the enrolment alone.
+    pub(crate) fn fetch_for(&self, deferring: bool, code: bool) -> Fetch {
+        if deferring && code && self.state.records_into(self.audit.as_ref()) {
+            Fetch::AndGuard
+        } else {
+            Fetch::Enrolment
+        }
     }
 
     /// Whether any enrolled node lies strictly below `path`.
@@ -640,7 +690,10 @@ impl TotpRegistry {
             return Ok(false);
         }
         let node = self.node_path(wallet)?;
-        Ok(self.lookup(node.components()).await?.is_some())
+        Ok(self
+            .lookup(node.components(), Fetch::Enrolment)
+            .await?
+            .is_some())
     }
 
     /// Whether the non-HD key whose public key is `key` is enrolled.
@@ -657,7 +710,7 @@ impl TotpRegistry {
 
     /// See the public method of the same name without `_async`.
     async fn is_key_enrolled_async(&self, key: &PublicKey) -> Result<bool, Error> {
-        Ok(self.lookup_key(key).await?.is_some())
+        Ok(self.lookup_key(key, Fetch::Enrolment).await?.is_some())
     }
 
     /// Enrols `wallet` with a fresh secret from the OS RNG (see
@@ -992,7 +1045,7 @@ impl TotpRegistry {
             return Ok(Verification::NotEnrolled);
         }
         let node = self.node_path(wallet)?;
-        match self.lookup(node.components()).await? {
+        match self.lookup(node.components(), Fetch::Enrolment).await? {
             None => Ok(Verification::NotEnrolled),
             Some(loaded) => self.check(&loaded, code, Attempt::VERIFY).await,
         }
@@ -1024,7 +1077,7 @@ impl TotpRegistry {
         key: &PublicKey,
         code: Option<&OneTimeCode>,
     ) -> Result<Verification, Error> {
-        match self.lookup_key(key).await? {
+        match self.lookup_key(key, Fetch::Enrolment).await? {
             None => Ok(Verification::NotEnrolled),
             Some(loaded) => self.check(&loaded, code, Attempt::VERIFY).await,
         }
@@ -1174,9 +1227,11 @@ impl TotpRegistry {
         // record), never a wrong acceptance; a refusal that writes nothing
         // (locked, replayed) is only given on a freshly read guard. An
         // accepted code on a warm node therefore costs one store operation.
-        let (mut version, mut state, mut fresh) = match slot.known_guard() {
-            Some((version, state)) => (version, state, false),
-            None => {
+        // A guard read with the enrolment (for a deferring check) is fresh.
+        let (mut version, mut state, mut fresh) = match (loaded.guard, slot.known_guard()) {
+            (Some((version, state)), _) => (version, state, true),
+            (None, Some((version, state))) => (version, state, false),
+            (None, None) => {
                 let (version, state) = self.read_guard(slot).await?;
                 (version, state, true)
             }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::records::state::{
-    CasOutcome, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, StateStore, Versioned,
+    CasOutcome, MAX_STATE_KEY_BYTES, MAX_STATE_KEYS_PER_READ, MAX_STATE_VALUE_BYTES, StateStore,
+    Versioned,
 };
 
 /// The version of a `Swapped` outcome; panics on a conflict.
@@ -153,6 +154,29 @@ pub fn state_store(store: &dyn StateStore) {
         Err(Error::InvalidStateRecord(_))
     ));
     assert_eq!(store.get("big").wait().unwrap(), v(1, &big));
+    // Many keys in one read: in the order asked, absent ones `None`, a key
+    // asked twice answered twice, every key as `get` answers it.
+    let keys = ["b", "absent", "a", "鍵", "a", longest.as_str()];
+    let many = store.get_many(&keys).wait().unwrap();
+    let one_by_one: Vec<_> = keys.iter().map(|k| store.get(k).wait().unwrap()).collect();
+    assert_eq!(many, one_by_one);
+    assert_eq!(
+        many.iter().take(3).cloned().collect::<Vec<_>>(),
+        [v(1, b""), None, v(6, b"value 5")]
+    );
+    assert_eq!(store.get_many(&[]).wait().unwrap(), Vec::new());
+    let most = ["a"; MAX_STATE_KEYS_PER_READ];
+    assert_eq!(
+        store.get_many(&most).wait().unwrap(),
+        vec![v(6, b"value 5"); MAX_STATE_KEYS_PER_READ]
+    );
+    let too_many = ["a"; MAX_STATE_KEYS_PER_READ + 1];
+    for keys in [&too_many[..], &["a", ""], &["a", too_long.as_str()]] {
+        assert!(matches!(
+            store.get_many(keys).wait(),
+            Err(Error::InvalidStateRecord(_))
+        ));
+    }
 }
 
 /// `threads` threads each add `per_thread` to the counter under key

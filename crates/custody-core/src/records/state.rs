@@ -30,6 +30,8 @@ use crate::{AuditEvent, AuditHead, AuditSink, Error, Pending};
 pub const MAX_STATE_KEY_BYTES: usize = 512;
 /// Largest value, in bytes.
 pub const MAX_STATE_VALUE_BYTES: usize = 64 * 1024;
+/// Most keys one [`StateStore::get_many`] reads.
+pub const MAX_STATE_KEYS_PER_READ: usize = 16;
 
 /// A record's value and the version it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +93,41 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// [`Error::Io`]; a remote store's own errors ([`Error::Backend`], e.g.
     /// kind `unavailable`).
     fn get<'a>(&'a self, key: &'a str) -> Pending<'a, Result<Option<Versioned>, Error>>;
+
+    /// Reads the records under `keys` (at most [`MAX_STATE_KEYS_PER_READ`]),
+    /// answering in the same order, `None` where there is none.
+    ///
+    /// # Why it is part of the trait
+    /// A gated signature over a shared store reads two records before it
+    /// decides: the wallet's enrolment and its replay guard, freshly (the
+    /// guard's write is committed later, with the signature's audit record,
+    /// and a stale guard there would refuse a good code). Over a database
+    /// each read is a round trip, and round trips are what a signature's
+    /// latency and the database's load are made of: a remote store answers
+    /// all of them in one (one statement), so a gated signature costs two
+    /// statements, not three. The default reads one key after another,
+    /// which is what a local store does anyway; each answer is as fresh as
+    /// a [`StateStore::get`] made at some point during the call (the
+    /// records are not read as one snapshot: none of their callers needs
+    /// that, and a compare-and-swap catches any record that moved since).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStateRecord`] for more than
+    /// [`MAX_STATE_KEYS_PER_READ`] keys or a key of bad length; otherwise
+    /// as [`StateStore::get`].
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> Pending<'a, Result<Vec<Option<Versioned>>, Error>> {
+        Pending::drive(async move {
+            check_state_keys(keys)?;
+            let mut records = Vec::with_capacity(keys.len());
+            for key in keys {
+                records.push(self.get(key).await?);
+            }
+            Ok(records)
+        })
+    }
 
     /// Writes `value` under `key` if the record is at version `expected`
     /// (`None`: if no record exists). On success the record's version becomes
@@ -174,6 +211,18 @@ pub enum RecordedSwap {
         /// The record as it is now (`None` if it does not exist).
         current: Option<Versioned>,
     },
+}
+
+/// Checks the keys of a [`StateStore::get_many`]: how many, and each
+/// one's length.
+///
+/// # Errors
+/// [`Error::InvalidStateRecord`].
+pub fn check_state_keys(keys: &[&str]) -> Result<(), Error> {
+    if keys.len() > MAX_STATE_KEYS_PER_READ {
+        return Err(Error::InvalidStateRecord("too many keys in one read"));
+    }
+    keys.iter().try_for_each(|key| check_key(key))
 }
 
 fn check_key(key: &str) -> Result<(), Error> {
