@@ -2,6 +2,8 @@
 
 mod access_list;
 mod address;
+#[cfg(feature = "alloy")]
+pub mod alloy;
 mod authorization;
 mod codec;
 mod error;
