@@ -1,1 +1,4 @@
 //! Examples of the custody SDK; see the `[[example]]` targets.
+
+#[cfg(feature = "http")]
+pub mod signer_service;
