@@ -370,6 +370,24 @@ pub fn decode<'a>(input: &'a [u8], limits: &Limits) -> Result<Value<'a>, CborErr
     Ok(value)
 }
 
+/// Decodes the one CBOR data item at the start of `input` (no tags) and
+/// returns it with the bytes that follow it, for formats that put a CBOR
+/// item before other data (WebAuthn's authenticator data: the credential
+/// public key, then the extensions). The item is as strict as [`decode`]'s;
+/// only what follows it is left to the caller.
+///
+/// # Errors
+/// As [`decode`], except that bytes after the item are not an error.
+pub fn decode_prefix<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<(Value<'a>, &'a [u8]), CborError> {
+    let mut decoder = Decoder::new(input, limits)?;
+    let value = decoder.item(0)?;
+    let rest = input.get(decoder.pos..).unwrap_or_default();
+    Ok((value, rest))
+}
+
 /// Decodes `input` as exactly one CBOR data item that may be wrapped in one
 /// outermost tag whose number is in `allowed_tags` (and no tag anywhere
 /// else). Returns the tag, if there was one, and the item.
@@ -676,6 +694,27 @@ impl<'a> Decoder<'a> {
                 CborErrorKind::TagNotAllowed { tag: arg },
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_the_item_and_the_rest_is_returned_untouched() {
+        // {1: 2} followed by two bytes that are not CBOR.
+        let input = [0xa1, 0x01, 0x02, 0xff, 0xfe];
+        let (value, rest) = decode_prefix(&input, &Limits::DEFAULT).unwrap_or_else(|e| {
+            unreachable!("{e}");
+        });
+        assert_eq!(value.get_int_key(1), Some(&Value::Unsigned(2)));
+        assert_eq!(rest, [0xff, 0xfe]);
+        // The item itself is still strict: a non-shortest integer inside.
+        let err = decode_prefix(&[0xa1, 0x18, 0x01, 0x02, 0x00], &Limits::DEFAULT).err();
+        assert_eq!(err.map(|e| e.kind()), Some(CborErrorKind::NonMinimal));
+        // Nothing: truncated.
+        assert!(decode_prefix(&[], &Limits::DEFAULT).is_err());
     }
 }
 
