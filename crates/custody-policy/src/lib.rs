@@ -6,4 +6,7 @@
 //! keeping their credentials and signature counters in a state store.
 //! Policies, the signed policy log and the gate come next.
 
+#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod webauthn;

@@ -255,7 +255,7 @@ fn kind(result: Result<u32, WebAuthnError>) -> &'static str {
 fn real_browser_assertions_verify_as_py_webauthn_says() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/py_webauthn_assertions.json"
+        "/../../vectors/webauthn/py_webauthn_assertions.json"
     ))
     .unwrap();
     let vectors: Value = serde_json::from_str(&text).unwrap();
@@ -968,4 +968,141 @@ for line in sys.stdin:
         2,
         "one good assertion per key type"
     );
+}
+
+// ------------------------------------------------------------ fuzz seeds
+
+/// Writes the seeds of the `webauthn_json` and `webauthn_cbor` fuzz targets
+/// (`fuzz/seeds/`): the real browser vectors, this file's test
+/// authenticator's assertions and registrations, and near misses:
+/// `cargo test -p custody-policy --test webauthn -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/seeds/webauthn_*; run by hand"]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../vectors/webauthn/py_webauthn_assertions.json"
+    ))
+    .unwrap();
+    let vectors: Value = serde_json::from_str(&text).unwrap();
+    let mut json_seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut cbor_seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, case) in vectors["cases"].as_array().unwrap().iter().enumerate() {
+        json_seeds.push((
+            format!("real_{i}"),
+            case["credential"].to_string().into_bytes(),
+        ));
+        cbor_seeds.push((
+            format!("real_key_{i}"),
+            unb64(case["public_key"].as_str().unwrap()),
+        ));
+        cbor_seeds.push((
+            format!("real_auth_data_{i}"),
+            unb64(
+                case["credential"]["response"]["authenticatorData"]
+                    .as_str()
+                    .unwrap(),
+            ),
+        ));
+    }
+    for (name, mut d) in [("p256", Device::p256(1)), ("ed25519", Device::ed25519(2))] {
+        let assertion = d.assert(&[0; 32]);
+        json_seeds.push((format!("{name}_assertion"), assertion.clone().into_bytes()));
+        json_seeds.push((
+            format!("{name}_assertion_twice"),
+            assertion
+                .replacen(
+                    r#""type":"public-key""#,
+                    r#""type":"public-key","type":"x""#,
+                    1,
+                )
+                .into_bytes(),
+        ));
+        cbor_seeds.push((format!("{name}_key"), d.cose()));
+        for fmt in ["none", "packed"] {
+            let registration = d.register(&[0; 32], fmt);
+            let v: Value = serde_json::from_str(&registration).unwrap();
+            let object = unb64(v["response"]["attestationObject"].as_str().unwrap());
+            let data_len = 37 + 16 + 2 + d.id.len() + d.cose().len();
+            cbor_seeds.push((
+                format!("{name}_{fmt}_auth_data"),
+                object[object.len() - data_len..].to_vec(),
+            ));
+            cbor_seeds.push((format!("{name}_{fmt}_attestation_object"), object));
+            json_seeds.push((
+                format!("{name}_{fmt}_registration"),
+                registration.into_bytes(),
+            ));
+        }
+    }
+    let mut extra = Device::p256(1).cose();
+    extra[0] = 0xa6;
+    extra.extend_from_slice(&[0x04, 0x00]);
+    cbor_seeds.push(("near_key_extra_member".into(), extra));
+    cbor_seeds.push(("near_auth_data_truncated".into(), vec![0; 36]));
+    json_seeds.push((
+        "near_padded".into(),
+        br#"{"id":"AA==","rawId":"AA==","type":"public-key","response":{}}"#.to_vec(),
+    ));
+    for (dir, seeds) in [("webauthn_json", json_seeds), ("webauthn_cbor", cbor_seeds)] {
+        let dir = root.join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in seeds {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}
+
+// ------------------------------------------------------------- wycheproof
+
+fn wycheproof(name: &str) -> Value {
+    let path = format!(
+        "{}/../../vectors/wycheproof/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every Wycheproof ECDSA P-256/SHA-256 (DER) and Ed25519 test: a
+/// credential key verifies exactly the valid signatures (the invalid ones
+/// include BER and malformed encodings, wrong-length and small-order
+/// values, and non-canonical Ed25519 encodings).
+#[test]
+fn credential_keys_verify_exactly_wycheproofs_valid_signatures() {
+    let mut checked = [0usize; 2];
+    for (i, file) in ["ecdsa_secp256r1_sha256_test.json", "ed25519_test.json"]
+        .into_iter()
+        .enumerate()
+    {
+        let vectors = wycheproof(file);
+        for group in vectors["testGroups"].as_array().unwrap() {
+            let key = &group["publicKey"];
+            // The key as a COSE key, through the same checks a device's gets.
+            let cose = if i == 0 {
+                let mut c = vec![0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20];
+                let point = hex::decode(key["uncompressed"].as_str().unwrap()).unwrap();
+                c.extend_from_slice(&point[1..33]);
+                c.extend_from_slice(&[0x22, 0x58, 0x20]);
+                c.extend_from_slice(&point[33..65]);
+                c
+            } else {
+                let mut c = vec![0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58, 0x20];
+                c.extend_from_slice(&hex::decode(key["pk"].as_str().unwrap()).unwrap());
+                c
+            };
+            let credential = CredentialKey::from_cose(&cose);
+            for test in group["tests"].as_array().unwrap() {
+                let msg = hex::decode(test["msg"].as_str().unwrap()).unwrap();
+                let sig = hex::decode(test["sig"].as_str().unwrap()).unwrap();
+                let ours = credential
+                    .as_ref()
+                    .is_ok_and(|k| k.verify(&msg, &sig).is_ok());
+                let expected = test["result"] == "valid";
+                assert_eq!(ours, expected, "{file} tcId {}", test["tcId"]);
+                checked[i] += 1;
+            }
+        }
+    }
+    assert_eq!(checked, [484, 151]);
 }

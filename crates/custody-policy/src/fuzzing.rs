@@ -1,0 +1,98 @@
+//! The bodies of the `webauthn_json` and `webauthn_cbor` cargo-fuzz targets
+//! in `fuzz/`. **Not part of the API**: hidden from the docs, and free to
+//! change in any release.
+//!
+//! `fuzz/fuzz_targets/<name>.rs` calls `fuzz_<name>` in one line, and
+//! `tests/fuzz_corpus.rs` (stable, in CI) feeds it every input under
+//! `fuzz/seeds/<name>/` and `fuzz/regressions/<name>/`. They **panic when a
+//! property fails**.
+
+use crate::webauthn::{
+    AssertionResponse, AuthenticatorData, Credential, CredentialKey, RegistrationResponse,
+    RelyingParty,
+};
+
+/// The body of a fuzz target: arbitrary bytes in, a panic if a property fails.
+pub type Target = fn(&[u8]);
+
+/// Every target of this crate, by name.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("webauthn_json", fuzz_webauthn_json),
+    ("webauthn_cbor", fuzz_webauthn_cbor),
+];
+
+/// The relying party the targets verify against (the py_webauthn
+/// vectors' `localhost`).
+#[expect(
+    clippy::panic,
+    reason = "a constant configuration: a panic is a bug here"
+)]
+fn relying_party() -> RelyingParty {
+    match RelyingParty::new("localhost", ["http://localhost:5000"]) {
+        Ok(rp) => rp.user_verification(false),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A P-256 COSE key (from the py_webauthn EC2 vector) to verify against.
+const ES256_KEY: [u8; 77] = [
+    0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20, 0x87, 0x83, 0x4d, 0xef, 0xa0, 0x37,
+    0xc0, 0x3e, 0xcd, 0x07, 0x25, 0x1e, 0x84, 0x67, 0x18, 0x55, 0x8d, 0xf1, 0xe8, 0x4c, 0xd5, 0xbe,
+    0xf2, 0x02, 0xc6, 0xbc, 0x23, 0xc2, 0x88, 0xbe, 0x6a, 0x65, 0x22, 0x58, 0x20, 0xe2, 0x71, 0x46,
+    0x4f, 0x9a, 0x71, 0xf2, 0x8e, 0xa0, 0xa4, 0xf6, 0x59, 0x84, 0xed, 0x35, 0xc1, 0xdc, 0xbd, 0x72,
+    0xb0, 0xd2, 0x03, 0xf3, 0x60, 0xb6, 0x4c, 0x74, 0xbc, 0x6a, 0x6f, 0x3c, 0x72,
+];
+
+/// A `toJSON()` assertion or registration: never a panic; what decodes is
+/// verified (to a typed answer) against a fixed credential and challenge.
+pub fn fuzz_webauthn_json(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let rp = relying_party();
+    if let Ok(assertion) = AssertionResponse::from_json(text)
+        && let Ok(key) = CredentialKey::from_cose(&ES256_KEY)
+    {
+        let credential = Credential {
+            id: assertion.credential_id.clone(),
+            key,
+        };
+        let _ = rp.verify_assertion(&credential, &[0; 32], &assertion);
+    }
+    if let Ok(registration) = RegistrationResponse::from_json(text) {
+        let _ = rp.verify_registration(&[0; 32], &registration);
+    }
+}
+
+/// CBOR and binary structures: a COSE key that parses writes back to a key
+/// that parses to it; authenticator data that parses carries a COSE key
+/// whose own bytes parse to the same key; an attestation object (behind
+/// client data that passes) is verified to a typed answer.
+#[expect(
+    clippy::panic,
+    reason = "a failed property must abort the fuzz run: that is the report"
+)]
+pub fn fuzz_webauthn_cbor(data: &[u8]) {
+    if let Ok(key) = CredentialKey::from_cose(data) {
+        match CredentialKey::from_cose(&key.to_cose()) {
+            Ok(again) if again == key => {}
+            other => panic!("a COSE key does not round-trip: {other:?}"),
+        }
+    }
+    if let Ok(parsed) = AuthenticatorData::parse(data)
+        && let Some(attested) = parsed.attested
+    {
+        match CredentialKey::from_cose(&attested.cose_key) {
+            Ok(key) if key == attested.key => {}
+            other => panic!("the attested key's bytes parse to another key: {other:?}"),
+        }
+    }
+    // The challenge is 32 zero bytes.
+    let client = br#"{"type":"webauthn.create","challenge":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","origin":"http://localhost:5000"}"#;
+    let registration = RegistrationResponse {
+        credential_id: vec![0x01; 16],
+        client_data_json: client.to_vec(),
+        attestation_object: data.to_vec(),
+    };
+    let _ = relying_party().verify_registration(&[0; 32], &registration);
+}

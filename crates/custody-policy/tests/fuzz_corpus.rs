@@ -1,0 +1,58 @@
+//! The fuzz targets of `custody-policy` on the stable toolchain: every
+//! committed seed (`fuzz/seeds/<name>/`) and regression input
+//! (`fuzz/regressions/<name>/`) runs through the very function the
+//! cargo-fuzz target calls (`custody_policy::fuzzing::fuzz_<name>`), which
+//! panics when a property fails; and the seeds reach past the first checks
+//! (some are accepted by each decoder).
+#![expect(
+    clippy::unwrap_used,
+    reason = "test fixtures panic on failure, like the tests that call them"
+)]
+
+use std::path::Path;
+
+use custody_core::fuzzing::corpus_inputs;
+use custody_policy::fuzzing::TARGETS;
+use custody_policy::webauthn::{
+    AssertionResponse, AuthenticatorData, CredentialKey, RegistrationResponse,
+};
+
+const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
+
+/// Runs every input of `name` through its body and returns (accepted, all).
+fn run(name: &str, accepts: fn(&[u8]) -> bool) -> (usize, usize) {
+    let (_, body) = TARGETS.iter().find(|(n, _)| *n == name).unwrap();
+    let files = corpus_inputs(Path::new(FUZZ_DIR), name).unwrap();
+    assert!(!files.is_empty(), "no seeds for {name}");
+    let mut accepted = 0;
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            std::panic::catch_unwind(|| body(&bytes)).is_ok(),
+            "properties fail for {}",
+            path.display()
+        );
+        if accepts(&bytes) {
+            accepted += 1;
+        }
+    }
+    (accepted, files.len())
+}
+
+#[test]
+fn webauthn_json() {
+    let (accepted, all) = run("webauthn_json", |b| {
+        std::str::from_utf8(b).is_ok_and(|t| {
+            AssertionResponse::from_json(t).is_ok() || RegistrationResponse::from_json(t).is_ok()
+        })
+    });
+    assert!(accepted >= 4 && accepted < all, "{accepted} of {all}");
+}
+
+#[test]
+fn webauthn_cbor() {
+    let (accepted, all) = run("webauthn_cbor", |b| {
+        CredentialKey::from_cose(b).is_ok() || AuthenticatorData::parse(b).is_ok()
+    });
+    assert!(accepted >= 4 && accepted < all, "{accepted} of {all}");
+}
