@@ -625,14 +625,11 @@ impl TotpRegistry {
     async fn load(&self, slot: Arc<Slot>, fetch: Fetch) -> Result<Option<Loaded>, Error> {
         let (raw, guard) = match fetch {
             Fetch::Enrolment => (self.state.get(&slot.record_key).await?, None),
+            // Boxed: only a remote store takes this arm, where a round trip
+            // dwarfs an allocation, and the future every gated signature
+            // over a local store builds stays as small as it was.
             Fetch::AndGuard => {
-                let keys = [slot.record_key.as_str(), slot.guard_key.as_str()];
-                let [raw, guard] = <[_; 2]>::try_from(self.state.get_many(&keys).await?)
-                    .map_err(|_| {
-                        custody_core::Error::InvalidStateRecord(
-                            "the state store answered a read of two keys with another number of records",
-                        )
-                    })?;
+                let (raw, guard) = Box::pin(self.read_with_guard(&slot)).await?;
                 (raw, Some(guard))
             }
         };
@@ -647,6 +644,20 @@ impl TotpRegistry {
             decoded,
             guard,
         }))
+    }
+
+    /// The enrolment and guard records of `slot`, in one read.
+    async fn read_with_guard(
+        &self,
+        slot: &Slot,
+    ) -> Result<(Option<Versioned>, Option<Versioned>), Error> {
+        let keys = [slot.record_key.as_str(), slot.guard_key.as_str()];
+        let [raw, guard] = <[_; 2]>::try_from(self.state.get_many(&keys).await?).map_err(|_| {
+            custody_core::Error::InvalidStateRecord(
+                "the state store answered a read of two keys with another number of records",
+            )
+        })?;
+        Ok((raw, guard))
     }
 
     /// What a gate's lookup reads for a check: with the guard when the
