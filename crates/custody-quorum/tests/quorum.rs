@@ -544,3 +544,43 @@ fn sealing_is_deterministic_only_with_the_hazmat_ephemeral_key() {
     assert_eq!(a.to_json(), b.to_json());
     assert_eq!(boot.accept(&a), Ok(1));
 }
+
+#[test]
+fn user_keys_in_envelopes_survive_a_reboot_and_open_only_under_the_quorum() {
+    // A signing node wraps a user key under the quorum KEK; the enclave
+    // restarts (new ephemeral key, new seals from other holders) and the
+    // envelope opens again; another quorum's KEK cannot open it.
+    let (_, set, shares) = generate(2, 3).unwrap();
+    let context = EncryptionContext::new()
+        .with("wallet", "alice")
+        .unwrap()
+        .with("purpose", "user-key")
+        .unwrap();
+    let user_key = [0x5c; 32];
+    let first = boot_with(&set, &[&shares[0], &shares[1]])
+        .unwrap()
+        .kek()
+        .unwrap();
+    let envelope = custody_core::Envelope::seal(&first, &first.default_kek(), &context, &user_key)
+        .wait()
+        .unwrap();
+    assert_eq!(envelope.kek(), first.kek_id());
+    drop(first);
+    let second = boot_with(&set, &[&shares[2], &shares[1]])
+        .unwrap()
+        .kek()
+        .unwrap();
+    let bytes = envelope.to_bytes();
+    let reread = custody_core::Envelope::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        reread
+            .open(&second, &context)
+            .wait()
+            .unwrap()
+            .expose_secret(),
+        &user_key
+    );
+    let (other, _, _) = generate(2, 3).unwrap();
+    let other = other.kek().unwrap();
+    assert!(reread.open(&other, &context).wait().is_err());
+}
