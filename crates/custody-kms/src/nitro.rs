@@ -45,11 +45,21 @@
 //! # Ok(()) }
 //! ```
 
+mod ber;
 mod chain;
 mod cose;
 mod document;
 mod error;
+mod nsm;
 mod policy;
+mod recipient;
+
+#[cfg(feature = "nitro-kms")]
+mod attested;
+#[cfg(feature = "nsm-fake")]
+pub mod fake;
+#[cfg(feature = "nitro-transport")]
+pub mod transport;
 
 pub use chain::{AWS_NITRO_ROOT_G1_SHA256, TrustAnchor};
 pub use cose::sig_structure;
@@ -59,3 +69,12 @@ pub use document::{
 };
 pub use error::{AttestationError, ChainPosition};
 pub use policy::{Expectations, VerificationTime, VerifiedAttestation, Verifier};
+
+#[cfg(feature = "nitro-kms")]
+pub use attested::AttestedKek;
+pub use ber::{BerError, MAX_BER_DEPTH};
+pub use nsm::{AttestRequest, Nsm, NsmError, PcrDescription};
+pub use recipient::{
+    CiphertextForRecipient, EPHEMERAL_RSA_BITS, EphemeralRsaKey,
+    MAX_CIPHERTEXT_FOR_RECIPIENT_BYTES, RecipientError, RecipientPlaintext,
+};

@@ -336,7 +336,7 @@ fn real_documents_refuse_a_wrong_pcr_nonce_or_user_data() {
 #[test]
 fn real_document_refused_under_another_root() {
     let real = Real::production();
-    let verifier = Verifier::new(Doc::valid().anchor());
+    let verifier = Verifier::new(Doc::valid().anchor().unwrap());
     assert_eq!(
         verifier.verify(
             &real.bytes,
@@ -433,7 +433,7 @@ fn verify(
     bytes: &[u8],
     expected: &Expectations,
 ) -> Result<VerifiedAttestation, AttestationError> {
-    Verifier::new(doc.anchor()).verify(bytes, expected, VerificationTime::At(T0))
+    Verifier::new(doc.anchor().unwrap()).verify(bytes, expected, VerificationTime::At(T0))
 }
 
 /// The synthetic document's image.
@@ -471,7 +471,7 @@ fn synthetic_document_verifies() {
 #[test]
 fn synthetic_document_verifies_at_its_own_time_long_after() {
     let doc = Doc::valid();
-    let verifier = Verifier::new(doc.anchor());
+    let verifier = Verifier::new(doc.anchor().unwrap());
     let bytes = doc.encode();
     let archived = verifier
         .verify(&bytes, &image(), VerificationTime::DocumentTime)
@@ -487,7 +487,7 @@ fn synthetic_document_verifies_at_its_own_time_long_after() {
 #[test]
 fn certificates_are_valid_on_both_ends_of_their_window() {
     let doc = Doc::valid();
-    let verifier = Verifier::new(doc.anchor());
+    let verifier = Verifier::new(doc.anchor().unwrap());
     let bytes = doc.encode();
     let leaf = &doc.chain.leaf;
     let doc_s = DOC_MS / 1000;
@@ -546,7 +546,7 @@ fn expired_root_is_refused() {
 fn chain_under_another_root_is_refused() {
     // The document carries a chain under a second test root; the verifier
     // pins the first.
-    let pinned = Doc::valid().anchor();
+    let pinned = Doc::valid().anchor().unwrap();
     let doc = with_chain(|c| c.root.key = key(0x20));
     assert_eq!(
         Verifier::new(pinned).verify(&doc.encode(), &image(), VerificationTime::At(T0)),
@@ -563,7 +563,7 @@ fn chain_under_another_root_is_refused() {
 fn bundle_root_is_never_trusted_even_with_the_pinned_subject() {
     // cabundle[0] claims the pinned root's name but has another key and
     // signs the rest: its fingerprint differs.
-    let pinned = Doc::valid().anchor();
+    let pinned = Doc::valid().anchor().unwrap();
     let doc = with_chain(|c| c.root.key = key(0x21));
     assert_eq!(doc.chain.root.subject, Doc::valid().chain.root.subject);
     assert_eq!(
@@ -1503,14 +1503,14 @@ fn archived_document_is_checked_at_its_own_timestamp() {
         timestamp_ms: (Chain::valid().leaf.not_after + 1) * 1000,
         ..Doc::valid()
     };
-    let verifier = Verifier::new(doc.anchor());
+    let verifier = Verifier::new(doc.anchor().unwrap());
     assert_eq!(
         verifier.verify(&doc.encode(), &image(), VerificationTime::DocumentTime),
         Err(AttestationError::Expired(ChainPosition::Leaf))
     );
     // And no freshness applies to an archived document.
     let doc = Doc::valid();
-    let verifier = Verifier::new(doc.anchor());
+    let verifier = Verifier::new(doc.anchor().unwrap());
     assert!(
         verifier
             .verify(
