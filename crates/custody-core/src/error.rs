@@ -237,6 +237,97 @@ impl Error {
     }
 }
 
+/// An error as a front end reports it: a stable kebab-case kind, a human
+/// sentence, and the status that kind maps to.
+///
+/// Every front end (the `custody` CLI's JSON error object and exit code,
+/// the C ABI's error struct and return status) reports errors through this
+/// one mapping, so a kind means the same thing, and carries the same
+/// status, wherever a caller meets it. `custody-totp` and `custody-eth`
+/// convert their errors into it too.
+///
+/// The message is built from the error's `Display`, which never holds
+/// secret material (see the error types' docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReport {
+    kind: &'static str,
+    message: String,
+}
+
+impl ErrorReport {
+    /// A report of `kind` (a stable kebab-case name) with a human sentence.
+    /// Build messages from static text, field names and public values only:
+    /// never from a secret.
+    #[must_use]
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The stable kebab-case kind (`bad-input`, `totp-required`, ...).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The human sentence.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Prefixes the message with the argument or field it is about.
+    #[must_use]
+    pub fn context(mut self, what: &str) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// The status of this report's kind: see [`ErrorReport::status_of`].
+    #[must_use]
+    pub fn status(&self) -> u8 {
+        Self::status_of(self.kind)
+    }
+
+    /// The status a kind maps to, the `custody` CLI's exit code and the C
+    /// ABI's return value: 2 for bad input or usage (`bad-input`), 3 for an
+    /// authentication failure (`wrong-passphrase`, the `totp-*` refusals,
+    /// `access-denied`, `attestation-invalid`), 1 for anything else.
+    #[must_use]
+    pub fn status_of(kind: &str) -> u8 {
+        match kind {
+            "bad-input" => 2,
+            "wrong-passphrase"
+            | "totp-required"
+            | "totp-invalid"
+            | "totp-replayed"
+            | "totp-locked"
+            | "access-denied"
+            | "attestation-invalid" => 3,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for ErrorReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl From<Error> for ErrorReport {
+    /// The error's kind and `Display`; a backend or gate reporting through
+    /// [`Error::Backend`] speaks for itself (its source's message).
+    fn from(e: Error) -> Self {
+        if let Error::Backend { kind, source } = &e {
+            return Self::new(kind, source.to_string());
+        }
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Self::Io(e)
@@ -268,5 +359,28 @@ mod tests {
             panic!("{e:?}")
         };
         assert!(source.downcast_ref::<Throttled>().is_some());
+    }
+
+    #[test]
+    fn a_report_keeps_the_kind_and_a_backend_speaks_for_itself() {
+        let r = ErrorReport::from(Error::backend(Throttled));
+        assert_eq!(r.kind(), "throttled");
+        assert_eq!(r.message(), "the KMS throttled this call 5 times");
+        assert_eq!(r.status(), 1);
+        let r = ErrorReport::from(Error::Denied(Denial::TotpRequired));
+        assert_eq!(r.kind(), "totp-required");
+        assert_eq!(
+            r.message(),
+            "denied: a TOTP code is required for this wallet"
+        );
+        assert_eq!(r.status(), 3);
+        let r = ErrorReport::from(Error::InvalidPath("bad component")).context("--path");
+        assert_eq!(r.kind(), "bad-input");
+        assert_eq!(
+            r.message(),
+            "--path: invalid derivation path: bad component"
+        );
+        assert_eq!(r.status(), 2);
+        assert_eq!(ErrorReport::from(Error::KeystoreNotFound).status(), 1);
     }
 }

@@ -203,3 +203,53 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] custody_core::Error),
 }
+
+impl Error {
+    /// A stable kebab-case name for this error's kind (as
+    /// [`custody_core::Error::kind`]): `wrong-passphrase` for a v3
+    /// keystore's wrong password, `unsupported` for a v3 keystore this crate
+    /// does not implement, the core error's kind for [`Error::Core`], and
+    /// `bad-input` for everything else (malformed input).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Core(e) => e.kind(),
+            Self::WrongPassword => "wrong-passphrase",
+            Self::KeystoreUnsupported(_) => "unsupported",
+            _ => "bad-input",
+        }
+    }
+}
+
+impl From<Error> for custody_core::ErrorReport {
+    /// Core errors report as core reports them (a backend speaks for
+    /// itself); the rest with [`Error::kind`] and their `Display`.
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(core) => core.into(),
+            other => Self::new(other.kind(), other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_reports() {
+        assert_eq!(Error::WrongPassword.kind(), "wrong-passphrase");
+        assert_eq!(Error::KeystoreUnsupported("version").kind(), "unsupported");
+        assert_eq!(Error::Overflow("nonce").kind(), "bad-input");
+        let denied = Error::Core(custody_core::Error::Denied(
+            custody_core::Denial::TotpInvalid,
+        ));
+        assert_eq!(denied.kind(), "totp-invalid");
+        let report = custody_core::ErrorReport::from(denied);
+        assert_eq!(report.kind(), "totp-invalid");
+        assert_eq!(report.status(), 3);
+        let report = custody_core::ErrorReport::from(Error::Overflow("nonce"));
+        assert_eq!(report.message(), "nonce: value out of range");
+        assert_eq!(report.status(), 2);
+    }
+}

@@ -154,6 +154,17 @@ impl From<Error> for custody_core::Error {
     }
 }
 
+impl From<Error> for custody_core::ErrorReport {
+    /// Core errors report as core reports them (a backend speaks for
+    /// itself); the rest with [`Error::kind`] and their `Display`.
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(core) => core.into(),
+            other => Self::new(other.kind(), other.to_string()),
+        }
+    }
+}
+
 impl custody_core::BackendError for Error {
     fn kind(&self) -> &'static str {
         Error::kind(self)
