@@ -66,6 +66,32 @@ fn sealed_share() {
     assert!(accepted >= 2 && accepted < all, "{accepted} of {all}");
 }
 
+#[test]
+fn every_target_is_wired_up() {
+    let manifest = std::fs::read_to_string(Path::new(FUZZ_DIR).join("Cargo.toml")).unwrap();
+    for (name, _) in TARGETS {
+        let file = Path::new(FUZZ_DIR)
+            .join("fuzz_targets")
+            .join(format!("{name}.rs"));
+        let src = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            src.contains(&format!("custody_quorum::fuzzing::fuzz_{name}(")),
+            "{} does not call fuzz_{name}",
+            file.display()
+        );
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+    }
+    let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["quorum_json", "sealed_share"],
+        "add a #[test] for each new target"
+    );
+}
+
 /// Writes the seeds (run by hand: `cargo test -p custody-quorum --test
 /// fuzz_corpus -- --ignored`), from the fixed fixture, so they can be
 /// made again.
