@@ -1,5 +1,5 @@
-//! The bodies of the `pkcs11_uri`, `ec_spki` and `nitro_document`
-//! cargo-fuzz targets in `fuzz/`. **Not part of the API**: hidden from the docs, and free to change
+//! The bodies of the `pkcs11_uri`, `ec_spki`, `nitro_document`,
+//! `nitro_recipient` and `nitro_frame` cargo-fuzz targets in `fuzz/`. **Not part of the API**: hidden from the docs, and free to change
 //! in any release.
 //!
 //! `fuzz/fuzz_targets/<name>.rs` calls `fuzz_<name>` in one line, and
@@ -13,10 +13,16 @@ use std::path::Path;
 use custody_core::PublicKey;
 use custody_core::cbor::{self, Limits, Value};
 
+#[cfg(feature = "nitro-transport")]
+use crate::nitro::transport::{Message, TransportError, read_frame, split_frame};
 use crate::nitro::{
     AttestationDocument, AttestationError, Expectations, MAX_CABUNDLE, MAX_CERTIFICATE_BYTES,
     MAX_DOCUMENT_BYTES, MAX_PUBLIC_KEY_BYTES, MAX_USER_DATA_BYTES, TrustAnchor, VerificationTime,
     Verifier,
+};
+use crate::nitro::{
+    BerError, CiphertextForRecipient, EphemeralRsaKey, MAX_CIPHERTEXT_FOR_RECIPIENT_BYTES,
+    RecipientError,
 };
 use crate::spki::secp256k1_point;
 use crate::{ObjectType, Pkcs11Uri};
@@ -29,6 +35,13 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pkcs11_uri", fuzz_pkcs11_uri),
     ("ec_spki", fuzz_ec_spki),
     ("nitro_document", fuzz_nitro_document),
+    ("nitro_recipient", fuzz_nitro_recipient),
+    // The enclave link (feature `nitro-transport`, which brings tokio's I/O
+    // traits: not implied by `fuzzing`, so that the crate's dev-dependency
+    // on itself pulls no tokio into what `cargo deny` sees; fuzz/ switches
+    // it on).
+    #[cfg(feature = "nitro-transport")]
+    ("nitro_frame", fuzz_nitro_frame),
 ];
 
 /// `Pkcs11Uri::parse`: never a panic; an accepted URI, written back
@@ -357,5 +370,195 @@ pub fn fuzz_nitro_document(data: &[u8]) {
     if let Ok(verified) = aws_verifier().verify(data, &expected, VerificationTime::DocumentTime) {
         assert_eq!(verified.document(), &document, "verified what was parsed");
         assert_eq!(verified.verified_at(), document.timestamp_ms() / 1000);
+    }
+}
+
+/// A DER TLV (shortest definite length), for the canonical re-encodings.
+fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    der_length(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The DER of a `CiphertextForRecipient` with `parsed`'s fields, written
+/// independently of the reader (RSAES-OAEP-params with SHA-256 and
+/// MGF1-SHA-256, NULL hash parameters).
+fn canonical_recipient(parsed: &CiphertextForRecipient) -> Vec<u8> {
+    const OAEP: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x07];
+    const MGF1: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
+    const SHA256: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    const AES256_CBC: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
+    const DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+    const ENVELOPED: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
+    let sha256 = der(0x30, &[der(0x06, &SHA256), der(0x05, &[])].concat());
+    let params = der(
+        0x30,
+        &[
+            der(0xa0, &sha256),
+            der(
+                0xa1,
+                &der(0x30, &[der(0x06, &MGF1), sha256.clone()].concat()),
+            ),
+        ]
+        .concat(),
+    );
+    let ktri = der(
+        0x30,
+        &[
+            der(0x02, &[2]),
+            der(0x80, parsed.subject_key_identifier()),
+            der(0x30, &[der(0x06, &OAEP), params].concat()),
+            der(0x04, parsed.encrypted_key()),
+        ]
+        .concat(),
+    );
+    let eci = der(
+        0x30,
+        &[
+            der(0x06, &DATA),
+            der(
+                0x30,
+                &[der(0x06, &AES256_CBC), der(0x04, parsed.iv())].concat(),
+            ),
+            der(0x80, parsed.encrypted_content()),
+        ]
+        .concat(),
+    );
+    let enveloped = der(0x30, &[der(0x02, &[2]), der(0x31, &ktri), eci].concat());
+    der(
+        0x30,
+        &[der(0x06, &ENVELOPED), der(0xa0, &enveloped)].concat(),
+    )
+}
+
+/// One RSA-2048 test key for the whole run (PKCS#8 DER), made once: an
+/// accepted structure is opened with it, which it was not made for.
+fn fuzz_key() -> Option<&'static [u8]> {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    static KEY: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).ok()?;
+        Some(key.to_pkcs8_der().ok()?.as_bytes().to_vec())
+    })
+    .as_deref()
+}
+
+/// `CiphertextForRecipient::parse` (the BER walker) on arbitrary bytes:
+/// never a panic; `TooLarge` only over the limit; for an accepted input,
+/// a 16-byte IV and whole blocks of content, every field no longer than
+/// the input, and the DER written from its fields (independently of the
+/// reader) parses to the same fields; opening it with a key it was not
+/// made for is the opaque `DecryptionFailed`, nothing else.
+#[expect(
+    clippy::panic,
+    reason = "a failed property must abort the fuzz run: that is the report"
+)]
+pub fn fuzz_nitro_recipient(data: &[u8]) {
+    let parsed = match CiphertextForRecipient::parse(data) {
+        Ok(p) => p,
+        Err(RecipientError::TooLarge { len, max }) => {
+            assert!(len == data.len() && len > max && max == MAX_CIPHERTEXT_FOR_RECIPIENT_BYTES);
+            return;
+        }
+        Err(RecipientError::Ber {
+            source: BerError::TooDeep,
+            ..
+        }) => {
+            // Only reachable with more nesting than the bytes could hold
+            // were every level two bytes: a cheap sanity bound.
+            assert!(data.len() >= 2 * crate::nitro::MAX_BER_DEPTH);
+            return;
+        }
+        Err(RecipientError::DecryptionFailed | RecipientError::KeyGeneration) => {
+            panic!("parse never decrypts")
+        }
+        Err(_) => return,
+    };
+    assert!(data.len() <= MAX_CIPHERTEXT_FOR_RECIPIENT_BYTES);
+    let content = parsed.encrypted_content();
+    assert!(
+        !content.is_empty() && content.len() % 16 == 0,
+        "whole blocks"
+    );
+    assert!(content.len() <= data.len());
+    assert!(parsed.encrypted_key().len() <= data.len());
+    assert!(parsed.subject_key_identifier().len() <= data.len());
+    let canonical = canonical_recipient(&parsed);
+    match CiphertextForRecipient::parse(&canonical) {
+        Ok(again) => assert_eq!(again, parsed, "the DER of its fields reads the same"),
+        // The canonical DER can only be larger than the limit if the input was
+        // close to it (BER chunks are counted once in DER).
+        Err(RecipientError::TooLarge { .. }) => {}
+        Err(e) => panic!("the DER of an accepted structure parses: {e:?}"),
+    }
+    if let Some(der) = fuzz_key() {
+        match EphemeralRsaKey::from_pkcs8_der_for_tests(der) {
+            Ok(key) => assert_eq!(
+                key.open_parsed(&parsed).map(|_| ()),
+                Err(RecipientError::DecryptionFailed)
+            ),
+            Err(e) => panic!("the fuzz key loads: {e:?}"),
+        }
+    }
+}
+
+/// The enclave link's frame and message decoders on arbitrary bytes:
+/// never a panic; `split_frame` (on a slice) and `read_frame` (on a
+/// stream) agree on every frame of the input, frame by frame; a frame
+/// read is `len ‖ payload` of the bytes consumed; a message decoded
+/// re-encodes to its payload exactly.
+#[cfg(feature = "nitro-transport")]
+#[expect(
+    clippy::panic,
+    reason = "a failed property must abort the fuzz run: that is the report"
+)]
+pub fn fuzz_nitro_frame(data: &[u8]) {
+    let mut rest = data;
+    let mut reader: &[u8] = data;
+    loop {
+        let sliced = split_frame(rest);
+        let streamed = custody_core::Pending::later(read_frame(&mut reader)).wait();
+        match (&sliced, &streamed) {
+            (Ok((payload, after)), Ok(read)) => {
+                assert_eq!(*payload, &read[..], "the same payload");
+                let consumed = rest.len() - after.len();
+                assert_eq!(consumed, 4 + payload.len());
+                let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+                assert_eq!(rest[..4], len.to_be_bytes());
+                assert_eq!(
+                    reader.len(),
+                    after.len(),
+                    "the stream is where the slice is"
+                );
+                if let Ok(message) = Message::decode(payload) {
+                    assert_eq!(message.encode(), *payload, "canonical message");
+                }
+                rest = after;
+            }
+            (Err(TransportError::Closed), Err(TransportError::Closed)) => return,
+            (
+                Err(TransportError::Truncated {
+                    expected: a,
+                    got: b,
+                }),
+                Err(TransportError::Truncated {
+                    expected: c,
+                    got: d,
+                }),
+            ) => {
+                assert_eq!((a, b), (c, d));
+                return;
+            }
+            (Err(TransportError::EmptyFrame), Err(TransportError::EmptyFrame)) => return,
+            (
+                Err(TransportError::Oversize { len: a, .. }),
+                Err(TransportError::Oversize { len: b, .. }),
+            ) => {
+                assert_eq!(a, b);
+                return;
+            }
+            (a, b) => panic!("the decoders disagree: {a:?} vs {b:?}"),
+        }
     }
 }

@@ -71,6 +71,28 @@ fn nitro_document() {
 }
 
 #[test]
+fn nitro_recipient() {
+    // Accepted here means: read (the seeds are the Python vectors of
+    // vectors/nitro-recipient: every encoding of valid structures, which
+    // read, and the refused ones, most of which do not).
+    let (accepted, all) = run("nitro_recipient", |b| {
+        custody_kms::nitro::CiphertextForRecipient::parse(b).is_ok()
+    });
+    assert!(accepted >= 15 && accepted < all, "{accepted} of {all}");
+}
+
+#[cfg(feature = "nitro-transport")]
+#[test]
+fn nitro_frame() {
+    // Accepted here means: the first frame holds a message.
+    let (accepted, all) = run("nitro_frame", |b| {
+        custody_kms::nitro::transport::split_frame(b)
+            .is_ok_and(|(p, _)| custody_kms::nitro::transport::Message::decode(p).is_ok())
+    });
+    assert!(accepted >= 5 && accepted < all, "{accepted} of {all}");
+}
+
+#[test]
 fn every_target_is_wired_up() {
     let manifest = std::fs::read_to_string(Path::new(FUZZ_DIR).join("Cargo.toml")).unwrap();
     for (name, _) in TARGETS {
@@ -84,11 +106,13 @@ fn every_target_is_wired_up() {
         assert!(manifest.contains(&format!("name = \"{name}\"")));
     }
     let names: Vec<_> = TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(
-        names,
-        ["pkcs11_uri", "ec_spki", "nitro_document"],
-        "a #[test] per target"
-    );
+    let mut expected = vec!["pkcs11_uri", "ec_spki", "nitro_document", "nitro_recipient"];
+    if cfg!(feature = "nitro-transport") {
+        expected.push("nitro_frame");
+    }
+    // Every target is in fuzz/Cargo.toml whatever this build's features.
+    assert!(manifest.contains("name = \"nitro_frame\""));
+    assert_eq!(names, expected, "a #[test] per target");
 }
 
 /// Writes `fuzz/seeds/nitro_document/` (the other targets' seeds are

@@ -4,11 +4,7 @@
 //! `CiphertextForRecipient` the host side builds independently
 //! (`support/recipient.rs`) for the public key in the enclave's document.
 #![cfg(all(feature = "nitro-transport", feature = "nsm-fake"))]
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test code: a failure is a test failure"
-)]
+#![expect(clippy::unwrap_used, reason = "test code: a failure is a test failure")]
 
 #[path = "support/recipient.rs"]
 mod build;

@@ -7,7 +7,7 @@
 //! AWS's documents checks these, with [`FakeNsm::anchor`] as its
 //! [`TrustAnchor`]. A verifier pinned to AWS's root
 //! ([`TrustAnchor::aws_nitro_root_g1`]) refuses every one of them
-//! ([`AttestationError::UntrustedRoot`](super::AttestationError::UntrustedRoot)).
+//! ([`AttestationError::UntrustedRoot`]).
 //!
 //! The chain is written in DER by hand so that a test can make any one
 //! field of any certificate wrong ([`CertSpec`]); every key comes from a
