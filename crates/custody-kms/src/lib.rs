@@ -8,7 +8,10 @@
 //! | `aws-kms` | `KmsSigner` (AWS KMS `ECC_SECG_P256K1` `SIGN_VERIFY` keys sign digests) and `KmsKek` (a `SYMMETRIC_DEFAULT` key wraps envelope data keys), over one `KmsClient` |
 //! | `aws-config` | `KmsClient::from_env`: the client configured from the standard AWS environment (implies `aws-kms`) |
 //! | `pkcs11` | `Pkcs11Signer` (EC secp256k1 keys on a PKCS#11 token sign digests) and `Pkcs11Kek` (an AES key on the token wraps envelope data keys), over one `Pkcs11Token` (a session pool on a token of a `Pkcs11Module` loaded once per process); RFC 7512 `Pkcs11Uri`s |
-//! | `nitro` | `nitro`: AWS Nitro Enclaves attestation documents, decoded strictly and verified against a pinned root (`nitro::Verifier`); pure Rust, no network stack |
+//! | `nitro` | `nitro`: AWS Nitro Enclaves attestation documents, decoded strictly and verified against a pinned root (`nitro::Verifier`); the enclave's side of an attested unwrap (`nitro::Nsm`, the one-shot `nitro::EphemeralRsaKey`, KMS's BER `nitro::CiphertextForRecipient`); pure Rust, no network stack |
+//! | `nitro-transport` | `nitro::transport`: the enclave ↔ host link, length-prefixed frames over any tokio `AsyncRead + AsyncWrite` (vsock, a Unix socket) |
+//! | `nitro-kms` | `nitro::AttestedKek`: a `WrappingBackend` that unwraps only by KMS `Decrypt` with a `Recipient` (the enclave's attestation document) |
+//! | `nsm-fake` | `nitro::fake`: a fake NSM whose documents verify only under its test root (tests and local ceremonies; never in production) |
 //!
 //! ```no_run
 //! # #[cfg(feature = "aws-kms")]

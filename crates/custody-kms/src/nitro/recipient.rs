@@ -536,6 +536,16 @@ fn aes256_cbc_open(
 ///   answer per key, so the many timing measurements the Marvin attack
 ///   (RUSTSEC-2023-0071) needs never exist (SECURITY.md).
 ///
+/// A second decryption does not compile:
+///
+/// ```compile_fail,E0382
+/// # fn demo(first: &[u8], second: &[u8]) -> Result<(), custody_kms::nitro::RecipientError> {
+/// let key = custody_kms::nitro::EphemeralRsaKey::generate()?;
+/// let _one = key.open(first)?;
+/// let _two = key.open(second)?; // use of moved value: `key`
+/// # Ok(()) }
+/// ```
+///
 /// `Debug` shows the type name only.
 pub struct EphemeralRsaKey {
     key: rsa::PrivateKey,
