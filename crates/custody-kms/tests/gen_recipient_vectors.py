@@ -18,6 +18,10 @@ Modes:
       a fixed test RSA-2048 key (made once here; test-only), valid cases in
       every encoding and cases that must be refused, each with the error
       the reader must name.
+  gen_recipient_vectors.py seeds VECTORS.json OUT_DIR
+      writes the cargo-fuzz seeds of `nitro_recipient` (fuzz/seeds/) from
+      the committed vectors: the 32-byte and one-byte plaintexts in every
+      encoding, the explicit empty label, and every refused case.
   gen_recipient_vectors.py live
       reads JSON {"spki": [hex, ...]} on stdin (public keys made by the
       Rust test) and writes {"cases": [{"plaintext": hex, "ber": hex}, ...]}
@@ -292,9 +296,21 @@ def live():
     json.dump({"cases": out}, sys.stdout)
 
 
+def seeds(vectors_path, out_dir):
+    doc = json.load(open(vectors_path))
+    for case in doc["cases"]:
+        name = case["name"]
+        if (name.startswith(("valid/data-key-32/", "valid/one-byte/"))
+                or name == "valid/p-specified-empty-label" or case["error"]):
+            with open(os.path.join(out_dir, name.replace("/", "_")), "wb") as f:
+                f.write(bytes.fromhex(case["ber"]))
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["vectors"]:
         vectors(sys.argv[2])
+    elif sys.argv[1:2] == ["seeds"]:
+        seeds(sys.argv[2], sys.argv[3])
     elif sys.argv[1:2] == ["live"]:
         live()
     else:
