@@ -87,15 +87,22 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// `bytes` as one strict JSON value (no object with a member twice); the
+/// caller bounds the length.
+pub(crate) fn strict_json(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<Strict>(bytes)
+        .map(|Strict(value)| value)
+        .map_err(|e| e.to_string())
+}
+
 /// `bytes` as one strict JSON object.
 pub(crate) fn object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     if bytes.len() > MAX_JSON_BYTES {
         return Err(format!("over {MAX_JSON_BYTES} bytes"));
     }
-    match serde_json::from_slice::<Strict>(bytes) {
-        Ok(Strict(Value::Object(members))) => Ok(members),
-        Ok(_) => Err("not a JSON object".to_owned()),
-        Err(e) => Err(e.to_string()),
+    match strict_json(bytes)? {
+        Value::Object(members) => Ok(members),
+        _ => Err("not a JSON object".to_owned()),
     }
 }
 
