@@ -258,6 +258,12 @@ pub enum IntentKind {
     /// A checkpoint of an audit log (the heads of its chains), signed so
     /// that records cut off a chain's end are detected against it.
     AuditCheckpoint,
+    /// An entry of a wallet's policy log (a policy, an approver's device),
+    /// signed by the policy key: the operation hash of the change.
+    PolicyEntry,
+    /// A policy node's verdict on an operation, signed by the policy key so
+    /// that a signing node elsewhere can check it.
+    Verdict,
 }
 
 impl IntentKind {
@@ -271,6 +277,8 @@ impl IntentKind {
             Self::TypedData => "typed-data",
             Self::Authorization => "authorization",
             Self::AuditCheckpoint => "audit-checkpoint",
+            Self::PolicyEntry => "policy-entry",
+            Self::Verdict => "verdict",
         }
     }
 }
