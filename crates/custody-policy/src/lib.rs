@@ -8,15 +8,19 @@
 //!   signature counters in a state store;
 //! - [`facts`] and [`policy`]: what a policy sees of an operation, and
 //!   policies as data (JSON with a published schema), evaluated
-//!   deterministically with the trace of the rules that decided.
+//!   deterministically with the trace of the rules that decided;
+//! - [`log`]: each wallet's policies and approvers' devices as a
+//!   hash-chained log of signed entries, checked from its start and against
+//!   the last checkpoint seen.
 //!
-//! The signed policy log, verdicts and the gate come next.
+//! Verdicts and the gate come next.
 
 mod error;
 pub mod facts;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod log;
 pub mod operation;
 pub mod policy;
 pub mod webauthn;

@@ -22,7 +22,7 @@
 //! | typed-data | 3 | `0x19 0x01 ‖ domainSeparator ‖ hashStruct(message)` |
 //! | authorization | 4 | chain id (32 bytes) ‖ address (20) ‖ nonce (8, big-endian) |
 //! | raw-digest | 5 | the 32-byte digest |
-//! | policy-change | 6 | lp(wallet) ‖ SHA-256 of the new policy's canonical JSON ‖ the log head it extends (32 bytes) |
+//! | policy-change | 6 | lp(wallet) ‖ SHA-256 of the change's canonical JSON (a policy or a device) ‖ the log head it extends (32 bytes) |
 
 use custody_core::{Digest32, IntentKind, PublicKey};
 use custody_eth::{Authorization, Transaction, TypedData};
@@ -45,7 +45,7 @@ pub enum OperationKind {
     Authorization,
     /// A bare 32-byte digest.
     RawDigest,
-    /// A new policy for a wallet.
+    /// A change of a wallet's policy log (a policy or a device).
     PolicyChange,
 }
 
@@ -172,12 +172,14 @@ pub enum Operation {
         /// The digest.
         digest: Digest32,
     },
-    /// Replace a wallet's policy.
+    /// Append a change to a wallet's policy log: a new policy, or an
+    /// approver's device.
     PolicyChange {
         /// The wallet whose policy changes.
         wallet: String,
-        /// SHA-256 of the new policy's canonical JSON.
-        policy_hash: [u8; 32],
+        /// SHA-256 of the change's canonical JSON (a policy, or an
+        /// approver's device).
+        change_hash: [u8; 32],
         /// The hash of the log entry it extends (zero for the first).
         previous: [u8; 32],
     },
@@ -269,12 +271,12 @@ impl Operation {
             Self::RawDigest { digest, .. } => digest.as_bytes().to_vec(),
             Self::PolicyChange {
                 wallet,
-                policy_hash,
+                change_hash,
                 previous,
             } => {
                 let mut out = Vec::with_capacity(72 + wallet.len());
                 length_prefixed(&mut out, wallet.as_bytes());
-                out.extend_from_slice(policy_hash);
+                out.extend_from_slice(change_hash);
                 out.extend_from_slice(previous);
                 out
             }

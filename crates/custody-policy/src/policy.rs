@@ -52,7 +52,7 @@ pub const POLICY_SCHEMA: &str = include_str!("policy/policy.schema.json");
 pub const POLICY_FORMAT: &str = "custody-policy/v1";
 
 /// Most bytes of policy JSON read.
-pub const MAX_POLICY_BYTES: usize = 256 * 1024;
+pub const MAX_POLICY_BYTES: usize = 48 * 1024;
 /// Most rules in a policy.
 pub const MAX_RULES: usize = 256;
 /// Most velocity limits in a policy.

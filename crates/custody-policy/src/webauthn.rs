@@ -31,6 +31,6 @@ pub use ceremony::{
 };
 pub use data::{AttestedCredential, AuthenticatorData, COSE_EDDSA, COSE_ES256, CredentialKey};
 pub use error::WebAuthnError;
-pub(crate) use json::strict_json;
 pub use json::to_base64url;
+pub(crate) use json::{base64url as from_base64url, strict_json};
 pub use store::CredentialStore;

@@ -188,7 +188,7 @@ fn every_operation_kind_encodes_as_the_specification_says() {
 
     let op = Operation::PolicyChange {
         wallet: "treasury".into(),
-        policy_hash: [1; 32],
+        change_hash: [1; 32],
         previous: [2; 32],
     };
     let mut payload = lp(b"treasury");
