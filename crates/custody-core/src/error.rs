@@ -28,6 +28,16 @@ pub enum Denial {
     /// The operation is never allowed on this key (e.g. exporting an ancestor
     /// of an enrolled wallet's node).
     Forbidden,
+    /// The wallet's policy denies the operation (a deny rule, a limit, or
+    /// no rule allowing it).
+    PolicyDenied,
+    /// The wallet's policy allows the operation only with more approvals
+    /// (or after a delay), and they were not given.
+    ApprovalsRequired,
+    /// The policy verdict presented does not cover this request (another
+    /// operation, key or digest; stale, expired, spent, or not signed by the
+    /// policy key).
+    VerdictInvalid,
 }
 
 impl Denial {
@@ -42,6 +52,9 @@ impl Denial {
             Self::TotpReplayed => "totp-replayed",
             Self::TotpLocked { .. } => "totp-locked",
             Self::Forbidden => "forbidden",
+            Self::PolicyDenied => "policy-denied",
+            Self::ApprovalsRequired => "approvals-required",
+            Self::VerdictInvalid => "verdict-invalid",
         }
     }
 }
@@ -59,6 +72,11 @@ impl fmt::Display for Denial {
                 )
             }
             Self::Forbidden => f.write_str("the operation is not allowed on this key"),
+            Self::PolicyDenied => f.write_str("the wallet's policy denies this operation"),
+            Self::ApprovalsRequired => {
+                f.write_str("the wallet's policy requires approvals for this operation")
+            }
+            Self::VerdictInvalid => f.write_str("the policy verdict does not cover this request"),
         }
     }
 }

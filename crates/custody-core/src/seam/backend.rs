@@ -391,6 +391,14 @@ impl fmt::Debug for OneTimeCode {
 pub struct Authorization {
     /// A TOTP code, for wallets enrolled in 2FA.
     pub totp: Option<OneTimeCode>,
+    /// Approvers' WebAuthn assertions over the request's operation hash,
+    /// each as `PublicKeyCredential.toJSON()` text, for wallets governed by
+    /// a policy whose node runs in this process. Public data (signatures
+    /// over a public challenge).
+    pub approvals: Vec<String>,
+    /// A policy node's signed verdict on the request (its wire form), for
+    /// wallets governed by a policy whose node runs elsewhere.
+    pub verdict: Option<Vec<u8>>,
 }
 
 impl Authorization {
@@ -405,7 +413,22 @@ impl Authorization {
     pub fn totp(code: impl Into<String>) -> Self {
         Self {
             totp: Some(OneTimeCode::new(code)),
+            ..Self::default()
         }
+    }
+
+    /// The same, with approvers' assertions added.
+    #[must_use]
+    pub fn with_approvals(mut self, approvals: impl IntoIterator<Item = String>) -> Self {
+        self.approvals.extend(approvals);
+        self
+    }
+
+    /// The same, with a policy node's signed verdict.
+    #[must_use]
+    pub fn with_verdict(mut self, verdict: Vec<u8>) -> Self {
+        self.verdict = Some(verdict);
+        self
     }
 }
 
@@ -488,6 +511,16 @@ pub enum Clearance {
         /// The accepted time step (`floor((unix time - T0) / period)`).
         step: u64,
     },
+    /// A policy verdict covered the request and was spent (a policy
+    /// gate). Recorded as the audit fields `policy-log-index` (the log
+    /// position whose policy decided) and `verdict` (the verdict's hash):
+    /// which policy version approved each signature.
+    Policy {
+        /// The policy log's head index the verdict was made at.
+        log_index: u64,
+        /// SHA-256 of the verdict.
+        verdict: [u8; 32],
+    },
 }
 
 impl Clearance {
@@ -499,6 +532,9 @@ impl Clearance {
     pub fn describe(&self, event: crate::AuditEvent) -> Result<crate::AuditEvent, Error> {
         match self {
             Self::Totp { step } => Ok(event.with_decimal("totp-step", *step)),
+            Self::Policy { log_index, verdict } => event
+                .with_decimal("policy-log-index", *log_index)
+                .with_field("verdict", hex::encode(verdict)),
         }
     }
 }
