@@ -75,3 +75,9 @@ impl PolicyError {
         }
     }
 }
+
+impl custody_core::BackendError for PolicyError {
+    fn kind(&self) -> &'static str {
+        PolicyError::kind(self)
+    }
+}

@@ -11,18 +11,23 @@
 //!   deterministically with the trace of the rules that decided;
 //! - [`log`]: each wallet's policies and approvers' devices as a
 //!   hash-chained log of signed entries, checked from its start and against
-//!   the last checkpoint seen.
-//!
-//! Verdicts and the gate come next.
+//!   the last checkpoint seen;
+//! - [`verdict`] and [`gate`]: the policy node signs an allow as a verdict
+//!   with the policy key; the [`gate::PolicyGate`] (a `KeyBackend` wrapping
+//!   a `KeyBackend`, like the TOTP gate) signs for a governed wallet only a
+//!   digest a valid verdict covers, and records which policy-log position
+//!   approved it in the signature's audit record.
 
 mod error;
 pub mod facts;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod gate;
 pub mod log;
 pub mod operation;
 pub mod policy;
+pub mod verdict;
 pub mod webauthn;
 
 pub use error::PolicyError;

@@ -21,7 +21,9 @@
 //! replicas racing to append never overwrite each other's entry), and one
 //! mutable head `policy/<wallet>/head` moved by compare-and-swap: the
 //! first to move it appended; the loser's entry is an unreferenced orphan.
-//! (`<wallet>` is the hex of the wallet name's UTF-8.)
+//! (`<wallet>` is the hex of the wallet name's UTF-8.) `policy/governed`
+//! lists the wallets that have a log, so a gate knows which keys it
+//! governs.
 //!
 //! Reading a log replays it from its first entry: the chain of hashes,
 //! each entry's index, and each entry's authorisation against the log as
@@ -707,6 +709,11 @@ impl PolicyLog {
             }
             let head = serde_json::to_vec(&json!({"index": index, "hash": hex::encode(hash)}))
                 .unwrap_or_default();
+            if index == 0 {
+                // Governed from the first entry on: listed before the head
+                // moves, so no gate ever sees a log it does not enforce.
+                self.mark_governed(wallet).await?;
+            }
             match self
                 .state
                 .compare_and_swap(&format!("{prefix}/head"), version, &head)
@@ -717,6 +724,58 @@ impl PolicyLog {
             }
         })
     }
+
+    /// The wallets with a policy log (listed at their first append; a
+    /// wallet is never unlisted).
+    ///
+    /// # Errors
+    /// State-store errors; [`PolicyError::LogBroken`] if the list does not
+    /// parse.
+    pub fn governed(&self) -> Pending<'_, Result<Vec<String>, PolicyError>> {
+        Pending::drive(async move {
+            match self.state.get(GOVERNED_KEY).await? {
+                None => Ok(Vec::new()),
+                Some(record) => parse_governed(&record.value),
+            }
+        })
+    }
+
+    async fn mark_governed(&self, wallet: &str) -> Result<(), PolicyError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.state.get(GOVERNED_KEY).await?;
+            let mut wallets = match &current {
+                None => Vec::new(),
+                Some(record) => parse_governed(&record.value)?,
+            };
+            if wallets.iter().any(|w| w == wallet) {
+                return Ok(());
+            }
+            wallets.push(wallet.to_owned());
+            let value = serde_json::to_vec(&wallets).unwrap_or_default();
+            match self
+                .state
+                .compare_and_swap(GOVERNED_KEY, current.map(|r| r.version), &value)
+                .await?
+            {
+                CasOutcome::Swapped { .. } => return Ok(()),
+                CasOutcome::Conflict { .. } => {}
+            }
+        }
+        Err(PolicyError::Conflict)
+    }
+}
+
+/// The state key listing governed wallets.
+const GOVERNED_KEY: &str = "policy/governed";
+
+/// How many times a shared list's update re-reads after a conflict.
+pub(crate) const MAX_CAS_ATTEMPTS: usize = 16;
+
+fn parse_governed(bytes: &[u8]) -> Result<Vec<String>, PolicyError> {
+    serde_json::from_slice(bytes).map_err(|_| PolicyError::LogBroken {
+        index: 0,
+        reason: "the list of governed wallets does not parse",
+    })
 }
 
 /// Whether the verified chain `entries` extends `known`: holds an entry at

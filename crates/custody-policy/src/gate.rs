@@ -1,0 +1,588 @@
+//! The two roles: [`PolicyNode`] decides (approvals verified, the policy
+//! evaluated, an allow signed as a verdict with the policy key) and
+//! [`PolicyGate`] enforces (it wraps a [`KeyBackend`] and is one, and signs
+//! for a governed wallet only a digest that a valid verdict covers).
+//!
+//! In one process (the embedded default) the gate holds the node and
+//! decides in-line from the approvals in the request's
+//! [`Authorization::approvals`]; split, the verdict travels with the
+//! request ([`Authorization::verdict`]) and the gate only checks it. Either
+//! way the same checks run: the verdict is the policy key's, for this
+//! wallet, operation, digest, key and kind, made at the log's current head
+//! (a policy change voids older verdicts), within its validity window, and
+//! not used before (spent by compare-and-swap in the state store).
+//!
+//! Which keys are governed: a wallet's keys once its policy log exists —
+//! by wallet name, and by BIP32 path at or under the wallet's node (so a
+//! `--path` request is no route around it). Exports of a governed wallet's
+//! keys are refused.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use custody_core::{
+    Authorization, CasOutcome, Clearance, Denial, Error, ExportingBackend, Intent, IntentKind,
+    KeyBackend, KeyKinds, KeyRef, KeySigner, Pending, PinnedKey, PrivateKeyBytes, SharedBackend,
+    SignRequest, Signed, SigningBackend, StateStore, WalletScheme, WrappingBackend,
+};
+use custody_eth::{Authorization as EthAuthorization, PersonalMessage, Transaction, TypedData};
+use serde_json::{Value, json};
+
+use crate::error::PolicyError;
+use crate::facts::{Asset, Facts};
+use crate::log::{MAX_CAS_ATTEMPTS, PolicyLog, distinct};
+use crate::operation::Operation;
+use crate::policy::{Decision, EvaluationInput, Spend};
+use crate::verdict::{SignedVerdict, Verdict, VerdictError};
+use crate::webauthn::AssertionResponse;
+
+/// A source of Unix seconds (injected so tests control time).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+#[must_use]
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+/// What a node decided: the evaluation (decision and trace) and, for an
+/// allow, the signed verdict.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The evaluation.
+    pub evaluation: crate::policy::Verdict,
+    /// The signed verdict, if allowed.
+    pub signed: Option<SignedVerdict>,
+}
+
+/// The policy role: verifies approvals, evaluates the wallet's policy, and
+/// signs allows as verdicts with the policy key.
+#[derive(Clone)]
+pub struct PolicyNode {
+    log: PolicyLog,
+    key: KeySigner,
+    state: Arc<dyn StateStore>,
+    ttl: u64,
+}
+
+impl fmt::Debug for PolicyNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyNode")
+            .field("log", &self.log)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn spends_key(wallet: &str) -> String {
+    format!("policy/{}/spends", hex::encode(wallet.as_bytes()))
+}
+
+fn verdict_key(wallet: &str, hash: &[u8; 32]) -> String {
+    format!(
+        "policy/{}/verdict/{}",
+        hex::encode(wallet.as_bytes()),
+        hex::encode(hash)
+    )
+}
+
+impl PolicyNode {
+    /// A node deciding over `log`, signing verdicts valid for `ttl`
+    /// seconds with `key` (the policy key: its public key must be the
+    /// log's), keeping spends in `state`.
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] if `key` is not the log's policy key.
+    pub fn new(
+        log: PolicyLog,
+        key: KeySigner,
+        state: Arc<dyn StateStore>,
+        ttl: u64,
+    ) -> Result<Self, PolicyError> {
+        if key.key().public_key() != log.policy_key() {
+            return Err(PolicyError::invalid(
+                "policy key",
+                "the signer is not the log's policy key",
+            ));
+        }
+        Ok(Self {
+            log,
+            key,
+            state,
+            ttl,
+        })
+    }
+
+    /// The log the node decides over.
+    #[must_use]
+    pub fn log(&self) -> &PolicyLog {
+        &self.log
+    }
+
+    /// Decides `operation` on `wallet` with `approvals` (assertions as
+    /// `toJSON()` text) at `now`. The approvals' counters are spent and
+    /// the operation's transfers counted against the limits only for an
+    /// allow.
+    ///
+    /// # Errors
+    /// [`PolicyError::Approval`] for an assertion that does not verify or
+    /// comes from no approver's device; log and state-store errors.
+    pub fn decide<'a>(
+        &'a self,
+        wallet: &'a str,
+        operation: &'a Operation,
+        approvals: &'a [String],
+        now: u64,
+    ) -> Pending<'a, Result<Decided, PolicyError>> {
+        Pending::drive(async move {
+            let state = self.log.load(wallet, None).await?;
+            let (Some(policy), Some(head)) = (state.policy(), state.head()) else {
+                return Err(PolicyError::invalid("wallet", "no policy governs it"));
+            };
+            let mut claimed = Vec::with_capacity(approvals.len());
+            for json in approvals {
+                let response =
+                    AssertionResponse::from_json(json).map_err(|e| PolicyError::Approval {
+                        approver: String::new(),
+                        reason: e.to_string(),
+                    })?;
+                let owner = state.owner_of(&response.credential_id).ok_or_else(|| {
+                    PolicyError::Approval {
+                        approver: String::new(),
+                        reason: "the credential is no approver's device".into(),
+                    }
+                })?;
+                claimed.push((owner.to_owned(), json.clone()));
+            }
+            let hash = operation.hash();
+            let verified = state.verify_approvals(
+                self.log.relying_party(),
+                &hash,
+                &claimed,
+                policy.require_user_verification(),
+            )?;
+            let (history, version) = self.spends(wallet).await?;
+            let approvers: BTreeSet<String> = distinct(&verified);
+            let facts = Facts::of(operation);
+            let evaluation = policy.evaluate(
+                &facts,
+                &EvaluationInput {
+                    approvers: &approvers,
+                    history: &history,
+                    now,
+                    proposed_at: None,
+                    vetoed_by: None,
+                },
+            );
+            let Decision::Allow { rule } = &evaluation.decision else {
+                return Ok(Decided {
+                    evaluation,
+                    signed: None,
+                });
+            };
+            let (Some(signer), Some(digest)) = (operation.signer(), operation.signing_digest())
+            else {
+                return Err(PolicyError::invalid("operation", "nothing to sign"));
+            };
+            for (approver, credential, count) in &verified {
+                self.log
+                    .counters()
+                    .record_counter(credential, *count)
+                    .await
+                    .map_err(|e| PolicyError::Approval {
+                        approver: approver.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            self.record_spends(wallet, history, version, &facts, now, policy)
+                .await?;
+            let verdict = Verdict {
+                wallet: wallet.to_owned(),
+                operation: hash,
+                digest,
+                signer: signer.to_compressed().to_vec(),
+                kind: operation.kind(),
+                log: head,
+                policy_hash: policy.hash(),
+                rule: rule.clone(),
+                issued_at: now,
+                expires_at: now.saturating_add(self.ttl),
+            };
+            let verdict_hash = verdict
+                .hash()
+                .map_err(|e| PolicyError::invalid("verdict", e.to_string()))?;
+            let signature = self
+                .key
+                .sign(
+                    verdict_hash,
+                    Intent::typed(IntentKind::Verdict, &verdict),
+                    &Authorization::none(),
+                )
+                .await?;
+            Ok(Decided {
+                evaluation,
+                signed: Some(SignedVerdict { verdict, signature }),
+            })
+        })
+    }
+
+    async fn spends(&self, wallet: &str) -> Result<(Vec<Spend>, Option<u64>), PolicyError> {
+        let Some(record) = self.state.get(&spends_key(wallet)).await? else {
+            return Ok((Vec::new(), None));
+        };
+        let broken = || PolicyError::LogBroken {
+            index: 0,
+            reason: "the spend history does not parse",
+        };
+        let items: Vec<Value> = serde_json::from_slice(&record.value).map_err(|_| broken())?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let at = item.get("at").and_then(Value::as_u64).ok_or_else(broken)?;
+            let asset = match item.get("asset").and_then(Value::as_str) {
+                Some("native") => Asset::Native,
+                Some(a) => Asset::Token(custody_eth::Address::parse(a).map_err(|_| broken())?),
+                None => return Err(broken()),
+            };
+            let amount = item
+                .get("amount")
+                .and_then(Value::as_str)
+                .and_then(|a| custody_eth::U256::parse(a).ok())
+                .ok_or_else(broken)?;
+            out.push(Spend { at, asset, amount });
+        }
+        Ok((out, Some(record.version)))
+    }
+
+    /// Adds the operation's transfers to the history (dropping what no
+    /// limit's window still sees), by compare-and-swap: two replicas
+    /// deciding at once re-read, so neither's spend is lost.
+    async fn record_spends(
+        &self,
+        wallet: &str,
+        mut history: Vec<Spend>,
+        mut version: Option<u64>,
+        facts: &Facts,
+        now: u64,
+        policy: &crate::policy::Policy,
+    ) -> Result<(), PolicyError> {
+        if facts.transfers.iter().all(|t| t.amount.is_zero()) {
+            return Ok(());
+        }
+        let window = policy
+            .limits()
+            .iter()
+            .map(|l| l.window_seconds)
+            .max()
+            .unwrap_or(0);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            history.retain(|s| s.at.saturating_add(window) > now);
+            history.extend(facts.transfers.iter().map(|t| Spend {
+                at: now,
+                asset: t.asset,
+                amount: t.amount,
+            }));
+            let value: Vec<Value> = history
+                .iter()
+                .map(|s| json!({"at": s.at, "asset": s.asset.name(), "amount": s.amount.to_string()}))
+                .collect();
+            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+            match self
+                .state
+                .compare_and_swap(&spends_key(wallet), version, &bytes)
+                .await?
+            {
+                CasOutcome::Swapped { .. } => return Ok(()),
+                CasOutcome::Conflict { .. } => {
+                    (history, version) = self.spends(wallet).await?;
+                }
+            }
+        }
+        Err(PolicyError::Conflict)
+    }
+}
+
+/// The signing role: a gate over a [`KeyBackend`] that signs for a
+/// governed wallet only what a valid verdict covers.
+pub struct PolicyGate {
+    inner: SharedBackend,
+    log: PolicyLog,
+    state: Arc<dyn StateStore>,
+    scheme: WalletScheme,
+    node: Option<PolicyNode>,
+    clock: Clock,
+}
+
+impl fmt::Debug for PolicyGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyGate")
+            .field("inner", &self.inner)
+            .field("log", &self.log)
+            .field("in_line", &self.node.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn denied(denial: Denial) -> Error {
+    Error::Denied(denial)
+}
+
+impl PolicyGate {
+    /// A gate over `inner` for the wallets of `log` (keys mapped to wallets
+    /// by `scheme`), checking verdicts that travel with requests. Spent
+    /// verdicts are kept in `state`.
+    #[must_use]
+    pub fn new(
+        inner: SharedBackend,
+        log: PolicyLog,
+        state: Arc<dyn StateStore>,
+        scheme: WalletScheme,
+    ) -> Self {
+        Self {
+            inner,
+            log,
+            state,
+            scheme,
+            node: None,
+            clock: system_clock(),
+        }
+    }
+
+    /// The same gate deciding in-line with `node` when a request carries
+    /// approvals instead of a verdict (the embedded default).
+    #[must_use]
+    pub fn with_node(mut self, node: PolicyNode) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// The same gate reading time from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The governed wallet `key` belongs to, if any: by name, or by a path
+    /// at or under a governed wallet's node.
+    async fn wallet_of(&self, key: &PinnedKey) -> Result<Option<String>, Error> {
+        let governed = self.log.governed().await.map_err(to_core)?;
+        if governed.is_empty() {
+            return Ok(None);
+        }
+        if let Some((name, _)) = key.wallet() {
+            if governed.iter().any(|w| w == name) {
+                return Ok(Some(name.to_owned()));
+            }
+        }
+        if let Some(path) = key.path() {
+            for wallet in &governed {
+                if path.starts_with(&self.scheme.wallet_path(wallet)?) {
+                    return Ok(Some(wallet.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `key` is a BIP32 ancestor of a governed wallet's node: its
+    /// private key derives the wallet's (so it may not leave either).
+    async fn is_ancestor_of_governed(&self, key: &PinnedKey) -> Result<bool, Error> {
+        let Some(path) = key.path() else {
+            return Ok(false);
+        };
+        for wallet in self.log.governed().await.map_err(to_core)? {
+            if self.scheme.wallet_path(&wallet)?.starts_with(path) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Checks `signed` covers `request` for `wallet` and spends it.
+    async fn admit(
+        &self,
+        wallet: &str,
+        operation: &Operation,
+        request: &SignRequest<'_>,
+        signed: &SignedVerdict,
+    ) -> Result<Clearance, Error> {
+        let invalid = |_: VerdictError| denied(Denial::VerdictInvalid);
+        signed.verify(self.log.policy_key()).map_err(invalid)?;
+        let v = &signed.verdict;
+        let now = (self.clock)();
+        let matches = v.wallet == wallet
+            && v.operation == operation.hash()
+            && v.digest == request.digest
+            && v.signer == request.key.public_key().to_compressed()
+            && v.kind == operation.kind();
+        if !matches || now < v.issued_at.saturating_sub(60) || now > v.expires_at {
+            return Err(denied(Denial::VerdictInvalid));
+        }
+        let state = self.log.load(wallet, None).await.map_err(to_core)?;
+        if state.head() != Some(v.log) {
+            return Err(denied(Denial::VerdictInvalid));
+        }
+        let hash = v.hash().map_err(invalid)?;
+        match self
+            .state
+            .compare_and_swap(&verdict_key(wallet, &hash.0), None, &now.to_be_bytes())
+            .await?
+        {
+            CasOutcome::Swapped { .. } => Ok(Clearance::Policy {
+                log_index: v.log.index,
+                verdict: hash.0,
+            }),
+            CasOutcome::Conflict { .. } => Err(denied(Denial::VerdictInvalid)),
+        }
+    }
+}
+
+/// A policy error as the seam's error: refusals as denials, the rest as
+/// a backend error of the policy's kind.
+fn to_core(e: PolicyError) -> Error {
+    match e {
+        PolicyError::State(e) => e,
+        PolicyError::Approval { .. } => denied(Denial::ApprovalsRequired),
+        other => Error::backend(other),
+    }
+}
+
+/// The operation a signing request is, from its intent's detail.
+fn operation_of(request: &SignRequest<'_>) -> Result<Operation, Error> {
+    let signer = request.key.public_key().clone();
+    let detail = request.intent.detail();
+    let operation = match request.intent.kind() {
+        IntentKind::Transaction => detail
+            .and_then(|d| d.downcast_ref::<Transaction>())
+            .map(|tx| Operation::Transaction {
+                signer,
+                tx: tx.clone(),
+            }),
+        IntentKind::PersonalMessage => detail
+            .and_then(|d| d.downcast_ref::<PersonalMessage>())
+            .map(|m| Operation::PersonalMessage {
+                signer,
+                message: m.as_bytes().to_vec(),
+            }),
+        IntentKind::TypedData => detail
+            .and_then(|d| d.downcast_ref::<TypedData>())
+            .map(|data| Operation::TypedData {
+                signer,
+                data: Box::new(data.clone()),
+            }),
+        IntentKind::Authorization => detail
+            .and_then(|d| d.downcast_ref::<EthAuthorization>())
+            .map(|authorization| Operation::Authorization {
+                signer,
+                authorization: *authorization,
+            }),
+        IntentKind::RawDigest => Some(Operation::RawDigest {
+            signer,
+            digest: request.digest,
+        }),
+        // Audit checkpoints, policy entries, verdicts: not a wallet's
+        // movement of value, and no wallet key signs them.
+        _ => None,
+    };
+    // An intent without its value, or a digest that is not the value's,
+    // cannot be judged: refused, never waved through.
+    match operation {
+        Some(op) if op.signing_digest() == Some(request.digest) => Ok(op),
+        _ => Err(denied(Denial::PolicyDenied)),
+    }
+}
+
+impl SigningBackend for PolicyGate {
+    fn key_kinds(&self) -> KeyKinds {
+        self.inner
+            .signing()
+            .map(SigningBackend::key_kinds)
+            .unwrap_or_default()
+    }
+
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, Error>> {
+        match self.inner.signing() {
+            Some(s) => s.pin(key),
+            None => Pending::ready(Err(Error::Unsupported("this backend does not sign"))),
+        }
+    }
+
+    fn sign_digest<'a>(&'a self, request: SignRequest<'a>) -> Pending<'a, Result<Signed, Error>> {
+        let Some(inner) = self.inner.signing() else {
+            return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
+        };
+        Pending::drive(async move {
+            let Some(wallet) = self.wallet_of(request.key).await? else {
+                return inner.sign_digest(request).await;
+            };
+            let operation = operation_of(&request)?;
+            let signed = match (&request.auth.verdict, &self.node) {
+                (Some(bytes), _) => {
+                    SignedVerdict::from_bytes(bytes).map_err(|_| denied(Denial::VerdictInvalid))?
+                }
+                (None, Some(node)) => {
+                    let decided = node
+                        .decide(&wallet, &operation, &request.auth.approvals, (self.clock)())
+                        .await
+                        .map_err(to_core)?;
+                    match (decided.signed, decided.evaluation.decision) {
+                        (Some(signed), _) => signed,
+                        (None, Decision::Deny { .. }) => {
+                            return Err(denied(Denial::PolicyDenied));
+                        }
+                        (None, _) => return Err(denied(Denial::ApprovalsRequired)),
+                    }
+                }
+                (None, None) => return Err(denied(Denial::ApprovalsRequired)),
+            };
+            let clearance = self.admit(&wallet, &operation, &request, &signed).await?;
+            let signed = inner.sign_digest(request).await?;
+            Ok(signed.with_clearance(clearance))
+        })
+    }
+}
+
+impl ExportingBackend for PolicyGate {
+    fn export_private_key<'a>(
+        &'a self,
+        key: &'a PinnedKey,
+        auth: &'a Authorization,
+    ) -> Pending<'a, Result<PrivateKeyBytes, Error>> {
+        let Some(inner) = self.inner.exporting() else {
+            return Pending::ready(Err(Error::Unsupported(
+                "keys of this backend cannot leave it",
+            )));
+        };
+        Pending::drive(async move {
+            if self.wallet_of(key).await?.is_some() || self.is_ancestor_of_governed(key).await? {
+                return Err(denied(Denial::Forbidden));
+            }
+            inner.export_private_key(key, auth).await
+        })
+    }
+}
+
+impl KeyBackend for PolicyGate {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        self.inner.signing().map(|_| self as &dyn SigningBackend)
+    }
+
+    fn wrapping(&self) -> Option<&dyn WrappingBackend> {
+        self.inner.wrapping()
+    }
+
+    fn exporting(&self) -> Option<&dyn ExportingBackend> {
+        self.inner
+            .exporting()
+            .map(|_| self as &dyn ExportingBackend)
+    }
+}

@@ -1,0 +1,517 @@
+//! The policy gate over a software vault, through the audit layer and the
+//! Ethereum signer as a wallet team would stack them: approvals decide
+//! in-line, verdicts travel between a policy node and a signing node, and
+//! every route to a governed wallet's keys (raw digests, BIP32 paths,
+//! exports) passes the gate.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a failure is a test failure"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use custody_core::{
+    Audited, Authorization, DataKey, Denial, Digest32, Intent, IntentKind, KekId, KeyRef,
+    KeySigner, LocalKek, MemoryAuditLog, MemoryStore, SharedBackend, StateStore, WalletScheme,
+};
+use custody_eth::{Address, EthSigner, Transaction, TxEip1559, U256};
+use custody_policy::gate::{Clock, PolicyGate, PolicyNode};
+use custody_policy::log::{Change, EntryAuth, PolicyLog};
+use custody_policy::operation::Operation;
+use custody_policy::policy::Policy;
+use custody_policy::verdict::SignedVerdict;
+use custody_policy::webauthn::RelyingParty;
+use serde_json::json;
+
+#[path = "support/authenticator.rs"]
+mod authenticator;
+use authenticator::*;
+
+const WALLET: &str = "treasury";
+const ALICE: &str = "0x1111111111111111111111111111111111111111";
+const MIXER: &str = "0x722122df12d4e14e13ac3b6895a86e84145b6967";
+const NOW: u64 = 1_800_000_000;
+const SCHEME: WalletScheme = WalletScheme::Default;
+
+fn vault(seed: u8) -> SharedBackend {
+    let kek: SharedBackend = Arc::new(LocalKek::from_key(
+        KekId::new("test-kek").unwrap(),
+        DataKey::new([7; 32]),
+    ));
+    let mut vault = custody_core::Vault::new(kek, SCHEME);
+    vault.set_master_seed(&[seed; 64]).unwrap();
+    Arc::new(vault)
+}
+
+fn eth(n: u64) -> U256 {
+    U256::from_u64(n)
+        .checked_mul_u64(1_000_000_000_000_000_000)
+        .unwrap()
+}
+
+fn payment(to: &str, value: U256, nonce: u64) -> Transaction {
+    Transaction::Eip1559(TxEip1559 {
+        chain_id: 1,
+        nonce,
+        max_priority_fee_per_gas: U256::from_u64(1),
+        max_fee_per_gas: U256::from_u64(100),
+        gas_limit: 21_000,
+        to: Some(Address::parse(to).unwrap()),
+        value,
+        data: Vec::new(),
+        access_list: Default::default(),
+    })
+}
+
+fn policy(governance: u32) -> Policy {
+    let doc = json!({
+        "schema": "custody-policy/v1",
+        "wallet": WALLET,
+        "groups": {"owners": {"role": "owner", "members": ["ann", "ben", "cat"]}},
+        "governance": {"group": "owners", "threshold": governance},
+        "rules": [
+            {"id": "no-mixer", "effect": "deny", "when": {"destinationsAnyOf": [MIXER]}},
+            {"id": "small", "effect": "allow",
+             "when": {"kinds": ["transaction"], "assets": ["native"], "maxAmount": eth(1).to_string()},
+             "require": [{"group": "owners", "threshold": 1}]},
+            {"id": "large", "effect": "allow",
+             "when": {"kinds": ["transaction"], "assets": ["native"]},
+             "require": [{"group": "owners", "threshold": 2}]}
+        ],
+        "limits": [{"id": "daily", "asset": "native", "windowSeconds": 86400, "max": eth(10).to_string()}]
+    });
+    Policy::from_json(doc.to_string().as_bytes()).unwrap()
+}
+
+struct World {
+    store: Arc<MemoryStore>,
+    audit: Arc<MemoryAuditLog>,
+    vault: SharedBackend,
+    log: PolicyLog,
+    policy_key: KeySigner,
+    node: PolicyNode,
+    clock: Arc<AtomicU64>,
+    devices: [Device; 3],
+}
+
+impl World {
+    fn new() -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let state: Arc<dyn StateStore> = store.clone();
+        // The policy key lives in another backend than the wallets' keys.
+        let policy_key = KeySigner::pin(
+            vault(0x43),
+            KeyRef::Wallet {
+                name: "policy-node".into(),
+                index: 0,
+            },
+        )
+        .wait()
+        .unwrap();
+        let log = PolicyLog::new(
+            state.clone(),
+            RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
+            policy_key.key().public_key().clone(),
+        );
+        let node = PolicyNode::new(log.clone(), policy_key.clone(), state, 300).unwrap();
+        let mut world = Self {
+            store,
+            audit: Arc::new(MemoryAuditLog::new()),
+            vault: vault(0x42),
+            log,
+            policy_key,
+            node,
+            clock: Arc::new(AtomicU64::new(NOW)),
+            devices: [Device::p256(1), Device::ed25519(2), Device::p256(3)],
+        };
+        for (who, i) in [("ann", 0), ("ben", 1), ("cat", 2)] {
+            let change = Change::Device {
+                approver: who.into(),
+                credential: world.devices[i].credential(),
+            };
+            world.append_signed(change);
+        }
+        world.append_signed(Change::Policy(Box::new(policy(2))));
+        world
+    }
+
+    /// Appends `change` signed by the policy key, through its backend.
+    fn append_signed(&mut self, change: Change) {
+        let state = self.log.load(WALLET, None).wait().unwrap();
+        let op = state.next_operation(&change);
+        let signature = self
+            .policy_key
+            .sign(
+                Digest32(op.hash().0),
+                Intent::typed(IntentKind::PolicyEntry, &op),
+                &Authorization::none(),
+            )
+            .wait()
+            .unwrap();
+        self.log
+            .append(WALLET, change, EntryAuth::PolicyKey(signature), NOW)
+            .wait()
+            .unwrap();
+    }
+
+    fn clock(&self) -> Clock {
+        let clock = self.clock.clone();
+        Arc::new(move || clock.load(Ordering::SeqCst))
+    }
+
+    /// The stack a signing node runs: audit over the policy gate over the
+    /// vault; with the node in-line or not.
+    fn signer(&self, in_line: bool, key: KeyRef) -> EthSigner {
+        let state: Arc<dyn StateStore> = self.store.clone();
+        let mut gate = PolicyGate::new(self.vault.clone(), self.log.clone(), state, SCHEME)
+            .with_clock(self.clock());
+        if in_line {
+            gate = gate.with_node(self.node.clone());
+        }
+        let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), self.audit.clone()));
+        EthSigner::new(KeySigner::pin(audited, key).wait().unwrap())
+    }
+
+    fn wallet_key(&self, index: u32) -> KeyRef {
+        KeyRef::Wallet {
+            name: WALLET.into(),
+            index,
+        }
+    }
+
+    fn approve(&mut self, who: &[usize], op: &Operation) -> Vec<String> {
+        who.iter()
+            .map(|&i| self.devices[i].assert(&op.hash().0))
+            .collect()
+    }
+}
+
+fn op_for(signer: &EthSigner, tx: &Transaction) -> Operation {
+    Operation::Transaction {
+        signer: signer.key_signer().key().public_key().clone(),
+        tx: tx.clone(),
+    }
+}
+
+fn denial(result: Result<impl std::fmt::Debug, custody_eth::Error>) -> Denial {
+    match result {
+        Err(custody_eth::Error::Core(custody_core::Error::Denied(d))) => d,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn approved_transactions_sign_and_the_audit_record_names_the_policy() {
+    let mut w = World::new();
+    let signer = w.signer(true, w.wallet_key(0));
+    let tx = payment(ALICE, eth(2), 0);
+    let approvals = w.approve(&[0, 2], &op_for(&signer, &tx));
+    let auth = Authorization::none().with_approvals(approvals);
+    let signed = signer.sign_transaction(&tx, &auth).wait().unwrap();
+    assert_eq!(signed.recover_sender().unwrap(), signer.address());
+    let records = w.audit.records();
+    let last = records.last().unwrap();
+    assert_eq!(last.event().field("policy-log-index"), Some("3"));
+    assert_eq!(last.event().field("verdict").map(str::len), Some(64));
+    assert_eq!(last.event().field("intent"), Some("transaction"));
+}
+
+#[test]
+fn too_few_approvals_a_denied_destination_and_no_approval_are_refused() {
+    let mut w = World::new();
+    let signer = w.signer(true, w.wallet_key(0));
+    // 2 ETH needs two owners.
+    let tx = payment(ALICE, eth(2), 0);
+    let one = w.approve(&[1], &op_for(&signer, &tx));
+    let auth = Authorization::none().with_approvals(one);
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::ApprovalsRequired
+    );
+    // The mixer is denied whoever approves.
+    let tx = payment(MIXER, U256::from_u64(1), 0);
+    let all = w.approve(&[0, 1, 2], &op_for(&signer, &tx));
+    let auth = Authorization::none().with_approvals(all);
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::PolicyDenied
+    );
+    // Nothing at all.
+    assert_eq!(
+        denial(
+            signer
+                .sign_transaction(
+                    &payment(ALICE, U256::from_u64(1), 0),
+                    &Authorization::none()
+                )
+                .wait()
+        ),
+        Denial::ApprovalsRequired
+    );
+    // Refusals are recorded as denials.
+    let records = w.audit.records();
+    assert!(
+        records
+            .iter()
+            .all(|r| r.event().outcome() == custody_core::AuditOutcome::Denied)
+    );
+    assert_eq!(records.len(), 3);
+}
+
+#[test]
+fn approvals_over_another_transaction_or_replayed_are_refused() {
+    let mut w = World::new();
+    let signer = w.signer(true, w.wallet_key(0));
+    let asked = payment(ALICE, U256::from_u64(5), 0);
+    let sent = payment(ALICE, U256::from_u64(5_000), 0);
+    let approvals = w.approve(&[0], &op_for(&signer, &asked));
+    let auth = Authorization::none().with_approvals(approvals.clone());
+    assert_eq!(
+        denial(signer.sign_transaction(&sent, &auth).wait()),
+        Denial::ApprovalsRequired
+    );
+    // The right transaction signs once; the same assertion again is
+    // refused by its counter.
+    signer.sign_transaction(&asked, &auth).wait().unwrap();
+    assert_eq!(
+        denial(signer.sign_transaction(&asked, &auth).wait()),
+        Denial::ApprovalsRequired
+    );
+}
+
+#[test]
+fn the_daily_limit_counts_what_was_signed() {
+    let mut w = World::new();
+    let signer = w.signer(true, w.wallet_key(0));
+    for nonce in 0..2 {
+        let tx = payment(ALICE, eth(4), nonce);
+        let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+        signer
+            .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+            .wait()
+            .unwrap();
+    }
+    // 8 ETH out today: 3 more would make 11 of 10.
+    let tx = payment(ALICE, eth(3), 2);
+    let approvals = w.approve(&[0, 1, 2], &op_for(&signer, &tx));
+    assert_eq!(
+        denial(
+            signer
+                .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+                .wait()
+        ),
+        Denial::PolicyDenied
+    );
+    // A day later the window has moved.
+    w.clock.fetch_add(86_400, Ordering::SeqCst);
+    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+    let node_now = w.clock.load(Ordering::SeqCst);
+    let decided = w
+        .node
+        .decide(WALLET, &op_for(&signer, &tx), &approvals, node_now)
+        .wait()
+        .unwrap();
+    assert!(decided.evaluation.decision.is_allow());
+}
+
+/// A verdict from the node, as a policy service would return it.
+fn verdict_for(w: &mut World, signer: &EthSigner, tx: &Transaction, who: &[usize]) -> Vec<u8> {
+    let op = op_for(signer, tx);
+    let approvals = w.approve(who, &op);
+    let now = w.clock.load(Ordering::SeqCst);
+    let decided = w.node.decide(WALLET, &op, &approvals, now).wait().unwrap();
+    decided.signed.unwrap().to_bytes().unwrap()
+}
+
+#[test]
+fn a_verdict_travels_to_a_signing_node_and_is_spent_once() {
+    let mut w = World::new();
+    let signer = w.signer(false, w.wallet_key(0));
+    let tx = payment(ALICE, eth(1), 0);
+    let verdict = verdict_for(&mut w, &signer, &tx, &[2]);
+    let auth = Authorization::none().with_verdict(verdict.clone());
+    signer.sign_transaction(&tx, &auth).wait().unwrap();
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::VerdictInvalid
+    );
+    // Without a node in-line, approvals alone are not enough.
+    let tx = payment(ALICE, eth(1), 1);
+    let approvals = w.approve(&[0], &op_for(&signer, &tx));
+    assert_eq!(
+        denial(
+            signer
+                .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+                .wait()
+        ),
+        Denial::ApprovalsRequired
+    );
+}
+
+#[test]
+fn a_verdict_for_anything_else_is_refused() {
+    let mut w = World::new();
+    let signer = w.signer(false, w.wallet_key(0));
+    let tx = payment(ALICE, eth(1), 0);
+    let verdict = verdict_for(&mut w, &signer, &tx, &[0]);
+    // Another transaction.
+    let other = payment(ALICE, eth(1), 1);
+    let auth = Authorization::none().with_verdict(verdict.clone());
+    assert_eq!(
+        denial(signer.sign_transaction(&other, &auth).wait()),
+        Denial::VerdictInvalid
+    );
+    // Another key of the wallet.
+    let sibling = w.signer(false, w.wallet_key(1));
+    assert_eq!(
+        denial(sibling.sign_transaction(&tx, &auth).wait()),
+        Denial::VerdictInvalid
+    );
+    // Any byte changed (the signature no longer covers it, or it no longer
+    // parses).
+    for i in [20, verdict.len() / 2, verdict.len() - 2] {
+        let mut tampered = verdict.clone();
+        tampered[i] ^= 1;
+        let auth = Authorization::none().with_verdict(tampered);
+        assert_eq!(
+            denial(signer.sign_transaction(&tx, &auth).wait()),
+            Denial::VerdictInvalid,
+            "byte {i}"
+        );
+    }
+    // Signed by another key.
+    let mut parsed = SignedVerdict::from_bytes(&verdict).unwrap();
+    let rogue = KeySigner::pin(
+        vault(0x44),
+        KeyRef::Wallet {
+            name: "rogue".into(),
+            index: 0,
+        },
+    )
+    .wait()
+    .unwrap();
+    parsed.signature = rogue
+        .sign(
+            parsed.verdict.hash().unwrap(),
+            Intent::raw_digest(),
+            &Authorization::none(),
+        )
+        .wait()
+        .unwrap();
+    let auth = Authorization::none().with_verdict(parsed.to_bytes().unwrap());
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::VerdictInvalid
+    );
+    // Expired.
+    w.clock.fetch_add(301, Ordering::SeqCst);
+    let auth = Authorization::none().with_verdict(verdict);
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::VerdictInvalid
+    );
+}
+
+#[test]
+fn a_policy_change_voids_earlier_verdicts() {
+    let mut w = World::new();
+    let signer = w.signer(false, w.wallet_key(0));
+    let tx = payment(ALICE, eth(1), 0);
+    let verdict = verdict_for(&mut w, &signer, &tx, &[0]);
+    // The owners change the policy (2 of 3).
+    let change = Change::Policy(Box::new(policy(3)));
+    let op = w
+        .log
+        .load(WALLET, None)
+        .wait()
+        .unwrap()
+        .next_operation(&change);
+    let approvals = vec![
+        ("ann".to_owned(), w.devices[0].assert(&op.hash().0)),
+        ("ben".to_owned(), w.devices[1].assert(&op.hash().0)),
+    ];
+    w.log
+        .append(WALLET, change, EntryAuth::Approvals(approvals), NOW)
+        .wait()
+        .unwrap();
+    let auth = Authorization::none().with_verdict(verdict);
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::VerdictInvalid
+    );
+}
+
+#[test]
+fn paths_raw_digests_and_exports_are_no_route_around_the_gate() {
+    let w = World::new();
+    // The same key by BIP32 path.
+    let path = SCHEME.key_path(WALLET, 0).unwrap();
+    let by_path = w.signer(true, KeyRef::Path(path));
+    let by_name = w.signer(true, w.wallet_key(0));
+    assert_eq!(by_path.address(), by_name.address());
+    let tx = payment(ALICE, U256::from_u64(1), 0);
+    assert_eq!(
+        denial(by_path.sign_transaction(&tx, &Authorization::none()).wait()),
+        Denial::ApprovalsRequired
+    );
+    // A raw digest is off unless the policy opts in.
+    assert_eq!(
+        denial(
+            by_name
+                .sign_hash_raw(Digest32([1; 32]), &Authorization::none())
+                .wait()
+        ),
+        Denial::PolicyDenied
+    );
+    // Exports: the wallet's keys and their ancestors never leave.
+    let state: Arc<dyn StateStore> = w.store.clone();
+    let gate: SharedBackend = Arc::new(PolicyGate::new(
+        w.vault.clone(),
+        w.log.clone(),
+        state,
+        SCHEME,
+    ));
+    let exporting = gate.exporting().unwrap();
+    let signing = gate.signing().unwrap();
+    for key in [
+        w.wallet_key(0),
+        KeyRef::Path(custody_core::DerivationPath::master()),
+        KeyRef::Path(SCHEME.wallet_path(WALLET).unwrap()),
+    ] {
+        let pinned = signing.pin(&key).wait().unwrap();
+        match exporting
+            .export_private_key(&pinned, &Authorization::none())
+            .wait()
+        {
+            Err(custody_core::Error::Denied(Denial::Forbidden)) => {}
+            other => panic!("{key:?}: {other:?}"),
+        }
+    }
+    // An ungoverned wallet is not the gate's business.
+    let other = signing
+        .pin(&KeyRef::Wallet {
+            name: "petty-cash".into(),
+            index: 0,
+        })
+        .wait()
+        .unwrap();
+    assert!(
+        exporting
+            .export_private_key(&other, &Authorization::none())
+            .wait()
+            .is_ok()
+    );
+    let petty = w.signer(
+        false,
+        KeyRef::Wallet {
+            name: "petty-cash".into(),
+            index: 0,
+        },
+    );
+    petty
+        .sign_transaction(&tx, &Authorization::none())
+        .wait()
+        .unwrap();
+}
