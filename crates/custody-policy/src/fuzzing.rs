@@ -1,5 +1,5 @@
-//! The bodies of the `webauthn_json` and `webauthn_cbor` cargo-fuzz targets
-//! in `fuzz/`. **Not part of the API**: hidden from the docs, and free to
+//! The bodies of the `webauthn_json`, `webauthn_cbor`, `policy_json`,
+//! `verdict` and `policy_log_entry` cargo-fuzz targets in `fuzz/`. **Not part of the API**: hidden from the docs, and free to
 //! change in any release.
 //!
 //! `fuzz/fuzz_targets/<name>.rs` calls `fuzz_<name>` in one line, and
@@ -19,7 +19,63 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("webauthn_json", fuzz_webauthn_json),
     ("webauthn_cbor", fuzz_webauthn_cbor),
+    ("policy_json", fuzz_policy_json),
+    ("verdict", fuzz_verdict),
+    ("policy_log_entry", fuzz_policy_log_entry),
 ];
+
+/// A policy document: never a panic; an accepted policy's canonical form
+/// reads back to the same policy, is its own canonical form, and has the
+/// same hash.
+#[expect(clippy::panic, reason = "a fuzz property failing is a panic")]
+pub fn fuzz_policy_json(data: &[u8]) {
+    let Ok(policy) = crate::policy::Policy::from_json(data) else {
+        return;
+    };
+    let canonical = policy.to_canonical_json();
+    match crate::policy::Policy::from_json(&canonical) {
+        Ok(again) => {
+            assert_eq!(again, policy, "the canonical form reads back differently");
+            assert_eq!(again.to_canonical_json(), canonical, "canonical form moved");
+            assert_eq!(again.hash(), policy.hash());
+        }
+        Err(e) => panic!("the canonical form of an accepted policy is refused: {e}"),
+    }
+}
+
+/// A verdict's wire form: never a panic; an accepted one writes back to
+/// exactly the bytes read (one encoding per verdict), and its signature
+/// check answers without panicking.
+#[expect(clippy::panic, reason = "a fuzz property failing is a panic")]
+pub fn fuzz_verdict(data: &[u8]) {
+    let Ok(signed) = crate::verdict::SignedVerdict::from_bytes(data) else {
+        return;
+    };
+    match signed.to_bytes() {
+        Ok(bytes) => assert_eq!(bytes, data, "a verdict re-encodes differently"),
+        Err(e) => panic!("an accepted verdict does not encode: {e}"),
+    }
+    if let Ok(key) = custody_core::PublicKey::from_sec1_bytes(&signed.verdict.signer) {
+        let _ = signed.verify(&key);
+    }
+}
+
+/// A stored policy-log entry: never a panic; an accepted entry's stored
+/// form reads back to the same entry with the same hash.
+#[expect(clippy::panic, reason = "a fuzz property failing is a panic")]
+pub fn fuzz_policy_log_entry(data: &[u8]) {
+    let Ok(entry) = crate::log::Entry::from_json(data, 1) else {
+        return;
+    };
+    let stored = serde_json::to_vec(&entry.to_json()).unwrap_or_default();
+    match crate::log::Entry::from_json(&stored, 1) {
+        Ok(again) => {
+            assert_eq!(again, entry, "the stored form reads back differently");
+            assert_eq!(again.hash(), entry.hash());
+        }
+        Err(e) => panic!("the stored form of an accepted entry is refused: {e}"),
+    }
+}
 
 /// The relying party the targets verify against (the py_webauthn
 /// vectors' `localhost`).

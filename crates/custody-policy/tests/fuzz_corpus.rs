@@ -13,6 +13,9 @@ use std::path::Path;
 
 use custody_core::fuzzing::corpus_inputs;
 use custody_policy::fuzzing::TARGETS;
+use custody_policy::log::Entry;
+use custody_policy::policy::Policy;
+use custody_policy::verdict::SignedVerdict;
 use custody_policy::webauthn::{
     AssertionResponse, AuthenticatorData, CredentialKey, RegistrationResponse,
 };
@@ -55,4 +58,22 @@ fn webauthn_cbor() {
         CredentialKey::from_cose(b).is_ok() || AuthenticatorData::parse(b).is_ok()
     });
     assert!(accepted >= 4 && accepted < all, "{accepted} of {all}");
+}
+
+#[test]
+fn policy_json() {
+    let (accepted, all) = run("policy_json", |b| Policy::from_json(b).is_ok());
+    assert!(accepted >= 3 && accepted < all, "{accepted} of {all}");
+}
+
+#[test]
+fn verdict() {
+    let (accepted, all) = run("verdict", |b| SignedVerdict::from_bytes(b).is_ok());
+    assert!(accepted >= 2 && accepted < all, "{accepted} of {all}");
+}
+
+#[test]
+fn policy_log_entry() {
+    let (accepted, all) = run("policy_log_entry", |b| Entry::from_json(b, 1).is_ok());
+    assert!(accepted >= 3, "{accepted} of {all}");
 }

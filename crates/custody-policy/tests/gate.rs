@@ -515,3 +515,32 @@ fn paths_raw_digests_and_exports_are_no_route_around_the_gate() {
         .wait()
         .unwrap();
 }
+
+/// Writes the `verdict` and `policy_log_entry` fuzz seeds from a real
+/// node and log (run by hand: `cargo test -p custody-policy --test gate --
+/// --ignored write_fuzz_seeds`).
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand"]
+fn write_fuzz_seeds() {
+    let mut w = World::new();
+    let signer = w.signer(false, w.wallet_key(0));
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds");
+    for (i, value) in [eth(1), U256::from_u64(7)].into_iter().enumerate() {
+        let tx = payment(ALICE, value, 0);
+        let bytes = verdict_for(&mut w, &signer, &tx, &[0, 1]);
+        std::fs::write(format!("{dir}/verdict/allow_{i}.bin"), &bytes).unwrap();
+        let mut truncated = bytes.clone();
+        truncated.truncate(bytes.len() - 1);
+        std::fs::write(format!("{dir}/verdict/truncated_{i}.bin"), &truncated).unwrap();
+    }
+    for (i, entry) in w.log.entries(WALLET).wait().unwrap().iter().enumerate() {
+        let mut stored = entry.to_json();
+        // Every seed at index 1, as the fuzz body reads it.
+        stored["index"] = json!(1);
+        std::fs::write(
+            format!("{dir}/policy_log_entry/entry_{i}.json"),
+            serde_json::to_vec(&stored).unwrap(),
+        )
+        .unwrap();
+    }
+}

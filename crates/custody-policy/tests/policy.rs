@@ -565,6 +565,18 @@ fn every_malformed_policy_is_refused_naming_the_member() {
 }
 
 #[test]
+fn the_readme_policy_reads() {
+    let readme = include_str!("../../../README.md");
+    let start = readme.find("## Policies and approvals").unwrap();
+    let block = &readme[start..];
+    let json = &block[block.find("```json\n").unwrap() + 8..];
+    let json = &json[..json.find("```").unwrap()];
+    let policy = Policy::from_json(json.as_bytes()).unwrap();
+    assert_eq!(policy.wallet(), "treasury");
+    assert_eq!(policy.rules().len(), 3);
+}
+
+#[test]
 fn a_member_given_twice_is_refused() {
     let text = br#"{"schema":"custody-policy/v1","wallet":"a","wallet":"b","groups":{"o":{"role":"owner","members":["x"]}},"governance":{"group":"o","threshold":1}}"#;
     let err = Policy::from_json(text).unwrap_err();
