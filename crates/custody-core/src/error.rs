@@ -312,7 +312,9 @@ impl ErrorReport {
     /// The status a kind maps to, the `custody` CLI's exit code and the C
     /// ABI's return value: 2 for bad input or usage (`bad-input`), 3 for an
     /// authentication failure (`wrong-passphrase`, the `totp-*` refusals,
-    /// `access-denied`, `attestation-invalid`), 1 for anything else.
+    /// `access-denied`, `attestation-invalid`, and a policy's refusals
+    /// `policy-denied`, `approvals-required`, `verdict-invalid`), 1 for
+    /// anything else.
     #[must_use]
     pub fn status_of(kind: &str) -> u8 {
         match kind {
@@ -323,7 +325,10 @@ impl ErrorReport {
             | "totp-replayed"
             | "totp-locked"
             | "access-denied"
-            | "attestation-invalid" => 3,
+            | "attestation-invalid"
+            | "policy-denied"
+            | "approvals-required"
+            | "verdict-invalid" => 3,
             _ => 1,
         }
     }
@@ -400,5 +405,13 @@ mod tests {
         );
         assert_eq!(r.status(), 2);
         assert_eq!(ErrorReport::from(Error::KeystoreNotFound).status(), 1);
+        for (denial, kind) in [
+            (Denial::PolicyDenied, "policy-denied"),
+            (Denial::ApprovalsRequired, "approvals-required"),
+            (Denial::VerdictInvalid, "verdict-invalid"),
+        ] {
+            let r = ErrorReport::from(Error::Denied(denial));
+            assert_eq!((r.kind(), r.status()), (kind, 3));
+        }
     }
 }
