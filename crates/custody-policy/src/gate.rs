@@ -374,10 +374,10 @@ impl PolicyGate {
         if governed.is_empty() {
             return Ok(None);
         }
-        if let Some((name, _)) = key.wallet() {
-            if governed.iter().any(|w| w == name) {
-                return Ok(Some(name.to_owned()));
-            }
+        if let Some((name, _)) = key.wallet()
+            && governed.iter().any(|w| w == name)
+        {
+            return Ok(Some(name.to_owned()));
         }
         if let Some(path) = key.path() {
             for wallet in &governed {
@@ -454,7 +454,7 @@ fn to_core(e: PolicyError) -> Error {
 
 /// The operation a signing request is, from its intent's detail.
 fn operation_of(request: &SignRequest<'_>) -> Result<Operation, Error> {
-    let signer = request.key.public_key().clone();
+    let signer = *request.key.public_key();
     let detail = request.intent.detail();
     let operation = match request.intent.kind() {
         IntentKind::Transaction => detail

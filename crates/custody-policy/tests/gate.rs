@@ -113,7 +113,7 @@ impl World {
         let log = PolicyLog::new(
             state.clone(),
             RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
-            policy_key.key().public_key().clone(),
+            *policy_key.key().public_key(),
         );
         let node = PolicyNode::new(log.clone(), policy_key.clone(), state, 300).unwrap();
         let mut world = Self {
@@ -190,7 +190,7 @@ impl World {
 
 fn op_for(signer: &EthSigner, tx: &Transaction) -> Operation {
     Operation::Transaction {
-        signer: signer.key_signer().key().public_key().clone(),
+        signer: *signer.key_signer().key().public_key(),
         tx: tx.clone(),
     }
 }
