@@ -93,6 +93,21 @@ pub fn corpus_inputs(fuzz_dir: &Path, target: &str) -> std::io::Result<Vec<PathB
 /// A message naming every input whose properties failed (its body
 /// panicked), or saying there were no inputs, or an I/O error.
 pub fn run_corpus(fuzz_dir: &Path, target: &str, body: Target) -> Result<usize, String> {
+    run_corpus_accepting(fuzz_dir, target, body, |_| false).map(|(_, all)| all)
+}
+
+/// As [`run_corpus`], and counts the inputs `accepts` says the decoder
+/// under test accepts (so a test can check the seeds reach past the first
+/// checks): `(accepted, all)`.
+///
+/// # Errors
+/// As [`run_corpus`].
+pub fn run_corpus_accepting(
+    fuzz_dir: &Path,
+    target: &str,
+    body: Target,
+    accepts: impl Fn(&[u8]) -> bool,
+) -> Result<(usize, usize), String> {
     let files = corpus_inputs(fuzz_dir, target).map_err(|e| format!("{target}: {e}"))?;
     if files.is_empty() {
         return Err(format!(
@@ -100,14 +115,18 @@ pub fn run_corpus(fuzz_dir: &Path, target: &str, body: Target) -> Result<usize, 
         ));
     }
     let mut failed = Vec::new();
+    let mut accepted = 0;
     for path in &files {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         if std::panic::catch_unwind(|| body(&bytes)).is_err() {
             failed.push(path.display().to_string());
         }
+        if accepts(&bytes) {
+            accepted += 1;
+        }
     }
     if failed.is_empty() {
-        Ok(files.len())
+        Ok((accepted, files.len()))
     } else {
         Err(format!("{target}: properties fail for {failed:?}"))
     }

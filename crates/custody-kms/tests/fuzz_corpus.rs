@@ -13,7 +13,7 @@ use std::path::Path;
 #[path = "support/nitro.rs"]
 mod synth;
 
-use custody_core::fuzzing::corpus_inputs;
+use custody_core::fuzzing::run_corpus_accepting;
 use custody_kms::fuzzing::TARGETS;
 
 const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
@@ -22,21 +22,7 @@ const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
 /// with `accepts` telling whether the decoder takes an input.
 fn run(name: &str, accepts: fn(&[u8]) -> bool) -> (usize, usize) {
     let (_, body) = TARGETS.iter().find(|(n, _)| *n == name).unwrap();
-    let files = corpus_inputs(Path::new(FUZZ_DIR), name).unwrap();
-    assert!(!files.is_empty(), "no seeds for {name}");
-    let mut accepted = 0;
-    for path in &files {
-        let bytes = std::fs::read(path).unwrap();
-        assert!(
-            std::panic::catch_unwind(|| body(&bytes)).is_ok(),
-            "properties fail for {}",
-            path.display()
-        );
-        if accepts(&bytes) {
-            accepted += 1;
-        }
-    }
-    (accepted, files.len())
+    run_corpus_accepting(Path::new(FUZZ_DIR), name, *body, accepts).unwrap()
 }
 
 #[test]

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use custody_core::fuzzing::corpus_inputs;
+use custody_core::fuzzing::run_corpus_accepting;
 use custody_policy::fuzzing::TARGETS;
 use custody_policy::log::Entry;
 use custody_policy::policy::Policy;
@@ -25,21 +25,7 @@ const FUZZ_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz");
 /// Runs every input of `name` through its body and returns (accepted, all).
 fn run(name: &str, accepts: fn(&[u8]) -> bool) -> (usize, usize) {
     let (_, body) = TARGETS.iter().find(|(n, _)| *n == name).unwrap();
-    let files = corpus_inputs(Path::new(FUZZ_DIR), name).unwrap();
-    assert!(!files.is_empty(), "no seeds for {name}");
-    let mut accepted = 0;
-    for path in &files {
-        let bytes = std::fs::read(path).unwrap();
-        assert!(
-            std::panic::catch_unwind(|| body(&bytes)).is_ok(),
-            "properties fail for {}",
-            path.display()
-        );
-        if accepts(&bytes) {
-            accepted += 1;
-        }
-    }
-    (accepted, files.len())
+    run_corpus_accepting(Path::new(FUZZ_DIR), name, *body, accepts).unwrap()
 }
 
 #[test]
