@@ -90,9 +90,9 @@ impl custody_core::BackendError for NsmError {
 /// `aws-nitro-enclaves-nsm-api` (`nsm_init`, `nsm_process_request` with
 /// `Request::Attestation { public_key, user_data, nonce }` and
 /// `Request::DescribePCR { index }`) in the enclave's binary and hand it
-/// to [`AttestedKek`](crate::nitro::AttestedKek) or the enclave side of
-/// [`transport`](crate::nitro::transport). Tests use
-/// [`FakeNsm`](crate::nitro::fake::FakeNsm) (feature `nsm-fake`), whose
+/// to `nitro::AttestedKek` (feature `nitro-kms`) or the enclave side of
+/// `nitro::transport` (feature `nitro-transport`). Tests use
+/// `nitro::fake::FakeNsm` (feature `nsm-fake`), whose
 /// documents only a verifier pinned to its test root accepts.
 ///
 /// Synchronous: the device answers from memory in microseconds.

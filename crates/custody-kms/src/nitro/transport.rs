@@ -30,8 +30,8 @@
 //! 3. The host checks the document (its own [`Verifier`], expected PCRs,
 //!    the nonce it sent) before anything else, then calls KMS `Decrypt`
 //!    with the document as `Recipient` (see
-//!    [`AttestedKek`](crate::nitro::AttestedKek)'s
-//!    `decrypt_for_recipient`, feature `nitro-kms`) and forwards the
+//!    `AttestedKek::decrypt_for_recipient`, feature `nitro-kms`) and
+//!    forwards the
 //!    `CiphertextForRecipient` ([`HostLink::forward`]). The host never
 //!    holds the plaintext.
 //! 4. The enclave opens it with the one-shot key and says
