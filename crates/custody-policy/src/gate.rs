@@ -279,6 +279,12 @@ impl PolicyNode {
             .map(|l| l.window_seconds)
             .max()
             .unwrap_or(0);
+        // Spends are kept in at most ~64 buckets per limited asset: a
+        // bucket holds the sum of its spends at the time of its latest, so
+        // it counts while any of them could (a limit may refuse up to a
+        // 64th of its window early, never allow more). Assets no limit
+        // names are not kept.
+        let granularity = (window / 64).max(1);
         for _ in 0..MAX_CAS_ATTEMPTS {
             history.retain(|s| s.at.saturating_add(window) > now);
             history.extend(facts.transfers.iter().map(|t| Spend {
@@ -286,6 +292,8 @@ impl PolicyNode {
                 asset: t.asset,
                 amount: t.amount,
             }));
+            history.retain(|s| policy.limits().iter().any(|l| l.asset == s.asset));
+            history = compact(std::mem::take(&mut history), granularity);
             let value: Vec<Value> = history
                 .iter()
                 .map(|s| json!({"at": s.at, "asset": s.asset.name(), "amount": s.amount.to_string()}))
@@ -304,6 +312,27 @@ impl PolicyNode {
         }
         Err(PolicyError::Conflict)
     }
+}
+
+/// Merges spends of one asset within one `granularity`-second bucket: the
+/// sum (saturating: a sum past 2^256 − 1 exceeds every limit anyway), at
+/// the latest time.
+fn compact(history: Vec<Spend>, granularity: u64) -> Vec<Spend> {
+    let mut buckets: std::collections::BTreeMap<(Asset, u64), Spend> =
+        std::collections::BTreeMap::new();
+    for spend in history {
+        buckets
+            .entry((spend.asset, spend.at / granularity))
+            .and_modify(|b| {
+                b.at = b.at.max(spend.at);
+                b.amount = b
+                    .amount
+                    .checked_add(spend.amount)
+                    .unwrap_or(custody_eth::U256::MAX);
+            })
+            .or_insert(spend);
+    }
+    buckets.into_values().collect()
 }
 
 /// The signing role: a gate over a [`KeyBackend`] that signs for a
