@@ -321,6 +321,7 @@ fn canonical(value: &Value) -> Vec<u8> {
 pub struct LogState {
     wallet: String,
     head: Option<Checkpoint>,
+    hashes: Vec<[u8; 32]>,
     policy: Option<Policy>,
     devices: BTreeMap<String, Vec<Credential>>,
     owners: BTreeMap<Vec<u8>, String>,
@@ -495,6 +496,7 @@ impl LogState {
             }
         }
         self.head = Some(Checkpoint { index, hash });
+        self.hashes.push(hash);
         Ok(counters)
     }
 }
@@ -511,6 +513,10 @@ pub struct PolicyLog {
     rp: RelyingParty,
     policy_key: PublicKey,
     counters: CredentialStore,
+    /// The last verified state of each wallet's log, by its head: entries
+    /// are immutable and named by their hashes, so a log whose head is
+    /// unchanged is the log verified before (one read instead of a replay).
+    verified: Arc<std::sync::Mutex<std::collections::HashMap<String, LogState>>>,
 }
 
 impl std::fmt::Debug for PolicyLog {
@@ -537,6 +543,7 @@ impl PolicyLog {
             state,
             rp,
             policy_key,
+            verified: Arc::default(),
         }
     }
 
@@ -559,7 +566,10 @@ impl PolicyLog {
     }
 
     /// Reads and verifies `wallet`'s whole log. With `known`, the log must
-    /// extend it: hold the same entry at its index.
+    /// extend it: hold the same entry at its index. A log whose head is the
+    /// one this `PolicyLog` (or a clone) verified last is not replayed
+    /// again: one read of the head. [`PolicyLog::entries`] always replays
+    /// (what an audit of the stored log uses).
     ///
     /// # Errors
     /// [`PolicyError::LogBroken`] naming the first bad entry;
@@ -571,13 +581,41 @@ impl PolicyLog {
         known: Option<Checkpoint>,
     ) -> Pending<'a, Result<LogState, PolicyError>> {
         Pending::drive(async move {
-            let (entries, _) = self.chain(wallet).await?;
-            let state = self.replay(wallet, entries.iter().cloned())?;
+            let head = match self
+                .state
+                .get(&format!("{}/head", wallet_prefix(wallet)))
+                .await?
+            {
+                None => None,
+                Some(record) => Some(parse_head(&record.value).ok_or(PolicyError::LogBroken {
+                    index: 0,
+                    reason: "the head does not parse",
+                })?),
+            };
+            let cached = self
+                .cached(wallet)
+                .filter(|state| state.head.map(|h| (h.index, h.hash)) == head && head.is_some());
+            let state = match cached {
+                Some(state) => state,
+                None => {
+                    let (entries, _) = self.chain(wallet).await?;
+                    let state = self.replay(wallet, entries.into_iter())?;
+                    if let Ok(mut verified) = self.verified.lock() {
+                        verified.insert(wallet.to_owned(), state.clone());
+                    }
+                    state
+                }
+            };
             if let Some(known) = known {
-                check_extends(&entries, known)?;
+                check_extends(&state.hashes, known)?;
             }
             Ok(state)
         })
+    }
+
+    /// The last verified state of `wallet`'s log, if any.
+    fn cached(&self, wallet: &str) -> Option<LogState> {
+        self.verified.lock().ok()?.get(wallet).cloned()
     }
 
     /// Every entry of `wallet`'s log, verified, first first.
@@ -778,18 +816,18 @@ fn parse_governed(bytes: &[u8]) -> Result<Vec<String>, PolicyError> {
     })
 }
 
-/// Whether the verified chain `entries` extends `known`: holds an entry at
-/// its index, with its hash.
-fn check_extends(entries: &[(Entry, [u8; 32])], known: Checkpoint) -> Result<(), PolicyError> {
+/// Whether a verified chain (its entries' `hashes`, first first) extends
+/// `known`: holds an entry at its index, with its hash.
+fn check_extends(hashes: &[[u8; 32]], known: Checkpoint) -> Result<(), PolicyError> {
     let at = usize::try_from(known.index)
         .ok()
-        .and_then(|i| entries.get(i));
+        .and_then(|i| hashes.get(i));
     match at {
         None => Err(PolicyError::RolledBack {
             known: known.index,
-            found: entries.last().map(|(e, _)| e.index),
+            found: hashes.len().checked_sub(1).map(|i| i as u64),
         }),
-        Some((_, hash)) if *hash == known.hash => Ok(()),
+        Some(hash) if *hash == known.hash => Ok(()),
         Some(_) => Err(PolicyError::Forked { index: known.index }),
     }
 }

@@ -383,6 +383,27 @@ fn an_edited_entry_with_a_recomputed_chain_fails_its_authorisation() {
 }
 
 #[test]
+fn an_edit_after_a_verified_load_changes_nothing_loaded_and_an_audit_finds_it() {
+    let (world, _) = World::with_owners();
+    let before = world.state();
+    assert_eq!(before.policy().unwrap().governance().threshold, 2);
+    tamper(&world, 3, |v| {
+        v["change"]["policy"]["governance"]["threshold"] = json!(1);
+    });
+    // The head is unchanged: the state verified before is the one used.
+    let after = world.state();
+    assert_eq!(after.policy().unwrap().governance().threshold, 2);
+    // A fresh reader, and the audit of the stored entries, find the edit.
+    let fresh = PolicyLog::new(
+        Arc::clone(&world.store) as Arc<dyn StateStore>,
+        RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
+        world.key.public(),
+    );
+    assert_eq!(broken(fresh.load(WALLET, None).wait()).0, 3);
+    assert_eq!(broken(world.log.entries(WALLET).wait()).0, 3);
+}
+
+#[test]
 fn a_dropped_entry_is_detected() {
     let (world, _) = World::with_owners();
     let entries = world.log.entries(WALLET).wait().unwrap();
