@@ -18,6 +18,7 @@
 //!   digest a valid verdict covers, and records which policy-log position
 //!   approved it in the signature's audit record.
 
+mod canonical;
 mod error;
 pub mod facts;
 #[doc(hidden)]

@@ -310,10 +310,9 @@ fn hash_member(map: &Map<String, Value>, name: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Serializing a `Value` cannot fail (every key is a string); sorted
-/// members and no whitespace make it canonical.
+/// Canonical JSON ([`crate::canonical`]).
 fn canonical(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+    crate::canonical::to_vec(value)
 }
 
 /// A log replayed: the wallet's current policy and approvers' devices.

@@ -85,8 +85,7 @@ impl Policy {
     /// The canonical JSON (sorted members, no whitespace).
     #[must_use]
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        // Serializing a `Value` cannot fail: every key is a string.
-        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+        crate::canonical::to_vec(&self.to_json())
     }
 
     /// SHA-256 of the canonical JSON.
