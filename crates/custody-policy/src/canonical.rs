@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// The canonical bytes of `value`.
 #[must_use]
-pub fn to_vec(value: &Value) -> Vec<u8> {
+pub(crate) fn to_vec(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     write(value, &mut out);
     out
