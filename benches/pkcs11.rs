@@ -10,6 +10,11 @@
 //!   `Session::sign` of the same kind of digest on a session of the bench's
 //!   own, logged in to the same token, with the key handle found once (see
 //!   `Pairing`): the ratio is custody's overhead on a token signature;
+//! - `pkcs11_paired/floor`: the raw `C_Sign` followed by custody's public
+//!   `normalize` (the recovery id, which a token does not return and
+//!   Ethereum needs) against the raw `C_Sign` alone: the floor under any
+//!   correct caller of the token; `pkcs11_paired/sign_vs_floor`: custody's
+//!   whole path against that floor (what custody adds beyond it);
 //! - `pkcs11_paired/open`: an envelope opened under `Pkcs11Kek` (one
 //!   `C_UnwrapKey` into a session object, its `CKA_VALUE` read, the object
 //!   destroyed, the context hash checked, then AES-256-GCM) interleaved
@@ -45,6 +50,7 @@ use cryptoki::types::AuthPin;
 use custody_benches::{Pairing, save_calls};
 use custody_core::{
     Authorization, Digest32, EncryptionContext, Envelope, Intent, KekId, KeyId, KeyRef, KeySigner,
+    RawSignature, normalize,
 };
 use custody_kms::{Pin, Pkcs11Kek, Pkcs11Module, Pkcs11Signer, Pkcs11Token, TokenCounters};
 
@@ -233,6 +239,56 @@ fn pkcs11(c: &mut Criterion) {
         signatures,
         &grown(before, token.counters()),
     );
+
+    // The floor under any correct client of this token: the raw C_Sign
+    // followed by the one computation no caller can skip, the recovery id
+    // (`normalize`: low-s, then the parity of R found against the pinned
+    // key; PKCS#11 returns r‖s only, and Ethereum needs v). `floor` is that
+    // floor against the raw call alone; `sign_vs_floor` is custody against
+    // the floor, i.e. what custody adds beyond it.
+    let pinned = *signer.key().public_key();
+    let floor_sign = |i: u64| {
+        let d = digest(i);
+        let sig = session.sign(&Mechanism::Ecdsa, private, &d.0).unwrap();
+        let compact: [u8; 64] = sig.as_slice().try_into().unwrap();
+        black_box(normalize(&RawSignature::Compact(compact), &pinned, &d).unwrap());
+    };
+    let mut pairing = Pairing::default();
+    g.bench_function("floor", |b| {
+        b.iter_custom(|iters| {
+            let mut n = 0;
+            pairing.run(
+                iters,
+                || {
+                    raw_sign(n);
+                    n += 1;
+                },
+                |i| floor_sign(i as u64),
+            )
+        });
+    });
+    pairing.save("pkcs11_paired", "floor");
+    let mut pairing = Pairing::default();
+    g.bench_function("sign_vs_floor", |b| {
+        b.iter_custom(|iters| {
+            let mut n = 0;
+            pairing.run(
+                iters,
+                || {
+                    floor_sign(n);
+                    n += 1;
+                },
+                |i| {
+                    let sig = signer
+                        .sign(digest(i as u64), Intent::raw_digest(), &none)
+                        .wait()
+                        .unwrap();
+                    black_box(sig);
+                },
+            )
+        });
+    });
+    pairing.save("pkcs11_paired", "sign_vs_floor");
 
     // Opening an envelope under the token KEK: one C_UnwrapKey into a
     // session object, read and destroyed.
