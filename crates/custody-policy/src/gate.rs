@@ -29,10 +29,11 @@ use custody_core::{
 use custody_eth::{Authorization as EthAuthorization, PersonalMessage, Transaction, TypedData};
 use serde_json::{Value, json};
 
+use crate::delay::{MAX_PROPOSAL_APPROVALS, Proposal, Veto, proposal_key, veto_key};
 use crate::error::PolicyError;
 use crate::facts::{Asset, Facts};
 use crate::log::{MAX_CAS_ATTEMPTS, PolicyLog, distinct};
-use crate::operation::Operation;
+use crate::operation::{Operation, OperationHash};
 use crate::policy::{Decision, EvaluationInput, Spend};
 use crate::verdict::{SignedVerdict, Verdict, VerdictError};
 use crate::webauthn::AssertionResponse;
@@ -160,14 +161,21 @@ impl PolicyNode {
                 claimed.push((owner.to_owned(), json.clone()));
             }
             let hash = operation.hash();
-            let verified = state.verify_approvals(
-                self.log.relying_party(),
-                &hash,
-                &claimed,
-                policy.require_user_verification(),
-            )?;
+            let uv = policy.require_user_verification();
+            let rp = self.log.relying_party();
+            let verified = state.verify_approvals(rp, &hash, &claimed, uv)?;
+            // A delayed operation proposed before: its approvals (verified
+            // again; their counters were spent when it was proposed) count
+            // with today's, and its time starts the delay.
+            let proposal = self.proposal(wallet, &hash, policy.hash()).await?;
+            let earlier = match &proposal {
+                Some(p) => state.verify_approvals(rp, &hash, &p.approvals, uv)?,
+                None => Vec::new(),
+            };
+            let vetoed_by = self.vetoed_by(&state, wallet, &hash).await?;
             let (history, version) = self.spends(wallet).await?;
-            let approvers: BTreeSet<String> = distinct(&verified);
+            let mut approvers: BTreeSet<String> = distinct(&verified);
+            approvers.extend(distinct(&earlier));
             let facts = Facts::of(operation);
             let evaluation = policy.evaluate(
                 &facts,
@@ -175,10 +183,14 @@ impl PolicyNode {
                     approvers: &approvers,
                     history: &history,
                     now,
-                    proposed_at: None,
-                    vetoed_by: None,
+                    proposed_at: proposal.as_ref().map(|p| p.proposed_at),
+                    vetoed_by: vetoed_by.as_deref(),
                 },
             );
+            if matches!(evaluation.decision, Decision::Delayed { .. }) && proposal.is_none() {
+                self.propose(wallet, hash, policy.hash(), now, &claimed, &verified)
+                    .await?;
+            }
             let Decision::Allow { rule } = &evaluation.decision else {
                 return Ok(Decided {
                     evaluation,
@@ -229,6 +241,173 @@ impl PolicyNode {
                 signed: Some(SignedVerdict { verdict, signature }),
             })
         })
+    }
+
+    /// Vetoes `operation` (a delayed operation's hash) on `wallet` with
+    /// `assertion` (`toJSON()` text) over the hash of
+    /// [`Operation::Veto`]`{wallet, operation}`, from any device of any
+    /// approver the wallet's current policy names. The first veto stands
+    /// (a later one changes nothing); a veto given before the operation is
+    /// proposed holds too. Returns the approver who vetoed.
+    ///
+    /// # Errors
+    /// [`PolicyError::Approval`] for an assertion that does not verify,
+    /// comes from no approver's device or from one the policy does not
+    /// name, or whose counter went back; log and state-store errors.
+    pub fn veto<'a>(
+        &'a self,
+        wallet: &'a str,
+        operation: OperationHash,
+        assertion: &'a str,
+    ) -> Pending<'a, Result<String, PolicyError>> {
+        Pending::drive(async move {
+            let state = self.log.load(wallet, None).await?;
+            let (approver, credential, count) =
+                verify_veto(&self.log, &state, wallet, &operation, assertion)?;
+            let key = veto_key(wallet, &operation);
+            if let Some(existing) = self.state.get(&key).await? {
+                return Ok(Veto::from_json(&existing.value)?.approver);
+            }
+            self.log
+                .counters()
+                .record_counter(&credential, count)
+                .await
+                .map_err(|e| PolicyError::Approval {
+                    approver: approver.clone(),
+                    reason: e.to_string(),
+                })?;
+            let veto = Veto {
+                approver: approver.clone(),
+                assertion: assertion.to_owned(),
+            };
+            match self
+                .state
+                .compare_and_swap(&key, None, &veto.to_json())
+                .await?
+            {
+                CasOutcome::Swapped { .. } => Ok(approver),
+                CasOutcome::Conflict { current } => match current {
+                    Some(record) => Ok(Veto::from_json(&record.value)?.approver),
+                    None => Err(PolicyError::Conflict),
+                },
+            }
+        })
+    }
+
+    /// The stored proposal of `operation`, if it is signed by the policy
+    /// key, is for this wallet and operation, and was made under the
+    /// policy in force (`policy_hash`); a proposal made under another
+    /// policy is ignored (its delay starts again).
+    ///
+    /// # Errors
+    /// [`PolicyError::LogBroken`] for a stored proposal that does not
+    /// parse or whose signature is not the policy key's (fail closed: a
+    /// forged proposal must not restart a delay silently either).
+    async fn proposal(
+        &self,
+        wallet: &str,
+        operation: &OperationHash,
+        policy_hash: [u8; 32],
+    ) -> Result<Option<Proposal>, PolicyError> {
+        let Some(record) = self.state.get(&proposal_key(wallet, operation)).await? else {
+            return Ok(None);
+        };
+        let broken = |reason| PolicyError::LogBroken { index: 0, reason };
+        let proposal = Proposal::from_json(&record.value)
+            .map_err(|_| broken("a stored proposal does not parse"))?;
+        if proposal.wallet != wallet
+            || proposal.operation != *operation
+            || !proposal.is_signed_by(self.log.policy_key())
+        {
+            return Err(broken("a stored proposal is not the policy key's"));
+        }
+        Ok((proposal.policy_hash == policy_hash).then_some(proposal))
+    }
+
+    /// Records the first proposal of a delayed operation: now, under
+    /// `policy_hash`, with the approvals that made it (their counters
+    /// spent), signed by the policy key. Another replica's proposal made
+    /// first wins.
+    async fn propose(
+        &self,
+        wallet: &str,
+        operation: OperationHash,
+        policy_hash: [u8; 32],
+        now: u64,
+        claimed: &[(String, String)],
+        verified: &[(String, Vec<u8>, u32)],
+    ) -> Result<(), PolicyError> {
+        if claimed.len() > MAX_PROPOSAL_APPROVALS {
+            return Err(PolicyError::invalid(
+                "approvals",
+                "too many for one proposal",
+            ));
+        }
+        for (approver, credential, count) in verified {
+            self.log
+                .counters()
+                .record_counter(credential, *count)
+                .await
+                .map_err(|e| PolicyError::Approval {
+                    approver: approver.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let mut proposal = Proposal {
+            wallet: wallet.to_owned(),
+            operation,
+            policy_hash,
+            proposed_at: now,
+            approvals: claimed.to_vec(),
+            signature: None,
+        };
+        let signature = self
+            .key
+            .sign(
+                proposal.digest(),
+                Intent::typed(IntentKind::Verdict, &proposal),
+                &Authorization::none(),
+            )
+            .await?;
+        proposal.signature = Some(signature);
+        let key = proposal_key(wallet, &operation);
+        let old = self.state.get(&key).await?.map(|r| r.version);
+        // An existing record here is a proposal under an older policy (a
+        // current one was read above): this one replaces it.
+        match self
+            .state
+            .compare_and_swap(&key, old, &proposal.to_json())
+            .await?
+        {
+            CasOutcome::Swapped { .. } | CasOutcome::Conflict { .. } => Ok(()),
+        }
+    }
+
+    /// Who vetoed `operation`, checked again from the stored assertion.
+    ///
+    /// # Errors
+    /// [`PolicyError::LogBroken`] for a stored veto that does not verify
+    /// (fail closed: the operation is refused rather than let through).
+    async fn vetoed_by(
+        &self,
+        state: &crate::log::LogState,
+        wallet: &str,
+        operation: &OperationHash,
+    ) -> Result<Option<String>, PolicyError> {
+        let Some(record) = self.state.get(&veto_key(wallet, operation)).await? else {
+            return Ok(None);
+        };
+        let broken = || PolicyError::LogBroken {
+            index: 0,
+            reason: "a stored veto does not verify",
+        };
+        let veto = Veto::from_json(&record.value).map_err(|_| broken())?;
+        let (approver, _, _) = verify_veto(&self.log, state, wallet, operation, &veto.assertion)
+            .map_err(|_| broken())?;
+        if approver != veto.approver {
+            return Err(broken());
+        }
+        Ok(Some(approver))
     }
 
     async fn spends(&self, wallet: &str) -> Result<(Vec<Spend>, Option<u64>), PolicyError> {
@@ -312,6 +491,56 @@ impl PolicyNode {
         }
         Err(PolicyError::Conflict)
     }
+}
+
+/// The approver whose device made `assertion` over the veto of
+/// `operation` on `wallet`, with the credential and the counter it
+/// presented, if that approver is named by the wallet's current policy and
+/// the assertion verifies (the counter is the caller's to spend).
+fn verify_veto(
+    log: &PolicyLog,
+    state: &crate::log::LogState,
+    wallet: &str,
+    operation: &OperationHash,
+    assertion: &str,
+) -> Result<(String, Vec<u8>, u32), PolicyError> {
+    let refused = |approver: &str, reason: &str| PolicyError::Approval {
+        approver: approver.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let Some(policy) = state.policy() else {
+        return Err(PolicyError::invalid("wallet", "no policy governs it"));
+    };
+    let response =
+        AssertionResponse::from_json(assertion).map_err(|e| refused("", &e.to_string()))?;
+    let approver = state
+        .owner_of(&response.credential_id)
+        .ok_or_else(|| refused("", "the credential is no approver's device"))?
+        .to_owned();
+    if !policy
+        .groups()
+        .values()
+        .any(|g| g.members.contains(&approver))
+    {
+        return Err(refused(
+            &approver,
+            "the wallet's policy does not name this approver",
+        ));
+    }
+    let challenge = Operation::Veto {
+        wallet: wallet.to_owned(),
+        operation: *operation,
+    }
+    .hash();
+    state
+        .verify_approvals(
+            log.relying_party(),
+            &challenge,
+            &[(approver.clone(), assertion.to_owned())],
+            false,
+        )?
+        .pop()
+        .ok_or_else(|| refused(&approver, "no assertion"))
 }
 
 /// Merges spends of one asset within one `granularity`-second bucket: the
@@ -561,9 +790,12 @@ impl SigningBackend for PolicyGate {
                         .map_err(to_core)?;
                     match (decided.signed, decided.evaluation.decision) {
                         (Some(signed), _) => signed,
-                        (None, Decision::Deny { .. }) => {
+                        (None, Decision::Deny { .. } | Decision::Vetoed { .. }) => {
                             return Err(denied(Denial::PolicyDenied));
                         }
+                        // Too few approvals, or a delay still running (the
+                        // operation is now proposed: the same request
+                        // succeeds once it has passed, unless vetoed).
                         (None, _) => return Err(denied(Denial::ApprovalsRequired)),
                     }
                 }

@@ -12,6 +12,8 @@
 //! - [`log`]: each wallet's policies and approvers' devices as a
 //!   hash-chained log of signed entries, checked from its start and against
 //!   the last checkpoint seen;
+//! - [`delay`]: time-delayed operations, proposed once and allowed after
+//!   their delay unless an approver's device vetoed them;
 //! - [`verdict`] and [`gate`]: the policy node signs an allow as a verdict
 //!   with the policy key; the [`gate::PolicyGate`] (a `KeyBackend` wrapping
 //!   a `KeyBackend`, like the TOTP gate) signs for a governed wallet only a
@@ -19,6 +21,7 @@
 //!   approved it in the signature's audit record.
 
 mod canonical;
+pub mod delay;
 mod error;
 pub mod facts;
 #[doc(hidden)]

@@ -11,7 +11,7 @@
 //!
 //! `signer` is the SEC 1 compressed public key of the key that will sign
 //! (a wallet name can be re-pointed; a key cannot), empty for a policy
-//! change, which no wallet key signs. The payload is what the signature
+//! change or a veto, which no wallet key signs. The payload is what the signature
 //! will cover, byte for byte, so an approval can never be moved to other
 //! data:
 //!
@@ -23,6 +23,7 @@
 //! | authorization | 4 | chain id (32 bytes) ‖ address (20) ‖ nonce (8, big-endian) |
 //! | raw-digest | 5 | the 32-byte digest |
 //! | policy-change | 6 | lp(wallet) ‖ SHA-256 of the change's canonical JSON (a policy or a device) ‖ the log head it extends (32 bytes) |
+//! | veto | 7 | lp(wallet) ‖ the vetoed operation's hash (32 bytes); signer empty |
 
 use custody_core::{Digest32, IntentKind, PublicKey};
 use custody_eth::{Authorization, Transaction, TypedData};
@@ -47,17 +48,20 @@ pub enum OperationKind {
     RawDigest,
     /// A change of a wallet's policy log (a policy or a device).
     PolicyChange,
+    /// A veto of a delayed operation, by an approver's device.
+    Veto,
 }
 
 impl OperationKind {
     /// Every kind, in encoding order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Transaction,
         Self::PersonalMessage,
         Self::TypedData,
         Self::Authorization,
         Self::RawDigest,
         Self::PolicyChange,
+        Self::Veto,
     ];
 
     /// The byte that names the kind in the encoding.
@@ -70,6 +74,7 @@ impl OperationKind {
             Self::Authorization => 4,
             Self::RawDigest => 5,
             Self::PolicyChange => 6,
+            Self::Veto => 7,
         }
     }
 
@@ -84,6 +89,7 @@ impl OperationKind {
             Self::Authorization => "authorization",
             Self::RawDigest => "raw-digest",
             Self::PolicyChange => "policy-change",
+            Self::Veto => "veto",
         }
     }
 
@@ -183,6 +189,14 @@ pub enum Operation {
         /// The hash of the log entry it extends (zero for the first).
         previous: [u8; 32],
     },
+    /// Veto a delayed operation of a wallet (see [`crate::delay`]): any
+    /// device of any approver of the wallet's policy may.
+    Veto {
+        /// The wallet.
+        wallet: String,
+        /// The hash of the delayed operation.
+        operation: OperationHash,
+    },
 }
 
 impl Operation {
@@ -196,10 +210,11 @@ impl Operation {
             Self::Authorization { .. } => OperationKind::Authorization,
             Self::RawDigest { .. } => OperationKind::RawDigest,
             Self::PolicyChange { .. } => OperationKind::PolicyChange,
+            Self::Veto { .. } => OperationKind::Veto,
         }
     }
 
-    /// The key that will sign (none for a policy change).
+    /// The key that will sign (none for a policy change or a veto).
     #[must_use]
     pub fn signer(&self) -> Option<&PublicKey> {
         match self {
@@ -208,11 +223,12 @@ impl Operation {
             | Self::TypedData { signer, .. }
             | Self::Authorization { signer, .. }
             | Self::RawDigest { signer, .. } => Some(signer),
-            Self::PolicyChange { .. } => None,
+            Self::PolicyChange { .. } | Self::Veto { .. } => None,
         }
     }
 
-    /// The digest the signer will sign (none for a policy change): the
+    /// The digest the signer will sign (none for a policy change or a
+    /// veto): the
     /// digest a verdict for this operation covers.
     #[must_use]
     pub fn signing_digest(&self) -> Option<Digest32> {
@@ -224,7 +240,7 @@ impl Operation {
             Self::TypedData { data, .. } => Some(data.signing_hash()),
             Self::Authorization { authorization, .. } => Some(authorization.signing_hash()),
             Self::RawDigest { digest, .. } => Some(*digest),
-            Self::PolicyChange { .. } => None,
+            Self::PolicyChange { .. } | Self::Veto { .. } => None,
         }
     }
 
@@ -278,6 +294,12 @@ impl Operation {
                 length_prefixed(&mut out, wallet.as_bytes());
                 out.extend_from_slice(change_hash);
                 out.extend_from_slice(previous);
+                out
+            }
+            Self::Veto { wallet, operation } => {
+                let mut out = Vec::with_capacity(40 + wallet.len());
+                length_prefixed(&mut out, wallet.as_bytes());
+                out.extend_from_slice(operation.as_bytes());
                 out
             }
         }

@@ -198,6 +198,17 @@ fn every_operation_kind_encodes_as_the_specification_says() {
     assert_eq!(op.signer(), None);
     assert_eq!(op.signing_digest(), None);
 
+    let vetoed = op.hash();
+    let op = Operation::Veto {
+        wallet: "treasury".into(),
+        operation: vetoed,
+    };
+    let mut payload = lp(b"treasury");
+    payload.extend_from_slice(vetoed.as_bytes());
+    assert_eq!(op.encode(), spec_encoding(7, &[], &payload));
+    assert_eq!(op.signer(), None);
+    assert_eq!(op.signing_digest(), None);
+
     // The hash is SHA-256 of the encoding.
     assert_eq!(op.hash().0, <[u8; 32]>::from(Sha256::digest(op.encode())));
 }
@@ -251,7 +262,8 @@ fn operation_kinds_have_stable_names_and_codes() {
             "typed-data",
             "authorization",
             "raw-digest",
-            "policy-change"
+            "policy-change",
+            "veto"
         ]
     );
     for (i, kind) in OperationKind::ALL.iter().enumerate() {
@@ -452,7 +464,7 @@ fn two_spellings_of_one_policy_have_one_hash() {
 #[test]
 fn every_malformed_policy_is_refused_naming_the_member() {
     type Edit = fn(&mut Value);
-    let cases: [(&str, Edit, &str); 20] = [
+    let cases: [(&str, Edit, &str); 21] = [
         ("$.extra", |d| d["extra"] = json!(1), "unknown member"),
         (
             "$.schema",
@@ -498,6 +510,11 @@ fn every_malformed_policy_is_refused_naming_the_member() {
             "$.rules[1].when.kinds[0]",
             |d| d["rules"][1]["when"]["kinds"] = json!(["policy-change"]),
             "governance",
+        ),
+        (
+            "$.rules[1].when.kinds[0]",
+            |d| d["rules"][1]["when"]["kinds"] = json!(["veto"]),
+            "veto",
         ),
         (
             "$.rules[1].when.kinds[0]",

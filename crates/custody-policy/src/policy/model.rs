@@ -324,6 +324,10 @@ fn kind(value: &Value, path: &str) -> Result<OperationKind, PolicyError> {
             path,
             "policy changes follow `governance`, not rules",
         )),
+        Some(OperationKind::Veto) => Err(PolicyError::invalid(
+            path,
+            "a veto signs nothing: any approver's device may veto a delayed operation",
+        )),
         Some(kind) => Ok(kind),
         None => Err(PolicyError::invalid(
             path,
