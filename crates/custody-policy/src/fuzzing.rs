@@ -1,5 +1,5 @@
 //! The bodies of the `webauthn_json`, `webauthn_cbor`, `policy_json`,
-//! `verdict` and `policy_log_entry` cargo-fuzz targets in `fuzz/`. **Not part of the API**: hidden from the docs, and free to
+//! `verdict`, `policy_log_entry` and `policy_delay` cargo-fuzz targets in `fuzz/`. **Not part of the API**: hidden from the docs, and free to
 //! change in any release.
 //!
 //! `fuzz/fuzz_targets/<name>.rs` calls `fuzz_<name>` in one line, and
@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("policy_json", fuzz_policy_json),
     ("verdict", fuzz_verdict),
     ("policy_log_entry", fuzz_policy_log_entry),
+    ("policy_delay", fuzz_policy_delay),
 ];
 
 /// A policy document: never a panic; an accepted policy's canonical form
@@ -74,6 +75,43 @@ pub fn fuzz_policy_log_entry(data: &[u8]) {
             assert_eq!(again.hash(), entry.hash());
         }
         Err(e) => panic!("the stored form of an accepted entry is refused: {e}"),
+    }
+}
+
+/// A stored proposal or veto of a delayed operation: never a panic; an
+/// accepted one's stored form reads back to the same value and is its own
+/// stored form, and a proposal's signature check answers without
+/// panicking.
+#[expect(clippy::panic, reason = "a fuzz property failing is a panic")]
+pub fn fuzz_policy_delay(data: &[u8]) {
+    use crate::delay::{Proposal, Veto};
+    if let Ok(proposal) = Proposal::from_json(data) {
+        let stored = proposal.to_json();
+        match Proposal::from_json(&stored) {
+            Ok(again) => {
+                assert_eq!(again, proposal, "a stored proposal reads back differently");
+                assert_eq!(again.to_json(), stored, "a stored proposal's form moved");
+                assert_eq!(again.digest(), proposal.digest());
+            }
+            Err(e) => panic!("the stored form of an accepted proposal is refused: {e}"),
+        }
+        if let Some(Ok(key)) = proposal
+            .signature
+            .as_ref()
+            .map(|s| s.recover(&proposal.digest()))
+        {
+            assert!(proposal.is_signed_by(&key));
+        }
+    }
+    if let Ok(veto) = Veto::from_json(data) {
+        let stored = veto.to_json();
+        match Veto::from_json(&stored) {
+            Ok(again) => {
+                assert_eq!(again, veto, "a stored veto reads back differently");
+                assert_eq!(again.to_json(), stored, "a stored veto's form moved");
+            }
+            Err(e) => panic!("the stored form of an accepted veto is refused: {e}"),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use custody_core::fuzzing::run_corpus_accepting;
+use custody_policy::delay::{Proposal, Veto};
 use custody_policy::fuzzing::TARGETS;
 use custody_policy::log::Entry;
 use custody_policy::policy::Policy;
@@ -56,6 +57,14 @@ fn policy_json() {
 fn verdict() {
     let (accepted, all) = run("verdict", |b| SignedVerdict::from_bytes(b).is_ok());
     assert!(accepted >= 2 && accepted < all, "{accepted} of {all}");
+}
+
+#[test]
+fn policy_delay() {
+    let (accepted, all) = run("policy_delay", |b| {
+        Proposal::from_json(b).is_ok() || Veto::from_json(b).is_ok()
+    });
+    assert!(accepted >= 3 && accepted < all, "{accepted} of {all}");
 }
 
 #[test]
