@@ -1,5 +1,6 @@
 //! Binary encodings of untrusted input shared by the crates above this one
-//! (attestation documents in `custody-kms`, WebAuthn and COSE later): public
-//! values only, never a secret.
+//! (attestation documents in `custody-kms`, WebAuthn, COSE, JOSE and the
+//! JSON every crate reads): public values only, never a secret.
 
 pub mod cbor;
+pub mod json;

@@ -18,6 +18,7 @@ mod secrets;
 pub use secrets::hazmat;
 
 pub use encoding::cbor;
+pub use encoding::json;
 pub use error::{BackendError, Denial, Error, ErrorReport};
 pub use records::audit::{
     AuditEvent, AuditHead, AuditLog, AuditOp, AuditOutcome, AuditRecord, AuditSink, ChainVerifier,

@@ -158,7 +158,8 @@ impl Proposal {
     pub fn from_json(bytes: &[u8]) -> Result<Self, PolicyError> {
         let bad =
             |path: &str, reason: &str| PolicyError::invalid(&format!("proposal.{path}"), reason);
-        let value: Value = serde_json::from_slice(bytes).map_err(|_| bad("", "not JSON"))?;
+        let value = custody_core::json::parse_strict(bytes)
+            .map_err(|_| bad("", "not strict JSON (a member twice, or a syntax error)"))?;
         let Value::Object(m) = value else {
             return Err(bad("", "not an object"));
         };
@@ -266,7 +267,8 @@ impl Veto {
     /// [`PolicyError::Invalid`] naming the member at fault.
     pub fn from_json(bytes: &[u8]) -> Result<Self, PolicyError> {
         let bad = |path: &str, reason: &str| PolicyError::invalid(&format!("veto.{path}"), reason);
-        let value: Value = serde_json::from_slice(bytes).map_err(|_| bad("", "not JSON"))?;
+        let value = custody_core::json::parse_strict(bytes)
+            .map_err(|_| bad("", "not strict JSON (a member twice, or a syntax error)"))?;
         let Value::Object(m) = value else {
             return Err(bad("", "not an object"));
         };
@@ -358,6 +360,11 @@ mod tests {
             .unwrap()
             .insert("extra".into(), Value::Null);
         assert!(Proposal::from_json(&serde_json::to_vec(&v).unwrap()).is_err());
+
+        // A member twice (serde_json alone would keep the last).
+        let twice = good.replacen("{", "{\"proposedAt\":1,", 1);
+        assert!(Proposal::from_json(twice.as_bytes()).is_err(), "{twice}");
+        assert!(Veto::from_json(br#"{"approver":"a","approver":"b","assertion":"{}"}"#).is_err());
 
         let veto = Veto {
             approver: "bob".into(),
