@@ -85,6 +85,18 @@ pub(crate) enum Command {
     /// AWS Nitro Enclaves attestation documents.
     #[command(subcommand)]
     Attestation(AttestationCommand),
+    /// The WebAuthn relying party approvals are bound to.
+    #[command(subcommand)]
+    Webauthn(crate::policy::WebauthnCommand),
+    /// Approvers' devices (WebAuthn credentials) of a wallet.
+    #[command(subcommand)]
+    Approver(crate::policy::ApproverCommand),
+    /// Print the WebAuthn challenge of an operation (its operation hash).
+    #[command(subcommand)]
+    Challenge(crate::policy::ChallengeCommand),
+    /// A wallet's policy and its signed log.
+    #[command(subcommand)]
+    Policy(crate::policy::PolicyCommand),
 }
 
 /// `custody attestation ...`.
@@ -186,6 +198,11 @@ pub(crate) struct SignTxArgs {
     /// A TOTP code, for wallets enrolled in 2FA.
     #[arg(long, value_name = "C")]
     pub(crate) code: Option<String>,
+    /// For a wallet governed by a policy: a JSON array of approvers'
+    /// WebAuthn assertions (PublicKeyCredential.toJSON()) over this
+    /// operation's challenge (see `custody challenge`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) approvals: Option<PathBuf>,
 }
 
 /// `custody sign-message`.
@@ -202,6 +219,11 @@ pub(crate) struct SignMessageArgs {
     /// A TOTP code, for wallets enrolled in 2FA.
     #[arg(long, value_name = "C")]
     pub(crate) code: Option<String>,
+    /// For a wallet governed by a policy: a JSON array of approvers'
+    /// WebAuthn assertions (PublicKeyCredential.toJSON()) over this
+    /// operation's challenge (see `custody challenge`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) approvals: Option<PathBuf>,
 }
 
 /// `custody sign-typed-data`.
@@ -221,6 +243,11 @@ pub(crate) struct SignTypedDataArgs {
     /// listed by its path in "ignoredFields" and in the audit record.
     #[arg(long)]
     pub(crate) allow_undeclared_fields: bool,
+    /// For a wallet governed by a policy: a JSON array of approvers'
+    /// WebAuthn assertions (PublicKeyCredential.toJSON()) over this
+    /// operation's challenge (see `custody challenge`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) approvals: Option<PathBuf>,
 }
 
 /// `custody totp ...`.
@@ -321,6 +348,11 @@ pub(crate) struct SignHashArgs {
     /// A TOTP code, for wallets enrolled in 2FA.
     #[arg(long, value_name = "C")]
     pub(crate) code: Option<String>,
+    /// For a wallet governed by a policy: a JSON array of approvers'
+    /// WebAuthn assertions (PublicKeyCredential.toJSON()) over this
+    /// operation's challenge (see `custody challenge`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) approvals: Option<PathBuf>,
 }
 
 /// `custody keystore ...`.

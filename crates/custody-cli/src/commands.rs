@@ -20,6 +20,7 @@ use crate::args::{
 };
 use crate::backends::{self, BackendUri};
 use crate::error::CliError;
+use crate::policy::{self, OperationInput};
 use crate::state::{self, State};
 
 /// Runs one command.
@@ -44,6 +45,10 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Audit(AuditCommand::Checkpoint(a)) => audit_checkpoint(&ctx, &a),
         Command::State(StateCommand::Migrate) => state_migrate(&ctx),
         Command::Attestation(AttestationCommand::Verify(a)) => crate::attestation::verify(&a),
+        Command::Webauthn(c) => policy_command(&ctx, PolicyRun::Webauthn(c)),
+        Command::Approver(c) => policy_command(&ctx, PolicyRun::Approver(c)),
+        Command::Challenge(c) => policy_command(&ctx, PolicyRun::Challenge(c)),
+        Command::Policy(c) => policy_command(&ctx, PolicyRun::Policy(c)),
     }
 }
 
@@ -138,10 +143,12 @@ fn backend(ks: &Keystore) -> Result<SharedBackend, CliError> {
     gated(ks, ks.backend())
 }
 
-/// `Audited(TotpGate(inner))` with the keystore's registry and audit log:
-/// an external key passes the same gates and lands in the same audit log
-/// as a wallet's.
+/// `Audited(TotpGate(PolicyGate(inner)))` with the keystore's registry,
+/// policy logs and audit log: an external key passes the same gates and
+/// lands in the same audit log as a wallet's, and a governed wallet's key
+/// signs only what a policy verdict covers.
 fn gated(ks: &Keystore, inner: SharedBackend) -> Result<SharedBackend, CliError> {
+    let inner = crate::policy::gate(ks, inner)?;
     let gate: SharedBackend = Arc::new(TotpGate::new(inner, registry(ks, None)?));
     Ok(Arc::new(Audited::new(gate, ks.audit())))
 }
@@ -331,19 +338,29 @@ fn sign_hash(ctx: &Context, a: &SignHashArgs) -> Result<Value, CliError> {
     let digest = parse_hash(&a.hash)?;
     let ks = ctx.open()?;
     let signer = signer_for(&ks, &a.key)?;
-    let auth = consent(a.code.as_ref());
-    let sig = signer.sign_hash_raw(digest, &auth).wait()?;
+    let operation = policy::operation_of(&signer, OperationInput::Digest(digest));
+    let approved = policy::authorize(
+        &ks,
+        &signer,
+        &operation,
+        a.approvals.as_deref(),
+        consent(a.code.as_ref()),
+    )?;
+    let sig = signer.sign_hash_raw(digest, &approved.auth).wait()?;
     let v = 27 + u8::from(sig.y_parity());
     let mut rsv = sig.to_compact().to_vec();
     rsv.push(v);
-    Ok(json!({
-        "r": hex0x(sig.r()),
-        "s": hex0x(sig.s()),
-        "yParity": u8::from(sig.y_parity()),
-        "v": v,
-        "signature": hex0x(rsv),
-        "address": signer.address().to_checksum(),
-    }))
+    Ok(with_policy(
+        json!({
+            "r": hex0x(sig.r()),
+            "s": hex0x(sig.s()),
+            "yParity": u8::from(sig.y_parity()),
+            "v": v,
+            "signature": hex0x(rsv),
+            "address": signer.address().to_checksum(),
+        }),
+        approved.output,
+    ))
 }
 
 fn import(ctx: &Context, a: &ImportArgs) -> Result<Value, CliError> {
@@ -396,6 +413,7 @@ fn export(ctx: &Context, a: &ExportArgs) -> Result<Value, CliError> {
     let ks = ctx.open()?;
     let backend = backend(&ks)?;
     let signer = pin(backend.clone(), &a.key)?;
+    policy::refuse_export(&ks, signer.key_signer().key())?;
     let exporting = backend
         .exporting()
         .ok_or_else(|| CliError::new("unsupported", "keys of this backend cannot be exported"))?;
@@ -466,18 +484,28 @@ fn sign_tx(ctx: &Context, a: &SignTxArgs) -> Result<Value, CliError> {
     let tx = Transaction::from_json_str(&text)?;
     let ks = ctx.open()?;
     let signer = signer_for(&ks, &a.key)?;
-    let auth = consent(a.code.as_ref());
-    let signed = signer.sign_transaction(&tx, &auth).wait()?;
+    let operation = policy::operation_of(&signer, OperationInput::Transaction(tx.clone()));
+    let approved = policy::authorize(
+        &ks,
+        &signer,
+        &operation,
+        a.approvals.as_deref(),
+        consent(a.code.as_ref()),
+    )?;
+    let signed = signer.sign_transaction(&tx, &approved.auth).wait()?;
     let sig = signed.signature();
-    Ok(json!({
-        "raw": hex0x(signed.encoded()),
-        "hash": hex0x(signed.hash()),
-        "signingHash": hex0x(signed.signing_hash().0),
-        "from": signer.address().to_checksum(),
-        "r": hex0x(sig.r()),
-        "s": hex0x(sig.s()),
-        "v": quantity(signed.v()),
-    }))
+    Ok(with_policy(
+        json!({
+            "raw": hex0x(signed.encoded()),
+            "hash": hex0x(signed.hash()),
+            "signingHash": hex0x(signed.signing_hash().0),
+            "from": signer.address().to_checksum(),
+            "r": hex0x(sig.r()),
+            "s": hex0x(sig.s()),
+            "v": quantity(signed.v()),
+        }),
+        approved.output,
+    ))
 }
 
 fn message_json(
@@ -492,8 +520,9 @@ fn message_json(
     })
 }
 
-fn sign_message(ctx: &Context, a: &SignMessageArgs) -> Result<Value, CliError> {
-    let message = match (&a.message, &a.message_hex) {
+/// The message of `sign-message`: `--message` text or `--message-hex` bytes.
+fn personal_message(a: &SignMessageArgs) -> Result<PersonalMessage, CliError> {
+    Ok(match (&a.message, &a.message_hex) {
         (Some(text), None) => PersonalMessage::from_text(text),
         (None, Some(h)) => {
             let hexpart = h
@@ -508,26 +537,60 @@ fn sign_message(ctx: &Context, a: &SignMessageArgs) -> Result<Value, CliError> {
                 "give exactly one of --message or --message-hex",
             ));
         }
-    };
-    let ks = ctx.open()?;
-    let signer = signer_for(&ks, &a.key)?;
-    let auth = consent(a.code.as_ref());
-    let sig = signer.sign_personal_message(&message, &auth).wait()?;
-    Ok(message_json(message.signing_hash(), &sig, &signer))
+    })
 }
 
-fn sign_typed_data(ctx: &Context, a: &SignTypedDataArgs) -> Result<Value, CliError> {
+fn sign_message(ctx: &Context, a: &SignMessageArgs) -> Result<Value, CliError> {
+    let message = personal_message(a)?;
+    let ks = ctx.open()?;
+    let signer = signer_for(&ks, &a.key)?;
+    let operation = policy::operation_of(
+        &signer,
+        OperationInput::Message(message.as_bytes().to_vec()),
+    );
+    let approved = policy::authorize(
+        &ks,
+        &signer,
+        &operation,
+        a.approvals.as_deref(),
+        consent(a.code.as_ref()),
+    )?;
+    let sig = signer
+        .sign_personal_message(&message, &approved.auth)
+        .wait()?;
+    Ok(with_policy(
+        message_json(message.signing_hash(), &sig, &signer),
+        approved.output,
+    ))
+}
+
+/// The typed data of `sign-typed-data`.
+fn typed_data(a: &SignTypedDataArgs) -> Result<TypedData, CliError> {
     let text = read_input(&a.file, "--file")?;
-    let typed = if a.allow_undeclared_fields {
+    Ok(if a.allow_undeclared_fields {
         TypedData::from_json_str_lenient(&text)?
     } else {
         TypedData::from_json_str(&text)?
-    };
+    })
+}
+
+fn sign_typed_data(ctx: &Context, a: &SignTypedDataArgs) -> Result<Value, CliError> {
+    let typed = typed_data(a)?;
     let ks = ctx.open()?;
     let signer = signer_for(&ks, &a.key)?;
-    let auth = consent(a.code.as_ref());
-    let sig = signer.sign_typed_data(&typed, &auth).wait()?;
-    let mut out = message_json(typed.signing_hash(), &sig, &signer);
+    let operation = policy::operation_of(&signer, OperationInput::TypedData(typed.clone()));
+    let approved = policy::authorize(
+        &ks,
+        &signer,
+        &operation,
+        a.approvals.as_deref(),
+        consent(a.code.as_ref()),
+    )?;
+    let sig = signer.sign_typed_data(&typed, &approved.auth).wait()?;
+    let mut out = with_policy(
+        message_json(typed.signing_hash(), &sig, &signer),
+        approved.output,
+    );
     if a.allow_undeclared_fields
         && let Some(obj) = out.as_object_mut()
     {
@@ -698,5 +761,69 @@ fn state_migrate(ctx: &Context) -> Result<Value, CliError> {
         State::File => Err(state::needs_database("state migrate")),
         #[cfg(feature = "postgres")]
         State::Postgres(config) => state::pg::migrate(config),
+    }
+}
+
+/// Adds the `"policy"` member a governed key's signature carries.
+fn with_policy(mut out: Value, policy: Option<Value>) -> Value {
+    if let (Some(policy), Some(obj)) = (policy, out.as_object_mut()) {
+        obj.insert("policy".into(), policy);
+    }
+    out
+}
+
+/// The approvals and policy commands (`crate::policy`).
+enum PolicyRun {
+    Webauthn(policy::WebauthnCommand),
+    Approver(policy::ApproverCommand),
+    Challenge(policy::ChallengeCommand),
+    Policy(policy::PolicyCommand),
+}
+
+fn policy_command(ctx: &Context, run: PolicyRun) -> Result<Value, CliError> {
+    use policy::{ApproverCommand, ChallengeCommand, PolicyCommand, WebauthnCommand};
+    let ks = ctx.open()?;
+    match run {
+        PolicyRun::Webauthn(WebauthnCommand::Config(a)) => policy::webauthn_config(&ks, &a),
+        PolicyRun::Approver(ApproverCommand::Add(a)) => policy::approver_add(&ks, &a),
+        PolicyRun::Policy(PolicyCommand::Set(a)) => policy::policy_set(&ks, &a),
+        PolicyRun::Policy(PolicyCommand::Show(a)) => policy::policy_show(&ks, &a),
+        PolicyRun::Policy(PolicyCommand::Log(a)) => policy::policy_log(&ks, &a),
+        PolicyRun::Challenge(ChallengeCommand::PolicySet(a)) => {
+            policy::challenge_policy_set(&ks, &a)
+        }
+        PolicyRun::Challenge(ChallengeCommand::ApproverAdd(a)) => {
+            policy::challenge_approver_add(&ks, &a)
+        }
+        PolicyRun::Challenge(ChallengeCommand::SignTx(a)) => {
+            let tx = Transaction::from_json_str(&read_input(&a.tx, "--tx")?)?;
+            let signer = signer_for(&ks, &a.key)?;
+            policy::challenge(
+                &ks,
+                &policy::operation_of(&signer, OperationInput::Transaction(tx)),
+            )
+        }
+        PolicyRun::Challenge(ChallengeCommand::SignMessage(a)) => {
+            let message = personal_message(&a)?;
+            let signer = signer_for(&ks, &a.key)?;
+            let input = OperationInput::Message(message.as_bytes().to_vec());
+            policy::challenge(&ks, &policy::operation_of(&signer, input))
+        }
+        PolicyRun::Challenge(ChallengeCommand::SignTypedData(a)) => {
+            let typed = typed_data(&a)?;
+            let signer = signer_for(&ks, &a.key)?;
+            policy::challenge(
+                &ks,
+                &policy::operation_of(&signer, OperationInput::TypedData(typed)),
+            )
+        }
+        PolicyRun::Challenge(ChallengeCommand::SignHash(a)) => {
+            let digest = parse_hash(&a.hash)?;
+            let signer = signer_for(&ks, &a.key)?;
+            policy::challenge(
+                &ks,
+                &policy::operation_of(&signer, OperationInput::Digest(digest)),
+            )
+        }
     }
 }

@@ -69,3 +69,34 @@ impl From<std::io::Error> for CliError {
         Self::new("io", e.to_string())
     }
 }
+
+impl From<custody_policy::PolicyError> for CliError {
+    /// A refused approval is a missing one (kind `approvals-required`, as
+    /// the policy gate reports it), its message naming the approver and
+    /// the check that failed; the rest keep the policy crate's kinds.
+    fn from(e: custody_policy::PolicyError) -> Self {
+        use custody_policy::PolicyError;
+        match e {
+            PolicyError::State(e) => e.into(),
+            PolicyError::Approval { approver, reason } => {
+                let who = if approver.is_empty() {
+                    "an approval".to_owned()
+                } else {
+                    format!("the approval of {approver:?}")
+                };
+                Self::new("approvals-required", format!("{who} was refused: {reason}"))
+            }
+            other => Self::new(other.kind(), other.to_string()),
+        }
+    }
+}
+
+impl From<custody_policy::webauthn::WebAuthnError> for CliError {
+    fn from(e: custody_policy::webauthn::WebAuthnError) -> Self {
+        use custody_policy::webauthn::WebAuthnError;
+        match e {
+            WebAuthnError::State(e) => e.into(),
+            other => Self::new(other.kind(), other.to_string()),
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod attestation;
 mod backends;
 mod commands;
 mod error;
+mod policy;
 mod state;
 
 use std::io::Write;
