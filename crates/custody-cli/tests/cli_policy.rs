@@ -1,0 +1,644 @@
+//! End-to-end: approvals and policies through the built binary (shared/CLI.md,
+//! "Approvals and policy"), with approvers' devices played by the software
+//! WebAuthn authenticator of custody-policy's tests (written from the
+//! specification, not with the crate under test). Signatures are checked
+//! with k256 and Keccak-256 (sha3), independently of custody-eth.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+#[path = "../../custody-policy/tests/support/authenticator.rs"]
+mod authenticator;
+use authenticator::{ClientData, Device, ORIGIN, RP_ID, UP, UV, b64, unb64};
+
+const WALLET: &str = "treasury";
+const ALICE: &str = "0x1111111111111111111111111111111111111111";
+const MIXER: &str = "0x722122dF12D4e14e13Ac3b6895a86e84145b6967";
+const ONE_ETH: u128 = 1_000_000_000_000_000_000;
+
+struct Run {
+    code: i32,
+    out: Value,
+    err: Value,
+}
+
+impl Run {
+    fn kind(&self) -> &str {
+        self.err["error"]["kind"].as_str().unwrap_or("")
+    }
+
+    fn message(&self) -> &str {
+        self.err["error"]["message"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    fn ok(self) -> Value {
+        assert_eq!(self.code, 0, "{}", self.err);
+        self.out
+    }
+
+    /// Asserts a refusal of `kind` with `exit`, whose message says `says`.
+    #[track_caller]
+    fn refused(&self, kind: &str, exit: i32, says: &str) {
+        assert_eq!(
+            (self.code, self.kind()),
+            (exit, kind),
+            "{} / {}",
+            self.out,
+            self.err
+        );
+        assert!(
+            self.message().contains(says),
+            "{:?} does not say {says:?}",
+            self.message()
+        );
+    }
+}
+
+fn custody(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .arg("--keystore")
+        .arg(dir)
+        .args(args)
+        .env("CUSTODY_PASSPHRASE", "pw")
+        .env_remove("CUSTODY_KEYSTORE")
+        .env_remove("CUSTODY_STATE")
+        .output()
+        .unwrap();
+    let parse = |b: &[u8]| serde_json::from_slice(b).unwrap_or(Value::Null);
+    Run {
+        code: output.status.code().unwrap(),
+        out: parse(&output.stdout),
+        err: parse(&output.stderr),
+    }
+}
+
+/// A scratch directory with a keystore and the relying party configured.
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    ks: PathBuf,
+    files: u32,
+}
+
+impl World {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let ks = root.join("ks");
+        custody(&ks, &["init", "--light-kdf"]).ok();
+        let out = custody(
+            &ks,
+            &["webauthn", "config", "--rp-id", RP_ID, "--origin", ORIGIN],
+        )
+        .ok();
+        assert_eq!(out, json!({"rpId": RP_ID, "origins": [ORIGIN]}));
+        Self {
+            _tmp: tmp,
+            root,
+            ks,
+            files: 0,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        custody(&self.ks, args)
+    }
+
+    /// Writes `text` to a fresh file and returns its path.
+    fn file(&mut self, text: &str) -> String {
+        self.files += 1;
+        let path = self.root.join(format!("f{}.json", self.files));
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// Adds `device` as a new approver of `role`; returns the answer.
+    fn add(&mut self, device: &mut Device, role: &str) -> Value {
+        let registration = device.register(&[0x5a; 32], "packed");
+        let file = self.file(&registration);
+        self.run(&[
+            "approver",
+            "add",
+            "--wallet",
+            WALLET,
+            "--role",
+            role,
+            "--credential",
+            &file,
+        ])
+        .ok()
+    }
+
+    /// The challenge bytes `custody challenge ARGS` prints (checked
+    /// against its operation hash and RP ID).
+    fn challenge(&self, args: &[&str]) -> Vec<u8> {
+        let mut all = vec!["challenge"];
+        all.extend_from_slice(args);
+        let out = self.run(&all).ok();
+        let challenge = unb64(out["challenge"].as_str().unwrap());
+        assert_eq!(challenge.len(), 32);
+        assert_eq!(
+            out["operationHash"],
+            format!("0x{}", hex::encode(&challenge))
+        );
+        assert_eq!(out["rpId"], RP_ID);
+        challenge
+    }
+
+    /// An approvals file of `assertions`.
+    fn approvals(&mut self, assertions: &[String]) -> String {
+        let items: Vec<Value> = assertions
+            .iter()
+            .map(|a| serde_json::from_str(a).unwrap())
+            .collect();
+        self.file(&Value::Array(items).to_string())
+    }
+}
+
+fn policy_doc() -> Value {
+    json!({
+        "schema": "custody-policy/v1",
+        "wallet": WALLET,
+        "groups": {"owners": {"role": "owner", "members": ["owner-1", "owner-2", "owner-3"]}},
+        "governance": {"group": "owners", "threshold": 2},
+        "rules": [
+            {"id": "no-mixer", "effect": "deny", "when": {"destinationsAnyOf": [MIXER]}},
+            {"id": "small", "effect": "allow",
+             "when": {"kinds": ["transaction"], "assets": ["native"], "maxAmount": ONE_ETH.to_string()},
+             "require": [{"group": "owners", "threshold": 1}]},
+            {"id": "large", "effect": "allow",
+             "when": {"kinds": ["transaction"], "assets": ["native"]},
+             "require": [{"group": "owners", "threshold": 2}]}
+        ],
+        "limits": [{"id": "daily", "asset": "native", "windowSeconds": 86400,
+                    "max": (10 * ONE_ETH).to_string()}]
+    })
+}
+
+fn tx(to: &str, value: u128, nonce: u64) -> String {
+    json!({
+        "type": "0x2", "chainId": "0x1", "nonce": format!("0x{nonce:x}"), "to": to,
+        "value": format!("0x{value:x}"), "gas": "0x5208",
+        "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1", "data": "0x"
+    })
+    .to_string()
+}
+
+fn keccak(data: &[u8]) -> [u8; 32] {
+    use sha3::Digest as _;
+    sha3::Keccak256::digest(data).into()
+}
+
+/// Checks a `sign-tx` answer with k256: its signature over `signingHash`
+/// recovers to `address`, and `hash` is Keccak-256 of `raw`.
+#[track_caller]
+fn check_tx_signature(out: &Value, address: &str) {
+    assert_eq!(out["from"], address);
+    let field = |name: &str| hex::decode(&out[name].as_str().unwrap()[2..]).unwrap();
+    let mut rs = field("r");
+    rs.extend(field("s"));
+    let sig = Signature::from_slice(&rs).unwrap();
+    let parity = u8::try_from(out["v"].as_u64().unwrap()).unwrap();
+    let key = VerifyingKey::recover_from_prehash(
+        &field("signingHash"),
+        &sig,
+        RecoveryId::from_byte(parity).unwrap(),
+    )
+    .unwrap();
+    let point = key.to_sec1_point(false);
+    let recovered = keccak(&point.as_bytes()[1..]);
+    assert_eq!(
+        format!("0x{}", hex::encode(&recovered[12..])),
+        address.to_lowercase()
+    );
+    assert_eq!(
+        out["hash"],
+        format!("0x{}", hex::encode(keccak(&field("raw"))))
+    );
+}
+
+/// Three owners, the policy set with two of them; returns the world, the
+/// devices, the wallet's address and the policy hash.
+fn governed() -> (World, [Device; 3], String, String) {
+    let mut w = World::new();
+    let mut devices = [Device::p256(1), Device::ed25519(2), Device::p256(3)];
+    for (i, device) in devices.iter_mut().enumerate() {
+        let out = w.add(device, "owner");
+        assert_eq!(out["approverId"], format!("owner-{}", i + 1));
+        assert_eq!(out["role"], "owner");
+        assert_eq!(out["credentialId"], b64(&device.id));
+        assert_eq!(
+            out["fingerprint"],
+            format!("0x{}", hex::encode(Sha256::digest(device.cose())))
+        );
+        assert_eq!(out["logIndex"], i as u64);
+    }
+    let policy = w.file(&policy_doc().to_string());
+    let challenge = w.challenge(&["policy-set", "--wallet", WALLET, "--file", &policy]);
+
+    // One owner is not the new policy's governance quorum.
+    let one = w.approvals(&[devices[0].assert(&challenge)]);
+    let set = |w: &World, approvals: &str| {
+        w.run(&[
+            "policy",
+            "set",
+            "--wallet",
+            WALLET,
+            "--file",
+            &policy,
+            "--approvals",
+            approvals,
+        ])
+    };
+    set(&w, &one).refused(
+        "approvals-required",
+        3,
+        "1 more approval(s) of group \"owners\"",
+    );
+
+    let two = w.approvals(&[devices[0].assert(&challenge), devices[1].assert(&challenge)]);
+    let out = set(&w, &two).ok();
+    assert_eq!(out["logIndex"], 3);
+    let policy_hash = out["policyHash"].as_str().unwrap().to_owned();
+    assert_eq!(policy_hash.len(), 66);
+
+    let address = w.run(&["derive", "--wallet", WALLET, "--index", "0"]).ok()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (w, devices, address, policy_hash)
+}
+
+fn sign_tx(w: &World, tx_file: &str, approvals: Option<&str>) -> Run {
+    let mut args = vec![
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", tx_file,
+    ];
+    if let Some(file) = approvals {
+        args.extend(["--approvals", file]);
+    }
+    w.run(&args)
+}
+
+#[test]
+fn two_of_three_owners_approve_a_transaction() {
+    let (mut w, mut devices, address, policy_hash) = governed();
+    let tx_file = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
+    let challenge = w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &tx_file,
+    ]);
+
+    // No approvals, then one: the "large" rule names how many more.
+    sign_tx(&w, &tx_file, None).refused(
+        "approvals-required",
+        3,
+        "rule \"large\" of wallet \"treasury\" needs 2 approval(s): 2 more of group \"owners\"",
+    );
+    let one = w.approvals(&[devices[2].assert(&challenge)]);
+    sign_tx(&w, &tx_file, Some(&one)).refused(
+        "approvals-required",
+        3,
+        "needs 1 approval(s): 1 more of group \"owners\"",
+    );
+
+    let approvals = [devices[0].assert(&challenge), devices[2].assert(&challenge)];
+    let file = w.approvals(&approvals);
+    let out = sign_tx(&w, &tx_file, Some(&file)).ok();
+    check_tx_signature(&out, &address);
+    assert_eq!(out["policy"]["logIndex"], 3);
+    assert_eq!(out["policy"]["policyHash"], policy_hash.as_str());
+    assert_eq!(out["policy"]["rule"], "large");
+    assert_eq!(out["policy"]["verdict"].as_str().unwrap().len(), 66);
+
+    // The same assertions again: their counters were spent.
+    sign_tx(&w, &tx_file, Some(&file)).refused("approvals-required", 3, "counter");
+
+    // The audit log holds the signature with the verdict that cleared it.
+    let audit = std::fs::read_to_string(w.ks.join("audit.log")).unwrap();
+    let verdict = &out["policy"]["verdict"].as_str().unwrap()[2..];
+    assert!(audit.contains(verdict), "the audit log names the verdict");
+    w.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn refusals_name_what_refused() {
+    let (mut w, mut devices, _, _) = governed();
+
+    // A denied destination: the deny rule wins, approvals or not.
+    let mixer = w.file(&tx(MIXER, 1, 0));
+    let challenge = w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &mixer,
+    ]);
+    sign_tx(&w, &mixer, None).refused("policy-denied", 3, "rule \"no-mixer\"");
+    let file = w.approvals(&[devices[0].assert(&challenge), devices[1].assert(&challenge)]);
+    sign_tx(&w, &mixer, Some(&file)).refused("policy-denied", 3, "rule \"no-mixer\"");
+
+    // Assertions over another transaction's challenge.
+    let first = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
+    let second = w.file(&tx(ALICE, 2 * ONE_ETH, 1));
+    let challenge = w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &first,
+    ]);
+    let file = w.approvals(&[devices[0].assert(&challenge), devices[1].assert(&challenge)]);
+    sign_tx(&w, &second, Some(&file)).refused("approvals-required", 3, "challenge");
+
+    // An assertion made on a page of another origin.
+    let challenge = w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &second,
+    ]);
+    let data = devices[0].auth_data(RP_ID, UP | UV);
+    let client = ClientData {
+        origin: "https://evil.example.com".into(),
+        ..ClientData::get(&challenge)
+    };
+    let phished = devices[0].assertion_from(&data, &client.to_json());
+    let file = w.approvals(&[phished, devices[1].assert(&challenge)]);
+    sign_tx(&w, &second, Some(&file)).refused("approvals-required", 3, "origin");
+
+    // A device no approver of the wallet has.
+    let stranger = Device::p256(9).assert(&challenge);
+    let file = w.approvals(&[stranger]);
+    sign_tx(&w, &second, Some(&file)).refused("approvals-required", 3, "no approver's device");
+
+    // Not an approvals file.
+    let junk = w.file("{\"not\": \"an array\"}");
+    sign_tx(&w, &second, Some(&junk)).refused("bad-input", 2, "--approvals");
+
+    // Every other route to the wallet's keys passes the same gate: a bare
+    // digest by BIP32 path (this policy does not opt in to raw digests),
+    // and an export.
+    let path = w.run(&["derive", "--wallet", WALLET, "--index", "0"]).ok()["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hash = format!("0x{}", "ab".repeat(32));
+    w.run(&["sign-hash", "--path", &path, "--hash", &hash])
+        .refused("policy-denied", 3, "allowRawDigest");
+    let export = w.run(&[
+        "keystore",
+        "export",
+        "--wallet",
+        WALLET,
+        "--index",
+        "0",
+        "--light-kdf",
+    ]);
+    assert_eq!((export.code, export.kind()), (1, "forbidden"));
+
+    // The policy key signs entries and verdicts only.
+    w.run(&[
+        "sign-hash",
+        "--wallet",
+        "custody-policy",
+        "--index",
+        "0",
+        "--hash",
+        &hash,
+    ])
+    .refused("forbidden", 1, "policy key");
+    let export = w.run(&[
+        "keystore",
+        "export",
+        "--wallet",
+        "custody-policy",
+        "--index",
+        "0",
+        "--light-kdf",
+    ]);
+    export.refused("forbidden", 1, "policy key");
+    let export = w.run(&["keystore", "export", "--path", "m", "--light-kdf"]);
+    assert_eq!((export.code, export.kind()), (1, "forbidden"));
+
+    // An ungoverned wallet signs as before, and refuses approvals it
+    // cannot use.
+    let other = w.file(&tx(ALICE, 1, 0));
+    let out = w
+        .run(&["sign-tx", "--wallet", "ops", "--index", "0", "--tx", &other])
+        .ok();
+    assert!(out.get("policy").is_none());
+    let file = w.approvals(&[devices[0].assert(&challenge)]);
+    w.run(&[
+        "sign-tx",
+        "--wallet",
+        "ops",
+        "--index",
+        "0",
+        "--tx",
+        &other,
+        "--approvals",
+        &file,
+    ])
+    .refused("bad-input", 2, "no policy governs this key");
+}
+
+#[test]
+fn a_later_policy_needs_the_current_quorum_and_the_log_verifies() {
+    let (mut w, mut devices, address, first_hash) = governed();
+
+    // A small payment needs one owner under the first policy.
+    let small = w.file(&tx(ALICE, ONE_ETH / 2, 0));
+    let challenge = w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &small,
+    ]);
+    let file = w.approvals(&[devices[1].assert(&challenge)]);
+    let out = sign_tx(&w, &small, Some(&file)).ok();
+    check_tx_signature(&out, &address);
+    assert_eq!(out["policy"]["rule"], "small");
+
+    // The second policy: every payment needs two owners.
+    let mut doc = policy_doc();
+    doc["rules"][1]["require"][0]["threshold"] = json!(2);
+    let policy = w.file(&doc.to_string());
+    let challenge = w.challenge(&["policy-set", "--wallet", WALLET, "--file", &policy]);
+    let file = w.approvals(&[devices[2].assert(&challenge)]);
+    w.run(&[
+        "policy",
+        "set",
+        "--wallet",
+        WALLET,
+        "--file",
+        &policy,
+        "--approvals",
+        &file,
+    ])
+    .refused(
+        "approvals-required",
+        3,
+        "the current policy's governance quorum",
+    );
+    let file = w.approvals(&[devices[0].assert(&challenge), devices[2].assert(&challenge)]);
+    let out = w
+        .run(&[
+            "policy",
+            "set",
+            "--wallet",
+            WALLET,
+            "--file",
+            &policy,
+            "--approvals",
+            &file,
+        ])
+        .ok();
+    assert_eq!(out["logIndex"], 4);
+    let second_hash = out["policyHash"].as_str().unwrap().to_owned();
+    assert_ne!(second_hash, first_hash);
+
+    let small = w.file(&tx(ALICE, ONE_ETH / 2, 1));
+    let challenge = w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &small,
+    ]);
+    let file = w.approvals(&[devices[1].assert(&challenge)]);
+    sign_tx(&w, &small, Some(&file)).refused("approvals-required", 3, "1 more of group \"owners\"");
+
+    let shown = w.run(&["policy", "show", "--wallet", WALLET]).ok();
+    assert_eq!(shown["logIndex"], 4);
+    assert_eq!(shown["policyHash"], second_hash.as_str());
+    assert_eq!(shown["policy"]["rules"][1]["require"][0]["threshold"], 2);
+    let ids: Vec<&str> = shown["approvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["approverId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["owner-1", "owner-2", "owner-3"]);
+
+    let log = w
+        .run(&["policy", "log", "--wallet", WALLET, "--verify"])
+        .ok();
+    assert_eq!(log["verified"], true);
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5);
+    assert_eq!(entries[3]["policyHash"], first_hash.as_str());
+    assert!(entries[3]["auth"]["policyKey"].is_string());
+    assert_eq!(entries[4]["auth"]["approvals"].as_array().unwrap().len(), 2);
+    for pair in entries.windows(2) {
+        assert_eq!(pair[1]["previous"], pair[0]["hash"]);
+    }
+}
+
+#[test]
+fn approvers_and_config_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ks = tmp.path().join("ks");
+    custody(&ks, &["init", "--light-kdf"]).ok();
+    let cred = tmp.path().join("cred.json");
+    std::fs::write(&cred, Device::p256(1).register(&[1; 32], "none")).unwrap();
+    let add = |dir: &Path| {
+        custody(
+            dir,
+            &[
+                "approver",
+                "add",
+                "--wallet",
+                WALLET,
+                "--role",
+                "owner",
+                "--credential",
+                cred.to_str().unwrap(),
+            ],
+        )
+    };
+    add(&ks).refused("not-found", 1, "webauthn config");
+
+    for (args, says) in [
+        (
+            vec!["--rp-id", "https://x.example", "--origin", ORIGIN],
+            "--rp-id",
+        ),
+        (
+            vec!["--rp-id", RP_ID, "--origin", "https://other.example"],
+            "RP ID",
+        ),
+        (
+            vec!["--rp-id", RP_ID, "--origin", "http://custody.example.com"],
+            "https://",
+        ),
+    ] {
+        let mut all = vec!["webauthn", "config"];
+        all.extend(args);
+        custody(&ks, &all).refused("bad-input", 2, says);
+    }
+    custody(
+        &ks,
+        &["webauthn", "config", "--rp-id", RP_ID, "--origin", ORIGIN],
+    )
+    .ok();
+    let out = add(&ks).ok();
+    assert_eq!(out["approverId"], "owner-1");
+    add(&ks).refused("already-exists", 1, "owner-1");
+
+    // A registration for another RP ID, and a malformed one.
+    let mut device = Device::p256(2);
+    let registration = device.register(&[1; 32], "none");
+    let mut value: Value = serde_json::from_str(&registration).unwrap();
+    value["response"]["attestationObject"] = json!("AAAA");
+    std::fs::write(&cred, value.to_string()).unwrap();
+    let r = add(&ks);
+    assert_eq!(r.code, 1);
+    assert!(r.kind().starts_with("webauthn-"), "{}", r.err);
+    std::fs::write(&cred, "not json").unwrap();
+    assert!(add(&ks).kind().starts_with("webauthn-"));
+
+    // A policy whose group holds someone who is not an approver, or one of
+    // another role.
+    let mut doc = policy_doc();
+    doc["governance"]["threshold"] = json!(1);
+    doc["rules"][2]["require"][0]["threshold"] = json!(1);
+    let policy = tmp.path().join("policy.json");
+    std::fs::write(&policy, doc.to_string()).unwrap();
+    let empty = tmp.path().join("empty.json");
+    std::fs::write(&empty, "[]").unwrap();
+    let set = [
+        "policy",
+        "set",
+        "--wallet",
+        WALLET,
+        "--file",
+        policy.to_str().unwrap(),
+        "--approvals",
+        empty.to_str().unwrap(),
+    ];
+    custody(&ks, &set).refused("policy-invalid", 1, "\"owner-2\" is no approver");
+
+    // The RP ID is fixed once a wallet has a log; the origins are not.
+    custody(
+        &ks,
+        &[
+            "webauthn",
+            "config",
+            "--rp-id",
+            "example.org",
+            "--origin",
+            "https://example.org",
+        ],
+    )
+    .refused("already-exists", 1, RP_ID);
+    let out = custody(
+        &ks,
+        &[
+            "webauthn",
+            "config",
+            "--rp-id",
+            RP_ID,
+            "--origin",
+            ORIGIN,
+            "--origin",
+            "https://app.custody.example.com:8443",
+        ],
+    )
+    .ok();
+    assert_eq!(out["origins"].as_array().unwrap().len(), 2);
+    custody(&ks, &["policy", "show", "--wallet", "nobody"]).refused(
+        "not-found",
+        1,
+        "no policy log",
+    );
+}
