@@ -5,7 +5,8 @@
 //! with k256 and Keccak-256 (sha3), independently of custody-eth.
 #![expect(
     clippy::unwrap_used,
-    reason = "test helpers unwrap: a failure is a test failure"
+    clippy::panic,
+    reason = "test helpers unwrap and panic: a failure is a test failure"
 )]
 
 use std::path::{Path, PathBuf};
@@ -87,25 +88,31 @@ struct World {
     root: PathBuf,
     ks: PathBuf,
     files: u32,
+    rp_id: String,
 }
 
 impl World {
     fn new() -> Self {
+        Self::for_rp(RP_ID, ORIGIN)
+    }
+
+    fn for_rp(rp_id: &str, origin: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_owned();
         let ks = root.join("ks");
         custody(&ks, &["init", "--light-kdf"]).ok();
         let out = custody(
             &ks,
-            &["webauthn", "config", "--rp-id", RP_ID, "--origin", ORIGIN],
+            &["webauthn", "config", "--rp-id", rp_id, "--origin", origin],
         )
         .ok();
-        assert_eq!(out, json!({"rpId": RP_ID, "origins": [ORIGIN]}));
+        assert_eq!(out, json!({"rpId": rp_id, "origins": [origin]}));
         Self {
             _tmp: tmp,
             root,
             ks,
             files: 0,
+            rp_id: rp_id.to_owned(),
         }
     }
 
@@ -150,7 +157,7 @@ impl World {
             out["operationHash"],
             format!("0x{}", hex::encode(&challenge))
         );
-        assert_eq!(out["rpId"], RP_ID);
+        assert_eq!(out["rpId"], self.rp_id.as_str());
         challenge
     }
 
@@ -641,4 +648,414 @@ fn approvers_and_config_are_checked() {
         1,
         "no policy log",
     );
+}
+
+// ------------------------------------------------ a real browser's WebAuthn
+
+/// A headless Chromium driven over the Chrome DevTools Protocol, with a
+/// virtual authenticator (CTAP2, internal, resident keys, user verified):
+/// the approver's ceremonies run in a real browser on a page of a loopback
+/// origin, and the JSON `PublicKeyCredential.toJSON()` gives is what the
+/// CLI is handed.
+mod browser {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+
+    /// Serves one small page on 127.0.0.1 (as `http://localhost:PORT`, a
+    /// secure context) from a thread that lives as long as the test.
+    pub(crate) fn serve_page() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let body = "<!doctype html><meta charset=utf-8><title>custody approvals</title>";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        port
+    }
+
+    /// The browser process: killed with its helpers (its process group,
+    /// by the id the test started it with) when dropped, so a failing
+    /// assertion leaves no orphan.
+    struct Process {
+        child: Child,
+        profile: tempfile::TempDir,
+    }
+
+    impl Drop for Process {
+        fn drop(&mut self) {
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// A browser attached to one page.
+    pub(crate) struct Chromium {
+        ws: TcpStream,
+        next_id: u64,
+        session: Option<String>,
+        // Last: dropped (killed) after the connection is closed.
+        _process: Process,
+    }
+
+    impl Chromium {
+        /// Starts `binary` headless with a fresh profile and attaches to a
+        /// new page.
+        pub(crate) fn start(binary: &Path) -> Self {
+            use std::os::unix::process::CommandExt as _;
+            let profile = tempfile::tempdir().unwrap();
+            let child = Command::new(binary)
+                .args([
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--no-default-browser-check",
+                    "--remote-debugging-port=0",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .arg("about:blank")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let mut process = Process { child, profile };
+            // Chromium writes the port it picked and the browser target's
+            // path to DevToolsActivePort in the profile.
+            let file = process.profile.path().join("DevToolsActivePort");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let (port, path) = loop {
+                if let Ok(text) = std::fs::read_to_string(&file)
+                    && let Some((port, path)) = text.split_once('\n')
+                    && !path.trim().is_empty()
+                {
+                    break (port.trim().parse::<u16>().unwrap(), path.trim().to_owned());
+                }
+                assert!(
+                    process.child.try_wait().unwrap().is_none(),
+                    "chromium exited before listening"
+                );
+                assert!(Instant::now() < deadline, "chromium did not listen");
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            let mut browser = Self {
+                ws: websocket(port, &path),
+                next_id: 0,
+                session: None,
+                _process: process,
+            };
+            let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));
+            let attached = browser.call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            );
+            browser.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+            browser
+        }
+
+        /// Sends a CDP command (to the attached page, once there is one)
+        /// and returns its result, skipping events.
+        pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
+            self.next_id += 1;
+            let mut message = json!({"id": self.next_id, "method": method, "params": params});
+            if let Some(session) = &self.session {
+                message["sessionId"] = json!(session);
+            }
+            send(&mut self.ws, message.to_string().as_bytes());
+            loop {
+                let reply: Value = serde_json::from_slice(&receive(&mut self.ws)).unwrap();
+                if reply["id"] != self.next_id {
+                    continue;
+                }
+                assert!(reply.get("error").is_none(), "{method}: {}", reply["error"]);
+                return reply["result"].clone();
+            }
+        }
+
+        /// Evaluates `expression` (a promise) in the page, returning its
+        /// value; a JavaScript exception fails the test with its text.
+        pub(crate) fn eval(&mut self, expression: &str) -> Value {
+            let result = self.call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+            );
+            assert!(
+                result.get("exceptionDetails").is_none(),
+                "{}",
+                result["exceptionDetails"]
+            );
+            result["result"]["value"].clone()
+        }
+
+        /// Opens `url` and waits until the page has loaded.
+        pub(crate) fn open(&mut self, url: &str) {
+            self.call("Page.navigate", json!({"url": url}));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let origin = url.trim_end_matches('/');
+            while self.eval("location.origin + ' ' + document.readyState")
+                != format!("{origin} complete")
+            {
+                assert!(Instant::now() < deadline, "{url} did not load");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// A WebSocket (RFC 6455) client connection to the DevTools endpoint.
+    fn websocket(port: u16, path: &str) -> TcpStream {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: Y3VzdG9keS10ZXN0LWtleQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        stream
+    }
+
+    /// Sends one text frame, masked as a client must.
+    fn send(stream: &mut TcpStream, payload: &[u8]) {
+        let mask = [0x5a, 0xc3, 0x96, 0x21];
+        let mut frame = vec![0x81];
+        match payload.len() {
+            n @ 0..=125 => frame.push(0x80 | u8::try_from(n).unwrap()),
+            n @ 126..=0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        stream.write_all(&frame).unwrap();
+    }
+
+    /// Reads one message (joining continuation frames, answering pings).
+    fn receive(stream: &mut TcpStream) -> Vec<u8> {
+        let mut message = Vec::new();
+        loop {
+            let mut head = [0u8; 2];
+            stream.read_exact(&mut head).unwrap();
+            let len = match head[1] & 0x7f {
+                126 => {
+                    let mut n = [0u8; 2];
+                    stream.read_exact(&mut n).unwrap();
+                    u64::from(u16::from_be_bytes(n))
+                }
+                127 => {
+                    let mut n = [0u8; 8];
+                    stream.read_exact(&mut n).unwrap();
+                    u64::from_be_bytes(n)
+                }
+                n => u64::from(n),
+            };
+            assert_eq!(head[1] & 0x80, 0, "a server frame is never masked");
+            let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+            stream.read_exact(&mut payload).unwrap();
+            match head[0] & 0x0f {
+                0x9 => {
+                    let mut pong = vec![0x8a, 0x80 | u8::try_from(payload.len()).unwrap()];
+                    pong.extend_from_slice(&[0; 4]);
+                    pong.extend_from_slice(&payload);
+                    stream.write_all(&pong).unwrap();
+                }
+                0x8 => panic!("the DevTools connection closed"),
+                0xa => {}
+                _ => {
+                    message.extend_from_slice(&payload);
+                    if head[0] & 0x80 != 0 {
+                        return message;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// base64url helpers and the two ceremonies, as a page would run them.
+const PAGE_JS: &str = r"
+const b64u = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const fromB64u = (s) => Uint8Array.from(
+    atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - s.length % 4) % 4)),
+    (c) => c.charCodeAt(0));
+const asJson = (credential) => JSON.stringify(
+    typeof credential.toJSON === 'function' ? credential.toJSON() : {
+        id: credential.id, rawId: b64u(credential.rawId), type: credential.type,
+        authenticatorAttachment: credential.authenticatorAttachment,
+        clientExtensionResults: credential.getClientExtensionResults(),
+        response: credential.response.attestationObject ? {
+            clientDataJSON: b64u(credential.response.clientDataJSON),
+            attestationObject: b64u(credential.response.attestationObject),
+            transports: credential.response.getTransports(),
+        } : {
+            clientDataJSON: b64u(credential.response.clientDataJSON),
+            authenticatorData: b64u(credential.response.authenticatorData),
+            signature: b64u(credential.response.signature),
+            userHandle: credential.response.userHandle && b64u(credential.response.userHandle),
+        },
+    });
+";
+
+/// The test's browser, or `None` after saying the test is skipped.
+fn chromium(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("CUSTODY_TEST_CHROMIUM") {
+        Some(path) => Some(PathBuf::from(path)),
+        None => {
+            println!("skipped {test}: set CUSTODY_TEST_CHROMIUM to a Chromium binary");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_browser_approver_registers_and_approves_a_transaction() {
+    let Some(binary) = chromium("a_browser_approver_registers_and_approves_a_transaction") else {
+        return;
+    };
+    let port = browser::serve_page();
+    let origin = format!("http://localhost:{port}");
+    let mut b = browser::Chromium::start(&binary);
+    b.call("WebAuthn.enable", json!({"enableUI": false}));
+    b.call(
+        "WebAuthn.addVirtualAuthenticator",
+        json!({"options": {
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true,
+            "automaticPresenceSimulation": true
+        }}),
+    );
+    b.open(&format!("{origin}/"));
+    assert_eq!(b.eval("window.isSecureContext"), true);
+
+    let mut w = World::for_rp("localhost", &origin);
+
+    // Registration: navigator.credentials.create() on the page.
+    let registration = b.eval(&format!(
+        "(async () => {{ {PAGE_JS}
+            const credential = await navigator.credentials.create({{ publicKey: {{
+                challenge: crypto.getRandomValues(new Uint8Array(32)),
+                rp: {{ id: 'localhost', name: 'custody' }},
+                user: {{ id: new Uint8Array([1, 2, 3, 4]), name: 'ann', displayName: 'Ann' }},
+                pubKeyCredParams: [{{ type: 'public-key', alg: -7 }}, {{ type: 'public-key', alg: -8 }}],
+                authenticatorSelection: {{ residentKey: 'required', userVerification: 'required' }},
+                attestation: 'none',
+            }} }});
+            return asJson(credential);
+        }})()"
+    ));
+    let registration = registration.as_str().unwrap().to_owned();
+    let file = w.file(&registration);
+    let added = w
+        .run(&[
+            "approver",
+            "add",
+            "--wallet",
+            WALLET,
+            "--role",
+            "owner",
+            "--credential",
+            &file,
+        ])
+        .ok();
+    assert_eq!(added["approverId"], "owner-1");
+    let credential_id = added["credentialId"].as_str().unwrap().to_owned();
+    let registered: Value = serde_json::from_str(&registration).unwrap();
+    assert_eq!(registered["rawId"], credential_id.as_str());
+
+    // Assertions: navigator.credentials.get() over a custody challenge.
+    let approve = |b: &mut browser::Chromium, challenge: &[u8]| -> String {
+        let value = b.eval(&format!(
+            "(async () => {{ {PAGE_JS}
+                const credential = await navigator.credentials.get({{ publicKey: {{
+                    challenge: fromB64u('{}'), rpId: 'localhost', userVerification: 'required',
+                    allowCredentials: [{{ type: 'public-key', id: fromB64u('{credential_id}') }}],
+                }} }});
+                return asJson(credential);
+            }})()",
+            b64(challenge)
+        ));
+        value.as_str().unwrap().to_owned()
+    };
+
+    let mut doc = policy_doc();
+    doc["groups"]["owners"]["members"] = json!(["owner-1"]);
+    doc["governance"]["threshold"] = json!(1);
+    doc["rules"][2]["require"][0]["threshold"] = json!(1);
+    let policy = w.file(&doc.to_string());
+    let challenge = w.challenge(&["policy-set", "--wallet", WALLET, "--file", &policy]);
+    let assertion = approve(&mut b, &challenge);
+    let file = w.approvals(&[assertion]);
+    let set = w
+        .run(&[
+            "policy",
+            "set",
+            "--wallet",
+            WALLET,
+            "--file",
+            &policy,
+            "--approvals",
+            &file,
+        ])
+        .ok();
+    assert_eq!(set["logIndex"], 1);
+
+    let address = w.run(&["derive", "--wallet", WALLET, "--index", "0"]).ok()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tx_file = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
+    sign_tx(&w, &tx_file, None).refused("approvals-required", 3, "1 more of group \"owners\"");
+    let challenge = w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &tx_file,
+    ]);
+    let assertion = approve(&mut b, &challenge);
+    let file = w.approvals(&[assertion]);
+    let out = sign_tx(&w, &tx_file, Some(&file)).ok();
+    check_tx_signature(&out, &address);
+    assert_eq!(out["policy"]["logIndex"], 1);
+    assert_eq!(out["policy"]["policyHash"], set["policyHash"]);
+    assert_eq!(out["policy"]["rule"], "large");
+
+    // The browser's assertion, presented again: its counter was spent.
+    sign_tx(&w, &tx_file, Some(&file)).refused("approvals-required", 3, "counter");
 }
