@@ -448,8 +448,20 @@ impl Policies {
             .rposition(|c| c.is_hardened())
             .map_or(0, |i| i + 1);
         let exposed = DerivationPath::from_components(components[..kept].to_vec())?;
-        if path.starts_with(&self.policy_path) || self.policy_path.starts_with(&exposed) {
+        if path.starts_with(&self.policy_path) {
             return Err(policy_key_forbidden());
+        }
+        if self.policy_path.starts_with(&exposed) {
+            // Worded as the TOTP gate's refusal of the same shape, which
+            // this check runs before.
+            return Err(CliError::new(
+                "forbidden",
+                format!(
+                    "export refused: with the public xpubs, this private key exposes an ancestor \
+                     of an enrolled wallet's node or of the keystore's policy key (wallet \
+                     {POLICY_WALLET:?}); sign with it instead"
+                ),
+            ));
         }
         Ok(())
     }
