@@ -26,10 +26,13 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) passphrase_file: Option<PathBuf>,
 
-    /// Where the TOTP guard, lockouts and audit log live: `file` (the
-    /// keystore directory) or `postgres://USER@HOST:PORT/DB`, shared by
-    /// every signer using that database (password from PGPASSWORD or
-    /// ~/.pgpass, never in this value).
+    /// Where the TOTP guard, lockouts and audit log live, and the policy
+    /// state (the WebAuthn relying party, wallets' signed policy logs,
+    /// approvers' roles and signature counters): `file` (the keystore
+    /// directory) or `postgres://USER@HOST:PORT/DB`, shared by every signer
+    /// using that database (password from PGPASSWORD or ~/.pgpass, never in
+    /// this value). The policy key is the keystore's wallet `custody-policy`,
+    /// index 0.
     #[arg(
         long,
         global = true,
