@@ -184,7 +184,9 @@ fn policy_doc() -> Value {
              "require": [{"group": "owners", "threshold": 1}]},
             {"id": "large", "effect": "allow",
              "when": {"kinds": ["transaction"], "assets": ["native"]},
-             "require": [{"group": "owners", "threshold": 2}]}
+             "require": [{"group": "owners", "threshold": 2}]},
+            {"id": "messages", "effect": "allow", "when": {"kinds": ["personal-message"]},
+             "require": [{"group": "owners", "threshold": 1}]}
         ],
         "limits": [{"id": "daily", "asset": "native", "windowSeconds": 86400,
                     "max": (10 * ONE_ETH).to_string()}]
@@ -327,6 +329,100 @@ fn two_of_three_owners_approve_a_transaction() {
 
     // The same assertions again: their counters were spent.
     sign_tx(&w, &tx_file, Some(&file)).refused("approvals-required", 3, "counter");
+
+    // A personal message under its own rule, one owner.
+    let challenge = w.challenge(&[
+        "sign-message",
+        "--wallet",
+        WALLET,
+        "--index",
+        "0",
+        "--message",
+        "pay day",
+    ]);
+    let file = w.approvals(&[devices[1].assert(&challenge)]);
+    let signed = w
+        .run(&[
+            "sign-message",
+            "--wallet",
+            WALLET,
+            "--index",
+            "0",
+            "--message",
+            "pay day",
+            "--approvals",
+            &file,
+        ])
+        .ok();
+    assert_eq!(signed["address"], address.as_str());
+    assert_eq!(signed["policy"]["rule"], "messages");
+    w.run(&[
+        "sign-message",
+        "--wallet",
+        WALLET,
+        "--index",
+        "0",
+        "--message",
+        "pay day",
+    ])
+    .refused("approvals-required", 3, "1 more of group \"owners\"");
+
+    // Another device of owner-2: vouched for by one of theirs, not by the
+    // policy key.
+    let mut second = Device::p256(7);
+    let registration = w.file(&second.register(&[3; 32], "none"));
+    let add = [
+        "--wallet",
+        WALLET,
+        "--approver",
+        "owner-2",
+        "--credential",
+        &registration,
+    ];
+    let mut args = vec!["approver", "add"];
+    args.extend(add);
+    w.run(&args).refused("approvals-required", 3, "owner-2");
+    let mut args = vec!["challenge", "approver-add"];
+    args.extend(add);
+    let challenge = w.challenge(&args[1..]);
+    let by_another = w.approvals(&[devices[0].assert(&challenge)]);
+    let mut args = vec!["approver", "add"];
+    args.extend(add);
+    args.extend(["--approvals", &by_another]);
+    w.run(&args).refused("approvals-required", 3, "owner-2");
+    let by_them = w.approvals(&[devices[1].assert(&challenge)]);
+    let mut args = vec!["approver", "add"];
+    args.extend(add);
+    args.extend(["--approvals", &by_them]);
+    let added = w.run(&args).ok();
+    assert_eq!(
+        (added["approverId"].as_str(), added["role"].as_str()),
+        (Some("owner-2"), Some("owner"))
+    );
+    assert_eq!(added["logIndex"], 4);
+    // The new device approves for owner-2 from now on.
+    let challenge = w.challenge(&[
+        "sign-message",
+        "--wallet",
+        WALLET,
+        "--index",
+        "0",
+        "--message",
+        "again",
+    ]);
+    let file = w.approvals(&[second.assert(&challenge)]);
+    w.run(&[
+        "sign-message",
+        "--wallet",
+        WALLET,
+        "--index",
+        "0",
+        "--message",
+        "again",
+        "--approvals",
+        &file,
+    ])
+    .ok();
 
     // The audit log holds the signature with the verdict that cleared it.
     let audit = std::fs::read_to_string(w.ks.join("audit.log")).unwrap();
