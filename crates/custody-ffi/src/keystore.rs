@@ -18,10 +18,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use custody_core::{
-    Audited, ErrorReport, KekKind, KeyRef, KeySigner, Keystore, Passphrase, SharedBackend, Unlock,
+    ErrorReport, KekKind, KeyRef, KeySigner, Keystore, Passphrase, SharedBackend, Unlock,
 };
 use custody_eth::EthSigner;
-use custody_totp::{TotpConfig, TotpGate, TotpRegistry};
+use custody_totp::{KeystoreGate, TotpRegistry};
 use serde_json::json;
 
 use crate::error::{CustodyError, bad_input, enter};
@@ -33,10 +33,9 @@ use crate::memory::hand_out_string;
 /// at once.
 pub struct CustodyKeystore {
     keystore: Keystore,
-    /// The registry the gate consults (the default issuer).
-    registry: Arc<TotpRegistry>,
-    /// `Audited(TotpGate(keystore.backend()))`.
-    gated: SharedBackend,
+    /// `Audited(TotpGate(keystore.backend()))` and its registry (the
+    /// default issuer).
+    gate: KeystoreGate,
 }
 
 impl std::fmt::Debug for CustodyKeystore {
@@ -48,16 +47,11 @@ impl std::fmt::Debug for CustodyKeystore {
 }
 
 impl CustodyKeystore {
-    /// Composes the gates over an open keystore, as the CLI does.
+    /// Composes the gates over an open keystore, as the CLI does
+    /// ([`KeystoreGate`], shared with every binding).
     fn new(keystore: Keystore) -> Result<Self, ErrorReport> {
-        let registry = registry(&keystore, None)?;
-        let gate: SharedBackend = Arc::new(TotpGate::new(keystore.backend(), registry.clone()));
-        let gated: SharedBackend = Arc::new(Audited::new(gate, keystore.audit()));
-        Ok(Self {
-            keystore,
-            registry,
-            gated,
-        })
+        let gate = KeystoreGate::new(&keystore, keystore.backend())?;
+        Ok(Self { keystore, gate })
     }
 
     /// The keystore.
@@ -67,18 +61,18 @@ impl CustodyKeystore {
 
     /// The registry the gate consults.
     pub(crate) fn registry(&self) -> &Arc<TotpRegistry> {
-        &self.registry
+        self.gate.registry()
     }
 
     /// The gated signer of a wallet's key: every signature through it
     /// passes the TOTP gate and lands in the audit log.
     pub(crate) fn gated_signer(&self, wallet: &str, index: u32) -> Result<EthSigner, ErrorReport> {
-        pin(self.gated.clone(), wallet, index)
+        pin(self.gate.backend().clone(), wallet, index)
     }
 
     /// The gated backend (for export).
     pub(crate) fn gated(&self) -> &SharedBackend {
-        &self.gated
+        self.gate.backend()
     }
 }
 
@@ -88,16 +82,7 @@ pub(crate) fn registry(
     ks: &Keystore,
     issuer: Option<&str>,
 ) -> Result<Arc<TotpRegistry>, ErrorReport> {
-    let mut config = TotpConfig::new(ks.scheme());
-    if let Some(issuer) = issuer {
-        config.issuer = issuer.to_owned();
-    }
-    Ok(Arc::new(TotpRegistry::new(
-        ks.backend(),
-        ks.state(),
-        ks.audit(),
-        config,
-    )?))
+    Ok(KeystoreGate::registry_for(ks, issuer)?)
 }
 
 /// The key of (`wallet`, `index`) behind `backend`, as an Ethereum signer.

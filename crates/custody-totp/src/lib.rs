@@ -10,6 +10,7 @@ mod error;
 pub mod fuzzing;
 mod gate;
 mod guard;
+mod keystore_gate;
 mod otp;
 pub mod percent;
 mod qr;
@@ -25,6 +26,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use gate::TotpGate;
+pub use keystore_gate::KeystoreGate;
 pub use otp::{Algorithm, Code, Digits, Period, TotpParams, hotp};
 pub use qr::{QUIET_ZONE, QrCode};
 pub use registry::{EnrolMode, Enrolment, TotpRegistry, Verification};
