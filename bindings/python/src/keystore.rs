@@ -5,10 +5,9 @@
 
 use std::path::PathBuf;
 
-use custody_core::OneTimeCode;
 use custody_core::{
     Authorization, CreateOptions, Denial, ErrorReport, KekKind, KeyRef, KeySigner, Keystore,
-    Mnemonic, SharedBackend, Unlock, WalletScheme,
+    Mnemonic, OneTimeCode, SharedBackend, Unlock, WalletScheme,
 };
 use custody_eth::keystore_v3::{self, KdfChoice};
 use custody_eth::{EthSigner, PersonalMessage, Transaction, TypedData};

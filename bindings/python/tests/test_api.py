@@ -82,7 +82,7 @@ def test_passphrases_as_str_bytes_and_bytearray_open_the_same_keystore(keystore_
     ks = custody.Keystore.open(keystore_dir, PASSPHRASE)
     assert ks.xpub.startswith("xpub")
     assert re.fullmatch(r"0x[0-9a-f]{8}", ks.fingerprint)
-    assert Path(ks.path) == keystore_dir
+    assert isinstance(ks.path, Path) and ks.path == keystore_dir
     assert repr(ks) == f'Keystore(path="{keystore_dir}")'
     assert PASSPHRASE not in repr(ks)
 

@@ -6,6 +6,7 @@ caller is expected to handle.
 """
 
 import os
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 Secret = Union[str, bytes, bytearray]
@@ -167,7 +168,7 @@ class Keystore:
             Unsupported: its KEK is held by AWS KMS or a PKCS#11 token.
         """
     @property
-    def path(self) -> str:
+    def path(self) -> Path:
         """The keystore directory."""
     @property
     def xpub(self) -> str:
