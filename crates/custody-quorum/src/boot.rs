@@ -6,6 +6,8 @@ use std::fmt;
 use p256::SecretKey;
 use zeroize::Zeroizing;
 
+use crate::format;
+
 use crate::seal::{EnclavePublicKey, MAX_MANIFEST_BYTES, PLAINTEXT_LEN, SealedShare, seal_aad};
 use crate::share::combine;
 use crate::{Error, QuorumKey, QuorumSecret, Share, ShareSet, hpke};
@@ -49,6 +51,23 @@ impl EnclaveBoot {
     pub fn new(set: ShareSet, manifest: &[u8]) -> Result<Self, Error> {
         let key = hpke::generate_secret_key()?;
         Self::with_key(set, manifest, key)
+    }
+
+    /// A boot for `set` under `manifest` with an ephemeral key drawn
+    /// earlier ([`EnclaveSecretKey::generate`]): for an enclave whose boot
+    /// spans two processes (the key drawn and attested by one, the sealed
+    /// shares opened by the next), which keeps the key in the enclave's
+    /// own memory in between. One key serves one boot: after
+    /// [`EnclaveBoot::finish`] the caller destroys its stored copy.
+    ///
+    /// # Errors
+    /// [`Error::ManifestTooLong`].
+    pub fn with_secret_key(
+        set: ShareSet,
+        manifest: &[u8],
+        key: EnclaveSecretKey,
+    ) -> Result<Self, Error> {
+        Self::with_key(set, manifest, key.0)
     }
 
     pub(crate) fn with_key(set: ShareSet, manifest: &[u8], key: SecretKey) -> Result<Self, Error> {
@@ -166,6 +185,74 @@ impl EnclaveBoot {
         }
         self.state = None;
         Ok(QuorumKey::from_secret(secret))
+    }
+}
+
+/// An enclave's ephemeral HPKE private key (P-256), drawn for one boot:
+/// its public key goes into the attestation document, and the holders seal
+/// their shares to it.
+///
+/// [`EnclaveBoot::new`] draws and keeps one itself; this type is for a
+/// boot split across processes ([`EnclaveBoot::with_secret_key`]), where
+/// the key must be stored in between, in the enclave only. Zeroized on
+/// drop; no `Clone`; `Debug` prints the type name only.
+pub struct EnclaveSecretKey(SecretKey);
+
+impl EnclaveSecretKey {
+    /// A fresh key from the operating system's generator.
+    ///
+    /// # Errors
+    /// [`Error::Rng`] if the generator fails.
+    pub fn generate() -> Result<Self, Error> {
+        hpke::generate_secret_key().map(Self)
+    }
+
+    /// A key from its 32 bytes (big-endian scalar), as
+    /// [`EnclaveSecretKey::expose_secret`] gave them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameters`] if the bytes are not a P-256 private
+    /// key (zero, or not below the group order).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, Error> {
+        SecretKey::from_slice(bytes)
+            .map(Self)
+            .map_err(|_| Error::InvalidParameters("not a P-256 private key"))
+    }
+
+    /// A key from 64 lower-case hex digits.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if the text is not 64 lower-case hex digits;
+    /// else as [`EnclaveSecretKey::from_bytes`].
+    pub fn from_hex(text: &str) -> Result<Self, Error> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        if !format::decode_hex(text, &mut bytes) {
+            return Err(Error::Malformed("enclave secret key"));
+        }
+        Self::from_bytes(&bytes)
+    }
+
+    /// The key's 32 bytes. **Key material**: whoever holds them opens every
+    /// share sealed to this key.
+    #[must_use]
+    pub fn expose_secret(&self) -> Zeroizing<[u8; 32]> {
+        let mut bytes = self.0.to_bytes();
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(bytes.as_slice());
+        zeroize::Zeroize::zeroize(bytes.as_mut_slice());
+        out
+    }
+
+    /// The public key holders seal to.
+    #[must_use]
+    pub fn public_key(&self) -> EnclavePublicKey {
+        EnclavePublicKey::from_key(&self.0.public_key())
+    }
+}
+
+impl fmt::Debug for EnclaveSecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnclaveSecretKey(<redacted>)")
     }
 }
 

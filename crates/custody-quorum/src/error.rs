@@ -76,3 +76,86 @@ pub enum Error {
     #[error("the boot already finished")]
     BootFinished,
 }
+
+impl Error {
+    /// A stable kebab-case name for this error's kind (a published
+    /// contract: the `custody` CLI prints it, shared/CLI.md "Quorum boot").
+    ///
+    /// - `quorum-incomplete`: fewer shares than the threshold;
+    /// - `share-invalid`: one share refused (another set's, an unknown
+    ///   index, a repeat, a sealed share that does not open, a share that
+    ///   does not match its commitment), the message naming its index;
+    /// - `quorum-key-mismatch`: every share matched its commitment but the
+    ///   rebuilt key is not the share set's (a share set not made by one
+    ///   split);
+    /// - `bad-input`: a file not in its format, a bad key or parameter;
+    /// - `rng`, `conflict` (the boot already finished).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidParameters(_)
+            | Self::Malformed(_)
+            | Self::InvalidPublicKey(_)
+            | Self::ManifestTooLong => "bad-input",
+            Self::Rng => "rng",
+            Self::ShareInvalid { .. }
+            | Self::UnknownIndex { .. }
+            | Self::ForeignShare { .. }
+            | Self::DuplicateShare { .. }
+            | Self::SealOpenFailed { .. } => "share-invalid",
+            Self::QuorumIncomplete { .. } => "quorum-incomplete",
+            Self::QuorumKeyMismatch => "quorum-key-mismatch",
+            Self::BootFinished => "conflict",
+        }
+    }
+
+    /// The index of the share this error is about, if it is about one.
+    #[must_use]
+    pub fn share_index(&self) -> Option<u8> {
+        match self {
+            Self::ShareInvalid { index }
+            | Self::UnknownIndex { index }
+            | Self::ForeignShare { index }
+            | Self::DuplicateShare { index }
+            | Self::SealOpenFailed { index } => Some(*index),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for custody_core::ErrorReport {
+    /// The error's [kind](Error::kind) and `Display` (which names share
+    /// indices and counts only, never share material).
+    fn from(e: Error) -> Self {
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_statuses_are_the_published_ones() {
+        let report = |e: Error| {
+            let r = custody_core::ErrorReport::from(e);
+            (r.kind(), r.status(), r.message().to_owned())
+        };
+        assert_eq!(
+            report(Error::QuorumIncomplete { have: 1, need: 2 }),
+            (
+                "quorum-incomplete",
+                1,
+                "quorum incomplete: 1 of 2 shares".into()
+            )
+        );
+        assert_eq!(
+            report(Error::DuplicateShare { index: 3 }),
+            ("share-invalid", 1, "share 3 was already accepted".into())
+        );
+        assert_eq!(report(Error::ForeignShare { index: 2 }).0, "share-invalid");
+        assert_eq!(report(Error::Malformed("share file")).1, 2);
+        assert_eq!(Error::SealOpenFailed { index: 7 }.share_index(), Some(7));
+        assert_eq!(Error::QuorumKeyMismatch.share_index(), None);
+    }
+}

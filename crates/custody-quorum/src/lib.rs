@@ -14,7 +14,7 @@ mod key;
 mod seal;
 mod share;
 
-pub use boot::EnclaveBoot;
+pub use boot::{EnclaveBoot, EnclaveSecretKey};
 pub use error::Error;
 pub use format::MAX_JSON_BYTES;
 pub use kek::QuorumKek;

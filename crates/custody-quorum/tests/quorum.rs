@@ -584,3 +584,48 @@ fn user_keys_in_envelopes_survive_a_reboot_and_open_only_under_the_quorum() {
     let other = other.kek().unwrap();
     assert!(reread.open(&other, &context).wait().is_err());
 }
+
+#[test]
+fn a_boot_split_across_two_processes_opens_with_the_stored_key() {
+    use custody_quorum::EnclaveSecretKey;
+    let (key, set, shares) = generate(2, 3).unwrap();
+    // Process one: draw the key, publish its public key, store the secret.
+    let drawn = EnclaveSecretKey::generate().unwrap();
+    let public = drawn.public_key();
+    let stored = hex::encode(drawn.expose_secret().as_slice());
+    drop(drawn);
+    let sealed: Vec<_> = shares[1..]
+        .iter()
+        .map(|s| seal_share(s, &set, &public, MANIFEST).unwrap())
+        .collect();
+    // Process two: the key read back boots.
+    let restored = EnclaveSecretKey::from_hex(&stored).unwrap();
+    assert_eq!(restored.public_key(), public);
+    assert_eq!(format!("{restored:?}"), "EnclaveSecretKey(<redacted>)");
+    let mut boot = EnclaveBoot::with_secret_key(set.clone(), MANIFEST, restored).unwrap();
+    assert_eq!(*boot.public_key(), public);
+    for s in &sealed {
+        boot.accept(s).unwrap();
+    }
+    assert_eq!(boot.finish().unwrap().public_key(), key.public_key());
+    // Another key (or the stored one mistyped) opens nothing.
+    let other = EnclaveSecretKey::generate().unwrap();
+    let mut boot = EnclaveBoot::with_secret_key(set, MANIFEST, other).unwrap();
+    assert_eq!(
+        boot.accept(&sealed[0]),
+        Err(Error::SealOpenFailed { index: 2 })
+    );
+    // Only 64 lower-case hex digits of a P-256 scalar are a key.
+    assert_eq!(
+        EnclaveSecretKey::from_hex(&stored.to_uppercase()).err(),
+        Some(Error::Malformed("enclave secret key"))
+    );
+    assert!(matches!(
+        EnclaveSecretKey::from_hex(&"00".repeat(32)),
+        Err(Error::InvalidParameters(_))
+    ));
+    assert!(matches!(
+        EnclaveSecretKey::from_hex(&"ff".repeat(32)),
+        Err(Error::InvalidParameters(_))
+    ));
+}
