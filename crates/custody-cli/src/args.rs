@@ -100,6 +100,9 @@ pub(crate) enum Command {
     /// A wallet's policy and its signed log.
     #[command(subcommand)]
     Policy(crate::policy::PolicyCommand),
+    /// The quorum boot of a Nitro enclave: split, seal, boot.
+    #[command(subcommand)]
+    Quorum(crate::quorum::args::QuorumCommand),
 }
 
 /// `custody attestation ...`.

@@ -72,16 +72,14 @@ pub(crate) fn verify(_: &AttestationVerifyArgs) -> Result<Value, CliError> {
     ))
 }
 
-#[cfg(feature = "nitro")]
 /// The most the command reads of an input file: a document is at most
 /// 16 KiB (`MAX_DOCUMENT_BYTES`), about 22 KiB as base64, so a longer file
-/// is refused before it is read whole.
-#[cfg(feature = "nitro")]
+/// is refused before it is read whole. (The quorum commands read their
+/// files, all smaller, through the same bound.)
 const MAX_INPUT_FILE: u64 = 64 * 1024;
 
 /// The contents of `path`, refused (bad input) beyond [`MAX_INPUT_FILE`].
-#[cfg(feature = "nitro")]
-fn read_bounded(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, CliError> {
+pub(crate) fn read_bounded(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, CliError> {
     use std::io::Read;
     let file =
         std::fs::File::open(path).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
@@ -101,7 +99,8 @@ fn read_bounded(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, CliError>
 /// COSE_Sign1 (an array of 4, `0x84`, or tag 18, `0xd2`: neither is a
 /// base64 character), else the file as standard or URL-safe base64
 /// (whitespace ignored, padding optional).
-fn document_bytes(raw: Vec<u8>) -> Result<Vec<u8>, CliError> {
+#[cfg(feature = "nitro")]
+pub(crate) fn document_bytes(raw: Vec<u8>) -> Result<Vec<u8>, CliError> {
     if matches!(raw.first(), Some(0x84 | 0xd2)) {
         return Ok(raw);
     }
@@ -109,11 +108,10 @@ fn document_bytes(raw: Vec<u8>) -> Result<Vec<u8>, CliError> {
         .ok_or_else(|| CliError::bad_input("--doc: neither COSE_Sign1 bytes nor their base64"))
 }
 
-#[cfg(feature = "nitro")]
 /// RFC 4648 base64, either alphabet (§4 or §5), whitespace ignored,
 /// trailing `=` padding optional; `None` for any other character or a
 /// length no encoding has, or non-zero unused bits.
-fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     let mut symbols: Vec<u8> = text
         .iter()
         .copied()
@@ -150,7 +148,7 @@ fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(feature = "nitro")]
 /// A hex argument, `0x` optional.
-fn hex_arg(value: &str, flag: &str) -> Result<Vec<u8>, CliError> {
+pub(crate) fn hex_arg(value: &str, flag: &str) -> Result<Vec<u8>, CliError> {
     let digits = value.strip_prefix("0x").unwrap_or(value);
     hex::decode(digits).map_err(|e| CliError::bad_input(format!("{flag}: not hex: {e}")))
 }
@@ -158,7 +156,7 @@ fn hex_arg(value: &str, flag: &str) -> Result<Vec<u8>, CliError> {
 #[cfg(feature = "nitro")]
 /// `--expect-pcrs`: a JSON object from PCR index (decimal, 0..=31) to its
 /// hex value.
-fn expected_pcrs(path: &std::path::Path) -> Result<Vec<(u8, Vec<u8>)>, CliError> {
+pub(crate) fn expected_pcrs(path: &std::path::Path) -> Result<Vec<(u8, Vec<u8>)>, CliError> {
     let flag = "--expect-pcrs";
     let text = read_bounded(path, flag)?;
     let json: Value = serde_json::from_slice(&text)

@@ -49,6 +49,7 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Approver(c) => policy_command(&ctx, PolicyRun::Approver(c)),
         Command::Challenge(c) => policy_command(&ctx, PolicyRun::Challenge(c)),
         Command::Policy(c) => policy_command(&ctx, PolicyRun::Policy(c)),
+        Command::Quorum(q) => crate::quorum::run(q),
     }
 }
 

@@ -10,6 +10,7 @@ mod backends;
 mod commands;
 mod error;
 mod policy;
+mod quorum;
 mod state;
 
 use std::io::Write;
