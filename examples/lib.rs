@@ -2,3 +2,6 @@
 
 #[cfg(feature = "http")]
 pub mod signer_service;
+
+#[cfg(feature = "quorum")]
+pub mod quorum_ceremony;
