@@ -702,3 +702,37 @@ fn fake_nsm_time_is_the_callers() {
         Err(AttestationError::UntrustedRoot)
     );
 }
+
+/// The rid's subjectKeyIdentifier is not compared with the recipient key
+/// (AWS documents no derivation for KMS's value; see
+/// `CiphertextForRecipient::subject_key_identifier`): an answer opens
+/// whatever identifier it carries, and the identifier read is the one
+/// written.
+#[test]
+fn subject_key_identifier_is_read_but_not_compared_with_the_recipient_key() {
+    let key_der = vectors().key;
+    let spki = EphemeralRsaKey::from_pkcs8_der_for_tests(&key_der)
+        .unwrap()
+        .public_key_der()
+        .to_vec();
+    let plaintext = b"a data key of thirty-two bytes!!";
+    let der = build::build(&spki, &build::Parts::new(plaintext), build::DER);
+    // The builder's rid: [0] of 20 bytes 0xab, an identifier of no key.
+    let rid = [&[0x80, 20][..], &[0xab; 20]].concat();
+    let at = der.windows(rid.len()).position(|w| w == rid).unwrap();
+    for other in [[0xcd; 20], [0x00; 20]] {
+        let mut edited = der.clone();
+        edited[at + 2..at + 22].copy_from_slice(&other);
+        let parsed = CiphertextForRecipient::parse(&edited).unwrap();
+        assert_eq!(parsed.subject_key_identifier(), &other);
+        let key = EphemeralRsaKey::from_pkcs8_der_for_tests(&key_der).unwrap();
+        assert_eq!(key.open(&edited).unwrap().expose_secret(), plaintext);
+    }
+    // The identifier does not make a foreign answer open: only the key
+    // does.
+    let other_key = EphemeralRsaKey::from_pkcs8_der_for_tests(&vectors().other_key).unwrap();
+    assert!(matches!(
+        other_key.open(&der),
+        Err(RecipientError::DecryptionFailed)
+    ));
+}

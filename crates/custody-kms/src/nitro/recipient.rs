@@ -10,7 +10,7 @@
 //! ContentInfo { id-envelopedData, [0] EnvelopedData {
 //!   version 2,
 //!   recipientInfos SET { KeyTransRecipientInfo {      -- exactly one
-//!     version 2, rid [0] subjectKeyIdentifier,
+//!     version 2, rid [0] subjectKeyIdentifier,      -- read, not compared
 //!     keyEncryptionAlgorithm id-RSAES-OAEP { [0] sha256, [1] mgf1(sha256) },
 //!     encryptedKey OCTET STRING } },                  -- the AES key, RSA-OAEP
 //!   encryptedContentInfo { id-data,
@@ -438,8 +438,27 @@ impl CiphertextForRecipient {
         })
     }
 
-    /// The recipient's subjectKeyIdentifier, as KMS wrote it (not checked:
-    /// only the key that opens it matters).
+    /// The recipient's subjectKeyIdentifier, as KMS wrote it. **Not
+    /// compared with the ephemeral key, on purpose**:
+    ///
+    /// - AWS documents no rule for it. The `Recipient`'s key reaches KMS as
+    ///   a bare `SubjectPublicKeyInfo` in the attestation document, not as
+    ///   a certificate with a subjectKeyIdentifier extension to echo, and
+    ///   RFC 5280 §4.2.1.2's two methods are only suggestions; KMS's value
+    ///   is an implementation detail that could change without notice. A
+    ///   comparison with a derivation we guessed would refuse every
+    ///   genuine answer the day it differs.
+    /// - AWS's own enclave SDK (aws-nitro-enclaves-sdk-c,
+    ///   `aws_cms_parse_enveloped_data`) skips the rid unread.
+    /// - It would prove nothing: the identifier is public (anyone who can
+    ///   encrypt to the attested key can write the matching value), so it
+    ///   authenticates no sender. What binds the answer to this enclave is
+    ///   that only its ephemeral key opens it (RSA-OAEP), and what binds
+    ///   the plaintext to the envelope it unwraps is that envelope's
+    ///   AES-GCM tag.
+    ///
+    /// It is kept (and read strictly: `[0]` with an OCTET STRING body) for
+    /// logs and diagnostics only.
     #[must_use]
     pub fn subject_key_identifier(&self) -> &[u8] {
         &self.subject_key_identifier
