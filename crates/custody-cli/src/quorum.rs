@@ -123,6 +123,27 @@ fn read_sealed(path: &Path) -> Result<SealedShare, CliError> {
     SealedShare::from_json(text).map_err(|e| quorum_error(e, &what))
 }
 
+/// A secret file (a share), read into zeroizing memory allocated once at
+/// its bound (so no reallocation leaves a copy behind), refused beyond
+/// custody-quorum's `MAX_JSON_BYTES`.
+#[cfg(feature = "nitro")]
+fn read_secret(path: &Path, flag: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    use std::io::Read;
+    let max = custody_quorum::MAX_JSON_BYTES;
+    let file =
+        std::fs::File::open(path).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(max + 1));
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
+    if bytes.len() > max {
+        return Err(CliError::bad_input(format!(
+            "{flag}: larger than {max} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// The enclave's public state, as `enclave start` wrote it.
 struct EnclaveState {
     enclave_key: String,
@@ -436,7 +457,7 @@ mod nitro {
     }
 
     pub(super) fn seal_share(a: &SealShareArgs) -> Result<Value, CliError> {
-        let share_bytes = Zeroizing::new(read_bounded(&a.share, "--share")?);
+        let share_bytes = super::read_secret(&a.share, "--share")?;
         let share_text = std::str::from_utf8(&share_bytes)
             .map_err(|_| CliError::bad_input("--share: not UTF-8"))?;
         let share = Share::from_json(share_text).map_err(|e| quorum_error(e, "--share"))?;
