@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+pub mod b64;
+mod error;
+#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+pub mod jwk;
+pub mod jws;
+pub mod jwt;
+pub mod kdf;
+
+pub use error::JoseError;
+pub use jwk::{Jwk, JwkSet, KeyType};
+pub use jws::{Algorithm, CompactJws, Header, Verified};
+pub use jwt::{Claims, Jwt, Validation};
