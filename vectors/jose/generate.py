@@ -137,6 +137,28 @@ with open(os.path.join(HERE, "jws.json"), "w") as f:
     json.dump(vectors, f, indent=1, sort_keys=True)
     f.write("\n")
 
+# TEST-ONLY private keys (fresh, published here, never used elsewhere) for
+# the differential test against the jsonwebtoken crate, in the DER forms its
+# rust_crypto backend reads: PKCS#8 for EC and Ed25519, PKCS#1 for RSA.
+from cryptography.hazmat.primitives import serialization
+oracle = []
+for alg, make in (("ES256", makers["ES256"]), ("RS256", makers["RS256"]), ("PS256", makers["PS256"]),
+                  ("EdDSA", makers["EdDSA"])):
+    key = make()
+    priv = key.get_op_key("sign")
+    fmt = (serialization.PrivateFormat.TraditionalOpenSSL if alg in ("RS256", "PS256")
+           else serialization.PrivateFormat.PKCS8)
+    der = priv.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
+    pub = json.loads(key.export_public())
+    pub["alg"] = alg
+    pub["kid"] = key.thumbprint()
+    oracle.append({"alg": alg, "private_der": der.hex(), "jwk": pub})
+with open(os.path.join(HERE, "jsonwebtoken_keys.json"), "w") as f:
+    json.dump({"generator": "tests/vectors/generate.py",
+               "note": "TEST-ONLY private keys for the jsonwebtoken differential test",
+               "keys": oracle}, f, indent=1, sort_keys=True)
+    f.write("\n")
+
 # Concat KDF (RFC 7518 §4.6.2) by pyca/cryptography.
 def other_info(alg: bytes, apu: bytes, apv: bytes, bits: int) -> bytes:
     lp = lambda b: struct.pack(">I", len(b)) + b
@@ -150,6 +172,18 @@ for alg, bits in (("A256GCM", 256), ("ECDH-ES+A256KW", 256), ("A128GCM", 128), (
         out = ConcatKDFHash(algorithm=hashes.SHA256(), length=bits // 8,
                             otherinfo=other_info(alg.encode(), apu, apv, bits)).derive(z)
         kdf.append({"alg": alg, "bits": bits, "z": z.hex(), "apu": b64(apu), "apv": b64(apv), "key": out.hex()})
+# Shared secrets with leading zero bytes (hyperledger-cacti#4409 dropped
+# them): Z stays 32 bytes, zeros included, as SEC 1 writes the x-coordinate.
+for alg, bits, zeros in (("A256GCM", 256, 1), ("A128CBC-HS256", 256, 2), ("ECDH-ES+A256KW", 256, 5),
+                         ("A256CBC-HS512", 512, 3)):
+    z = bytes(zeros) + os.urandom(32 - zeros)
+    if z[zeros] == 0:
+        z = z[:zeros] + b"\x01" + z[zeros + 1:]
+    apu, apv = b"Alice", b"Bob"
+    out = ConcatKDFHash(algorithm=hashes.SHA256(), length=bits // 8,
+                        otherinfo=other_info(alg.encode(), apu, apv, bits)).derive(z)
+    kdf.append({"alg": alg, "bits": bits, "z": z.hex(), "apu": b64(apu), "apv": b64(apv), "key": out.hex(),
+                "leading_zero_bytes": zeros})
 with open(os.path.join(HERE, "concat_kdf.json"), "w") as f:
     json.dump({"generator": "tests/vectors/generate.py", "vectors": kdf}, f, indent=1)
     f.write("\n")
