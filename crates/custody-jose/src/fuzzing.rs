@@ -86,7 +86,11 @@ pub fn fuzz_jwk_json(data: &[u8]) {
         let json = set.to_json();
         match JwkSet::from_json(json.as_bytes()) {
             Ok(again) => {
-                assert_eq!(again.keys(), set.keys(), "a written set reads back differently");
+                assert_eq!(
+                    again.keys(),
+                    set.keys(),
+                    "a written set reads back differently"
+                );
                 assert_eq!(again.skipped(), 0, "a written set has unknown keys");
                 for (a, b) in again.keys().iter().zip(set.keys()) {
                     assert_eq!(a.thumbprint(), b.thumbprint());

@@ -96,7 +96,7 @@ pub struct Jwk {
 /// What reading one key object gave: a key, or a key this crate does not
 /// know (skipped in a set) with the error a lone key gets.
 enum Read {
-    Key(Jwk),
+    Key(Box<Jwk>),
     Unknown(JoseError),
 }
 
@@ -112,7 +112,7 @@ impl Jwk {
     pub fn from_json(bytes: &[u8]) -> Result<Self, JoseError> {
         let members = object(bytes, MAX_JWK_BYTES, "JWK")?;
         match read(&members)? {
-            Read::Key(key) => Ok(key),
+            Read::Key(key) => Ok(*key),
             Read::Unknown(e) => Err(e),
         }
     }
@@ -318,7 +318,7 @@ impl JwkSet {
                 });
             };
             match read(key)? {
-                Read::Key(key) => keys.push(key),
+                Read::Key(key) => keys.push(*key),
                 Read::Unknown(_) => skipped += 1,
             }
         }
@@ -339,12 +339,12 @@ impl JwkSet {
             });
         }
         for (i, key) in keys.iter().enumerate() {
-            if let Some(kid) = key.kid() {
-                if keys[..i].iter().any(|k| k.kid() == Some(kid)) {
-                    return Err(JoseError::Malformed {
-                        what: "JWK set: a kid on two keys",
-                    });
-                }
+            if let Some(kid) = key.kid()
+                && keys[..i].iter().any(|k| k.kid() == Some(kid))
+            {
+                return Err(JoseError::Malformed {
+                    what: "JWK set: a kid on two keys",
+                });
             }
         }
         Ok(Self { keys, skipped: 0 })
@@ -475,18 +475,20 @@ fn read(members: &Map<String, Value>) -> Result<Read, JoseError> {
             match crv {
                 "P-256" => {
                     let (x, y) = (coordinate(members, "x")?, coordinate(members, "y")?);
-                    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&x, &y))
-                        .map_err(|_| JoseError::InvalidKey {
+                    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&x, &y)).map_err(
+                        |_| JoseError::InvalidKey {
                             what: "point not on P-256",
-                        })?;
+                        },
+                    )?;
                     Material::P256 { x, y, key }
                 }
                 "secp256k1" => {
                     let (x, y) = (coordinate(members, "x")?, coordinate(members, "y")?);
-                    let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&x, &y))
-                        .map_err(|_| JoseError::InvalidKey {
+                    let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1(&x, &y)).map_err(
+                        |_| JoseError::InvalidKey {
                             what: "point not on secp256k1",
-                        })?;
+                        },
+                    )?;
                     Material::Secp256k1 { x, y, key }
                 }
                 _ => return Ok(unknown),
@@ -499,11 +501,10 @@ fn read(members: &Map<String, Value>) -> Result<Read, JoseError> {
                 return Ok(unknown);
             }
             let x = coordinate(members, "x")?;
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| {
-                JoseError::InvalidKey {
+            let key =
+                ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| JoseError::InvalidKey {
                     what: "not an Ed25519 point",
-                }
-            })?;
+                })?;
             if key.to_bytes() != x {
                 return Err(JoseError::InvalidKey {
                     what: "non-canonical Ed25519 point",
@@ -533,12 +534,12 @@ fn read(members: &Map<String, Value>) -> Result<Read, JoseError> {
             });
         }
     }
-    Ok(Read::Key(Jwk {
+    Ok(Read::Key(Box::new(Jwk {
         material,
         kid,
         alg,
         key_use,
-    }))
+    })))
 }
 
 /// The SEC 1 uncompressed encoding `04 ‖ x ‖ y`.

@@ -29,9 +29,9 @@
 //! transaction identifier, so its malleability is harmless here; do not
 //! use the signature bytes as a token's identity (use `jti`).
 
+use p256::ecdsa::signature::Verifier;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use p256::ecdsa::signature::Verifier;
 
 use crate::JoseError;
 use crate::b64;
@@ -126,7 +126,10 @@ impl Header {
     /// The `alg` member, as written (possibly not an [`Algorithm`]).
     #[must_use]
     pub fn alg(&self) -> &str {
-        self.members.get("alg").and_then(Value::as_str).unwrap_or("")
+        self.members
+            .get("alg")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// The `kid` member, if present.

@@ -141,11 +141,7 @@ impl Claims {
     /// [`MAX_TOKEN_BYTES`] whose registered claims have their types.
     pub fn from_json(bytes: &[u8]) -> Result<Self, JoseError> {
         let members = crate::jwk::object(bytes, MAX_TOKEN_BYTES, "JWT claims")?;
-        for (name, what) in [
-            ("exp", "JWT exp"),
-            ("nbf", "JWT nbf"),
-            ("iat", "JWT iat"),
-        ] {
+        for (name, what) in [("exp", "JWT exp"), ("nbf", "JWT nbf"), ("iat", "JWT iat")] {
             numeric_date(&members, name, what)?;
         }
         for (name, what) in [("iss", "JWT iss"), ("sub", "JWT sub"), ("jti", "JWT jti")] {
@@ -175,16 +171,22 @@ impl Claims {
             Some(exp) if now >= exp.saturating_add(leeway) => return Err(JoseError::Expired),
             _ => {}
         }
-        if self.nbf().is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+        if self
+            .nbf()
+            .is_some_and(|nbf| now.saturating_add(leeway) < nbf)
+        {
             return Err(JoseError::NotYetValid);
         }
-        if self.iat().is_some_and(|iat| iat > now.saturating_add(leeway)) {
+        if self
+            .iat()
+            .is_some_and(|iat| iat > now.saturating_add(leeway))
+        {
             return Err(JoseError::IssuedInFuture);
         }
-        if let Some(issuer) = &validation.issuer {
-            if self.iss() != Some(issuer.as_str()) {
-                return Err(JoseError::WrongIssuer);
-            }
+        if let Some(issuer) = &validation.issuer
+            && self.iss() != Some(issuer.as_str())
+        {
+            return Err(JoseError::WrongIssuer);
         }
         let aud = self.members.get("aud");
         let audience_ok = match (&validation.audience, aud) {

@@ -1,5 +1,9 @@
 //! Algorithm-confusion and key-selection regressions, each by name: the
 //! token never chooses the algorithm or the key.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test fixtures panic on failure, like the tests that call them"
+)]
 
 use custody_jose::jws::{CompactJws, MAX_TOKEN_BYTES};
 use custody_jose::{Jwk, JwkSet, b64, jws};
@@ -31,14 +35,22 @@ fn ed_key() -> ed25519_dalek::SigningKey {
 
 fn ed_jwk(kid: &str) -> Jwk {
     let x = b64::encode(ed_key().verifying_key().as_bytes());
-    Jwk::from_json(json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid}).to_string().as_bytes())
-        .unwrap()
+    Jwk::from_json(
+        json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap()
 }
 
 /// A compact token over `header` (raw JSON text) and `payload`, signed by
 /// `sign` over the signing input.
 fn token(header: &str, payload: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
-    let input = format!("{}.{}", b64::encode(header.as_bytes()), b64::encode(payload.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.as_bytes()),
+        b64::encode(payload.as_bytes())
+    );
     let sig = sign(input.as_bytes());
     format!("{input}.{}", b64::encode(&sig))
 }
@@ -58,7 +70,11 @@ fn set(keys: Vec<Jwk>) -> JwkSet {
 
 fn rsa_jwk(with_alg: bool) -> Value {
     let v: Value = serde_json::from_slice(
-        &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/jws.json")).unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/jws.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let mut jwk = v["rfc"][0]["jwk"].clone();
@@ -84,7 +100,12 @@ fn the_good_tokens_verify() {
 #[test]
 fn regression_alg_none_is_unsupported() {
     let keys = set(vec![es256_jwk(&json!({}))]);
-    for header in [r#"{"alg":"none"}"#, r#"{"alg":"None"}"#, r#"{"alg":"NONE"}"#, r#"{"alg":""}"#] {
+    for header in [
+        r#"{"alg":"none"}"#,
+        r#"{"alg":"None"}"#,
+        r#"{"alg":"NONE"}"#,
+        r#"{"alg":""}"#,
+    ] {
         // With an empty signature, and with a valid ES256 one.
         let t = token(header, CLAIMS, |_| Vec::new());
         assert_eq!(kind(&t, &keys), "unsupported-algorithm", "{header}");
@@ -123,16 +144,32 @@ fn regression_embedded_jwk_jku_x5u_x5c_are_never_used() {
     let keys = set(vec![es256_jwk(&json!({"kid": "ec"}))]);
     let offered = attacker.to_json();
     for member in ["jwk", "jku", "x5u", "x5c"] {
-        let value = if member == "jwk" { offered.clone() } else { r#""https://evil.example/k""#.to_owned() };
+        let value = if member == "jwk" {
+            offered.clone()
+        } else {
+            r#""https://evil.example/k""#.to_owned()
+        };
         // Signed by the attacker's key, naming the real kid: the real key
         // fixes ES256, so the EdDSA token is refused before any signature.
-        let t = token(&format!(r#"{{"alg":"EdDSA","kid":"ec","{member}":{value}}}"#), CLAIMS, eddsa);
+        let t = token(
+            &format!(r#"{{"alg":"EdDSA","kid":"ec","{member}":{value}}}"#),
+            CLAIMS,
+            eddsa,
+        );
         assert_eq!(kind(&t, &keys), "algorithm-mismatch", "{member}");
         // Without a kid, the set's only key is still the real one.
-        let t = token(&format!(r#"{{"alg":"EdDSA","{member}":{value}}}"#), CLAIMS, eddsa);
+        let t = token(
+            &format!(r#"{{"alg":"EdDSA","{member}":{value}}}"#),
+            CLAIMS,
+            eddsa,
+        );
         assert_eq!(kind(&t, &keys), "algorithm-mismatch", "{member}");
         // Naming the attacker's kid: no such key in the set.
-        let t = token(&format!(r#"{{"alg":"EdDSA","kid":"attacker","{member}":{value}}}"#), CLAIMS, eddsa);
+        let t = token(
+            &format!(r#"{{"alg":"EdDSA","kid":"attacker","{member}":{value}}}"#),
+            CLAIMS,
+            eddsa,
+        );
         assert_eq!(kind(&t, &keys), "unknown-key", "{member}");
     }
 }
@@ -142,7 +179,9 @@ fn regression_alg_not_the_keys_is_a_mismatch() {
     let keys = set(vec![
         es256_jwk(&json!({"kid": "ec"})),
         ed_jwk("ed"),
-        Jwk::from_json(rsa_jwk(true).to_string().as_bytes()).unwrap().with_kid("rs"),
+        Jwk::from_json(rsa_jwk(true).to_string().as_bytes())
+            .unwrap()
+            .with_kid("rs"),
     ]);
     for (alg, kid) in [
         ("EdDSA", "ec"),
@@ -153,7 +192,11 @@ fn regression_alg_not_the_keys_is_a_mismatch() {
         ("PS256", "rs"), // the RSA key says RS256: PS256 is not allowed
         ("EdDSA", "rs"),
     ] {
-        let t = token(&format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#), CLAIMS, es256);
+        let t = token(
+            &format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#),
+            CLAIMS,
+            es256,
+        );
         assert_eq!(kind(&t, &keys), "algorithm-mismatch", "{alg} on {kid}");
     }
     // A JWK's own alg restricts it even where the curve allows one algorithm.
@@ -168,11 +211,18 @@ fn regression_alg_not_the_keys_is_a_mismatch() {
 #[test]
 fn regression_rsa_jwk_without_alg_is_refused_as_ambiguous() {
     let jwk = Jwk::from_json(rsa_jwk(false).to_string().as_bytes()).unwrap();
-    assert_eq!(jwk.verification_algorithm().unwrap_err().kind(), "invalid-key");
+    assert_eq!(
+        jwk.verification_algorithm().unwrap_err().kind(),
+        "invalid-key"
+    );
     let keys = set(vec![jwk]);
     // The RFC 7515 A.2 token itself, its key stripped of alg.
     let v: Value = serde_json::from_slice(
-        &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/jws.json")).unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/jws.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let rfc = v["rfc"][0]["token"].as_str().unwrap();
@@ -206,10 +256,17 @@ fn regression_duplicate_header_members_are_refused() {
         assert_eq!(kind(&t, &keys), "malformed", "{header}");
     }
     // And in the payload, through the JWT reader.
-    let t = token(r#"{"alg":"ES256"}"#, r#"{"sub":"a","sub":"b","exp":1800000600}"#, es256);
+    let t = token(
+        r#"{"alg":"ES256"}"#,
+        r#"{"sub":"a","sub":"b","exp":1800000600}"#,
+        es256,
+    );
     assert!(jws::verify(&t, &keys).is_ok());
     let v = custody_jose::Validation::new(1_800_000_000);
-    assert_eq!(custody_jose::jwt::verify(&t, &keys, &v).unwrap_err().kind(), "malformed");
+    assert_eq!(
+        custody_jose::jwt::verify(&t, &keys, &v).unwrap_err().kind(),
+        "malformed"
+    );
 }
 
 #[test]
@@ -250,11 +307,11 @@ fn ecdsa_signatures_are_jose_r_s_of_64_bytes() {
     let sig = parsed.signature();
     let der: p256::ecdsa::DerSignature = p256::ecdsa::Signature::from_slice(sig).unwrap().to_der();
     for bad in [
-        der.as_bytes().to_vec(),                 // DER, as some libraries send
-        [&[0u8][..], sig].concat(),              // 65 bytes
-        sig[..63].to_vec(),                      // 63 bytes
-        [&[0u8; 32][..], &sig[32..]].concat(),   // r = 0
-        [&sig[..32], &[0xff; 32][..]].concat(),  // s >= n
+        der.as_bytes().to_vec(),                // DER, as some libraries send
+        [&[0u8][..], sig].concat(),             // 65 bytes
+        sig[..63].to_vec(),                     // 63 bytes
+        [&[0u8; 32][..], &sig[32..]].concat(),  // r = 0
+        [&sig[..32], &[0xff; 32][..]].concat(), // s >= n
         Vec::new(),
     ] {
         let t = format!("{}.{}", parsed.signing_input(), b64::encode(&bad));
@@ -269,12 +326,12 @@ fn compact_form_is_strict() {
     assert_eq!(CompactJws::parse(&good).unwrap().to_compact(), good);
     let (h, rest) = good.split_once('.').unwrap();
     for bad in [
-        format!("{good}."),                           // four parts
-        rest.to_owned(),                              // two parts
-        format!("{h}=.{rest}"),                       // padding
-        format!(" {good}"),                           // whitespace
+        format!("{good}."),     // four parts
+        rest.to_owned(),        // two parts
+        format!("{h}=.{rest}"), // padding
+        format!(" {good}"),     // whitespace
         format!("{good}\n"),
-        format!("{}.{rest}", b64::encode(b"[]")),     // header not an object
+        format!("{}.{rest}", b64::encode(b"[]")), // header not an object
         format!("{}.{rest}", b64::encode(br#"{"alg":1}"#)),
         format!("{}.{rest}", b64::encode(br#"{"kid":"x"}"#)),
         format!("{}.{rest}", b64::encode(b"{\"alg\":\"ES256\"")),

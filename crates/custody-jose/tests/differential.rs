@@ -3,6 +3,11 @@
 //! `tests/vectors/jsonwebtoken_keys.json` verify here with the same claims,
 //! tampered ones are refused by both, and the jwcrypto tokens of `jws.json`
 //! verify in both.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test fixtures panic on failure, like the tests that call them"
+)]
 
 use custody_jose::{Jwk, JwkSet, Validation, b64, jwt};
 use jsonwebtoken::jwk::Jwk as OracleJwk;
@@ -36,7 +41,11 @@ fn encoding_key(alg: &str, der: &[u8]) -> EncodingKey {
 }
 
 /// jsonwebtoken's verdict on `token` under the JWK `jwk`.
-fn oracle_verify(alg: &str, jwk: &Value, token: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+fn oracle_verify(
+    alg: &str,
+    jwk: &Value,
+    token: &str,
+) -> Result<Value, jsonwebtoken::errors::Error> {
     let oracle_jwk: OracleJwk = serde_json::from_value(jwk.clone()).unwrap();
     let key = DecodingKey::from_jwk(&oracle_jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(oracle_alg(alg));
@@ -79,7 +88,8 @@ fn tokens_made_by_jsonwebtoken_verify_with_equal_claims() {
             }
             let c = claims(i);
             let token = jsonwebtoken::encode(&header, &c, &encoding_key(alg, &der)).unwrap();
-            let ours = jwt::verify(&token, &set, &validation()).unwrap_or_else(|e| panic!("{alg}: {e}"));
+            let ours =
+                jwt::verify(&token, &set, &validation()).unwrap_or_else(|e| panic!("{alg}: {e}"));
             assert_eq!(Value::Object(ours.claims().members().clone()), c, "{alg}");
             assert_eq!(ours.header().alg(), alg);
             assert_eq!(oracle_verify(alg, &entry["jwk"], &token).unwrap(), c);
@@ -117,7 +127,12 @@ fn tamper(token: &str) -> Vec<String> {
     let other = b64::encode(claims(99).to_string().as_bytes());
     out.push(format!("{}.{other}.{}", parts[0], parts[2]));
     let sig = b64::decode(parts[2], "sig").unwrap();
-    out.push(format!("{}.{}.{}", parts[0], parts[1], b64::encode(&sig[..sig.len() - 1])));
+    out.push(format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        b64::encode(&sig[..sig.len() - 1])
+    ));
     out
 }
 
@@ -131,8 +146,10 @@ fn jwcrypto_tokens_verify_in_both() {
         }
         let ours = jwt::verify(
             t["token"].as_str().unwrap(),
-            &JwkSet::from_keys(vec![Jwk::from_json(t["jwk"].to_string().as_bytes()).unwrap()])
-                .unwrap(),
+            &JwkSet::from_keys(vec![
+                Jwk::from_json(t["jwk"].to_string().as_bytes()).unwrap(),
+            ])
+            .unwrap(),
             &validation(),
         )
         .unwrap();

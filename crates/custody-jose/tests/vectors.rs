@@ -1,5 +1,9 @@
 //! The committed vectors of independent implementations (jwcrypto 1.6.1,
 //! pyca/cryptography; `tests/vectors/generate.py`), walked entry by entry.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test fixtures panic on failure, like the tests that call them"
+)]
 
 use custody_jose::jws::CompactJws;
 use custody_jose::kdf::{concat_kdf, key_data_len};
@@ -27,7 +31,8 @@ fn rfc_examples_verify() {
     for ex in rfc {
         let name = ex["name"].as_str().unwrap();
         let token = ex["token"].as_str().unwrap();
-        let verified = jws::verify(token, &set_of(&ex["jwk"])).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let verified =
+            jws::verify(token, &set_of(&ex["jwk"])).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             b64::encode(verified.payload()),
             ex["payload"].as_str().unwrap(),
@@ -40,7 +45,11 @@ fn rfc_examples_verify() {
         sig[7] ^= 1;
         let (input, _) = token.rsplit_once('.').unwrap();
         let bad = format!("{input}.{}", b64::encode(&sig));
-        assert_eq!(jws::verify(&bad, &set_of(&ex["jwk"])).unwrap_err().kind(), "bad-signature", "{name}");
+        assert_eq!(
+            jws::verify(&bad, &set_of(&ex["jwk"])).unwrap_err().kind(),
+            "bad-signature",
+            "{name}"
+        );
     }
 }
 
@@ -71,14 +80,21 @@ fn jwcrypto_tokens_verify_with_their_claims() {
         let key = jwk(&t["jwk"]);
         // jwcrypto's kid is the key's RFC 7638 thumbprint.
         assert_eq!(Some(key.thumbprint().as_str()), t["jwk"]["kid"].as_str());
-        assert_eq!(key.verification_algorithm().unwrap(), Algorithm::from_name(alg).unwrap());
+        assert_eq!(
+            key.verification_algorithm().unwrap(),
+            Algorithm::from_name(alg).unwrap()
+        );
         let keys = JwkSet::from_keys(vec![key]).unwrap();
         let token = t["token"].as_str().unwrap();
         let validation = Validation::new(now + 1)
             .with_issuer("https://issuer.example")
             .with_audience("payments");
         let jwt = jwt::verify(token, &keys, &validation).unwrap_or_else(|e| panic!("{alg}: {e}"));
-        assert_eq!(&Value::Object(jwt.claims().members().clone()), &t["claims"], "{alg}");
+        assert_eq!(
+            &Value::Object(jwt.claims().members().clone()),
+            &t["claims"],
+            "{alg}"
+        );
         assert_eq!(jwt.header().alg(), alg);
         match t.get("high_s").and_then(Value::as_bool) {
             Some(true) => high += 1,
@@ -86,16 +102,25 @@ fn jwcrypto_tokens_verify_with_their_claims() {
             None => {}
         }
     }
-    assert!(high > 0 && low > 0, "both halves of s: {high} high, {low} low");
+    assert!(
+        high > 0 && low > 0,
+        "both halves of s: {high} high, {low} low"
+    );
     assert_eq!(tokens.len(), 24);
 }
 
 #[test]
 fn es256k_both_halves_of_s_verify() {
     // (r, s) and (r, n - s) for every ES256K token: both verify.
-    let n = hex::decode("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141").unwrap();
+    let n =
+        hex::decode("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141").unwrap();
     let v = load("jws.json");
-    for t in v["tokens"].as_array().unwrap().iter().filter(|t| t["alg"] == "ES256K") {
+    for t in v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["alg"] == "ES256K")
+    {
         let keys = set_of(&t["jwk"]);
         let token = t["token"].as_str().unwrap();
         let parsed = CompactJws::parse(token).unwrap();
@@ -136,7 +161,11 @@ fn attacks_are_refused_with_their_kind() {
         let e = jws::verify(token, &keys).unwrap_err();
         assert_eq!(e.kind(), a["error"].as_str().unwrap(), "{name}: {e}");
         let validation = Validation::new(v["now"].as_u64().unwrap()).with_audience("payments");
-        assert_eq!(jwt::verify(token, &keys, &validation).unwrap_err(), e, "{name}");
+        assert_eq!(
+            jwt::verify(token, &keys, &validation).unwrap_err(),
+            e,
+            "{name}"
+        );
     }
 }
 
@@ -150,7 +179,10 @@ fn concat_kdf_matches_pyca_cryptography() {
         let alg = t["alg"].as_str().unwrap();
         let bits = t["bits"].as_u64().unwrap();
         assert_eq!(u64::from(key_data_len(alg).unwrap()), bits, "{alg}");
-        let z: [u8; 32] = hex::decode(t["z"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let z: [u8; 32] = hex::decode(t["z"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
         let apu = b64::decode(t["apu"].as_str().unwrap(), "apu").unwrap();
         let apv = b64::decode(t["apv"].as_str().unwrap(), "apv").unwrap();
         let key = concat_kdf(&z, alg, &apu, &apv).unwrap();
@@ -170,10 +202,16 @@ fn regression_cbc_keydatalen_is_the_whole_key() {
     assert_eq!(key_data_len("A128CBC-HS256"), Some(256));
     assert_eq!(key_data_len("A256CBC-HS512"), Some(512));
     let v = load("concat_kdf.json");
-    for t in v["vectors"].as_array().unwrap().iter().filter(|t| {
-        t["alg"].as_str().unwrap().contains("CBC")
-    }) {
-        let z: [u8; 32] = hex::decode(t["z"].as_str().unwrap()).unwrap().try_into().unwrap();
+    for t in v["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["alg"].as_str().unwrap().contains("CBC"))
+    {
+        let z: [u8; 32] = hex::decode(t["z"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
         let apu = b64::decode(t["apu"].as_str().unwrap(), "apu").unwrap();
         let apv = b64::decode(t["apv"].as_str().unwrap(), "apv").unwrap();
         let alg = t["alg"].as_str().unwrap();
@@ -181,7 +219,17 @@ fn regression_cbc_keydatalen_is_the_whole_key() {
         assert_eq!(hex::encode(&key[..]), t["key"].as_str().unwrap());
         // The mistake: keydatalen of the AES half only. Its first block
         // differs (keydatalen is hashed), so it is not even a prefix.
-        let half = concat_kdf(&z, if alg == "A128CBC-HS256" { "A128GCM" } else { "A256GCM" }, &apu, &apv).unwrap();
+        let half = concat_kdf(
+            &z,
+            if alg == "A128CBC-HS256" {
+                "A128GCM"
+            } else {
+                "A256GCM"
+            },
+            &apu,
+            &apv,
+        )
+        .unwrap();
         assert_ne!(&key[..half.len()], &half[..]);
     }
 }
@@ -201,7 +249,10 @@ fn regression_shared_secret_keeps_leading_zero_bytes() {
     assert_eq!(cases.len(), 4);
     for t in cases {
         let zeros = usize::try_from(t["leading_zero_bytes"].as_u64().unwrap()).unwrap();
-        let z: [u8; 32] = hex::decode(t["z"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let z: [u8; 32] = hex::decode(t["z"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert!(z[..zeros].iter().all(|b| *b == 0) && z[zeros] != 0);
         let alg = t["alg"].as_str().unwrap();
         let key = concat_kdf(&z, alg, b"Alice", b"Bob").unwrap();
@@ -213,6 +264,9 @@ fn regression_shared_secret_keeps_leading_zero_bytes() {
 fn concat_kdf_refuses_unknown_algorithms() {
     let z = [7u8; 32];
     for alg in ["", "dir", "A128KW", "a256gcm", "HS256"] {
-        assert_eq!(concat_kdf(&z, alg, b"", b"").unwrap_err().kind(), "unsupported-algorithm");
+        assert_eq!(
+            concat_kdf(&z, alg, b"", b"").unwrap_err().kind(),
+            "unsupported-algorithm"
+        );
     }
 }
