@@ -131,7 +131,7 @@ attacks.append({"name": "unknown critical header", "jwk": crit_pub,
                 "token": f"{h}.{p}.{b64(r.to_bytes(32, 'big') + s_.to_bytes(32, 'big'))}",
                 "error": "malformed"})
 
-vectors = {"generator": "tests/vectors/generate.py", "jwcrypto": "1.6.1",
+vectors = {"generator": "vectors/jose/generate.py", "jwcrypto": "1.6.1",
            "now": NOW, "rfc": rfc, "thumbprints": thumbprints, "tokens": tokens, "attacks": attacks}
 with open(os.path.join(HERE, "jws.json"), "w") as f:
     json.dump(vectors, f, indent=1, sort_keys=True)
@@ -154,7 +154,7 @@ for alg, make in (("ES256", makers["ES256"]), ("RS256", makers["RS256"]), ("PS25
     pub["kid"] = key.thumbprint()
     oracle.append({"alg": alg, "private_der": der.hex(), "jwk": pub})
 with open(os.path.join(HERE, "jsonwebtoken_keys.json"), "w") as f:
-    json.dump({"generator": "tests/vectors/generate.py",
+    json.dump({"generator": "vectors/jose/generate.py",
                "note": "TEST-ONLY private keys for the jsonwebtoken differential test",
                "keys": oracle}, f, indent=1, sort_keys=True)
     f.write("\n")
@@ -185,6 +185,6 @@ for alg, bits, zeros in (("A256GCM", 256, 1), ("A128CBC-HS256", 256, 2), ("ECDH-
     kdf.append({"alg": alg, "bits": bits, "z": z.hex(), "apu": b64(apu), "apv": b64(apv), "key": out.hex(),
                 "leading_zero_bytes": zeros})
 with open(os.path.join(HERE, "concat_kdf.json"), "w") as f:
-    json.dump({"generator": "tests/vectors/generate.py", "vectors": kdf}, f, indent=1)
+    json.dump({"generator": "vectors/jose/generate.py", "vectors": kdf}, f, indent=1)
     f.write("\n")
 print(len(rfc), len(thumbprints), len(tokens), len(attacks), len(kdf))

@@ -22,7 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// The fixed key set tokens are verified against: one key per algorithm,
-/// those of the first jwcrypto token of each in `tests/vectors/jws.json`
+/// those of the first jwcrypto token of each in `vectors/jose/jws.json`
 /// (the `jws_compact` seeds are those tokens).
 pub const FUZZ_JWKS: &str = r#"{"keys":[{"crv":"P-256","kid":"y_Hfciq95RZem7KzHLPlwVxk6PcSafoAkxQemZKWQAE","kty":"EC","x":"4uQAwNSepCcEiut_Dx3cqLmAz-OfJlDSecoPa6Atkls","y":"ClnPkCGEAXtYyTTSFaLM2lEuESrjVn7hKP8wxcMoEzo"},{"crv":"secp256k1","kid":"h9CrWp9cg-MHB0xS_HRs6KCOJy31qKZo-r-_jrCpvkg","kty":"EC","x":"RawAh4IqBN_hlN3bLNCDnb_d5aqx9PgQZ4YTVnExutk","y":"VUjcBlRcqaoU6aqxBYRE7jSIDMKq-utGzeQPUGOSYB4"},{"alg":"RS256","e":"AQAB","kid":"_cjgwc-O_nI07lj6Kyjbcut-d5bw9kXaDYQQhLdWgMI","kty":"RSA","n":"7B4TXjiaL_VpUvnk6mhU59QH-UKXCdBiHXUWh-PhWsCrqSeHTD_O1OP2trVe5whu7xmL67vIk9V6Qw12WZ-85267XUClEMECY-A7qnBqJbc2JILO2q9U1YUGMr4hNsF_gtXPM7xRPl0usZe1BzhaeHNH---zz7GZRatSSY076wvRh1PXUtr_Ah4Da9G1q82ddxdmfp0z9h15IEUcs6Y65VVSJe8IzqjS1ziRj-Q0AZzDJFt2tyF9iutbdQm1TfoxKCyqJYuy5Ri5Tv3RctZTm2lnNdXkgnrVQ5wjrymPrm0bQARjo-jrND8jOjZJtuhUocVWdAOdzfDk603vPqC5QQ"},{"alg":"PS256","e":"AQAB","kid":"gCUQbO8zkNZnd2T_I-x5uWfZCLI6wB1bBtqaWNt-cLQ","kty":"RSA","n":"wOuolgtN-Zln_9EoYcehlwsD1YOyJQys_kdQfD8CuV5SAihp0ArZ41Tmo_6RVNLzGSBFazZQelDm9uz692NLaXsSLs9FdaNrg_bM9BG3TYc526DGU8VaOcqwM6HFTnPT83GCvUaViyryBJP0Ct31puWx2GKz4KdZG4tg16H5V7CRSR0N_s0UcakWFxaN1AQv6OPPnlUXck-zxrurtOcGA_Sg6UJUwVxQqvdsHvaV4F2qufC5lzQ7NOn3rGyODDEv6y0yxS2QH8yDcWzMQSCIGGg15iCtzuVlkxC3cpNQ4QW8lsnbi939MuMu28LpmxMx81avGU7JpDVsUE0h3E67Jw"},{"crv":"Ed25519","kid":"66_j-hr5rEgnqchvKKlIs22hR6us5g1LDtwZ2ICSKIc","kty":"OKP","x":"SWjHmFfQbLZlUV02wMD860UZXIAajdXUKbCi7WIxeVk"}]}"#;
 

@@ -218,7 +218,7 @@ fn rsa() -> Value {
     let v: Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/jws.json"
+            "/../../vectors/jose/jws.json"
         ))
         .unwrap(),
     )

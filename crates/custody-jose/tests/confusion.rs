@@ -72,7 +72,7 @@ fn rsa_jwk(with_alg: bool) -> Value {
     let v: Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/jws.json"
+            "/../../vectors/jose/jws.json"
         ))
         .unwrap(),
     )
@@ -220,7 +220,7 @@ fn regression_rsa_jwk_without_alg_is_refused_as_ambiguous() {
     let v: Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/jws.json"
+            "/../../vectors/jose/jws.json"
         ))
         .unwrap(),
     )

@@ -1,6 +1,6 @@
 //! Differential test against the `jsonwebtoken` crate (10.x, RustCrypto
 //! backend): tokens it signs with the test-only keys of
-//! `tests/vectors/jsonwebtoken_keys.json` verify here with the same claims,
+//! `vectors/jose/jsonwebtoken_keys.json` verify here with the same claims,
 //! tampered ones are refused by both, and the jwcrypto tokens of `jws.json`
 //! verify in both.
 #![expect(
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 const NOW: u64 = 1_800_000_000;
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../vectors/jose/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 

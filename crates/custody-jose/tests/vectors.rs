@@ -1,5 +1,5 @@
 //! The committed vectors of independent implementations (jwcrypto 1.6.1,
-//! pyca/cryptography; `tests/vectors/generate.py`), walked entry by entry.
+//! pyca/cryptography; `vectors/jose/generate.py`), walked entry by entry.
 #![expect(
     clippy::unwrap_used,
     reason = "test fixtures panic on failure, like the tests that call them"
@@ -11,7 +11,7 @@ use custody_jose::{Algorithm, Jwk, JwkSet, Validation, b64, jws, jwt};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../vectors/jose/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
