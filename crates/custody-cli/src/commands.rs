@@ -10,6 +10,7 @@ use custody_core::{
 };
 use custody_eth::keystore_v3::{self, KdfChoice};
 use custody_eth::{Address, EthSigner, PersonalMessage, Transaction, TypedData};
+use custody_kms::BackendUri;
 use custody_totp::{EnrolMode, TotpConfig, TotpGate, TotpRegistry};
 use serde_json::{Value, json};
 
@@ -18,7 +19,7 @@ use crate::args::{
     ExportArgs, ImportArgs, InitArgs, KeyArgs, KeystoreCommand, RegisterArgs, RewrapArgs,
     SignHashArgs, SignMessageArgs, SignTxArgs, SignTypedDataArgs, StateCommand, TotpCommand,
 };
-use crate::backends::{self, BackendUri};
+use crate::backends;
 use crate::error::CliError;
 use crate::policy::{self, OperationInput};
 use crate::state::{self, State};
@@ -112,7 +113,7 @@ impl Context {
         };
         match kind {
             KekKind::Backend { uri, .. } => {
-                let parsed = BackendUri::parse(&uri, "the keystore's KEK")?;
+                let parsed = backends::parse(&uri, "the keystore's KEK")?;
                 let kek = backends::kek(&parsed, "the keystore's KEK")?;
                 open(Unlock::Backend(kek))
             }
@@ -173,7 +174,7 @@ fn external(k: &KeyArgs) -> Result<Option<(SharedBackend, KeyRef)>, CliError> {
             "use exactly one of --path, --wallet/--index, --key-id, --key",
         ));
     }
-    let parsed = BackendUri::parse(uri, "--key")?;
+    let parsed = backends::parse(uri, "--key")?;
     backends::signer(&parsed, "--key").map(Some)
 }
 
@@ -186,7 +187,7 @@ fn read_secret_file(path: &Path, flag: &str) -> Result<Vec<u8>, CliError> {
 }
 
 fn init(ctx: &Context, a: InitArgs) -> Result<Value, CliError> {
-    let kek = BackendUri::parse(&a.kek, "--kek")?;
+    let kek = backends::parse(&a.kek, "--kek")?;
     let passphrase = match kek {
         BackendUri::Passphrase => Some(ctx.passphrase()?),
         _ => None,
@@ -615,7 +616,7 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
     let enrolment = match (&a.wallet, &a.key, &a.key_id) {
         (Some(wallet), None, None) => registry.enrol(wallet, mode).wait()?,
         (None, Some(uri), None) => {
-            let (inner, key) = backends::signer(&BackendUri::parse(uri, "--key")?, "--key")?;
+            let (inner, key) = backends::signer(&backends::parse(uri, "--key")?, "--key")?;
             let pinned = pin_ref(inner, key)?;
             let public = pinned.key_signer().key().public_key();
             registry
@@ -664,7 +665,7 @@ fn new_passphrase(a: &RewrapArgs) -> Result<Passphrase, CliError> {
 }
 
 fn rewrap(ctx: &Context, a: &RewrapArgs) -> Result<Value, CliError> {
-    let target = BackendUri::parse(&a.kek, "--kek")?;
+    let target = backends::parse(&a.kek, "--kek")?;
     let (ks, report) = match target {
         BackendUri::Passphrase => {
             let passphrase = new_passphrase(a)?;
@@ -738,7 +739,7 @@ fn audit_checkpoint(ctx: &Context, a: &AuditCheckpointArgs) -> Result<Value, Cli
             let ks = ctx.open_in(Some(records))?;
             let (backend, key) = match &a.key {
                 Some(uri) => {
-                    let parsed = BackendUri::parse(uri, "--key")?;
+                    let parsed = backends::parse(uri, "--key")?;
                     let (inner, key) = backends::signer(&parsed, "--key")?;
                     (gated(&ks, inner)?, key)
                 }

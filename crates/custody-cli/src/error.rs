@@ -46,6 +46,12 @@ impl fmt::Display for CliError {
     }
 }
 
+impl From<ErrorReport> for CliError {
+    fn from(report: ErrorReport) -> Self {
+        Self(report)
+    }
+}
+
 impl From<custody_core::Error> for CliError {
     fn from(e: custody_core::Error) -> Self {
         Self(e.into())

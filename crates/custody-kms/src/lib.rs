@@ -1,7 +1,9 @@
 //! Key backends of the custody SDK that live outside the process, and the
 //! verification of AWS Nitro enclave attestation documents, each behind its
-//! own cargo feature. With no feature (the default) this crate is
-//! empty and pulls no network stack.
+//! own cargo feature. With no feature (the default) this crate holds only
+//! the parser of backend URIs (`BackendUri`: `passphrase`, `aws-kms:KEY`,
+//! `pkcs11:...`, which every front end shares; opening one needs its
+//! feature) and pulls no network stack.
 //!
 //! | feature | what |
 //! |---|---|
@@ -61,6 +63,14 @@
 
 #[cfg(feature = "aws-kms")]
 mod aws;
+
+// Backend URIs (`passphrase`, `aws-kms:KEY`, `pkcs11:...`) for every front
+// end: always built, opening needs the backend's feature.
+mod backend_uri;
+
+pub use backend_uri::{
+    BackendConfig, BackendUri, BackendUriError, PKCS11_MODULE_VAR, PKCS11_PIN_VAR,
+};
 
 // The DER `SubjectPublicKeyInfo` reader of `aws-kms`, also compiled for its
 // fuzz target (feature `fuzzing`).

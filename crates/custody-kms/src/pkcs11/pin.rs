@@ -11,9 +11,10 @@ use super::error::Pkcs11Error;
 /// A token's user PIN. Wiped on drop; `Debug` prints only the type name; no
 /// error or message ever carries it.
 ///
-/// This crate never reads the environment (nothing below the CLI does): the
-/// CLI reads `CUSTODY_PKCS11_PIN` and hands the PIN over with [`Pin::new`],
-/// or a URI's `pin-source=file:` is read with [`Pin::from_file`].
+/// The PKCS#11 types never read the environment: a caller hands the PIN
+/// over with [`Pin::new`], or a URI's `pin-source=file:` is read with
+/// [`Pin::from_file`]. Only [`crate::BackendConfig::from_env`], when a front
+/// end asks for the CLI contract's configuration, reads `CUSTODY_PKCS11_PIN`.
 pub struct Pin(Zeroizing<String>);
 
 impl Pin {

@@ -217,8 +217,9 @@ impl Pkcs11Token {
     /// `manufacturer=`, `model=` if given), on the module of its
     /// `module-path=` or else `default_module`, logged in with the PIN of
     /// its `pin-source=` or else `pin`. (A URI's own attributes win: they
-    /// are the more specific.) The CLI passes `CUSTODY_PKCS11_MODULE` and
-    /// `CUSTODY_PKCS11_PIN` as the defaults; this crate reads no environment.
+    /// are the more specific.) [`crate::BackendConfig::from_env`] passes
+    /// `CUSTODY_PKCS11_MODULE` and `CUSTODY_PKCS11_PIN` as the defaults;
+    /// this function reads no environment.
     ///
     /// # Errors
     /// `bad-input` if the URI names no token, no module is given either way,
