@@ -53,6 +53,13 @@
 #define CUSTODY_ERROR_MESSAGE_LEN 512
 
 /**
+ * A signing key behind a keystore's gates (opaque to C): made by
+ * [`custody_key_open`] or [`custody_key_open_id`], released by
+ * [`custody_key_free`]. Safe to use from several threads at once.
+ */
+typedef struct CustodyKey CustodyKey;
+
+/**
  * An open keystore (opaque to C): made by [`custody_keystore_open`],
  * released by [`custody_keystore_free`]. Safe to use from several threads
  * at once.
@@ -118,24 +125,185 @@ int32_t custody_export_private_key(const struct CustodyKeystore *ks,
                                    struct CustodyError *err);
 
 /**
+ * Opens the external signing key `uri` names and sets `*out` to a new key
+ * handle behind the gates of keystore `ks` (NULL on failure), as the
+ * CLI's `--key URI`:
+ *
+ * - `aws-kms:KEY`: an `ECC_SECG_P256K1` `SIGN_VERIFY` key in AWS KMS (id,
+ *   ARN or `alias/NAME`), with region, credentials and endpoint from the
+ *   standard AWS environment;
+ * - `pkcs11:token=LABEL;object=LABEL`: an EC secp256k1 key on a PKCS#11
+ *   token, the module from the URI's `module-path=` or
+ *   `CUSTODY_PKCS11_MODULE`, the PIN from its `pin-source=file:` or
+ *   `CUSTODY_PKCS11_PIN`.
+ *
+ * The key never leaves its KMS or token: each signature is one call to it.
+ * Its signatures pass the keystore's TOTP gate (`custody totp register
+ * --key URI` enrols it) and land in its audit log. The backend is reached
+ * here, once, to read the public key.
+ *
+ * Errors: `bad-input` (a null or non-UTF-8 argument, a malformed URI,
+ * `passphrase`, no module or PIN), `not-found`, `access-denied`,
+ * `wrong-key-usage`, `key-disabled`, `unavailable`, `throttled`,
+ * `unsupported` (a backend this library was built without).
+ *
+ * # Safety
+ * `ks` is any value (it is looked up, not dereferenced); `uri` is NULL or
+ * a NUL-terminated string; `out` is NULL or writable for one pointer;
+ * `err` is NULL or writable for one `CustodyError`.
+ */
+int32_t custody_key_open(const struct CustodyKeystore *ks,
+                         const char *uri,
+                         struct CustodyKey **out,
+                         struct CustodyError *err);
+
+/**
+ * Sets `*out` to a new key handle for the key imported into keystore `ks`
+ * under `key_id` (the `keyId` that `custody keystore import` or
+ * `custody_keystore_import_v3` gave; NULL on failure), behind the
+ * keystore's gates as the CLI's `--key-id`.
+ *
+ * Errors: `bad-input` (a null or non-UTF-8 argument, a malformed id),
+ * `not-found` (no key with that id).
+ *
+ * # Safety
+ * `ks` is any value (it is looked up, not dereferenced); `key_id` is NULL
+ * or a NUL-terminated string; `out` is NULL or writable for one pointer;
+ * `err` is NULL or writable for one `CustodyError`.
+ */
+int32_t custody_key_open_id(const struct CustodyKeystore *ks,
+                            const char *key_id,
+                            struct CustodyKey **out,
+                            struct CustodyError *err);
+
+/**
+ * Closes a key handle. NULL is allowed and does nothing.
+ *
+ * Returns `CUSTODY_OK`, or `CUSTODY_ERR_BAD_INPUT` for a handle that is
+ * not open. Calls already running on other threads finish normally. The
+ * keystore handle the key was opened on stays open (and may be freed
+ * before or after: the key keeps what it needs).
+ *
+ * # Safety
+ * `err` is NULL or writable for one `CustodyError`. `key` is only
+ * compared with the library's table of open handles, never dereferenced.
+ */
+int32_t custody_key_free(struct CustodyKey *key, struct CustodyError *err);
+
+/**
+ * Sets `*out_json` to the JSON object `custody derive --key URI` (or
+ * `--key-id ID`) prints for this key: `{"address", "key", "publicKey"}`
+ * (or `"keyId"` instead of `"key"`). Free it with `custody_string_free`.
+ *
+ * Public data only (read when the handle was opened): no TOTP code is
+ * needed, and nothing is audited.
+ *
+ * Errors: `bad-input` (a null argument, a handle that is not open).
+ *
+ * # Safety
+ * `key` is any value (it is looked up, not dereferenced); `out_json` is
+ * NULL or writable for one pointer; `err` is NULL or writable for one
+ * `CustodyError`.
+ */
+int32_t custody_key_derive(const struct CustodyKey *key, char **out_json, struct CustodyError *err);
+
+/**
+ * As `custody_sign_transaction`, with the key of a key handle (the CLI's
+ * `sign-tx --key URI` or `--key-id ID`): `{"from", "hash", "r", "raw",
+ * "s", "signingHash", "v"}`.
+ *
+ * `code` is the key's current TOTP code, or NULL: a key enrolled for TOTP
+ * refuses to sign without a valid, unused one.
+ *
+ * Errors: `bad-input`, `totp-required`, `totp-invalid`, `totp-replayed`,
+ * `totp-locked`, and the backend's (`access-denied`, `unavailable`,
+ * `throttled`, `key-disabled`, ...).
+ *
+ * # Safety
+ * `key` is any value (it is looked up, not dereferenced); `tx_json` is
+ * NULL or a NUL-terminated string, and so is `code`; `out_json` is NULL or
+ * writable for one pointer; `err` is NULL or writable for one
+ * `CustodyError`.
+ */
+int32_t custody_key_sign_transaction(const struct CustodyKey *key,
+                                     const char *tx_json,
+                                     const char *code,
+                                     char **out_json,
+                                     struct CustodyError *err);
+
+/**
+ * As `custody_sign_message`, with the key of a key handle:
+ * `{"address", "digest", "signature"}`.
+ *
+ * `code` as for `custody_key_sign_transaction`.
+ *
+ * Errors: as `custody_key_sign_transaction`.
+ *
+ * # Safety
+ * `key` is any value (it is looked up, not dereferenced); `message` is
+ * NULL (with `message_len` 0) or readable for `message_len` bytes; `code`
+ * is NULL or a NUL-terminated string; `out_json` is NULL or writable for
+ * one pointer; `err` is NULL or writable for one `CustodyError`.
+ */
+int32_t custody_key_sign_message(const struct CustodyKey *key,
+                                 const uint8_t *message,
+                                 size_t message_len,
+                                 const char *code,
+                                 char **out_json,
+                                 struct CustodyError *err);
+
+/**
+ * As `custody_sign_typed_data`, with the key of a key handle:
+ * `{"address", "digest", "signature"}`.
+ *
+ * `code` as for `custody_key_sign_transaction`.
+ *
+ * Errors: as `custody_key_sign_transaction`.
+ *
+ * # Safety
+ * `key` is any value (it is looked up, not dereferenced);
+ * `typed_data_json` is NULL or a NUL-terminated string, and so is `code`;
+ * `out_json` is NULL or writable for one pointer; `err` is NULL or
+ * writable for one `CustodyError`.
+ */
+int32_t custody_key_sign_typed_data(const struct CustodyKey *key,
+                                    const char *typed_data_json,
+                                    const char *code,
+                                    char **out_json,
+                                    struct CustodyError *err);
+
+/**
  * The version of this library (the crate version), a static
  * NUL-terminated string: do not free it.
  */
 const char *custody_version(void);
 
 /**
- * Opens the keystore in directory `dir` with its passphrase, and sets
- * `*out` to a new handle (NULL on failure).
+ * Opens the keystore in directory `dir` and sets `*out` to a new handle
+ * (NULL on failure), with what the keystore's metadata says holds its
+ * key-encryption key (KEK), as the `custody` CLI opens it:
  *
- * Keystores whose key-encryption key is the passphrase (the default of
- * `custody init`) only: a keystore whose KEK is held by AWS KMS or a
- * PKCS#11 token is refused with kind `unsupported`. The TOTP guard,
- * lockouts and audit log are the keystore directory's own (the CLI's
- * `--state file`).
+ * - a passphrase KEK (the default of `custody init`): `passphrase`, which
+ *   must then be given;
+ * - a KEK in AWS KMS (`custody init --kek aws-kms:KEY`): the key the
+ *   keystore records, with region, credentials and endpoint from the
+ *   standard AWS environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+ *   `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, profiles);
+ * - a KEK on a PKCS#11 token (`--kek pkcs11:token=…;object=…`): the
+ *   module from the URI's `module-path=` or `CUSTODY_PKCS11_MODULE`, the
+ *   PIN from its `pin-source=file:` or `CUSTODY_PKCS11_PIN`.
  *
- * Errors: `bad-input` (a null or non-UTF-8 argument), `not-found` (no
- * keystore in `dir`), `wrong-passphrase`, `unsupported`, `malformed`,
- * `io`.
+ * For a backend KEK `passphrase` is not needed (pass NULL and 0) and is
+ * ignored. The TOTP guard, lockouts and audit log are the keystore
+ * directory's own (the CLI's `--state file`).
+ *
+ * Errors: `bad-input` (a null or non-UTF-8 argument, no passphrase for a
+ * passphrase keystore, a malformed recorded URI or PIN file),
+ * `not-found` (no keystore in `dir`, no such KMS key, token or object),
+ * `wrong-passphrase`, `access-denied` (the KMS or token refused: wrong
+ * credentials or PIN), `unavailable`, `throttled`, `key-disabled`,
+ * `wrong-key-usage`, `decryption-failed`, `unsupported` (a backend this
+ * library was built without), `malformed`, `io`.
  *
  * # Safety
  * `dir` is NULL or a NUL-terminated string; `passphrase` is NULL or
@@ -186,6 +354,36 @@ int32_t custody_derive(const struct CustodyKeystore *ks,
                        uint32_t index,
                        char **out_json,
                        struct CustodyError *err);
+
+/**
+ * Imports the private key of a Web3 Secret Storage v3 keystore file (the
+ * JSON geth, eth-account, MetaMask and `custody keystore export` write;
+ * scrypt or pbkdf2) into keystore `ks`, wrapped under its KEK, and sets
+ * `*out_json` to what `custody keystore import --file` prints:
+ * `{"address", "keyId"}`. Free it with `custody_string_free`; open the key
+ * with `custody_key_open_id(ks, keyId, ...)`.
+ *
+ * Errors: `bad-input` (a null or non-UTF-8 argument, a file that is not a
+ * v3 keystore, the message naming the field), `wrong-passphrase` (a
+ * wrong password or a tampered file: the MAC does not verify),
+ * `unsupported` (a KDF or cipher v3
+ * files may name but this library does not take), and the keystore's
+ * (`io`, a backend KEK's errors).
+ *
+ * # Safety
+ * `ks` is any value (it is looked up, not dereferenced); `v3_json` is
+ * NULL or a NUL-terminated string; `password` is NULL (with
+ * `password_len` 0, the empty password) or readable for `password_len`
+ * bytes (copied, and the copy wiped after use); `out_json` is NULL or
+ * writable for one pointer; `err` is NULL or writable for one
+ * `CustodyError`.
+ */
+int32_t custody_keystore_import_v3(const struct CustodyKeystore *ks,
+                                   const char *v3_json,
+                                   const uint8_t *password,
+                                   size_t password_len,
+                                   char **out_json,
+                                   struct CustodyError *err);
 
 /**
  * Wipes and frees a string this library returned (JSON results, the

@@ -17,10 +17,10 @@ use std::ffi::c_char;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use custody_core::{
-    ErrorReport, KekKind, KeyRef, KeySigner, Keystore, Passphrase, SharedBackend, Unlock,
-};
-use custody_eth::EthSigner;
+use custody_core::{ErrorReport, KekKind, KeyRef, KeySigner, Keystore, Passphrase, SharedBackend};
+use custody_eth::keystore_v3;
+use custody_eth::{Address, EthSigner};
+use custody_kms::BackendConfig;
 use custody_totp::{KeystoreGate, TotpRegistry};
 use serde_json::json;
 
@@ -124,18 +124,31 @@ pub extern "C" fn custody_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
-/// Opens the keystore in directory `dir` with its passphrase, and sets
-/// `*out` to a new handle (NULL on failure).
+/// Opens the keystore in directory `dir` and sets `*out` to a new handle
+/// (NULL on failure), with what the keystore's metadata says holds its
+/// key-encryption key (KEK), as the `custody` CLI opens it:
 ///
-/// Keystores whose key-encryption key is the passphrase (the default of
-/// `custody init`) only: a keystore whose KEK is held by AWS KMS or a
-/// PKCS#11 token is refused with kind `unsupported`. The TOTP guard,
-/// lockouts and audit log are the keystore directory's own (the CLI's
-/// `--state file`).
+/// - a passphrase KEK (the default of `custody init`): `passphrase`, which
+///   must then be given;
+/// - a KEK in AWS KMS (`custody init --kek aws-kms:KEY`): the key the
+///   keystore records, with region, credentials and endpoint from the
+///   standard AWS environment (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+///   `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, profiles);
+/// - a KEK on a PKCS#11 token (`--kek pkcs11:token=…;object=…`): the
+///   module from the URI's `module-path=` or `CUSTODY_PKCS11_MODULE`, the
+///   PIN from its `pin-source=file:` or `CUSTODY_PKCS11_PIN`.
 ///
-/// Errors: `bad-input` (a null or non-UTF-8 argument), `not-found` (no
-/// keystore in `dir`), `wrong-passphrase`, `unsupported`, `malformed`,
-/// `io`.
+/// For a backend KEK `passphrase` is not needed (pass NULL and 0) and is
+/// ignored. The TOTP guard, lockouts and audit log are the keystore
+/// directory's own (the CLI's `--state file`).
+///
+/// Errors: `bad-input` (a null or non-UTF-8 argument, no passphrase for a
+/// passphrase keystore, a malformed recorded URI or PIN file),
+/// `not-found` (no keystore in `dir`, no such KMS key, token or object),
+/// `wrong-passphrase`, `access-denied` (the KMS or token refused: wrong
+/// credentials or PIN), `unavailable`, `throttled`, `key-disabled`,
+/// `wrong-key-usage`, `decryption-failed`, `unsupported` (a backend this
+/// library was built without), `malformed`, `io`.
 ///
 /// # Safety
 /// `dir` is NULL or a NUL-terminated string; `passphrase` is NULL or
@@ -156,21 +169,22 @@ pub unsafe extern "C" fn custody_keystore_open(
     unsafe {
         enter(err, || {
             let out = Out::new(out, "out")?;
-            let dir = input::text(dir, "dir")?;
-            if passphrase.is_null() {
-                return Err(bad_input("passphrase: null pointer"));
-            }
-            let passphrase =
-                Passphrase::new(input::bytes(passphrase, passphrase_len, "passphrase")?.to_vec());
-            let dir = Path::new(dir);
-            if let KekKind::Backend { .. } = Keystore::kek_of(dir)? {
-                return Err(ErrorReport::new(
-                    "unsupported",
-                    "dir: this keystore's KEK is held by a backend (AWS KMS or PKCS#11); \
-                     the C ABI opens passphrase keystores only",
-                ));
-            }
-            let keystore = Keystore::open_with(dir, Unlock::Passphrase(&passphrase))?;
+            let dir = Path::new(input::text(dir, "dir")?);
+            let kind = Keystore::kek_of(dir)?;
+            let passphrase = match kind {
+                KekKind::Passphrase if passphrase.is_null() => {
+                    return Err(bad_input("passphrase: null pointer"));
+                }
+                KekKind::Passphrase => Some(Passphrase::new(
+                    input::bytes(passphrase, passphrase_len, "passphrase")?.to_vec(),
+                )),
+                _ => None,
+            };
+            let config = BackendConfig::from_env();
+            let unlock = config
+                .unlock(&kind, passphrase.as_ref())
+                .map_err(|e| e.report("the keystore's KEK"))?;
+            let keystore = Keystore::open_with(dir, unlock)?;
             drop(passphrase);
             let handle = Arc::new(CustodyKeystore::new(keystore)?);
             let ptr = Arc::as_ptr(&handle).cast_mut();
@@ -268,4 +282,58 @@ pub unsafe extern "C" fn custody_derive(
 /// `0x` and lowercase hex.
 pub(crate) fn hex0x(bytes: impl AsRef<[u8]>) -> String {
     format!("0x{}", hex::encode(bytes))
+}
+
+/// Imports the private key of a Web3 Secret Storage v3 keystore file (the
+/// JSON geth, eth-account, MetaMask and `custody keystore export` write;
+/// scrypt or pbkdf2) into keystore `ks`, wrapped under its KEK, and sets
+/// `*out_json` to what `custody keystore import --file` prints:
+/// `{"address", "keyId"}`. Free it with `custody_string_free`; open the key
+/// with `custody_key_open_id(ks, keyId, ...)`.
+///
+/// Errors: `bad-input` (a null or non-UTF-8 argument, a file that is not a
+/// v3 keystore, the message naming the field), `wrong-passphrase` (a
+/// wrong password or a tampered file: the MAC does not verify),
+/// `unsupported` (a KDF or cipher v3
+/// files may name but this library does not take), and the keystore's
+/// (`io`, a backend KEK's errors).
+///
+/// # Safety
+/// `ks` is any value (it is looked up, not dereferenced); `v3_json` is
+/// NULL or a NUL-terminated string; `password` is NULL (with
+/// `password_len` 0, the empty password) or readable for `password_len`
+/// bytes (copied, and the copy wiped after use); `out_json` is NULL or
+/// writable for one pointer; `err` is NULL or writable for one
+/// `CustodyError`.
+#[expect(unsafe_code, reason = "a C entry point")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn custody_keystore_import_v3(
+    ks: *const CustodyKeystore,
+    v3_json: *const c_char,
+    password: *const u8,
+    password_len: usize,
+    out_json: *mut *mut c_char,
+    err: *mut CustodyError,
+) -> i32 {
+    // SAFETY: every pointer is forwarded under this function's contract.
+    unsafe {
+        enter(err, || {
+            let out = Out::new(out_json, "out_json")?;
+            let handle = handle(ks)?;
+            let text = input::text(v3_json, "v3_json")?;
+            let password =
+                Passphrase::new(input::bytes(password, password_len, "password")?.to_vec());
+            let v3 =
+                keystore_v3::parse(text).map_err(|e| ErrorReport::from(e).context("v3_json"))?;
+            let secret = v3.decrypt(&password).map_err(ErrorReport::from)?;
+            drop(password);
+            let (id, public) = handle.keystore().import_key(secret)?;
+            let value = json!({
+                "address": Address::from_public_key(&public).to_checksum(),
+                "keyId": id.as_str(),
+            });
+            out.set(hand_out_string(&value.to_string())?);
+            Ok(())
+        })
+    }
 }

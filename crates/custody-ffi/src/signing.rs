@@ -32,6 +32,56 @@ fn message_json(digest: Digest32, sig: &MessageSignature, signer: &EthSigner) ->
     })
 }
 
+/// Signs `tx` with `signer` (gated): the CLI's `sign-tx` result.
+pub(crate) fn transaction_json(
+    signer: &EthSigner,
+    tx: &Transaction,
+    code: Option<&str>,
+) -> Result<Value, ErrorReport> {
+    let signed = signer
+        .sign_transaction(tx, &consent(code))
+        .wait()
+        .map_err(ErrorReport::from)?;
+    let sig = signed.signature();
+    Ok(json!({
+        "raw": hex0x(signed.encoded()),
+        "hash": hex0x(signed.hash()),
+        "signingHash": hex0x(signed.signing_hash().0),
+        "from": signer.address().to_checksum(),
+        "r": hex0x(sig.r()),
+        "s": hex0x(sig.s()),
+        "v": quantity(signed.v()),
+    }))
+}
+
+/// Signs an EIP-191 personal message with `signer` (gated): the CLI's
+/// `sign-message` result.
+pub(crate) fn personal_message_json(
+    signer: &EthSigner,
+    message: &PersonalMessage,
+    code: Option<&str>,
+) -> Result<Value, ErrorReport> {
+    let sig = signer
+        .sign_personal_message(message, &consent(code))
+        .wait()
+        .map_err(ErrorReport::from)?;
+    Ok(message_json(message.signing_hash(), &sig, signer))
+}
+
+/// Signs EIP-712 typed data with `signer` (gated): the CLI's
+/// `sign-typed-data` result.
+pub(crate) fn typed_data_result(
+    signer: &EthSigner,
+    typed: &TypedData,
+    code: Option<&str>,
+) -> Result<Value, ErrorReport> {
+    let sig = signer
+        .sign_typed_data(typed, &consent(code))
+        .wait()
+        .map_err(ErrorReport::from)?;
+    Ok(message_json(typed.signing_hash(), &sig, signer))
+}
+
 /// Signs one transaction given as Ethereum JSON-RPC JSON (exactly what
 /// `custody sign-tx --tx` reads: `type` 0x0-0x4, `chainId`, `nonce`, `to`,
 /// `value`, `data`/`input`, `gas`, fees, `accessList`, blobs,
@@ -72,20 +122,7 @@ pub unsafe extern "C" fn custody_sign_transaction(
             let code = input::optional_text(code, "code")?;
             let tx = Transaction::from_json_str(text).map_err(ErrorReport::from)?;
             let signer = handle.gated_signer(wallet, index)?;
-            let signed = signer
-                .sign_transaction(&tx, &consent(code))
-                .wait()
-                .map_err(ErrorReport::from)?;
-            let sig = signed.signature();
-            let value = json!({
-                "raw": hex0x(signed.encoded()),
-                "hash": hex0x(signed.hash()),
-                "signingHash": hex0x(signed.signing_hash().0),
-                "from": signer.address().to_checksum(),
-                "r": hex0x(sig.r()),
-                "s": hex0x(sig.s()),
-                "v": quantity(signed.v()),
-            });
+            let value = transaction_json(&signer, &tx, code)?;
             out.set(hand_out_string(&value.to_string())?);
             Ok(())
         })
@@ -131,11 +168,7 @@ pub unsafe extern "C" fn custody_sign_message(
                 PersonalMessage::from_bytes(input::bytes(message, message_len, "message")?);
             let code = input::optional_text(code, "code")?;
             let signer = handle.gated_signer(wallet, index)?;
-            let sig = signer
-                .sign_personal_message(&message, &consent(code))
-                .wait()
-                .map_err(ErrorReport::from)?;
-            let value = message_json(message.signing_hash(), &sig, &signer);
+            let value = personal_message_json(&signer, &message, code)?;
             out.set(hand_out_string(&value.to_string())?);
             Ok(())
         })
@@ -180,11 +213,7 @@ pub unsafe extern "C" fn custody_sign_typed_data(
             let code = input::optional_text(code, "code")?;
             let typed = TypedData::from_json_str(text).map_err(ErrorReport::from)?;
             let signer = handle.gated_signer(wallet, index)?;
-            let sig = signer
-                .sign_typed_data(&typed, &consent(code))
-                .wait()
-                .map_err(ErrorReport::from)?;
-            let value = message_json(typed.signing_hash(), &sig, &signer);
+            let value = typed_data_result(&signer, &typed, code)?;
             out.set(hand_out_string(&value.to_string())?);
             Ok(())
         })

@@ -808,38 +808,6 @@ fn misuse_is_a_typed_error() {
 }
 
 #[test]
-fn a_keystore_under_a_backend_kek_is_refused_as_unsupported() {
-    // A keystore whose root KEK a backend holds (a software KEK standing in
-    // for AWS KMS or a PKCS#11 token): the ABI opens passphrase keystores
-    // only, and says so before reaching for any backend.
-    let dir = tempfile::tempdir().unwrap();
-    let kek: custody_core::SharedBackend = std::sync::Arc::new(custody_core::LocalKek::from_key(
-        custody_core::KekId::new("arn:test:key/1").unwrap(),
-        custody_core::DataKey::new([1; 32]),
-    ));
-    Keystore::create_with(
-        dir.path(),
-        custody_core::RootKek::Backend {
-            uri: "aws-kms:alias/test",
-            backend: kek,
-        },
-        &custody_core::Seed::new([0x42; 64]),
-        &CreateOptions::light().unwrap(),
-    )
-    .unwrap();
-    let e = open(dir.path(), PASSPHRASE).err().unwrap();
-    assert_eq!(
-        (e.status, e.kind.as_str()),
-        (CUSTODY_ERR_OTHER, "unsupported")
-    );
-    assert!(
-        e.message.contains("passphrase keystores only"),
-        "{}",
-        e.message
-    );
-}
-
-#[test]
 fn handles_work_from_many_threads() {
     let dir = make_keystore();
     let ks = open(&ks_dir(&dir), PASSPHRASE).unwrap();
