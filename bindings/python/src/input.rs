@@ -3,7 +3,7 @@
 //! (transactions, typed data) from `dict`s or `str`, and the key an
 //! operation names.
 
-use custody_core::{DerivationPath, ErrorReport, KeyRef, Passphrase};
+use custody_core::{DerivationPath, ErrorReport, KeyId, KeyRef, Passphrase};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
@@ -173,5 +173,41 @@ pub(crate) fn key_ref(
         (None, Some(_), None) => Err(bad_input("wallet: required with index")),
         (None, None, None) => Err(bad_input("name a key with wallet and index, or with path")),
         _ => Err(bad_input("use either wallet and index, or path, not both")),
+    }
+}
+
+/// The key an operation names: one of the keystore's (a wallet's, a
+/// path's, an imported key's), or an external key by its backend URI.
+pub(crate) enum Target {
+    /// A key of the keystore.
+    Local(KeyRef),
+    /// `key="aws-kms:KEY"` or `key="pkcs11:..."`: a key that never leaves
+    /// its KMS or token.
+    External(String),
+}
+
+/// The key `wallet`/`index`, `path`, `key_id` or `key` names (exactly one
+/// of them).
+///
+/// # Errors
+/// `bad-input` for none or more than one, or a malformed path or key id.
+pub(crate) fn target(
+    wallet: Option<&str>,
+    index: Option<u32>,
+    path: Option<&str>,
+    key_id: Option<&str>,
+    key: Option<&str>,
+) -> Result<Target, ErrorReport> {
+    let local = wallet.is_some() || index.is_some() || path.is_some();
+    match (key_id, key) {
+        (None, None) => key_ref(wallet, index, path).map(Target::Local),
+        (Some(id), None) if !local => {
+            let id = KeyId::new(id).map_err(|e| ErrorReport::from(e).context("key_id"))?;
+            Ok(Target::Local(KeyRef::Stored(id)))
+        }
+        (None, Some(uri)) if !local => Ok(Target::External(uri.to_owned())),
+        _ => Err(bad_input(
+            "use exactly one of wallet and index, path, key_id, key",
+        )),
     }
 }

@@ -6,17 +6,18 @@
 use std::path::PathBuf;
 
 use custody_core::{
-    Authorization, CreateOptions, Denial, ErrorReport, KekKind, KeyRef, KeySigner, Keystore,
-    Mnemonic, OneTimeCode, SharedBackend, Unlock, WalletScheme,
+    Authorization, CreateOptions, Denial, ErrorReport, KeyRef, KeySigner, Keystore, Mnemonic,
+    OneTimeCode, SharedBackend, WalletScheme,
 };
 use custody_eth::keystore_v3::{self, KdfChoice};
 use custody_eth::{EthSigner, PersonalMessage, Transaction, TypedData};
+use custody_kms::{BackendConfig, BackendUri};
 use custody_totp::{EnrolMode, KeystoreGate};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::error::{bad_input, detached, raised};
-use crate::input;
+use crate::input::{self, Target};
 use crate::results::{DerivedKey, SignedMessage, SignedTransaction, TotpEnrolment};
 
 /// An open keystore (a directory made by `custody init` or
@@ -34,17 +35,22 @@ fn consent(code: Option<&str>) -> Authorization {
 }
 
 /// The key `key` names behind `backend`, as an Ethereum signer; errors
-/// name the argument that named it.
-fn pin(backend: SharedBackend, key: KeyRef) -> Result<EthSigner, ErrorReport> {
-    let what = match key {
-        KeyRef::Path(_) => "path",
-        _ => "wallet/index",
-    };
+/// name the argument that named it (`what`).
+fn pin(backend: SharedBackend, key: KeyRef, what: &str) -> Result<EthSigner, ErrorReport> {
     let signer = KeySigner::pin(backend, key).wait().map_err(|e| match e {
         custody_core::Error::KeyNotFound => ErrorReport::new("not-found", "no such key"),
         other => ErrorReport::from(other).context(what),
     })?;
     Ok(EthSigner::new(signer))
+}
+
+/// The argument that named a keystore key.
+fn what(key: &KeyRef) -> &'static str {
+    match key {
+        KeyRef::Path(_) => "path",
+        KeyRef::Stored(_) => "key_id",
+        _ => "wallet/index",
+    }
 }
 
 /// An export refused as `forbidden` says which rule refused it (the CLI's
@@ -70,7 +76,35 @@ impl PyKeystore {
     /// The gated signer of `key`: every signature through it passes the
     /// TOTP gate and lands in the audit log.
     fn gated_signer(&self, key: KeyRef) -> Result<EthSigner, ErrorReport> {
-        pin(self.gate.backend().clone(), key)
+        let what = what(&key);
+        pin(self.gate.backend().clone(), key, what)
+    }
+
+    /// The signer of `target`: a keystore key, or an external key opened
+    /// from its URI with the CLI's configuration (the standard AWS
+    /// environment, `CUSTODY_PKCS11_MODULE`, `CUSTODY_PKCS11_PIN`), behind
+    /// the same gates (`KeystoreGate`) when `gated`, else bare (public
+    /// data only).
+    fn signer(&self, target: Target, gated: bool) -> Result<EthSigner, ErrorReport> {
+        match target {
+            Target::Local(key) if gated => self.gated_signer(key),
+            Target::Local(key) => {
+                let what = what(&key);
+                pin(self.keystore.backend(), key, what)
+            }
+            Target::External(uri) => {
+                let parsed = BackendUri::parse(&uri).map_err(|e| e.report("key"))?;
+                let (inner, key) = BackendConfig::from_env()
+                    .signer(&parsed)
+                    .map_err(|e| e.report("key"))?;
+                let backend = if gated {
+                    KeystoreGate::new(&self.keystore, inner)?.backend().clone()
+                } else {
+                    inner
+                };
+                pin(backend, key, "key")
+            }
+        }
     }
 
     /// The private key of `key`, through the gates.
@@ -139,23 +173,55 @@ impl PyKeystore {
         })
     }
 
-    /// Opens the keystore in directory `path` with its passphrase.
-    /// Passphrase keystores only: one whose key-encryption key is held by
-    /// AWS KMS or a PKCS#11 token raises `Unsupported`.
+    /// Opens the keystore in directory `path` with what its metadata says
+    /// holds its key-encryption key: `passphrase` (needed only then), or
+    /// the AWS KMS key or PKCS#11 token key its URI names (`custody init
+    /// --kek aws-kms:KEY|pkcs11:...`), configured as the CLI configures it.
     #[staticmethod]
-    fn open(py: Python<'_>, path: PathBuf, passphrase: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let passphrase = raised(py, input::secret(passphrase, "passphrase"))?;
+    #[pyo3(signature = (path, passphrase=None))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        passphrase: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let passphrase = passphrase
+            .map(|p| raised(py, input::secret(p, "passphrase")))
+            .transpose()?;
         detached(py, move || {
-            if let KekKind::Backend { .. } = Keystore::kek_of(&path)? {
-                return Err(ErrorReport::new(
-                    "unsupported",
-                    "path: this keystore's KEK is held by a backend (AWS KMS or PKCS#11); \
-                     the Python package opens passphrase keystores only",
-                ));
-            }
-            let keystore = Keystore::open_with(&path, Unlock::Passphrase(&passphrase))?;
+            let kind = Keystore::kek_of(&path)?;
+            let config = BackendConfig::from_env();
+            let unlock = config
+                .unlock(&kind, passphrase.as_ref())
+                .map_err(|e| match e {
+                    custody_kms::BackendUriError::PassphraseRequired => {
+                        bad_input("passphrase: required for a keystore whose KEK is its passphrase")
+                    }
+                    other => other.report("the keystore's KEK"),
+                })?;
+            let keystore = Keystore::open_with(&path, unlock)?;
             drop(passphrase);
             Self::new(keystore)
+        })
+    }
+
+    /// Imports the private key of a Web3 Secret Storage v3 keystore (a
+    /// dict or JSON text, as geth and eth-account write it) under
+    /// `password`, wrapped under this keystore's KEK; returns its key id
+    /// (name it with `key_id=` afterwards).
+    fn import_keystore_v3(
+        &self,
+        py: Python<'_>,
+        json: &Bound<'_, PyAny>,
+        password: &Bound<'_, PyAny>,
+    ) -> PyResult<String> {
+        let text = raised(py, input::json_text(json, "json"))?;
+        let password = raised(py, input::secret(password, "password"))?;
+        detached(py, move || {
+            let v3 = keystore_v3::parse(&text).map_err(|e| ErrorReport::from(e).context("json"))?;
+            let secret = v3.decrypt(&password).map_err(ErrorReport::from)?;
+            drop(password);
+            let (id, _) = self.keystore.import_key(secret)?;
+            Ok(id.as_str().to_owned())
         })
     }
 
@@ -178,28 +244,38 @@ impl PyKeystore {
     }
 
     /// Public data of a key: no code needed, nothing audited.
-    #[pyo3(signature = (wallet=None, index=None, *, path=None))]
+    #[pyo3(signature = (wallet=None, index=None, *, path=None, key_id=None, key=None))]
     fn derive(
         &self,
         py: Python<'_>,
         wallet: Option<String>,
         index: Option<u32>,
         path: Option<String>,
+        key_id: Option<String>,
+        key: Option<String>,
     ) -> PyResult<DerivedKey> {
-        let key = raised(
+        let target = raised(
             py,
-            input::key_ref(wallet.as_deref(), index, path.as_deref()),
+            input::target(
+                wallet.as_deref(),
+                index,
+                path.as_deref(),
+                key_id.as_deref(),
+                key.as_deref(),
+            ),
         )?;
         detached(py, || {
             // A public key: nothing to gate (as the CLI's `derive`).
-            let signer = pin(self.keystore.backend(), key)?;
-            let key = signer.key_signer().key();
+            let signer = self.signer(target, false)?;
+            let pinned = signer.key_signer().key();
             Ok(DerivedKey {
                 address: signer.address().to_checksum(),
-                public_key: key.public_key().to_uncompressed(),
-                path: key.path().map(ToString::to_string),
+                public_key: pinned.public_key().to_uncompressed(),
+                path: pinned.path().map(ToString::to_string),
                 index: wallet.as_ref().and(index),
                 wallet,
+                key_id,
+                key,
             })
         })
     }
@@ -234,7 +310,11 @@ impl PyKeystore {
 
     /// Signs one transaction (Ethereum JSON-RPC form, as a dict or JSON
     /// text) through the gates.
-    #[pyo3(signature = (tx, wallet=None, index=None, *, path=None, code=None))]
+    #[pyo3(signature = (tx, wallet=None, index=None, *, path=None, code=None, key_id=None, key=None))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Python signature's keyword arguments, one parameter each"
+    )]
     fn sign_transaction(
         &self,
         py: Python<'_>,
@@ -243,15 +323,23 @@ impl PyKeystore {
         index: Option<u32>,
         path: Option<String>,
         code: Option<String>,
+        key_id: Option<String>,
+        key: Option<String>,
     ) -> PyResult<SignedTransaction> {
-        let key = raised(
+        let target = raised(
             py,
-            input::key_ref(wallet.as_deref(), index, path.as_deref()),
+            input::target(
+                wallet.as_deref(),
+                index,
+                path.as_deref(),
+                key_id.as_deref(),
+                key.as_deref(),
+            ),
         )?;
         let text = raised(py, input::json_text(tx, "tx"))?;
         detached(py, move || {
             let tx = Transaction::from_json_str(&text).map_err(ErrorReport::from)?;
-            let signer = self.gated_signer(key)?;
+            let signer = self.signer(target, true)?;
             let signed = signer
                 .sign_transaction(&tx, &consent(code.as_deref()))
                 .wait()
@@ -271,7 +359,11 @@ impl PyKeystore {
 
     /// Signs an EIP-191 personal message (`bytes`, or a `str` as its
     /// UTF-8 bytes) through the gates.
-    #[pyo3(signature = (message, wallet=None, index=None, *, path=None, code=None))]
+    #[pyo3(signature = (message, wallet=None, index=None, *, path=None, code=None, key_id=None, key=None))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Python signature's keyword arguments, one parameter each"
+    )]
     fn sign_message(
         &self,
         py: Python<'_>,
@@ -280,10 +372,18 @@ impl PyKeystore {
         index: Option<u32>,
         path: Option<String>,
         code: Option<String>,
+        key_id: Option<String>,
+        key: Option<String>,
     ) -> PyResult<SignedMessage> {
-        let key = raised(
+        let target = raised(
             py,
-            input::key_ref(wallet.as_deref(), index, path.as_deref()),
+            input::target(
+                wallet.as_deref(),
+                index,
+                path.as_deref(),
+                key_id.as_deref(),
+                key.as_deref(),
+            ),
         )?;
         let message = if let Ok(bytes) = message.cast::<PyBytes>() {
             PersonalMessage::from_bytes(bytes.as_bytes())
@@ -301,7 +401,7 @@ impl PyKeystore {
             ));
         };
         detached(py, move || {
-            let signer = self.gated_signer(key)?;
+            let signer = self.signer(target, true)?;
             let sig = signer
                 .sign_personal_message(&message, &consent(code.as_deref()))
                 .wait()
@@ -316,7 +416,11 @@ impl PyKeystore {
 
     /// Signs EIP-712 typed data (the `eth_signTypedData_v4` object, as a
     /// dict or JSON text) through the gates.
-    #[pyo3(signature = (typed_data, wallet=None, index=None, *, path=None, code=None))]
+    #[pyo3(signature = (typed_data, wallet=None, index=None, *, path=None, code=None, key_id=None, key=None))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Python signature's keyword arguments, one parameter each"
+    )]
     fn sign_typed_data(
         &self,
         py: Python<'_>,
@@ -325,15 +429,23 @@ impl PyKeystore {
         index: Option<u32>,
         path: Option<String>,
         code: Option<String>,
+        key_id: Option<String>,
+        key: Option<String>,
     ) -> PyResult<SignedMessage> {
-        let key = raised(
+        let target = raised(
             py,
-            input::key_ref(wallet.as_deref(), index, path.as_deref()),
+            input::target(
+                wallet.as_deref(),
+                index,
+                path.as_deref(),
+                key_id.as_deref(),
+                key.as_deref(),
+            ),
         )?;
         let text = raised(py, input::json_text(typed_data, "typed_data"))?;
         detached(py, move || {
             let typed = TypedData::from_json_str(&text).map_err(ErrorReport::from)?;
-            let signer = self.gated_signer(key)?;
+            let signer = self.signer(target, true)?;
             let sig = signer
                 .sign_typed_data(&typed, &consent(code.as_deref()))
                 .wait()

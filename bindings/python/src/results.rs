@@ -25,6 +25,8 @@ pub(crate) struct DerivedKey {
     pub(crate) path: Option<String>,
     pub(crate) wallet: Option<String>,
     pub(crate) index: Option<u32>,
+    pub(crate) key_id: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 #[pymethods]
@@ -57,6 +59,18 @@ impl DerivedKey {
     #[getter]
     fn index(&self) -> Option<u32> {
         self.index
+    }
+
+    /// The imported key's id, if the key was named by `key_id`.
+    #[getter]
+    fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+
+    /// The external key's URI, if the key was named by `key`.
+    #[getter]
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     fn __repr__(&self) -> String {
