@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use custody_core::{
     Authorization, CreateOptions, Denial, ErrorReport, KeyRef, KeySigner, Keystore, Mnemonic,
-    OneTimeCode, SharedBackend, WalletScheme,
+    OneTimeCode, RootKek, SharedBackend, WalletScheme,
 };
 use custody_eth::keystore_v3::{self, KdfChoice};
 use custody_eth::{EthSigner, PersonalMessage, Transaction, TypedData};
@@ -130,18 +130,30 @@ impl PyKeystore {
     /// hold one already) from a BIP39 `mnemonic`, or from a fresh 24-word
     /// one that never leaves the library when `mnemonic` is None (to keep a
     /// backup, make one with `custody.generate_mnemonic()` and pass it).
+    ///
+    /// `kek` is where the master seed's key-encryption key lives, as the
+    /// CLI's `init --kek`: `"passphrase"` (the default: `passphrase` is
+    /// then required), `"aws-kms:KEY"` or `"pkcs11:token=...;object=..."`.
     #[staticmethod]
-    #[pyo3(signature = (path, passphrase, mnemonic=None, *, bip39_passphrase=None, light_kdf=false, wallet_scheme="default"))]
+    #[pyo3(signature = (path, passphrase=None, mnemonic=None, *, bip39_passphrase=None, light_kdf=false, wallet_scheme="default", kek="passphrase"))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Python signature's keyword arguments, one parameter each"
+    )]
     fn create(
         py: Python<'_>,
         path: PathBuf,
-        passphrase: &Bound<'_, PyAny>,
+        passphrase: Option<&Bound<'_, PyAny>>,
         mnemonic: Option<&Bound<'_, PyString>>,
         bip39_passphrase: Option<&Bound<'_, PyString>>,
         light_kdf: bool,
         wallet_scheme: &str,
+        kek: &str,
     ) -> PyResult<Self> {
-        let passphrase = raised(py, input::secret(passphrase, "passphrase"))?;
+        let passphrase = passphrase
+            .map(|p| raised(py, input::secret(p, "passphrase")))
+            .transpose()?;
+        let kek_uri = raised(py, BackendUri::parse(kek).map_err(|e| e.report("kek")))?;
         let mnemonic = mnemonic
             .map(|m| raised(py, input::secret_text(m, "mnemonic")))
             .transpose()?;
@@ -168,7 +180,23 @@ impl PyKeystore {
                 CreateOptions::standard()?
             }
             .with_scheme(scheme);
-            let keystore = Keystore::create(&path, &passphrase, &seed, &options)?;
+            let keystore = match (&kek_uri, &passphrase) {
+                (BackendUri::Passphrase, Some(passphrase)) => {
+                    Keystore::create(&path, passphrase, &seed, &options)?
+                }
+                (BackendUri::Passphrase, None) => {
+                    return Err(bad_input(
+                        "passphrase: required for a keystore whose KEK is its passphrase",
+                    ));
+                }
+                (other, _) => {
+                    let backend = BackendConfig::from_env()
+                        .kek(other)
+                        .map_err(|e| e.report("kek"))?;
+                    let root = RootKek::Backend { uri: kek, backend };
+                    Keystore::create_with(&path, root, &seed, &options)?
+                }
+            };
             Self::new(keystore)
         })
     }

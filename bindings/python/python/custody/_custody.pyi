@@ -48,6 +48,13 @@ class DerivedKey:
     @property
     def index(self) -> Optional[int]:
         """The key index, if the key was named by wallet."""
+    @property
+    def key_id(self) -> Optional[str]:
+        """The imported key's id, if the key was named by ``key_id``."""
+    @property
+    def key(self) -> Optional[str]:
+        """The external key's URI, if the key was named by ``key``."""
+
 
 class SignedTransaction:
     """A signed transaction, from :meth:`Keystore.sign_transaction`.
@@ -126,25 +133,30 @@ class Keystore:
     Every signature and export passes the same gates as the ``custody`` CLI
     and the C ABI (``Audited(TotpGate(keystore))``): a wallet enrolled for
     TOTP needs a fresh ``code``, and every outcome lands in the keystore's
-    audit log. A key is named by ``wallet`` and ``index``, or by ``path``.
+    audit log. A key is named by ``wallet`` and ``index``, by ``path``, by
+    ``key_id`` (an imported key), or by ``key``: an external key URI,
+    ``"aws-kms:KEY"`` or ``"pkcs11:token=LABEL;object=LABEL"``, that never
+    leaves its KMS or token and passes the same gates.
     Safe to share between threads; the GIL is released while it works.
     """
 
     @staticmethod
     def create(
         path: Union[str, "os.PathLike[str]"],
-        passphrase: Secret,
+        passphrase: Optional[Secret] = None,
         mnemonic: Optional[str] = None,
         *,
         bip39_passphrase: Optional[str] = None,
         light_kdf: bool = False,
         wallet_scheme: str = "default",
+        kek: str = "passphrase",
     ) -> "Keystore":
         """Creates a keystore in directory ``path`` (made if absent).
 
         Args:
             path: the keystore directory; it must not hold a keystore yet.
-            passphrase: the keystore passphrase (its scrypt KEK).
+            passphrase: the keystore passphrase (its scrypt KEK); needed
+                only when ``kek`` is ``"passphrase"``.
             mnemonic: the BIP39 mnemonic of the master seed; None makes a
                 fresh 24-word one that never leaves the library (for a
                 backup, use :func:`generate_mnemonic` and pass it here).
@@ -152,6 +164,12 @@ class Keystore:
             light_kdf: a cheap scrypt for tests (geth's ``--lightkdf``).
             wallet_scheme: ``"default"`` or ``"fortanix"``: how wallet names
                 map to BIP32 paths, fixed for the keystore's life.
+            kek: where the key-encryption key lives (the CLI's ``init
+                --kek``): ``"passphrase"``, ``"aws-kms:KEY"`` (region,
+                credentials and endpoint from the standard AWS environment)
+                or ``"pkcs11:token=LABEL;object=LABEL"`` (module from
+                ``module-path=`` or ``CUSTODY_PKCS11_MODULE``, PIN from
+                ``pin-source=file:`` or ``CUSTODY_PKCS11_PIN``).
 
         Raises:
             AlreadyExists: ``path`` holds a keystore already.
@@ -159,13 +177,28 @@ class Keystore:
             Io: the directory cannot be written.
         """
     @staticmethod
-    def open(path: Union[str, "os.PathLike[str]"], passphrase: Secret) -> "Keystore":
-        """Opens the passphrase keystore in directory ``path``.
+    def open(
+        path: Union[str, "os.PathLike[str]"], passphrase: Optional[Secret] = None
+    ) -> "Keystore":
+        """Opens the keystore in directory ``path`` with what holds its KEK:
+        ``passphrase`` (needed only for a passphrase KEK), or the AWS KMS
+        key or PKCS#11 token key its URI names (configured as ``create``'s
+        ``kek``).
 
         Raises:
-            NotFound: no keystore there.
+            NotFound: no keystore there (or no such KMS key or token).
             WrongPassphrase: the passphrase is wrong.
-            Unsupported: its KEK is held by AWS KMS or a PKCS#11 token.
+            BadInput: no passphrase for a passphrase keystore.
+            AccessDenied, Unavailable: the KMS or token refused or is
+                unreachable.
+        """
+    def import_keystore_v3(self, json: JsonDocument, password: Secret) -> str:
+        """Imports the key of a Web3 Secret Storage v3 file (geth,
+        eth-account) under ``password``; returns its key id, for ``key_id=``.
+
+        Raises:
+            WrongPassphrase: a wrong password or a tampered file.
+            BadInput: not a v3 keystore (the message names the field).
         """
     @property
     def path(self) -> Path:
@@ -177,7 +210,13 @@ class Keystore:
     def fingerprint(self) -> str:
         """The master key's 4-byte BIP32 fingerprint, as 0x-hex."""
     def derive(
-        self, wallet: Optional[str] = None, index: Optional[int] = None, *, path: Optional[str] = None
+        self,
+        wallet: Optional[str] = None,
+        index: Optional[int] = None,
+        *,
+        path: Optional[str] = None,
+        key_id: Optional[str] = None,
+        key: Optional[str] = None,
     ) -> DerivedKey:
         """A key's address and public key (public data: no code, no audit).
 
@@ -208,6 +247,8 @@ class Keystore:
         *,
         path: Optional[str] = None,
         code: Optional[str] = None,
+        key_id: Optional[str] = None,
+        key: Optional[str] = None,
     ) -> SignedTransaction:
         """Signs one transaction given in Ethereum JSON-RPC form.
 
@@ -228,6 +269,8 @@ class Keystore:
         *,
         path: Optional[str] = None,
         code: Optional[str] = None,
+        key_id: Optional[str] = None,
+        key: Optional[str] = None,
     ) -> SignedMessage:
         """Signs an EIP-191 personal message (a ``str`` as its UTF-8 bytes).
 
@@ -242,6 +285,8 @@ class Keystore:
         *,
         path: Optional[str] = None,
         code: Optional[str] = None,
+        key_id: Optional[str] = None,
+        key: Optional[str] = None,
     ) -> SignedMessage:
         """Signs EIP-712 typed data: the ``eth_signTypedData_v4`` object
         (``types``, ``primaryType``, ``domain``, ``message``), strictly.
