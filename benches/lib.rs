@@ -81,7 +81,7 @@ pub fn hot_secret() -> [u8; 32] {
 #[must_use]
 pub fn software_signer() -> EthSigner {
     let backend: SharedBackend = vault();
-    EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap())
+    EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap()).unwrap()
 }
 
 /// One software hot-path signature of `tx` with no second factor; the
@@ -214,7 +214,7 @@ impl Gated {
         let clock = Arc::new(ManualClock::new(1_700_000_000));
         let (registry, backend) = gated_stack(vault, state, audit, clock.clone());
         let enrolment = registry.enrol(WALLET, EnrolMode::New).wait().unwrap();
-        let signer = EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap());
+        let signer = EthSigner::new(KeySigner::pin(backend, hot_key()).wait().unwrap()).unwrap();
         Self {
             signer,
             enrolment,

@@ -424,7 +424,7 @@ fn child(arg: &str) {
                 index: 0,
             };
             let wallet = Wallet {
-                signer: EthSigner::new(KeySigner::pin(backend, key).wait().unwrap()),
+                signer: EthSigner::new(KeySigner::pin(backend, key).wait().unwrap()).unwrap(),
                 uri: uri(w),
                 clock,
             };

@@ -246,7 +246,7 @@ fn pkcs11(c: &mut Criterion) {
     // key; PKCS#11 returns r‖s only, and Ethereum needs v). `floor` is that
     // floor against the raw call alone; `sign_vs_floor` is custody against
     // the floor, i.e. what custody adds beyond it.
-    let pinned = *signer.key().public_key();
+    let pinned = *signer.key().secp256k1().unwrap();
     let floor_sign = |i: u64| {
         let d = digest(i);
         let sig = session.sign(&Mechanism::Ecdsa, private, &d.0).unwrap();

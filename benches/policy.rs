@@ -120,7 +120,7 @@ impl Governed {
         let log = PolicyLog::new(
             store.clone(),
             RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
-            *policy_key.key().public_key(),
+            *policy_key.key().secp256k1().unwrap(),
         );
         let devices = [Device::p256(1), Device::p256(2), Device::p256(3)];
         let mut changes: Vec<Change> = ["ann", "ben", "cat"]
@@ -159,7 +159,7 @@ impl Governed {
             name: WALLET.into(),
             index: 0,
         };
-        let signer = EthSigner::new(KeySigner::pin(Arc::new(gate), key).wait().unwrap());
+        let signer = EthSigner::new(KeySigner::pin(Arc::new(gate), key).wait().unwrap()).unwrap();
         Self { signer, devices }
     }
 
@@ -170,7 +170,7 @@ impl Governed {
             .map(|nonce| {
                 let tx = tx(nonce);
                 let op = Operation::Transaction {
-                    signer: *self.signer.key_signer().key().public_key(),
+                    signer: *self.signer.public_key(),
                     tx: tx.clone(),
                 };
                 let approvals = [0, 2].map(|i| self.devices[i].assert(&op.hash().0));

@@ -668,9 +668,7 @@ fn throughput(c: &mut Criterion) {
                 name: format!("user{t}@example.com"),
                 index: t,
             };
-            Arc::new(EthSigner::new(
-                KeySigner::pin(backend.clone(), key).wait().unwrap(),
-            ))
+            Arc::new(EthSigner::new(KeySigner::pin(backend.clone(), key).wait().unwrap()).unwrap())
         })
         .collect();
     let tx = Arc::new(eip1559(1));
@@ -765,7 +763,8 @@ fn file_store_throughput(c: &mut Criterion) {
                 let name = format!("user{w}@example.com");
                 let enrolment = registry.enrol(&name, EnrolMode::New).wait().unwrap();
                 let key = KeyRef::Wallet { name, index: 0 };
-                let signer = EthSigner::new(KeySigner::pin(backend.clone(), key).wait().unwrap());
+                let signer =
+                    EthSigner::new(KeySigner::pin(backend.clone(), key).wait().unwrap()).unwrap();
                 FileWallet { signer, enrolment }
             })
             .collect(),

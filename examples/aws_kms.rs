@@ -132,7 +132,7 @@ fn main() -> Result<()> {
             },
         )
         .wait()?,
-    );
+    )?;
     let enrolment = registry.enrol(wallet, EnrolMode::New).wait()?;
     let tx = Transaction::from_json_str(
         r#"{
@@ -163,7 +163,7 @@ fn main() -> Result<()> {
             KeyRef::Stored(signing_id.clone()),
         )
         .wait()?,
-    );
+    )?;
     let signed = hot.sign_transaction(&tx, &Authorization::none()).wait()?;
     assert_eq!(signed.recover_sender()?, hot.address());
     println!(

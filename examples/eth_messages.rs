@@ -56,7 +56,7 @@ fn main() -> Result<(), Error> {
         name: "alice@example.com".into(),
         index: 0,
     };
-    let signer = EthSigner::new(KeySigner::pin(backend, key).wait()?);
+    let signer = EthSigner::new(KeySigner::pin(backend, key).wait()?)?;
     println!("signer {}", signer.address());
 
     // EIP-191: a UTF-8 text message and a raw 32-byte message (signed as

@@ -19,7 +19,7 @@ fn wallet_key(backend: &SharedBackend, index: u32) -> Result<EthSigner, Error> {
         name: "alice@example.com".into(),
         index,
     };
-    Ok(EthSigner::new(KeySigner::pin(backend.clone(), key).wait()?))
+    EthSigner::new(KeySigner::pin(backend.clone(), key).wait()?)
 }
 
 fn main() -> Result<(), Error> {

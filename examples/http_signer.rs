@@ -55,7 +55,7 @@ async fn main() -> Result<()> {
             },
         )
         .await?,
-    );
+    )?;
     let enrolment = registry.enrol(wallet, EnrolMode::New).await?;
     let address = alice.address().to_checksum();
     println!("account {address} ({wallet} key 0), enrolled for TOTP:");

@@ -58,7 +58,7 @@ fn main() -> Result<()> {
         name: wallet.into(),
         index: 0,
     };
-    let alice = EthSigner::new(KeySigner::pin(backend, key).wait()?);
+    let alice = EthSigner::new(KeySigner::pin(backend, key).wait()?)?;
     let path = alice
         .key_signer()
         .key()

@@ -188,7 +188,7 @@ pub fn run(out: &mut dyn Write) -> Result<Outcome> {
     )?;
     drop(opened);
     let backend: SharedBackend = Arc::new(vault);
-    let alice = EthSigner::new(KeySigner::pin(backend, KeyRef::Stored(alice_id)).wait()?);
+    let alice = EthSigner::new(KeySigner::pin(backend, KeyRef::Stored(alice_id)).wait()?)?;
     let message = PersonalMessage::from_text(MESSAGE);
     let signature = alice
         .sign_personal_message(&message, &Authorization::none())

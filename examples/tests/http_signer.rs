@@ -70,10 +70,15 @@ impl Server {
         )
         .unwrap();
         registry
-            .import_key("anvil0", key.key().public_key(), &uri, EnrolMode::New)
+            .import_key(
+                "anvil0",
+                key.key().secp256k1().unwrap(),
+                &uri,
+                EnrolMode::New,
+            )
             .wait()
             .unwrap();
-        let service = Arc::new(SignerService::new([EthSigner::new(key)]));
+        let service = Arc::new(SignerService::new([EthSigner::new(key).unwrap()]));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

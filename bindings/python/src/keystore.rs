@@ -41,7 +41,7 @@ fn pin(backend: SharedBackend, key: KeyRef, what: &str) -> Result<EthSigner, Err
         custody_core::Error::KeyNotFound => ErrorReport::new("not-found", "no such key"),
         other => ErrorReport::from(other).context(what),
     })?;
-    Ok(EthSigner::new(signer))
+    Ok(EthSigner::new(signer)?)
 }
 
 /// The argument that named a keystore key.
@@ -298,7 +298,7 @@ impl PyKeystore {
             let pinned = signer.key_signer().key();
             Ok(DerivedKey {
                 address: signer.address().to_checksum(),
-                public_key: pinned.public_key().to_uncompressed(),
+                public_key: signer.public_key().to_uncompressed(),
                 path: pinned.path().map(ToString::to_string),
                 index: wallet.as_ref().and(index),
                 wallet,

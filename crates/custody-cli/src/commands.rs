@@ -286,13 +286,13 @@ fn pin_ref(backend: SharedBackend, key: KeyRef) -> Result<EthSigner, CliError> {
         }
         other => other.into(),
     })?;
-    Ok(EthSigner::new(signer))
+    Ok(EthSigner::new(signer)?)
 }
 
 fn key_json(signer: &EthSigner, k: &KeyArgs) -> Value {
     let key = signer.key_signer().key();
     let mut out = json!({
-        "publicKey": hex0x(key.public_key().to_uncompressed()),
+        "publicKey": hex0x(signer.public_key().to_uncompressed()),
         "address": signer.address().to_checksum(),
     });
     if let Some(path) = key.path() {
@@ -618,7 +618,7 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
         (None, Some(uri), None) => {
             let (inner, key) = backends::signer(&backends::parse(uri, "--key")?, "--key")?;
             let pinned = pin_ref(inner, key)?;
-            let public = pinned.key_signer().key().public_key();
+            let public = pinned.public_key();
             registry
                 .enrol_key(BackendUri::label(uri), public, mode)
                 .wait()?
@@ -626,7 +626,7 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
         (None, None, Some(id)) => {
             let id = KeyId::new(id.as_str()).map_err(|e| CliError::from(e).context("--key-id"))?;
             let pinned = pin_ref(ks.backend(), KeyRef::Stored(id.clone()))?;
-            let public = pinned.key_signer().key().public_key();
+            let public = pinned.public_key();
             registry.enrol_key(id.as_str(), public, mode).wait()?
         }
         _ => {

@@ -372,7 +372,7 @@ impl Policies {
             Some(config) => config.relying_party()?,
             None => RelyingParty::new("unconfigured.invalid", ["https://unconfigured.invalid"])?,
         };
-        let log = PolicyLog::new(Arc::clone(&state), relying_party, *key.key().public_key());
+        let log = PolicyLog::new(Arc::clone(&state), relying_party, *key.key().secp256k1()?);
         let scheme = ks.scheme();
         Ok(Self {
             rp,
@@ -1113,7 +1113,7 @@ pub(crate) fn challenge_approver_add(
 
 /// The operation a signing command asks of `signer`'s key.
 pub(crate) fn operation_of(signer: &EthSigner, kind: OperationInput) -> Operation {
-    let signer = *signer.key_signer().key().public_key();
+    let signer = *signer.public_key();
     match kind {
         OperationInput::Transaction(tx) => Operation::Transaction { signer, tx },
         OperationInput::Message(message) => Operation::PersonalMessage { signer, message },

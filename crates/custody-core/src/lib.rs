@@ -30,6 +30,10 @@ pub use records::state::{
     MemoryStore, RecordedSwap, StateStore, Versioned, check_state_keys,
 };
 pub use records::wallet::WalletScheme;
+pub use seam::algorithm::{
+    AnyPublicKey, Ed25519PublicKey, KeyAlgorithm, P256PublicKey, SchemeSignature, SignatureScheme,
+    check_signature,
+};
 pub use seam::audited::{Audited, describe_key};
 pub use seam::backend::{
     Authorization, Capabilities, Clearance, DeferredWrite, ExportingBackend, Intent, IntentKind,

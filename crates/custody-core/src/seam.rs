@@ -4,6 +4,7 @@
 //! normalization every backend's signature goes through), [`crate::KeySigner`]
 //! and the audit layer [`crate::Audited`]. No secret is held here.
 
+pub(crate) mod algorithm;
 pub(crate) mod audited;
 pub(crate) mod backend;
 pub(crate) mod context;

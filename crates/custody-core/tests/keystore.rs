@@ -36,7 +36,7 @@ fn sign_with(backend: SharedBackend, key: KeyRef) -> ([u8; 64], custody_core::Pu
         )
         .wait()
         .unwrap();
-    (sig.to_compact(), *s.key().public_key())
+    (sig.to_compact(), *s.key().secp256k1().unwrap())
 }
 
 #[test]

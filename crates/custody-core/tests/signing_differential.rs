@@ -158,7 +158,7 @@ fn import(backend: &SharedBackend, vault: &Vault, id: &str, key: &SigningKey) ->
     let signer = KeySigner::pin(backend.clone(), KeyRef::Stored(KeyId::new(id).unwrap()))
         .wait()
         .unwrap();
-    assert_eq!(signer.key().public_key(), &public);
+    assert_eq!(signer.key().secp256k1().unwrap(), &public);
     signer
 }
 

@@ -91,7 +91,7 @@ fn wallet_signatures_match_an_independent_k256_signer() {
         assert_eq!(signer.key().wallet(), Some((name, index)));
         let reference = reference_signing_key(&path);
         assert_eq!(
-            signer.key().public_key(),
+            signer.key().secp256k1().unwrap(),
             &PublicKey::from(k256::PublicKey::from(reference.verifying_key()))
         );
         for i in 0u8..8 {
@@ -103,7 +103,10 @@ fn wallet_signatures_match_an_independent_k256_signer() {
             let (expected, recid) = reference.sign_prehash_recoverable(&digest.0);
             assert_eq!(sig.to_compact(), <[u8; 64]>::from(expected.to_bytes()));
             assert_eq!(sig.y_parity(), recid.is_y_odd());
-            assert_eq!(&sig.recover(&digest).unwrap(), signer.key().public_key());
+            assert_eq!(
+                &sig.recover(&digest).unwrap(),
+                signer.key().secp256k1().unwrap()
+            );
         }
     }
 }
@@ -124,12 +127,15 @@ fn path_and_wallet_references_reach_the_same_key() {
     let by_path = KeySigner::pin(backend.clone(), KeyRef::Path(path))
         .wait()
         .unwrap();
-    assert_eq!(by_wallet.key().public_key(), by_path.key().public_key());
+    assert_eq!(
+        by_wallet.key().secp256k1().unwrap(),
+        by_path.key().secp256k1().unwrap()
+    );
     let master = KeySigner::pin(backend, KeyRef::Path(DerivationPath::master()))
         .wait()
         .unwrap();
     assert_eq!(
-        master.key().public_key(),
+        master.key().secp256k1().unwrap(),
         &ExtendedPrivateKey::from_seed(&SEED).unwrap().public_key()
     );
 }
@@ -145,7 +151,7 @@ fn imported_keys_sign_and_unknown_ids_are_not_found() {
     let signer = KeySigner::pin(backend.clone(), KeyRef::Stored(id))
         .wait()
         .unwrap();
-    assert_eq!(signer.key().public_key(), &public);
+    assert_eq!(signer.key().secp256k1().unwrap(), &public);
     let digest = Digest32([1; 32]);
     let sig = signer
         .sign(digest, Intent::raw_digest(), &Authorization::none())
@@ -256,7 +262,7 @@ fn threads_sign_concurrently_for_different_wallets() {
                         .sign(d, Intent::raw_digest(), &Authorization::none())
                         .wait()
                         .unwrap();
-                    assert_eq!(&sig.recover(&d).unwrap(), s.key().public_key());
+                    assert_eq!(&sig.recover(&d).unwrap(), s.key().secp256k1().unwrap());
                 }
             })
         })

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use custody_core::{
-    Authorization as Consent, Digest32, Intent, IntentKind, KeySigner, Pending,
+    Authorization as Consent, Digest32, Intent, IntentKind, KeySigner, Pending, PublicKey,
     RecoverableSignature,
 };
 
@@ -33,15 +33,30 @@ use crate::{
 #[derive(Clone)]
 pub struct EthSigner {
     signer: KeySigner,
+    public_key: PublicKey,
     address: Address,
 }
 
 impl EthSigner {
-    /// Wraps a pinned key; its address is computed once, here.
+    /// Wraps a pinned secp256k1 key; its address is computed once, here.
+    ///
+    /// # Errors
+    /// [`Error::Core`] ([`custody_core::Error::Unsupported`]) for a key of
+    /// another algorithm (a JOSE key): it has no Ethereum address.
+    pub fn new(signer: KeySigner) -> Result<Self, Error> {
+        let public_key = *signer.key().secp256k1()?;
+        let address = Address::from_public_key(&public_key);
+        Ok(Self {
+            signer,
+            public_key,
+            address,
+        })
+    }
+
+    /// The pinned secp256k1 public key.
     #[must_use]
-    pub fn new(signer: KeySigner) -> Self {
-        let address = Address::from_public_key(signer.key().public_key());
-        Self { signer, address }
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
     }
 
     /// The address of the pinned key.

@@ -372,7 +372,12 @@ fn gated() -> Gated {
     )
     .unwrap();
     registry
-        .import_key("anvil0", key.key().public_key(), &uri, EnrolMode::New)
+        .import_key(
+            "anvil0",
+            key.key().secp256k1().unwrap(),
+            &uri,
+            EnrolMode::New,
+        )
         .wait()
         .unwrap();
     let slot = Arc::new(NextConsent::new());
@@ -390,7 +395,7 @@ fn gated() -> Gated {
         custody_eth::alloy::ConsentHook::consent(&*hook_slot, request)
     };
     Gated {
-        signer: AlloySigner::new(EthSigner::new(key), Arc::new(hook)),
+        signer: AlloySigner::new(EthSigner::new(key).unwrap(), Arc::new(hook)),
         slot,
         uri,
         clock,

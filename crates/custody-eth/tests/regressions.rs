@@ -445,7 +445,7 @@ fn every_entry_point_presents_its_intent_to_the_gates() {
         });
         let backend: SharedBackend = gate.clone();
         let key = KeyRef::Stored(custody_core::KeyId::new("test").unwrap());
-        let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
+        let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap()).unwrap();
         let consent = Consent::none();
         let tx = Transaction::from(TxEip1559 {
             chain_id: 1,
@@ -703,7 +703,7 @@ fn typed_data_api_takes_no_prehashed_digest() {
     });
     let backend: SharedBackend = gate.clone();
     let key = KeyRef::Stored(custody_core::KeyId::new("test").unwrap());
-    let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap());
+    let signer = EthSigner::new(KeySigner::pin(backend, key).wait().unwrap()).unwrap();
     let typed = TypedData::from_json_value(&mail()).unwrap();
     let sig = signer
         .sign_typed_data(&typed, &Consent::none())

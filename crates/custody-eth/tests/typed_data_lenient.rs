@@ -199,7 +199,8 @@ fn ignored_fields_land_in_the_audit_record() {
         KeySigner::pin(audited, KeyRef::Stored(KeyId::new("test").unwrap()))
             .wait()
             .unwrap(),
-    );
+    )
+    .unwrap();
     let lenient = TypedData::from_json_value_lenient(&v["typedData"]).unwrap();
     signer
         .sign_typed_data(&lenient, &Consent::none())

@@ -69,7 +69,7 @@ fn pin(backend: SharedBackend, key: KeyRef, what: &str) -> Result<EthSigner, Err
         custody_core::Error::KeyNotFound => ErrorReport::new("not-found", "no such key"),
         other => ErrorReport::from(other).context(what),
     })?;
-    Ok(EthSigner::new(signer))
+    Ok(EthSigner::new(signer)?)
 }
 
 /// Every open key handle, by address.
@@ -252,7 +252,7 @@ pub unsafe extern "C" fn custody_key_derive(
         enter(err, || {
             let out = Out::new(out_json, "out_json")?;
             let key = key_handle(key)?;
-            let public = key.signer.key_signer().key().public_key();
+            let public = key.signer.public_key();
             let mut value = json!({
                 "publicKey": hex0x(public.to_uncompressed()),
                 "address": key.signer.address().to_checksum(),

@@ -94,7 +94,7 @@ fn pin(backend: SharedBackend, wallet: &str, index: u32) -> Result<EthSigner, Er
     let signer = KeySigner::pin(backend, key)
         .wait()
         .map_err(|e| ErrorReport::from(e).context("wallet/index"))?;
-    Ok(EthSigner::new(signer))
+    Ok(EthSigner::new(signer)?)
 }
 
 /// Every open handle, by address.
@@ -265,7 +265,7 @@ pub unsafe extern "C" fn custody_derive(
             let signer = pin(handle.keystore().backend(), wallet, index)?;
             let key = signer.key_signer().key();
             let mut value = json!({
-                "publicKey": hex0x(key.public_key().to_uncompressed()),
+                "publicKey": hex0x(signer.public_key().to_uncompressed()),
                 "address": signer.address().to_checksum(),
                 "wallet": wallet,
                 "index": index,

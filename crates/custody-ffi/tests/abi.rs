@@ -75,7 +75,7 @@ fn expected(dir: &Path, wallet: &str) -> Expected {
         name: wallet.to_owned(),
         index: 0,
     };
-    let signer = EthSigner::new(KeySigner::pin(ks.backend(), key).wait().unwrap());
+    let signer = EthSigner::new(KeySigner::pin(ks.backend(), key).wait().unwrap()).unwrap();
     let none = Authorization::none();
     let tx = Transaction::from_json_str(TX).unwrap();
     let signed = signer.sign_transaction(&tx, &none).wait().unwrap();
@@ -97,7 +97,10 @@ fn expected(dir: &Path, wallet: &str) -> Expected {
     Expected {
         address: signer.address().to_checksum(),
         path: pinned.path().unwrap().to_string(),
-        public_key: format!("0x{}", hex::encode(pinned.public_key().to_uncompressed())),
+        public_key: format!(
+            "0x{}",
+            hex::encode(pinned.secp256k1().unwrap().to_uncompressed())
+        ),
         raw: format!("0x{}", hex::encode(signed.encoded())),
         tx_hash: format!("0x{}", hex::encode(signed.hash())),
         signing_hash: format!("0x{}", hex::encode(signed.signing_hash().0)),

@@ -133,7 +133,8 @@ fn an_eth_account_v3_key_imports_and_signs_by_its_id_as_the_rust_api() {
         KeySigner::pin(rust.backend(), KeyRef::Stored(rust_id))
             .wait()
             .unwrap(),
-    );
+    )
+    .unwrap();
     let none = Authorization::none();
 
     let key = key_open_id(&ks, id).unwrap();
@@ -142,10 +143,7 @@ fn an_eth_account_v3_key_imports_and_signs_by_its_id_as_the_rust_api() {
     assert_eq!(derived["keyId"], id);
     assert_eq!(
         derived["publicKey"],
-        format!(
-            "0x{}",
-            hex::encode(signer.key_signer().key().public_key().to_uncompressed())
-        )
+        format!("0x{}", hex::encode(signer.public_key().to_uncompressed()))
     );
     let sig = key_sign_message(&key, MESSAGE, None).unwrap();
     let want = signer
@@ -353,7 +351,7 @@ fn token(test: &str) -> Option<(PathBuf, String, custody_core::PublicKey)> {
     let pinned = custody_kms::Pkcs11Signer::new(token)
         .generate("signer")
         .unwrap();
-    Some((module, label, *pinned.public_key()))
+    Some((module, label, *pinned.secp256k1().unwrap()))
 }
 
 fn now() -> u64 {
@@ -415,7 +413,8 @@ fn a_pkcs11_token_holds_the_kek_and_a_gated_signing_key() {
         )
         .wait()
         .unwrap(),
-    );
+    )
+    .unwrap();
     // The token key enrolled for TOTP (`custody totp register --key URI`).
     let signer_uri = format!("pkcs11:token={label};object=signer{query}");
     let enrolment = KeystoreGate::registry_for(&rust, None)

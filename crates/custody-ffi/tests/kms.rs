@@ -100,7 +100,8 @@ fn a_kms_kek_opens_the_keystore_and_a_kms_key_signs() {
         )
         .wait()
         .unwrap(),
-    );
+    )
+    .unwrap();
     drop(rust);
 
     // Opened with no passphrase: KMS unwraps the master seed.

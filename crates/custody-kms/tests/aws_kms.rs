@@ -103,7 +103,7 @@ fn recovery_id_found_for_both_parities() {
     let signer = KeySigner::pin(backend.clone(), stored(&key_id))
         .wait()
         .unwrap();
-    let pinned = *signer.key().public_key();
+    let pinned = *signer.key().secp256k1().unwrap();
 
     let (mut high, mut low, mut odd, mut even) = (0, 0, 0, 0);
     for i in 0..40 {
@@ -168,7 +168,7 @@ fn public_key_fetched_once_at_pin_not_per_signature() {
             .sign(d, Intent::raw_digest(), &auth())
             .wait()
             .unwrap();
-        check_signature(signer.key().public_key(), &d, &sig);
+        check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
         // Exactly one Sign per signature, as it happens.
         assert_eq!(emu.calls.get("Sign"), usize::try_from(i).unwrap() + 1);
     }
@@ -399,7 +399,7 @@ fn many_threads_sign_at_once_through_one_backend() {
                         .sign(d, Intent::raw_digest(), &auth())
                         .wait()
                         .unwrap();
-                    check_signature(signer.key().public_key(), &d, &sig);
+                    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
                 }
             })
         })
@@ -437,7 +437,7 @@ async fn async_callers_await_on_their_own_runtime() {
             tokio::spawn(async move {
                 let d = digest(5000 + i);
                 let sig = signer.sign(d, Intent::raw_digest(), &auth()).await.unwrap();
-                check_signature(signer.key().public_key(), &d, &sig);
+                check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
             })
         })
         .collect();
@@ -478,7 +478,7 @@ fn a_client_from_sdk_config_signs() {
         .sign(d, Intent::raw_digest(), &auth())
         .wait()
         .unwrap();
-    check_signature(signer.key().public_key(), &d, &sig);
+    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
     drop(signer);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
@@ -681,7 +681,7 @@ fn throttling_gets_bounded_retries() {
         })
         .build();
     let sig = sign_with(mocked(&[&rule], fast_policy(4)), &pinned, d).unwrap();
-    check_signature(pinned.public_key(), &d, &sig);
+    check_signature(pinned.secp256k1().unwrap(), &d, &sig);
     assert_eq!(rule.num_calls(), 3);
 
     // HTTP 429 with no code is throttling too.

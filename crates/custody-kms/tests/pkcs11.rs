@@ -122,8 +122,11 @@ fn signatures_verify_recover_and_are_low_s() {
     let signer = KeySigner::pin(backend.clone(), stored("hot-1"))
         .wait()
         .unwrap();
-    assert_eq!(signer.key().public_key(), generated.public_key());
-    let pinned = *signer.key().public_key();
+    assert_eq!(
+        signer.key().secp256k1().unwrap(),
+        generated.secp256k1().unwrap()
+    );
+    let pinned = *signer.key().secp256k1().unwrap();
     let auth = Authorization::none();
     let (mut high, mut low, mut parity) = (0, 0, [false; 2]);
     for i in 0..48 {
@@ -175,7 +178,7 @@ fn key_looked_up_once_not_per_signature() {
             .sign(d, Intent::raw_digest(), &Authorization::none())
             .wait()
             .unwrap();
-        check_signature(signer.key().public_key(), &d, &sig);
+        check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
     }
     let c = token.counters();
     assert_eq!(c.object_searches, at_pin, "no lookup per signature");
@@ -194,7 +197,7 @@ fn keys_named_by_uri_and_by_another_signer_are_found() {
     let uri = format!("pkcs11:token={};object=hot-2;type=private", fx.label);
     let backend = Pkcs11Signer::new(token.clone());
     let by_uri = backend.pin(&stored(&uri)).wait().unwrap();
-    assert_eq!(by_uri.public_key(), pinned.public_key());
+    assert_eq!(by_uri.secp256k1().unwrap(), pinned.secp256k1().unwrap());
     // A key pinned by another signer instance is looked up once, here.
     let other = Pkcs11Signer::new(token.clone());
     let auth = Authorization::none();
@@ -295,7 +298,7 @@ fn many_threads_sign_at_once_through_one_backend() {
                         .sign(d, Intent::raw_digest(), &Authorization::none())
                         .wait()
                         .unwrap();
-                    check_signature(signer.key().public_key(), &d, &sig);
+                    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
                 }
             })
         })
@@ -333,7 +336,7 @@ fn logged_out_token_is_logged_in_again_and_the_signature_retried() {
     let before = token.counters();
     let d = digest(2);
     let sig = signer.sign(d, Intent::raw_digest(), &auth).wait().unwrap();
-    check_signature(signer.key().public_key(), &d, &sig);
+    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
     let after = token.counters();
     assert_eq!(after.recoveries - before.recoveries, 1, "{after:?}");
     assert_eq!(after.logins - before.logins, 1, "{after:?}");
@@ -370,7 +373,7 @@ fn session_closed_under_the_signer_is_reopened_and_the_signature_retried() {
     let before = token.counters();
     let d = digest(2);
     let sig = signer.sign(d, Intent::raw_digest(), &auth).wait().unwrap();
-    check_signature(signer.key().public_key(), &d, &sig);
+    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
     let after = token.counters();
     assert_eq!(after.recoveries - before.recoveries, 1, "{after:?}");
     assert_eq!(
@@ -391,7 +394,7 @@ fn session_closed_under_the_signer_is_reopened_and_the_signature_retried() {
     let ctx = raw(&fx.path);
     let d = digest(3);
     let sig = signer.sign(d, Intent::raw_digest(), &auth).wait().unwrap();
-    check_signature(signer.key().public_key(), &d, &sig);
+    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
     assert_eq!(token.counters().recoveries - after.recoveries, 1);
     drop(ctx);
 }

@@ -105,7 +105,7 @@ impl PolicyNode {
         state: Arc<dyn StateStore>,
         ttl: u64,
     ) -> Result<Self, PolicyError> {
-        if key.key().public_key() != log.policy_key() {
+        if key.key().secp256k1().ok() != Some(log.policy_key()) {
             return Err(PolicyError::invalid(
                 "policy key",
                 "the signer is not the log's policy key",
@@ -676,7 +676,7 @@ impl PolicyGate {
         let matches = v.wallet == wallet
             && v.operation == operation.hash()
             && v.digest == request.digest
-            && v.signer == request.key.public_key().to_compressed()
+            && v.signer == request.key.public().to_bytes()
             && v.kind == operation.kind();
         if !matches || now < v.issued_at.saturating_sub(60) || now > v.expires_at {
             return Err(denied(Denial::VerdictInvalid));
@@ -712,7 +712,7 @@ fn to_core(e: PolicyError) -> Error {
 
 /// The operation a signing request is, from its intent's detail.
 fn operation_of(request: &SignRequest<'_>) -> Result<Operation, Error> {
-    let signer = *request.key.public_key();
+    let signer = *request.key.secp256k1()?;
     let detail = request.intent.detail();
     let operation = match request.intent.kind() {
         IntentKind::Transaction => detail

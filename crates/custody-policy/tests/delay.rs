@@ -106,7 +106,7 @@ impl World {
         let log = PolicyLog::new(
             state.clone(),
             RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
-            *policy_key.key().public_key(),
+            *policy_key.key().secp256k1().unwrap(),
         );
         let node = PolicyNode::new(log.clone(), policy_key.clone(), state.clone(), 300).unwrap();
         let clock = Arc::new(AtomicU64::new(NOW));
@@ -127,7 +127,8 @@ impl World {
             )
             .wait()
             .unwrap(),
-        );
+        )
+        .unwrap();
         let devices = [
             Device::p256(1),
             Device::ed25519(2),
@@ -175,7 +176,7 @@ impl World {
 
     fn op(&self, tx: &Transaction) -> Operation {
         Operation::Transaction {
-            signer: *self.signer.key_signer().key().public_key(),
+            signer: *self.signer.public_key(),
             tx: tx.clone(),
         }
     }

@@ -113,7 +113,7 @@ impl World {
         let log = PolicyLog::new(
             state.clone(),
             RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
-            *policy_key.key().public_key(),
+            *policy_key.key().secp256k1().unwrap(),
         );
         let node = PolicyNode::new(log.clone(), policy_key.clone(), state, 300).unwrap();
         let mut world = Self {
@@ -171,7 +171,7 @@ impl World {
             gate = gate.with_node(self.node.clone());
         }
         let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), self.audit.clone()));
-        EthSigner::new(KeySigner::pin(audited, key).wait().unwrap())
+        EthSigner::new(KeySigner::pin(audited, key).wait().unwrap()).unwrap()
     }
 
     fn wallet_key(&self, index: u32) -> KeyRef {
@@ -190,7 +190,7 @@ impl World {
 
 fn op_for(signer: &EthSigner, tx: &Transaction) -> Operation {
     Operation::Transaction {
-        signer: *signer.key_signer().key().public_key(),
+        signer: *signer.public_key(),
         tx: tx.clone(),
     }
 }

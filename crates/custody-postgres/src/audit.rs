@@ -215,7 +215,7 @@ impl PgAuditLog {
                     time_ms: (self.clock)(),
                     origin: origin.to_owned(),
                     heads,
-                    public_key: *key.public_key(),
+                    public_key: *key.secp256k1()?,
                     signature: None,
                 };
                 let digest = checkpoint.digest();
@@ -230,7 +230,7 @@ impl PgAuditLog {
                 );
                 let signed = signer.sign_digest(request).await?;
                 checkpoint.signature =
-                    Some(normalize(&signed.signature, key.public_key(), &digest)?);
+                    Some(normalize(&signed.signature, key.secp256k1()?, &digest)?);
                 let stored = checkpoint.clone();
                 let inserted = task::spawn(self.store.pool().handle(), OP_CHECKPOINT, async move {
                     insert_checkpoint(&pool, &stored)

@@ -245,7 +245,10 @@ fn a_forged_or_foreign_checkpoint_is_detected() {
     let key = checkpoint_key(&backend);
     // Signed by the expected key: accepted; expecting another: refused.
     assert_eq!(
-        log.verify(Some(key.public_key())).wait().unwrap().broken,
+        log.verify(Some(key.secp256k1().unwrap()))
+            .wait()
+            .unwrap()
+            .broken,
         None
     );
     let other = KeySigner::pin(
@@ -257,7 +260,10 @@ fn a_forged_or_foreign_checkpoint_is_detected() {
     )
     .wait()
     .unwrap();
-    let b = log.verify(Some(other.key().public_key())).wait().unwrap();
+    let b = log
+        .verify(Some(other.key().secp256k1().unwrap()))
+        .wait()
+        .unwrap();
     assert_eq!(
         b.broken.map(|b| b.reason),
         Some("the last checkpoint is signed by another key")

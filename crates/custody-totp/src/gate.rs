@@ -259,9 +259,12 @@ impl TotpGate {
         }
         // A key without a path (stored: imported, KMS, HSM) is its own
         // subject, named by its public key whatever the reference says. A
-        // key with a path never pays for this read.
+        // key with a path never pays for this read. Only secp256k1 keys can
+        // be enrolled by key so far: a key of another algorithm (a JOSE
+        // key) is not enrolled, so it is open unless enrolment is required.
         if pinned.is_none()
-            && let Some(loaded) = self.registry.lookup_key(key.public_key(), fetch).await?
+            && let Ok(public) = key.secp256k1()
+            && let Some(loaded) = self.registry.lookup_key(public, fetch).await?
         {
             if enrolled.is_some() {
                 // A wallet's path and an enrolled key in one request.

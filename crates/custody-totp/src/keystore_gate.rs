@@ -145,7 +145,10 @@ mod tests {
             )
             .wait()
             .unwrap();
-        assert_eq!(&sig.recover(&digest).unwrap(), signer.key().public_key());
+        assert_eq!(
+            &sig.recover(&digest).unwrap(),
+            signer.key().secp256k1().unwrap()
+        );
         let replayed = signer
             .sign(digest, Intent::raw_digest(), &Authorization::totp(code))
             .wait();

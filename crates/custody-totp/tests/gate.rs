@@ -232,7 +232,12 @@ impl Fixture {
         signer
             .sign(digest, Intent::raw_digest(), &auth)
             .wait()
-            .map(|sig| assert_eq!(&sig.recover(&digest).unwrap(), signer.key().public_key()))
+            .map(|sig| {
+                assert_eq!(
+                    &sig.recover(&digest).unwrap(),
+                    signer.key().secp256k1().unwrap()
+                )
+            })
     }
 
     /// `key` pinned through the gate.
@@ -810,7 +815,7 @@ fn a_pinned_key_is_checked_on_its_path_and_its_reference() {
     let forged = PinnedKey::new(
         KeyRef::Stored(KeyId::new("innocent").unwrap()),
         real.path().cloned(),
-        *real.public_key(),
+        *real.secp256k1().unwrap(),
     );
     let r = f
         .gate
@@ -836,7 +841,7 @@ fn a_pinned_key_is_checked_on_its_path_and_its_reference() {
     let forged = PinnedKey::new(
         wallet(ALICE, 0),
         Some("m/44'/60'/0'/0/0".parse().unwrap()),
-        *real.public_key(),
+        *real.secp256k1().unwrap(),
     );
     let r = f
         .gate
@@ -1241,7 +1246,10 @@ fn real_keystore_with_the_gate_under_audited() {
         )
         .wait()
         .unwrap();
-    assert_eq!(&sig.recover(&digest).unwrap(), signer.key().public_key());
+    assert_eq!(
+        &sig.recover(&digest).unwrap(),
+        signer.key().secp256k1().unwrap()
+    );
     let r = signer
         .sign(
             digest,

@@ -329,8 +329,9 @@ impl Fixture {
                 &auth,
             ))
             .wait()?;
-        let sig = custody_core::normalize(&signed.signature, pinned.public_key(), &digest).unwrap();
-        assert_eq!(&sig.recover(&digest).unwrap(), pinned.public_key());
+        let sig = custody_core::normalize(&signed.signature, pinned.secp256k1().unwrap(), &digest)
+            .unwrap();
+        assert_eq!(&sig.recover(&digest).unwrap(), pinned.secp256k1().unwrap());
         Ok(signed.clearances)
     }
 

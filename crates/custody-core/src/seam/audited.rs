@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use crate::records::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
 use crate::{
-    Authorization, CasOutcome, DeferredWrite, Denial, Error, ExportingBackend, KeyBackend,
-    KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, RecordedSwap, SharedBackend,
-    SignRequest, Signed, SigningBackend, WrappingBackend,
+    Authorization, CasOutcome, DeferredWrite, Denial, Error, ExportingBackend, KeyAlgorithm,
+    KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, RecordedSwap, SharedBackend,
+    SignRequest, SignatureScheme, Signed, SigningBackend, WrappingBackend,
 };
 
 /// Records every signature and export of the backend it wraps.
@@ -43,6 +43,12 @@ pub fn describe_key(event: AuditEvent, key: &PinnedKey) -> AuditEvent {
     // The same text as `with_public_key` and `with_path`, rendered when the
     // key was pinned.
     let mut event = event.set("public-key", key.public_key_hex());
+    // A secp256k1 key's record is as it always was; any other algorithm
+    // is named (a P-256 key's compressed encoding looks like a
+    // secp256k1 one).
+    if key.algorithm() != KeyAlgorithm::Secp256k1 {
+        event = event.set("algorithm", key.algorithm().as_str());
+    }
     if let Some((name, index)) = key.wallet() {
         event = event.with_wallet(name).with_index(index);
     }
@@ -89,6 +95,9 @@ impl SigningBackend for Audited {
                 let mut event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
                     .with_digest(&request.digest)
                     .set("intent", request.intent.kind().as_str());
+                if request.scheme != SignatureScheme::EcdsaSecp256k1 {
+                    event = event.set("scheme", request.scheme.as_str());
+                }
                 if let Some((name, value)) = request.intent.note() {
                     event = event.with_field(name, value)?;
                 }

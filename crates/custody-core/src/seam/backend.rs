@@ -7,8 +7,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::{
-    DataKey, DerivationPath, Digest32, EncryptionContext, Error, Pending, PrivateKeyBytes,
-    PublicKey, RawSignature, StateStore, WalletScheme,
+    AnyPublicKey, DataKey, DerivationPath, Digest32, EncryptionContext, Error, KeyAlgorithm,
+    Pending, PrivateKeyBytes, PublicKey, RawSignature, SignatureScheme, StateStore, WalletScheme,
 };
 
 fn valid_id(s: &str, what: &'static str) -> Result<(), Error> {
@@ -121,12 +121,13 @@ impl fmt::Debug for KeyRef {
 /// A key resolved by its backend, with its public key pinned.
 ///
 /// Made by [`SigningBackend::pin`]; every signature is checked against
-/// [`PinnedKey::public_key`] (see [`crate::normalize`]).
+/// [`PinnedKey::public`] (see [`crate::normalize`] for secp256k1 and
+/// [`crate::check_signature`] for the other algorithms).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PinnedKey {
     reference: KeyRef,
     path: Option<DerivationPath>,
-    public_key: PublicKey,
+    public: AnyPublicKey,
     /// The audit text of the public key and path, rendered once at pinning
     /// (every signature's audit record carries them).
     rendered: Arc<RenderedKey>,
@@ -152,19 +153,31 @@ impl PartialEq for RenderedKey {
 impl Eq for RenderedKey {}
 
 impl PinnedKey {
-    /// Records what a backend resolved `reference` to. Backends call this
-    /// from [`SigningBackend::pin`]; `path` is the full BIP32 path for HD keys.
+    /// Records what a backend resolved `reference` to: a secp256k1 key.
+    /// Backends call this from [`SigningBackend::pin`]; `path` is the full
+    /// BIP32 path for HD keys.
     #[must_use]
     pub fn new(reference: KeyRef, path: Option<DerivationPath>, public_key: PublicKey) -> Self {
+        Self::with_public(reference, path, AnyPublicKey::Secp256k1(public_key))
+    }
+
+    /// Records what a backend resolved `reference` to: a key of any
+    /// algorithm ([`AnyPublicKey`]).
+    #[must_use]
+    pub fn with_public(
+        reference: KeyRef,
+        path: Option<DerivationPath>,
+        public: AnyPublicKey,
+    ) -> Self {
         let rendered = Arc::new(RenderedKey {
-            public_key: hex::encode(public_key.to_compressed()),
+            public_key: hex::encode(public.to_bytes()),
             path: path.as_ref().map(ToString::to_string),
             scheme_check: OnceLock::new(),
         });
         Self {
             reference,
             path,
-            public_key,
+            public,
             rendered,
         }
     }
@@ -201,10 +214,27 @@ impl PinnedKey {
         }
     }
 
-    /// The pinned public key.
+    /// The pinned public key, whatever its algorithm.
     #[must_use]
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public_key
+    pub fn public(&self) -> &AnyPublicKey {
+        &self.public
+    }
+
+    /// The key's algorithm.
+    #[must_use]
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.public.algorithm()
+    }
+
+    /// The pinned secp256k1 public key: what Ethereum addresses, recovery
+    /// and [`crate::normalize`] need.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a key of another algorithm.
+    pub fn secp256k1(&self) -> Result<&PublicKey, Error> {
+        self.public
+            .secp256k1()
+            .ok_or(Error::Unsupported("this key is not a secp256k1 key"))
     }
 
     /// Whether this key, pinned by wallet, is at the path `scheme` gives
@@ -236,7 +266,7 @@ impl fmt::Debug for PinnedKey {
         f.debug_struct("PinnedKey")
             .field("reference", &self.reference)
             .field("path", &self.path)
-            .field("public_key", &self.public_key)
+            .field("public", &self.public)
             .finish()
     }
 }
@@ -432,23 +462,32 @@ impl Authorization {
     }
 }
 
-/// One request to sign a digest.
+/// One request to sign a digest (or, for Ed25519, a message).
 #[derive(Debug, Clone, Copy)]
 pub struct SignRequest<'a> {
     /// The key to sign with.
     pub key: &'a PinnedKey,
-    /// The digest to sign.
+    /// The digest to sign; for a scheme that signs the message itself
+    /// ([`SignatureScheme::signs_message`]), the message's SHA-256, which
+    /// names it in audit records.
     pub digest: Digest32,
     /// What the digest is.
     pub intent: Intent<'a>,
     /// Second factors and approvals.
     pub auth: &'a Authorization,
+    /// The signature scheme: ECDSA over secp256k1 unless made by
+    /// [`SignRequest::with_scheme`]. A backend signs only the schemes it
+    /// holds keys for ([`SignRequest::require_scheme`]).
+    pub scheme: SignatureScheme,
+    /// The message, for a scheme that signs it (Ed25519); `None` otherwise.
+    pub message: Option<&'a [u8]>,
     /// Set only by [`crate::Audited`]: the outcome will be recorded above.
     recorded_above: bool,
 }
 
 impl<'a> SignRequest<'a> {
-    /// A request to sign `digest` with `key` for `intent`, presenting `auth`.
+    /// A request to sign `digest` with `key` (a secp256k1 key: ECDSA, the
+    /// Ethereum hot path) for `intent`, presenting `auth`.
     #[must_use]
     pub fn new(
         key: &'a PinnedKey,
@@ -461,7 +500,68 @@ impl<'a> SignRequest<'a> {
             digest,
             intent,
             auth,
+            scheme: SignatureScheme::EcdsaSecp256k1,
+            message: None,
             recorded_above: false,
+        }
+    }
+
+    /// A request of `scheme`: for ECDSA, `payload` is the 32-byte digest;
+    /// for Ed25519, the message (the request's digest is then its
+    /// SHA-256).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if `key` is not of the scheme's algorithm;
+    /// [`Error::InvalidKeyMaterial`] (never for Ed25519) if an ECDSA
+    /// payload is not 32 bytes.
+    pub fn with_scheme(
+        key: &'a PinnedKey,
+        scheme: SignatureScheme,
+        payload: &'a [u8],
+        intent: Intent<'a>,
+        auth: &'a Authorization,
+    ) -> Result<Self, Error> {
+        if key.algorithm() != scheme.key_algorithm() {
+            return Err(Error::Unsupported(
+                "the signature scheme is not one of the key's algorithm",
+            ));
+        }
+        let (digest, message) = if scheme.signs_message() {
+            use sha2::Digest as _;
+            (
+                Digest32(sha2::Sha256::digest(payload).into()),
+                Some(payload),
+            )
+        } else {
+            let digest: [u8; 32] = payload
+                .try_into()
+                .map_err(|_| Error::InvalidKeyMaterial("an ECDSA digest is 32 bytes"))?;
+            (Digest32(digest), None)
+        };
+        Ok(Self {
+            key,
+            digest,
+            intent,
+            auth,
+            scheme,
+            message,
+            recorded_above: false,
+        })
+    }
+
+    /// Refuses a request of another scheme than `scheme`: what a backend
+    /// that signs one scheme calls first, so that no request ever reaches
+    /// a signing primitive of another algorithm.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`].
+    pub fn require_scheme(&self, scheme: SignatureScheme) -> Result<(), Error> {
+        if self.scheme == scheme {
+            Ok(())
+        } else {
+            Err(Error::Unsupported(
+                "this backend does not sign with this scheme",
+            ))
         }
     }
 

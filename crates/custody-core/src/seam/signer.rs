@@ -5,7 +5,8 @@ use std::fmt;
 
 use crate::{
     Authorization, Digest32, Error, Intent, KeyRef, Pending, PinnedKey, RecoverableSignature,
-    SharedBackend, SignRequest, normalize,
+    SchemeSignature, SharedBackend, SignRequest, SignatureScheme, Signed, check_signature,
+    normalize,
 };
 
 /// A key pinned on a backend. Cheap to clone (an `Arc` and the pinned key);
@@ -67,21 +68,63 @@ impl KeySigner {
         let Some(signing) = self.backend.signing() else {
             return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
         };
+        let pinned = match self.key.secp256k1() {
+            Ok(k) => k,
+            Err(e) => return Pending::ready(Err(e)),
+        };
         let request = SignRequest::new(&self.key, digest, intent, auth);
-        let pinned = self.key.public_key();
         signing.sign_digest(request).map(move |signed| {
-            signed.and_then(|signed| {
-                if signed.deferred.is_some() {
-                    // A gate left its write to an audit layer that is not
-                    // there: its condition was never committed.
-                    return Err(Error::Unsupported(
-                        "a gate deferred its state write to an audit layer that did not commit it",
-                    ));
-                }
-                normalize(&signed.signature, pinned, &digest)
-            })
+            signed.and_then(|signed| normalize(&committed(signed)?.signature, pinned, &digest))
         })
     }
+
+    /// Signs `payload` with `scheme` (the 32-byte digest for ECDSA, the
+    /// message for Ed25519) for `intent`, presenting `auth` to every gate
+    /// on the way (the same gates and the same audit record as a
+    /// transaction), and returns the signature in JOSE form, checked
+    /// against the pinned key: `r‖s` with low `s` for secp256k1 (ES256K),
+    /// `r‖s` for P-256 (ES256), the RFC 8032 signature for Ed25519.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the backend cannot sign or the scheme is
+    /// not the key's; otherwise as [`KeySigner::sign`].
+    pub fn sign_with<'a>(
+        &'a self,
+        scheme: SignatureScheme,
+        payload: &'a [u8],
+        intent: Intent<'a>,
+        auth: &'a Authorization,
+    ) -> Pending<'a, Result<SchemeSignature, Error>> {
+        let Some(signing) = self.backend.signing() else {
+            return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
+        };
+        let request = match SignRequest::with_scheme(&self.key, scheme, payload, intent, auth) {
+            Ok(r) => r,
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        let (digest, message, public) = (request.digest, request.message, *self.key.public());
+        signing.sign_digest(request).map(move |signed| {
+            let signed = committed(signed?)?;
+            match (scheme, public.secp256k1()) {
+                (SignatureScheme::EcdsaSecp256k1, Some(pinned)) => {
+                    let sig = normalize(&signed.signature, pinned, &digest)?;
+                    Ok(SchemeSignature::new(scheme, sig.to_compact()))
+                }
+                _ => check_signature(scheme, &signed.signature, &public, &digest, message),
+            }
+        })
+    }
+}
+
+/// The answer, unless a gate left its state write to an audit layer that
+/// is not there: then its condition was never committed (fail closed).
+fn committed(signed: Signed) -> Result<Signed, Error> {
+    if signed.deferred.is_some() {
+        return Err(Error::Unsupported(
+            "a gate deferred its state write to an audit layer that did not commit it",
+        ));
+    }
+    Ok(signed)
 }
 
 impl fmt::Debug for KeySigner {

@@ -7,9 +7,10 @@ use std::sync::{Arc, RwLock};
 
 use crate::secrets::hd::{ChainNode, HdNode};
 use crate::{
-    Authorization, ChildNumber, DerivationPath, Digest32, Error, ExportingBackend, KeyBackend,
-    KeyId, KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, PublicKey, RawSignature,
-    SharedBackend, SignRequest, Signed, SigningBackend, WalletScheme, WrappingBackend,
+    AnyPublicKey, Authorization, ChildNumber, DerivationPath, Digest32, Ed25519PublicKey, Error,
+    ExportingBackend, KeyAlgorithm, KeyBackend, KeyId, KeyKinds, KeyRef, P256PublicKey, Pending,
+    PinnedKey, PrivateKeyBytes, PublicKey, RawSignature, SharedBackend, SignRequest,
+    SignatureScheme, Signed, SigningBackend, WalletScheme, WrappingBackend,
 };
 
 /// Default number of wallet nodes kept unlocked in the cache.
@@ -108,8 +109,9 @@ impl NodeCache {
 }
 
 struct ImportedKey {
+    /// The secret scalar (ECDSA curves) or RFC 8032 seed (Ed25519).
     secret: PrivateKeyBytes,
-    public: PublicKey,
+    public: AnyPublicKey,
 }
 
 /// [`Vault`]: secrets held in process, in zeroizing memory, and signing with
@@ -198,12 +200,36 @@ impl Vault {
     /// [`Error::InvalidKeyMaterial`] if the bytes are not a valid secret key.
     pub fn insert_key(&self, id: KeyId, secret: PrivateKeyBytes) -> Result<PublicKey, Error> {
         let public = public_key_of(&secret)?;
+        self.hold(id, secret, AnyPublicKey::Secp256k1(public))?;
+        Ok(public)
+    }
+
+    /// Holds a private key of `algorithm` under `id` (a JOSE signing key:
+    /// a P-256 or secp256k1 scalar, or an Ed25519 seed); returns its public
+    /// key. Such a key signs with its algorithm's scheme only
+    /// ([`crate::SignRequest::with_scheme`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeyMaterial`] if the bytes are not a valid secret
+    /// of that algorithm.
+    pub fn insert_algorithm_key(
+        &self,
+        id: KeyId,
+        algorithm: KeyAlgorithm,
+        secret: PrivateKeyBytes,
+    ) -> Result<AnyPublicKey, Error> {
+        let public = public_of(algorithm, &secret)?;
+        self.hold(id, secret, public)?;
+        Ok(public)
+    }
+
+    fn hold(&self, id: KeyId, secret: PrivateKeyBytes, public: AnyPublicKey) -> Result<(), Error> {
         let mut map = self
             .imported
             .write()
             .map_err(|_| Error::Unsupported("vault poisoned"))?;
         map.insert(id, ImportedKey { secret, public });
-        Ok(public)
+        Ok(())
     }
 
     /// The wallet scheme.
@@ -278,9 +304,70 @@ impl Vault {
                     .map_err(|_| Error::Unsupported("vault poisoned"))?;
                 map.get(id).ok_or(Error::KeyNotFound)?.public
             }
-            _ => self.with_secret(key, path.as_ref(), public_key_of)?,
+            _ => AnyPublicKey::Secp256k1(self.with_secret(key, path.as_ref(), public_key_of)?),
         };
-        Ok(PinnedKey::new(key.clone(), path, public))
+        Ok(PinnedKey::with_public(key.clone(), path, public))
+    }
+
+    /// Signs a request of a scheme other than secp256k1 ECDSA with a held
+    /// key of that algorithm, after checking that the key held under the
+    /// request's id is the pinned one.
+    fn sign_other(&self, request: &SignRequest<'_>) -> Result<Signed, Error> {
+        let KeyRef::Stored(id) = request.key.reference() else {
+            return Err(Error::Unsupported(
+                "keys of other algorithms than secp256k1 are held by id, not derived",
+            ));
+        };
+        let map = self
+            .imported
+            .read()
+            .map_err(|_| Error::Unsupported("vault poisoned"))?;
+        let held = map.get(id).ok_or(Error::KeyNotFound)?;
+        if held.public != *request.key.public() {
+            return Err(Error::PublicKeyMismatch);
+        }
+        let secret = held.secret.expose_secret();
+        let signature = match (request.scheme, request.message) {
+            (SignatureScheme::EcdsaP256Sha256, None) => {
+                use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+                let key = p256::ecdsa::SigningKey::from_slice(secret)
+                    .map_err(|_| Error::InvalidKeyMaterial("not a valid P-256 secret key"))?;
+                let signature: p256::ecdsa::Signature = key
+                    .sign_prehash(request.digest.as_bytes())
+                    .map_err(|_| Error::InvalidSignature)?;
+                RawSignature::Compact(signature.to_bytes().into())
+            }
+            (SignatureScheme::Ed25519, Some(message)) => {
+                use ed25519_dalek::Signer as _;
+                let key = ed25519_dalek::SigningKey::from_bytes(secret);
+                RawSignature::Compact(key.sign(message).to_bytes())
+            }
+            _ => {
+                return Err(Error::Unsupported(
+                    "the software vault does not sign this scheme",
+                ));
+            }
+        };
+        Ok(Signed::new(signature))
+    }
+}
+
+/// The public key of a secret of `algorithm`.
+pub(crate) fn public_of(
+    algorithm: KeyAlgorithm,
+    secret: &PrivateKeyBytes,
+) -> Result<AnyPublicKey, Error> {
+    match algorithm {
+        KeyAlgorithm::Secp256k1 => public_key_of(secret).map(AnyPublicKey::Secp256k1),
+        KeyAlgorithm::P256 => p256::SecretKey::from_slice(secret.expose_secret())
+            .map(|k| AnyPublicKey::P256(P256PublicKey::from(k.public_key())))
+            .map_err(|_| Error::InvalidKeyMaterial("not a valid P-256 secret key")),
+        KeyAlgorithm::Ed25519 => {
+            let key = ed25519_dalek::SigningKey::from_bytes(secret.expose_secret());
+            Ok(AnyPublicKey::Ed25519(Ed25519PublicKey::from(
+                key.verifying_key(),
+            )))
+        }
     }
 }
 
@@ -332,6 +419,14 @@ impl SigningBackend for Vault {
 
     fn sign_digest<'a>(&'a self, request: SignRequest<'a>) -> Pending<'a, Result<Signed, Error>> {
         let key = request.key;
+        if request.scheme != SignatureScheme::EcdsaSecp256k1 {
+            return Pending::ready(self.sign_other(&request));
+        }
+        if key.algorithm() != KeyAlgorithm::Secp256k1 {
+            return Pending::ready(Err(Error::Unsupported(
+                "the signature scheme is not one of the key's algorithm",
+            )));
+        }
         Pending::ready(self.with_secret(key.reference(), key.path(), |secret| {
             sign_prehash(self, secret, &request.digest).map(Signed::new)
         }))
@@ -347,7 +442,7 @@ impl ExportingBackend for Vault {
         Pending::ready(self.with_secret(key.reference(), key.path(), |secret| {
             // A pinned key whose public key does not match what we hold would
             // export the wrong secret under the caller's belief: check it.
-            if &public_key_of(secret)? != key.public_key() {
+            if public_of(key.algorithm(), secret)? != *key.public() {
                 return Err(Error::PublicKeyMismatch);
             }
             PrivateKeyBytes::from_slice(secret.expose_secret())

@@ -37,6 +37,7 @@ pub(crate) fn signer_for(private_key_hex: &str) -> EthSigner {
             .wait()
             .unwrap(),
     )
+    .unwrap()
 }
 
 pub(crate) fn vector_path(rel: &str) -> String {

@@ -6,7 +6,7 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use custody_core::{
     Error, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey, PublicKey, RawSignature, SignRequest,
-    Signed, SigningBackend,
+    SignatureScheme, Signed, SigningBackend,
 };
 
 use super::client::KmsClient;
@@ -117,6 +117,11 @@ impl SigningBackend for KmsSigner {
                 "AWS KMS signs only with keys pinned from a stored key id, ARN or alias",
             )));
         };
+        // Only ECC_SECG_P256K1 keys are pinned here so far (a P-256 KMS key
+        // signing ES256 is the same call, and comes with its pinning).
+        if let Err(e) = request.require_scheme(SignatureScheme::EcdsaSecp256k1) {
+            return Pending::ready(Err(e));
+        }
         let id = id.as_str().to_owned();
         let key_id = id.clone();
         let digest = *request.digest.as_bytes();

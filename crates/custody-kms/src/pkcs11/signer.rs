@@ -9,7 +9,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use custody_core::{
     Error, KeyBackend, KeyId, KeyKinds, KeyRef, Pending, PinnedKey, PublicKey, RawSignature,
-    SignRequest, Signed, SigningBackend,
+    SignRequest, SignatureScheme, Signed, SigningBackend,
 };
 
 use super::error::Pkcs11Error;
@@ -331,7 +331,8 @@ impl Pkcs11Signer {
             Some(e) => e,
             None => self.pin_id(id)?,
         };
-        if entry.public_key != *request.key.public_key() {
+        request.require_scheme(SignatureScheme::EcdsaSecp256k1)?;
+        if entry.public_key != *request.key.secp256k1()? {
             return Err(Error::PublicKeyMismatch);
         }
         let digest = check_digest(request.digest.as_bytes()).map_err(Error::from)?;

@@ -39,7 +39,7 @@ pub(crate) fn digest(i: u32) -> Digest32 {
 /// recovery, never assumed to be 0).
 pub(crate) fn signs_and_normalizes(backend: SharedBackend, key: KeyRef, n: u32) -> KeySigner {
     let signer = KeySigner::pin(backend, key).wait().unwrap();
-    let public = *signer.key().public_key();
+    let public = *signer.key().secp256k1().unwrap();
     let verifying = VerifyingKey::from(public.as_k256());
     let mut parities = BTreeSet::new();
     for i in 0..n {
@@ -61,7 +61,7 @@ pub(crate) fn signs_and_normalizes(backend: SharedBackend, key: KeyRef, n: u32) 
 /// Many threads sign through one backend at once; every signature is
 /// valid for its own digest.
 pub(crate) fn many_threads_sign(signer: &KeySigner, threads: u32, each: u32) {
-    let public = *signer.key().public_key();
+    let public = *signer.key().secp256k1().unwrap();
     std::thread::scope(|s| {
         for t in 0..threads {
             s.spawn(move || {
@@ -261,7 +261,7 @@ pub(crate) fn audited_totp_gate(
             .sign(d, Intent::raw_digest(), &Authorization::none())
             .wait();
         if let Ok(sig) = &answer {
-            assert_eq!(&sig.recover(&d).unwrap(), pinned.key().public_key());
+            assert_eq!(&sig.recover(&d).unwrap(), pinned.key().secp256k1().unwrap());
         }
         let records: Vec<_> = log.drain().iter().map(|r| shape(r.event())).collect();
         (answer, records)
