@@ -9,8 +9,10 @@ pub mod jwk;
 pub mod jws;
 pub mod jwt;
 pub mod kdf;
+pub mod sign;
 
 pub use error::JoseError;
 pub use jwk::{Jwk, JwkSet, KeyType};
 pub use jws::{Algorithm, CompactJws, Header, Verified};
 pub use jwt::{Claims, Jwt, Validation};
+pub use sign::{SignError, public_jwk, sign_jws, sign_jwt};

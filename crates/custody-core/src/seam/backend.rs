@@ -294,6 +294,9 @@ pub enum IntentKind {
     /// A policy node's verdict on an operation, signed by the policy key so
     /// that a signing node elsewhere can check it.
     Verdict,
+    /// A JWS/JWT signing input (`custody-jose`): the detail is the token's
+    /// header and claims, so a gate can read what it is asked to sign.
+    Jwt,
 }
 
 impl IntentKind {
@@ -309,6 +312,7 @@ impl IntentKind {
             Self::AuditCheckpoint => "audit-checkpoint",
             Self::PolicyEntry => "policy-entry",
             Self::Verdict => "verdict",
+            Self::Jwt => "jwt",
         }
     }
 }
