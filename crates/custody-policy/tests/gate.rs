@@ -444,6 +444,35 @@ fn a_policy_change_voids_earlier_verdicts() {
 }
 
 #[test]
+fn a_governed_key_signs_no_jwt_its_policy_has_no_rule_for() {
+    let w = World::new();
+    let signer = w.signer(true, w.wallet_key(0));
+    let key_signer = signer.key_signer();
+    // ES256K over a JWT's signing input: the policy gate sees intent `jwt`,
+    // which no policy rule covers, and refuses (as for any intent it
+    // cannot judge), approvals or not.
+    let result = key_signer
+        .sign_with(
+            custody_core::SignatureScheme::EcdsaSecp256k1,
+            &[0x11; 32],
+            Intent::typed(IntentKind::Jwt, &"claims"),
+            &Authorization::none(),
+        )
+        .wait();
+    assert!(
+        matches!(
+            result,
+            Err(custody_core::Error::Denied(Denial::PolicyDenied))
+        ),
+        "{result:?}"
+    );
+    let records = w.audit.records();
+    let last = records.last().unwrap();
+    assert_eq!(last.event().field("intent"), Some("jwt"));
+    assert_eq!(last.event().outcome(), custody_core::AuditOutcome::Denied);
+}
+
+#[test]
 fn paths_raw_digests_and_exports_are_no_route_around_the_gate() {
     let w = World::new();
     // The same key by BIP32 path.
