@@ -1,4 +1,10 @@
 //! The arguments of `custody quorum ...` (shared/CLI.md, "Quorum boot").
+#![allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    reason = "these doc comments are clap's --help text, printed verbatim: URLs, [:port] and <placeholders> are meant literally, and rustdoc markup would show in the terminal (expect cannot be used: rustdoc lints are not checked by rustc, so the expectation would be unfulfilled under clippy)"
+)]
 
 use std::path::PathBuf;
 
