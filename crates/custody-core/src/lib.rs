@@ -36,11 +36,12 @@ pub use seam::algorithm::{
 };
 pub use seam::audited::{Audited, describe_key};
 pub use seam::backend::{
-    Authorization, Capabilities, Clearance, DeferredWrite, ExportingBackend, Intent, IntentKind,
-    KekId, KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend, SignRequest,
-    Signed, SigningBackend, WrappingBackend,
+    Authorization, Capabilities, Clearance, Cleared, DeferredWrite, ExportingBackend, Intent,
+    IntentKind, KekId, KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend,
+    SignRequest, Signed, SigningBackend, WrappingBackend,
 };
 pub use seam::context::{EncryptionContext, MAX_CONTEXT_BYTES};
+pub use seam::decrypt::{DecryptRequest, Decrypted, DecryptingBackend, Decryption};
 pub use seam::pending::{BoxFuture, Pending};
 pub use seam::signature::{
     Digest32, PublicKey, RawSignature, RecoverableSignature, normalize, parse_der,

@@ -8,6 +8,7 @@ pub(crate) mod algorithm;
 pub(crate) mod audited;
 pub(crate) mod backend;
 pub(crate) mod context;
+pub(crate) mod decrypt;
 pub(crate) mod pending;
 pub(crate) mod signature;
 pub(crate) mod signer;

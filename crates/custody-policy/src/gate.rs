@@ -22,9 +22,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use custody_core::{
-    Authorization, CasOutcome, Clearance, Denial, Error, ExportingBackend, Intent, IntentKind,
-    KeyBackend, KeyKinds, KeyRef, KeySigner, Pending, PinnedKey, PrivateKeyBytes, SharedBackend,
-    SignRequest, Signed, SigningBackend, StateStore, WalletScheme, WrappingBackend,
+    Authorization, CasOutcome, Clearance, DecryptRequest, Decrypted, DecryptingBackend, Denial,
+    Error, ExportingBackend, Intent, IntentKind, KeyBackend, KeyKinds, KeyRef, KeySigner, Pending,
+    PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend, StateStore,
+    WalletScheme, WrappingBackend,
 };
 use custody_eth::{Authorization as EthAuthorization, PersonalMessage, Transaction, TypedData};
 use serde_json::{Value, json};
@@ -828,6 +829,24 @@ impl ExportingBackend for PolicyGate {
     }
 }
 
+impl DecryptingBackend for PolicyGate {
+    /// An unseal with a governed wallet's key is refused (no policy rule
+    /// covers one: a wallet's keys sign movements of value, sealing keys
+    /// are keys of their own); any other key's passes to the inner
+    /// backend.
+    fn decrypt<'a>(&'a self, request: DecryptRequest<'a>) -> Pending<'a, Result<Decrypted, Error>> {
+        let Some(inner) = self.inner.decrypting() else {
+            return Pending::ready(Err(Error::Unsupported("this backend does not decrypt")));
+        };
+        Pending::drive(async move {
+            if self.wallet_of(request.key).await?.is_some() {
+                return Err(denied(Denial::PolicyDenied));
+            }
+            inner.decrypt(request).await
+        })
+    }
+}
+
 impl KeyBackend for PolicyGate {
     fn name(&self) -> &str {
         self.inner.name()
@@ -845,5 +864,11 @@ impl KeyBackend for PolicyGate {
         self.inner
             .exporting()
             .map(|_| self as &dyn ExportingBackend)
+    }
+
+    fn decrypting(&self) -> Option<&dyn DecryptingBackend> {
+        self.inner
+            .decrypting()
+            .map(|_| self as &dyn DecryptingBackend)
     }
 }

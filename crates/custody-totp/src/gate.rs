@@ -8,10 +8,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use custody_core::{
-    AuditEvent, AuditOp, AuditOutcome, Authorization, ChildNumber, Clearance, DeferredWrite,
-    Denial, DerivationPath, Digest32, ExportingBackend, IntentKind, KeyBackend, KeyKinds, KeyRef,
-    Pending, PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend,
-    WrappingBackend,
+    AuditEvent, AuditOp, AuditOutcome, Authorization, ChildNumber, Clearance, Cleared,
+    DecryptRequest, Decrypted, DecryptingBackend, DeferredWrite, Denial, DerivationPath, Digest32,
+    ExportingBackend, IntentKind, KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey,
+    PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend, WrappingBackend,
 };
 
 use crate::registry::{Attempt, Loaded, Recording};
@@ -24,6 +24,11 @@ enum Route<'a> {
         digest: &'a Digest32,
         intent: IntentKind,
     },
+    /// An unseal (key agreement or decryption): gated as a signature is.
+    Decrypt {
+        digest: &'a Digest32,
+        intent: IntentKind,
+    },
     Export,
 }
 
@@ -31,6 +36,7 @@ impl Route<'_> {
     fn name(&self) -> &'static str {
         match self {
             Self::Sign { .. } => "sign",
+            Self::Decrypt { .. } => "decrypt",
             Self::Export => "export",
         }
     }
@@ -38,7 +44,18 @@ impl Route<'_> {
     fn op(&self) -> AuditOp {
         match self {
             Self::Sign { .. } => AuditOp::SIGN,
+            Self::Decrypt { .. } => AuditOp::DECRYPT,
             Self::Export => AuditOp::EXPORT,
+        }
+    }
+
+    /// The digest and intent of a signature or an unseal.
+    fn named(&self) -> Option<(&Digest32, IntentKind)> {
+        match *self {
+            Self::Sign { digest, intent } | Self::Decrypt { digest, intent } => {
+                Some((digest, intent))
+            }
+            Self::Export => None,
         }
     }
 }
@@ -233,7 +250,9 @@ impl TotpGate {
         for path in [pinned, second].into_iter().flatten() {
             // The wallet node the path is at or under, if it is that deep.
             let node = match route {
-                Route::Sign { .. } => path.components().get(..depth),
+                // An unseal, like a signature, uses the key without
+                // exposing it.
+                Route::Sign { .. } | Route::Decrypt { .. } => path.components().get(..depth),
                 Route::Export => {
                     let exposed = exposed_by_export(path);
                     if exposed.len() < depth {
@@ -278,10 +297,7 @@ impl TotpGate {
             }
             return Ok(Admitted::Open);
         };
-        let (digest, intent) = match route {
-            Route::Sign { digest, intent } => (Some(digest), Some(intent)),
-            Route::Export => (None, None),
-        };
+        let (digest, intent) = route.named().unzip();
         let attempt = Attempt {
             route: route.name(),
             digest,
@@ -324,7 +340,7 @@ impl TotpGate {
         let mut event =
             custody_core::describe_key(AuditEvent::new(route.op(), AuditOutcome::Denied), key)
                 .with_detail(detail);
-        if let Route::Sign { digest, .. } = route {
+        if let Some((digest, _)) = route.named() {
             event = event.with_digest(digest);
         }
         let recorded = match event.with_field("denial", Denial::Forbidden.kind()) {
@@ -364,8 +380,70 @@ impl SigningBackend for TotpGate {
                 "this backend does not sign",
             )));
         };
-        let (digest, intent) = (request.digest, request.intent.kind());
-        let recording = if request.recorded_above() {
+        let gated = Gated {
+            key: request.key,
+            auth: request.auth,
+            digest: request.digest,
+            intent: request.intent.kind(),
+            recorded_above: request.recorded_above(),
+            decrypt: false,
+        };
+        self.gate(gated, move || inner.sign_digest(request))
+    }
+}
+
+impl DecryptingBackend for TotpGate {
+    fn decrypt<'a>(
+        &'a self,
+        request: DecryptRequest<'a>,
+    ) -> Pending<'a, Result<Decrypted, custody_core::Error>> {
+        let Some(inner) = self.inner.decrypting() else {
+            return Pending::ready(Err(custody_core::Error::Unsupported(
+                "this backend does not decrypt",
+            )));
+        };
+        let gated = Gated {
+            key: request.key,
+            auth: request.auth,
+            digest: request.digest,
+            intent: request.intent.kind(),
+            recorded_above: request.recorded_above(),
+            decrypt: true,
+        };
+        self.gate(gated, move || inner.decrypt(request))
+    }
+}
+
+/// What the gate reads of a signing or decryption request.
+#[derive(Clone, Copy)]
+struct Gated<'a> {
+    key: &'a PinnedKey,
+    auth: &'a Authorization,
+    digest: Digest32,
+    intent: IntentKind,
+    recorded_above: bool,
+    decrypt: bool,
+}
+
+impl TotpGate {
+    /// The one body of [`SigningBackend::sign_digest`] and
+    /// [`DecryptingBackend::decrypt`]: admits the request (spending the
+    /// code, or deferring its spending to the audit layer), calls the
+    /// inner backend, and hands the clearance up with its answer.
+    fn gate<'a, T: Cleared + Send + 'a>(
+        &'a self,
+        gated: Gated<'a>,
+        call: impl FnOnce() -> Pending<'a, Result<T, custody_core::Error>> + Send + 'a,
+    ) -> Pending<'a, Result<T, custody_core::Error>> {
+        let Gated {
+            key,
+            auth,
+            digest,
+            intent,
+            recorded_above,
+            decrypt,
+        } = gated;
+        let recording = if recorded_above {
             Recording::RefusalsOnly
         } else {
             Recording::Every
@@ -373,30 +451,33 @@ impl SigningBackend for TotpGate {
         // Written once, over `Pending` answers: over a local state store and
         // a software backend this is ready at once (one allocation).
         Pending::drive(async move {
-            let route = Route::Sign {
-                digest: &digest,
-                intent,
+            let route = if decrypt {
+                Route::Decrypt {
+                    digest: &digest,
+                    intent,
+                }
+            } else {
+                Route::Sign {
+                    digest: &digest,
+                    intent,
+                }
             };
-            let (loaded, step, deferred) = match self
-                .admit(request.key, request.auth, route, recording)
-                .await?
-            {
-                Admitted::Open => return inner.sign_digest(request).await,
+            let (loaded, step, deferred) = match self.admit(key, auth, route, recording).await? {
+                Admitted::Open => return call().await,
                 Admitted::Cleared {
                     loaded,
                     step,
                     deferred,
                 } => (loaded, step, deferred),
             };
-            let key = request.key;
-            match inner.sign_digest(request).await {
-                Ok(signed) => {
-                    let signed = signed.with_clearance(Clearance::Totp { step });
+            match call().await {
+                Ok(answer) => {
+                    let answer = answer.with_clearance(Clearance::Totp { step });
                     // The code is spent by the audit layer's commit, with
-                    // the signature's record.
+                    // the answer's record.
                     Ok(match deferred {
-                        Some(write) => signed.with_deferred(write),
-                        None => signed,
+                        Some(write) => answer.with_deferred(write),
+                        None => answer,
                     })
                 }
                 // A deferred code was never spent: nothing to record but
@@ -409,7 +490,7 @@ impl SigningBackend for TotpGate {
                         // one that the code was used. The signing error is
                         // the one returned either way.
                         let attempt = Attempt {
-                            route: "sign",
+                            route: route.name(),
                             digest: Some(&digest),
                             intent: Some(intent),
                             key_path: key.path(),
@@ -464,6 +545,12 @@ impl KeyBackend for TotpGate {
         self.inner
             .exporting()
             .map(|_| self as &dyn ExportingBackend)
+    }
+
+    fn decrypting(&self) -> Option<&dyn DecryptingBackend> {
+        self.inner
+            .decrypting()
+            .map(|_| self as &dyn DecryptingBackend)
     }
 }
 

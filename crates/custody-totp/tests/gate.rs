@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use custody_core::{
     AuditOutcome, Audited, Authorization, Capabilities, CasOutcome, Clearance, CreateOptions,
-    DataKey, Denial, DerivationPath, Digest32, Error as CoreError, ExportingBackend, Intent,
-    IntentKind, KekId, KeyBackend, KeyId, KeyKinds, KeyRef, KeySigner, Keystore, LocalKek,
-    MemoryAuditLog, MemoryStore, Passphrase, Pending, PinnedKey, PrivateKeyBytes, Seed,
-    SharedBackend, SignRequest, Signed, SigningBackend, StateStore, Versioned, WalletScheme,
-    WrappingBackend,
+    DataKey, DecryptRequest, DecryptingBackend, Decryption, Denial, DerivationPath, Digest32,
+    Error as CoreError, ExportingBackend, Intent, IntentKind, KekId, KeyBackend, KeyId, KeyKinds,
+    KeyRef, KeySigner, Keystore, LocalKek, MemoryAuditLog, MemoryStore, Passphrase, Pending,
+    PinnedKey, PrivateKeyBytes, Seed, SharedBackend, SignRequest, Signed, SigningBackend,
+    StateStore, Versioned, WalletScheme, WrappingBackend,
 };
 use custody_totp::{
     Clock, EnrolMode, Enrolment, Error, ManualClock, OtpAuthUri, TotpConfig, TotpGate,
@@ -26,6 +26,7 @@ const T0: u64 = 1_700_000_010; // a step boundary (30 s) ...
 const NOW: u64 = T0 + 5; // ... and a moment inside that step
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
+const SEALING: &str = "sealing-p256";
 
 /// Counts what reaches the backend under the gate; can be told to fail.
 #[derive(Debug)]
@@ -81,6 +82,9 @@ impl KeyBackend for Counting {
     }
     fn exporting(&self) -> Option<&dyn ExportingBackend> {
         Some(self)
+    }
+    fn decrypting(&self) -> Option<&dyn DecryptingBackend> {
+        self.inner.decrypting()
     }
 }
 
@@ -144,6 +148,14 @@ struct Fixture {
 fn vault(kek: SharedBackend, scheme: WalletScheme) -> SharedBackend {
     let mut vault = custody_core::Vault::new(kek, scheme);
     vault.set_master_seed(&[0x42; 64]).unwrap();
+    // A P-256 key held by id, for the unseal (ECDH) route.
+    vault
+        .insert_algorithm_key(
+            KeyId::new(SEALING).unwrap(),
+            custody_core::KeyAlgorithm::P256,
+            PrivateKeyBytes::from_slice(&[0x5a; 32]).unwrap(),
+        )
+        .unwrap();
     Arc::new(vault)
 }
 
@@ -1563,4 +1575,53 @@ fn a_stale_guard_in_one_process_never_accepts_what_another_refused_or_spent() {
         other.verify(ALICE, Some(&fresh)).wait().unwrap(),
         Verification::Replayed
     );
+}
+
+/// An unseal (ECDH with a held P-256 key) is gated like a signature: with
+/// enrolment required, a key no one enrolled is refused before the vault
+/// computes anything, and the refusal is recorded as a `decrypt`; without
+/// it, the request reaches the vault and the shared secret is RustCrypto's.
+#[test]
+fn unseal_passes_the_same_gate_as_a_signature() {
+    let secret = p256::SecretKey::from_slice(&[0x5a; 32]).unwrap();
+    let peer_secret = p256::SecretKey::from_slice(&[0x33; 32]).unwrap();
+    let peer = custody_core::P256PublicKey::from(peer_secret.public_key());
+    let expected = p256::ecdh::diffie_hellman(
+        secret.to_nonzero_scalar(),
+        peer_secret.public_key().as_affine(),
+    );
+    for require in [true, false] {
+        let f = fixture_with(TotpConfig::new(WalletScheme::Default), require);
+        let id = KeyId::new(SEALING).unwrap();
+        let key = f
+            .vault
+            .signing()
+            .unwrap()
+            .pin(&KeyRef::Stored(id))
+            .wait()
+            .unwrap();
+        let auth = Authorization::none();
+        let request = DecryptRequest::new(
+            &key,
+            Digest32([0xcd; 32]),
+            Decryption::EcdhP256 { peer: &peer },
+            Intent::typed(IntentKind::Unseal, &()),
+            &auth,
+        )
+        .unwrap();
+        let answer = f.gate.decrypting().unwrap().decrypt(request).wait();
+        if require {
+            assert_eq!(denied(answer.map(|_| ())), Denial::Forbidden);
+            let records = f.audit.records();
+            let last = records.last().unwrap();
+            assert_eq!(last.event().op().as_str(), "decrypt");
+            assert_eq!(last.event().outcome(), AuditOutcome::Denied);
+        } else {
+            let opened = answer.unwrap();
+            assert_eq!(
+                opened.secret.expose_secret(),
+                expected.raw_secret_bytes().as_slice()
+            );
+        }
+    }
 }

@@ -92,6 +92,9 @@ impl AuditOp {
     pub const ROTATE: Self = Self(Cow::Borrowed("rotate"));
     /// A TOTP code was checked.
     pub const TOTP_VERIFY: Self = Self(Cow::Borrowed("totp-verify"));
+    /// A key agreed or decrypted (a sealed secret opened,
+    /// [`crate::DecryptingBackend`]).
+    pub const DECRYPT: Self = Self(Cow::Borrowed("decrypt"));
 
     /// An operation name: 1 to 64 bytes of lower-case ASCII letters, digits
     /// and single inner hyphens.

@@ -18,9 +18,10 @@ use std::sync::Arc;
 
 use crate::records::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
 use crate::{
-    Authorization, CasOutcome, DeferredWrite, Denial, Error, ExportingBackend, KeyAlgorithm,
-    KeyBackend, KeyKinds, KeyRef, Pending, PinnedKey, PrivateKeyBytes, RecordedSwap, SharedBackend,
-    SignRequest, SignatureScheme, Signed, SigningBackend, WrappingBackend,
+    Authorization, CasOutcome, Cleared, DecryptRequest, Decrypted, DecryptingBackend,
+    DeferredWrite, Denial, Error, ExportingBackend, KeyAlgorithm, KeyBackend, KeyKinds, KeyRef,
+    Pending, PinnedKey, PrivateKeyBytes, RecordedSwap, SharedBackend, SignRequest, SignatureScheme,
+    Signed, SigningBackend, WrappingBackend,
 };
 
 /// Records every signature and export of the backend it wraps.
@@ -89,52 +90,93 @@ impl SigningBackend for Audited {
         let Some(s) = self.inner.signing() else {
             return Pending::ready(Err(Error::Unsupported("this backend does not sign")));
         };
-        let sink = &self.sink;
-        s.sign_digest(request.recorded()).then(move |result| {
-            let event = (|| {
-                let mut event = describe_key(event_for(AuditOp::SIGN, &result), request.key)
-                    .with_digest(&request.digest)
-                    .set("intent", request.intent.kind().as_str());
-                if request.scheme != SignatureScheme::EcdsaSecp256k1 {
-                    event = event.set("scheme", request.scheme.as_str());
-                }
-                if let Some((name, value)) = request.intent.note() {
-                    event = event.with_field(name, value)?;
-                }
-                if let Ok(signed) = &result {
-                    for clearance in &signed.clearances {
-                        event = clearance.describe(event)?;
-                    }
-                }
-                Ok(event)
-            })();
-            match (event, result) {
-                // A gate's deferred write commits with the record, or the
-                // signature is withheld.
-                (Ok(event), Ok(mut signed)) if signed.deferred.is_some() => {
-                    let write = signed.deferred.take();
-                    commit_deferred(write, event, sink.as_ref(), request.key, request.digest)
-                        .map(move |committed| committed.map(|()| signed))
-                }
-                // The signature is released only once its record is kept.
-                (Ok(event), result) => sink.append(event).map(move |kept| kept.and(result)),
-                (Err(e), _) => Pending::ready(Err(e)),
-            }
-        })
+        let scheme =
+            (request.scheme != SignatureScheme::EcdsaSecp256k1).then(|| request.scheme.as_str());
+        let operation = Operation {
+            op: AuditOp::SIGN,
+            key: request.key,
+            digest: request.digest,
+            intent: request.intent,
+            scheme,
+        };
+        let sink = self.sink.as_ref();
+        s.sign_digest(request.recorded())
+            .then(move |result| record(sink, operation, result))
     }
 }
 
-/// Commits a gate's [`DeferredWrite`] together with the signature's record
-/// `event`: in one commit where the store keeps `sink`'s records, else the
-/// write and then the record. A conflict (another replica moved the guard
-/// first) writes neither: the refusal is recorded and the signature
-/// withheld.
+impl DecryptingBackend for Audited {
+    fn decrypt<'a>(&'a self, request: DecryptRequest<'a>) -> Pending<'a, Result<Decrypted, Error>> {
+        let Some(d) = self.inner.decrypting() else {
+            return Pending::ready(Err(Error::Unsupported("this backend does not decrypt")));
+        };
+        let operation = Operation {
+            op: AuditOp::DECRYPT,
+            key: request.key,
+            digest: request.digest,
+            intent: request.intent,
+            scheme: Some(request.decryption.as_str()),
+        };
+        let sink = self.sink.as_ref();
+        d.decrypt(request.recorded())
+            .then(move |result| record(sink, operation, result))
+    }
+}
+
+/// What a record of one key operation names (a signature or an unseal).
+struct Operation<'a> {
+    op: AuditOp,
+    key: &'a PinnedKey,
+    digest: crate::Digest32,
+    intent: crate::Intent<'a>,
+    /// The scheme, when it is not the secp256k1 default.
+    scheme: Option<&'static str>,
+}
+
+/// Writes the one record of `operation` with its outcome and clearances,
+/// and releases the answer only once the record is kept (with a gate's
+/// deferred write committed in the same step, or the answer withheld).
+fn record<'a, T: Cleared + Send + 'a>(
+    sink: &'a dyn AuditSink,
+    operation: Operation<'a>,
+    result: Result<T, Error>,
+) -> Pending<'a, Result<T, Error>> {
+    let event = (|| {
+        let mut event = describe_key(event_for(operation.op.clone(), &result), operation.key)
+            .with_digest(&operation.digest)
+            .set("intent", operation.intent.kind().as_str());
+        if let Some(scheme) = operation.scheme {
+            event = event.set("scheme", scheme);
+        }
+        if let Some((name, value)) = operation.intent.note() {
+            event = event.with_field(name, value)?;
+        }
+        if let Ok(answer) = &result {
+            for clearance in answer.clearances() {
+                event = clearance.describe(event)?;
+            }
+        }
+        Ok(event)
+    })();
+    match (event, result) {
+        // A gate's deferred write commits with the record, or the answer
+        // is withheld.
+        (Ok(event), Ok(mut answer)) => match answer.take_deferred() {
+            Some(write) => commit_deferred(Some(write), event, sink, operation)
+                .map(move |committed| committed.map(|()| answer)),
+            None => sink.append(event).map(move |kept| kept.map(|_| answer)),
+        },
+        // A failure is released only once its record is kept too.
+        (Ok(event), Err(e)) => sink.append(event).map(move |kept| kept.and(Err(e))),
+        (Err(e), _) => Pending::ready(Err(e)),
+    }
+}
+
 fn commit_deferred<'a>(
     write: Option<DeferredWrite>,
     event: AuditEvent,
     sink: &'a dyn AuditSink,
-    key: &'a PinnedKey,
-    digest: crate::Digest32,
+    operation: Operation<'a>,
 ) -> Pending<'a, Result<(), Error>> {
     let Some(write) = write else {
         return Pending::ready(Ok(()));
@@ -173,8 +215,11 @@ fn commit_deferred<'a>(
             return Ok(());
         }
         let refused: Result<(), Error> = Err(Error::Denied(Denial::TotpReplayed));
-        sink.append(describe_key(event_for(AuditOp::SIGN, &refused), key).with_digest(&digest))
-            .await?;
+        sink.append(
+            describe_key(event_for(operation.op, &refused), operation.key)
+                .with_digest(&operation.digest),
+        )
+        .await?;
         refused
     })
 }
@@ -215,6 +260,12 @@ impl KeyBackend for Audited {
         self.inner
             .exporting()
             .map(|_| self as &dyn ExportingBackend)
+    }
+
+    fn decrypting(&self) -> Option<&dyn DecryptingBackend> {
+        self.inner
+            .decrypting()
+            .map(|_| self as &dyn DecryptingBackend)
     }
 }
 

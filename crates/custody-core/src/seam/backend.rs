@@ -7,8 +7,9 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::{
-    AnyPublicKey, DataKey, DerivationPath, Digest32, EncryptionContext, Error, KeyAlgorithm,
-    Pending, PrivateKeyBytes, PublicKey, RawSignature, SignatureScheme, StateStore, WalletScheme,
+    AnyPublicKey, DataKey, DecryptingBackend, DerivationPath, Digest32, EncryptionContext, Error,
+    KeyAlgorithm, Pending, PrivateKeyBytes, PublicKey, RawSignature, SignatureScheme, StateStore,
+    WalletScheme,
 };
 
 fn valid_id(s: &str, what: &'static str) -> Result<(), Error> {
@@ -297,6 +298,10 @@ pub enum IntentKind {
     /// A JWS/JWT signing input (`custody-jose`): the detail is the token's
     /// header and claims, so a gate can read what it is asked to sign.
     Jwt,
+    /// Opening a sealed secret (a JWE's key agreement or key decryption,
+    /// [`crate::DecryptRequest`]): the detail is the JWE's protected header
+    /// and the note its scope.
+    Unseal,
 }
 
 impl IntentKind {
@@ -313,6 +318,7 @@ impl IntentKind {
             Self::PolicyEntry => "policy-entry",
             Self::Verdict => "verdict",
             Self::Jwt => "jwt",
+            Self::Unseal => "unseal",
         }
     }
 }
@@ -782,6 +788,38 @@ impl Signed {
     }
 }
 
+/// An answer that gates clear on its way up to the audit layer: a
+/// [`Signed`] or a [`crate::Decrypted`]. Gates are written once over it, so
+/// a signature and an unseal pass the same checks and carry the same
+/// evidence.
+pub trait Cleared: Sized {
+    /// The clearances so far, innermost first.
+    fn clearances(&self) -> &[Clearance];
+    /// Adds a gate's clearance.
+    #[must_use]
+    fn with_clearance(self, clearance: Clearance) -> Self;
+    /// Leaves `write` to the audit layer above ([`DeferredWrite`]).
+    #[must_use]
+    fn with_deferred(self, write: DeferredWrite) -> Self;
+    /// Takes the deferred write, if any (the audit layer commits it).
+    fn take_deferred(&mut self) -> Option<DeferredWrite>;
+}
+
+impl Cleared for Signed {
+    fn clearances(&self) -> &[Clearance] {
+        &self.clearances
+    }
+    fn with_clearance(self, clearance: Clearance) -> Self {
+        Signed::with_clearance(self, clearance)
+    }
+    fn with_deferred(self, write: DeferredWrite) -> Self {
+        Signed::with_deferred(self, write)
+    }
+    fn take_deferred(&mut self) -> Option<DeferredWrite> {
+        self.deferred.take()
+    }
+}
+
 /// Which kinds of [`KeyRef`] a signing backend resolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KeyKinds {
@@ -965,6 +1003,13 @@ pub trait KeyBackend: Send + Sync + fmt::Debug {
     fn exporting(&self) -> Option<&dyn ExportingBackend> {
         None
     }
+
+    /// Key agreement and decryption with keys held by this backend (a
+    /// sealed secret's opening), if supported. A gate answers `Some` only
+    /// if it gates it: see [`crate::DecryptingBackend`].
+    fn decrypting(&self) -> Option<&dyn DecryptingBackend> {
+        None
+    }
 }
 
 /// What a backend can do, known before any call is made.
@@ -976,6 +1021,8 @@ pub struct Capabilities {
     pub wrapping: bool,
     /// Private-key export.
     pub exporting: bool,
+    /// Key agreement and decryption ([`crate::DecryptingBackend`]).
+    pub decrypting: bool,
 }
 
 impl Capabilities {
@@ -987,6 +1034,7 @@ impl Capabilities {
             signing: backend.signing().map(SigningBackend::key_kinds),
             wrapping: backend.wrapping().is_some(),
             exporting: backend.exporting().is_some(),
+            decrypting: backend.decrypting().is_some(),
         }
     }
 }

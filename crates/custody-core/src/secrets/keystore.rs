@@ -948,6 +948,9 @@ impl KeyBackend for Keystore {
     fn exporting(&self) -> Option<&dyn crate::ExportingBackend> {
         self.vault.exporting()
     }
+    fn decrypting(&self) -> Option<&dyn crate::DecryptingBackend> {
+        self.vault.decrypting()
+    }
 }
 
 #[cfg(test)]

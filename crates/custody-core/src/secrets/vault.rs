@@ -7,10 +7,11 @@ use std::sync::{Arc, RwLock};
 
 use crate::secrets::hd::{ChainNode, HdNode};
 use crate::{
-    AnyPublicKey, Authorization, ChildNumber, DerivationPath, Digest32, Ed25519PublicKey, Error,
-    ExportingBackend, KeyAlgorithm, KeyBackend, KeyId, KeyKinds, KeyRef, P256PublicKey, Pending,
-    PinnedKey, PrivateKeyBytes, PublicKey, RawSignature, SharedBackend, SignRequest,
-    SignatureScheme, Signed, SigningBackend, WalletScheme, WrappingBackend,
+    AnyPublicKey, Authorization, ChildNumber, DecryptRequest, Decrypted, DecryptingBackend,
+    Decryption, DerivationPath, Digest32, Ed25519PublicKey, Error, ExportingBackend, KeyAlgorithm,
+    KeyBackend, KeyId, KeyKinds, KeyRef, P256PublicKey, Pending, PinnedKey, PrivateKeyBytes,
+    PublicKey, RawSignature, SecretVec, SharedBackend, SignRequest, SignatureScheme, Signed,
+    SigningBackend, WalletScheme, WrappingBackend,
 };
 
 /// Default number of wallet nodes kept unlocked in the cache.
@@ -350,6 +351,40 @@ impl Vault {
         };
         Ok(Signed::new(signature))
     }
+
+    /// ECDH with a P-256 key held by id: the shared x-coordinate.
+    fn agree(&self, request: &DecryptRequest<'_>) -> Result<Decrypted, Error> {
+        let Decryption::EcdhP256 { peer } = request.decryption else {
+            return Err(Error::Unsupported(
+                "the software vault holds no RSA key (RUSTSEC-2023-0071): RSA-OAEP lives in KMS or an HSM",
+            ));
+        };
+        let KeyRef::Stored(id) = request.key.reference() else {
+            return Err(Error::Unsupported(
+                "keys of other algorithms than secp256k1 are held by id, not derived",
+            ));
+        };
+        let map = self
+            .imported
+            .read()
+            .map_err(|_| Error::Unsupported("vault poisoned"))?;
+        let held = map.get(id).ok_or(Error::KeyNotFound)?;
+        if held.public != *request.key.public() || held.public.algorithm() != KeyAlgorithm::P256 {
+            return Err(Error::PublicKeyMismatch);
+        }
+        let secret = p256::NonZeroScalar::try_from(held.secret.expose_secret().as_slice())
+            .map_err(|_| Error::InvalidKeyMaterial("not a valid P-256 secret key"))?;
+        let shared = p256::ecdh::diffie_hellman(secret, peer.as_p256().as_affine());
+        Ok(Decrypted::new(SecretVec::from_slice(
+            shared.raw_secret_bytes().as_slice(),
+        )))
+    }
+}
+
+impl DecryptingBackend for Vault {
+    fn decrypt<'a>(&'a self, request: DecryptRequest<'a>) -> Pending<'a, Result<Decrypted, Error>> {
+        Pending::ready(self.agree(&request))
+    }
 }
 
 /// The public key of a secret of `algorithm`.
@@ -464,6 +499,10 @@ impl KeyBackend for Vault {
     }
 
     fn exporting(&self) -> Option<&dyn ExportingBackend> {
+        Some(self)
+    }
+
+    fn decrypting(&self) -> Option<&dyn DecryptingBackend> {
         Some(self)
     }
 }
