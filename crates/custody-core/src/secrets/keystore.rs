@@ -12,11 +12,11 @@ use crate::records::audit::{AuditEvent, AuditLog, AuditOp, AuditOutcome, AuditSi
 use crate::records::fsutil::{DirLock, create_private_dir, read_optional, sync_dir, write_atomic};
 use crate::records::state::{FileStore, StateStore};
 use crate::secrets::hd::ExtendedPrivateKey;
-use crate::secrets::vault::public_key_of;
+use crate::secrets::vault::{public_key_of, public_of};
 use crate::{
-    DataKey, EncryptionContext, Envelope, Error, KdfParams, KekId, KeyBackend, KeyId, LocalKek,
-    Passphrase, PrivateKeyBytes, PublicKey, Seed, SharedBackend, Vault, WalletScheme,
-    WrappingBackend, fill_random,
+    AnyPublicKey, DataKey, EncryptionContext, Envelope, Error, KdfParams, KekId, KeyAlgorithm,
+    KeyBackend, KeyId, LocalKek, Passphrase, PrivateKeyBytes, PublicKey, Seed, SharedBackend,
+    Vault, WalletScheme, WrappingBackend, fill_random,
 };
 
 mod keyring;
@@ -31,6 +31,9 @@ const META_FILE: &str = "keystore.json";
 const KEYRING_FILE: &str = "keyring.env";
 const MASTER_FILE: &str = "master.env";
 const KEYS_DIR: &str = "keys";
+/// Keys generated in the keystore, of any algorithm
+/// ([`Keystore::generate_key`]).
+const GENERATED_DIR: &str = "generated";
 const LOCK_FILE: &str = ".lock";
 /// What [`Keystore::kek_uri`] says of a passphrase KEK.
 const PASSPHRASE_URI: &str = "passphrase";
@@ -290,6 +293,88 @@ fn key_context(id: &KeyId) -> Result<EncryptionContext, Error> {
         .with("keyId", id.as_str())
 }
 
+/// The context of a generated key: its id and its algorithm, so that an
+/// envelope moved to another id, or read as another algorithm's key, does
+/// not open.
+fn generated_context(id: &KeyId, algorithm: KeyAlgorithm) -> Result<EncryptionContext, Error> {
+    EncryptionContext::new()
+        .with("custody", "generated-key")?
+        .with("keyId", id.as_str())?
+        .with("algorithm", algorithm.as_str())
+}
+
+/// The id prefix of a generated key of `algorithm`.
+fn generated_prefix(algorithm: KeyAlgorithm) -> Result<&'static str, Error> {
+    // By name, so that an algorithm the seam learns later is refused here
+    // until the keystore knows how to generate it.
+    match algorithm.as_str() {
+        "secp256k1" => Ok("secp256k1-"),
+        "P-256" => Ok("p256-"),
+        "Ed25519" => Ok("ed25519-"),
+        _ => Err(Error::Unsupported(
+            "the keystore generates secp256k1, P-256 and Ed25519 keys",
+        )),
+    }
+}
+
+/// The algorithm a generated key's id names (its prefix).
+fn generated_algorithm(id: &KeyId) -> Result<KeyAlgorithm, Error> {
+    [
+        KeyAlgorithm::Secp256k1,
+        KeyAlgorithm::P256,
+        KeyAlgorithm::Ed25519,
+    ]
+    .into_iter()
+    .find(|a| generated_prefix(*a).is_ok_and(|p| id.as_str().starts_with(p)))
+    .ok_or(Error::MalformedRecord(
+        "a generated key's id names no algorithm",
+    ))
+}
+
+/// The id of a generated key: its algorithm's prefix (`secp256k1-`,
+/// `p256-`, `ed25519-`) and the first 16 hex digits of SHA-256 over the
+/// algorithm's name, a zero byte and the public key's bytes (compressed
+/// SEC 1 for the curves, the 32 bytes of an Ed25519 key).
+fn generated_key_id(public: &AnyPublicKey) -> Result<KeyId, Error> {
+    let algorithm = public.algorithm();
+    let mut h = Sha256::new();
+    h.update(algorithm.as_str().as_bytes());
+    h.update([0]);
+    h.update(public.to_bytes());
+    let h = h.finalize();
+    KeyId::new(format!(
+        "{}{}",
+        generated_prefix(algorithm)?,
+        hex::encode(&h[..8])
+    ))
+}
+
+/// The generated keys' envelopes of one generation: (file path, context).
+fn generated_files(secrets: &Path) -> Result<Vec<(PathBuf, EncryptionContext)>, Error> {
+    let mut out = Vec::new();
+    let dir = secrets.join(GENERATED_DIR);
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name();
+        // Temp files of an interrupted write start with '.': a crash before
+        // the rename leaves nothing the keystore lists.
+        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".env")) else {
+            continue;
+        };
+        if id.starts_with('.') {
+            continue;
+        }
+        let id = KeyId::new(id)?;
+        let context = generated_context(&id, generated_algorithm(&id)?)?;
+        out.push((entry.path(), context));
+    }
+    Ok(out)
+}
+
 fn keyring_context(fingerprint: [u8; 4]) -> Result<EncryptionContext, Error> {
     EncryptionContext::new()
         .with("custody", "keyring")?
@@ -427,6 +512,7 @@ fn envelope_files(secrets: &Path) -> Result<Vec<(PathBuf, EncryptionContext)>, E
             out.push((entry.path(), key_context(&id)?));
         }
     }
+    out.extend(generated_files(secrets)?);
     Ok(out)
 }
 
@@ -660,6 +746,21 @@ impl Keystore {
                     ));
                 }
                 vault.set_master_seed(secret.expose_secret())?;
+            } else if context.get("custody") == Some("generated-key") {
+                let id = KeyId::new(
+                    context
+                        .get("keyId")
+                        .ok_or(Error::MalformedRecord("key context"))?,
+                )?;
+                let algorithm = generated_algorithm(&id)?;
+                let key = PrivateKeyBytes::from_slice(secret.expose_secret())?;
+                let public = public_of(algorithm, &key)?;
+                if generated_key_id(&public)? != id {
+                    return Err(Error::MalformedRecord(
+                        "a generated key is not the key its id names",
+                    ));
+                }
+                vault.insert_algorithm_key(id, algorithm, key)?;
             } else {
                 let id = context
                     .get("keyId")
@@ -733,6 +834,63 @@ impl Keystore {
                 AuditEvent::new(AuditOp::IMPORT, AuditOutcome::Success)
                     .with_key(id.as_str())
                     .with_public_key(&public),
+            )
+            .wait()?;
+        Ok((id, public))
+    }
+
+    /// Generates a fresh private key of `algorithm` from the OS CSPRNG
+    /// (a secp256k1 or P-256 scalar, or an Ed25519 seed), seals it under
+    /// the keystore's working KEK in an envelope whose context binds its
+    /// id and its algorithm, and holds it in the vault; returns its id and
+    /// public key. The key signs by id ([`crate::KeyRef::Stored`]) with its
+    /// algorithm's scheme, and a P-256 key agrees ([`crate::Decryption`]).
+    ///
+    /// The envelope is committed in one atomic rename under the writer
+    /// lock: a crash before it leaves only a temp file that opening
+    /// ignores, after it a complete key. The generation is recorded in the
+    /// audit log (op `generate`, the key id, algorithm and public key).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for an algorithm the keystore does not
+    /// generate, [`Error::Rng`], [`Error::Stale`] if another process
+    /// re-keyed the keystore meanwhile, [`Error::Io`], envelope errors.
+    pub fn generate_key(&self, algorithm: KeyAlgorithm) -> Result<(KeyId, AnyPublicKey), Error> {
+        generated_prefix(algorithm)?;
+        // A random 32-byte string is a valid secp256k1 or P-256 scalar
+        // unless it is zero or at least the group order (probability below
+        // 2^-32): draw again then.
+        let mut drawn = None;
+        for _ in 0..8 {
+            let secret = PrivateKeyBytes::random()?;
+            if let Ok(public) = public_of(algorithm, &secret) {
+                drawn = Some((secret, public));
+                break;
+            }
+        }
+        let (secret, public) = drawn.ok_or(Error::Rng)?;
+        let id = generated_key_id(&public)?;
+        let (lock, _) = self.lock_current()?;
+        let dir = secrets_dir(&self.dir, self.generation).join(GENERATED_DIR);
+        create_private_dir(&dir)?;
+        let env = Envelope::seal(
+            self.working.as_ref(),
+            self.working.current_kek(),
+            &generated_context(&id, algorithm)?,
+            secret.expose_secret(),
+        )
+        .wait()?;
+        write_atomic(&dir, &format!("{}.env", id.as_str()), env.as_bytes())?;
+        drop(lock);
+        self.vault
+            .insert_algorithm_key(id.clone(), algorithm, secret)?;
+        self.records
+            .audit
+            .append(
+                AuditEvent::new(AuditOp::new("generate")?, AuditOutcome::Success)
+                    .with_key(id.as_str())
+                    .with_field("algorithm", algorithm.as_str())?
+                    .with_field("public-key", hex::encode(public.to_bytes()))?,
             )
             .wait()?;
         Ok((id, public))
@@ -974,6 +1132,73 @@ mod tests {
         let start = json.find(&format!("\"{name}\": \"")).unwrap() + name.len() + 5;
         let len = json[start..].find('"').unwrap();
         &json[start..start + len]
+    }
+
+    /// An envelope whose context names another algorithm than its id (the
+    /// same secret and id, sealed under the keystore's own keyring, so
+    /// only the context is wrong) does not open: the algorithm is bound.
+    #[test]
+    fn a_generated_key_sealed_as_another_algorithm_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = Passphrase::from_str_copy("pw");
+        let ks = Keystore::create(
+            dir.path(),
+            &pw,
+            &Seed::new([7; 64]),
+            &CreateOptions::light().unwrap(),
+        )
+        .unwrap();
+        let (id, _) = ks.generate_key(KeyAlgorithm::P256).unwrap();
+        let path = secrets_dir(dir.path(), ks.generation)
+            .join(GENERATED_DIR)
+            .join(format!("{id}.env"));
+        let secret = Envelope::from_vec(std::fs::read(&path).unwrap())
+            .unwrap()
+            .open(
+                ks.working.as_ref(),
+                &generated_context(&id, KeyAlgorithm::P256).unwrap(),
+            )
+            .wait()
+            .unwrap();
+        // Ed25519 accepts any 32 bytes as a seed: only the context stops it.
+        for wrong in [KeyAlgorithm::Ed25519, KeyAlgorithm::Secp256k1] {
+            let forged = Envelope::seal(
+                ks.working.as_ref(),
+                ks.working.current_kek(),
+                &generated_context(&id, wrong).unwrap(),
+                secret.expose_secret(),
+            )
+            .wait()
+            .unwrap();
+            std::fs::write(&path, forged.as_bytes()).unwrap();
+            assert!(matches!(
+                Keystore::open(dir.path(), &pw),
+                Err(Error::DecryptionFailed)
+            ));
+        }
+        // A context naming the right algorithm under a key id whose digits
+        // are not its public key's: refused after opening.
+        let other = KeyId::new("p256-0123456789abcdef").unwrap();
+        let forged = Envelope::seal(
+            ks.working.as_ref(),
+            ks.working.current_kek(),
+            &generated_context(&other, KeyAlgorithm::P256).unwrap(),
+            secret.expose_secret(),
+        )
+        .wait()
+        .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(
+            path.with_file_name("p256-0123456789abcdef.env"),
+            forged.as_bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            Keystore::open(dir.path(), &pw),
+            Err(Error::MalformedRecord(
+                "a generated key is not the key its id names"
+            ))
+        ));
     }
 
     #[test]
