@@ -62,6 +62,21 @@ pub struct Decided {
     pub signed: Option<SignedVerdict>,
 }
 
+/// What an allow used, to commit once the signature it covers is made
+/// ([`PolicyNode::decide_pending`], [`PolicyNode::commit`]): the
+/// approvals' counters and the operation's transfers.
+#[derive(Debug, Clone)]
+pub struct Spending {
+    wallet: String,
+    /// (approver, credential id, counter presented).
+    counters: Vec<(String, Vec<u8>, u32)>,
+    history: Vec<Spend>,
+    version: Option<u64>,
+    facts: Facts,
+    policy: crate::policy::Policy,
+    now: u64,
+}
+
 /// The policy role: verifies approvals, evaluates the wallet's policy, and
 /// signs allows as verdicts with the policy key.
 #[derive(Clone)]
@@ -127,13 +142,17 @@ impl PolicyNode {
     }
 
     /// Decides `operation` on `wallet` with `approvals` (assertions as
-    /// `toJSON()` text) at `now`. The approvals' counters are spent and
-    /// the operation's transfers counted against the limits only for an
-    /// allow.
+    /// `toJSON()` text) at `now`, and for an allow commits what it used at
+    /// once: the approvals' counters are spent and the operation's
+    /// transfers counted against the limits. This is the split policy
+    /// node's call (it cannot see whether the signature is then made); an
+    /// in-line [`PolicyGate`] uses [`PolicyNode::decide_pending`] and
+    /// commits only once the key signed.
     ///
     /// # Errors
-    /// [`PolicyError::Approval`] for an assertion that does not verify or
-    /// comes from no approver's device; log and state-store errors.
+    /// [`PolicyError::Approval`] for an assertion that does not verify,
+    /// comes from no approver's device or presents a counter that did not
+    /// go up; log and state-store errors.
     pub fn decide<'a>(
         &'a self,
         wallet: &'a str,
@@ -141,6 +160,36 @@ impl PolicyNode {
         approvals: &'a [String],
         now: u64,
     ) -> Pending<'a, Result<Decided, PolicyError>> {
+        Pending::drive(async move {
+            let (decided, spending) = self
+                .decide_pending(wallet, operation, approvals, now)
+                .await?;
+            if let Some(spending) = &spending {
+                self.commit(spending).await?;
+            }
+            Ok(decided)
+        })
+    }
+
+    /// Decides as [`PolicyNode::decide`] does but writes nothing for an
+    /// allow: the approvals' counters are checked against the stored ones
+    /// (read only), the verdict is signed, and what the allow uses (the
+    /// counters, the transfers) is returned as a [`Spending`] for
+    /// [`PolicyNode::commit`] once the signature it covers is made. A
+    /// request refused later (by another gate, by the backend) thus spends
+    /// no approval and no limit. A delayed operation seen for the first
+    /// time is still proposed (that is its outcome: the delay starts, its
+    /// approvals' counters spent with the proposal).
+    ///
+    /// # Errors
+    /// As [`PolicyNode::decide`].
+    pub fn decide_pending<'a>(
+        &'a self,
+        wallet: &'a str,
+        operation: &'a Operation,
+        approvals: &'a [String],
+        now: u64,
+    ) -> Pending<'a, Result<(Decided, Option<Spending>), PolicyError>> {
         Pending::drive(async move {
             let state = self.log.load(wallet, None).await?;
             let (Some(policy), Some(head)) = (state.policy(), state.head()) else {
@@ -165,6 +214,19 @@ impl PolicyNode {
             let uv = policy.require_user_verification();
             let rp = self.log.relying_party();
             let verified = state.verify_approvals(rp, &hash, &claimed, uv)?;
+            // A replayed assertion (its counter not above the stored one)
+            // is refused now, before anything is signed; the counters are
+            // written only by the commit.
+            for (approver, credential, count) in &verified {
+                self.log
+                    .counters()
+                    .check_counter(credential, *count)
+                    .await
+                    .map_err(|e| PolicyError::Approval {
+                        approver: approver.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
             // A delayed operation proposed before: its approvals (verified
             // again; their counters were spent when it was proposed) count
             // with today's, and its time starts the delay.
@@ -193,27 +255,18 @@ impl PolicyNode {
                     .await?;
             }
             let Decision::Allow { rule } = &evaluation.decision else {
-                return Ok(Decided {
-                    evaluation,
-                    signed: None,
-                });
+                return Ok((
+                    Decided {
+                        evaluation,
+                        signed: None,
+                    },
+                    None,
+                ));
             };
             let (Some(signer), Some(digest)) = (operation.signer(), operation.signing_digest())
             else {
                 return Err(PolicyError::invalid("operation", "nothing to sign"));
             };
-            for (approver, credential, count) in &verified {
-                self.log
-                    .counters()
-                    .record_counter(credential, *count)
-                    .await
-                    .map_err(|e| PolicyError::Approval {
-                        approver: approver.clone(),
-                        reason: e.to_string(),
-                    })?;
-            }
-            self.record_spends(wallet, history, version, &facts, now, policy)
-                .await?;
             let verdict = Verdict {
                 wallet: wallet.to_owned(),
                 operation: hash,
@@ -237,10 +290,54 @@ impl PolicyNode {
                     &Authorization::none(),
                 )
                 .await?;
-            Ok(Decided {
-                evaluation,
-                signed: Some(SignedVerdict { verdict, signature }),
-            })
+            let spending = Spending {
+                wallet: wallet.to_owned(),
+                counters: verified,
+                history,
+                version,
+                facts,
+                policy: policy.clone(),
+                now,
+            };
+            Ok((
+                Decided {
+                    evaluation,
+                    signed: Some(SignedVerdict { verdict, signature }),
+                },
+                Some(spending),
+            ))
+        })
+    }
+
+    /// Commits what an allow used ([`PolicyNode::decide_pending`]): each
+    /// approval's counter (by compare-and-swap: an assertion used by a
+    /// concurrent request meanwhile is refused here) and the operation's
+    /// transfers in the spend history the limits read.
+    ///
+    /// # Errors
+    /// [`PolicyError::Approval`] for a counter that another request spent
+    /// first; state-store errors; [`PolicyError::Conflict`].
+    pub fn commit<'a>(&'a self, spending: &'a Spending) -> Pending<'a, Result<(), PolicyError>> {
+        Pending::drive(async move {
+            for (approver, credential, count) in &spending.counters {
+                self.log
+                    .counters()
+                    .record_counter(credential, *count)
+                    .await
+                    .map_err(|e| PolicyError::Approval {
+                        approver: approver.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            self.record_spends(
+                &spending.wallet,
+                spending.history.clone(),
+                spending.version,
+                &spending.facts,
+                spending.now,
+                &spending.policy,
+            )
+            .await
         })
     }
 
@@ -662,14 +759,16 @@ impl PolicyGate {
         Ok(false)
     }
 
-    /// Checks `signed` covers `request` for `wallet` and spends it.
+    /// Checks `signed` covers `request` for `wallet` and has not been
+    /// used, reading only: returns the clearance and the verdict's hash,
+    /// which [`PolicyGate::spend`] marks used once the key signed.
     async fn admit(
         &self,
         wallet: &str,
         operation: &Operation,
         request: &SignRequest<'_>,
         signed: &SignedVerdict,
-    ) -> Result<Clearance, Error> {
+    ) -> Result<(Clearance, [u8; 32]), Error> {
         let invalid = |_: VerdictError| denied(Denial::VerdictInvalid);
         signed.verify(self.log.policy_key()).map_err(invalid)?;
         let v = &signed.verdict;
@@ -687,15 +786,33 @@ impl PolicyGate {
             return Err(denied(Denial::VerdictInvalid));
         }
         let hash = v.hash().map_err(invalid)?;
-        match self
+        if self
             .state
-            .compare_and_swap(&verdict_key(wallet, &hash.0), None, &now.to_be_bytes())
+            .get(&verdict_key(wallet, &hash.0))
             .await?
+            .is_some()
         {
-            CasOutcome::Swapped { .. } => Ok(Clearance::Policy {
+            return Err(denied(Denial::VerdictInvalid));
+        }
+        Ok((
+            Clearance::Policy {
                 log_index: v.log.index,
                 verdict: hash.0,
-            }),
+            },
+            hash.0,
+        ))
+    }
+
+    /// Marks the verdict with hash `verdict` used, by compare-and-swap: of
+    /// two requests racing one verdict, exactly one gets its signature.
+    async fn spend(&self, wallet: &str, verdict: &[u8; 32]) -> Result<(), Error> {
+        let now = (self.clock)();
+        match self
+            .state
+            .compare_and_swap(&verdict_key(wallet, verdict), None, &now.to_be_bytes())
+            .await?
+        {
+            CasOutcome::Swapped { .. } => Ok(()),
             CasOutcome::Conflict { .. } => Err(denied(Denial::VerdictInvalid)),
         }
     }
@@ -780,17 +897,23 @@ impl SigningBackend for PolicyGate {
                 return inner.sign_digest(request).await;
             };
             let operation = operation_of(&request)?;
-            let signed = match (&request.auth.verdict, &self.node) {
-                (Some(bytes), _) => {
-                    SignedVerdict::from_bytes(bytes).map_err(|_| denied(Denial::VerdictInvalid))?
-                }
+            let (signed, spending) = match (&request.auth.verdict, &self.node) {
+                (Some(bytes), _) => (
+                    SignedVerdict::from_bytes(bytes).map_err(|_| denied(Denial::VerdictInvalid))?,
+                    None,
+                ),
                 (None, Some(node)) => {
-                    let decided = node
-                        .decide(&wallet, &operation, &request.auth.approvals, (self.clock)())
+                    let (decided, spending) = node
+                        .decide_pending(
+                            &wallet,
+                            &operation,
+                            &request.auth.approvals,
+                            (self.clock)(),
+                        )
                         .await
                         .map_err(to_core)?;
                     match (decided.signed, decided.evaluation.decision) {
-                        (Some(signed), _) => signed,
+                        (Some(signed), _) => (signed, spending),
                         (None, Decision::Deny { .. } | Decision::Vetoed { .. }) => {
                             return Err(denied(Denial::PolicyDenied));
                         }
@@ -802,8 +925,16 @@ impl SigningBackend for PolicyGate {
                 }
                 (None, None) => return Err(denied(Denial::ApprovalsRequired)),
             };
-            let clearance = self.admit(&wallet, &operation, &request, &signed).await?;
+            let (clearance, verdict) = self.admit(&wallet, &operation, &request, &signed).await?;
             let signed = inner.sign_digest(request).await?;
+            // Only now is anything spent: the approvals' counters, the
+            // transfers against the limits, the verdict's one use. If one
+            // of them was spent meanwhile by a concurrent request, the
+            // signature is withheld (fail closed).
+            if let (Some(node), Some(spending)) = (&self.node, &spending) {
+                node.commit(spending).await.map_err(to_core)?;
+            }
+            self.spend(&wallet, &verdict).await?;
             Ok(signed.with_clearance(clearance))
         })
     }

@@ -10,11 +10,12 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use custody_core::{
-    Audited, Authorization, DataKey, Denial, Digest32, Intent, IntentKind, KekId, KeyRef,
-    KeySigner, LocalKek, MemoryAuditLog, MemoryStore, SharedBackend, StateStore, WalletScheme,
+    Audited, Authorization, DataKey, Denial, Digest32, Intent, IntentKind, KekId, KeyBackend,
+    KeyKinds, KeyRef, KeySigner, LocalKek, MemoryAuditLog, MemoryStore, Pending, PinnedKey,
+    SharedBackend, SignRequest, Signed, SigningBackend, StateStore, WalletScheme,
 };
 use custody_eth::{Address, EthSigner, Transaction, TxEip1559, U256};
 use custody_policy::gate::{Clock, PolicyGate, PolicyNode};
@@ -258,6 +259,176 @@ fn too_few_approvals_a_denied_destination_and_no_approval_are_refused() {
             .all(|r| r.event().outcome() == custody_core::AuditOutcome::Denied)
     );
     assert_eq!(records.len(), 3);
+}
+
+/// A backend that fails every signature while `fail` is set (an HSM that
+/// is down): what a policy gate above it must not spend approvals on.
+#[derive(Debug)]
+struct Flaky {
+    inner: SharedBackend,
+    fail: AtomicBool,
+}
+
+impl SigningBackend for Flaky {
+    fn key_kinds(&self) -> KeyKinds {
+        self.inner.signing().unwrap().key_kinds()
+    }
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, custody_core::Error>> {
+        self.inner.signing().unwrap().pin(key)
+    }
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> Pending<'a, Result<Signed, custody_core::Error>> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Pending::ready(Err(custody_core::Error::Unsupported("the HSM is down")));
+        }
+        self.inner.signing().unwrap().sign_digest(request)
+    }
+}
+
+impl KeyBackend for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        Some(self)
+    }
+}
+
+/// A TOTP registry over the world's store, its clock at [`NOW`], with
+/// the wallet enrolled; and a code for now.
+fn totp(w: &World) -> (Arc<custody_totp::TotpRegistry>, String) {
+    let kek: SharedBackend = Arc::new(LocalKek::from_key(
+        KekId::new("totp-kek").unwrap(),
+        DataKey::new([9; 32]),
+    ));
+    let registry = Arc::new(
+        custody_totp::TotpRegistry::new(
+            kek,
+            w.store.clone(),
+            w.audit.clone(),
+            custody_totp::TotpConfig::new(SCHEME),
+        )
+        .unwrap()
+        .with_clock(Arc::new(custody_totp::ManualClock::new(NOW))),
+    );
+    let enrolment = registry
+        .enrol(WALLET, custody_totp::EnrolMode::New)
+        .wait()
+        .unwrap();
+    let code = enrolment
+        .params()
+        .code_at(enrolment.uri().expose_secret(), NOW)
+        .unwrap()
+        .expose_str()
+        .to_owned();
+    (registry, code)
+}
+
+#[test]
+fn a_wrong_totp_code_spends_no_approval() {
+    // Both stackings: the TOTP gate over the policy gate (as the CLI
+    // builds it) and under it (where the policy decides first and the
+    // code is checked below it, after the decision).
+    for totp_outside in [true, false] {
+        let mut w = World::new();
+        let (registry, code) = totp(&w);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let state: Arc<dyn StateStore> = w.store.clone();
+        let gate = |inner: SharedBackend| -> SharedBackend {
+            Arc::new(
+                PolicyGate::new(inner, w.log.clone(), state.clone(), SCHEME)
+                    .with_clock(w.clock())
+                    .with_node(w.node.clone()),
+            )
+        };
+        let stack: SharedBackend = if totp_outside {
+            Arc::new(custody_totp::TotpGate::new(gate(w.vault.clone()), registry))
+        } else {
+            gate(Arc::new(custody_totp::TotpGate::new(
+                w.vault.clone(),
+                registry,
+            )))
+        };
+        let audited: SharedBackend = Arc::new(Audited::new(stack, w.audit.clone()));
+        let signer =
+            EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+        // 2 ETH: two owners approve.
+        let tx = payment(ALICE, eth(2), 0);
+        let approvals = w.approve(&[0, 2], &op_for(&signer, &tx));
+        let wrong_auth = Authorization::totp(wrong).with_approvals(approvals.clone());
+        assert_eq!(
+            denial(signer.sign_transaction(&tx, &wrong_auth).wait()),
+            Denial::TotpInvalid,
+            "totp outside: {totp_outside}"
+        );
+        // The same approvals, with the right code: they were not spent.
+        let auth = Authorization::totp(code.clone()).with_approvals(approvals);
+        let signed = signer.sign_transaction(&tx, &auth).wait().unwrap();
+        assert_eq!(signed.recover_sender().unwrap(), signer.address());
+        let last = w.audit.records().last().unwrap().clone();
+        assert_eq!(last.event().field("policy-log-index"), Some("3"));
+        assert!(last.event().field("totp-step").is_some());
+    }
+}
+
+#[test]
+fn a_backend_failure_spends_no_approval_no_limit_and_no_verdict() {
+    let mut w = World::new();
+    let flaky = Arc::new(Flaky {
+        inner: w.vault.clone(),
+        fail: AtomicBool::new(true),
+    });
+    let state: Arc<dyn StateStore> = w.store.clone();
+    let gate = PolicyGate::new(flaky.clone(), w.log.clone(), state.clone(), SCHEME)
+        .with_clock(w.clock())
+        .with_node(w.node.clone());
+    let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), w.audit.clone()));
+    let signer = EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+    // 9 of the 10 ETH a day allows, refused by the backend twice.
+    let tx = payment(ALICE, eth(9), 0);
+    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+    let auth = Authorization::none().with_approvals(approvals);
+    for _ in 0..2 {
+        match signer.sign_transaction(&tx, &auth).wait() {
+            Err(custody_eth::Error::Core(custody_core::Error::Unsupported(m))) => {
+                assert_eq!(m, "the HSM is down");
+            }
+            other => panic!("expected the backend's failure, got {other:?}"),
+        }
+    }
+    // Nothing was spent: the same approvals sign once it is back, and the
+    // 9 ETH count once (a second 9 ETH is over the limit).
+    flaky.fail.store(false, Ordering::SeqCst);
+    let signed = signer.sign_transaction(&tx, &auth).wait().unwrap();
+    assert_eq!(signed.recover_sender().unwrap(), signer.address());
+    let tx = payment(ALICE, eth(2), 1);
+    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+    assert_eq!(
+        denial(
+            signer
+                .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+                .wait()
+        ),
+        Denial::PolicyDenied
+    );
+    // A verdict refused by the backend is not spent either: it signs
+    // once the backend is back, and only once.
+    let tx = payment(ALICE, U256::from_u64(1), 2);
+    let verdict = verdict_for(&mut w, &signer, &tx, &[0]);
+    flaky.fail.store(true, Ordering::SeqCst);
+    let split = PolicyGate::new(flaky.clone(), w.log.clone(), state, SCHEME).with_clock(w.clock());
+    let audited: SharedBackend = Arc::new(Audited::new(Arc::new(split), w.audit.clone()));
+    let signer = EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+    let auth = Authorization::none().with_verdict(verdict);
+    assert!(signer.sign_transaction(&tx, &auth).wait().is_err());
+    flaky.fail.store(false, Ordering::SeqCst);
+    signer.sign_transaction(&tx, &auth).wait().unwrap();
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::VerdictInvalid
+    );
 }
 
 #[test]

@@ -97,6 +97,33 @@ impl CredentialStore {
         })
     }
 
+    /// Checks, reading only, that `presented` would be recorded for the
+    /// credential `id` by [`CredentialStore::record_counter`] as things
+    /// stand: what a decision checks before anything is signed (the
+    /// counter itself is written once the signature is made).
+    ///
+    /// # Errors
+    /// [`WebAuthnError::CounterRegressed`]; state-store errors.
+    pub fn check_counter<'a>(
+        &'a self,
+        id: &'a [u8],
+        presented: u32,
+    ) -> Pending<'a, Result<(), WebAuthnError>> {
+        Pending::drive(async move {
+            let current = self.state.get(&key_of("counter", id)).await?;
+            match current
+                .as_ref()
+                .map(|r| stored_counter(&r.value))
+                .transpose()?
+            {
+                Some(stored) if presented <= stored && !(stored == 0 && presented == 0) => {
+                    Err(WebAuthnError::CounterRegressed { stored, presented })
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
     /// Records `presented`, a verified assertion's counter, for the
     /// credential `id` by compare-and-swap: it must be above the one
     /// recorded, unless both are 0 (an authenticator that keeps no
@@ -116,15 +143,7 @@ impl CredentialStore {
             for _ in 0..MAX_CAS_ATTEMPTS {
                 let stored = match &current {
                     None => None,
-                    Some(record) => Some(
-                        <[u8; 4]>::try_from(record.value.as_ref())
-                            .map(u32::from_be_bytes)
-                            .map_err(|_| {
-                                WebAuthnError::State(custody_core::Error::MalformedRecord(
-                                    "a WebAuthn counter is 4 bytes",
-                                ))
-                            })?,
-                    ),
+                    Some(record) => Some(stored_counter(&record.value)?),
                 };
                 match stored {
                     Some(0) if presented == 0 => return Ok(()),
@@ -146,4 +165,15 @@ impl CredentialStore {
             Err(WebAuthnError::Contention)
         })
     }
+}
+
+/// A stored counter: 4 bytes, big-endian.
+fn stored_counter(value: &[u8]) -> Result<u32, WebAuthnError> {
+    <[u8; 4]>::try_from(value)
+        .map(u32::from_be_bytes)
+        .map_err(|_| {
+            WebAuthnError::State(custody_core::Error::MalformedRecord(
+                "a WebAuthn counter is 4 bytes",
+            ))
+        })
 }
