@@ -175,8 +175,8 @@ impl BackendConfig {
     ///
     /// # Errors
     /// [`BackendUriError::NotABackend`] for `passphrase`;
-    /// [`BackendUriError::InvalidPkcs11Uri`] or
-    /// [`BackendUriError::NoObject`] for a bad `pkcs11:` URI;
+    /// `BackendUriError::InvalidPkcs11Uri` (a variant of the `pkcs11`
+    /// feature) or [`BackendUriError::NoObject`] for a bad `pkcs11:` URI;
     /// [`BackendUriError::NotBuilt`] without the backend's feature;
     /// [`BackendUriError::Open`] if the backend cannot be reached or
     /// refuses (a wrong PIN is `access-denied`).
