@@ -31,8 +31,8 @@ pub use records::state::{
 };
 pub use records::wallet::WalletScheme;
 pub use seam::algorithm::{
-    AnyPublicKey, Ed25519PublicKey, KeyAlgorithm, P256PublicKey, SchemeSignature, SignatureScheme,
-    check_signature,
+    AnyPublicKey, Ed25519PublicKey, KeyAlgorithm, MAX_RSA_BITS, MIN_RSA_BITS, P256PublicKey,
+    RsaPublicKey, SchemeSignature, SignatureScheme, check_signature,
 };
 pub use seam::audited::{Audited, describe_key};
 pub use seam::backend::{

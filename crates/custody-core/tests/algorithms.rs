@@ -289,7 +289,7 @@ fn a_scheme_not_the_keys_algorithm_is_refused_everywhere() {
     let forged = PinnedKey::with_public(
         KeyRef::Stored(KeyId::new(P256_ID).unwrap()),
         None,
-        *ed.key().public(),
+        ed.key().public().clone(),
     );
     let mut request = SignRequest::new(&forged, Digest32([3; 32]), Intent::raw_digest(), &auth);
     request.scheme = SignatureScheme::Ed25519;
@@ -314,7 +314,11 @@ impl SigningBackend for Lying {
     }
 
     fn pin<'a>(&'a self, key: &'a KeyRef) -> custody_core::Pending<'a, Result<PinnedKey, Error>> {
-        custody_core::Pending::ready(Ok(PinnedKey::with_public(key.clone(), None, self.pinned)))
+        custody_core::Pending::ready(Ok(PinnedKey::with_public(
+            key.clone(),
+            None,
+            self.pinned.clone(),
+        )))
     }
 
     fn sign_digest<'a>(

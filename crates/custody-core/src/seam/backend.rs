@@ -171,7 +171,8 @@ impl PinnedKey {
         public: AnyPublicKey,
     ) -> Self {
         let rendered = Arc::new(RenderedKey {
-            public_key: hex::encode(public.to_bytes()),
+            // RSA: the SPKI's SHA-256, not a 4096-bit modulus per record.
+            public_key: hex::encode(public.audit_id()),
             path: path.as_ref().map(ToString::to_string),
             scheme_check: OnceLock::new(),
         });
@@ -183,8 +184,9 @@ impl PinnedKey {
         }
     }
 
-    /// The compressed public key in lower-case hex, as audit records carry
-    /// it (rendered once).
+    /// The compressed public key in lower-case hex (an RSA key's SPKI
+    /// SHA-256, [`AnyPublicKey::audit_id`]), as audit records carry it
+    /// (rendered once).
     pub(crate) fn public_key_hex(&self) -> &str {
         &self.rendered.public_key
     }

@@ -68,14 +68,12 @@ impl Decryption<'_> {
         }
     }
 
-    /// The key algorithm the operation needs, where the seam names it
-    /// (`None` for RSA, which the seam learns with the backends that hold
-    /// RSA keys; those backends check the key themselves).
+    /// The key algorithm the operation needs.
     #[must_use]
-    pub fn key_algorithm(&self) -> Option<KeyAlgorithm> {
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
         match self {
-            Self::EcdhP256 { .. } => Some(KeyAlgorithm::P256),
-            Self::RsaOaepSha256 { .. } => None,
+            Self::EcdhP256 { .. } => KeyAlgorithm::P256,
+            Self::RsaOaepSha256 { .. } => KeyAlgorithm::Rsa,
         }
     }
 }
@@ -102,7 +100,8 @@ impl<'a> DecryptRequest<'a> {
     /// A request to perform `decryption` with `key`.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] if `key` is not of the operation's algorithm.
+    /// [`Error::Unsupported`] if `key` is not of the operation's algorithm
+    /// ([`Decryption::key_algorithm`]: P-256 for ECDH, RSA for RSA-OAEP).
     pub fn new(
         key: &'a PinnedKey,
         digest: Digest32,
@@ -110,29 +109,20 @@ impl<'a> DecryptRequest<'a> {
         intent: Intent<'a>,
         auth: &'a Authorization,
     ) -> Result<Self, Error> {
-        match decryption.key_algorithm() {
-            Some(algorithm) if algorithm != key.algorithm() => Err(Error::Unsupported(
+        // ECDH only with a P-256 key, RSA-OAEP only with an RSA key.
+        if decryption.key_algorithm() != key.algorithm() {
+            return Err(Error::Unsupported(
                 "the key is not of the algorithm this operation needs",
-            )),
-            // An RSA operation is never asked of a curve key.
-            None if matches!(
-                key.algorithm(),
-                KeyAlgorithm::Secp256k1 | KeyAlgorithm::P256 | KeyAlgorithm::Ed25519
-            ) =>
-            {
-                Err(Error::Unsupported(
-                    "the key is not of the algorithm this operation needs",
-                ))
-            }
-            _ => Ok(Self {
-                key,
-                digest,
-                decryption,
-                intent,
-                auth,
-                recorded_above: false,
-            }),
+            ));
         }
+        Ok(Self {
+            key,
+            digest,
+            decryption,
+            intent,
+            auth,
+            recorded_above: false,
+        })
     }
 
     /// Whether [`crate::Audited`] above will record the outcome (a gate
@@ -215,7 +205,7 @@ impl fmt::Debug for Decrypted {
 }
 
 /// Key agreement and decryption with keys that stay in the backend (see
-/// the [module docs](self) for why this is a capability of its own).
+/// the module docs of `seam/decrypt.rs` for why this is a capability of its own).
 pub trait DecryptingBackend: Send + Sync {
     /// Performs `request.decryption` with `request.key`. Keys are pinned
     /// through the backend's [`crate::SigningBackend::pin`].

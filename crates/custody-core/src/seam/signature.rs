@@ -188,6 +188,10 @@ pub enum RawSignature {
         /// The parity of `R.y` for the `s` given.
         y_parity: bool,
     },
+    /// An RSA signature (RSASSA-PKCS1-v1_5 or RSASSA-PSS), big-endian, as
+    /// long as the modulus (KMS `Sign`, PKCS#11 `CKM_RSA_PKCS`/`_PSS`);
+    /// checked by [`crate::check_signature`], never by [`normalize`].
+    Rsa(Vec<u8>),
 }
 
 /// Turns a backend's raw signature into a [`RecoverableSignature`] for
@@ -219,6 +223,7 @@ pub fn normalize(
         RawSignature::Der(der) => (parse_der(der)?, None),
         RawSignature::Compact(c) => (*c, None),
         RawSignature::Recoverable { compact, y_parity } => (*compact, Some(*y_parity)),
+        RawSignature::Rsa(_) => return Err(Error::InvalidSignature),
     };
     let (r, s) = low_s_parts(&compact)?;
     let flipped = compact.get(32..) != Some(&s[..]);

@@ -102,7 +102,8 @@ impl KeySigner {
             Ok(r) => r,
             Err(e) => return Pending::ready(Err(e)),
         };
-        let (digest, message, public) = (request.digest, request.message, *self.key.public());
+        let (digest, message, public) =
+            (request.digest, request.message, self.key.public().clone());
         signing.sign_digest(request).map(move |signed| {
             let signed = committed(signed?)?;
             match (scheme, public.secp256k1()) {

@@ -220,7 +220,7 @@ impl Vault {
         secret: PrivateKeyBytes,
     ) -> Result<AnyPublicKey, Error> {
         let public = public_of(algorithm, &secret)?;
-        self.hold(id, secret, public)?;
+        self.hold(id, secret, public.clone())?;
         Ok(public)
     }
 
@@ -303,7 +303,7 @@ impl Vault {
                     .imported
                     .read()
                     .map_err(|_| Error::Unsupported("vault poisoned"))?;
-                map.get(id).ok_or(Error::KeyNotFound)?.public
+                map.get(id).ok_or(Error::KeyNotFound)?.public.clone()
             }
             _ => AnyPublicKey::Secp256k1(self.with_secret(key, path.as_ref(), public_key_of)?),
         };
@@ -403,6 +403,10 @@ pub(crate) fn public_of(
                 key.verifying_key(),
             )))
         }
+        // No local RSA private key, ever (RUSTSEC-2023-0071).
+        KeyAlgorithm::Rsa => Err(Error::Unsupported(
+            "the software vault holds no RSA key (RUSTSEC-2023-0071): RSA lives in KMS or an HSM",
+        )),
     }
 }
 
