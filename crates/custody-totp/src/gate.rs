@@ -278,12 +278,12 @@ impl TotpGate {
         }
         // A key without a path (stored: imported, KMS, HSM) is its own
         // subject, named by its public key whatever the reference says. A
-        // key with a path never pays for this read. Only secp256k1 keys can
-        // be enrolled by key so far: a key of another algorithm (a JOSE
-        // key) is not enrolled, so it is open unless enrolment is required.
+        // key with a path never pays for this read. A key of any algorithm
+        // (a JOSE key: P-256, Ed25519) is enrolled by its public key the
+        // same way, so its JWTs and unseals need a code as a transaction
+        // does.
         if pinned.is_none()
-            && let Ok(public) = key.secp256k1()
-            && let Some(loaded) = self.registry.lookup_key(public, fetch).await?
+            && let Some(loaded) = self.registry.lookup_any_key(key.public(), fetch).await?
         {
             if enrolled.is_some() {
                 // A wallet's path and an enrolled key in one request.

@@ -18,7 +18,9 @@
 //! value holds a secret: the TOTP secret is inside an envelope sealed under
 //! the KEK.
 
-use custody_core::{DerivationPath, EncryptionContext, Envelope, PublicKey, WalletScheme};
+use custody_core::{
+    AnyPublicKey, DerivationPath, EncryptionContext, Envelope, PublicKey, WalletScheme,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -66,11 +68,31 @@ pub(crate) fn key_guard_key(key: &PublicKey) -> String {
     format!("totp/v1/key-guard/{}", public_key_hash(key))
 }
 
+/// SHA-256 over a key's algorithm name, a zero byte and its public key
+/// bytes ([`AnyPublicKey::to_bytes`]), hex: names a key of another
+/// algorithm than secp256k1 in the state store (a P-256 key's compressed
+/// encoding has the shape of a secp256k1 key's, so the algorithm is part
+/// of the name).
+fn other_key_hash(key: &AnyPublicKey) -> String {
+    let mut h = Sha256::new();
+    h.update(key.algorithm().as_str().as_bytes());
+    h.update([0]);
+    h.update(key.to_bytes());
+    hex::encode(h.finalize())
+}
+
 /// The keys of the enrolment record and of the guard of `subject`.
 pub(crate) fn subject_keys(subject: &Subject) -> (String, String) {
     match subject {
         Subject::Node(node) => (node_key(node), guard_key(node)),
         Subject::Key(key) => (key_record_key(key), key_guard_key(key)),
+        Subject::OtherKey(key) => {
+            let h = other_key_hash(key);
+            (
+                format!("totp/v1/other-key/{h}"),
+                format!("totp/v1/other-key-guard/{h}"),
+            )
+        }
     }
 }
 
@@ -153,6 +175,24 @@ struct KeyEnrolmentJson {
     enrolled_at: u64,
 }
 
+/// The enrolment record of a key of another algorithm than secp256k1:
+/// a key's record with the key's algorithm (`keyAlgorithm`: `P-256`,
+/// `Ed25519`) beside its public key ([`AnyPublicKey::to_bytes`], hex).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OtherKeyEnrolmentJson {
+    v: u32,
+    label: String,
+    issuer: String,
+    algorithm: String,
+    digits: u8,
+    period: u64,
+    key_algorithm: String,
+    public_key: String,
+    envelope: String,
+    enrolled_at: u64,
+}
+
 /// An enrolment: what it gates, with which parameters, and the sealed
 /// secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +222,9 @@ pub(crate) fn secret_context(
     let context = match subject {
         Subject::Node(_) => context.with("wallet", name)?,
         Subject::Key(key) => context.with("public-key", &hex::encode(key.to_compressed()))?,
+        Subject::OtherKey(key) => context
+            .with("public-key", &hex::encode(key.to_bytes()))?
+            .with("key-algorithm", key.algorithm().as_str())?,
     };
     Ok(context
         .with("algorithm", params.algorithm.as_str())?
@@ -232,6 +275,18 @@ impl EnrolmentRecord {
                 envelope: hex::encode(self.envelope.as_bytes()),
                 enrolled_at: self.enrolled_at,
             }),
+            Subject::OtherKey(key) => serde_json::to_vec(&OtherKeyEnrolmentJson {
+                v: V1,
+                label: self.name.clone(),
+                issuer: self.issuer.clone(),
+                algorithm: self.params.algorithm.as_str().to_owned(),
+                digits: self.params.digits.get(),
+                period: self.params.period.seconds(),
+                key_algorithm: key.algorithm().as_str().to_owned(),
+                public_key: hex::encode(key.to_bytes()),
+                envelope: hex::encode(self.envelope.as_bytes()),
+                enrolled_at: self.enrolled_at,
+            }),
         };
         encoded.map_err(|_| malformed("totp enrolment record could not be encoded"))
     }
@@ -248,7 +303,39 @@ impl EnrolmentRecord {
         match expected {
             Subject::Node(node) => Self::decode_node(bytes, node, scheme),
             Subject::Key(key) => Self::decode_key(bytes, key),
+            Subject::OtherKey(key) => Self::decode_other_key(bytes, key),
         }
+    }
+
+    fn decode_other_key(bytes: &[u8], expected_key: &AnyPublicKey) -> Result<Self, Error> {
+        let json: OtherKeyEnrolmentJson =
+            serde_json::from_slice(bytes).map_err(|_| malformed("totp key enrolment record"))?;
+        if json.v != V1 {
+            return Err(malformed("totp key enrolment record: unsupported version"));
+        }
+        let params = decode_params(&json.algorithm, json.digits, json.period)?;
+        if json.key_algorithm != expected_key.algorithm().as_str()
+            || json.public_key != hex::encode(expected_key.to_bytes())
+        {
+            return Err(malformed(
+                "totp key enrolment record belongs to another key",
+            ));
+        }
+        if json.label.is_empty() || json.label.len() > MAX_WALLET_NAME_BYTES {
+            return Err(malformed("totp key enrolment record: label"));
+        }
+        let envelope = decode_envelope(
+            &json.envelope,
+            "totp key enrolment record: envelope is not hex",
+        )?;
+        Ok(Self {
+            subject: Subject::OtherKey(*expected_key),
+            name: json.label,
+            issuer: json.issuer,
+            params,
+            envelope,
+            enrolled_at: json.enrolled_at,
+        })
     }
 
     fn decode_node(

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
-    AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber, DeferredWrite, Denial,
-    DerivationPath, Digest32, Envelope, IntentKind, OneTimeCode, Pending, PublicKey, RecordedSwap,
-    SecretVec, SharedBackend, StateStore, Versioned, WalletScheme, WrappingBackend, fill_random,
+    AnyPublicKey, AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber,
+    DeferredWrite, Denial, DerivationPath, Digest32, Envelope, IntentKind, OneTimeCode, Pending,
+    PublicKey, RecordedSwap, SecretVec, SharedBackend, StateStore, Versioned, WalletScheme,
+    WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
 
@@ -282,6 +283,9 @@ fn attempt_event(
             }
             event
         }
+        Subject::OtherKey(key) => AuditEvent::new(AuditOp::TOTP_VERIFY, outcome)
+            .with_field("public-key", hex::encode(key.to_bytes()))?
+            .with_field("algorithm", key.algorithm().as_str())?,
     };
     if let Some(id) = attempt.key_id {
         event = event.with_key(id);
@@ -612,11 +616,31 @@ impl TotpRegistry {
         self.load(self.key_slot(key), fetch).await
     }
 
+    /// The enrolment of the non-HD key `key` of any algorithm, if any (a
+    /// secp256k1 key: [`Self::lookup_key`]; another algorithm's key is
+    /// read through a slot of its own, made per lookup).
+    pub(crate) async fn lookup_any_key(
+        &self,
+        key: &AnyPublicKey,
+        fetch: Fetch,
+    ) -> Result<Option<Loaded>, Error> {
+        match Subject::of_key(key) {
+            Subject::Key(public) => self.lookup_key(&public, fetch).await,
+            subject => {
+                if !self.scheme_recorded().await? {
+                    return Ok(None);
+                }
+                self.load(Arc::new(Slot::new(subject)), fetch).await
+            }
+        }
+    }
+
     /// The enrolment of `subject`, if any.
     async fn lookup_subject(&self, subject: &Subject) -> Result<Option<Loaded>, Error> {
         match subject {
             Subject::Node(node) => self.lookup(node.components(), Fetch::Enrolment).await,
             Subject::Key(key) => self.lookup_key(key, Fetch::Enrolment).await,
+            Subject::OtherKey(key) => self.lookup_any_key(key, Fetch::Enrolment).await,
         }
     }
 
@@ -724,6 +748,22 @@ impl TotpRegistry {
         Ok(self.lookup_key(key, Fetch::Enrolment).await?.is_some())
     }
 
+    /// Whether the non-HD key `key`, of any algorithm, is enrolled.
+    ///
+    /// # Errors
+    /// As [`TotpRegistry::is_key_enrolled`].
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn is_any_key_enrolled<'a>(
+        &'a self,
+        key: &'a AnyPublicKey,
+    ) -> Pending<'a, Result<bool, Error>> {
+        Pending::drive(
+            async move { Ok(self.lookup_any_key(key, Fetch::Enrolment).await?.is_some()) },
+        )
+    }
+
     /// Enrols `wallet` with a fresh secret from the OS RNG (see
     /// [`EnrolMode`] for an enrolled wallet). Returns what to show the user.
     ///
@@ -784,6 +824,30 @@ impl TotpRegistry {
     ) -> Result<Enrolment, Error> {
         check_label(label)?;
         self.enrol_subject(Subject::Key(*key), label, mode).await
+    }
+
+    /// Enrols the non-HD key `key` of any algorithm (a secp256k1 key as
+    /// [`TotpRegistry::enrol_key`] does; a P-256 or Ed25519 key that signs
+    /// JWTs or opens sealed secrets likewise, named in the state store by
+    /// its algorithm and public key): from then on [`crate::TotpGate`]
+    /// wants a code for every operation of the key (a JWT, an unseal)
+    /// exactly as for a transaction.
+    ///
+    /// # Errors
+    /// As [`TotpRegistry::enrol_key`].
+    ///
+    /// Returns a [`Pending`]: ready at once over a local state store,
+    /// a future to `.await` over a remote one (sync callers `.wait()`).
+    pub fn enrol_any_key<'a>(
+        &'a self,
+        label: &'a str,
+        key: &'a AnyPublicKey,
+        mode: EnrolMode,
+    ) -> Pending<'a, Result<Enrolment, Error>> {
+        Pending::drive(async move {
+            check_label(label)?;
+            self.enrol_subject(Subject::of_key(key), label, mode).await
+        })
     }
 
     async fn enrol_subject(
@@ -956,7 +1020,7 @@ impl TotpRegistry {
         let (record_key, _) = subject_keys(subject);
         let ancestors = match subject {
             Subject::Node(node) => strict_prefixes(node)?,
-            Subject::Key(_) => Vec::new(),
+            Subject::Key(_) | Subject::OtherKey(_) => Vec::new(),
         };
         for a in &ancestors {
             self.add_to_counter(a, 1).await?;
@@ -1020,6 +1084,9 @@ impl TotpRegistry {
         let event = match subject {
             Subject::Node(node) => event.with_wallet(name).with_path(node),
             Subject::Key(key) => event.with_public_key(key),
+            Subject::OtherKey(key) => event
+                .with_field("public-key", hex::encode(key.to_bytes()))?
+                .with_field("algorithm", key.algorithm().as_str())?,
         };
         self.audit
             .append(event.with_detail(detail).with_field("factor", "totp")?)

@@ -1625,3 +1625,97 @@ fn unseal_passes_the_same_gate_as_a_signature() {
         }
     }
 }
+
+/// A key of another algorithm than secp256k1, enrolled by its public key
+/// (`enrol_any_key`), is gated exactly as a wallet is: a JWT by an enrolled
+/// P-256 key without a code is refused (nothing reaches the vault), with a
+/// fresh code it is signed (and verifies against the key's JWK), and the
+/// same code is refused the second time; an unseal by that key needs a
+/// code too. The enrolment names the key by algorithm and public key.
+#[test]
+fn a_jwt_by_an_enrolled_p256_key_needs_a_code_that_is_not_reusable() {
+    let f = fixture();
+    let id = KeyId::new(SEALING).unwrap();
+    let gate: SharedBackend = f.gate.clone();
+    let signer = KeySigner::pin(gate, KeyRef::Stored(id)).wait().unwrap();
+    let public = *signer.key().public();
+    assert_eq!(public.algorithm(), custody_core::KeyAlgorithm::P256);
+    assert!(!f.registry.is_any_key_enrolled(&public).wait().unwrap());
+
+    // Before enrolment the key is open (enrolment is not required here).
+    let claims = serde_json::json!({"sub": "svc", "iat": NOW, "exp": NOW + 60});
+    custody_jose::sign_jwt(&signer, &claims, &Authorization::none())
+        .wait()
+        .unwrap();
+    let signs_before = f.counting.signs.load(Ordering::SeqCst);
+
+    let enrolment = f
+        .registry
+        .enrol_any_key("jwt-signer", &public, EnrolMode::New)
+        .wait()
+        .unwrap();
+    assert!(f.registry.is_any_key_enrolled(&public).wait().unwrap());
+    // Not a secp256k1 enrolment: no secp256k1 subject is named.
+    assert!(enrolment.public_key().is_none());
+
+    // No code: refused before the vault is asked.
+    let refused = custody_jose::sign_jwt(&signer, &claims, &Authorization::none()).wait();
+    match refused {
+        Err(custody_jose::SignError::Backend(CoreError::Denied(d))) => {
+            assert_eq!(d, Denial::TotpRequired);
+        }
+        other => panic!("expected totp-required, got {other:?}"),
+    }
+    assert_eq!(f.counting.signs.load(Ordering::SeqCst), signs_before);
+
+    // A fresh code: signed, and the token verifies against the key's JWK.
+    let code = code_at(&enrolment, f.now());
+    let token = custody_jose::sign_jwt(&signer, &claims, &Authorization::totp(code.clone()))
+        .wait()
+        .unwrap();
+    let jwk = custody_jose::public_jwk(signer.key()).unwrap();
+    let keys = custody_jose::JwkSet::from_keys(vec![jwk]).unwrap();
+    let verified =
+        custody_jose::jwt::verify(&token, &keys, &custody_jose::jwt::Validation::new(NOW)).unwrap();
+    assert_eq!(verified.claims().sub(), Some("svc"));
+    assert_eq!(f.counting.signs.load(Ordering::SeqCst), signs_before + 1);
+
+    // The same code again: replayed, refused.
+    let again = custody_jose::sign_jwt(&signer, &claims, &Authorization::totp(code)).wait();
+    match again {
+        Err(custody_jose::SignError::Backend(CoreError::Denied(d))) => {
+            assert_eq!(d, Denial::TotpReplayed);
+        }
+        other => panic!("expected totp-replayed, got {other:?}"),
+    }
+
+    // An unseal by the enrolled key needs a code as well.
+    let peer = custody_core::P256PublicKey::from(
+        p256::SecretKey::from_slice(&[0x33; 32])
+            .unwrap()
+            .public_key(),
+    );
+    let auth = Authorization::none();
+    let request = DecryptRequest::new(
+        signer.key(),
+        Digest32([0xcd; 32]),
+        Decryption::EcdhP256 { peer: &peer },
+        Intent::typed(IntentKind::Unseal, &()),
+        &auth,
+    )
+    .unwrap();
+    let answer = f.gate.decrypting().unwrap().decrypt(request).wait();
+    assert_eq!(denied(answer.map(|_| ())), Denial::TotpRequired);
+
+    // The enrolment's audit record names the key by algorithm and bytes.
+    let records = f.audit.records();
+    let enrol = records
+        .iter()
+        .find(|r| r.event().op().as_str() == "enrol")
+        .unwrap();
+    assert_eq!(enrol.event().field("algorithm"), Some("P-256"));
+    assert_eq!(
+        enrol.event().field("public-key"),
+        Some(hex::encode(public.to_bytes()).as_str())
+    );
+}
