@@ -1,4 +1,5 @@
-"""Writes jws.json and concat_kdf.json, the vectors custody-jose's tests walk.
+"""Writes jws.json, concat_kdf.json, jsonwebtoken_keys.json and jwe.json, the
+vectors custody-jose's tests walk (`generate.py jwe` writes jwe.json alone).
 
 Independent implementations only: jwcrypto (JWS, JWK, RFC 7638 thumbprints,
 and the RFC examples its own test suite carries) and pyca/cryptography
@@ -14,6 +15,7 @@ import importlib.util
 import json
 import os
 import struct
+import sys
 import time
 
 import jwcrypto
@@ -24,6 +26,67 @@ from jwcrypto import jwk, jws, jwt
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def jwe_vectors():
+    """jwe.json: compact JWEs sealed by jwcrypto (A256GCM; RSA-OAEP-256,
+    ECDH-ES, ECDH-ES+A256KW on P-256), a `scope` header listed in `crit`,
+    to TEST-ONLY recipient keys published here (their private halves are in
+    the file so the tests can hold them in a vault or a test stand-in)."""
+    from jwcrypto import jwe
+    from jwcrypto.common import JWSEHeaderParameter, json_encode
+    registry = {"scope": JWSEHeaderParameter("custody scope", True, True, None)}
+    ec_key = jwk.JWK.generate(kty="EC", crv="P-256")
+    rsa_key = jwk.JWK.generate(kty="RSA", size=2048)
+    scope = "importer/api-keys"
+    out = {"generator": "vectors/jose/generate.py", "jwcrypto": "1.6.1", "scope": scope,
+           "keys": {"p256": json.loads(ec_key.export_private()), "rsa": json.loads(rsa_key.export_private())},
+           "sealed": []}
+    from cryptography.hazmat.primitives import serialization
+    out["keys"]["rsa_pkcs1_der"] = rsa_key.get_op_key("decrypt").private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()).hex()
+    cases = []
+    for alg, key in (("ECDH-ES", ec_key), ("ECDH-ES+A256KW", ec_key), ("RSA-OAEP-256", rsa_key)):
+        for i in range(3):
+            cases.append((alg, key, {}, os.urandom(16 + 7 * i)))
+    # apu/apv (RFC 7518 §4.6.1.2/3) enter the Concat KDF decoded.
+    for alg in ("ECDH-ES", "ECDH-ES+A256KW"):
+        cases.append((alg, ec_key, {"apu": b64(b"Alice"), "apv": b64(os.urandom(20))}, b"sk_live_" + os.urandom(8).hex().encode()))
+    # (No empty plaintext: jwcrypto 1.6.1's decrypt takes an empty one for a
+    # failure, `if not self.plaintext`.)
+    for alg, key, extra, plaintext in cases:
+        header = {"alg": alg, "enc": "A256GCM", "kid": key.thumbprint(), "scope": scope, "crit": ["scope"], **extra}
+        e = jwe.JWE(plaintext, protected=json_encode(header), header_registry=registry)
+        e.add_recipient(key)
+        token = e.serialize(compact=True)
+        # jwcrypto opens its own, as a check of the generator.
+        d = jwe.JWE(header_registry=registry)
+        d.deserialize(token, key=key)
+        assert d.payload == plaintext
+        out["sealed"].append({"alg": alg, "jwe": token, "plaintext": b64(plaintext),
+                              "apu": extra.get("apu", ""), "apv": extra.get("apv", "")})
+    # Sealed for another scope: opened as importer/api-keys it is refused.
+    header = {"alg": "ECDH-ES", "enc": "A256GCM", "kid": ec_key.thumbprint(), "scope": "billing/api-keys", "crit": ["scope"]}
+    e = jwe.JWE(b"not yours", protected=json_encode(header), header_registry=registry)
+    e.add_recipient(ec_key)
+    out["other_scope"] = e.serialize(compact=True)
+    # No scope at all: parses, never opens.
+    e = jwe.JWE(b"no scope", protected=json_encode({"alg": "ECDH-ES", "enc": "A256GCM"}))
+    e.add_recipient(ec_key)
+    out["no_scope"] = e.serialize(compact=True)
+    # Sealed to another P-256 key (kid of ours): opens to the opaque error.
+    other = jwk.JWK.generate(kty="EC", crv="P-256")
+    header = {"alg": "ECDH-ES+A256KW", "enc": "A256GCM", "kid": ec_key.thumbprint(), "scope": scope, "crit": ["scope"]}
+    e = jwe.JWE(b"wrong key", protected=json_encode(header), header_registry=registry)
+    e.add_recipient(other)
+    out["wrong_key"] = e.serialize(compact=True)
+    with open(os.path.join(HERE, "jwe.json"), "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("jwe", len(out["sealed"]))
+
+
+
+
 def b64(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
@@ -31,6 +94,10 @@ def b64(b: bytes) -> str:
 def public(key: dict) -> dict:
     return {k: v for k, v in key.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth", "k")}
 
+
+if sys.argv[1:] == ["jwe"]:
+    jwe_vectors()
+    sys.exit(0)
 
 # The RFC examples jwcrypto's own tests carry, byte for byte.
 spec = importlib.util.spec_from_file_location(
@@ -188,3 +255,4 @@ with open(os.path.join(HERE, "concat_kdf.json"), "w") as f:
     json.dump({"generator": "vectors/jose/generate.py", "vectors": kdf}, f, indent=1)
     f.write("\n")
 print(len(rfc), len(thumbprints), len(tokens), len(attacks), len(kdf))
+jwe_vectors()

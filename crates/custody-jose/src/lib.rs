@@ -5,6 +5,7 @@ mod error;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod jwe;
 pub mod jwk;
 pub mod jws;
 pub mod jwt;
@@ -12,6 +13,7 @@ pub mod kdf;
 pub mod sign;
 
 pub use error::JoseError;
+pub use jwe::{CompactJwe, JweAlgorithm, OpenError, Recipient, Scope, SealError};
 pub use jwk::{Jwk, JwkSet, KeyType};
 pub use jws::{Algorithm, CompactJws, Header, Verified};
 pub use jwt::{Claims, Jwt, Validation};
