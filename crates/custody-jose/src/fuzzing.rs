@@ -1,4 +1,4 @@
-//! The bodies of the `jws_compact` and `jwk_json` cargo-fuzz targets in
+//! The bodies of the `jws_compact`, `jwk_json` and `jwe_compact` cargo-fuzz targets in
 //! `fuzz/`. **Not part of the API**: hidden from the docs, and free to
 //! change in any release.
 //!
@@ -9,6 +9,14 @@
 
 use std::sync::LazyLock;
 
+use std::sync::Arc;
+
+use custody_core::{
+    Authorization, DataKey, KekId, KeyAlgorithm, KeyId, KeyRef, LocalKek, PinnedKey,
+    PrivateKeyBytes, SharedBackend, Vault, WalletScheme,
+};
+
+use crate::jwe::{self, CompactJwe, OpenError, Scope};
 use crate::jws::{self, CompactJws};
 use crate::{Jwk, JwkSet, Validation, jwt};
 
@@ -19,7 +27,102 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("jws_compact", fuzz_jws_compact),
     ("jwk_json", fuzz_jwk_json),
+    ("jwe_compact", fuzz_jwe_compact),
 ];
+
+/// The TEST-ONLY P-256 recipient key of `vectors/jose/jwe.json` (its `d`):
+/// the `jwe_compact` seeds are that file's JWEs, so fuzzing starts from
+/// inputs that open.
+pub const FUZZ_JWE_KEY: [u8; 32] = [0x0d, 0x43, 0x9d, 0x96, 0x01, 0xd8, 0x63, 0x18, 0x14, 0xa9, 0x6e, 0xe6, 0x13, 0xc7, 0xe3, 0x2d, 0xa6, 0xc7, 0xfc, 0x41, 0x16, 0xf2, 0x68, 0x36, 0x64, 0x71, 0xf0, 0x00, 0x24, 0xba, 0xba, 0xb9];
+
+/// The scope the `jwe_compact` target opens as (the vectors').
+pub const FUZZ_JWE_SCOPE: &str = "importer/api-keys";
+
+/// A vault holding [`FUZZ_JWE_KEY`], and that key pinned.
+#[expect(clippy::panic, reason = "the fixed key not loading is a bug")]
+static RECIPIENT: LazyLock<(SharedBackend, PinnedKey)> = LazyLock::new(|| {
+    let build = || -> Result<(SharedBackend, PinnedKey), custody_core::Error> {
+        let kek: SharedBackend = Arc::new(LocalKek::from_key(
+            KekId::new("fuzz-kek")?,
+            DataKey::new([7; 32]),
+        ));
+        let vault = Vault::new(kek, WalletScheme::Default);
+        vault.insert_algorithm_key(
+            KeyId::new("fuzz-jwe")?,
+            KeyAlgorithm::P256,
+            PrivateKeyBytes::from_slice(&FUZZ_JWE_KEY)?,
+        )?;
+        let backend: SharedBackend = Arc::new(vault);
+        let signing = backend
+            .signing()
+            .ok_or(custody_core::Error::Unsupported("no signing"))?;
+        let key = signing.pin(&KeyRef::Stored(KeyId::new("fuzz-jwe")?)).wait()?;
+        Ok((backend, key))
+    };
+    match build() {
+        Ok(r) => r,
+        Err(e) => panic!("the fuzz recipient does not load: {e}"),
+    }
+});
+
+/// Opens `text` as [`FUZZ_JWE_SCOPE`] with [`FUZZ_JWE_KEY`] through the
+/// vault (what the corpus test counts as accepted).
+///
+/// # Errors
+/// As [`jwe::open`].
+#[expect(clippy::panic, reason = "the fixed scope not reading is a bug")]
+pub fn open_fuzz_jwe(text: &str) -> Result<Vec<u8>, OpenError> {
+    let Ok(scope) = Scope::new(FUZZ_JWE_SCOPE) else {
+        panic!("the fuzz scope does not read");
+    };
+    let (backend, key) = &*RECIPIENT;
+    jwe::open(backend.as_ref(), key, text, &scope, &Authorization::none())
+        .wait()
+        .map(|s| s.expose_secret().to_vec())
+}
+
+/// A compact JWE: never a panic; an accepted one writes back to the very
+/// bytes read and re-parses equal; opening it through the vault gives a
+/// parse error exactly when parsing does (the same one), and otherwise a
+/// plaintext or a typed error, the same on a second try.
+#[expect(clippy::panic, reason = "a fuzz property failing is a panic")]
+pub fn fuzz_jwe_compact(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let opened = open_fuzz_jwe(text);
+    let parsed = match CompactJwe::parse(text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            match opened {
+                Err(OpenError::Jose(j)) => assert_eq!(j, e, "open and parse disagree"),
+                other => panic!("a refused JWE opened otherwise: {other:?}"),
+            }
+            return;
+        }
+    };
+    let compact = parsed.to_compact();
+    assert_eq!(compact, text, "an accepted JWE writes back differently");
+    match CompactJwe::parse(&compact) {
+        Ok(again) => assert_eq!(again, parsed, "the written JWE re-parses differently"),
+        Err(e) => panic!("the written JWE is refused: {e}"),
+    }
+    let again = open_fuzz_jwe(text);
+    match (&opened, &again) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "two opens disagree"),
+        (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "two opens disagree"),
+        _ => panic!("two opens disagree"),
+    }
+    if let Err(OpenError::Jose(e)) = &opened {
+        // A parsed JWE is refused as JOSE only for a key of another
+        // algorithm, which the fixed P-256 key is not for ECDH.
+        assert!(
+            parsed.header().alg() == jwe::JweAlgorithm::RsaOaep256
+                || *e == crate::JoseError::AlgorithmMismatch,
+            "a parsed JWE refused as malformed: {e}"
+        );
+    }
+}
 
 /// The fixed key set tokens are verified against: one key per algorithm,
 /// those of the first jwcrypto token of each in `vectors/jose/jws.json`

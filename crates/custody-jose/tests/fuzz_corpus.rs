@@ -39,3 +39,11 @@ fn jwk_json() {
     });
     assert!(accepted >= 8 && accepted < all, "{accepted} of {all}");
 }
+
+#[test]
+fn jwe_compact() {
+    let (opened, all) = run("jwe_compact", |b| {
+        std::str::from_utf8(b).is_ok_and(|t| custody_jose::fuzzing::open_fuzz_jwe(t).is_ok())
+    });
+    assert!(opened >= 8 && opened < all, "{opened} of {all}");
+}
