@@ -33,7 +33,10 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// The TEST-ONLY P-256 recipient key of `vectors/jose/jwe.json` (its `d`):
 /// the `jwe_compact` seeds are that file's JWEs, so fuzzing starts from
 /// inputs that open.
-pub const FUZZ_JWE_KEY: [u8; 32] = [0x0d, 0x43, 0x9d, 0x96, 0x01, 0xd8, 0x63, 0x18, 0x14, 0xa9, 0x6e, 0xe6, 0x13, 0xc7, 0xe3, 0x2d, 0xa6, 0xc7, 0xfc, 0x41, 0x16, 0xf2, 0x68, 0x36, 0x64, 0x71, 0xf0, 0x00, 0x24, 0xba, 0xba, 0xb9];
+pub const FUZZ_JWE_KEY: [u8; 32] = [
+    0x0d, 0x43, 0x9d, 0x96, 0x01, 0xd8, 0x63, 0x18, 0x14, 0xa9, 0x6e, 0xe6, 0x13, 0xc7, 0xe3, 0x2d,
+    0xa6, 0xc7, 0xfc, 0x41, 0x16, 0xf2, 0x68, 0x36, 0x64, 0x71, 0xf0, 0x00, 0x24, 0xba, 0xba, 0xb9,
+];
 
 /// The scope the `jwe_compact` target opens as (the vectors').
 pub const FUZZ_JWE_SCOPE: &str = "importer/api-keys";
@@ -56,7 +59,9 @@ static RECIPIENT: LazyLock<(SharedBackend, PinnedKey)> = LazyLock::new(|| {
         let signing = backend
             .signing()
             .ok_or(custody_core::Error::Unsupported("no signing"))?;
-        let key = signing.pin(&KeyRef::Stored(KeyId::new("fuzz-jwe")?)).wait()?;
+        let key = signing
+            .pin(&KeyRef::Stored(KeyId::new("fuzz-jwe")?))
+            .wait()?;
         Ok((backend, key))
     };
     match build() {
