@@ -5,7 +5,8 @@
 //! unchanged.
 #![expect(
     clippy::unwrap_used,
-    reason = "test helpers unwrap: a failure is a test failure"
+    clippy::panic,
+    reason = "test helpers unwrap and panic: a failure is a test failure"
 )]
 
 use std::path::{Path, PathBuf};
@@ -97,7 +98,7 @@ fn signs_as(ks: &Keystore, id: &KeyId, public: &AnyPublicKey, message: &[u8]) {
             let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.to_bytes()).unwrap();
             vk.verify_strict(
                 message,
-                &ed25519_dalek::Signature::from_bytes(&sig.to_bytes()),
+                &ed25519_dalek::Signature::from_slice(sig.as_bytes()).unwrap(),
             )
             .unwrap();
         }

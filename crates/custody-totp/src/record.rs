@@ -329,7 +329,7 @@ impl EnrolmentRecord {
             "totp key enrolment record: envelope is not hex",
         )?;
         Ok(Self {
-            subject: Subject::OtherKey(*expected_key),
+            subject: Subject::OtherKey(expected_key.clone()),
             name: json.label,
             issuer: json.issuer,
             params,

@@ -36,7 +36,7 @@ impl Subject {
     pub fn of_key(key: &AnyPublicKey) -> Self {
         match key.secp256k1() {
             Some(public) => Self::Key(*public),
-            None => Self::OtherKey(*key),
+            None => Self::OtherKey(key.clone()),
         }
     }
 
@@ -46,7 +46,7 @@ impl Subject {
         match self {
             Self::Node(_) => None,
             Self::Key(key) => Some(AnyPublicKey::Secp256k1(*key)),
-            Self::OtherKey(key) => Some(*key),
+            Self::OtherKey(key) => Some(key.clone()),
         }
     }
 

@@ -1638,7 +1638,7 @@ fn a_jwt_by_an_enrolled_p256_key_needs_a_code_that_is_not_reusable() {
     let id = KeyId::new(SEALING).unwrap();
     let gate: SharedBackend = f.gate.clone();
     let signer = KeySigner::pin(gate, KeyRef::Stored(id)).wait().unwrap();
-    let public = *signer.key().public();
+    let public = signer.key().public().clone();
     assert_eq!(public.algorithm(), custody_core::KeyAlgorithm::P256);
     assert!(!f.registry.is_any_key_enrolled(&public).wait().unwrap());
 
