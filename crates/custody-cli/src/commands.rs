@@ -150,7 +150,16 @@ fn backend(ks: &Keystore) -> Result<SharedBackend, CliError> {
 /// lands in the same audit log as a wallet's, and a governed wallet's key
 /// signs only what a policy verdict covers.
 fn gated(ks: &Keystore, inner: SharedBackend) -> Result<SharedBackend, CliError> {
-    let inner = crate::policy::gate(ks, inner)?;
+    gated_with(ks, inner, None)
+}
+
+/// [`gated`], its policy gate telling `witness` what it decided.
+fn gated_with(
+    ks: &Keystore,
+    inner: SharedBackend,
+    witness: Option<&policy::Witness>,
+) -> Result<SharedBackend, CliError> {
+    let inner = crate::policy::gate(ks, inner, witness)?;
     let gate: SharedBackend = Arc::new(TotpGate::new(inner, registry(ks, None)?));
     Ok(Arc::new(Audited::new(gate, ks.audit())))
 }
@@ -162,6 +171,17 @@ fn signer_for(ks: &Keystore, k: &KeyArgs) -> Result<EthSigner, CliError> {
         Some((inner, key)) => pin_ref(gated(ks, inner)?, key),
         None => pin(backend(ks)?, k),
     }
+}
+
+/// [`signer_for`] for a signing command: with the witness of its policy
+/// gate's decision (`policy::Witness::report`).
+fn witnessed_signer(ks: &Keystore, k: &KeyArgs) -> Result<(EthSigner, policy::Witness), CliError> {
+    let witness = policy::Witness::default();
+    let signer = match external(k)? {
+        Some((inner, key)) => pin_ref(gated_with(ks, inner, Some(&witness))?, key)?,
+        None => pin(gated_with(ks, ks.backend(), Some(&witness))?, k)?,
+    };
+    Ok((signer, witness))
 }
 
 /// The backend and reference of `--key URI`, if given (alone).
@@ -339,16 +359,14 @@ fn parse_hash(s: &str) -> Result<Digest32, CliError> {
 fn sign_hash(ctx: &Context, a: &SignHashArgs) -> Result<Value, CliError> {
     let digest = parse_hash(&a.hash)?;
     let ks = ctx.open()?;
-    let signer = signer_for(&ks, &a.key)?;
-    let operation = policy::operation_of(&signer, OperationInput::Digest(digest));
-    let approved = policy::authorize(
+    let (signer, witness) = witnessed_signer(&ks, &a.key)?;
+    let auth = policy::authorize(
         &ks,
         &signer,
-        &operation,
         a.approvals.as_deref(),
         consent(a.code.as_ref()),
     )?;
-    let sig = signer.sign_hash_raw(digest, &approved.auth).wait()?;
+    let (sig, policy) = witness.report(signer.sign_hash_raw(digest, &auth).wait())?;
     let v = 27 + u8::from(sig.y_parity());
     let mut rsv = sig.to_compact().to_vec();
     rsv.push(v);
@@ -361,7 +379,7 @@ fn sign_hash(ctx: &Context, a: &SignHashArgs) -> Result<Value, CliError> {
             "signature": hex0x(rsv),
             "address": signer.address().to_checksum(),
         }),
-        approved.output,
+        policy,
     ))
 }
 
@@ -485,16 +503,14 @@ fn sign_tx(ctx: &Context, a: &SignTxArgs) -> Result<Value, CliError> {
     let text = read_input(&a.tx, "--tx")?;
     let tx = Transaction::from_json_str(&text)?;
     let ks = ctx.open()?;
-    let signer = signer_for(&ks, &a.key)?;
-    let operation = policy::operation_of(&signer, OperationInput::Transaction(tx.clone()));
-    let approved = policy::authorize(
+    let (signer, witness) = witnessed_signer(&ks, &a.key)?;
+    let auth = policy::authorize(
         &ks,
         &signer,
-        &operation,
         a.approvals.as_deref(),
         consent(a.code.as_ref()),
     )?;
-    let signed = signer.sign_transaction(&tx, &approved.auth).wait()?;
+    let (signed, policy) = witness.report(signer.sign_transaction(&tx, &auth).wait())?;
     let sig = signed.signature();
     Ok(with_policy(
         json!({
@@ -506,7 +522,7 @@ fn sign_tx(ctx: &Context, a: &SignTxArgs) -> Result<Value, CliError> {
             "s": hex0x(sig.s()),
             "v": quantity(signed.v()),
         }),
-        approved.output,
+        policy,
     ))
 }
 
@@ -545,24 +561,17 @@ fn personal_message(a: &SignMessageArgs) -> Result<PersonalMessage, CliError> {
 fn sign_message(ctx: &Context, a: &SignMessageArgs) -> Result<Value, CliError> {
     let message = personal_message(a)?;
     let ks = ctx.open()?;
-    let signer = signer_for(&ks, &a.key)?;
-    let operation = policy::operation_of(
-        &signer,
-        OperationInput::Message(message.as_bytes().to_vec()),
-    );
-    let approved = policy::authorize(
+    let (signer, witness) = witnessed_signer(&ks, &a.key)?;
+    let auth = policy::authorize(
         &ks,
         &signer,
-        &operation,
         a.approvals.as_deref(),
         consent(a.code.as_ref()),
     )?;
-    let sig = signer
-        .sign_personal_message(&message, &approved.auth)
-        .wait()?;
+    let (sig, policy) = witness.report(signer.sign_personal_message(&message, &auth).wait())?;
     Ok(with_policy(
         message_json(message.signing_hash(), &sig, &signer),
-        approved.output,
+        policy,
     ))
 }
 
@@ -579,20 +588,15 @@ fn typed_data(a: &SignTypedDataArgs) -> Result<TypedData, CliError> {
 fn sign_typed_data(ctx: &Context, a: &SignTypedDataArgs) -> Result<Value, CliError> {
     let typed = typed_data(a)?;
     let ks = ctx.open()?;
-    let signer = signer_for(&ks, &a.key)?;
-    let operation = policy::operation_of(&signer, OperationInput::TypedData(typed.clone()));
-    let approved = policy::authorize(
+    let (signer, witness) = witnessed_signer(&ks, &a.key)?;
+    let auth = policy::authorize(
         &ks,
         &signer,
-        &operation,
         a.approvals.as_deref(),
         consent(a.code.as_ref()),
     )?;
-    let sig = signer.sign_typed_data(&typed, &approved.auth).wait()?;
-    let mut out = with_policy(
-        message_json(typed.signing_hash(), &sig, &signer),
-        approved.output,
-    );
+    let (sig, policy) = witness.report(signer.sign_typed_data(&typed, &auth).wait())?;
+    let mut out = with_policy(message_json(typed.signing_hash(), &sig, &signer), policy);
     if a.allow_undeclared_fields
         && let Some(obj) = out.as_object_mut()
     {

@@ -18,9 +18,13 @@
 //!
 //! Every signature of a governed wallet's key passes
 //! `Audited(TotpGate(PolicyGate(…)))` (`crate::commands::gated`): the
-//! command has the wallet's policy decide first (`PolicyNode`, approvals
-//! verified and spent, the allow signed as a verdict) and hands the gate
-//! the verdict, which the gate checks and spends before the key signs.
+//! command hands the gate the approvals, and the gate decides in-line
+//! (`PolicyNode`: approvals verified once, the allow signed as a verdict)
+//! after the TOTP code passed, so the verdict is in the signature's own
+//! audit record; the approvals' counters, the velocity amounts and the
+//! verdict are spent only once the key signed. What the gate decided is
+//! reported from its observer (`Witness`): the rule and verdict of an
+//! allow, the rule or approval that refused.
 #![allow(
     rustdoc::bare_urls,
     rustdoc::broken_intra_doc_links,
@@ -30,7 +34,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use clap::{Args, Subcommand};
@@ -39,7 +43,7 @@ use custody_core::{
     KeySigner, Keystore, PinnedKey, RecoverableSignature, SharedBackend, StateStore,
 };
 use custody_eth::EthSigner;
-use custody_policy::gate::{PolicyGate, PolicyNode};
+use custody_policy::gate::{Decided, Observed, Observer, PolicyGate, PolicyNode};
 use custody_policy::log::{Change, Entry, EntryAuth, LogState, PolicyLog};
 use custody_policy::operation::Operation;
 use custody_policy::policy::{Decision, Policy};
@@ -494,15 +498,124 @@ fn policy_key_forbidden() -> CliError {
 }
 
 /// `Audited(TotpGate(PolicyGate(inner)))` is built by the caller; this is
-/// the `PolicyGate(inner)` layer over the keystore's policy logs.
-pub(crate) fn gate(ks: &Keystore, inner: SharedBackend) -> Result<SharedBackend, CliError> {
+/// the `PolicyGate(inner)` layer over the keystore's policy logs, deciding
+/// in-line (`PolicyNode`, the policy key signing verdicts) from the
+/// approvals a request carries, and telling `witness` what it decided.
+pub(crate) fn gate(
+    ks: &Keystore,
+    inner: SharedBackend,
+    witness: Option<&Witness>,
+) -> Result<SharedBackend, CliError> {
     let policies = Policies::open(ks)?;
-    Ok(Arc::new(PolicyGate::new(
-        inner,
-        policies.log,
-        policies.state,
-        policies.scheme,
-    )))
+    let node = PolicyNode::new(
+        policies.log.clone(),
+        policies.key.clone(),
+        Arc::clone(&policies.state),
+        VERDICT_TTL,
+    )?;
+    let mut gate =
+        PolicyGate::new(inner, policies.log, policies.state, policies.scheme).with_node(node);
+    if let Some(witness) = witness {
+        gate = gate.with_observer(witness.observer());
+    }
+    Ok(Arc::new(gate))
+}
+
+/// What the policy gate of one signing command decided, kept for the
+/// command's output (the verdict and rule of an allow) and its refusal
+/// (the rule, or the approval, that refused): the seam's error carries
+/// only the denial's kind.
+#[derive(Clone, Default)]
+pub(crate) struct Witness(Arc<Mutex<Option<Seen>>>);
+
+enum Seen {
+    Decided {
+        wallet: String,
+        decided: Box<Decided>,
+    },
+    Refused(CliError),
+}
+
+impl Witness {
+    fn observer(&self) -> Observer {
+        let slot = Arc::clone(&self.0);
+        Arc::new(move |observed: Observed<'_>| {
+            let seen = match observed {
+                Observed::Decided { wallet, decided } => Seen::Decided {
+                    wallet: wallet.to_owned(),
+                    decided: Box::new(decided.clone()),
+                },
+                Observed::Refused { error, .. } => match approval_refusal(error) {
+                    Some(e) => Seen::Refused(e),
+                    None => return,
+                },
+                _ => return,
+            };
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(seen);
+            }
+        })
+    }
+
+    /// The command's answer from the signing `result` and what the gate
+    /// decided: with an allow, the `"policy"` member of the output; a
+    /// refusal with the rule or approval that refused.
+    pub(crate) fn report<T>(
+        &self,
+        result: Result<T, custody_eth::Error>,
+    ) -> Result<(T, Option<Value>), CliError> {
+        let seen = self.0.lock().ok().and_then(|mut slot| slot.take());
+        match (result, seen) {
+            (Ok(value), Some(Seen::Decided { wallet, decided })) => {
+                let (Some(signed), Decision::Allow { rule }) =
+                    (decided.signed, &decided.evaluation.decision)
+                else {
+                    return Ok((value, None));
+                };
+                let verdict_error = |e: custody_policy::verdict::VerdictError| {
+                    CliError::new("verdict-invalid", format!("the verdict: {e}"))
+                };
+                let hash = signed.verdict.hash().map_err(verdict_error)?;
+                let output = json!({
+                    "wallet": wallet,
+                    "logIndex": signed.verdict.log.index,
+                    "policyHash": hex0x(signed.verdict.policy_hash),
+                    "verdict": hex0x(hash.0),
+                    "decision": "allow",
+                    "rule": rule,
+                });
+                Ok((value, Some(output)))
+            }
+            (Ok(value), _) => Ok((value, None)),
+            (Err(_), Some(Seen::Refused(e))) => Err(e),
+            (Err(e), Some(Seen::Decided { wallet, decided })) => match decided.signed {
+                None => Err(refusal(&wallet, &decided.evaluation.decision)),
+                Some(_) => Err(e.into()),
+            },
+            (Err(e), None) => Err(e.into()),
+        }
+    }
+}
+
+/// A refusal of the approvals or the log as the CLI reports it (a
+/// state-store error is reported from the seam's own error instead).
+fn approval_refusal(e: &custody_policy::PolicyError) -> Option<CliError> {
+    use custody_policy::PolicyError;
+    match e {
+        PolicyError::State(_) => None,
+        PolicyError::Approval { approver, reason } => {
+            let who = if approver.is_empty() {
+                "an approval".to_owned()
+            } else {
+                format!("the approval of {approver:?}")
+            };
+            Some(CliError::new(
+                "approvals-required",
+                format!("{who} was refused: {reason}"),
+            ))
+        }
+        other => Some(CliError::new(other.kind(), other.to_string())),
+    }
 }
 
 /// Refuses exports that would expose the policy key (`keystore export`).
@@ -1143,69 +1256,33 @@ pub(crate) enum OperationInput {
     Digest(Digest32),
 }
 
-/// What the policy decided for a signing command: the authorization to
-/// sign with (the verdict added) and the `"policy"` member of the output.
-pub(crate) struct Approved {
-    /// The authorization with the verdict.
-    pub(crate) auth: Authorization,
-    /// `{"logIndex", "policyHash", "verdict", "rule"}`, for a governed key.
-    pub(crate) output: Option<Value>,
-}
-
-/// Has a governed key's policy decide `operation` with the approvals in
-/// `approvals`: an allow adds the signed verdict to `auth` (the gate
-/// checks and spends it); anything else is refused with the rule that
-/// decided. A key no policy governs passes unchanged; the policy key
-/// itself is refused.
+/// The authorization a signing command hands its gated signer: for a
+/// governed key, `auth` with the approvals of `approvals` (the policy gate
+/// decides from them, in-line, inside `Audited(TotpGate(PolicyGate(…)))`,
+/// so the verdict lands in the signature's audit record and nothing is
+/// spent unless the key signs). A key no policy governs passes unchanged
+/// (approvals for it are refused as bad input); the policy key itself is
+/// refused.
 pub(crate) fn authorize(
     ks: &Keystore,
     signer: &EthSigner,
-    operation: &Operation,
     approvals: Option<&Path>,
     auth: Authorization,
-) -> Result<Approved, CliError> {
+) -> Result<Authorization, CliError> {
     let policies = Policies::open(ks)?;
     let key = signer.key_signer().key();
     policies.refuse_policy_key(key)?;
-    let Some(wallet) = policies.wallet_of(key)? else {
+    if policies.wallet_of(key)?.is_none() {
         if approvals.is_some() {
             return Err(CliError::bad_input(
                 "--approvals: no policy governs this key",
             ));
         }
-        return Ok(Approved { auth, output: None });
-    };
-    let assertions = match approvals {
-        Some(path) => read_approvals(path)?,
-        None => Vec::new(),
-    };
-    let node = PolicyNode::new(
-        policies.log.clone(),
-        policies.key.clone(),
-        Arc::clone(&policies.state),
-        VERDICT_TTL,
-    )?;
-    let decided = node.decide(&wallet, operation, &assertions, now()).wait()?;
-    let (Some(signed), Decision::Allow { rule }) = (decided.signed, &decided.evaluation.decision)
-    else {
-        return Err(refusal(&wallet, &decided.evaluation.decision));
-    };
-    let verdict_error = |e: custody_policy::verdict::VerdictError| {
-        CliError::new("verdict-invalid", format!("the verdict: {e}"))
-    };
-    let bytes = signed.to_bytes().map_err(verdict_error)?;
-    let hash = signed.verdict.hash().map_err(verdict_error)?;
-    let output = json!({
-        "wallet": wallet,
-        "logIndex": signed.verdict.log.index,
-        "policyHash": hex0x(signed.verdict.policy_hash),
-        "verdict": hex0x(hash.0),
-        "decision": "allow",
-        "rule": rule,
-    });
-    Ok(Approved {
-        auth: auth.with_verdict(bytes),
-        output: Some(output),
+        return Ok(auth);
+    }
+    Ok(match approvals {
+        Some(path) => auth.with_approvals(read_approvals(path)?),
+        None => auth,
     })
 }
 

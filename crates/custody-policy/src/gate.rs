@@ -12,6 +12,14 @@
 //! (a policy change voids older verdicts), within its validity window, and
 //! not used before (spent by compare-and-swap in the state store).
 //!
+//! Nothing is spent for a request that does not sign: the gate checks
+//! first, reading only (an in-line decision verifies the approvals and
+//! checks their counters without writing them), calls the backend below,
+//! and only once it signed commits the approvals' counters, the transfers
+//! against the velocity limits and the verdict's one use. A commit that
+//! conflicts (a concurrent request spent the same approval or verdict
+//! first) withholds the signature.
+//!
 //! Which keys are governed: a wallet's keys once its policy log exists —
 //! by wallet name, and by BIP32 path at or under the wallet's node (so a
 //! `--path` request is no route around it). Exports of a governed wallet's
@@ -662,6 +670,35 @@ fn compact(history: Vec<Spend>, granularity: u64) -> Vec<Spend> {
     buckets.into_values().collect()
 }
 
+/// What an in-line [`PolicyGate`] decided about a request, shown to its
+/// observer ([`PolicyGate::with_observer`]) so that a caller can report
+/// the rule and the verdict (the seam's errors carry only the denial's
+/// kind). Observation only: the gate's answer is the same with or without
+/// one.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Observed<'a> {
+    /// The policy decided: the evaluation (with its trace) and, for an
+    /// allow, the verdict the signature is then made under (if the
+    /// request succeeds).
+    Decided {
+        /// The governed wallet.
+        wallet: &'a str,
+        /// The decision.
+        decided: &'a Decided,
+    },
+    /// The approvals or the log refused before any decision.
+    Refused {
+        /// The governed wallet.
+        wallet: &'a str,
+        /// Why.
+        error: &'a PolicyError,
+    },
+}
+
+/// An observer of an in-line gate's decisions ([`Observed`]).
+pub type Observer = Arc<dyn Fn(Observed<'_>) + Send + Sync>;
+
 /// The signing role: a gate over a [`KeyBackend`] that signs for a
 /// governed wallet only what a valid verdict covers.
 pub struct PolicyGate {
@@ -671,6 +708,7 @@ pub struct PolicyGate {
     scheme: WalletScheme,
     node: Option<PolicyNode>,
     clock: Clock,
+    observer: Option<Observer>,
 }
 
 impl fmt::Debug for PolicyGate {
@@ -705,7 +743,16 @@ impl PolicyGate {
             scheme,
             node: None,
             clock: system_clock(),
+            observer: None,
         }
+    }
+
+    /// The same gate telling `observer` what its in-line node decided
+    /// about each request for a governed wallet ([`Observed`]).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The same gate deciding in-line with `node` when a request carries
@@ -903,15 +950,27 @@ impl SigningBackend for PolicyGate {
                     None,
                 ),
                 (None, Some(node)) => {
-                    let (decided, spending) = node
+                    let pending = node
                         .decide_pending(
                             &wallet,
                             &operation,
                             &request.auth.approvals,
                             (self.clock)(),
                         )
-                        .await
-                        .map_err(to_core)?;
+                        .await;
+                    if let Some(observer) = &self.observer {
+                        observer(match &pending {
+                            Ok((decided, _)) => Observed::Decided {
+                                wallet: &wallet,
+                                decided,
+                            },
+                            Err(error) => Observed::Refused {
+                                wallet: &wallet,
+                                error,
+                            },
+                        });
+                    }
+                    let (decided, spending) = pending.map_err(to_core)?;
                     match (decided.signed, decided.evaluation.decision) {
                         (Some(signed), _) => (signed, spending),
                         (None, Decision::Deny { .. } | Decision::Vetoed { .. }) => {
