@@ -873,6 +873,29 @@ mod browser {
             browser
         }
 
+        /// Opens another page (tab) of the same browser, its own virtual
+        /// authenticators apart, and returns its session; the page
+        /// commands go to it until [`Chromium::switch`] says otherwise.
+        pub(crate) fn new_page(&mut self) -> String {
+            self.session = None;
+            let target = self.call("Target.createTarget", json!({"url": "about:blank"}));
+            let attached = self.call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            );
+            let session = attached["sessionId"].as_str().unwrap().to_owned();
+            self.session = Some(session.clone());
+            session
+        }
+
+        /// Sends the page commands that follow to the page of `session`.
+        /// The page is brought to the front: a browser lets only a
+        /// focused document run a WebAuthn ceremony.
+        pub(crate) fn switch(&mut self, session: &str) {
+            self.session = Some(session.to_owned());
+            self.call("Page.bringToFront", json!({}));
+        }
+
         /// Sends a CDP command (to the attached page, once there is one)
         /// and returns its result, skipping events.
         pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
@@ -1154,4 +1177,189 @@ fn a_browser_approver_registers_and_approves_a_transaction() {
 
     // The browser's assertion, presented again: its counter was spent.
     sign_tx(&w, &tx_file, Some(&file)).refused("approvals-required", 3, "counter");
+}
+
+/// A page's registration ceremony: `navigator.credentials.create()` for
+/// user `user` (its `toJSON()` text).
+fn browser_register(b: &mut browser::Chromium, user: u8) -> String {
+    let value = b.eval(&format!(
+        "(async () => {{ {PAGE_JS}
+            const credential = await navigator.credentials.create({{ publicKey: {{
+                challenge: crypto.getRandomValues(new Uint8Array(32)),
+                rp: {{ id: 'localhost', name: 'custody' }},
+                user: {{ id: new Uint8Array([{user}]), name: 'owner-{user}', displayName: 'Owner {user}' }},
+                pubKeyCredParams: [{{ type: 'public-key', alg: -7 }}, {{ type: 'public-key', alg: -8 }}],
+                authenticatorSelection: {{ residentKey: 'required', userVerification: 'required' }},
+                attestation: 'none',
+            }} }});
+            return asJson(credential);
+        }})()"
+    ));
+    value.as_str().unwrap().to_owned()
+}
+
+/// A page's assertion ceremony: `navigator.credentials.get()` over
+/// `challenge` with the credential `id` (base64url).
+fn browser_assert(b: &mut browser::Chromium, id: &str, challenge: &[u8]) -> String {
+    let value = b.eval(&format!(
+        "(async () => {{ {PAGE_JS}
+            const credential = await navigator.credentials.get({{ publicKey: {{
+                challenge: fromB64u('{}'), rpId: 'localhost', userVerification: 'required',
+                allowCredentials: [{{ type: 'public-key', id: fromB64u('{id}') }}],
+            }} }});
+            return asJson(credential);
+        }})()",
+        b64(challenge)
+    ));
+    value.as_str().unwrap().to_owned()
+}
+
+/// The signature counter an assertion's authenticator data carries.
+fn sign_count(assertion: &str) -> u32 {
+    let v: Value = serde_json::from_str(assertion).unwrap();
+    let data = unb64(v["response"]["authenticatorData"].as_str().unwrap());
+    u32::from_be_bytes(data[33..37].try_into().unwrap())
+}
+
+#[test]
+fn three_browser_approvers_two_of_three_sign_and_replays_origins_and_stale_counters_are_refused() {
+    let Some(binary) = chromium(
+        "three_browser_approvers_two_of_three_sign_and_replays_origins_and_stale_counters_are_refused",
+    ) else {
+        return;
+    };
+    let port = browser::serve_page();
+    let origin = format!("http://localhost:{port}");
+    // Another page, on an origin the relying party does not list (same RP
+    // ID: the browser lets it ask for the credential; custody must not).
+    let other_port = browser::serve_page();
+    let other_origin = format!("http://localhost:{other_port}");
+    let mut b = browser::Chromium::start(&binary);
+    let mut w = World::for_rp("localhost", &origin);
+
+    // Three owners, each a tab with its own virtual authenticator.
+    let mut pages = Vec::new();
+    for user in 1..=3u8 {
+        let session = b.new_page();
+        // Every tab counts as focused, whichever is in front.
+        b.call(
+            "Emulation.setFocusEmulationEnabled",
+            json!({"enabled": true}),
+        );
+        b.call("WebAuthn.enable", json!({"enableUI": false}));
+        b.call(
+            "WebAuthn.addVirtualAuthenticator",
+            json!({"options": {
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                "hasUserVerification": true, "isUserVerified": true,
+                "automaticPresenceSimulation": true
+            }}),
+        );
+        b.open(&format!("{origin}/"));
+        let registration = browser_register(&mut b, user);
+        let file = w.file(&registration);
+        let added = w
+            .run(&[
+                "approver",
+                "add",
+                "--wallet",
+                WALLET,
+                "--role",
+                "owner",
+                "--credential",
+                &file,
+            ])
+            .ok();
+        assert_eq!(added["approverId"], format!("owner-{user}"));
+        let id = added["credentialId"].as_str().unwrap().to_owned();
+        pages.push((session, id));
+    }
+    // Each ceremony on its owner's page.
+    let approve = |b: &mut browser::Chromium, owner: usize, challenge: &[u8]| {
+        let (session, id) = &pages[owner];
+        b.switch(session);
+        browser_assert(b, id, challenge)
+    };
+
+    // The policy: two of the three owners govern it and approve large
+    // payments (policy_doc), set with two of them.
+    let policy = w.file(&policy_doc().to_string());
+    let challenge = w.challenge(&["policy-set", "--wallet", WALLET, "--file", &policy]);
+    let file = w.approvals(&[
+        approve(&mut b, 0, &challenge),
+        approve(&mut b, 1, &challenge),
+    ]);
+    let set = w
+        .run(&[
+            "policy",
+            "set",
+            "--wallet",
+            WALLET,
+            "--file",
+            &policy,
+            "--approvals",
+            &file,
+        ])
+        .ok();
+    assert_eq!(set["logIndex"], 3);
+    let address = w.run(&["derive", "--wallet", WALLET, "--index", "0"]).ok()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let challenge_of = |w: &World, tx_file: &str| {
+        w.challenge(&[
+            "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", tx_file,
+        ])
+    };
+
+    // 2 ETH: one owner is not enough, two are; the signature recovers
+    // to the wallet's address. The refused request spent nothing: owner
+    // 2's assertion from it counts in the one that signs.
+    let first = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
+    let c1 = challenge_of(&w, &first);
+    let owner2 = approve(&mut b, 1, &c1);
+    let one = w.approvals(std::slice::from_ref(&owner2));
+    sign_tx(&w, &first, Some(&one)).refused("approvals-required", 3, "1 more of group \"owners\"");
+    let two = w.approvals(&[approve(&mut b, 0, &c1), owner2]);
+    let out = sign_tx(&w, &first, Some(&two)).ok();
+    check_tx_signature(&out, &address);
+    assert_eq!(out["policy"]["logIndex"], 3);
+    assert_eq!(out["policy"]["policyHash"], set["policyHash"]);
+    assert_eq!(out["policy"]["rule"], "large");
+
+    // A replayed assertion: the same approvals again.
+    sign_tx(&w, &first, Some(&two)).refused("approvals-required", 3, "counter");
+
+    // A wrong origin: owner 2's page moved to another origin; the browser
+    // makes the assertion, custody refuses it.
+    let second = w.file(&tx(ALICE, 2 * ONE_ETH, 1));
+    let c2 = challenge_of(&w, &second);
+    b.switch(&pages[1].0);
+    b.open(&format!("{other_origin}/"));
+    let phished = approve(&mut b, 1, &c2);
+    let v: Value = serde_json::from_str(&phished).unwrap();
+    let client = unb64(v["response"]["clientDataJSON"].as_str().unwrap());
+    let client: Value = serde_json::from_slice(&client).unwrap();
+    assert_eq!(client["origin"], other_origin.as_str());
+    let file = w.approvals(&[approve(&mut b, 0, &c2), phished]);
+    sign_tx(&w, &second, Some(&file)).refused("approvals-required", 3, "origin");
+    b.switch(&pages[1].0);
+    b.open(&format!("{origin}/"));
+
+    // A stale counter: owner 3 approves the third payment, then the
+    // second; the second signs, and the older assertion (its counter
+    // below the one now recorded) is refused.
+    let third = w.file(&tx(ALICE, 2 * ONE_ETH, 2));
+    let c3 = challenge_of(&w, &third);
+    let stale = approve(&mut b, 2, &c3);
+    let newer = approve(&mut b, 2, &c2);
+    assert!(sign_count(&newer) > sign_count(&stale));
+    let file = w.approvals(&[approve(&mut b, 1, &c2), newer]);
+    let out = sign_tx(&w, &second, Some(&file)).ok();
+    check_tx_signature(&out, &address);
+    let file = w.approvals(&[approve(&mut b, 0, &c3), stale]);
+    sign_tx(&w, &third, Some(&file)).refused("approvals-required", 3, "counter");
+    // Owner 3's fresh assertion: the third payment signs (6 of 10 ETH).
+    let file = w.approvals(&[approve(&mut b, 0, &c3), approve(&mut b, 2, &c3)]);
+    check_tx_signature(&sign_tx(&w, &third, Some(&file)).ok(), &address);
 }
