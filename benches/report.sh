@@ -36,6 +36,13 @@ rows = [
     ("EIP-712 parse + hash, Seaport order / raw k256", ("stages", "eip712_parse_and_hash/seaport_order"), ("stages", "raw_k256_sign_prehash_recoverable"), "(no target)", False),
     ("EIP-712 hash, Permit2 PermitSingle, parsed / raw k256", ("stages", "eip712_signing_hash/permit2_single"), ("stages", "raw_k256_sign_prehash_recoverable"), "(last keccak only)", False),
     ("EIP-712 parse + hash, Permit2 PermitSingle / raw k256", ("stages", "eip712_parse_and_hash/permit2_single"), ("stages", "raw_k256_sign_prehash_recoverable"), "(no target)", False),
+    # benches/jwe.rs: sealed secrets beside their raw primitives (target <= 1.10).
+    ("JWE seal ECDH-ES / raw primitives", ("jwe", "custody_seal_ecdh_es"), ("jwe", "raw_seal_ecdh_es"), "<= 1.10", False),
+    ("JWE seal ECDH-ES+A256KW / raw primitives", ("jwe", "custody_seal_ecdh_es_a256kw"), ("jwe", "raw_seal_ecdh_es_a256kw"), "<= 1.10", False),
+    ("JWE open ECDH-ES (vault) / raw primitives", ("jwe", "custody_open_ecdh_es_vault"), ("jwe", "raw_open_ecdh_es"), "<= 1.10", False),
+    ("JWE open ECDH-ES (audited vault) / raw primitives", ("jwe", "custody_open_ecdh_es_audited_vault"), ("jwe", "raw_open_ecdh_es"), "(audit record)", False),
+    ("JWE open ECDH-ES+A256KW (vault) / raw primitives", ("jwe", "custody_open_ecdh_es_a256kw_vault"), ("jwe", "raw_open_ecdh_es_a256kw"), "<= 1.10", False),
+    ("JWE open ECDH-ES+A256KW (audited vault) / raw primitives", ("jwe", "custody_open_ecdh_es_a256kw_audited_vault"), ("jwe", "raw_open_ecdh_es_a256kw"), "(audit record)", False),
     # With `--features secp256k1` (benches/secp256k1.rs): the vault signs with libsecp256k1.
     ("fast hot path (EIP-1559, libsecp256k1) / raw libsecp256k1", ("hot_path_secp256k1", "custody_sign_eip1559_software"), ("hot_path_secp256k1", "raw_libsecp256k1_sign_ecdsa_recoverable"), "<= 1.10", False),
     ("fast hot path (TOTP-gated, memory store) / raw libsecp256k1", ("hot_path_secp256k1", "custody_totp_gated_eip1559_memory"), ("hot_path_secp256k1", "raw_libsecp256k1_sign_ecdsa_recoverable"), "(gate + audit)", False),
