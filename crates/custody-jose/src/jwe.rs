@@ -607,14 +607,24 @@ impl Recipient {
         })
     }
 
-    /// The recipient of a pinned P-256 key (a local or KMS sealing key).
+    /// The recipient of a pinned P-256 or RSA key (a local, KMS or HSM
+    /// sealing key).
     ///
     /// # Errors
-    /// [`JoseError::InvalidKey`] for a key of another algorithm.
+    /// [`JoseError::InvalidKey`] for a key of another algorithm (or an RSA
+    /// key outside the JWK bounds).
     pub fn from_pinned(key: &PinnedKey) -> Result<Self, JoseError> {
         match key.public() {
             AnyPublicKey::P256(public) => Self::from_jwk(&Jwk::from_json(
                 recipient_jwk_json(public, None).as_bytes(),
+            )?),
+            AnyPublicKey::Rsa(public) => Self::from_jwk(&Jwk::from_json(
+                format!(
+                    r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                    b64::encode(public.exponent()),
+                    b64::encode(public.modulus())
+                )
+                .as_bytes(),
             )?),
             _ => Err(JoseError::InvalidKey {
                 what: "sealing keys are P-256 or RSA",
@@ -905,7 +915,8 @@ fn wrap(kek: &[u8], cek: &[u8; CEK_LEN]) -> Result<Vec<u8>, SealError> {
 ///
 /// # Errors
 /// [`OpenError::Jose`] for a JWE that does not parse, or an ECDH JWE for a
-/// key that is not P-256 ([`JoseError::AlgorithmMismatch`]);
+/// key that is not P-256 or an RSA one for a key that is not RSA
+/// ([`JoseError::AlgorithmMismatch`]);
 /// [`OpenError::ScopeMismatch`]; [`OpenError::DecryptionFailed`];
 /// [`OpenError::Backend`] for a gate's refusal, a backend that does not
 /// decrypt, or a backend failure.
@@ -945,9 +956,14 @@ pub async fn open_parsed(
             }
             Decryption::EcdhP256 { peer }
         }
-        (JweAlgorithm::RsaOaep256, None) => Decryption::RsaOaepSha256 {
-            ciphertext: &jwe.encrypted_key,
-        },
+        (JweAlgorithm::RsaOaep256, None) => {
+            if !matches!(key.public(), AnyPublicKey::Rsa(_)) {
+                return Err(JoseError::AlgorithmMismatch.into());
+            }
+            Decryption::RsaOaepSha256 {
+                ciphertext: &jwe.encrypted_key,
+            }
+        }
         // The parser pairs an epk with exactly the ECDH algorithms.
         _ => {
             return Err(JoseError::Malformed {

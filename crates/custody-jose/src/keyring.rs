@@ -48,8 +48,8 @@ pub struct SealingKeyring {
 }
 
 impl SealingKeyring {
-    /// A keyring for `scope` whose current key is `current` (a P-256 key
-    /// whose backend decrypts).
+    /// A keyring for `scope` whose current key is `current` (a P-256 or
+    /// RSA key whose backend decrypts).
     ///
     /// # Errors
     /// [`JoseError::InvalidKey`] for a key that is not a sealing key.

@@ -7,12 +7,11 @@
 
 use std::sync::Arc;
 
-use aes_gcm::aead::Nonce;
-use aes_gcm::{AeadInOut, Aes256Gcm, KeyInit, Tag};
 use custody_core::{
-    AuditOutcome, Audited, Authorization, DataKey, DecryptRequest, Decrypted, DecryptingBackend,
-    Denial, Error, KekId, KeyAlgorithm, KeyBackend, KeyId, KeyRef, LocalKek, MemoryAuditLog,
-    Pending, PinnedKey, PrivateKeyBytes, SharedBackend, SigningBackend, Vault, WalletScheme,
+    AnyPublicKey, AuditOutcome, Audited, Authorization, DataKey, DecryptRequest, Decrypted,
+    DecryptingBackend, Decryption, Denial, Error, KekId, KeyAlgorithm, KeyBackend, KeyId, KeyRef,
+    LocalKek, MemoryAuditLog, Pending, PinnedKey, PrivateKeyBytes, RsaPublicKey, SecretVec,
+    SharedBackend, SigningBackend, Vault, WalletScheme,
 };
 use custody_jose::jwe::{self, CompactJwe, JweAlgorithm, OpenError, Recipient, Scope};
 use custody_jose::{JoseError, b64};
@@ -158,18 +157,88 @@ fn jwcrypto_ecdh_jwes_open_through_audited_vault_with_one_record_each() {
     assert_eq!(w.audit.records().len(), 8);
 }
 
-/// RSA-OAEP-256 JWEs by jwcrypto: until the seam has an RSA key algorithm
-/// (the KMS RSA decrypt), the encrypted key is decrypted here by a
-/// **test-only stand-in** (the `rsa` crate with the vector's test key), and
-/// the parsed IV, tag and AAD open the content with `aes-gcm` directly: the
-/// parser reads jwcrypto's RSA JWEs exactly. Through the seam, a P-256
-/// key refuses the RSA operation before anything is asked.
-#[test]
-fn jwcrypto_rsa_oaep_256_jwes_parse_exactly_and_their_cek_opens_the_content() {
+/// A **test-only stand-in** for a backend holding an RSA key (KMS
+/// `Decrypt` with `RSAES_OAEP_SHA_256`, a PKCS#11 token): the `rsa`
+/// crate's private-key OAEP decryption with the vector's test key. Never
+/// in a library: the software vault holds no RSA key (RUSTSEC-2023-0071).
+struct RsaStandIn {
+    private: rsa::PrivateKey,
+    key: PinnedKey,
+}
+
+impl std::fmt::Debug for RsaStandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RsaStandIn")
+    }
+}
+
+impl KeyBackend for RsaStandIn {
+    fn name(&self) -> &str {
+        "rsa-stand-in"
+    }
+    fn decrypting(&self) -> Option<&dyn DecryptingBackend> {
+        Some(self)
+    }
+}
+
+impl DecryptingBackend for RsaStandIn {
+    fn decrypt<'a>(&'a self, request: DecryptRequest<'a>) -> Pending<'a, Result<Decrypted, Error>> {
+        let Decryption::RsaOaepSha256 { ciphertext } = request.decryption else {
+            return Pending::ready(Err(Error::Unsupported("RSA only")));
+        };
+        if request.key.public() != self.key.public() {
+            return Pending::ready(Err(Error::PublicKeyMismatch));
+        }
+        Pending::ready(
+            self.private
+                .decrypt(rsa::Oaep::<Sha256>::new(), ciphertext)
+                .map(|cek| Decrypted::new(SecretVec::new(cek)))
+                .map_err(|_| Error::DecryptionFailed),
+        )
+    }
+}
+
+/// The stand-in over `der` (PKCS#1), behind the audit layer, and its key.
+fn rsa_world(der: &[u8]) -> (Arc<MemoryAuditLog>, SharedBackend, PinnedKey) {
     use rsa::pkcs1::DecodeRsaPrivateKey;
+    let private = rsa::PrivateKey::from_pkcs1_der(der).unwrap();
+    let public = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(private.as_ref())
+        .unwrap()
+        .into_vec();
+    let key = PinnedKey::with_public(
+        KeyRef::Stored(KeyId::new("sealing-rsa").unwrap()),
+        None,
+        AnyPublicKey::Rsa(RsaPublicKey::from_pkcs1_der(&public).unwrap()),
+    );
+    let audit = Arc::new(MemoryAuditLog::new());
+    let inner = Arc::new(RsaStandIn {
+        private,
+        key: key.clone(),
+    });
+    let backend: SharedBackend = Arc::new(Audited::new(inner, audit.clone()));
+    (audit, backend, key)
+}
+
+fn open_with(
+    backend: &SharedBackend,
+    key: &PinnedKey,
+    token: &str,
+    scope: &Scope,
+) -> Result<Vec<u8>, OpenError> {
+    jwe::open(backend.as_ref(), key, token, scope, &Authorization::none())
+        .wait()
+        .map(|s| s.expose_secret().to_vec())
+}
+
+/// RSA-OAEP-256 JWEs by jwcrypto open through the seam
+/// (`Decryption::RsaOaepSha256` with an RSA `PinnedKey`), here through the
+/// audit layer over the test-only stand-in; a P-256 key is refused them
+/// before anything is asked.
+#[test]
+fn jwcrypto_rsa_oaep_256_jwes_open_through_the_seam_with_an_rsa_key() {
     let w = world();
     let der = hex::decode(w.v["keys"]["rsa_pkcs1_der"].as_str().unwrap()).unwrap();
-    let private = rsa::PrivateKey::from_pkcs1_der(&der).unwrap();
+    let (audit, backend, key) = rsa_world(&der);
     let mut seen = 0;
     for entry in w.v["sealed"].as_array().unwrap() {
         if entry["alg"] != "RSA-OAEP-256" {
@@ -179,30 +248,75 @@ fn jwcrypto_rsa_oaep_256_jwes_parse_exactly_and_their_cek_opens_the_content() {
         let parsed = CompactJwe::parse(token).unwrap();
         assert_eq!(parsed.header().alg(), JweAlgorithm::RsaOaep256);
         assert!(parsed.header().epk().is_none());
-        let cek = private
-            .decrypt(rsa::Oaep::<Sha256>::new(), parsed.encrypted_key())
-            .unwrap();
-        let cek: [u8; 32] = cek.try_into().unwrap();
-        let cipher = Aes256Gcm::new(&cek.into());
-        let nonce: &Nonce<Aes256Gcm> = parsed.iv().into();
-        let mut buffer = parsed.ciphertext().to_vec();
-        cipher
-            .decrypt_inout_detached(
-                nonce,
-                parsed.protected().as_bytes(),
-                buffer.as_mut_slice().into(),
-                &Tag::from(*parsed.tag()),
-            )
-            .unwrap();
-        assert_eq!(b64::encode(&buffer), entry["plaintext"].as_str().unwrap());
+        assert_eq!(parsed.encrypted_key().len(), 256);
+        let plaintext = open_with(&backend, &key, token, &w.scope).unwrap();
+        assert_eq!(
+            b64::encode(&plaintext),
+            entry["plaintext"].as_str().unwrap()
+        );
+        let records = audit.records();
+        let event = records.last().unwrap().event();
+        assert_eq!(event.op().as_str(), "decrypt");
+        assert_eq!(event.field("intent"), Some("unseal"));
+        assert_eq!(event.field("scheme"), Some("rsa-oaep-sha256"));
+        assert_eq!(event.field("scope"), Some("importer/api-keys"));
+        // A tampered encrypted key (bad OAEP padding) and a tampered tag:
+        // the same opaque error.
+        for bad in [flip(token, 1), flip(token, 4)] {
+            let e = open_with(&backend, &key, &bad, &w.scope).unwrap_err();
+            assert!(matches!(e, OpenError::DecryptionFailed), "{e:?}");
+        }
+        // The P-256 key is not asked an RSA operation.
         assert!(matches!(
             w.open(token),
-            Err(OpenError::Backend(Error::Unsupported(_)))
+            Err(OpenError::Jose(JoseError::AlgorithmMismatch))
         ));
         seen += 1;
     }
     assert_eq!(seen, 3);
-    assert!(w.audit.records().is_empty(), "no request was made");
+    assert_eq!(
+        audit.records().len(),
+        9,
+        "3 opens, 6 failures, each recorded"
+    );
+    assert!(
+        w.audit.records().is_empty(),
+        "the P-256 backend was never asked"
+    );
+}
+
+#[test]
+fn ours_rsa_oaep_256_open_through_the_seam_and_a_wrong_cek_length_is_opaque() {
+    let w = world();
+    let der = hex::decode(w.v["keys"]["rsa_pkcs1_der"].as_str().unwrap()).unwrap();
+    let (_, backend, key) = rsa_world(&der);
+    let recipient = Recipient::from_pinned(&key).unwrap();
+    assert_eq!(recipient.default_alg(), JweAlgorithm::RsaOaep256);
+    for len in [0usize, 1, 64, 5000] {
+        let plaintext = vec![0x33; len];
+        let token = jwe::seal(&recipient, &w.scope, &plaintext).unwrap();
+        assert_eq!(
+            open_with(&backend, &key, &token, &w.scope).unwrap(),
+            plaintext
+        );
+    }
+    // A CEK of 16 bytes, OAEP-encrypted correctly to the key: the padding
+    // checks out, the length does not; the same opaque error.
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    let private = rsa::PrivateKey::from_pkcs1_der(&der).unwrap();
+    let token = jwe::seal(&recipient, &w.scope, b"x").unwrap();
+    let short = private
+        .as_ref()
+        .encrypt(
+            &mut getrandom::SysRng,
+            rsa::Oaep::<Sha256>::new(),
+            &[7u8; 16],
+        )
+        .unwrap();
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = b64::encode(&short);
+    let e = open_with(&backend, &key, &parts.join("."), &w.scope).unwrap_err();
+    assert!(matches!(e, OpenError::DecryptionFailed), "{e:?}");
 }
 
 #[test]
