@@ -175,6 +175,29 @@ impl Chromium {
         result["result"]["value"].clone()
     }
 
+    /// Opens another page (tab) of the same browser, its own virtual
+    /// authenticators apart, and returns its session; the page
+    /// commands go to it until [`Chromium::switch`] says otherwise.
+    pub(crate) fn new_page(&mut self) -> String {
+        self.session = None;
+        let target = self.call("Target.createTarget", json!({"url": "about:blank"}));
+        let attached = self.call(
+            "Target.attachToTarget",
+            json!({"targetId": target["targetId"], "flatten": true}),
+        );
+        let session = attached["sessionId"].as_str().unwrap().to_owned();
+        self.session = Some(session.clone());
+        session
+    }
+
+    /// Sends the page commands that follow to the page of `session`.
+    /// The page is brought to the front: a browser lets only a
+    /// focused document run a WebAuthn ceremony.
+    pub(crate) fn switch(&mut self, session: &str) {
+        self.session = Some(session.to_owned());
+        self.call("Page.bringToFront", json!({}));
+    }
+
     /// Opens `url` and waits until the page has loaded.
     pub(crate) fn open(&mut self, url: &str) {
         self.call("Page.navigate", json!({"url": url}));

@@ -27,6 +27,10 @@ use custody_jose::jwe::{self, OpenError, Recipient, Scope};
 use serde_json::{Value, json};
 
 #[path = "../../../testing/chromium.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with cli_policy, which also opens several tabs"
+)]
 mod chromium;
 
 /// The API key the page seals (a made-up exchange secret).
