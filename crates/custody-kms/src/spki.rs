@@ -16,6 +16,21 @@
 const ID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 /// secp256k1, 1.3.132.0.10.
 const SECP256K1: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x0a];
+/// NIST P-256 (prime256v1), 1.2.840.10045.3.1.7.
+#[cfg(feature = "aws-kms")]
+const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// rsaEncryption, 1.2.840.113549.1.1.1.
+#[cfg(feature = "aws-kms")]
+const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+/// The DER `SubjectPublicKeyInfo` prefix of an uncompressed P-256 point
+/// (RFC 5480: id-ecPublicKey, prime256v1, a 66-byte BIT STRING): what KMS
+/// `DeriveSharedSecret` takes as the peer's public key.
+#[cfg(feature = "aws-kms")]
+pub(crate) const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
 
 /// Why a `SubjectPublicKeyInfo` is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +48,57 @@ pub(crate) enum SpkiError {
 /// # Errors
 /// [`SpkiError`] as documented on its variants. The point itself is
 /// checked by the caller (it must lie on the curve).
+#[cfg(any(feature = "fuzzing", test))]
 pub(crate) fn secp256k1_point(spki: &[u8]) -> Result<&[u8], SpkiError> {
+    ec_point(spki, SECP256K1)
+}
+
+/// The public key of a `SubjectPublicKeyInfo` of one of the algorithms the
+/// seam carries and KMS holds: an EC key on secp256k1 or P-256 (its point
+/// checked to be on the curve), or an `rsaEncryption` key
+/// ([`custody_core::RsaPublicKey::from_spki_der`]'s bounds).
+///
+/// # Errors
+/// [`SpkiError::Malformed`] for bad DER or a point off the curve,
+/// [`SpkiError::NotEc`] for another algorithm or an RSA key out of bounds,
+/// [`SpkiError::WrongCurve`] for another curve.
+#[cfg(feature = "aws-kms")]
+pub(crate) fn any_public_key(spki: &[u8]) -> Result<custody_core::AnyPublicKey, SpkiError> {
+    use custody_core::{AnyPublicKey, P256PublicKey, PublicKey, RsaPublicKey};
+    match ec_point(spki, SECP256K1) {
+        Ok(point) => {
+            return PublicKey::from_sec1_bytes(point)
+                .map(AnyPublicKey::Secp256k1)
+                .map_err(|_| SpkiError::Malformed);
+        }
+        Err(SpkiError::WrongCurve) => {}
+        Err(SpkiError::NotEc) => {
+            return match algorithm_oid(spki) {
+                Some(RSA_ENCRYPTION) => RsaPublicKey::from_spki_der(spki)
+                    .map(AnyPublicKey::Rsa)
+                    .map_err(|_| SpkiError::NotEc),
+                _ => Err(SpkiError::NotEc),
+            };
+        }
+        Err(e) => return Err(e),
+    }
+    let point = ec_point(spki, P256)?;
+    P256PublicKey::from_sec1_bytes(point)
+        .map(AnyPublicKey::P256)
+        .map_err(|_| SpkiError::Malformed)
+}
+
+/// The algorithm OID's content octets of a well-formed SPKI.
+#[cfg(feature = "aws-kms")]
+fn algorithm_oid(spki: &[u8]) -> Option<&[u8]> {
+    let (body, _) = tlv(spki, 0x30).ok()?;
+    let (algorithm, _) = tlv(body, 0x30).ok()?;
+    let (oid, _) = tlv(algorithm, 0x06).ok()?;
+    Some(oid)
+}
+
+/// The SEC 1 point of an EC `SubjectPublicKeyInfo` on the curve `curve_oid`.
+fn ec_point<'a>(spki: &'a [u8], curve_oid: &[u8]) -> Result<&'a [u8], SpkiError> {
     let (body, rest) = tlv(spki, 0x30)?;
     if !rest.is_empty() {
         return Err(SpkiError::Malformed);
@@ -52,7 +117,7 @@ pub(crate) fn secp256k1_point(spki: &[u8]) -> Result<&[u8], SpkiError> {
     if !rest.is_empty() {
         return Err(SpkiError::Malformed);
     }
-    if curve != SECP256K1 {
+    if curve != curve_oid {
         return Err(SpkiError::WrongCurve);
     }
     match bits.split_first() {
@@ -153,5 +218,42 @@ mod tests {
         let mut unused_bits = good.clone();
         unused_bits[22] = 1;
         assert_eq!(secp256k1_point(&unused_bits), Err(SpkiError::Malformed));
+    }
+
+    #[cfg(feature = "aws-kms")]
+    #[test]
+    fn reads_p256_and_rsa_keys_and_refuses_other_curves() {
+        use custody_core::{AnyPublicKey, KeyAlgorithm};
+        // A P-256 point made by RustCrypto, in the prefix DeriveSharedSecret takes.
+        let key = p256::SecretKey::from_slice(&[7; 32]).unwrap().public_key();
+        let point = custody_core::P256PublicKey::from(key).to_uncompressed();
+        let good = spki(ID_EC_PUBLIC_KEY, &curve(P256), &point);
+        assert_eq!(good[..26], P256_SPKI_PREFIX);
+        assert!(matches!(
+            any_public_key(&good),
+            Ok(AnyPublicKey::P256(k)) if k.to_uncompressed() == point
+        ));
+        // A point off the curve is malformed; P-384 is another curve.
+        let off = spki(ID_EC_PUBLIC_KEY, &curve(P256), &[4u8; 65]);
+        assert_eq!(any_public_key(&off), Err(SpkiError::Malformed));
+        let p384 = [0x2b, 0x81, 0x04, 0x00, 0x22];
+        let other = spki(ID_EC_PUBLIC_KEY, &curve(&p384), &point);
+        assert_eq!(any_public_key(&other), Err(SpkiError::WrongCurve));
+        // secp256k1 still reads as before (its generator, SEC 2 §2.4.1).
+        let g = hex::decode(concat!(
+            "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+            "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"
+        ))
+        .unwrap();
+        let good = spki(ID_EC_PUBLIC_KEY, &curve(SECP256K1), &g);
+        assert_eq!(
+            any_public_key(&good).map(|k| k.algorithm()),
+            Ok(KeyAlgorithm::Secp256k1)
+        );
+        // An RSA algorithm with a bit string that is no RSAPublicKey.
+        assert_eq!(
+            any_public_key(&spki(RSA_ENCRYPTION, &[0x05, 0x00], &point)),
+            Err(SpkiError::NotEc)
+        );
     }
 }

@@ -215,13 +215,14 @@ fn client_built_once_not_per_signature() {
 }
 
 #[test]
-fn pin_refuses_keys_that_are_not_secp256k1() {
-    let Some(ep) = endpoint("pin_refuses_keys_that_are_not_secp256k1") else {
+fn pin_refuses_keys_of_specs_custody_does_not_use() {
+    let Some(ep) = endpoint("pin_refuses_keys_of_specs_custody_does_not_use") else {
         return;
     };
     let emu = Emulator::new(&ep);
     let backend = KmsSigner::new(emu.client.clone());
-    for spec in [KeySpec::EccNistP256, KeySpec::Rsa2048] {
+    // P-256 and RSA keys pin (tests/aws_kms_algorithms.rs); other curves not.
+    for spec in [KeySpec::EccNistP384, KeySpec::EccNistP521] {
         let id = emu.create_key(spec.clone(), KeyUsageType::SignVerify);
         let e = backend.pin(&stored(&id)).wait().unwrap_err();
         assert_eq!(kms_error(&e).kind(), "wrong-key-usage", "{spec:?}: {e:?}");
@@ -823,6 +824,7 @@ fn wrong_key_usage_is_typed() {
         .output(move || {
             GetPublicKeyOutput::builder()
                 .key_id("k")
+                .key_spec(KeySpec::EccNistP384)
                 .public_key(Blob::new(spki.clone()))
                 .build()
         })
@@ -830,7 +832,7 @@ fn wrong_key_usage_is_typed() {
             GetPublicKeyOutput::builder()
                 .key_id("k")
                 .key_spec(KeySpec::EccNistP256)
-                .key_usage(KeyUsageType::SignVerify)
+                .key_usage(KeyUsageType::EncryptDecrypt)
                 .public_key(Blob::new(vec![0x30, 0x00]))
                 .build()
         })

@@ -18,7 +18,8 @@ mod suite;
 use std::sync::Arc;
 
 use custody_core::{
-    DataKey, KekId, KeyId, KeyRef, LocalKek, PrivateKeyBytes, SharedBackend, Vault, WalletScheme,
+    DataKey, KekId, KeyAlgorithm, KeyId, KeyRef, LocalKek, PrivateKeyBytes, SharedBackend, Vault,
+    WalletScheme,
 };
 
 /// The embedded default: a local KEK (two, for the wrong-KEK check) and a
@@ -39,7 +40,25 @@ fn software() -> (SharedBackend, SharedBackend, KekId, KekId, KeyRef) {
             PrivateKeyBytes::from_slice(&[0x07; 32]).unwrap(),
         )
         .unwrap();
+    vault
+        .insert_algorithm_key(
+            KeyId::new(P256_KEY).unwrap(),
+            KeyAlgorithm::P256,
+            PrivateKeyBytes::from_slice(&[0x09; 32]).unwrap(),
+        )
+        .unwrap();
     (Arc::new(vault), kek_backend, kek, other, KeyRef::Stored(id))
+}
+
+/// The software vault's P-256 key (it signs and agrees).
+const P256_KEY: &str = "p256";
+
+/// The records of a P-256 signature and agreement, as the software vault
+/// leaves them: what every other backend is compared with.
+fn reference_p256_behaviour() -> suite::P256Behaviour {
+    let (signer, ..) = software();
+    let key = KeyRef::Stored(KeyId::new(P256_KEY).unwrap());
+    suite::p256_signs_and_agrees(signer, key.clone(), key)
 }
 
 /// The behaviour every backend must share with the embedded default, as
@@ -72,6 +91,10 @@ fn software_vault_and_local_kek_conform() {
         ["totp-required", "totp-invalid", "", "totp-replayed"]
     );
     assert!(enrolled.1.2.contains("totp-step"), "{:?}", enrolled.1);
+    let p256 = reference_p256_behaviour();
+    assert_eq!(p256.len(), 6);
+    assert_eq!(p256[0].0, "sign");
+    assert_eq!(p256[5].0, "decrypt");
 }
 
 #[cfg(feature = "aws-kms")]
@@ -107,6 +130,20 @@ fn aws_kms_conforms() {
     suite::capabilities_are_honest(&kek_backend, None);
     assert!(kek_backend.signing().is_none());
     assert!(signer.exporting().is_none(), "a KMS key cannot leave");
+    // P-256: KMS keys sign (SIGN_VERIFY) or agree (KEY_AGREEMENT), not both.
+    {
+        use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+        let sign = emu.create_key(KeySpec::EccNistP256, KeyUsageType::SignVerify);
+        let agree = emu.create_key(KeySpec::EccNistP256, KeyUsageType::KeyAgreement);
+        assert_eq!(
+            suite::p256_signs_and_agrees(
+                signer.clone(),
+                KeyRef::Stored(KeyId::new(sign).unwrap()),
+                KeyRef::Stored(KeyId::new(agree).unwrap()),
+            ),
+            reference_p256_behaviour()
+        );
+    }
 
     let (gate, enrolled) = reference_behaviour();
     assert_eq!(

@@ -339,3 +339,95 @@ pub(crate) fn enrolled_wallet_through_the_gate(kek_backend: SharedBackend) -> En
         .unwrap();
     (kinds, shape(signed.event()))
 }
+
+/// What a P-256 key's ES256 signature and ECDH agreement through
+/// `Audited(backend)` leave in the audit log: the records' shapes.
+pub(crate) type P256Behaviour = Vec<RecordShape>;
+
+/// A P-256 key of `backend` (`sign_key`: one that signs; `agree_key`: one
+/// that agrees, the same key where the backend allows both) through the
+/// audit layer: each ES256 signature verifies with `p256` against the
+/// pinned key and is refused for another digest; each ECDH answer equals
+/// `p256`'s agreement of a local ephemeral secret with the pinned key; the
+/// shared secret appears in no record. Returns the records' shapes, which
+/// must be the same for every backend.
+pub(crate) fn p256_signs_and_agrees(
+    backend: SharedBackend,
+    sign_key: KeyRef,
+    agree_key: KeyRef,
+) -> P256Behaviour {
+    use custody_core::{
+        AnyPublicKey, DecryptRequest, Decryption, IntentKind, KeyAlgorithm, P256PublicKey,
+        SignatureScheme,
+    };
+    use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+    let audit = Arc::new(MemoryAuditLog::new());
+    let audited: SharedBackend = Arc::new(Audited::new(backend, audit.clone()));
+    assert!(Capabilities::of(audited.as_ref()).decrypting);
+
+    let signer = KeySigner::pin(audited.clone(), sign_key).wait().unwrap();
+    assert_eq!(signer.key().algorithm(), KeyAlgorithm::P256);
+    let AnyPublicKey::P256(public) = signer.key().public() else {
+        panic!("a P-256 key");
+    };
+    let verifying = p256::ecdsa::VerifyingKey::from(public.as_p256());
+    for i in 0..3 {
+        let d = digest(i);
+        let sig = signer
+            .sign_with(
+                SignatureScheme::EcdsaP256Sha256,
+                &d.0,
+                Intent::typed(IntentKind::Jwt, &i),
+                &Authorization::none(),
+            )
+            .wait()
+            .unwrap();
+        let sig = p256::ecdsa::Signature::from_slice(sig.as_bytes()).unwrap();
+        verifying.verify_prehash(&d.0, &sig).unwrap();
+        assert!(verifying.verify_prehash(&digest(i + 100).0, &sig).is_err());
+    }
+
+    let agreeing = KeySigner::pin(audited.clone(), agree_key).wait().unwrap();
+    let AnyPublicKey::P256(public) = agreeing.key().public() else {
+        panic!("a P-256 key");
+    };
+    let mut secrets = Vec::new();
+    for seed in 1u8..=3 {
+        let ephemeral = p256::SecretKey::from_slice(&[seed; 32]).unwrap();
+        let expected =
+            p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), public.as_p256().as_affine());
+        let peer = P256PublicKey::from(ephemeral.public_key());
+        let auth = Authorization::none();
+        let request = DecryptRequest::new(
+            agreeing.key(),
+            digest(u32::from(seed)),
+            Decryption::EcdhP256 { peer: &peer },
+            Intent::typed(IntentKind::Unseal, &()).with_note("scope", "svc/purpose"),
+            &auth,
+        )
+        .unwrap();
+        let z = audited
+            .decrypting()
+            .unwrap()
+            .decrypt(request)
+            .wait()
+            .unwrap();
+        assert_eq!(
+            z.secret.expose_secret(),
+            expected.raw_secret_bytes().as_slice()
+        );
+        secrets.push(hex::encode(expected.raw_secret_bytes()));
+    }
+    let records = audit.records();
+    assert_eq!(records.len(), 6);
+    for r in &records {
+        assert_eq!(r.event().outcome(), AuditOutcome::Success);
+        assert_eq!(r.event().field("algorithm"), Some("P-256"));
+        assert!(
+            r.event()
+                .fields()
+                .all(|(_, v)| secrets.iter().all(|s| !v.contains(s.as_str())))
+        );
+    }
+    records.iter().map(|r| shape(r.event())).collect()
+}

@@ -1,0 +1,486 @@
+//! KMS keys of the other algorithms, against the emulator (moto through
+//! `../shared/tools/moto_kms_server.py`, real `aws-sdk-kms`): every answer
+//! checked by an independent computation with the key's public half as
+//! `GetPublicKey` returned it.
+//!
+//! - `ECC_NIST_P256` `SIGN_VERIFY`: ES256 signatures verified by `p256`.
+//! - `RSA_2048/3072/4096` `SIGN_VERIFY`: `RSASSA_PKCS1_V1_5_SHA_256` and
+//!   `RSASSA_PSS_SHA_256` verified by `rsa` (PSS salt 32).
+//! - `ECC_NIST_P256` `KEY_AGREEMENT`: `DeriveSharedSecret` equals `p256`'s
+//!   ECDH of a local ephemeral secret with the KMS key's public key.
+//! - `RSA_*` `ENCRYPT_DECRYPT`: what `rsa` encrypts with RSAES-OAEP-SHA256
+//!   to the public key, KMS `Decrypt` returns; a tampered ciphertext is the
+//!   opaque `DecryptionFailed`.
+//! - Keys of the wrong usage or spec: typed errors (from KMS, or at pinning).
+//!
+//! Skipped, saying so, when `CUSTODY_TEST_KMS_ENDPOINT` is unset; the
+//! `GetPublicKey` checks of key specs the emulator omits run on the SDK's
+//! mocks, always.
+#![cfg(feature = "aws-kms")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test fixtures and helpers panic on failure, like the tests that call them"
+)]
+
+use std::sync::Arc;
+
+use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kms::operation::get_public_key::GetPublicKeyOutput;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use custody_core::{
+    AnyPublicKey, AuditOutcome, Audited, Authorization, Capabilities, DecryptRequest, Decryption,
+    Digest32, Error, Intent, IntentKind, KeyAlgorithm, KeyId, KeyRef, KeySigner, MemoryAuditLog,
+    P256PublicKey, SharedBackend, SignatureScheme, SigningBackend,
+};
+use custody_kms::{KmsClient, KmsError, KmsSigner, RetryPolicy};
+use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+use rsa::pkcs8::DecodePublicKey as _;
+use sha2::Digest as _;
+
+#[path = "support/aws.rs"]
+#[allow(dead_code, reason = "shared with aws_kms.rs, which uses more of it")]
+mod fixture;
+use fixture::*;
+
+fn stored(id: &str) -> KeyRef {
+    KeyRef::Stored(KeyId::new(id).unwrap())
+}
+
+fn kms_error(e: &Error) -> &KmsError {
+    match e {
+        Error::Backend { source: src, .. } => src
+            .downcast_ref::<KmsError>()
+            .unwrap_or_else(|| panic!("not a KmsError: {e:?}")),
+        other => panic!("not a backend error: {other:?}"),
+    }
+}
+
+/// The DER SPKI `GetPublicKey` returns for `key`, fetched with the SDK
+/// directly (not through custody).
+fn spki_of(emu: &Emulator, key: &str) -> Vec<u8> {
+    let sdk = emu.sdk.clone();
+    let key = key.to_owned();
+    emu.client.runtime().block_on_spawned(async move {
+        sdk.get_public_key()
+            .key_id(key)
+            .send()
+            .await
+            .unwrap()
+            .public_key
+            .unwrap()
+            .into_inner()
+    })
+}
+
+/// A P-256 key from its SPKI, read by `p256` (the fixed RFC 5480 prefix,
+/// then the uncompressed point).
+fn p256_of(spki: &[u8]) -> p256::PublicKey {
+    let prefix = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    assert_eq!(spki[..26], prefix[..], "a P-256 SPKI");
+    p256::PublicKey::from_sec1_bytes(&spki[26..]).unwrap()
+}
+
+fn digests() -> impl Iterator<Item = [u8; 32]> {
+    (0u8..4).map(|i| sha2::Sha256::digest([b'j', b'w', b't', i]).into())
+}
+
+fn audited(emu: &Emulator) -> (SharedBackend, Arc<MemoryAuditLog>) {
+    let audit = Arc::new(MemoryAuditLog::new());
+    let backend: SharedBackend = Arc::new(Audited::new(
+        Arc::new(KmsSigner::new(emu.client.clone())),
+        audit.clone(),
+    ));
+    (backend, audit)
+}
+
+fn sign(signer: &KeySigner, scheme: SignatureScheme, digest: &[u8; 32]) -> Result<Vec<u8>, Error> {
+    signer
+        .sign_with(
+            scheme,
+            digest,
+            Intent::typed(IntentKind::Jwt, &"claims"),
+            &Authorization::none(),
+        )
+        .wait()
+        .map(|s| s.to_bytes())
+}
+
+fn decrypt(
+    backend: &SharedBackend,
+    signer: &KeySigner,
+    decryption: Decryption<'_>,
+) -> Result<Vec<u8>, Error> {
+    let auth = Authorization::none();
+    let intent = Intent::typed(IntentKind::Unseal, &()).with_note("scope", "importer/api-keys");
+    let request = DecryptRequest::new(
+        signer.key(),
+        Digest32([0xcd; 32]),
+        decryption,
+        intent,
+        &auth,
+    )?;
+    backend
+        .decrypting()
+        .unwrap()
+        .decrypt(request)
+        .wait()
+        .map(|d| d.secret.expose_secret().to_vec())
+}
+
+#[test]
+fn p256_keys_sign_es256_that_p256_verifies() {
+    let Some(ep) = endpoint("p256_keys_sign_es256_that_p256_verifies") else {
+        return;
+    };
+    let emu = Emulator::new(&ep);
+    let id = emu.create_key(KeySpec::EccNistP256, KeyUsageType::SignVerify);
+    let (backend, audit) = audited(&emu);
+    let signer = KeySigner::pin(backend, stored(&id)).wait().unwrap();
+    let public = p256_of(&spki_of(&emu, &id));
+    assert_eq!(
+        signer.key().public(),
+        &AnyPublicKey::P256(P256PublicKey::from(public))
+    );
+    let verifying = p256::ecdsa::VerifyingKey::from(&public);
+    for digest in digests() {
+        let sig = sign(&signer, SignatureScheme::EcdsaP256Sha256, &digest).unwrap();
+        assert_eq!(sig.len(), 64, "JOSE r‖s, not KMS's DER");
+        let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+        verifying.verify_prehash(&digest, &sig).unwrap();
+        let mut other = digest;
+        other[0] ^= 1;
+        assert!(verifying.verify_prehash(&other, &sig).is_err());
+    }
+    // A secp256k1 scheme on the P-256 key is refused before KMS is asked.
+    assert!(matches!(
+        sign(&signer, SignatureScheme::EcdsaSecp256k1, &[1; 32]),
+        Err(Error::Unsupported(_))
+    ));
+    let records = audit.records();
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        assert_eq!(r.event().outcome(), AuditOutcome::Success);
+        assert_eq!(r.event().field("algorithm"), Some("P-256"));
+        assert_eq!(r.event().field("scheme"), Some("ecdsa-p256-sha256"));
+        assert_eq!(r.event().field("intent"), Some("jwt"));
+    }
+}
+
+#[test]
+fn rsa_keys_sign_pkcs1_and_pss_that_rsa_verifies() {
+    let Some(ep) = endpoint("rsa_keys_sign_pkcs1_and_pss_that_rsa_verifies") else {
+        return;
+    };
+    let emu = Emulator::new(&ep);
+    let (backend, audit) = audited(&emu);
+    for (spec, bits) in [
+        (KeySpec::Rsa2048, 2048),
+        (KeySpec::Rsa3072, 3072),
+        (KeySpec::Rsa4096, 4096),
+    ] {
+        let id = emu.create_key(spec, KeyUsageType::SignVerify);
+        let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
+        let spki = spki_of(&emu, &id);
+        let AnyPublicKey::Rsa(pinned) = signer.key().public() else {
+            panic!("an RSA key");
+        };
+        assert_eq!(pinned.bits(), bits);
+        assert_eq!(pinned.to_spki_der(), spki, "pinned as KMS encodes it");
+        let public = rsa::PublicKey::from_public_key_der(&spki).unwrap();
+        for digest in digests().take(2) {
+            let sig = sign(&signer, SignatureScheme::RsaPkcs1Sha256, &digest).unwrap();
+            assert_eq!(sig.len(), bits / 8);
+            public
+                .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig)
+                .unwrap();
+            let sig = sign(&signer, SignatureScheme::RsaPssSha256, &digest).unwrap();
+            public
+                .verify(rsa::Pss::<sha2::Sha256>::new_with_salt(32), &digest, &sig)
+                .unwrap();
+            // PSS is randomized: a second signature differs and verifies.
+            let again = sign(&signer, SignatureScheme::RsaPssSha256, &digest).unwrap();
+            assert_ne!(sig, again);
+            public
+                .verify(rsa::Pss::<sha2::Sha256>::new_with_salt(32), &digest, &again)
+                .unwrap();
+        }
+    }
+    let records = audit.records();
+    assert_eq!(records.len(), 3 * 2 * 3);
+    for r in &records {
+        assert_eq!(r.event().field("algorithm"), Some("RSA"));
+        // The fingerprint, not the modulus.
+        assert_eq!(r.event().field("public-key").unwrap().len(), 64);
+    }
+}
+
+#[test]
+fn derive_shared_secret_equals_p256_ecdh_with_a_local_ephemeral_key() {
+    let Some(ep) = endpoint("derive_shared_secret_equals_p256_ecdh_with_a_local_ephemeral_key")
+    else {
+        return;
+    };
+    let emu = Emulator::new(&ep);
+    let id = emu.create_key(KeySpec::EccNistP256, KeyUsageType::KeyAgreement);
+    let (backend, audit) = audited(&emu);
+    assert!(Capabilities::of(backend.as_ref()).decrypting);
+    let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
+    let kms_public = p256_of(&spki_of(&emu, &id));
+    let mut secrets = Vec::new();
+    for seed in 1u8..=4 {
+        let ephemeral = p256::SecretKey::from_slice(&[seed; 32]).unwrap();
+        let expected =
+            p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), kms_public.as_affine());
+        let peer = P256PublicKey::from(ephemeral.public_key());
+        let z = decrypt(&backend, &signer, Decryption::EcdhP256 { peer: &peer }).unwrap();
+        assert_eq!(z.as_slice(), expected.raw_secret_bytes().as_slice());
+        secrets.push(hex::encode(z));
+    }
+    let records = audit.records();
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        let event = r.event();
+        assert_eq!(event.op().as_str(), "decrypt");
+        assert_eq!(event.outcome(), AuditOutcome::Success);
+        assert_eq!(event.field("scheme"), Some("ecdh-p256"));
+        assert_eq!(event.field("scope"), Some("importer/api-keys"));
+        assert!(
+            event
+                .fields()
+                .all(|(_, v)| secrets.iter().all(|s| !v.contains(s.as_str())))
+        );
+    }
+}
+
+#[test]
+fn kms_rsa_oaep_decrypt_returns_what_rsa_encrypted_to_its_public_key() {
+    let Some(ep) = endpoint("kms_rsa_oaep_decrypt_returns_what_rsa_encrypted_to_its_public_key")
+    else {
+        return;
+    };
+    let emu = Emulator::new(&ep);
+    let (backend, audit) = audited(&emu);
+    for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072] {
+        let id = emu.create_key(spec, KeyUsageType::EncryptDecrypt);
+        let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
+        assert_eq!(signer.key().algorithm(), KeyAlgorithm::Rsa);
+        let public = rsa::PublicKey::from_public_key_der(&spki_of(&emu, &id)).unwrap();
+        for len in [16usize, 32, 64] {
+            let cek: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let ciphertext = public
+                .encrypt(
+                    &mut getrandom::SysRng,
+                    rsa::Oaep::<sha2::Sha256>::new(),
+                    &cek,
+                )
+                .unwrap();
+            let plain = decrypt(
+                &backend,
+                &signer,
+                Decryption::RsaOaepSha256 {
+                    ciphertext: &ciphertext,
+                },
+            )
+            .unwrap();
+            assert_eq!(plain, cek);
+            // One bit flipped: the opaque decryption failure.
+            let mut tampered = ciphertext.clone();
+            tampered[len] ^= 0x10;
+            assert!(matches!(
+                decrypt(
+                    &backend,
+                    &signer,
+                    Decryption::RsaOaepSha256 {
+                        ciphertext: &tampered,
+                    },
+                ),
+                Err(Error::DecryptionFailed)
+            ));
+        }
+        // OAEP with a label is not KMS's (empty label): refused as tampered.
+        let labelled = public
+            .encrypt(
+                &mut getrandom::SysRng,
+                rsa::Oaep::<sha2::Sha256>::new_with_label(&b"custody"[..]),
+                b"cek",
+            )
+            .unwrap();
+        assert!(matches!(
+            decrypt(
+                &backend,
+                &signer,
+                Decryption::RsaOaepSha256 {
+                    ciphertext: &labelled
+                },
+            ),
+            Err(Error::DecryptionFailed)
+        ));
+    }
+    let records = audit.records();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.event().outcome() == AuditOutcome::Failed)
+    );
+    assert!(records.iter().all(|r| r.event().op().as_str() == "decrypt"));
+}
+
+#[test]
+fn keys_of_the_wrong_usage_are_refused_with_typed_errors() {
+    let Some(ep) = endpoint("keys_of_the_wrong_usage_are_refused_with_typed_errors") else {
+        return;
+    };
+    let emu = Emulator::new(&ep);
+    let (backend, _audit) = audited(&emu);
+    // ECDH with a P-256 signing key: KMS refuses it.
+    let id = emu.create_key(KeySpec::EccNistP256, KeyUsageType::SignVerify);
+    let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
+    let peer = P256PublicKey::from(p256::SecretKey::from_slice(&[9; 32]).unwrap().public_key());
+    let e = decrypt(&backend, &signer, Decryption::EcdhP256 { peer: &peer }).unwrap_err();
+    assert_eq!(kms_error(&e).kind(), "wrong-key-usage", "{e:?}");
+    // RSA-OAEP with that P-256 key: refused before KMS is asked.
+    assert!(matches!(
+        decrypt(
+            &backend,
+            &signer,
+            Decryption::RsaOaepSha256 {
+                ciphertext: &[1; 256]
+            }
+        ),
+        Err(Error::Unsupported(_))
+    ));
+    // Decrypt with an RSA signing key: KMS refuses it.
+    let id = emu.create_key(KeySpec::Rsa2048, KeyUsageType::SignVerify);
+    let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
+    let e = decrypt(
+        &backend,
+        &signer,
+        Decryption::RsaOaepSha256 {
+            ciphertext: &[1; 256],
+        },
+    )
+    .unwrap_err();
+    assert_eq!(kms_error(&e).kind(), "wrong-key-usage", "{e:?}");
+    // ES256 with the RSA key, ECDH with it: refused before KMS is asked.
+    assert!(matches!(
+        sign(&signer, SignatureScheme::EcdsaP256Sha256, &[1; 32]),
+        Err(Error::Unsupported(_))
+    ));
+    assert!(matches!(
+        decrypt(&backend, &signer, Decryption::EcdhP256 { peer: &peer }),
+        Err(Error::Unsupported(_))
+    ));
+    // Curves custody does not use are refused at pinning.
+    for spec in [KeySpec::EccNistP384, KeySpec::EccNistP521] {
+        let id = emu.create_key(spec.clone(), KeyUsageType::SignVerify);
+        let e = backend
+            .signing()
+            .unwrap()
+            .pin(&stored(&id))
+            .wait()
+            .unwrap_err();
+        assert_eq!(kms_error(&e).kind(), "wrong-key-usage", "{spec:?}: {e:?}");
+    }
+}
+
+// ---------------------------------------------- GetPublicKey, mocked
+
+fn mocked(rules: &[&Rule]) -> KmsClient {
+    let interceptor = rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
+        |i, r| i.with_rule(r),
+    );
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "custody-test",
+        ))
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    KmsClient::with_own_runtime(&aws_sdk_kms::Client::from_conf(config))
+        .unwrap()
+        .with_retry_policy(RetryPolicy::new().with_max_attempts(1))
+}
+
+#[test]
+fn pinning_checks_the_spec_and_usage_against_the_spki() {
+    let p256_spki = {
+        let mut v = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+        let point = p256::SecretKey::from_slice(&[5; 32]).unwrap().public_key();
+        v.extend_from_slice(&P256PublicKey::from(point).to_uncompressed());
+        v
+    };
+    let answer = |spec: KeySpec, usage: KeyUsageType, spki: &[u8]| {
+        let spki = spki.to_vec();
+        move || {
+            GetPublicKeyOutput::builder()
+                .key_id("k")
+                .key_spec(spec.clone())
+                .key_usage(usage.clone())
+                .public_key(Blob::new(spki.clone()))
+                .build()
+        }
+    };
+    let cases: Vec<(KeySpec, KeyUsageType, Option<&str>)> = vec![
+        (KeySpec::EccNistP256, KeyUsageType::SignVerify, None),
+        (KeySpec::EccNistP256, KeyUsageType::KeyAgreement, None),
+        (
+            KeySpec::EccNistP256,
+            KeyUsageType::EncryptDecrypt,
+            Some("wrong-key-usage"),
+        ),
+        // The spec names another algorithm than the SPKI.
+        (
+            KeySpec::Rsa2048,
+            KeyUsageType::SignVerify,
+            Some("wrong-key-usage"),
+        ),
+        (
+            KeySpec::EccSecgP256K1,
+            KeyUsageType::SignVerify,
+            Some("wrong-key-usage"),
+        ),
+        (
+            KeySpec::EccNistP384,
+            KeyUsageType::SignVerify,
+            Some("wrong-key-usage"),
+        ),
+        (
+            KeySpec::SymmetricDefault,
+            KeyUsageType::EncryptDecrypt,
+            Some("wrong-key-usage"),
+        ),
+    ];
+    for (spec, usage, expected) in cases {
+        let rule = mock!(aws_sdk_kms::Client::get_public_key).then_output(answer(
+            spec.clone(),
+            usage.clone(),
+            &p256_spki,
+        ));
+        let signer = KmsSigner::new(mocked(&[&rule]));
+        let result = signer.pin(&stored("alias/k")).wait();
+        match expected {
+            None => assert_eq!(
+                result.unwrap().algorithm(),
+                KeyAlgorithm::P256,
+                "{spec:?} {usage:?}"
+            ),
+            Some(kind) => {
+                assert_eq!(
+                    kms_error(&result.unwrap_err()).kind(),
+                    kind,
+                    "{spec:?} {usage:?}"
+                );
+            }
+        }
+    }
+}
