@@ -103,6 +103,14 @@ pub(crate) enum Command {
     /// The quorum boot of a Nitro enclave: split, seal, boot.
     #[command(subcommand)]
     Quorum(crate::quorum::args::QuorumCommand),
+    /// JWTs: sign with any key through the gates, verify against a JWKS.
+    #[command(subcommand)]
+    Jwt(crate::jose::JwtCommand),
+    /// Print the public JWK Set of keys (RFC 7517; each `kid` its RFC 7638
+    /// thumbprint): keys of the keystore by id, external keys by URI.
+    ///
+    /// Example: custody jwks --key-id p256-0123456789abcdef --key aws-kms:alias/jwt
+    Jwks(crate::jose::JwksArgs),
 }
 
 /// `custody attestation ...`.
@@ -278,7 +286,9 @@ pub(crate) struct RegisterArgs {
     /// key however it is named later.
     #[arg(long, value_name = "URI", conflicts_with_all = ["wallet", "key_id"])]
     pub(crate) key: Option<String>,
-    /// An imported key's id.
+    /// A key of the keystore by id (imported, or generated of any
+    /// algorithm: a P-256 or Ed25519 key's JWTs and unseals then need a
+    /// code as a transaction does).
     #[arg(long, value_name = "K", conflicts_with_all = ["wallet", "key"])]
     pub(crate) key_id: Option<String>,
     /// The issuer shown by authenticator apps (default: custody).
@@ -390,6 +400,14 @@ pub(crate) enum KeystoreCommand {
     ///
     /// Example: custody keystore rewrap --kek aws-kms:alias/custody-root
     Rewrap(RewrapArgs),
+    /// Generate a fresh signing key of an algorithm in the keystore
+    /// (secp256k1, P-256 or Ed25519), sealed under the keystore's KEK like
+    /// every secret; it signs by its id (--key-id).
+    ///
+    /// Prints {"keyId", "jwk"} (the public JWK).
+    ///
+    /// Example: custody keystore generate --alg P-256
+    Generate(crate::jose::GenerateArgs),
 }
 
 /// `custody keystore rewrap`.

@@ -51,6 +51,18 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Challenge(c) => policy_command(&ctx, PolicyRun::Challenge(c)),
         Command::Policy(c) => policy_command(&ctx, PolicyRun::Policy(c)),
         Command::Quorum(q) => crate::quorum::run(q),
+        Command::Keystore(KeystoreCommand::Generate(a)) => crate::jose::generate(&ctx.open()?, &a),
+        Command::Jwt(crate::jose::JwtCommand::Sign(a)) => jwt_sign(&ctx, &a),
+        Command::Jwt(crate::jose::JwtCommand::Verify(a)) => crate::jose::verify(&a),
+        Command::Jwks(a) => {
+            // External keys alone need no keystore.
+            let ks = if a.key_id.is_empty() {
+                None
+            } else {
+                Some(ctx.open()?)
+            };
+            crate::jose::jwks(ks.as_ref(), &a)
+        }
     }
 }
 
@@ -341,7 +353,7 @@ fn derive(ctx: &Context, k: &KeyArgs) -> Result<Value, CliError> {
     Ok(key_json(&signer, k))
 }
 
-fn consent(code: Option<&String>) -> Authorization {
+pub(crate) fn consent(code: Option<&String>) -> Authorization {
     code.map_or_else(Authorization::none, |c| Authorization::totp(c.as_str()))
 }
 
@@ -481,7 +493,7 @@ fn parse_private_key_hex(raw: &[u8]) -> Result<PrivateKeyBytes, CliError> {
 }
 
 /// Reads a file argument, or stdin for `-`.
-fn read_input(arg: &str, flag: &str) -> Result<String, CliError> {
+pub(crate) fn read_input(arg: &str, flag: &str) -> Result<String, CliError> {
     let bytes = if arg == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
@@ -628,10 +640,12 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
                 .wait()?
         }
         (None, None, Some(id)) => {
+            // A key of any algorithm: a generated P-256 or Ed25519 key is
+            // enrolled by its algorithm and public key.
             let id = KeyId::new(id.as_str()).map_err(|e| CliError::from(e).context("--key-id"))?;
-            let pinned = pin_ref(ks.backend(), KeyRef::Stored(id.clone()))?;
-            let public = pinned.public_key();
-            registry.enrol_key(id.as_str(), public, mode).wait()?
+            let pinned = crate::jose::pin_any(ks.backend(), KeyRef::Stored(id.clone()))?;
+            let public = pinned.key().public().clone();
+            registry.enrol_any_key(id.as_str(), &public, mode).wait()?
         }
         _ => {
             return Err(CliError::bad_input(
@@ -650,6 +664,19 @@ fn totp_register(ctx: &Context, a: &RegisterArgs) -> Result<Value, CliError> {
         "uri": enrolment.to_uri().as_str(),
         "secret": enrolment.secret_base32().as_str(),
     }))
+}
+
+/// `custody jwt sign`: the key a command names (`--key URI`, a wallet's
+/// key, a key of the keystore by id) behind the same gates and audit
+/// layer as a transaction.
+fn jwt_sign(ctx: &Context, a: &crate::jose::JwtSignArgs) -> Result<Value, CliError> {
+    let ks = ctx.open()?;
+    let (gated_backend, key) = match external(&a.key)? {
+        Some((inner, key)) => (gated(&ks, inner)?, key),
+        None => (backend(&ks)?, key_ref(&a.key)?),
+    };
+    let signer = crate::jose::pin_any(gated_backend, key)?;
+    crate::jose::sign(&signer, a)
 }
 
 /// The new passphrase of `keystore rewrap --kek passphrase`.

@@ -9,6 +9,7 @@ mod attestation;
 mod backends;
 mod commands;
 mod error;
+mod jose;
 mod policy;
 mod quorum;
 mod state;

@@ -310,15 +310,17 @@ impl ErrorReport {
     }
 
     /// The status a kind maps to, the `custody` CLI's exit code and the C
-    /// ABI's return value: 2 for bad input or usage (`bad-input`), 3 for an
-    /// authentication failure (`wrong-passphrase`, the `totp-*` refusals,
-    /// `access-denied`, `attestation-invalid`, and a policy's refusals
-    /// `policy-denied`, `approvals-required`, `verdict-invalid`), 1 for
-    /// anything else.
+    /// ABI's return value: 2 for bad input or usage (`bad-input`, and
+    /// `algorithm-mismatch`: a JWS algorithm that is not the key's), 3 for
+    /// an authentication failure (`wrong-passphrase`, the `totp-*`
+    /// refusals, `access-denied`, `attestation-invalid`, a policy's
+    /// refusals `policy-denied`, `approvals-required`, `verdict-invalid`,
+    /// and a JWT that does not verify, `jwt-invalid` / `jwt-expired`), 1
+    /// for anything else.
     #[must_use]
     pub fn status_of(kind: &str) -> u8 {
         match kind {
-            "bad-input" => 2,
+            "bad-input" | "algorithm-mismatch" => 2,
             "wrong-passphrase"
             | "totp-required"
             | "totp-invalid"
@@ -328,7 +330,9 @@ impl ErrorReport {
             | "attestation-invalid"
             | "policy-denied"
             | "approvals-required"
-            | "verdict-invalid" => 3,
+            | "verdict-invalid"
+            | "jwt-invalid"
+            | "jwt-expired" => 3,
             _ => 1,
         }
     }

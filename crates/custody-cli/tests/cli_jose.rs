@@ -1,0 +1,594 @@
+//! JOSE through the built `custody` binary (shared/CLI.md, "JOSE"):
+//! `keystore generate`, `jwt sign`, `jwt verify`, `jwks`, and `totp
+//! register --key-id` for keys of any algorithm. Every token is verified
+//! independently: ES256 and EdDSA by the `jsonwebtoken` crate, ES256K by
+//! k256 (and by Python jwcrypto where $CUSTODY_TEST_PYTHON is set); every
+//! error kind and exit code is checked.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64ct::{Base64UrlUnpadded, Encoding as _};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+const ABANDON: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+struct Run {
+    code: i32,
+    out: Value,
+    err: Value,
+}
+
+fn custody_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+    cmd.arg("--keystore").arg(dir).args(args);
+    cmd.env_remove("CUSTODY_KEYSTORE")
+        .env_remove("CUSTODY_STATE")
+        .env("CUSTODY_PASSPHRASE", "pw")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    let parse = |b: &[u8]| -> Value {
+        if b.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(b)
+                .unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(b)))
+        }
+    };
+    Run {
+        code: status.code().unwrap(),
+        out: parse(&stdout),
+        err: parse(&stderr),
+    }
+}
+
+fn custody(dir: &Path, args: &[&str]) -> Run {
+    custody_in(dir, args, None)
+}
+
+fn ok(r: Run) -> Value {
+    assert_eq!(r.code, 0, "{:?}", r.err);
+    r.out
+}
+
+/// The error kind and exit code of a failed run (stdout empty).
+fn failure(r: &Run) -> (&str, i32) {
+    assert_eq!(r.out, Value::Null, "a failure prints nothing on stdout");
+    (r.err["error"]["kind"].as_str().unwrap_or(""), r.code)
+}
+
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    ks: PathBuf,
+}
+
+impl World {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let ks = root.join("ks");
+        let m = root.join("mnemonic.txt");
+        std::fs::write(&m, format!("{ABANDON}\n")).unwrap();
+        ok(custody(
+            &ks,
+            &[
+                "init",
+                "--light-kdf",
+                "--mnemonic-file",
+                m.to_str().unwrap(),
+            ],
+        ));
+        Self {
+            _tmp: tmp,
+            root,
+            ks,
+        }
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.root.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        custody(&self.ks, args)
+    }
+
+    fn generate(&self, alg: &str) -> (String, Value) {
+        let out = ok(self.run(&["keystore", "generate", "--alg", alg]));
+        (
+            out["keyId"].as_str().unwrap().to_owned(),
+            out["jwk"].clone(),
+        )
+    }
+
+    fn sign(&self, key: &[&str], alg: &str, claims: &Value, extra: &[&str]) -> Run {
+        let claims = self.file("claims.json", &claims.to_string());
+        let mut args = vec!["jwt", "sign"];
+        args.extend_from_slice(key);
+        args.extend_from_slice(&["--alg", alg, "--claims", &claims]);
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn verify(&self, token: &str, jwks: &Value, extra: &[&str]) -> Run {
+        let t = self.file("token.txt", token);
+        let k = self.file("jwks.json", &jwks.to_string());
+        let mut args = vec!["jwt", "verify", "--jwt", &t, "--jwks", &k];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.ks.join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
+            .collect()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn b64(text: &str) -> Vec<u8> {
+    Base64UrlUnpadded::decode_vec(text).unwrap()
+}
+
+/// RFC 7638 §3: SHA-256 of the required members in lexicographic order,
+/// no whitespace, base64url; written out here, independent of custody-jose.
+fn thumbprint(jwk: &Value) -> String {
+    let canonical = match jwk["kty"].as_str().unwrap() {
+        "EC" => format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["crv"].as_str().unwrap(),
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        ),
+        "OKP" => format!(
+            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+            jwk["crv"].as_str().unwrap(),
+            jwk["x"].as_str().unwrap()
+        ),
+        other => panic!("kty {other}"),
+    };
+    Base64UrlUnpadded::encode_string(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// Verifies `token` with an implementation other than custody's: the
+/// jsonwebtoken crate for ES256 and EdDSA, k256 (and jwcrypto, where
+/// $CUSTODY_TEST_PYTHON is set) for ES256K. Returns the claims.
+fn verify_independently(token: &str, jwk: &Value) -> Value {
+    let alg = jwk["alg"].as_str().unwrap();
+    match alg {
+        "ES256" | "EdDSA" => {
+            let oracle: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+            let key = jsonwebtoken::DecodingKey::from_jwk(&oracle).unwrap();
+            let mut v = jsonwebtoken::Validation::new(if alg == "ES256" {
+                jsonwebtoken::Algorithm::ES256
+            } else {
+                jsonwebtoken::Algorithm::EdDSA
+            });
+            // custody's own verifier checks `aud`; here the signature and
+            // `exp` are what is judged.
+            v.validate_aud = false;
+            jsonwebtoken::decode::<Value>(token, &key, &v)
+                .unwrap()
+                .claims
+        }
+        "ES256K" => {
+            use k256::ecdsa::signature::Verifier as _;
+            let mut sec1 = vec![4u8];
+            sec1.extend(b64(jwk["x"].as_str().unwrap()));
+            sec1.extend(b64(jwk["y"].as_str().unwrap()));
+            let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+            let (input, sig) = token.rsplit_once('.').unwrap();
+            let sig = k256::ecdsa::Signature::from_slice(&b64(sig)).unwrap();
+            assert_eq!(sig.normalize_s(), sig, "ES256K signatures are low-s");
+            vk.verify(input.as_bytes(), &sig).unwrap();
+            if let Ok(python) = std::env::var("CUSTODY_TEST_PYTHON")
+                && !python.is_empty()
+            {
+                let script = "import sys, json\n\
+                    from jwcrypto import jwk, jwt\n\
+                    key = jwk.JWK(**json.loads(sys.argv[1]))\n\
+                    t = jwt.JWT(jwt=sys.argv[2], key=key, algs=['ES256K'])\n\
+                    print(t.claims)\n";
+                let out = Command::new(python)
+                    .args(["-c", script, &jwk.to_string(), token])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "jwcrypto: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+                let (_, payload) = input.split_once('.').unwrap();
+                assert_eq!(
+                    claims,
+                    serde_json::from_slice::<Value>(&b64(payload)).unwrap()
+                );
+            } else {
+                println!("jwcrypto check skipped: set CUSTODY_TEST_PYTHON");
+            }
+            let (_, payload) = input.split_once('.').unwrap();
+            serde_json::from_slice(&b64(payload)).unwrap()
+        }
+        other => panic!("alg {other}"),
+    }
+}
+
+#[test]
+fn generated_keys_sign_jwts_that_others_verify_and_jwks_publishes() {
+    let w = World::new();
+    let claims = json!({"sub": "svc-importer", "aud": "payments", "iss": "custody"});
+    let mut published = Vec::new();
+    for (alg, crv, kty, jws) in [
+        ("secp256k1", "secp256k1", "EC", "ES256K"),
+        ("P-256", "P-256", "EC", "ES256"),
+        ("Ed25519", "Ed25519", "OKP", "EdDSA"),
+    ] {
+        let (key_id, jwk) = w.generate(alg);
+        assert_eq!(jwk["kty"], kty);
+        assert_eq!(jwk["crv"], crv);
+        assert_eq!(jwk["alg"], jws);
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["kid"].as_str().unwrap(), thumbprint(&jwk));
+        assert!(jwk.get("d").is_none(), "a public JWK only");
+
+        let before = now();
+        let out = ok(w.sign(&["--key-id", &key_id], jws, &claims, &["--ttl", "300"]));
+        let token = out["jwt"].as_str().unwrap();
+        assert_eq!(out["kid"], jwk["kid"]);
+        let decoded = verify_independently(token, &jwk);
+        assert_eq!(decoded["sub"], "svc-importer");
+        let iat = decoded["iat"].as_u64().unwrap();
+        assert!(iat >= before && iat <= now());
+        assert_eq!(decoded["exp"].as_u64().unwrap(), iat + 300);
+        let header: Value = serde_json::from_slice(&b64(token.split('.').next().unwrap())).unwrap();
+        assert_eq!(header, json!({"alg": jws, "kid": jwk["kid"], "typ": "JWT"}));
+
+        // custody verifies it against the JWKS custody publishes.
+        let jwks = ok(w.run(&["jwks", "--key-id", &key_id]));
+        assert_eq!(jwks, json!({"keys": [jwk.clone()]}));
+        let verified = ok(w.verify(
+            token,
+            &jwks,
+            &["--aud", "payments", "--iss", "custody", "--leeway", "5"],
+        ));
+        assert_eq!(verified["header"], header);
+        assert_eq!(verified["claims"], decoded);
+        published.push((key_id, jwk));
+    }
+    // Several keys in one set, in the order given.
+    let ids: Vec<&str> = published.iter().map(|(id, _)| id.as_str()).collect();
+    let all = ok(w.run(&[
+        "jwks", "--key-id", ids[2], "--key-id", ids[0], "--key-id", ids[1],
+    ]));
+    assert_eq!(
+        all,
+        json!({"keys": [published[2].1, published[0].1, published[1].1]})
+    );
+    // The keys survive the process: a later one signs with the same key.
+    let again = ok(w.sign(&["--key-id", ids[1]], "ES256", &claims, &["--ttl", "60"]));
+    verify_independently(again["jwt"].as_str().unwrap(), &published[1].1);
+}
+
+#[test]
+fn a_wallet_key_signs_es256k_and_the_alg_must_be_the_keys() {
+    let w = World::new();
+    let wallet = ["--wallet", "alice@example.com", "--index", "0"];
+    // Claims from stdin.
+    let claims = json!({"sub": "alice", "exp": now() + 600});
+    let r = custody_in(
+        &w.ks,
+        &[
+            "jwt", "sign", wallet[0], wallet[1], wallet[2], wallet[3], "--alg", "ES256K",
+            "--claims", "-",
+        ],
+        Some(&claims.to_string()),
+    );
+    let out = ok(r);
+    // The wallet key's public key, from `derive`, as a JWK.
+    let derived = ok(w.run(&["derive", wallet[0], wallet[1], wallet[2], wallet[3]]));
+    let public = hex::decode(&derived["publicKey"].as_str().unwrap()[2..]).unwrap();
+    let mut jwk = json!({
+        "kty": "EC", "crv": "secp256k1", "alg": "ES256K",
+        "x": Base64UrlUnpadded::encode_string(&public[1..33]),
+        "y": Base64UrlUnpadded::encode_string(&public[33..]),
+    });
+    jwk["kid"] = Value::String(thumbprint(&jwk));
+    assert_eq!(out["kid"], jwk["kid"]);
+    let token = out["jwt"].as_str().unwrap();
+    assert_eq!(verify_independently(token, &jwk), claims);
+    let verified = ok(w.verify(token, &json!({"keys": [jwk]}), &[]));
+    assert_eq!(verified["claims"], claims);
+
+    // Another algorithm than the key's: refused before anything is signed.
+    for alg in ["ES256", "EdDSA", "RS256", "PS256"] {
+        let r = w.sign(&wallet, alg, &claims, &[]);
+        assert_eq!(failure(&r), ("algorithm-mismatch", 2), "{alg}");
+        assert!(
+            r.err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("ES256K"),
+            "{:?}",
+            r.err
+        );
+    }
+    let (p256, _) = w.generate("P-256");
+    let r = w.sign(&["--key-id", &p256], "ES256K", &claims, &[]);
+    assert_eq!(failure(&r), ("algorithm-mismatch", 2));
+    // Not a JWS algorithm custody signs with: bad input.
+    for alg in ["HS256", "none", "es256"] {
+        let r = w.sign(&wallet, alg, &claims, &[]);
+        assert_eq!(failure(&r), ("bad-input", 2), "{alg}");
+    }
+}
+
+#[test]
+fn verification_failures_are_jwt_invalid_or_jwt_expired() {
+    let w = World::new();
+    let (id, jwk) = w.generate("P-256");
+    let (_, other_jwk) = w.generate("P-256");
+    let jwks = json!({"keys": [jwk]});
+    let sign = |claims: Value| -> String {
+        ok(w.sign(&["--key-id", &id], "ES256", &claims, &[]))["jwt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let good = sign(json!({"sub": "s", "aud": "payments", "iss": "custody", "exp": now() + 600}));
+    ok(w.verify(&good, &jwks, &["--aud", "payments", "--iss", "custody"]));
+
+    let expired = sign(json!({"sub": "s", "exp": now() - 100}));
+    assert_eq!(failure(&w.verify(&expired, &jwks, &[])), ("jwt-expired", 3));
+    // Within the leeway it passes.
+    ok(w.verify(&expired, &jwks, &["--leeway", "200"]));
+
+    let (head, rest) = good.split_once('.').unwrap();
+    let (payload, sig) = rest.split_once('.').unwrap();
+    let mut sig_bytes = b64(sig);
+    sig_bytes[5] ^= 1;
+    let forged_payload = Base64UrlUnpadded::encode_string(
+        json!({"sub": "admin", "exp": now() + 600})
+            .to_string()
+            .as_bytes(),
+    );
+    let none_header = Base64UrlUnpadded::encode_string(br#"{"alg":"none","typ":"JWT"}"#);
+    for (what, token, extra) in [
+        (
+            "a flipped signature bit",
+            format!(
+                "{head}.{payload}.{}",
+                Base64UrlUnpadded::encode_string(&sig_bytes)
+            ),
+            vec![],
+        ),
+        (
+            "another payload",
+            format!("{head}.{forged_payload}.{sig}"),
+            vec![],
+        ),
+        ("alg none", format!("{none_header}.{payload}."), vec![]),
+        ("not a JWS", "not.a.token!".to_owned(), vec![]),
+        ("wrong audience", good.clone(), vec!["--aud", "other"]),
+        ("wrong issuer", good.clone(), vec!["--iss", "other"]),
+        ("no exp", sign(json!({"sub": "s"})), vec![]),
+        (
+            "not yet valid",
+            sign(json!({"sub": "s", "exp": now() + 600, "nbf": now() + 300})),
+            vec![],
+        ),
+    ] {
+        let r = w.verify(&token, &jwks, &extra);
+        assert_eq!(failure(&r), ("jwt-invalid", 3), "{what}");
+    }
+    // A JWKS without the signer's key.
+    let r = w.verify(&good, &json!({"keys": [other_jwk]}), &[]);
+    assert_eq!(failure(&r), ("jwt-invalid", 3));
+    // Bad inputs: a leeway above 300 s, a JWKS that is not one, no file.
+    assert_eq!(
+        failure(&w.verify(&good, &jwks, &["--leeway", "301"])),
+        ("bad-input", 2)
+    );
+    assert_eq!(
+        failure(&w.verify(&good, &json!([1, 2]), &[])),
+        ("bad-input", 2)
+    );
+    let r = w.run(&[
+        "jwt",
+        "verify",
+        "--jwt",
+        "/nonexistent/t",
+        "--jwks",
+        "/nonexistent/k",
+    ]);
+    assert_eq!(failure(&r), ("bad-input", 2));
+    // A token naming an audience is refused unless --aud names one of it.
+    assert_eq!(failure(&w.verify(&good, &jwks, &[])), ("jwt-invalid", 3));
+    // The token from stdin, with surrounding whitespace.
+    let k = w.file("jwks-stdin.json", &jwks.to_string());
+    let r = custody_in(
+        &w.ks,
+        &[
+            "jwt", "verify", "--jwt", "-", "--jwks", &k, "--aud", "payments",
+        ],
+        Some(&format!("{good}\n")),
+    );
+    assert_eq!(ok(r)["claims"]["sub"], "s");
+}
+
+/// The code an authenticator app shows now, computed by totp-rs.
+fn code_at(secret_b32: &str, unix: u64) -> String {
+    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_b32).unwrap();
+    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
+    totp.generate(unix).to_string()
+}
+
+#[test]
+fn an_enrolled_p256_key_signs_jwts_only_with_a_fresh_code_and_is_audited() {
+    let w = World::new();
+    let (id, jwk) = w.generate("P-256");
+    let claims = json!({"sub": "svc", "exp": now() + 600});
+    // Not enrolled: open.
+    ok(w.sign(&["--key-id", &id], "ES256", &claims, &[]));
+
+    let enrol = ok(w.run(&["totp", "register", "--key-id", &id]));
+    assert!(
+        enrol["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let secret = enrol["secret"].as_str().unwrap().to_owned();
+
+    let r = w.sign(&["--key-id", &id], "ES256", &claims, &[]);
+    assert_eq!(failure(&r), ("totp-required", 3));
+    let r = w.sign(&["--key-id", &id], "ES256", &claims, &["--code", "000000"]);
+    let wrong = code_at(&secret, now()) == "000000";
+    if !wrong {
+        assert_eq!(failure(&r), ("totp-invalid", 3));
+    }
+    let code = code_at(&secret, now());
+    let out = ok(w.sign(&["--key-id", &id], "ES256", &claims, &["--code", &code]));
+    verify_independently(out["jwt"].as_str().unwrap(), &jwk);
+    let r = w.sign(&["--key-id", &id], "ES256", &claims, &["--code", &code]);
+    assert_eq!(failure(&r), ("totp-replayed", 3));
+    // Enrolling it again is refused.
+    let r = w.run(&["totp", "register", "--key-id", &id]);
+    assert_eq!(failure(&r).1, 1);
+
+    // The audit log: the generation, the enrolment by algorithm and public
+    // key, and the JWT (op sign, intent jwt, the key's id and algorithm).
+    let log = w.audit();
+    let generated: Vec<_> = log.iter().filter(|e| e["op"] == "generate").collect();
+    assert_eq!(generated.len(), 1);
+    assert_eq!(generated[0]["key"], id.as_str());
+    assert_eq!(generated[0]["algorithm"], "P-256");
+    let enrolled = log.iter().find(|e| e["op"] == "enrol").unwrap();
+    assert_eq!(enrolled["algorithm"], "P-256");
+    let jwts: Vec<_> = log
+        .iter()
+        .filter(|e| e["op"] == "sign" && e["intent"] == "jwt")
+        .collect();
+    // One open, one with the code; the refusals recorded as refused.
+    let successes: Vec<_> = jwts.iter().filter(|e| e["outcome"] == "success").collect();
+    assert_eq!(successes.len(), 2, "{jwts:?}");
+    for e in &successes {
+        assert_eq!(e["key"], id.as_str());
+        assert_eq!(e["algorithm"], "P-256");
+        assert_eq!(e["scheme"], "ecdsa-p256-sha256");
+    }
+    assert!(jwts.iter().any(|e| e["outcome"] == "denied"));
+}
+
+#[test]
+fn every_jose_error_has_its_kind_and_exit_code() {
+    let w = World::new();
+    let claims = json!({"sub": "s"});
+    // keystore generate: an algorithm the keystore does not generate.
+    for alg in ["RSA", "p256", "ES256", ""] {
+        let r = w.run(&["keystore", "generate", "--alg", alg]);
+        assert_eq!(failure(&r), ("bad-input", 2), "{alg}");
+    }
+    // No keystore / no passphrase.
+    let missing = w.root.join("missing");
+    let r = custody(&missing, &["keystore", "generate", "--alg", "P-256"]);
+    assert_eq!(failure(&r), ("not-found", 1));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+    let out = cmd
+        .arg("--keystore")
+        .arg(&w.ks)
+        .args(["keystore", "generate", "--alg", "P-256"])
+        .env_remove("CUSTODY_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let (id, _) = w.generate("P-256");
+    // A wrong passphrase.
+    let out = Command::new(env!("CARGO_BIN_EXE_custody"))
+        .arg("--keystore")
+        .arg(&w.ks)
+        .args(["jwks", "--key-id", &id])
+        .env("CUSTODY_PASSPHRASE", "not it")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["kind"], "wrong-passphrase");
+
+    // jwt sign: an unknown key, no key, two keys, claims not an object.
+    let r = w.sign(
+        &["--key-id", "p256-0000000000000000"],
+        "ES256",
+        &claims,
+        &[],
+    );
+    assert_eq!(failure(&r), ("not-found", 1));
+    let r = w.sign(&[], "ES256", &claims, &[]);
+    assert_eq!(failure(&r), ("bad-input", 2));
+    let r = w.sign(
+        &["--key-id", &id, "--wallet", "a", "--index", "0"],
+        "ES256",
+        &claims,
+        &[],
+    );
+    assert_eq!(failure(&r), ("bad-input", 2));
+    let r = w.sign(&["--key-id", &id], "ES256", &json!([1]), &[]);
+    assert_eq!(failure(&r), ("bad-input", 2));
+    let r = w.run(&[
+        "jwt",
+        "sign",
+        "--key-id",
+        &id,
+        "--alg",
+        "ES256",
+        "--claims",
+        "/nonexistent",
+    ]);
+    assert_eq!(failure(&r), ("bad-input", 2));
+    let r = w.sign(&["--key-id", &id], "ES256", &claims, &["--ttl", "x"]);
+    assert_eq!(failure(&r), ("bad-input", 2));
+    // An unknown backend URI.
+    let r = w.sign(&["--key", "gcp-kms:k"], "ES256", &claims, &[]);
+    assert_eq!(failure(&r).1, 2);
+
+    // jwks: no key, an unknown key id.
+    assert_eq!(failure(&w.run(&["jwks"])), ("bad-input", 2));
+    let r = w.run(&["jwks", "--key-id", "p256-0000000000000000"]);
+    assert_eq!(failure(&r), ("not-found", 1));
+
+    // totp register --key-id: an unknown key.
+    let r = w.run(&["totp", "register", "--key-id", "ed25519-0000000000000000"]);
+    assert_eq!(failure(&r), ("not-found", 1));
+}
