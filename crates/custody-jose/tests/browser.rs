@@ -7,9 +7,16 @@
 //! `decrypt`, intent `unseal`) and compares the plaintext with what the
 //! page sealed.
 //!
+//! Two homes of the private half: a P-256 key generated in the local
+//! keystore (ECDH-ES, ECDH-ES+A256KW), and AWS KMS (the emulator through
+//! the real SDK): an `ECC_NIST_P256` `KEY_AGREEMENT` key opened with
+//! `DeriveSharedSecret` and an `RSA_2048` `ENCRYPT_DECRYPT` key opened with
+//! `Decrypt` (`RSAES_OAEP_SHA_256`) for the browser's RSA-OAEP-256.
+//!
 //! Needs `CUSTODY_TEST_CHROMIUM` (a Chromium binary) and
 //! `CUSTODY_TEST_JOSE_JS` (the package's `dist/webapi` directory, as
-//! `.ci/run` installs it with `npm ci`); skipped, saying so, without them.
+//! `.ci/run` installs it with `npm ci`), and for the KMS half
+//! `CUSTODY_TEST_KMS_ENDPOINT`; skipped, saying so, without them.
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
@@ -25,6 +32,13 @@ use custody_core::{
 };
 use custody_jose::jwe::{self, OpenError, Recipient, Scope};
 use serde_json::{Value, json};
+
+#[path = "../../custody-kms/tests/support/aws.rs"]
+#[allow(
+    dead_code,
+    reason = "custody-kms's fixture; this test creates keys with it"
+)]
+mod aws;
 
 #[path = "../../../testing/chromium.rs"]
 #[allow(
@@ -165,6 +179,52 @@ fn a_browser_seals_to_a_keystore_key_and_the_seam_opens_it() {
         // ECDH-ES carries no encrypted key; ECDH-ES+A256KW a wrapped CEK.
         let encrypted_key = jwe.split('.').nth(1).unwrap();
         assert_eq!(encrypted_key.is_empty(), alg == "ECDH-ES", "{alg}");
+        opens_through_the_seam(backend.clone(), &key, &jwe);
+    }
+}
+
+#[test]
+fn a_browser_seals_to_kms_keys_and_kms_opens_them() {
+    let Some((binary, jose)) = browser_and_jose("a_browser_seals_to_kms_keys_and_kms_opens_them")
+    else {
+        return;
+    };
+    let Some(endpoint) = aws::endpoint("a_browser_seals_to_kms_keys_and_kms_opens_them") else {
+        return;
+    };
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    let emu = aws::Emulator::new(&endpoint);
+    let backend: Arc<dyn KeyBackend> = Arc::new(custody_kms::KmsSigner::new(emu.client.clone()));
+    let port = chromium::serve(route(jose));
+    let mut browser = chromium::Chromium::start(&binary);
+    browser.open(&format!("http://localhost:{port}/"));
+    let cases = [
+        (KeySpec::EccNistP256, KeyUsageType::KeyAgreement, "ECDH-ES"),
+        (
+            KeySpec::EccNistP256,
+            KeyUsageType::KeyAgreement,
+            "ECDH-ES+A256KW",
+        ),
+        (
+            KeySpec::Rsa2048,
+            KeyUsageType::EncryptDecrypt,
+            "RSA-OAEP-256",
+        ),
+    ];
+    for (spec, usage, alg) in cases {
+        let id = emu.create_key(spec, usage);
+        let key = backend
+            .signing()
+            .unwrap()
+            .pin(&KeyRef::Stored(custody_core::KeyId::new(&id).unwrap()))
+            .wait()
+            .unwrap();
+        let recipient = Recipient::from_pinned(&key).unwrap();
+        let jwk: Value = serde_json::from_str(&recipient.to_json()).unwrap();
+        let jwe = seal_in_browser(&mut browser, &jwk, alg);
+        let header = protected_header(&jwe);
+        assert_eq!(header["alg"], alg);
+        assert_eq!(header["kid"], recipient.kid());
         opens_through_the_seam(backend.clone(), &key, &jwe);
     }
 }

@@ -484,3 +484,70 @@ fn pinning_checks_the_spec_and_usage_against_the_spki() {
         }
     }
 }
+
+/// The sealed-secrets path end to end (issue #18, item 3): custody-jose
+/// seals to the public half of a KMS key (RSA-OAEP-256 to an `RSA_2048`
+/// `ENCRYPT_DECRYPT` key; ECDH-ES and ECDH-ES+A256KW to an `ECC_NIST_P256`
+/// `KEY_AGREEMENT` key), and `jwe::open` opens each through `Audited` over
+/// KMS (`Decrypt` with `RSAES_OAEP_SHA_256`, `DeriveSharedSecret`) to the
+/// same bytes, one `decrypt` record per open; another scope is refused
+/// before KMS is asked, and a tampered tag is the one opaque error.
+#[test]
+fn jwes_sealed_to_kms_keys_open_through_kms() {
+    use custody_jose::jwe::{self, JweAlgorithm, OpenError, Recipient, Scope};
+    let Some(ep) = endpoint("jwes_sealed_to_kms_keys_open_through_kms") else {
+        return;
+    };
+    let emu = Emulator::new(&ep);
+    let secret = b"exchange api key: 7Hq2vN9xKpWm3ZrT4sLd8";
+    let scope = Scope::new("importer/api-keys").unwrap();
+    let auth = Authorization::none();
+    let cases = [
+        (
+            KeySpec::Rsa2048,
+            KeyUsageType::EncryptDecrypt,
+            JweAlgorithm::RsaOaep256,
+        ),
+        (
+            KeySpec::EccNistP256,
+            KeyUsageType::KeyAgreement,
+            JweAlgorithm::EcdhEs,
+        ),
+        (
+            KeySpec::EccNistP256,
+            KeyUsageType::KeyAgreement,
+            JweAlgorithm::EcdhEsA256kw,
+        ),
+    ];
+    for (spec, usage, alg) in cases {
+        let id = emu.create_key(spec, usage);
+        let (backend, audit) = audited(&emu);
+        let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
+        let recipient = Recipient::from_pinned(signer.key()).unwrap();
+        let sealed = jwe::seal_with(&recipient, alg, &scope, secret).unwrap();
+        let opened = jwe::open(backend.as_ref(), signer.key(), &sealed, &scope, &auth)
+            .wait()
+            .unwrap();
+        assert_eq!(opened.expose_secret(), secret, "{alg:?}");
+        let records = audit.records();
+        assert_eq!(records.len(), 1, "{alg:?}");
+        assert_eq!(records[0].event().op().as_str(), "decrypt");
+        assert_eq!(records[0].event().field("intent"), Some("unseal"));
+        // Another service's scope: refused before KMS is asked.
+        let other = Scope::new("billing/api-keys").unwrap();
+        let refused = jwe::open(backend.as_ref(), signer.key(), &sealed, &other, &auth).wait();
+        assert!(matches!(refused, Err(OpenError::ScopeMismatch)), "{alg:?}");
+        assert_eq!(audit.records().len(), 1, "{alg:?}");
+        // A flipped tag bit: the one opaque error.
+        let mut parts: Vec<String> = sealed.split('.').map(str::to_owned).collect();
+        let tag = parts[4].clone();
+        let flipped = if tag.starts_with('A') { 'B' } else { 'A' };
+        parts[4] = format!("{flipped}{}", &tag[1..]);
+        let tampered = parts.join(".");
+        let failed = jwe::open(backend.as_ref(), signer.key(), &tampered, &scope, &auth).wait();
+        assert!(
+            matches!(failed, Err(OpenError::DecryptionFailed)),
+            "{alg:?}"
+        );
+    }
+}
