@@ -99,9 +99,17 @@ pub(crate) struct JwksArgs {
 }
 
 /// The keystore algorithm `--alg` names (the JOSE `crv` spellings; case
-/// matters, as in a JWK).
+/// matters, as in a JWK). RSA is a key algorithm of the seam but not one
+/// the keystore generates (no local RSA private key: RUSTSEC-2023-0071),
+/// so it is refused here as input, like any other name.
 fn key_algorithm(name: &str) -> Result<KeyAlgorithm, CliError> {
     KeyAlgorithm::from_name(name)
+        .filter(|a| {
+            matches!(
+                a,
+                KeyAlgorithm::Secp256k1 | KeyAlgorithm::P256 | KeyAlgorithm::Ed25519
+            )
+        })
         .ok_or_else(|| CliError::bad_input("--alg: must be one of secp256k1, P-256, Ed25519"))
 }
 
