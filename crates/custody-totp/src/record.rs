@@ -161,6 +161,12 @@ struct EnrolmentJson {
     enrolled_at: u64,
 }
 
+/// The enrolment record of a key: its label, the code parameters and its
+/// public key. A secp256k1 key's record has no `keyAlgorithm` and names
+/// the key by its compressed point; a key of another algorithm names it
+/// (`keyAlgorithm`: `P-256`, `Ed25519`) beside its public key
+/// ([`AnyPublicKey::to_bytes`], hex). Either field's presence where it
+/// does not belong is refused on decoding.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct KeyEnrolmentJson {
@@ -170,24 +176,8 @@ struct KeyEnrolmentJson {
     algorithm: String,
     digits: u8,
     period: u64,
-    public_key: String,
-    envelope: String,
-    enrolled_at: u64,
-}
-
-/// The enrolment record of a key of another algorithm than secp256k1:
-/// a key's record with the key's algorithm (`keyAlgorithm`: `P-256`,
-/// `Ed25519`) beside its public key ([`AnyPublicKey::to_bytes`], hex).
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OtherKeyEnrolmentJson {
-    v: u32,
-    label: String,
-    issuer: String,
-    algorithm: String,
-    digits: u8,
-    period: u64,
-    key_algorithm: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_algorithm: Option<String>,
     public_key: String,
     envelope: String,
     enrolled_at: u64,
@@ -264,29 +254,21 @@ impl EnrolmentRecord {
                 envelope: hex::encode(self.envelope.as_bytes()),
                 enrolled_at: self.enrolled_at,
             }),
-            Subject::Key(key) => serde_json::to_vec(&KeyEnrolmentJson {
-                v: V1,
-                label: self.name.clone(),
-                issuer: self.issuer.clone(),
-                algorithm: self.params.algorithm.as_str().to_owned(),
-                digits: self.params.digits.get(),
-                period: self.params.period.seconds(),
-                public_key: hex::encode(key.to_compressed()),
-                envelope: hex::encode(self.envelope.as_bytes()),
-                enrolled_at: self.enrolled_at,
-            }),
-            Subject::OtherKey(key) => serde_json::to_vec(&OtherKeyEnrolmentJson {
-                v: V1,
-                label: self.name.clone(),
-                issuer: self.issuer.clone(),
-                algorithm: self.params.algorithm.as_str().to_owned(),
-                digits: self.params.digits.get(),
-                period: self.params.period.seconds(),
-                key_algorithm: key.algorithm().as_str().to_owned(),
-                public_key: hex::encode(key.to_bytes()),
-                envelope: hex::encode(self.envelope.as_bytes()),
-                enrolled_at: self.enrolled_at,
-            }),
+            Subject::Key(_) | Subject::OtherKey(_) => {
+                let (key_algorithm, public_key) = key_record_names(&self.subject);
+                serde_json::to_vec(&KeyEnrolmentJson {
+                    v: V1,
+                    label: self.name.clone(),
+                    issuer: self.issuer.clone(),
+                    algorithm: self.params.algorithm.as_str().to_owned(),
+                    digits: self.params.digits.get(),
+                    period: self.params.period.seconds(),
+                    key_algorithm,
+                    public_key,
+                    envelope: hex::encode(self.envelope.as_bytes()),
+                    enrolled_at: self.enrolled_at,
+                })
+            }
         };
         encoded.map_err(|_| malformed("totp enrolment record could not be encoded"))
     }
@@ -302,40 +284,8 @@ impl EnrolmentRecord {
     ) -> Result<Self, Error> {
         match expected {
             Subject::Node(node) => Self::decode_node(bytes, node, scheme),
-            Subject::Key(key) => Self::decode_key(bytes, key),
-            Subject::OtherKey(key) => Self::decode_other_key(bytes, key),
+            Subject::Key(_) | Subject::OtherKey(_) => Self::decode_key(bytes, expected),
         }
-    }
-
-    fn decode_other_key(bytes: &[u8], expected_key: &AnyPublicKey) -> Result<Self, Error> {
-        let json: OtherKeyEnrolmentJson =
-            serde_json::from_slice(bytes).map_err(|_| malformed("totp key enrolment record"))?;
-        if json.v != V1 {
-            return Err(malformed("totp key enrolment record: unsupported version"));
-        }
-        let params = decode_params(&json.algorithm, json.digits, json.period)?;
-        if json.key_algorithm != expected_key.algorithm().as_str()
-            || json.public_key != hex::encode(expected_key.to_bytes())
-        {
-            return Err(malformed(
-                "totp key enrolment record belongs to another key",
-            ));
-        }
-        if json.label.is_empty() || json.label.len() > MAX_WALLET_NAME_BYTES {
-            return Err(malformed("totp key enrolment record: label"));
-        }
-        let envelope = decode_envelope(
-            &json.envelope,
-            "totp key enrolment record: envelope is not hex",
-        )?;
-        Ok(Self {
-            subject: Subject::OtherKey(expected_key.clone()),
-            name: json.label,
-            issuer: json.issuer,
-            params,
-            envelope,
-            enrolled_at: json.enrolled_at,
-        })
     }
 
     fn decode_node(
@@ -376,7 +326,9 @@ impl EnrolmentRecord {
         })
     }
 
-    fn decode_key(bytes: &[u8], expected_key: &PublicKey) -> Result<Self, Error> {
+    /// A key's record (`expected` is [`Subject::Key`] or
+    /// [`Subject::OtherKey`]).
+    fn decode_key(bytes: &[u8], expected: &Subject) -> Result<Self, Error> {
         let json: KeyEnrolmentJson =
             serde_json::from_slice(bytes).map_err(|_| malformed("totp key enrolment record"))?;
         if json.v != V1 {
@@ -384,8 +336,10 @@ impl EnrolmentRecord {
         }
         let params = decode_params(&json.algorithm, json.digits, json.period)?;
         // Exactly the canonical text (lower-case hex of the compressed
-        // point): any other spelling of any key is refused.
-        if json.public_key != hex::encode(expected_key.to_compressed()) {
+        // point, or of the key's bytes with its algorithm's name): any
+        // other spelling of any key is refused.
+        let (key_algorithm, public_key) = key_record_names(expected);
+        if json.key_algorithm != key_algorithm || json.public_key != public_key {
             return Err(malformed(
                 "totp key enrolment record belongs to another key",
             ));
@@ -398,13 +352,27 @@ impl EnrolmentRecord {
             "totp key enrolment record: envelope is not hex",
         )?;
         Ok(Self {
-            subject: Subject::Key(*expected_key),
+            subject: expected.clone(),
             name: json.label,
             issuer: json.issuer,
             params,
             envelope,
             enrolled_at: json.enrolled_at,
         })
+    }
+}
+
+/// How a key's record names its key: `keyAlgorithm` (absent for
+/// secp256k1) and `publicKey`. A wallet node's record names no key (it
+/// is an [`EnrolmentJson`], never decoded as a key's record).
+fn key_record_names(subject: &Subject) -> (Option<String>, String) {
+    match subject {
+        Subject::Key(key) => (None, hex::encode(key.to_compressed())),
+        Subject::OtherKey(key) => (
+            Some(key.algorithm().as_str().to_owned()),
+            hex::encode(key.to_bytes()),
+        ),
+        Subject::Node(_) => (None, String::new()),
     }
 }
 
@@ -592,6 +560,58 @@ mod tests {
             );
             assert_eq!(state.locked_until, g["lockedUntil"].as_u64().unwrap());
             assert_eq!(state.encode().unwrap(), bytes);
+        }
+    }
+
+    /// One record form serves both kinds of key: `keyAlgorithm` is absent
+    /// from a secp256k1 key's record and required in another key's, and
+    /// a record read as the other kind of key is refused.
+    #[test]
+    fn a_key_record_names_its_algorithm_exactly_when_it_is_not_secp256k1() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/vectors/state_records_v1.json")).unwrap();
+        let e = &v["keyEnrolments"][0];
+        let bytes = e["record"].as_str().unwrap().as_bytes();
+        let secp = Subject::Key(vector_key(e));
+        let record = EnrolmentRecord::decode(bytes, &secp, WalletScheme::Default).unwrap();
+        // A secp256k1 record that names an algorithm is not canonical.
+        let mut json: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        json["keyAlgorithm"] = "secp256k1".into();
+        let named = serde_json::to_vec(&json).unwrap();
+        assert!(EnrolmentRecord::decode(&named, &secp, WalletScheme::Default).is_err());
+
+        let point = p256::SecretKey::from_slice(&[7; 32])
+            .unwrap()
+            .public_key()
+            .to_sec1_bytes();
+        let p256_key =
+            AnyPublicKey::P256(custody_core::P256PublicKey::from_sec1_bytes(&point).unwrap());
+        let other = Subject::OtherKey(p256_key);
+        let moved = EnrolmentRecord {
+            subject: other.clone(),
+            ..record
+        };
+        let encoded = moved.encode().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&encoded).unwrap();
+        assert_eq!(json["keyAlgorithm"], "P-256");
+        assert_eq!(json["publicKey"], hex::encode(other_bytes(&other)));
+        assert_eq!(
+            EnrolmentRecord::decode(&encoded, &other, WalletScheme::Default).unwrap(),
+            moved
+        );
+        // Without its algorithm, or read as the secp256k1 key's: refused.
+        let mut stripped = json.clone();
+        stripped.as_object_mut().unwrap().remove("keyAlgorithm");
+        let stripped = serde_json::to_vec(&stripped).unwrap();
+        assert!(EnrolmentRecord::decode(&stripped, &other, WalletScheme::Default).is_err());
+        assert!(EnrolmentRecord::decode(&encoded, &secp, WalletScheme::Default).is_err());
+        assert!(EnrolmentRecord::decode(bytes, &other, WalletScheme::Default).is_err());
+    }
+
+    fn other_bytes(subject: &Subject) -> Vec<u8> {
+        match subject {
+            Subject::OtherKey(key) => key.to_bytes().to_vec(),
+            _ => unreachable!("an other key"),
         }
     }
 
