@@ -25,7 +25,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ed25519_dalek::Verifier as _;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::elliptic_curve::sec1::ToSec1Point;
 
@@ -653,11 +652,10 @@ pub fn check_signature(
             key.0
                 .verify_strict(message, &signature)
                 .map_err(|_| Error::InvalidSignature)?;
-            // verify_strict already refuses what `verify` would accept
-            // beyond RFC 8032; `verify` is called too so both agree.
-            key.0
-                .verify(message, &signature)
-                .map_err(|_| Error::InvalidSignature)?;
+            // `verify_strict` checks the same cofactorless equation as
+            // `verify` and also refuses small-order `A` and `R` (weak keys,
+            // signatures valid for many messages): what it accepts,
+            // `verify` accepts, so it is the only check.
             Ok(SchemeSignature::new(scheme, *bytes))
         }
         (
