@@ -145,19 +145,13 @@ impl P256PublicKey {
     /// The 33-byte compressed SEC 1 encoding.
     #[must_use]
     pub fn to_compressed(&self) -> [u8; 33] {
-        let p = self.0.to_sec1_point(true);
-        let mut out = [0u8; 33];
-        out.copy_from_slice(p.as_bytes());
-        out
+        super::signature::sec1_array(self.0.to_sec1_point(true).as_bytes())
     }
 
     /// The 65-byte uncompressed SEC 1 encoding (`04‖x‖y`, JWK's `x` and `y`).
     #[must_use]
     pub fn to_uncompressed(&self) -> [u8; 65] {
-        let p = self.0.to_sec1_point(false);
-        let mut out = [0u8; 65];
-        out.copy_from_slice(p.as_bytes());
-        out
+        super::signature::sec1_array(self.0.to_sec1_point(false).as_bytes())
     }
 
     /// The underlying `p256` key.

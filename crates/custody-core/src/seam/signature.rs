@@ -63,19 +63,13 @@ impl PublicKey {
     /// The 65-byte uncompressed SEC 1 encoding (`04‖x‖y`).
     #[must_use]
     pub fn to_uncompressed(&self) -> [u8; 65] {
-        let p = self.0.to_sec1_point(false);
-        let mut out = [0u8; 65];
-        out.copy_from_slice(p.as_bytes());
-        out
+        sec1_array(self.0.to_sec1_point(false).as_bytes())
     }
 
     /// The 33-byte compressed SEC 1 encoding (`02/03‖x`).
     #[must_use]
     pub fn to_compressed(&self) -> [u8; 33] {
-        let p = self.0.to_sec1_point(true);
-        let mut out = [0u8; 33];
-        out.copy_from_slice(p.as_bytes());
-        out
+        sec1_array(self.0.to_sec1_point(true).as_bytes())
     }
 
     /// The underlying `k256` key.
@@ -83,6 +77,15 @@ impl PublicKey {
     pub fn as_k256(&self) -> &k256::PublicKey {
         &self.0
     }
+}
+
+/// A SEC 1 encoding as the fixed-size array its form has (33 bytes
+/// compressed, 65 uncompressed, for both secp256k1 and P-256): the curve
+/// library's encoding is exactly that long.
+pub(crate) fn sec1_array<const N: usize>(encoded: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(encoded);
+    out
 }
 
 impl From<k256::PublicKey> for PublicKey {
