@@ -643,13 +643,14 @@ pub fn check_signature(
                 return Err(Error::InvalidSignature);
             };
             let signature = ed25519_dalek::Signature::from_bytes(bytes);
-            key.0
-                .verify_strict(message, &signature)
-                .map_err(|_| Error::InvalidSignature)?;
             // `verify_strict` checks the same cofactorless equation as
             // `verify` and also refuses small-order `A` and `R` (weak keys,
             // signatures valid for many messages): what it accepts,
-            // `verify` accepts, so it is the only check.
+            // `verify` accepts, so it is the only check (the speccheck
+            // edge cases in tests/algorithms.rs).
+            key.0
+                .verify_strict(message, &signature)
+                .map_err(|_| Error::InvalidSignature)?;
             Ok(SchemeSignature::new(scheme, *bytes))
         }
         (
