@@ -26,8 +26,9 @@ pub use records::audit::{
 };
 pub use records::path::{ChildNumber, DerivationPath, HARDENED, MAX_DEPTH};
 pub use records::state::{
-    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_KEYS_PER_READ, MAX_STATE_VALUE_BYTES,
-    MemoryStore, RecordedSwap, StateStore, Versioned, check_state_keys,
+    CasOutcome, FileStore, MAX_STATE_KEY_BYTES, MAX_STATE_KEYS_PER_READ,
+    MAX_STATE_SWAPS_PER_COMMIT, MAX_STATE_VALUE_BYTES, MemoryStore, RecordedSwaps, StateStore,
+    Swap, Versioned, check_state_keys, check_swaps,
 };
 pub use records::wallet::WalletScheme;
 pub use seam::algorithm::{

@@ -89,7 +89,7 @@ pub fn chain_of(event: &AuditEvent) -> String {
 /// The audit log in PostgreSQL: an [`AuditSink`] many replicas append to
 /// at once. Made by [`PgStateStore::audit_log`], it shares the store's pool
 /// and runtime, so the store can commit a TOTP guard update and its record
-/// in one transaction ([`custody_core::StateStore::compare_and_swap_recorded`]).
+/// in one transaction ([`custody_core::StateStore::compare_and_swap_all_recorded`]).
 ///
 /// [`AuditSink::append`] returns once the record's transaction has
 /// committed: that is the acknowledgement. After an error, the record may

@@ -44,10 +44,13 @@ pub(crate) enum Sql {
     /// [`Sql::Swap`] and an audit record's append, in one statement that
     /// does both or neither.
     SwapRecorded,
+    /// Several creates or swaps and an audit record's append, in one
+    /// statement that does all or nothing.
+    SwapAllRecorded,
 }
 
 impl Sql {
-    const ALL: usize = 8;
+    const ALL: usize = 9;
 
     pub(crate) fn text(self) -> &'static str {
         match self {
@@ -67,6 +70,7 @@ impl Sql {
             Self::AuditAppend => AUDIT_APPEND,
             Self::CreateRecorded => CREATE_RECORDED,
             Self::SwapRecorded => SWAP_RECORDED,
+            Self::SwapAllRecorded => SWAP_ALL_RECORDED,
         }
     }
 
@@ -99,6 +103,16 @@ impl Sql {
                 Type::BYTEA,
                 Type::INT8,
             ],
+            Self::SwapAllRecorded => &[
+                Type::TEXT,
+                Type::INT8,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::BYTEA,
+                Type::BYTEA_ARRAY,
+                Type::INT8_ARRAY,
+                Type::BYTEA_ARRAY,
+            ],
         }
     }
 
@@ -112,6 +126,7 @@ impl Sql {
             Self::CreateRecorded => 5,
             Self::SwapRecorded => 6,
             Self::GetMany => 7,
+            Self::SwapAllRecorded => 8,
         }
     }
 }
@@ -187,6 +202,52 @@ const SWAP_RECORDED: &str = concat!(
 ), ",
     append_queries!(" FROM swapped"),
     recorded_answer!()
+);
+
+/// Several records created or swapped (`$6` keys, `$7` expected versions,
+/// `NULL` for a create, `$8` values; distinct keys) and an audit record
+/// appended (`$1`..`$5`) in one statement: all or nothing.
+///
+/// `locked` locks the rows that exist, in key order (two such statements
+/// over overlapping keys cannot deadlock), and sees each one's latest
+/// committed version (READ COMMITTED re-reads a row it waited for); `go`
+/// says whether every record is at its expected version (absent for a
+/// create). Only then are the rows updated and created; `swapped` has a
+/// row only if every one was, and the record is inserted from it. The
+/// answer's first column is the number swapped (`NULL`: a conflict,
+/// nothing written), the second divides by zero (`22012`, the whole
+/// statement rolled back) when `go` held but the record, or a create (a
+/// key another writer created meanwhile), could not be written: re-read
+/// the head and run it again, which then answers the conflict.
+const SWAP_ALL_RECORDED: &str = concat!(
+    "WITH input AS (
+  SELECT key, expected, value FROM unnest($6::bytea[], $7::bigint[], $8::bytea[]) AS i (key, expected, value)
+), locked AS (
+  SELECT key, version FROM custody_state WHERE key = ANY($6) ORDER BY key FOR UPDATE
+), go AS (
+  SELECT NOT EXISTS (
+    SELECT 1 FROM input i LEFT JOIN locked l ON l.key = i.key
+    WHERE l.version IS DISTINCT FROM i.expected
+  ) AS go
+), updated AS (
+  UPDATE custody_state s SET value = i.value, version = s.version + 1
+  FROM input i
+  WHERE (SELECT go FROM go) AND s.key = i.key AND s.version = i.expected
+  RETURNING s.key
+), created AS (
+  INSERT INTO custody_state (key, version, value)
+  SELECT i.key, 1, i.value FROM input i WHERE (SELECT go FROM go) AND i.expected IS NULL
+  ON CONFLICT (key) DO NOTHING
+  RETURNING key
+), swapped AS (
+  SELECT n FROM (SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM created) AS n) AS c
+  WHERE n = cardinality($6::bytea[])
+), ",
+    append_queries!(" FROM swapped"),
+    "
+SELECT (SELECT n FROM swapped),
+       CASE WHEN (SELECT go FROM go)
+            THEN 1 / (SELECT count(*)::integer FROM appended) ELSE 0 END"
 );
 
 /// How a connection is made: plain (TCP or Unix socket) or TLS.

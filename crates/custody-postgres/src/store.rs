@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use custody_core::{
     AuditEvent, AuditSink, CasOutcome, Error, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Pending,
-    RecordedSwap, StateStore, Versioned, check_state_keys,
+    RecordedSwaps, StateStore, Swap, Versioned, check_state_keys, check_swaps,
 };
 use tokio::runtime::Runtime;
 use tokio_postgres::Row;
@@ -349,34 +349,48 @@ impl StateStore for PgStateStore {
     }
 
     /// One statement (one implicit transaction, one round trip): the
-    /// conditional `INSERT` or `UPDATE` of the record and the audit
-    /// record's insert as data-modifying `WITH` queries that do both or
-    /// neither (`SPEC.md`). A conflict writes nothing; a connection lost
-    /// before the commit is acknowledged leaves neither.
-    fn compare_and_swap_recorded<'a>(
+    /// conditional `INSERT`s and `UPDATE`s of the records and the audit
+    /// record's insert as data-modifying `WITH` queries that do all or
+    /// nothing (`SPEC.md`). A conflict writes nothing; a connection lost
+    /// before the commit is acknowledged leaves nothing.
+    fn compare_and_swap_all_recorded<'a>(
         &'a self,
-        key: &'a str,
-        expected: Option<u64>,
-        value: &'a [u8],
+        swaps: &'a [Swap<'a>],
         event: AuditEvent,
         audit: &'a dyn AuditSink,
-    ) -> Pending<'a, Result<RecordedSwap, Error>> {
+    ) -> Pending<'a, Result<RecordedSwaps, Error>> {
         let Some(log) = self.own_log(audit) else {
             return Pending::ready(Err(Error::Unsupported(
                 "this state store does not keep that audit log",
             )));
         };
-        if let Err(e) = check_key(key).and_then(|()| check_value(value)) {
+        if let Err(e) = check_swaps(swaps) {
             return Pending::ready(Err(e));
         }
         let pool = Arc::clone(&self.inner.pool);
         let heads = Arc::clone(log.heads());
         let clock = log.clock();
-        let key: Box<[u8]> = key.as_bytes().into();
-        let value: Box<[u8]> = value.into();
+        let swaps: Vec<OwnedSwap> = swaps.iter().map(OwnedSwap::from).collect();
         Pending::later(task::spawn(self.inner.pool.handle(), OP_CAS, async move {
-            compare_and_swap_recorded(&pool, &key, expected, &value, &event, &heads, clock).await
+            compare_and_swap_all_recorded(&pool, &swaps, &event, &heads, clock).await
         }))
+    }
+}
+
+/// A [`Swap`] the store's task owns.
+pub(crate) struct OwnedSwap {
+    pub(crate) key: Box<[u8]>,
+    pub(crate) expected: Option<u64>,
+    pub(crate) value: Box<[u8]>,
+}
+
+impl From<&Swap<'_>> for OwnedSwap {
+    fn from(swap: &Swap<'_>) -> Self {
+        Self {
+            key: swap.key.as_bytes().into(),
+            expected: swap.expected,
+            value: swap.value.into(),
+        }
     }
 }
 
@@ -406,27 +420,38 @@ async fn expected_param(
     }
 }
 
-async fn compare_and_swap_recorded(
+async fn compare_and_swap_all_recorded(
     pool: &Pool,
-    key: &[u8],
-    expected: Option<u64>,
-    value: &[u8],
+    swaps: &[OwnedSwap],
     event: &AuditEvent,
     heads: &Heads,
     clock: fn() -> u64,
-) -> Result<RecordedSwap, Error> {
-    let expected = match expected_param(pool, key, expected).await? {
-        Ok(expected) => expected,
-        Err(current) => return Ok(RecordedSwap::Conflict { current }),
-    };
+) -> Result<RecordedSwaps, Error> {
+    let mut expected = Vec::with_capacity(swaps.len());
+    for (index, swap) in swaps.iter().enumerate() {
+        match expected_param(pool, &swap.key, swap.expected).await? {
+            Ok(e) => expected.push(e),
+            Err(current) => return Ok(RecordedSwaps::Conflict { index, current }),
+        }
+    }
+    // The versions a commit writes: checked against the answer.
+    let versions: Vec<u64> = expected
+        .iter()
+        .map(|e| e.map_or(1, |v| v.unsigned_abs() + 1))
+        .collect();
     let fail = |f: Fault| Error::backend(f.classify(OP_CAS));
     let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
-    let write = match expected {
-        None => conn.prepared(pool, Sql::CreateRecorded).await,
-        Some(_) => conn.prepared(pool, Sql::SwapRecorded).await,
-    }
-    .map_err(fail)?;
+    // One swap: the statement without the lock step (one conditional
+    // write is atomic by itself).
+    let sql = match expected[..] {
+        [None] => Sql::CreateRecorded,
+        [Some(_)] => Sql::SwapRecorded,
+        _ => Sql::SwapAllRecorded,
+    };
+    let write = conn.prepared(pool, sql).await.map_err(fail)?;
     let head_sql = conn.prepared(pool, Sql::AuditHead).await.map_err(fail)?;
+    let keys: Vec<&[u8]> = swaps.iter().map(|s| &*s.key).collect();
+    let values: Vec<&[u8]> = swaps.iter().map(|s| &*s.value).collect();
     let chain = chain_of(event);
     let mut head = match heads.get(&chain) {
         Some(head) => head,
@@ -438,55 +463,59 @@ async fn compare_and_swap_recorded(
     for _ in 0..APPEND_ATTEMPTS {
         let sealed = Sealed::new(&chain, &head, clock(), event)?;
         let (hash, prev) = (sealed.hash(), sealed.prev());
-        // One statement: the swap and the record, both or neither. The
+        // One statement: the swaps and the record, all or nothing. The
         // record's columns come first, as in every audit write.
         let record: [&(dyn ToSql + Sync); 5] =
             [&sealed.chain, &sealed.seq, &hash, &sealed.line, &prev];
-        let row = match expected {
-            None => {
-                pool.bounded(
-                    conn.client
-                        .query_opt(&write, &[&record[..], &[&key, &value]].concat()),
-                )
-                .await
-            }
-            Some(v) => {
-                pool.bounded(
-                    conn.client
-                        .query_opt(&write, &[&record[..], &[&key, &value, &v]].concat()),
-                )
-                .await
-            }
+        let params: Vec<&(dyn ToSql + Sync)> = match (sql, expected.first()) {
+            (Sql::CreateRecorded, _) => [&record[..], &[&keys[0], &values[0]]].concat(),
+            (Sql::SwapRecorded, Some(v)) => [&record[..], &[&keys[0], &values[0], v]].concat(),
+            _ => [&record[..], &[&keys, &expected, &values]].concat(),
         };
+        let row = pool.bounded(conn.client.query_opt(&write, &params)).await;
         match row {
             Ok(Some(row)) => {
-                let version: Option<i64> = row
+                let answer: Option<i64> = row
                     .try_get(0)
-                    .map_err(|_| fail(Fault::Row("the version is not a bigint")))?;
-                let Some(version) = version else {
-                    // The record was not at the expected version: neither
+                    .map_err(|_| fail(Fault::Row("the answer is not a bigint")))?;
+                let Some(answer) = answer else {
+                    // A record was not at its expected version: nothing
                     // was written.
-                    let current = read(pool, &mut conn, key).await.map_err(fail)?;
-                    pool.give_back(conn);
-                    return Ok(RecordedSwap::Conflict { current });
+                    let current = read_many(pool, &mut conn, &swaps_keys(swaps))
+                        .await
+                        .map_err(fail)?;
+                    let conflict = current
+                        .into_iter()
+                        .zip(swaps)
+                        .enumerate()
+                        .find(|(_, (c, s))| c.as_ref().map(|c| c.version) != s.expected);
+                    if let Some((index, (current, _))) = conflict {
+                        pool.give_back(conn);
+                        return Ok(RecordedSwaps::Conflict { index, current });
+                    }
+                    // Moved to the expected versions since: run it again.
+                    continue;
                 };
-                if Some(version) != expected.map_or(Some(1), |e| e.checked_add(1)) {
+                let expected_answer = match sql {
+                    Sql::SwapAllRecorded => i64::try_from(swaps.len()).ok(),
+                    _ => i64::try_from(versions[0]).ok(),
+                };
+                if Some(answer) != expected_answer {
                     return Err(fail(Fault::Row(
-                        "a swapped record's version is not the expected one plus 1",
+                        "a recorded swap's answer is not the versions or count expected",
                     )));
                 }
-                // Checked above: the expected version plus 1, so positive.
-                let version = version.unsigned_abs();
                 heads.set(&chain, sealed.head());
                 pool.give_back(conn);
-                return Ok(RecordedSwap::Swapped {
-                    version,
+                return Ok(RecordedSwaps::Swapped {
+                    versions,
                     head: sealed.head(),
                 });
             }
             Ok(None) => return Err(fail(Fault::Row("the recorded swap returned no row"))),
             // The record's sequence number was taken, or the cached head
-            // was stale: the statement failed whole. Re-read the head.
+            // was stale, or a key was created meanwhile: the statement
+            // failed whole. Re-read the head.
             Err(f) if f.sqlstate() == Some("22012") => {
                 heads.forget(&chain);
                 head = read_head(pool, &conn.client, &head_sql, &chain)
@@ -505,6 +534,10 @@ async fn compare_and_swap_recorded(
         }
     }
     Err(contended(OP_CAS))
+}
+
+fn swaps_keys(swaps: &[OwnedSwap]) -> Vec<Box<[u8]>> {
+    swaps.iter().map(|s| s.key.clone()).collect()
 }
 
 /// Runs the read `$read` (an expression over the leased connection

@@ -41,6 +41,14 @@ fn event(wallet: &str, n: u32) -> AuditEvent {
         .with_index(n)
 }
 
+fn swap<'a>(key: &'a str, expected: Option<u64>, value: &'a [u8]) -> custody_core::Swap<'a> {
+    custody_core::Swap {
+        key,
+        expected,
+        value,
+    }
+}
+
 fn verified(log: &PgAuditLog) -> AuditReport {
     let report = log.verify(None).wait().unwrap();
     assert_eq!(report.broken, None, "{report:?}");
@@ -718,7 +726,7 @@ fn a_sink_that_is_not_the_stores_own_is_not_recorded_into() {
     );
     assert!(!store.records_into(&custody_core::MemoryAuditLog::new()));
     let e = store
-        .compare_and_swap_recorded("k", None, b"v", event("a", 0), &other.audit_log())
+        .compare_and_swap_all_recorded(&[swap("k", None, b"v")], event("a", 0), &other.audit_log())
         .wait()
         .unwrap_err();
     assert_eq!(e.kind(), "unsupported");
@@ -750,20 +758,22 @@ fn child_recording_replica() {
             .map_or(0, |s| u64::from_be_bytes((*s.value).try_into().unwrap()));
         let event = event("counted", u32::try_from(n + 1).unwrap());
         match store
-            .compare_and_swap_recorded(
-                "counter",
-                seen.as_ref().map(|s| s.version),
-                &(n + 1).to_be_bytes(),
+            .compare_and_swap_all_recorded(
+                &[swap(
+                    "counter",
+                    seen.as_ref().map(|s| s.version),
+                    &(n + 1).to_be_bytes(),
+                )],
                 event,
                 &log,
             )
             .wait()
             .unwrap()
         {
-            custody_core::RecordedSwap::Swapped { head, .. } => {
+            custody_core::RecordedSwaps::Swapped { head, .. } => {
                 println!("ack {} {}", n + 1, head.seq)
             }
-            custody_core::RecordedSwap::Conflict { .. } => panic!("no one else writes"),
+            custody_core::RecordedSwaps::Conflict { .. } => panic!("no one else writes"),
         }
     }
 }
@@ -866,28 +876,28 @@ fn a_recorded_swap_over_a_stale_head_retries_and_never_forks_the_chain() {
     log_b.append(event("w", 1)).wait().unwrap();
     log_b.append(event("w", 2)).wait().unwrap();
     let swapped = a
-        .compare_and_swap_recorded("guard", None, b"1", event("w", 3), &log_a)
+        .compare_and_swap_all_recorded(&[swap("guard", None, b"1")], event("w", 3), &log_a)
         .wait()
         .unwrap();
     match swapped {
-        custody_core::RecordedSwap::Swapped { version, head } => {
-            assert_eq!((version, head.seq), (1, 4));
+        custody_core::RecordedSwaps::Swapped { versions, head } => {
+            assert_eq!((versions, head.seq), (vec![1], 4));
         }
         other => panic!("{other:?}"),
     }
     // A conflict (B swaps first) writes neither the value nor a record.
     let records = verified(&log_a).records;
     assert!(matches!(
-        b.compare_and_swap_recorded("guard", Some(1), b"2", event("w", 4), &log_b)
+        b.compare_and_swap_all_recorded(&[swap("guard", Some(1), b"2")], event("w", 4), &log_b)
             .wait()
             .unwrap(),
-        custody_core::RecordedSwap::Swapped { version: 2, .. }
+        custody_core::RecordedSwaps::Swapped { ref versions, .. } if versions == &[2]
     ));
     assert!(matches!(
-        a.compare_and_swap_recorded("guard", Some(1), b"x", event("w", 5), &log_a)
+        a.compare_and_swap_all_recorded(&[swap("guard", Some(1), b"x")], event("w", 5), &log_a)
             .wait()
             .unwrap(),
-        custody_core::RecordedSwap::Conflict { current: Some(ref c) } if c.version == 2
+        custody_core::RecordedSwaps::Conflict { index: 0, current: Some(ref c) } if c.version == 2
     ));
     assert_eq!(verified(&log_a).records, records + 1);
     assert_eq!(
@@ -947,17 +957,15 @@ impl StateStore for Counting {
         self.inner.records_into(audit)
     }
 
-    fn compare_and_swap_recorded<'a>(
+    fn compare_and_swap_all_recorded<'a>(
         &'a self,
-        key: &'a str,
-        expected: Option<u64>,
-        value: &'a [u8],
+        swaps: &'a [custody_core::Swap<'a>],
         event: AuditEvent,
         audit: &'a dyn AuditSink,
-    ) -> custody_core::Pending<'a, Result<custody_core::RecordedSwap, custody_core::Error>> {
-        self.note("compare_and_swap_recorded");
+    ) -> custody_core::Pending<'a, Result<custody_core::RecordedSwaps, custody_core::Error>> {
+        self.note("compare_and_swap_all_recorded");
         self.inner
-            .compare_and_swap_recorded(key, expected, value, event, audit)
+            .compare_and_swap_all_recorded(swaps, event, audit)
     }
 }
 
@@ -1011,7 +1019,7 @@ fn a_gated_signature_reads_once_and_commits_once() {
             // The first also reads the recorded scheme, once per registry.
             assert_eq!(
                 calls,
-                ["get", "get_many", "compare_and_swap_recorded"],
+                ["get", "get_many", "compare_and_swap_all_recorded"],
                 "first signature"
             );
         } else {
@@ -1019,7 +1027,7 @@ fn a_gated_signature_reads_once_and_commits_once() {
             // guard's write with the signature's record in one commit.
             assert_eq!(
                 calls,
-                ["get_many", "compare_and_swap_recorded"],
+                ["get_many", "compare_and_swap_all_recorded"],
                 "signature {i}"
             );
         }
@@ -1038,4 +1046,167 @@ fn a_gated_signature_reads_once_and_commits_once() {
     assert_eq!(e.kind(), "totp-replayed");
     assert_eq!(counting.take(), ["get_many"]);
     verified(&log);
+}
+
+#[test]
+fn several_swaps_and_their_record_commit_together_or_not_at_all() {
+    let Some(schema) = Schema::fresh("multi_swap_conformance") else {
+        return;
+    };
+    let store = schema.store(PgOptions::new());
+    let log = store.audit_log();
+    let records =
+        || usize::try_from(schema.admin_i64("SELECT count(*) FROM custody_audit")).unwrap();
+    custody_core::conformance::recorded_swaps(&store, &log, &records);
+    assert_eq!(verified(&log).records, 3);
+    // Another store's log is not this store's: refused, nothing written.
+    let other = Schema::fresh("multi_swap_other")
+        .unwrap()
+        .store(PgOptions::new());
+    let fresh = Schema::fresh("multi_swap_fresh").unwrap();
+    let fresh_store = fresh.store(PgOptions::new());
+    custody_core::conformance::recorded_swaps(&fresh_store, &other.audit_log(), &|| 0);
+}
+
+#[test]
+fn a_connection_killed_mid_commit_leaves_neither_swaps_nor_record() {
+    let Some(schema) = Schema::fresh("killed_mid_commit") else {
+        return;
+    };
+    let store = schema.store(PgOptions::new());
+    let log = store.audit_log();
+    let records = || schema.admin_i64("SELECT count(*) FROM custody_audit");
+    let both = |one: Option<u64>, two: Option<u64>, n: u32| {
+        store
+            .compare_and_swap_all_recorded(
+                &[swap("m1", one, b"one"), swap("m2", two, b"two")],
+                event("w", n),
+                &log,
+            )
+            .wait()
+    };
+    assert!(matches!(
+        both(None, None, 0).unwrap(),
+        custody_core::RecordedSwaps::Swapped { ref versions, .. } if versions == &[1, 1]
+    ));
+    assert_eq!(records(), 1);
+    // An administrator holds the chain's next record uncommitted: the
+    // commit swaps both records, then waits on that row inside its
+    // statement, and is terminated there.
+    let config = schema.admin_config();
+    let app = schema.application_name();
+    let (held, holding) = std::sync::mpsc::channel::<()>();
+    let blocker = std::thread::spawn(move || {
+        db::on_own_runtime(async move {
+            let admin = db::connect(&config).await;
+            admin
+                .batch_execute(
+                    "BEGIN; INSERT INTO custody_audit (chain, seq, hash, record) \
+                     VALUES ('wallet:w', 2, decode(repeat('00', 32), 'hex'), 'held')",
+                )
+                .await
+                .unwrap();
+            held.send(()).unwrap();
+            let started = std::time::Instant::now();
+            loop {
+                let n: i64 = admin
+                    .query_one(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) \
+                         FROM pg_stat_activity WHERE application_name = $1 \
+                         AND wait_event_type = 'Lock' AND query LIKE '%unnest%'",
+                        &[&app],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if n > 0 {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(20),
+                    "the commit never waited on the held row"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            admin.batch_execute("ROLLBACK").await.unwrap();
+        });
+    });
+    holding.recv().unwrap();
+    let e = both(Some(1), Some(1), 1).unwrap_err();
+    blocker.join().unwrap();
+    assert_eq!(e.kind(), "unavailable", "{e:?}");
+    assert_eq!(
+        store.get_many(&["m1", "m2"]).wait().unwrap(),
+        [
+            custody_core::conformance::v(1, b"one"),
+            custody_core::conformance::v(1, b"two")
+        ],
+        "neither swap"
+    );
+    assert_eq!(records(), 1, "no record");
+    assert_eq!(verified(&log).records, 1);
+    // Not acknowledged, not done: the same commit goes through now.
+    assert!(matches!(
+        both(Some(1), Some(1), 1).unwrap(),
+        custody_core::RecordedSwaps::Swapped { ref versions, head } if versions == &[2, 2] && head.seq == 2
+    ));
+    assert_eq!(verified(&log).records, 2);
+}
+
+#[test]
+fn racing_multi_swap_commits_count_exactly_and_never_deadlock() {
+    let Some(schema) = Schema::fresh("multi_swap_race") else {
+        return;
+    };
+    let store = schema.store(PgOptions::new().with_pool_size(8));
+    let threads: Vec<_> = (0..6u32)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let log = store.audit_log();
+                // Half the threads name the keys in the other order.
+                let keys = if t % 2 == 0 {
+                    ["x", "y", "z"]
+                } else {
+                    ["z", "y", "x"]
+                };
+                let (mut acked, mut conflicts) = (0u64, 0u64);
+                while acked < 15 {
+                    let seen = store.get_many(&keys).wait().unwrap();
+                    let count = |r: &Option<custody_core::Versioned>| {
+                        r.as_ref()
+                            .map_or(0, |r| u64::from_be_bytes((*r.value).try_into().unwrap()))
+                    };
+                    let values: Vec<[u8; 8]> =
+                        seen.iter().map(|r| (count(r) + 1).to_be_bytes()).collect();
+                    let swaps: Vec<_> = keys
+                        .iter()
+                        .zip(&seen)
+                        .zip(&values)
+                        .map(|((k, r), v)| swap(k, r.as_ref().map(|r| r.version), v))
+                        .collect();
+                    match store
+                        .compare_and_swap_all_recorded(&swaps, event("race", t), &log)
+                        .wait()
+                        .unwrap()
+                    {
+                        custody_core::RecordedSwaps::Swapped { .. } => acked += 1,
+                        custody_core::RecordedSwaps::Conflict { .. } => conflicts += 1,
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let conflicts: u64 = threads.into_iter().map(|h| h.join().unwrap()).sum();
+    println!("90 multi-swap commits over 3 shared keys, {conflicts} conflicts");
+    let total = 6 * 15u64;
+    for key in ["x", "y", "z"] {
+        assert_eq!(
+            store.get(key).wait().unwrap(),
+            custody_core::conformance::v(total, &total.to_be_bytes()),
+            "{key}"
+        );
+    }
+    assert_eq!(verified(&store.audit_log()).records, total);
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use custody_core::{
     AnyPublicKey, AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, ChildNumber,
     DeferredWrite, Denial, DerivationPath, Digest32, Envelope, IntentKind, OneTimeCode, Pending,
-    PublicKey, RecordedSwap, SecretVec, SharedBackend, StateStore, Versioned, WalletScheme,
+    PublicKey, RecordedSwaps, SecretVec, SharedBackend, StateStore, Swap, Versioned, WalletScheme,
     WrappingBackend, fill_random,
 };
 use zeroize::Zeroizing;
@@ -1267,7 +1267,7 @@ impl TotpRegistry {
     /// Decides on `code` and commits the guard. The flag says whether the
     /// acceptance was recorded in the same commit as the guard (a store
     /// that keeps this registry's audit log: see
-    /// [`StateStore::compare_and_swap_recorded`]); then the caller records
+    /// [`StateStore::compare_and_swap_all_recorded`]); then the caller records
     /// nothing more for it, whatever its [`Recording`].
     async fn decide_and_commit(
         &self,
@@ -1384,22 +1384,26 @@ impl TotpRegistry {
                 Decision::Accept(step) if self.state.records_into(self.audit.as_ref()) => {
                     let event =
                         attempt_event(loaded, attempt, AuditOutcome::Success, "accepted", step)?;
+                    let swap = [Swap {
+                        key: &slot.guard_key,
+                        expected: version,
+                        value: &bytes,
+                    }];
                     match self
                         .state
-                        .compare_and_swap_recorded(
-                            &slot.guard_key,
-                            version,
-                            &bytes,
-                            event,
-                            self.audit.as_ref(),
-                        )
+                        .compare_and_swap_all_recorded(&swap, event, self.audit.as_ref())
                         .await?
                     {
-                        RecordedSwap::Swapped { version, .. } => {
+                        RecordedSwaps::Swapped { versions, .. } => {
                             *recorded = true;
+                            let version = versions.first().copied().ok_or(
+                                custody_core::Error::InvalidStateRecord(
+                                    "a recorded swap returned no version",
+                                ),
+                            )?;
                             CasOutcome::Swapped { version }
                         }
-                        RecordedSwap::Conflict { current } => CasOutcome::Conflict { current },
+                        RecordedSwaps::Conflict { current, .. } => CasOutcome::Conflict { current },
                     }
                 }
                 _ => {

@@ -749,7 +749,7 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     fn append(&self, event: AuditEvent) -> Pending<'_, Result<AuditHead, Error>>;
 
     /// This sink as [`Any`], so that a state store can recognize its own
-    /// log ([`crate::StateStore::compare_and_swap_recorded`]). `None` (the
+    /// log ([`crate::StateStore::compare_and_swap_all_recorded`]). `None` (the
     /// default) for a sink no store records into.
     fn as_any(&self) -> Option<&dyn Any> {
         None
@@ -1371,6 +1371,11 @@ impl MemoryAuditLog {
 impl AuditSink for MemoryAuditLog {
     fn append(&self, event: AuditEvent) -> Pending<'_, Result<AuditHead, Error>> {
         Pending::ready(MemoryAuditLog::append(self, event))
+    }
+
+    /// `Some`: a [`crate::MemoryStore`] made with this log records into it.
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
     }
 }
 

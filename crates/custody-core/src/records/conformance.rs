@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use crate::Error;
 use crate::records::state::{
-    CasOutcome, MAX_STATE_KEY_BYTES, MAX_STATE_KEYS_PER_READ, MAX_STATE_VALUE_BYTES, StateStore,
-    Versioned,
+    CasOutcome, MAX_STATE_KEY_BYTES, MAX_STATE_KEYS_PER_READ, MAX_STATE_SWAPS_PER_COMMIT,
+    MAX_STATE_VALUE_BYTES, RecordedSwaps, StateStore, Swap, Versioned,
 };
+use crate::{AuditEvent, AuditOp, AuditOutcome, AuditSink, Error};
 
 /// The version of a `Swapped` outcome; panics on a conflict.
 pub fn swapped(o: CasOutcome) -> u64 {
@@ -215,4 +215,140 @@ pub fn concurrent_counter(store: Arc<dyn StateStore>, threads: u64, per_thread: 
         store.get("counter").wait().unwrap(),
         v(total, &total.to_be_bytes())
     );
+}
+
+/// A swap of [`StateStore::compare_and_swap_all_recorded`].
+pub fn swap<'a>(key: &'a str, expected: Option<u64>, value: &'a [u8]) -> Swap<'a> {
+    Swap {
+        key,
+        expected,
+        value,
+    }
+}
+
+/// The multi-swap case every [`StateStore`] must pass, with `audit` and
+/// `records`, which counts the records `audit` keeps. A store that keeps
+/// `audit` ([`StateStore::records_into`]) commits all swaps and the record
+/// or nothing: on a conflict at any index no swap is written and no record
+/// appended, and the record is present exactly when the swaps are. A store
+/// that does not refuses with [`Error::Unsupported`] and writes nothing.
+/// Uses keys `m1`, `m2`, `m3`: give it a store where they are absent.
+pub fn recorded_swaps(store: &dyn StateStore, audit: &dyn AuditSink, records: &dyn Fn() -> usize) {
+    let event = |n: u32| {
+        AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success)
+            .with_wallet("conformance")
+            .with_index(n)
+    };
+    let keys = ["m1", "m2", "m3"];
+    let read = || store.get_many(&keys).wait().unwrap();
+    assert_eq!(read(), [None, None, None]);
+    let before = records();
+    if !store.records_into(audit) {
+        let e = store
+            .compare_and_swap_all_recorded(&[swap("m1", None, b"1")], event(0), audit)
+            .wait()
+            .unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+        assert_eq!(read(), [None, None, None], "nothing written");
+        assert_eq!(records(), before, "nothing recorded");
+        return;
+    }
+    let commit = |swaps: &[Swap<'_>], n: u32| {
+        store
+            .compare_and_swap_all_recorded(swaps, event(n), audit)
+            .wait()
+    };
+    // Two creates, one commit, one record.
+    let Ok(RecordedSwaps::Swapped { versions, head }) =
+        commit(&[swap("m1", None, b"one"), swap("m2", None, b"two")], 1)
+    else {
+        panic!("two creates of absent keys")
+    };
+    assert_eq!(versions, [1, 1]);
+    assert_eq!(records(), before + 1);
+    assert_eq!(read(), [v(1, b"one"), v(1, b"two"), None]);
+    // A conflict at the last index, after a swap that would succeed:
+    // neither is written, nothing is recorded, the conflicting record is
+    // answered.
+    for (swaps, index, current) in [
+        (
+            [swap("m1", Some(1), b"x"), swap("m2", Some(5), b"y")],
+            1,
+            v(1, b"two"),
+        ),
+        (
+            [swap("m1", Some(1), b"x"), swap("m2", None, b"y")],
+            1,
+            v(1, b"two"),
+        ),
+        (
+            [swap("m3", Some(1), b"x"), swap("m1", Some(1), b"y")],
+            0,
+            None,
+        ),
+        (
+            [swap("m1", Some(1), b"x"), swap("m3", Some(2), b"y")],
+            1,
+            None,
+        ),
+    ] {
+        assert_eq!(
+            commit(&swaps, 2).unwrap(),
+            RecordedSwaps::Conflict { index, current },
+            "{swaps:?}"
+        );
+        assert_eq!(read(), [v(1, b"one"), v(1, b"two"), None], "{swaps:?}");
+        assert_eq!(records(), before + 1, "{swaps:?}");
+    }
+    // Swaps and a create in one commit, in any key order.
+    let Ok(RecordedSwaps::Swapped {
+        versions,
+        head: next,
+    }) = commit(
+        &[
+            swap("m2", Some(1), b"two'"),
+            swap("m3", None, b"three"),
+            swap("m1", Some(1), b"one'"),
+        ],
+        3,
+    )
+    else {
+        panic!("every record at its expected version")
+    };
+    assert_eq!(versions, [2, 1, 2]);
+    assert_eq!(records(), before + 2);
+    assert_ne!(next, head);
+    assert_eq!(read(), [v(2, b"one'"), v(2, b"two'"), v(1, b"three")]);
+    // A single swap is a one-element slice.
+    assert_eq!(
+        match commit(&[swap("m3", Some(1), b"3")], 4).unwrap() {
+            RecordedSwaps::Swapped { versions, .. } => versions,
+            RecordedSwaps::Conflict { index, .. } => panic!("conflict at {index}"),
+        },
+        [2]
+    );
+    assert_eq!(records(), before + 3);
+    // Bad commits are refused before anything is written.
+    let too_long = "k".repeat(MAX_STATE_KEY_BYTES + 1);
+    let too_big = vec![0; MAX_STATE_VALUE_BYTES + 1];
+    let many: Vec<String> = (0..=MAX_STATE_SWAPS_PER_COMMIT)
+        .map(|i| format!("many{i}"))
+        .collect();
+    let many: Vec<Swap<'_>> = many.iter().map(|k| swap(k, None, b"")).collect();
+    for bad in [
+        &[][..],
+        &[swap("m1", Some(2), b"a"), swap("m1", Some(2), b"b")][..],
+        &[swap("m1", Some(2), b"a"), swap("", None, b"b")][..],
+        &[swap("m1", Some(2), b"a"), swap(&too_long, None, b"b")][..],
+        &[swap("m1", Some(2), b"a"), swap("m9", None, &too_big)][..],
+        &many[..],
+    ] {
+        assert!(
+            matches!(commit(bad, 5), Err(Error::InvalidStateRecord(_))),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(read(), [v(2, b"one'"), v(2, b"two'"), v(2, b"3")]);
+    assert_eq!(store.get("many0").wait().unwrap(), None);
+    assert_eq!(records(), before + 3);
 }

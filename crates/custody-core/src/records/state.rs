@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sha2::{Digest, Sha256};
 
 use crate::records::fsutil;
-use crate::{AuditEvent, AuditHead, AuditSink, Error, Pending};
+use crate::{AuditEvent, AuditHead, AuditSink, Error, MemoryAuditLog, Pending};
 
 /// Largest key, in bytes of UTF-8.
 pub const MAX_STATE_KEY_BYTES: usize = 512;
@@ -154,63 +154,144 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     ) -> Pending<'a, Result<CasOutcome, Error>>;
 
     /// Whether this store keeps `audit`'s records, so that
-    /// [`StateStore::compare_and_swap_recorded`] can commit a swap and a
+    /// [`StateStore::compare_and_swap_all_recorded`] can commit swaps and a
     /// record together. `false` (the default) for a store that keeps no
-    /// audit log (the file and memory stores), or a database store given a
-    /// sink that is not its own log.
+    /// audit log (the file store, a memory store without one), or a store
+    /// given a sink that is not its own log.
     fn records_into(&self, audit: &dyn AuditSink) -> bool {
         let _ = audit;
         false
     }
 
-    /// [`StateStore::compare_and_swap`] and, if the swap happens, the append
-    /// of `event` to `audit`, committed together: both or neither. Only for
-    /// a sink [`StateStore::records_into`] accepts; a caller with another
-    /// sink swaps and then appends.
+    /// Several compare-and-swaps and, if every one of them happens, the
+    /// append of `event` to `audit`, committed together: all of them and
+    /// the record, or nothing. Only for a sink
+    /// [`StateStore::records_into`] accepts.
     ///
-    /// The TOTP registry spends an accepted code this way, so that over a
-    /// database no code is spent without its record and no record names a
-    /// code that was not spent. On [`RecordedSwap::Conflict`] nothing is
-    /// written and nothing is recorded.
+    /// `swaps` holds 1 to [`MAX_STATE_SWAPS_PER_COMMIT`] swaps of distinct
+    /// keys. On [`RecordedSwaps::Swapped`], `versions[i]` is the new version
+    /// of `swaps[i]`; on [`RecordedSwaps::Conflict`], `index` names a swap
+    /// whose record was not at its expected version (the first such, in
+    /// the order given, when the store can tell) and nothing was written or
+    /// recorded.
+    ///
+    /// # Why one method takes several swaps
+    /// A gate may spend only what the signature it clears is recorded with:
+    /// the TOTP gate a code (one guard), the policy gate a verdict's
+    /// one-time use, each approver's signature counter and the wallet's
+    /// velocity history (several records). Over a store that keeps the log
+    /// (PostgreSQL: one transaction; a memory store given its log: one
+    /// lock), all of them commit with the signature's record or none does:
+    /// no spent code or verdict without its record, no record of one that
+    /// was not spent. One method with a slice, not a single-swap method and
+    /// a sibling: every store implements the one commit, and a single swap
+    /// is a one-element slice (no allocation for the caller).
+    ///
+    /// # A store that does not keep the log
+    /// There is no such commit over a plain filesystem (no transaction
+    /// spans several files and an append to another), so
+    /// [`crate::Audited`] swaps there one after another in key order,
+    /// stopping at the first conflict, and appends the record after the
+    /// last swap. The swaps made before a conflict *stay*: this fails
+    /// closed (a code or verdict spent without a signature, and the refusal
+    /// recorded), never open (nothing is released that was not spent).
+    /// Key order keeps two signers that spend overlapping records from
+    /// each spending half of them in opposite orders over and over.
     ///
     /// # Errors
     /// [`Error::Unsupported`] if the store does not keep `audit`'s records
-    /// (the default); those of [`StateStore::compare_and_swap`] and of the
-    /// sink's append. After an error, neither the swap nor the record is
-    /// acknowledged.
-    fn compare_and_swap_recorded<'a>(
+    /// (the default); [`Error::InvalidStateRecord`] for no swaps, more than
+    /// [`MAX_STATE_SWAPS_PER_COMMIT`], a key twice, or a key or value of
+    /// bad length; those of [`StateStore::compare_and_swap`] and of the
+    /// sink's append. After an error, neither the swaps nor the record are
+    /// acknowledged (read again before retrying).
+    fn compare_and_swap_all_recorded<'a>(
         &'a self,
-        key: &'a str,
-        expected: Option<u64>,
-        value: &'a [u8],
+        swaps: &'a [Swap<'a>],
         event: AuditEvent,
         audit: &'a dyn AuditSink,
-    ) -> Pending<'a, Result<RecordedSwap, Error>> {
-        let _ = (key, expected, value, event, audit);
+    ) -> Pending<'a, Result<RecordedSwaps, Error>> {
+        let _ = (swaps, event, audit);
         Pending::ready(Err(Error::Unsupported(
             "this state store does not keep that audit log",
         )))
     }
 }
 
-/// The result of [`StateStore::compare_and_swap_recorded`].
+/// Most swaps one [`StateStore::compare_and_swap_all_recorded`] commits.
+pub const MAX_STATE_SWAPS_PER_COMMIT: usize = 16;
+
+/// One compare-and-swap of [`StateStore::compare_and_swap_all_recorded`]:
+/// write `value` under `key` if the record is at version `expected`
+/// (`None`: if no record exists).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Swap<'a> {
+    /// The record's key.
+    pub key: &'a str,
+    /// The version the record must be at (`None`: absent).
+    pub expected: Option<u64>,
+    /// The value written.
+    pub value: &'a [u8],
+}
+
+impl fmt::Debug for Swap<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As the stores: where, not what.
+        f.debug_struct("Swap")
+            .field("key", &self.key)
+            .field("expected", &self.expected)
+            .field("value_len", &self.value.len())
+            .finish()
+    }
+}
+
+/// The result of [`StateStore::compare_and_swap_all_recorded`].
 #[must_use = "a Conflict means nothing was written or recorded"]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordedSwap {
-    /// The value was written with this version and the event recorded with
-    /// this head, in one commit.
+pub enum RecordedSwaps {
+    /// Every value was written and the event recorded with this head, in
+    /// one commit.
     Swapped {
-        /// The record's new version.
-        version: u64,
+        /// The records' new versions, in the order of the swaps.
+        versions: Vec<u64>,
         /// The head of the audit chain the event was appended to.
         head: AuditHead,
     },
-    /// The record was not at the expected version: nothing was written or
+    /// A record was not at its expected version: nothing was written or
     /// recorded.
     Conflict {
-        /// The record as it is now (`None` if it does not exist).
+        /// Which swap conflicted (its index in the slice given).
+        index: usize,
+        /// That record as it is now (`None` if it does not exist).
         current: Option<Versioned>,
     },
+}
+
+/// Checks the swaps of a [`StateStore::compare_and_swap_all_recorded`]:
+/// 1 to [`MAX_STATE_SWAPS_PER_COMMIT`] of them, distinct keys, each key
+/// and value of good length.
+///
+/// # Errors
+/// [`Error::InvalidStateRecord`].
+pub fn check_swaps(swaps: &[Swap<'_>]) -> Result<(), Error> {
+    if swaps.is_empty() {
+        return Err(Error::InvalidStateRecord(
+            "a commit needs at least one swap",
+        ));
+    }
+    if swaps.len() > MAX_STATE_SWAPS_PER_COMMIT {
+        return Err(Error::InvalidStateRecord("too many swaps in one commit"));
+    }
+    for (i, swap) in swaps.iter().enumerate() {
+        check_key(swap.key)?;
+        check_value(swap.value)?;
+        if swaps[..i].iter().any(|s| s.key == swap.key) {
+            return Err(Error::InvalidStateRecord(
+                "a key is swapped twice in one commit",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks the keys of a [`StateStore::get_many`]: how many, and each
@@ -255,9 +336,15 @@ fn matches(current: Option<&Versioned>, expected: Option<u64>) -> bool {
 }
 
 /// Records held in memory; lost when dropped. For tests and embedding.
+///
+/// A store made [`MemoryStore::with_audit_log`] keeps that log: it commits
+/// [`StateStore::compare_and_swap_all_recorded`] under one lock (the
+/// swaps are checked, the record appended, then the swaps applied, with no
+/// reader in between), as a database store does in one transaction.
 #[derive(Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, Versioned>>,
+    log: Option<Arc<MemoryAuditLog>>,
 }
 
 impl MemoryStore {
@@ -265,6 +352,24 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that keeps `log` ([`StateStore::records_into`] it).
+    #[must_use]
+    pub fn with_audit_log(log: Arc<MemoryAuditLog>) -> Self {
+        Self {
+            records: Mutex::default(),
+            log: Some(log),
+        }
+    }
+
+    /// The log this store keeps, if `audit` is it.
+    fn own_log<'a>(&self, audit: &'a dyn AuditSink) -> Option<&'a MemoryAuditLog> {
+        let own = self.log.as_deref()?;
+        audit
+            .as_any()
+            .and_then(|any| any.downcast_ref::<MemoryAuditLog>())
+            .filter(|log| std::ptr::eq(*log, own))
     }
 }
 
@@ -287,9 +392,68 @@ impl StateStore for MemoryStore {
     ) -> Pending<'a, Result<CasOutcome, Error>> {
         Pending::ready(self.swap_now(key, expected, value))
     }
+
+    /// `true` for the log given to [`MemoryStore::with_audit_log`].
+    fn records_into(&self, audit: &dyn AuditSink) -> bool {
+        self.own_log(audit).is_some()
+    }
+
+    /// Under the records' lock: every swap checked, the record appended,
+    /// then every swap applied.
+    fn compare_and_swap_all_recorded<'a>(
+        &'a self,
+        swaps: &'a [Swap<'a>],
+        event: AuditEvent,
+        audit: &'a dyn AuditSink,
+    ) -> Pending<'a, Result<RecordedSwaps, Error>> {
+        let Some(log) = self.own_log(audit) else {
+            return Pending::ready(Err(Error::Unsupported(
+                "this state store does not keep that audit log",
+            )));
+        };
+        Pending::ready(self.swap_all_now(swaps, event, log))
+    }
 }
 
 impl MemoryStore {
+    fn swap_all_now(
+        &self,
+        swaps: &[Swap<'_>],
+        event: AuditEvent,
+        log: &MemoryAuditLog,
+    ) -> Result<RecordedSwaps, Error> {
+        check_swaps(swaps)?;
+        let mut map = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        for (index, swap) in swaps.iter().enumerate() {
+            let current = map.get(swap.key);
+            if !matches(current, swap.expected) {
+                return Ok(RecordedSwaps::Conflict {
+                    index,
+                    current: current.cloned(),
+                });
+            }
+        }
+        let versions = swaps
+            .iter()
+            .map(|swap| next_version(swap.expected))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The record first: if it cannot be kept, nothing is swapped.
+        let head = log.append(event)?;
+        for (swap, &version) in swaps.iter().zip(&versions) {
+            let record = Versioned {
+                version,
+                value: Arc::from(swap.value),
+            };
+            match map.get_mut(swap.key) {
+                Some(slot) => *slot = record,
+                None => {
+                    map.insert(swap.key.to_owned(), record);
+                }
+            }
+        }
+        Ok(RecordedSwaps::Swapped { versions, head })
+    }
+
     fn get_now(&self, key: &str) -> Result<Option<Versioned>, Error> {
         check_key(key)?;
         // A poisoned lock is safe to reuse: the map is only changed by a
@@ -537,7 +701,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::records::conformance::{concurrent_counter, state_store as conformance, swapped, v};
+    use crate::records::conformance::{
+        concurrent_counter, recorded_swaps, state_store as conformance, swapped, v,
+    };
 
     fn file_store() -> (tempfile::TempDir, FileStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -564,6 +730,39 @@ mod tests {
         // And the records persist across reopening.
         let reopened = FileStore::open(store.dir()).unwrap();
         assert_eq!(reopened.get("a").wait().unwrap(), v(6, b"value 5"));
+    }
+
+    #[test]
+    fn memory_store_with_its_log_commits_swaps_and_record_together() {
+        let log = Arc::new(crate::MemoryAuditLog::new());
+        let store = MemoryStore::with_audit_log(Arc::clone(&log));
+        conformance(&store);
+        let records = || log.records().len();
+        recorded_swaps(&store, log.as_ref(), &records);
+        // Every record appended is the store's: the chain verifies.
+        let jsonl = log.to_jsonl().unwrap();
+        assert_eq!(
+            crate::AuditLog::verify(jsonl.as_bytes()).unwrap(),
+            log.head()
+        );
+        assert_eq!(log.head().seq, 3);
+        // Another memory log is not its own.
+        let other = crate::MemoryAuditLog::new();
+        assert!(!store.records_into(&other));
+        recorded_swaps(
+            &MemoryStore::with_audit_log(Arc::new(other)),
+            &crate::MemoryAuditLog::new(),
+            &|| 0,
+        );
+    }
+
+    #[test]
+    fn stores_without_the_log_refuse_a_recorded_commit() {
+        let log = crate::MemoryAuditLog::new();
+        let records = || log.records().len();
+        recorded_swaps(&MemoryStore::new(), &log, &records);
+        let (_dir, store) = file_store();
+        recorded_swaps(&store, &log, &records);
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::records::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
 use crate::{
     Authorization, CasOutcome, Cleared, DecryptRequest, Decrypted, DecryptingBackend,
     DeferredWrite, Denial, Error, ExportingBackend, KeyAlgorithm, KeyBackend, KeyKinds, KeyRef,
-    Pending, PinnedKey, PrivateKeyBytes, RecordedSwap, SharedBackend, SignRequest, SignatureScheme,
-    Signed, SigningBackend, WrappingBackend,
+    Pending, PinnedKey, PrivateKeyBytes, RecordedSwaps, SharedBackend, SignRequest,
+    SignatureScheme, Signed, SigningBackend, Swap, WrappingBackend,
 };
 
 /// Records every signature and export of the backend it wraps.
@@ -162,8 +162,10 @@ fn record<'a, T: Cleared + Send + 'a>(
         // A gate's deferred write commits with the record, or the answer
         // is withheld.
         (Ok(event), Ok(mut answer)) => match answer.take_deferred() {
-            Some(write) => commit_deferred(Some(write), event, sink, operation)
-                .map(move |committed| committed.map(|()| answer)),
+            Some(write) => Pending::later(async move {
+                commit_deferred(std::slice::from_ref(&write), event, sink, operation).await?;
+                Ok(answer)
+            }),
             None => sink.append(event).map(move |kept| kept.map(|_| answer)),
         },
         // A failure is released only once its record is kept too.
@@ -172,46 +174,80 @@ fn record<'a, T: Cleared + Send + 'a>(
     }
 }
 
+/// Commits a gate's deferred writes with the record `event`, or refuses.
+///
+/// Where every write goes to one store that keeps `sink`
+/// ([`crate::StateStore::records_into`]), all of them and the record are
+/// one commit ([`crate::StateStore::compare_and_swap_all_recorded`]).
+/// Otherwise (a local store, or writes to several stores) the writes are
+/// swapped one by one in key order, stopping at the first conflict, and
+/// the record is appended after the last: the swaps made before a
+/// conflict stay (fail closed: spent without a signature), as the trait
+/// says. A conflict withholds the answer and records the refusal.
 fn commit_deferred<'a>(
-    write: Option<DeferredWrite>,
+    writes: &'a [DeferredWrite],
     event: AuditEvent,
     sink: &'a dyn AuditSink,
     operation: Operation<'a>,
 ) -> Pending<'a, Result<(), Error>> {
-    let Some(write) = write else {
+    let Some(first) = writes.first() else {
         return Pending::ready(Ok(()));
     };
     Pending::later(async move {
-        let store = Arc::clone(write.store());
-        let swapped = if store.records_into(sink) {
+        let store = Arc::clone(first.store());
+        let one_store = writes.iter().all(|w| Arc::ptr_eq(w.store(), &store));
+        let committed = if one_store && store.records_into(sink) {
+            let swaps: Vec<Swap<'_>> = writes
+                .iter()
+                .map(|w| Swap {
+                    key: w.key(),
+                    expected: w.expected(),
+                    value: w.value(),
+                })
+                .collect();
             match store
-                .compare_and_swap_recorded(
-                    write.key(),
-                    write.expected(),
-                    write.value(),
-                    event,
-                    sink,
-                )
+                .compare_and_swap_all_recorded(&swaps, event, sink)
                 .await?
             {
-                RecordedSwap::Swapped { version, .. } => Some(version),
-                RecordedSwap::Conflict { .. } => None,
+                RecordedSwaps::Swapped { versions, .. } => {
+                    for (write, version) in writes.iter().zip(versions) {
+                        write.finish(Some(version));
+                    }
+                    true
+                }
+                RecordedSwaps::Conflict { .. } => {
+                    writes.iter().for_each(|w| w.finish(None));
+                    false
+                }
             }
         } else {
-            match store
-                .compare_and_swap(write.key(), write.expected(), write.value())
-                .await?
-            {
-                CasOutcome::Swapped { version } => {
-                    write.finish(Some(version));
-                    sink.append(event).await?;
-                    return Ok(());
+            let mut order: Vec<&DeferredWrite> = writes.iter().collect();
+            order.sort_by(|a, b| a.key().cmp(b.key()));
+            let mut all = true;
+            for write in order {
+                if !all {
+                    // Not tried: nothing written.
+                    write.finish(None);
+                    continue;
                 }
-                CasOutcome::Conflict { .. } => None,
+                match write
+                    .store()
+                    .compare_and_swap(write.key(), write.expected(), write.value())
+                    .await?
+                {
+                    CasOutcome::Swapped { version } => write.finish(Some(version)),
+                    CasOutcome::Conflict { .. } => {
+                        write.finish(None);
+                        all = false;
+                    }
+                }
             }
+            if all {
+                sink.append(event).await?;
+            }
+            all
         };
-        write.finish(swapped);
-        if swapped.is_some() {
+        if committed {
             return Ok(());
         }
         let refused: Result<(), Error> = Err(Error::Denied(Denial::TotpReplayed));
@@ -435,6 +471,117 @@ mod tests {
         assert_eq!(
             store.get("guard").wait().unwrap().map(|v| v.version),
             Some(1)
+        );
+    }
+
+    /// What each write's `done` was told: its key and outcome.
+    type Seen = Vec<(&'static str, Option<u64>)>;
+
+    /// Two deferred writes of `store`, to `"b"` (absent) and `"a"` (at
+    /// `a_expected`), each telling `seen` its outcome.
+    fn two_writes(
+        store: &Arc<dyn crate::StateStore>,
+        a_expected: Option<u64>,
+        seen: &Arc<std::sync::Mutex<Seen>>,
+    ) -> [DeferredWrite; 2] {
+        let write = |key: &'static str, expected| {
+            let seen = Arc::clone(seen);
+            DeferredWrite::new(
+                Arc::clone(store),
+                key.into(),
+                expected,
+                key.as_bytes().to_vec(),
+                Arc::new(move |v| seen.lock().unwrap().push((key, v))),
+            )
+        };
+        [write("b", None), write("a", a_expected)]
+    }
+
+    fn commit_two(
+        store: &Arc<dyn crate::StateStore>,
+        log: &crate::MemoryAuditLog,
+        a_expected: Option<u64>,
+    ) -> (Result<(), Error>, Seen) {
+        let master = ExtendedPrivateKey::from_seed(&[7; 64]).unwrap();
+        let key = PinnedKey::new(
+            KeyRef::Path("m/0".parse().unwrap()),
+            Some("m/0".parse().unwrap()),
+            master
+                .derive_path(&"m/0".parse().unwrap())
+                .unwrap()
+                .public_key(),
+        );
+        let operation = Operation {
+            op: AuditOp::SIGN,
+            key: &key,
+            digest: crate::Digest32([9; 32]),
+            intent: crate::Intent::raw_digest(),
+            scheme: None,
+        };
+        let seen = Arc::default();
+        let writes = two_writes(store, a_expected, &seen);
+        let event = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
+        let result = commit_deferred(&writes, event, log, operation).wait();
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        (result, seen)
+    }
+
+    #[test]
+    fn several_deferred_writes_commit_together_where_the_store_keeps_the_log() {
+        let log = Arc::new(crate::MemoryAuditLog::new());
+        let store: Arc<dyn crate::StateStore> =
+            Arc::new(crate::MemoryStore::with_audit_log(Arc::clone(&log)));
+        // "a" is absent, not at 1: neither is written, the refusal recorded.
+        let (result, seen) = commit_two(&store, &log, Some(1));
+        assert_eq!(result.unwrap_err().kind(), "totp-replayed");
+        assert_eq!(seen, [("b", None), ("a", None)]);
+        assert_eq!(store.get("b").wait().unwrap(), None);
+        let records = log.records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].event().outcome(), AuditOutcome::Denied);
+        // Both at their expected versions: both written, one record.
+        let (result, seen) = commit_two(&store, &log, None);
+        result.unwrap();
+        assert_eq!(seen, [("b", Some(1)), ("a", Some(1))]);
+        let records = log.records();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].event().outcome(), AuditOutcome::Success);
+    }
+
+    #[test]
+    fn over_a_store_without_the_log_writes_go_in_key_order_and_earlier_ones_stay() {
+        let log = crate::MemoryAuditLog::new();
+        let store: Arc<dyn crate::StateStore> = Arc::new(crate::MemoryStore::new());
+        // "a" comes first in key order and conflicts: nothing is written.
+        let (result, seen) = commit_two(&store, &log, Some(1));
+        assert_eq!(result.unwrap_err().kind(), "totp-replayed");
+        assert_eq!(seen, [("a", None), ("b", None)]);
+        assert_eq!(store.get("b").wait().unwrap(), None);
+        // "a" swaps, then "b" conflicts: "a" stays spent, no signature, the
+        // refusal recorded (fail closed).
+        let _ = store.compare_and_swap("b", None, b"taken").wait().unwrap();
+        let (result, seen) = commit_two(&store, &log, None);
+        assert_eq!(result.unwrap_err().kind(), "totp-replayed");
+        assert_eq!(seen, [("a", Some(1)), ("b", None)]);
+        assert_eq!(store.get("a").wait().unwrap().map(|r| r.version), Some(1));
+        let records = log.records();
+        assert_eq!(records.len(), 2);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.event().outcome() == AuditOutcome::Denied)
+        );
+        // Both free: both written in key order, then the record.
+        let (result, seen) = commit_two(&store, &log, Some(1));
+        assert!(result.is_err(), "b is at 1, not absent");
+        assert_eq!(seen, [("a", Some(2)), ("b", None)]);
+        let fresh: Arc<dyn crate::StateStore> = Arc::new(crate::MemoryStore::new());
+        let (result, seen) = commit_two(&fresh, &log, None);
+        result.unwrap();
+        assert_eq!(seen, [("a", Some(1)), ("b", Some(1))]);
+        assert_eq!(
+            log.records().last().unwrap().event().outcome(),
+            AuditOutcome::Success
         );
     }
 }

@@ -664,7 +664,7 @@ impl Clearance {
 /// log may instead decide on a freshly read guard, sign, and hand the guard
 /// write up with the signature; [`crate::Audited`] then commits the write
 /// and the signature's record together
-/// ([`crate::StateStore::compare_and_swap_recorded`]): one commit per
+/// ([`crate::StateStore::compare_and_swap_all_recorded`]): one commit per
 /// signature, and still no spent code without its record and no record of
 /// a code that was not spent. If the write conflicts (another replica
 /// moved the guard first), the signature is withheld and the request is
