@@ -37,9 +37,9 @@ pub use seam::algorithm::{
 };
 pub use seam::audited::{Audited, describe_key};
 pub use seam::backend::{
-    Authorization, Capabilities, Clearance, Cleared, DeferredWrite, ExportingBackend, Intent,
-    IntentKind, KekId, KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey, SharedBackend,
-    SignRequest, Signed, SigningBackend, WrappingBackend,
+    Authorization, Capabilities, Clearance, Cleared, DeferredWrite, Evidence, ExportingBackend,
+    Intent, IntentKind, KekId, KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey,
+    SharedBackend, SignRequest, Signed, SigningBackend, WrappingBackend,
 };
 pub use seam::context::{EncryptionContext, MAX_CONTEXT_BYTES};
 pub use seam::decrypt::{DecryptRequest, Decrypted, DecryptingBackend, Decryption};

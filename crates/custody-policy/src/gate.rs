@@ -30,10 +30,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use custody_core::{
-    Authorization, CasOutcome, Clearance, DecryptRequest, Decrypted, DecryptingBackend, Denial,
-    Error, ExportingBackend, Intent, IntentKind, KeyBackend, KeyKinds, KeyRef, KeySigner, Pending,
-    PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend, StateStore,
-    WalletScheme, WrappingBackend,
+    Authorization, CasOutcome, Clearance, Cleared, DecryptRequest, Decrypted, DecryptingBackend,
+    Denial, Error, ExportingBackend, Intent, IntentKind, KeyBackend, KeyKinds, KeyRef, KeySigner,
+    Pending, PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend,
+    StateStore, WalletScheme, WrappingBackend,
 };
 use custody_eth::{Authorization as EthAuthorization, PersonalMessage, Transaction, TypedData};
 use serde_json::{Value, json};

@@ -475,10 +475,7 @@ impl TotpGate {
                     let answer = answer.with_clearance(Clearance::Totp { step });
                     // The code is spent by the audit layer's commit, with
                     // the answer's record.
-                    Ok(match deferred {
-                        Some(write) => answer.with_deferred(write),
-                        None => answer,
-                    })
+                    Ok(deferred.into_iter().fold(answer, Cleared::with_deferred))
                 }
                 // A deferred code was never spent: nothing to record but
                 // the failure, which the layer above records.

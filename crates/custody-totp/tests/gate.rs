@@ -1427,7 +1427,10 @@ fn gate_hands_its_clearance_up_and_records_itself_when_alone() {
     let auth = Authorization::totp(code_at(&e, f.now()));
     let before = f.audit.records().len();
     let signed = f.request(&key, &auth).wait().unwrap();
-    assert_eq!(signed.clearances, [Clearance::Totp { step: f.now() / 30 }]);
+    assert_eq!(
+        signed.evidence.clearances,
+        [Clearance::Totp { step: f.now() / 30 }]
+    );
     // No audit layer above: the request was not marked, so the gate
     // recorded the accepted code itself.
     let new = records_since(&f.audit, before);
@@ -1440,7 +1443,7 @@ fn gate_hands_its_clearance_up_and_records_itself_when_alone() {
     let before = f.audit.records().len();
     let none = Authorization::none();
     let signed = f.request(&bob, &none).wait().unwrap();
-    assert!(signed.clearances.is_empty());
+    assert!(signed.evidence.clearances.is_empty());
     assert_eq!(f.audit.records().len(), before);
 }
 

@@ -332,7 +332,7 @@ impl Fixture {
         let sig = custody_core::normalize(&signed.signature, pinned.secp256k1().unwrap(), &digest)
             .unwrap();
         assert_eq!(&sig.recover(&digest).unwrap(), pinned.secp256k1().unwrap());
-        Ok(signed.clearances)
+        Ok(signed.evidence.clearances)
     }
 
     fn export(&self, key: KeyRef, code: Option<&str>) -> Result<PrivateKeyBytes, CoreError> {

@@ -161,13 +161,17 @@ fn record<'a, T: Cleared + Send + 'a>(
     match (event, result) {
         // A gate's deferred write commits with the record, or the answer
         // is withheld.
-        (Ok(event), Ok(mut answer)) => match answer.take_deferred() {
-            Some(write) => Pending::later(async move {
-                commit_deferred(std::slice::from_ref(&write), event, sink, operation).await?;
-                Ok(answer)
-            }),
-            None => sink.append(event).map(move |kept| kept.map(|_| answer)),
-        },
+        (Ok(event), Ok(mut answer)) => {
+            let writes = answer.take_deferred();
+            if writes.is_empty() {
+                sink.append(event).map(move |kept| kept.map(|_| answer))
+            } else {
+                Pending::later(async move {
+                    commit_deferred(&writes, event, sink, operation).await?;
+                    Ok(answer)
+                })
+            }
+        }
         // A failure is released only once its record is kept too.
         (Ok(event), Err(e)) => sink.append(event).map(move |kept| kept.and(Err(e))),
         (Err(e), _) => Pending::ready(Err(e)),

@@ -749,19 +749,44 @@ impl fmt::Debug for DeferredWrite {
     }
 }
 
+/// What the gates an answer passed on its way up established and left to
+/// the audit layer: their clearances and their deferred state writes. A
+/// [`Signed`] and a [`crate::Decrypted`] each carry one, so gates add to it
+/// through one set of builders ([`Cleared`]) whatever the answer is, and
+/// [`crate::Audited`] reads it the same way.
+///
+/// Both lists are empty on a path no gate cleared: an empty `Vec` does not
+/// allocate, so a bare backend's answer costs nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Evidence {
+    /// What each gate on the way established, innermost first.
+    pub clearances: Vec<Clearance>,
+    /// The gates' state writes that the audit layer commits with the
+    /// record, all or nothing ([`DeferredWrite`]); empty on every local
+    /// path.
+    pub deferred: Vec<DeferredWrite>,
+}
+
+impl Evidence {
+    /// No clearance and no deferred write (no allocation).
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            clearances: Vec::new(),
+            deferred: Vec::new(),
+        }
+    }
+}
+
 /// A backend's answer to a [`SignRequest`]: the signature as the backend
-/// made it (normalized later by [`crate::KeySigner`]) and the clearances of
+/// made it (normalized later by [`crate::KeySigner`]) and the evidence of
 /// the gates it passed on its way up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
     /// The signature, as the backend made it.
     pub signature: RawSignature,
-    /// What each gate on the way established, innermost first (empty when
-    /// no gate cleared anything; no allocation then).
-    pub clearances: Vec<Clearance>,
-    /// A gate's state write that the audit layer commits with the record
-    /// ([`DeferredWrite`]); `None` on every local path.
-    pub deferred: Option<DeferredWrite>,
+    /// The gates' clearances and deferred writes ([`Evidence`]).
+    pub evidence: Evidence,
 }
 
 impl Signed {
@@ -770,55 +795,54 @@ impl Signed {
     pub fn new(signature: RawSignature) -> Self {
         Self {
             signature,
-            clearances: Vec::new(),
-            deferred: None,
+            evidence: Evidence::new(),
         }
-    }
-
-    /// Leaves `write` to the audit layer above ([`DeferredWrite`]).
-    #[must_use]
-    pub fn with_deferred(mut self, write: DeferredWrite) -> Self {
-        self.deferred = Some(write);
-        self
-    }
-
-    /// Adds a gate's clearance.
-    #[must_use]
-    pub fn with_clearance(mut self, clearance: Clearance) -> Self {
-        self.clearances.push(clearance);
-        self
     }
 }
 
 /// An answer that gates clear on its way up to the audit layer: a
 /// [`Signed`] or a [`crate::Decrypted`]. Gates are written once over it, so
 /// a signature and an unseal pass the same checks and carry the same
-/// evidence.
+/// [`Evidence`], added to by the one set of builders below.
 pub trait Cleared: Sized {
+    /// The evidence so far.
+    fn evidence(&self) -> &Evidence;
+
+    /// The evidence, to add to or take from.
+    fn evidence_mut(&mut self) -> &mut Evidence;
+
     /// The clearances so far, innermost first.
-    fn clearances(&self) -> &[Clearance];
+    fn clearances(&self) -> &[Clearance] {
+        &self.evidence().clearances
+    }
+
     /// Adds a gate's clearance.
     #[must_use]
-    fn with_clearance(self, clearance: Clearance) -> Self;
-    /// Leaves `write` to the audit layer above ([`DeferredWrite`]).
+    fn with_clearance(mut self, clearance: Clearance) -> Self {
+        self.evidence_mut().clearances.push(clearance);
+        self
+    }
+
+    /// Leaves `write` to the audit layer above ([`DeferredWrite`]), after
+    /// any a gate below left.
     #[must_use]
-    fn with_deferred(self, write: DeferredWrite) -> Self;
-    /// Takes the deferred write, if any (the audit layer commits it).
-    fn take_deferred(&mut self) -> Option<DeferredWrite>;
+    fn with_deferred(mut self, write: DeferredWrite) -> Self {
+        self.evidence_mut().deferred.push(write);
+        self
+    }
+
+    /// Takes the deferred writes (the audit layer commits them).
+    fn take_deferred(&mut self) -> Vec<DeferredWrite> {
+        std::mem::take(&mut self.evidence_mut().deferred)
+    }
 }
 
 impl Cleared for Signed {
-    fn clearances(&self) -> &[Clearance] {
-        &self.clearances
+    fn evidence(&self) -> &Evidence {
+        &self.evidence
     }
-    fn with_clearance(self, clearance: Clearance) -> Self {
-        Signed::with_clearance(self, clearance)
-    }
-    fn with_deferred(self, write: DeferredWrite) -> Self {
-        Signed::with_deferred(self, write)
-    }
-    fn take_deferred(&mut self) -> Option<DeferredWrite> {
-        self.deferred.take()
+    fn evidence_mut(&mut self) -> &mut Evidence {
+        &mut self.evidence
     }
 }
 
@@ -973,7 +997,7 @@ pub trait ExportingBackend: Send + Sync {
 ///
 /// **One audit record per signature.** A gate's evidence (the TOTP step it
 /// accepted, later the approvals and the policy rule) travels *up* with the
-/// answer as a [`Clearance`] in [`Signed`], and the audit layer
+/// answer as a [`Clearance`] in its [`Evidence`], and the audit layer
 /// ([`crate::Audited`]) writes one record holding the request, its outcome
 /// and every clearance. Gates learn that such a layer is above them from
 /// [`SignRequest::recorded_above`], which only that layer can set; a gate

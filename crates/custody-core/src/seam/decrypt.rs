@@ -33,8 +33,8 @@
 use std::fmt;
 
 use crate::{
-    Authorization, Clearance, DeferredWrite, Digest32, Error, Intent, KeyAlgorithm, P256PublicKey,
-    Pending, PinnedKey, SecretVec,
+    Authorization, Digest32, Error, Evidence, Intent, KeyAlgorithm, P256PublicKey, Pending,
+    PinnedKey, SecretVec,
 };
 
 /// The private-key operation a [`DecryptRequest`] asks for.
@@ -143,14 +143,12 @@ impl<'a> DecryptRequest<'a> {
 }
 
 /// A backend's answer to a [`DecryptRequest`]: the secret and the
-/// clearances of the gates it passed on its way up.
+/// evidence of the gates it passed on its way up.
 pub struct Decrypted {
     /// The shared secret or plaintext, zeroized on drop.
     pub secret: SecretVec,
-    /// What each gate on the way established, innermost first.
-    pub clearances: Vec<Clearance>,
-    /// A gate's state write the audit layer commits with the record.
-    pub deferred: Option<DeferredWrite>,
+    /// The gates' clearances and deferred writes ([`Evidence`]).
+    pub evidence: Evidence,
 }
 
 impl Decrypted {
@@ -159,38 +157,17 @@ impl Decrypted {
     pub fn new(secret: SecretVec) -> Self {
         Self {
             secret,
-            clearances: Vec::new(),
-            deferred: None,
+            evidence: Evidence::new(),
         }
-    }
-
-    /// Leaves `write` to the audit layer above.
-    #[must_use]
-    pub fn with_deferred(mut self, write: DeferredWrite) -> Self {
-        self.deferred = Some(write);
-        self
-    }
-
-    /// Adds a gate's clearance.
-    #[must_use]
-    pub fn with_clearance(mut self, clearance: Clearance) -> Self {
-        self.clearances.push(clearance);
-        self
     }
 }
 
 impl crate::Cleared for Decrypted {
-    fn clearances(&self) -> &[Clearance] {
-        &self.clearances
+    fn evidence(&self) -> &Evidence {
+        &self.evidence
     }
-    fn with_clearance(self, clearance: Clearance) -> Self {
-        Decrypted::with_clearance(self, clearance)
-    }
-    fn with_deferred(self, write: DeferredWrite) -> Self {
-        Decrypted::with_deferred(self, write)
-    }
-    fn take_deferred(&mut self) -> Option<DeferredWrite> {
-        self.deferred.take()
+    fn evidence_mut(&mut self) -> &mut Evidence {
+        &mut self.evidence
     }
 }
 
@@ -198,8 +175,7 @@ impl fmt::Debug for Decrypted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Decrypted")
             .field("secret", &self.secret)
-            .field("clearances", &self.clearances)
-            .field("deferred", &self.deferred)
+            .field("evidence", &self.evidence)
             .finish()
     }
 }

@@ -102,8 +102,9 @@ impl KeySigner {
             Ok(r) => r,
             Err(e) => return Pending::ready(Err(e)),
         };
-        let (digest, message, public) =
-            (request.digest, request.message, self.key.public().clone());
+        // Borrowed for the call, not cloned: an RSA key's modulus is
+        // hundreds of bytes.
+        let (digest, message, public) = (request.digest, request.message, self.key.public());
         signing.sign_digest(request).map(move |signed| {
             let signed = committed(signed?)?;
             match (scheme, public.secp256k1()) {
@@ -111,7 +112,7 @@ impl KeySigner {
                     let sig = normalize(&signed.signature, pinned, &digest)?;
                     Ok(SchemeSignature::new(scheme, sig.to_compact()))
                 }
-                _ => check_signature(scheme, &signed.signature, &public, &digest, message),
+                _ => check_signature(scheme, &signed.signature, public, &digest, message),
             }
         })
     }
@@ -120,7 +121,7 @@ impl KeySigner {
 /// The answer, unless a gate left its state write to an audit layer that
 /// is not there: then its condition was never committed (fail closed).
 fn committed(signed: Signed) -> Result<Signed, Error> {
-    if signed.deferred.is_some() {
+    if !signed.evidence.deferred.is_empty() {
         return Err(Error::Unsupported(
             "a gate deferred its state write to an audit layer that did not commit it",
         ));
