@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `aws-kms` | `KmsSigner` (AWS KMS `ECC_SECG_P256K1` `SIGN_VERIFY` keys sign digests) and `KmsKek` (a `SYMMETRIC_DEFAULT` key wraps envelope data keys), over one `KmsClient` |
 //! | `aws-config` | `KmsClient::from_env`: the client configured from the standard AWS environment (implies `aws-kms`) |
-//! | `pkcs11` | `Pkcs11Signer` (EC secp256k1 keys on a PKCS#11 token sign digests) and `Pkcs11Kek` (an AES key on the token wraps envelope data keys), over one `Pkcs11Token` (a session pool on a token of a `Pkcs11Module` loaded once per process); RFC 7512 `Pkcs11Uri`s |
+//! | `pkcs11` | `Pkcs11Signer` (EC secp256k1 and P-256 and RSA keys on a PKCS#11 token sign digests; P-256 keys agree (ECDH) and RSA keys decrypt (RSA-OAEP-256)) and `Pkcs11Kek` (an AES key on the token wraps envelope data keys), over one `Pkcs11Token` (a session pool on a token of a `Pkcs11Module` loaded once per process); RFC 7512 `Pkcs11Uri`s |
 //! | `nitro` | `nitro`: AWS Nitro Enclaves attestation documents, decoded strictly and verified against a pinned root (`nitro::Verifier`); the enclave's side of an attested unwrap (`nitro::Nsm`, the one-shot `nitro::EphemeralRsaKey`, KMS's BER `nitro::CiphertextForRecipient`); pure Rust, no network stack |
 //! | `nitro-transport` | `nitro::transport`: the enclave ↔ host link, length-prefixed frames over any tokio `AsyncRead + AsyncWrite` (vsock, a Unix socket) |
 //! | `nitro-kms` | `nitro::AttestedKek`: a `WrappingBackend` that unwraps only by KMS `Decrypt` with a `Recipient` (the enclave's attestation document) |
@@ -92,6 +92,6 @@ mod pkcs11;
 
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{
-    ObjectType, Pin, Pkcs11Error, Pkcs11Kek, Pkcs11Module, Pkcs11Signer, Pkcs11Token, Pkcs11Uri,
-    ReturnCode, TokenCounters,
+    ObjectType, Pin, Pkcs11Error, Pkcs11Kek, Pkcs11KeySpec, Pkcs11Module, Pkcs11Signer,
+    Pkcs11Token, Pkcs11Uri, ReturnCode, TokenCounters,
 };

@@ -13,8 +13,11 @@
 //!   it is initialized), with a bounded pool of R/W user sessions (logged in
 //!   once; each session serves one caller at a time), re-opened and logged
 //!   in again once when the token drops them.
-//! - [`Pkcs11Signer`]: EC secp256k1 private keys signing digests
-//!   (`CKM_ECDSA`), each key looked up once when pinned.
+//! - [`Pkcs11Signer`]: private keys signing digests (EC secp256k1 and
+//!   P-256 with `CKM_ECDSA`; RSA with `CKM_RSA_PKCS` and
+//!   `CKM_RSA_PKCS_PSS`), agreeing (P-256, `CKM_ECDH1_DERIVE`) and
+//!   decrypting (RSA, `CKM_RSA_PKCS_OAEP`), each key looked up once when
+//!   pinned; [`Pkcs11KeySpec`]: the keys it generates.
 //! - [`Pkcs11Kek`]: AES keys wrapping data keys (`CKM_AES_KEY_WRAP_PAD` or
 //!   `CKM_AES_KEY_WRAP`, whichever the token offers), the encryption context
 //!   bound by the wrapped bytes.
@@ -27,8 +30,10 @@
 //! backends return is ready. An async service with a network HSM (CloudHSM)
 //! should call them from a blocking-task pool (`spawn_blocking`).
 
+mod decrypt;
 mod error;
 mod kek;
+mod keys;
 mod module;
 mod object;
 mod pin;
@@ -38,6 +43,7 @@ mod uri;
 
 pub use error::{Pkcs11Error, ReturnCode};
 pub use kek::Pkcs11Kek;
+pub use keys::Pkcs11KeySpec;
 pub use module::Pkcs11Module;
 pub use pin::Pin;
 pub use signer::Pkcs11Signer;

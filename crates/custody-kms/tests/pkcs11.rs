@@ -241,28 +241,29 @@ fn missing_and_wrong_keys_are_typed() {
         .unwrap_err();
     assert!(matches!(hd, Error::Unsupported(_)), "{hd:?}");
 
-    // A P-256 key (prime256v1, OID 1.2.840.10045.3.1.7) is the wrong curve.
+    // A P-384 key (secp384r1, OID 1.3.132.0.34) is of a curve custody does
+    // not use (P-256 keys are pinned: pkcs11_algorithms.rs).
     let session = fx.user_session();
-    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let p384 = vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
     session
         .generate_key_pair(
             &Mechanism::EccKeyPairGen,
             &[
                 Attribute::Token(true),
-                Attribute::EcParams(p256),
+                Attribute::EcParams(p384),
                 Attribute::Verify(true),
-                Attribute::Label(b"p256".to_vec()),
+                Attribute::Label(b"p384".to_vec()),
             ],
             &[
                 Attribute::Token(true),
                 Attribute::Private(true),
                 Attribute::Sign(true),
-                Attribute::Label(b"p256".to_vec()),
+                Attribute::Label(b"p384".to_vec()),
             ],
         )
         .unwrap();
     drop(session);
-    let e = backend.pin(&stored("p256")).wait().unwrap_err();
+    let e = backend.pin(&stored("p384")).wait().unwrap_err();
     let p = p11_error(&e);
     assert_eq!(p.kind(), "wrong-key-usage", "{p}");
 
@@ -701,9 +702,9 @@ fn backends_are_object_safe_and_declare_capabilities() {
     let kek: SharedBackend = Arc::new(Pkcs11Kek::new(token, KekId::new("kek").unwrap()).unwrap());
     let c = Capabilities::of(signer.as_ref());
     assert!(c.signing.is_some_and(|k| k.stored && !k.hd));
-    assert!(!c.wrapping && !c.exporting);
+    assert!(c.decrypting && !c.wrapping && !c.exporting);
     let c = Capabilities::of(kek.as_ref());
-    assert!(c.signing.is_none() && c.wrapping && !c.exporting);
+    assert!(c.signing.is_none() && c.wrapping && !c.exporting && !c.decrypting);
     assert_eq!(signer.name(), "pkcs11");
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<Pkcs11Signer>();

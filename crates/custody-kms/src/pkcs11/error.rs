@@ -84,9 +84,9 @@ pub enum Pkcs11Error {
         /// What to check.
         advice: &'static str,
     },
-    /// The object exists but cannot do this (not an EC secp256k1 key, not
-    /// an AES key, missing `CKA_SIGN`/`CKA_WRAP`), or the token lacks the
-    /// mechanism.
+    /// The object exists but cannot do this (a key type or curve custody
+    /// does not use, not an AES key, missing `CKA_SIGN`/`CKA_DERIVE`/
+    /// `CKA_DECRYPT`/`CKA_WRAP`), or the token lacks the mechanism.
     #[error("PKCS#11 object {name} cannot be used for {operation}{code}: {reason}")]
     WrongKeyUsage {
         /// The operation (`C_Sign`, `C_WrapKey`, ...).
@@ -344,7 +344,7 @@ pub(crate) fn error_of(
             operation,
             name: name.to_owned(),
             code,
-            reason: "the token refused the key or the mechanism for this operation (signing needs an EC secp256k1 private key with CKA_SIGN; wrapping an AES key with CKA_WRAP and CKA_UNWRAP)",
+            reason: "the token refused the key or the mechanism for this operation (signing needs a private key with CKA_SIGN, ECDH one with CKA_DERIVE, RSA-OAEP one with CKA_DECRYPT; wrapping an AES key with CKA_WRAP and CKA_UNWRAP)",
         },
         Fault::StaleHandle | Fault::Other => match err {
             CkError::Pkcs11(..) => Pkcs11Error::Backend { operation, code },

@@ -1,0 +1,51 @@
+//! Helpers of the tests of keys of every algorithm through a backend
+//! (`aws_kms_algorithms.rs`, `pkcs11_algorithms.rs`): four digests, one
+//! signature with a scheme, one decryption with a pinned key, each through
+//! whatever backend the caller holds (the audit layer included).
+
+use custody_core::{
+    Authorization, DecryptRequest, Decryption, Digest32, Error, Intent, IntentKind, KeySigner,
+    PinnedKey, SharedBackend, SignatureScheme,
+};
+use sha2::Digest as _;
+
+/// Four distinct SHA-256 digests.
+pub(crate) fn digests() -> impl Iterator<Item = [u8; 32]> {
+    (0u8..4).map(|i| sha2::Sha256::digest([b'j', b'w', b't', i]).into())
+}
+
+/// `signer`'s signature of `digest` with `scheme` (a JWT's intent), as
+/// JOSE bytes.
+pub(crate) fn sign(
+    signer: &KeySigner,
+    scheme: SignatureScheme,
+    digest: &[u8; 32],
+) -> Result<Vec<u8>, Error> {
+    signer
+        .sign_with(
+            scheme,
+            digest,
+            Intent::typed(IntentKind::Jwt, &"claims"),
+            &Authorization::none(),
+        )
+        .wait()
+        .map(|s| s.to_bytes())
+}
+
+/// `decryption` with `key` through `backend` (an unseal's intent, scope
+/// `importer/api-keys`): the secret's bytes.
+pub(crate) fn decrypt(
+    backend: &SharedBackend,
+    key: &PinnedKey,
+    decryption: Decryption<'_>,
+) -> Result<Vec<u8>, Error> {
+    let auth = Authorization::none();
+    let intent = Intent::typed(IntentKind::Unseal, &()).with_note("scope", "importer/api-keys");
+    let request = DecryptRequest::new(key, Digest32([0xcd; 32]), decryption, intent, &auth)?;
+    backend
+        .decrypting()
+        .unwrap()
+        .decrypt(request)
+        .wait()
+        .map(|d| d.secret.expose_secret().to_vec())
+}
