@@ -431,3 +431,142 @@ pub(crate) fn p256_signs_and_agrees(
     }
     records.iter().map(|r| shape(r.event())).collect()
 }
+
+/// What an RSA key's RS256 and PS256 signatures and RSA-OAEP-256
+/// decryptions through `Audited(backend)` leave in the audit log: the
+/// records' shapes.
+///
+/// Only the remote backends (AWS KMS, PKCS#11) run this case: the software
+/// vault holds no RSA keys and performs no local RSA private-key operation
+/// (the `rsa` crate's private operations are not constant-time,
+/// RUSTSEC-2023-0071), so there is no vault behaviour to compare with.
+/// What the backends are compared with instead is the vault's P-256
+/// behaviour ([`p256_signs_and_agrees`]): three signatures then three
+/// decryptions leave records of the same shapes whatever the key's
+/// algorithm (the seam's records do not depend on it), which is what a
+/// caller auditing JWTs and unseals relies on.
+pub(crate) type RsaBehaviour = Vec<RecordShape>;
+
+/// An RSA key of `backend` (`sign_key`: one that signs; `decrypt_key`: one
+/// that decrypts, the same key where the backend allows both) through the
+/// audit layer: RS256 and PS256 signatures verify with `rsa` against the
+/// pinned key (and not over another digest); what `rsa` encrypts with
+/// RSAES-OAEP-SHA256 to the pinned key decrypts to the plaintext; a
+/// tampered ciphertext is the opaque [`Error::DecryptionFailed`] (not part
+/// of the returned shapes); the plaintexts appear in no record. No
+/// `decrypt_key` (a token without RSA-OAEP over SHA-256, as the caller
+/// found out and says): the signatures only.
+pub(crate) fn rsa_signs_and_decrypts(
+    backend: SharedBackend,
+    sign_key: KeyRef,
+    decrypt_key: Option<KeyRef>,
+) -> RsaBehaviour {
+    use custody_core::{
+        AnyPublicKey, DecryptRequest, Decryption, IntentKind, KeyAlgorithm, SignatureScheme,
+    };
+    let audit = Arc::new(MemoryAuditLog::new());
+    let audited: SharedBackend = Arc::new(Audited::new(backend, audit.clone()));
+    assert!(Capabilities::of(audited.as_ref()).decrypting);
+
+    let signer = KeySigner::pin(audited.clone(), sign_key).wait().unwrap();
+    assert_eq!(signer.key().algorithm(), KeyAlgorithm::Rsa);
+    let AnyPublicKey::Rsa(public) = signer.key().public() else {
+        panic!("an RSA key");
+    };
+    for (i, scheme) in [
+        SignatureScheme::RsaPkcs1Sha256,
+        SignatureScheme::RsaPssSha256,
+        SignatureScheme::RsaPkcs1Sha256,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let i = u32::try_from(i).unwrap();
+        let d = digest(i);
+        let sig = signer
+            .sign_with(
+                scheme,
+                &d.0,
+                Intent::typed(IntentKind::Jwt, &i),
+                &Authorization::none(),
+            )
+            .wait()
+            .unwrap();
+        let verify = |digest: &Digest32| match scheme {
+            SignatureScheme::RsaPkcs1Sha256 => public.as_rsa().verify(
+                rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                &digest.0,
+                sig.as_bytes(),
+            ),
+            _ => public.as_rsa().verify(
+                rsa::Pss::<sha2::Sha256>::new_with_salt(32),
+                &digest.0,
+                sig.as_bytes(),
+            ),
+        };
+        assert_eq!(sig.as_bytes().len(), public.size());
+        verify(&d).unwrap();
+        assert!(verify(&digest(i + 100)).is_err());
+    }
+
+    let Some(decrypt_key) = decrypt_key else {
+        let records = audit.records();
+        assert_eq!(records.len(), 3);
+        return records.iter().map(|r| shape(r.event())).collect();
+    };
+    let decrypting = KeySigner::pin(audited.clone(), decrypt_key).wait().unwrap();
+    let AnyPublicKey::Rsa(public) = decrypting.key().public() else {
+        panic!("an RSA key");
+    };
+    let open = |ciphertext: &[u8], seed: u32| {
+        let auth = Authorization::none();
+        let request = DecryptRequest::new(
+            decrypting.key(),
+            digest(seed),
+            Decryption::RsaOaepSha256 { ciphertext },
+            Intent::typed(IntentKind::Unseal, &()).with_note("scope", "svc/purpose"),
+            &auth,
+        )
+        .unwrap();
+        audited.decrypting().unwrap().decrypt(request).wait()
+    };
+    let mut plaintexts = Vec::new();
+    for seed in 1u32..=3 {
+        let cek: Vec<u8> = (0..32u32)
+            .map(|j| u8::try_from((seed * 37 + j * 11) % 256).unwrap())
+            .collect();
+        let ciphertext = public
+            .as_rsa()
+            .encrypt(
+                &mut getrandom::SysRng,
+                rsa::Oaep::<sha2::Sha256>::new(),
+                &cek,
+            )
+            .unwrap();
+        let plain = open(&ciphertext, seed).unwrap();
+        assert_eq!(plain.secret.expose_secret(), cek.as_slice());
+        plaintexts.push(hex::encode(&cek));
+        if seed == 3 {
+            let mut tampered = ciphertext;
+            tampered[7] ^= 0x01;
+            assert!(matches!(
+                open(&tampered, seed + 10),
+                Err(Error::DecryptionFailed)
+            ));
+        }
+    }
+    let mut records = audit.records();
+    assert_eq!(records.len(), 7);
+    let failed = records.pop().unwrap();
+    assert_eq!(failed.event().outcome(), AuditOutcome::Failed);
+    for r in &records {
+        assert_eq!(r.event().outcome(), AuditOutcome::Success);
+        assert_eq!(r.event().field("algorithm"), Some("RSA"));
+        assert!(
+            r.event()
+                .fields()
+                .all(|(_, v)| plaintexts.iter().all(|s| !v.contains(s.as_str())))
+        );
+    }
+    records.iter().map(|r| shape(r.event())).collect()
+}
