@@ -27,18 +27,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kms::config::{BehaviorVersion, Region};
 use aws_sdk_kms::operation::get_public_key::GetPublicKeyOutput;
 use aws_sdk_kms::operation::sign::SignOutput;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_mocks::mock;
 use custody_core::{
     Authorization, Capabilities, DataKey, Digest32, EncryptionContext, Envelope, Error, Intent,
-    KekId, KeyId, KeyRef, KeySigner, PinnedKey, PublicKey, RawSignature, SharedBackend,
-    SignRequest, SigningBackend, WrappingBackend, normalize, parse_der,
+    KekId, KeyRef, KeySigner, PinnedKey, PublicKey, RawSignature, SharedBackend, SignRequest,
+    SigningBackend, WrappingBackend, normalize, parse_der,
 };
-use custody_kms::{KmsClient, KmsError, KmsKek, KmsSigner, RetryPolicy};
+use custody_kms::{KmsClient, KmsKek, KmsSigner, RetryPolicy};
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{Signature, SigningKey, VerifyingKey};
 
@@ -57,20 +57,6 @@ fn digest(i: u32) -> Digest32 {
 
 fn auth() -> Authorization {
     Authorization::none()
-}
-
-fn stored(id: &str) -> KeyRef {
-    KeyRef::Stored(KeyId::new(id).unwrap())
-}
-
-/// The `KmsError` inside a core error, or a panic saying what came instead.
-fn kms_error(e: &Error) -> &KmsError {
-    match e {
-        Error::Backend { source: src, .. } => src
-            .downcast_ref::<KmsError>()
-            .unwrap_or_else(|| panic!("not a KmsError: {e:?}")),
-        other => panic!("not a backend error: {other:?}"),
-    }
 }
 
 /// Checks a normalized signature the way a verifier on chain would.
@@ -604,30 +590,6 @@ fn unresponsive_endpoint_times_out_as_unavailable() {
 }
 
 // ------------------------------------------------------ against mocks
-
-/// A `KmsClient` whose SDK answers from `rules` (no network).
-fn mocked(rules: &[&Rule], policy: RetryPolicy) -> KmsClient {
-    let interceptor = rules.iter().fold(
-        MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
-        |i, r| i.with_rule(r),
-    );
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            ACCESS_KEY,
-            SECRET_KEY,
-            None,
-            None,
-            "custody-test",
-        ))
-        .http_client(create_mock_http_client())
-        .interceptor(interceptor)
-        .build();
-    KmsClient::with_own_runtime(&aws_sdk_kms::Client::from_conf(config))
-        .unwrap()
-        .with_retry_policy(policy)
-}
 
 fn fast_policy(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::new()

@@ -25,38 +25,27 @@
 
 use std::sync::Arc;
 
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::operation::get_public_key::GetPublicKeyOutput;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_mocks::mock;
 use custody_core::{
-    AnyPublicKey, AuditOutcome, Audited, Authorization, Capabilities, DecryptRequest, Decryption,
-    Digest32, Error, Intent, IntentKind, KeyAlgorithm, KeyId, KeyRef, KeySigner, MemoryAuditLog,
-    P256PublicKey, SharedBackend, SignatureScheme, SigningBackend,
+    AnyPublicKey, AuditOutcome, Audited, Authorization, Capabilities, Decryption, Error,
+    KeyAlgorithm, KeySigner, MemoryAuditLog, P256PublicKey, SharedBackend, SignatureScheme,
+    SigningBackend,
 };
-use custody_kms::{KmsClient, KmsError, KmsSigner, RetryPolicy};
+use custody_kms::{KmsSigner, RetryPolicy};
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use rsa::pkcs8::DecodePublicKey as _;
-use sha2::Digest as _;
 
 #[path = "support/aws.rs"]
 #[allow(dead_code, reason = "shared with aws_kms.rs, which uses more of it")]
 mod fixture;
 use fixture::*;
 
-fn stored(id: &str) -> KeyRef {
-    KeyRef::Stored(KeyId::new(id).unwrap())
-}
-
-fn kms_error(e: &Error) -> &KmsError {
-    match e {
-        Error::Backend { source: src, .. } => src
-            .downcast_ref::<KmsError>()
-            .unwrap_or_else(|| panic!("not a KmsError: {e:?}")),
-        other => panic!("not a backend error: {other:?}"),
-    }
-}
+#[path = "support/algorithms.rs"]
+mod algorithms;
+use algorithms::{decrypt, digests, sign};
 
 /// The DER SPKI `GetPublicKey` returns for `key`, fetched with the SDK
 /// directly (not through custody).
@@ -83,10 +72,6 @@ fn p256_of(spki: &[u8]) -> p256::PublicKey {
     p256::PublicKey::from_sec1_bytes(&spki[26..]).unwrap()
 }
 
-fn digests() -> impl Iterator<Item = [u8; 32]> {
-    (0u8..4).map(|i| sha2::Sha256::digest([b'j', b'w', b't', i]).into())
-}
-
 fn audited(emu: &Emulator) -> (SharedBackend, Arc<MemoryAuditLog>) {
     let audit = Arc::new(MemoryAuditLog::new());
     let backend: SharedBackend = Arc::new(Audited::new(
@@ -94,40 +79,6 @@ fn audited(emu: &Emulator) -> (SharedBackend, Arc<MemoryAuditLog>) {
         audit.clone(),
     ));
     (backend, audit)
-}
-
-fn sign(signer: &KeySigner, scheme: SignatureScheme, digest: &[u8; 32]) -> Result<Vec<u8>, Error> {
-    signer
-        .sign_with(
-            scheme,
-            digest,
-            Intent::typed(IntentKind::Jwt, &"claims"),
-            &Authorization::none(),
-        )
-        .wait()
-        .map(|s| s.to_bytes())
-}
-
-fn decrypt(
-    backend: &SharedBackend,
-    signer: &KeySigner,
-    decryption: Decryption<'_>,
-) -> Result<Vec<u8>, Error> {
-    let auth = Authorization::none();
-    let intent = Intent::typed(IntentKind::Unseal, &()).with_note("scope", "importer/api-keys");
-    let request = DecryptRequest::new(
-        signer.key(),
-        Digest32([0xcd; 32]),
-        decryption,
-        intent,
-        &auth,
-    )?;
-    backend
-        .decrypting()
-        .unwrap()
-        .decrypt(request)
-        .wait()
-        .map(|d| d.secret.expose_secret().to_vec())
 }
 
 #[test]
@@ -235,7 +186,7 @@ fn derive_shared_secret_equals_p256_ecdh_with_a_local_ephemeral_key() {
         let expected =
             p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), kms_public.as_affine());
         let peer = P256PublicKey::from(ephemeral.public_key());
-        let z = decrypt(&backend, &signer, Decryption::EcdhP256 { peer: &peer }).unwrap();
+        let z = decrypt(&backend, signer.key(), Decryption::EcdhP256 { peer: &peer }).unwrap();
         assert_eq!(z.as_slice(), expected.raw_secret_bytes().as_slice());
         secrets.push(hex::encode(z));
     }
@@ -279,7 +230,7 @@ fn kms_rsa_oaep_decrypt_returns_what_rsa_encrypted_to_its_public_key() {
                 .unwrap();
             let plain = decrypt(
                 &backend,
-                &signer,
+                signer.key(),
                 Decryption::RsaOaepSha256 {
                     ciphertext: &ciphertext,
                 },
@@ -292,7 +243,7 @@ fn kms_rsa_oaep_decrypt_returns_what_rsa_encrypted_to_its_public_key() {
             assert!(matches!(
                 decrypt(
                     &backend,
-                    &signer,
+                    signer.key(),
                     Decryption::RsaOaepSha256 {
                         ciphertext: &tampered,
                     },
@@ -311,7 +262,7 @@ fn kms_rsa_oaep_decrypt_returns_what_rsa_encrypted_to_its_public_key() {
         assert!(matches!(
             decrypt(
                 &backend,
-                &signer,
+                signer.key(),
                 Decryption::RsaOaepSha256 {
                     ciphertext: &labelled
                 },
@@ -339,13 +290,13 @@ fn keys_of_the_wrong_usage_are_refused_with_typed_errors() {
     let id = emu.create_key(KeySpec::EccNistP256, KeyUsageType::SignVerify);
     let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
     let peer = P256PublicKey::from(p256::SecretKey::from_slice(&[9; 32]).unwrap().public_key());
-    let e = decrypt(&backend, &signer, Decryption::EcdhP256 { peer: &peer }).unwrap_err();
+    let e = decrypt(&backend, signer.key(), Decryption::EcdhP256 { peer: &peer }).unwrap_err();
     assert_eq!(kms_error(&e).kind(), "wrong-key-usage", "{e:?}");
     // RSA-OAEP with that P-256 key: refused before KMS is asked.
     assert!(matches!(
         decrypt(
             &backend,
-            &signer,
+            signer.key(),
             Decryption::RsaOaepSha256 {
                 ciphertext: &[1; 256]
             }
@@ -357,7 +308,7 @@ fn keys_of_the_wrong_usage_are_refused_with_typed_errors() {
     let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
     let e = decrypt(
         &backend,
-        &signer,
+        signer.key(),
         Decryption::RsaOaepSha256 {
             ciphertext: &[1; 256],
         },
@@ -370,7 +321,7 @@ fn keys_of_the_wrong_usage_are_refused_with_typed_errors() {
         Err(Error::Unsupported(_))
     ));
     assert!(matches!(
-        decrypt(&backend, &signer, Decryption::EcdhP256 { peer: &peer }),
+        decrypt(&backend, signer.key(), Decryption::EcdhP256 { peer: &peer }),
         Err(Error::Unsupported(_))
     ));
     // Curves custody does not use are refused at pinning.
@@ -387,29 +338,6 @@ fn keys_of_the_wrong_usage_are_refused_with_typed_errors() {
 }
 
 // ---------------------------------------------- GetPublicKey, mocked
-
-fn mocked(rules: &[&Rule]) -> KmsClient {
-    let interceptor = rules.iter().fold(
-        MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
-        |i, r| i.with_rule(r),
-    );
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            ACCESS_KEY,
-            SECRET_KEY,
-            None,
-            None,
-            "custody-test",
-        ))
-        .http_client(create_mock_http_client())
-        .interceptor(interceptor)
-        .build();
-    KmsClient::with_own_runtime(&aws_sdk_kms::Client::from_conf(config))
-        .unwrap()
-        .with_retry_policy(RetryPolicy::new().with_max_attempts(1))
-}
 
 #[test]
 fn pinning_checks_the_spec_and_usage_against_the_spki() {
@@ -466,7 +394,7 @@ fn pinning_checks_the_spec_and_usage_against_the_spki() {
             usage.clone(),
             &p256_spki,
         ));
-        let signer = KmsSigner::new(mocked(&[&rule]));
+        let signer = KmsSigner::new(mocked(&[&rule], RetryPolicy::new().with_max_attempts(1)));
         let result = signer.pin(&stored("alias/k")).wait();
         match expected {
             None => assert_eq!(

@@ -14,7 +14,9 @@ use aws_sdk_kms::config::{
 };
 use aws_sdk_kms::error::BoxError;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use custody_kms::{KmsClient, RetryPolicy};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client};
+use custody_core::{Error, KeyId, KeyRef};
+use custody_kms::{KmsClient, KmsError, RetryPolicy};
 
 pub(crate) const ENDPOINT_VAR: &str = "CUSTODY_TEST_KMS_ENDPOINT";
 pub(crate) const MOTO_VAR: &str = "CUSTODY_TEST_MOTO_SERVER";
@@ -30,6 +32,46 @@ pub(crate) const ACCESS_KEY: &str = "AKIDCUSTODYTEST";
 pub(crate) const SECRET_KEY: &str = "custody-test-secret-key-not-real";
 
 // ---------------------------------------------------------------- fixtures
+
+/// A stored key reference.
+pub(crate) fn stored(id: &str) -> KeyRef {
+    KeyRef::Stored(KeyId::new(id).unwrap())
+}
+
+/// The `KmsError` inside a core error, or a panic saying what came instead.
+pub(crate) fn kms_error(e: &Error) -> &KmsError {
+    match e {
+        Error::Backend { source: src, .. } => src
+            .downcast_ref::<KmsError>()
+            .unwrap_or_else(|| panic!("not a KmsError: {e:?}")),
+        other => panic!("not a backend error: {other:?}"),
+    }
+}
+
+/// A `KmsClient` whose SDK answers from `rules` (no network), retrying as
+/// `policy` says.
+pub(crate) fn mocked(rules: &[&Rule], policy: RetryPolicy) -> KmsClient {
+    let interceptor = rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
+        |i, r| i.with_rule(r),
+    );
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "custody-test",
+        ))
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    KmsClient::with_own_runtime(&aws_sdk_kms::Client::from_conf(config))
+        .unwrap()
+        .with_retry_policy(policy)
+}
 
 /// The emulator's endpoint, or `None` after saying the test is skipped.
 pub(crate) fn endpoint(test: &str) -> Option<String> {
