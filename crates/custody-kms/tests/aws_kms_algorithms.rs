@@ -45,7 +45,7 @@ use fixture::*;
 
 #[path = "support/algorithms.rs"]
 mod algorithms;
-use algorithms::{decrypt, digests, sign};
+use algorithms::{assert_ecdh_records, decrypt, digests, sign};
 
 /// The DER SPKI `GetPublicKey` returns for `key`, fetched with the SDK
 /// directly (not through custody).
@@ -190,20 +190,7 @@ fn derive_shared_secret_equals_p256_ecdh_with_a_local_ephemeral_key() {
         assert_eq!(z.as_slice(), expected.raw_secret_bytes().as_slice());
         secrets.push(hex::encode(z));
     }
-    let records = audit.records();
-    assert_eq!(records.len(), 4);
-    for r in &records {
-        let event = r.event();
-        assert_eq!(event.op().as_str(), "decrypt");
-        assert_eq!(event.outcome(), AuditOutcome::Success);
-        assert_eq!(event.field("scheme"), Some("ecdh-p256"));
-        assert_eq!(event.field("scope"), Some("importer/api-keys"));
-        assert!(
-            event
-                .fields()
-                .all(|(_, v)| secrets.iter().all(|s| !v.contains(s.as_str())))
-        );
-    }
+    assert_ecdh_records(&audit.records(), 4, &secrets);
 }
 
 #[test]

@@ -18,6 +18,7 @@
 #![cfg(feature = "pkcs11")]
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::panic,
     reason = "test fixtures and helpers panic on failure, like the tests that call them"
 )]
@@ -45,7 +46,7 @@ use fixture::*;
 
 #[path = "support/algorithms.rs"]
 mod algorithms;
-use algorithms::{decrypt, digests, sign};
+use algorithms::{assert_ecdh_records, decrypt, digests, sign};
 
 fn stored(id: &str) -> KeyRef {
     KeyRef::Stored(KeyId::new(id).unwrap())
@@ -314,20 +315,7 @@ fn ecdh_equals_p256_with_a_local_ephemeral_key_and_leaves_no_object() {
     }
     // Each derived session object was destroyed at once.
     assert_eq!(secret_objects(&fx), before);
-    let records = audit.records();
-    assert_eq!(records.len(), 4);
-    for r in &records {
-        let event = r.event();
-        assert_eq!(event.op().as_str(), "decrypt");
-        assert_eq!(event.outcome(), AuditOutcome::Success);
-        assert_eq!(event.field("scheme"), Some("ecdh-p256"));
-        assert_eq!(event.field("scope"), Some("importer/api-keys"));
-        assert!(
-            event
-                .fields()
-                .all(|(_, v)| secrets.iter().all(|s| !v.contains(s.as_str())))
-        );
-    }
+    assert_ecdh_records(&audit.records(), 4, &secrets);
 }
 
 #[test]
@@ -531,11 +519,7 @@ fn keys_of_the_wrong_usage_type_or_curve_are_refused_with_typed_errors() {
     ));
     // A key pinned as P-256 whose label names the secp256k1 key: the
     // token's key is not of the curve asked for.
-    let claimed = PinnedKey::with_public(
-        k1.reference().clone(),
-        None,
-        AnyPublicKey::P256(peer.clone()),
-    );
+    let claimed = PinnedKey::with_public(k1.reference().clone(), None, AnyPublicKey::P256(peer));
     let request = custody_core::SignRequest::with_scheme(
         &claimed,
         SignatureScheme::EcdsaP256Sha256,
@@ -553,7 +537,7 @@ fn keys_of_the_wrong_usage_type_or_curve_are_refused_with_typed_errors() {
     let other = PinnedKey::with_public(
         sign_only.reference().clone(),
         None,
-        AnyPublicKey::P256(peer.clone()),
+        AnyPublicKey::P256(peer),
     );
     let request = custody_core::SignRequest::with_scheme(
         &other,

@@ -127,25 +127,16 @@ fn resolve(
     session: &Session,
     selector: &ObjectSelector,
 ) -> Result<ObjectHandle, OpError> {
-    let found = token.find(
+    let handle = selector.find_one(
+        token,
         session,
-        &selector.template(Attribute::Class(ObjectClass::SECRET_KEY)),
+        ObjectClass::SECRET_KEY,
+        (
+            "secret key",
+            "check the KEK's CKA_LABEL (or the URI's object=/id=) and the token",
+            "several secret keys match: name the KEK by id= too",
+        ),
     )?;
-    let handle = match found.as_slice() {
-        [h] => *h,
-        [] => {
-            return Err(OpError::Typed(Pkcs11Error::NotFound {
-                what: "secret key",
-                name: selector.name.clone(),
-                advice: "check the KEK's CKA_LABEL (or the URI's object=/id=) and the token",
-            }));
-        }
-        _ => {
-            return Err(OpError::Typed(Pkcs11Error::bad_input(
-                "several secret keys match: name the KEK by id= too",
-            )));
-        }
-    };
     let attrs = session.get_attributes(
         handle,
         &[

@@ -303,25 +303,16 @@ pub(crate) fn resolve(
     session: &Session,
     selector: &ObjectSelector,
 ) -> Result<Resolved, OpError> {
-    let private = token.find(
+    let handle = selector.find_one(
+        token,
         session,
-        &selector.template(Attribute::Class(ObjectClass::PRIVATE_KEY)),
+        ObjectClass::PRIVATE_KEY,
+        (
+            "private key",
+            "check the key's CKA_LABEL (or the URI's object=/id=) and the token",
+            "several private keys match: name the key by id= too",
+        ),
     )?;
-    let handle = match private.as_slice() {
-        [h] => *h,
-        [] => {
-            return Err(OpError::Typed(Pkcs11Error::NotFound {
-                what: "private key",
-                name: selector.name.clone(),
-                advice: "check the key's CKA_LABEL (or the URI's object=/id=) and the token",
-            }));
-        }
-        _ => {
-            return Err(OpError::Typed(Pkcs11Error::bad_input(
-                "several private keys match: name the key by id= too",
-            )));
-        }
-    };
     let attrs = session.get_attributes(
         handle,
         &[

@@ -3,9 +3,11 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
 
 use super::error::Pkcs11Error;
+use super::token::{OpError, Pkcs11Token};
 use super::uri::{ObjectType, Pkcs11Uri};
 
 /// Which object a key or KEK id names: `CKA_LABEL` and/or `CKA_ID`.
@@ -53,6 +55,30 @@ impl ObjectSelector {
             id: uri.id().map(<[u8]>::to_vec),
             name: id.to_owned(),
         })
+    }
+
+    /// The one object of `class` this selector names: `not-found` (`what`,
+    /// with `advice`) if there is none, `bad-input` (`several`) if there
+    /// are more.
+    pub(crate) fn find_one(
+        &self,
+        token: &Pkcs11Token,
+        session: &Session,
+        class: ObjectClass,
+        (what, advice, several): (&'static str, &'static str, &'static str),
+    ) -> Result<ObjectHandle, OpError> {
+        match token
+            .find(session, &self.template(Attribute::Class(class)))?
+            .as_slice()
+        {
+            [h] => Ok(*h),
+            [] => Err(OpError::Typed(Pkcs11Error::NotFound {
+                what,
+                name: self.name.clone(),
+                advice,
+            })),
+            _ => Err(OpError::Typed(Pkcs11Error::bad_input(several))),
+        }
     }
 
     /// The search template for objects of `class` this selector names.

@@ -4,8 +4,8 @@
 //! whatever backend the caller holds (the audit layer included).
 
 use custody_core::{
-    Authorization, DecryptRequest, Decryption, Digest32, Error, Intent, IntentKind, KeySigner,
-    PinnedKey, SharedBackend, SignatureScheme,
+    AuditOutcome, AuditRecord, Authorization, DecryptRequest, Decryption, Digest32, Error, Intent,
+    IntentKind, KeySigner, PinnedKey, SharedBackend, SignatureScheme,
 };
 use sha2::Digest as _;
 
@@ -48,4 +48,23 @@ pub(crate) fn decrypt(
         .decrypt(request)
         .wait()
         .map(|d| d.secret.expose_secret().to_vec())
+}
+
+/// `records` are `n` successful ECDH agreements made by [`decrypt`] (op
+/// `decrypt`, scheme `ecdh-p256`, its scope), and no field holds any of the
+/// shared `secrets` (hex).
+pub(crate) fn assert_ecdh_records(records: &[AuditRecord], n: usize, secrets: &[String]) {
+    assert_eq!(records.len(), n);
+    for r in records {
+        let event = r.event();
+        assert_eq!(event.op().as_str(), "decrypt");
+        assert_eq!(event.outcome(), AuditOutcome::Success);
+        assert_eq!(event.field("scheme"), Some("ecdh-p256"));
+        assert_eq!(event.field("scope"), Some("importer/api-keys"));
+        assert!(
+            event
+                .fields()
+                .all(|(_, v)| secrets.iter().all(|s| !v.contains(s.as_str())))
+        );
+    }
 }
