@@ -45,7 +45,7 @@ use fixture::*;
 
 #[path = "support/algorithms.rs"]
 mod algorithms;
-use algorithms::{assert_ecdh_records, decrypt, digests, sign};
+use algorithms::{assert_ecdh_records, assert_rsa_records, decrypt, digests, sign};
 
 /// The DER SPKI `GetPublicKey` returns for `key`, fetched with the SDK
 /// directly (not through custody).
@@ -159,13 +159,7 @@ fn rsa_keys_sign_pkcs1_and_pss_that_rsa_verifies() {
                 .unwrap();
         }
     }
-    let records = audit.records();
-    assert_eq!(records.len(), 3 * 2 * 3);
-    for r in &records {
-        assert_eq!(r.event().field("algorithm"), Some("RSA"));
-        // The fingerprint, not the modulus.
-        assert_eq!(r.event().field("public-key").unwrap().len(), 64);
-    }
+    assert_rsa_records(&audit.records(), 3 * 2 * 3);
 }
 
 #[test]

@@ -68,3 +68,14 @@ pub(crate) fn assert_ecdh_records(records: &[AuditRecord], n: usize, secrets: &[
         );
     }
 }
+
+/// `records` are `n` records of RSA operations, each naming the key by its
+/// fingerprint (64 hex digits), not its modulus.
+pub(crate) fn assert_rsa_records(records: &[AuditRecord], n: usize) {
+    assert_eq!(records.len(), n);
+    for r in records {
+        assert_eq!(r.event().outcome(), AuditOutcome::Success);
+        assert_eq!(r.event().field("algorithm"), Some("RSA"));
+        assert_eq!(r.event().field("public-key").unwrap().len(), 64);
+    }
+}
