@@ -111,6 +111,40 @@ pub(crate) enum Command {
     ///
     /// Example: custody jwks --key-id p256-0123456789abcdef --key aws-kms:alias/jwt
     Jwks(crate::jose::JwksArgs),
+    /// A scope's sealing keys (service/purpose, e.g. importer/api-keys):
+    /// create (and rotate), retire, revoke, list. The lifecycle: create a
+    /// key and publish its JWK; senders `seal` to it; on schedule create
+    /// the next key (rotation: the old one still opens), `reseal` what is
+    /// stored, then retire the old key. Revoke a key believed compromised:
+    /// what is sealed to it then fails to open, saying it is revoked.
+    #[command(subcommand)]
+    SealingKey(crate::sealing::SealingKeyCommand),
+    /// Seal a secret to a public JWK for a scope (a compact JWE, enc
+    /// A256GCM, the scope bound in the protected header), as a browser
+    /// does: no keystore needed.
+    ///
+    /// Prints {"jwe"}.
+    ///
+    /// Example: custody seal --jwk importer.jwk --scope importer/api-keys --alg ECDH-ES --in api-key.txt
+    Seal(crate::sealing::SealArgs),
+    /// Open a sealed secret with the scope's sealing key, through the TOTP
+    /// gate, the policy gate and the audit log (intent unseal), into a new
+    /// file of mode 0600 (never stdout; an existing file is refused). Every
+    /// failure to open is kind unseal-failed (exit 3); a gate's refusal
+    /// keeps its kind (totp-required, ...).
+    ///
+    /// Prints {"bytes", "kid"}.
+    ///
+    /// Example: custody unseal --scope importer/api-keys --in secret.jwe --out api-key.txt
+    Unseal(crate::sealing::UnsealArgs),
+    /// Open a sealed secret and seal it again to the scope's current key,
+    /// in this process (the plaintext never leaves it): what rotation
+    /// does to stored secrets before the old key is retired.
+    ///
+    /// Prints {"jwe", "kid"}.
+    ///
+    /// Example: custody reseal --scope importer/api-keys --in secret.jwe
+    Reseal(crate::sealing::ResealArgs),
 }
 
 /// `custody attestation ...`.

@@ -54,6 +54,19 @@ pub(crate) fn run(cli: Cli) -> Result<Value, CliError> {
         Command::Keystore(KeystoreCommand::Generate(a)) => crate::jose::generate(&ctx.open()?, &a),
         Command::Jwt(crate::jose::JwtCommand::Sign(a)) => jwt_sign(&ctx, &a),
         Command::Jwt(crate::jose::JwtCommand::Verify(a)) => crate::jose::verify(&a),
+        Command::SealingKey(c) => {
+            use crate::sealing::SealingKeyCommand;
+            let ks = ctx.open()?;
+            match c {
+                SealingKeyCommand::Create(a) => crate::sealing::create(&ks, &a),
+                SealingKeyCommand::Retire(a) => crate::sealing::retire(&ks, &a),
+                SealingKeyCommand::Revoke(a) => crate::sealing::revoke(&ks, &a),
+                SealingKeyCommand::List(a) => crate::sealing::list(&ks, &a),
+            }
+        }
+        Command::Seal(a) => crate::sealing::seal(&a),
+        Command::Unseal(a) => crate::sealing::unseal(&ctx.open()?, &a),
+        Command::Reseal(a) => crate::sealing::reseal(&ctx.open()?, &a),
         Command::Jwks(a) => {
             // External keys alone need no keystore.
             let ks = if a.key_id.is_empty() {
@@ -153,7 +166,7 @@ fn registry(ks: &Keystore, issuer: Option<&str>) -> Result<Arc<TotpRegistry>, Cl
 
 /// Every signature and export goes through the TOTP gate and the audit
 /// layer: `Audited(TotpGate(Vault))`.
-fn backend(ks: &Keystore) -> Result<SharedBackend, CliError> {
+pub(crate) fn backend(ks: &Keystore) -> Result<SharedBackend, CliError> {
     gated(ks, ks.backend())
 }
 
@@ -161,7 +174,7 @@ fn backend(ks: &Keystore) -> Result<SharedBackend, CliError> {
 /// policy logs and audit log: an external key passes the same gates and
 /// lands in the same audit log as a wallet's, and a governed wallet's key
 /// signs only what a policy verdict covers.
-fn gated(ks: &Keystore, inner: SharedBackend) -> Result<SharedBackend, CliError> {
+pub(crate) fn gated(ks: &Keystore, inner: SharedBackend) -> Result<SharedBackend, CliError> {
     gated_with(ks, inner, None)
 }
 
@@ -492,17 +505,22 @@ fn parse_private_key_hex(raw: &[u8]) -> Result<PrivateKeyBytes, CliError> {
     Ok(key)
 }
 
-/// Reads a file argument, or stdin for `-`.
+/// Reads a file argument, or stdin for `-`, as text.
 pub(crate) fn read_input(arg: &str, flag: &str) -> Result<String, CliError> {
-    let bytes = if arg == "-" {
+    String::from_utf8(read_input_bytes(arg, flag)?)
+        .map_err(|_| CliError::bad_input(format!("{flag}: not UTF-8")))
+}
+
+/// Reads a file argument, or stdin for `-`, as bytes.
+pub(crate) fn read_input_bytes(arg: &str, flag: &str) -> Result<Vec<u8>, CliError> {
+    if arg == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
             .map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?;
-        buf
+        Ok(buf)
     } else {
-        std::fs::read(arg).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))?
-    };
-    String::from_utf8(bytes).map_err(|_| CliError::bad_input(format!("{flag}: not UTF-8")))
+        std::fs::read(arg).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))
+    }
 }
 
 /// A JSON number when it fits in 64 bits, else a 0x quantity (a `v` for a

@@ -12,6 +12,7 @@ mod error;
 mod jose;
 mod policy;
 mod quorum;
+mod sealing;
 mod state;
 
 use std::io::Write;

@@ -238,7 +238,7 @@ fn boot(a: &BootArgs) -> Result<Value, CliError> {
 
 /// Who may read a file written here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// Mode 0600: share files, the enclave key.
     Secret,
     /// Mode 0644: share sets, documents, sealed shares.
@@ -276,7 +276,12 @@ fn sync_dir(dir: &Path) -> Result<(), CliError> {
 /// exclusively, with the mode from the start), synced, then hard-linked to
 /// its name, which fails if the name exists: never a torn file, never a
 /// replaced one. `already-exists` if it does.
-fn write_new(dir: &Path, name: &str, bytes: &[u8], mode: Mode) -> Result<PathBuf, CliError> {
+pub(crate) fn write_new(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: Mode,
+) -> Result<PathBuf, CliError> {
     let target = dir.join(name);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let io = |e: std::io::Error| CliError::new("io", format!("{}: {e}", target.display()));

@@ -315,8 +315,9 @@ impl ErrorReport {
     /// an authentication failure (`wrong-passphrase`, the `totp-*`
     /// refusals, `access-denied`, `attestation-invalid`, a policy's
     /// refusals `policy-denied`, `approvals-required`, `verdict-invalid`,
-    /// and a JWT that does not verify, `jwt-invalid` / `jwt-expired`), 1
-    /// for anything else.
+    /// a JWT that does not verify, `jwt-invalid` / `jwt-expired`, and a
+    /// sealed secret that does not open, `unseal-failed`), 1 for anything
+    /// else.
     #[must_use]
     pub fn status_of(kind: &str) -> u8 {
         match kind {
@@ -332,7 +333,8 @@ impl ErrorReport {
             | "approvals-required"
             | "verdict-invalid"
             | "jwt-invalid"
-            | "jwt-expired" => 3,
+            | "jwt-expired"
+            | "unseal-failed" => 3,
             _ => 1,
         }
     }
@@ -409,6 +411,9 @@ mod tests {
         );
         assert_eq!(r.status(), 2);
         assert_eq!(ErrorReport::from(Error::KeystoreNotFound).status(), 1);
+        for kind in ["jwt-invalid", "jwt-expired", "unseal-failed"] {
+            assert_eq!(ErrorReport::status_of(kind), 3, "{kind}");
+        }
         for (denial, kind) in [
             (Denial::PolicyDenied, "policy-denied"),
             (Denial::ApprovalsRequired, "approvals-required"),
