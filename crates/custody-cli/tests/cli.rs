@@ -1,7 +1,6 @@
 //! End-to-end: the built `custody` binary, run as a user runs it.
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "test helpers unwrap: a failure is a test failure"
 )]
 
@@ -10,14 +9,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const ABANDON: &str =
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
-
-struct Run {
-    code: i32,
-    out: Value,
-    err: Value,
-}
+#[path = "support/world.rs"]
+mod world;
+use world::{ABANDON, Run, json_or_null};
 
 fn custody(dir: &Path, pass: Option<&str>, args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
@@ -32,18 +26,10 @@ fn custody(dir: &Path, pass: Option<&str>, args: &[&str]) -> Run {
         stdout,
         stderr,
     } = cmd.output().unwrap();
-    let parse = |b: &[u8]| -> Value {
-        if b.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(b)
-                .unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(b)))
-        }
-    };
     Run {
         code: status.code().unwrap(),
-        out: parse(&stdout),
-        err: parse(&stderr),
+        out: json_or_null(&stdout),
+        err: json_or_null(&stderr),
     }
 }
 

@@ -5,7 +5,6 @@
 #![cfg(feature = "nitro")]
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "test helpers unwrap: a failure is a test failure"
 )]
 
@@ -13,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+#[path = "support/world.rs"]
+mod world;
+use world::json_or_null;
 
 const DAY: u64 = 86_400;
 
@@ -33,18 +36,10 @@ fn custody(args: &[&str]) -> Run {
         .env_remove("CUSTODY_STATE")
         .output()
         .unwrap();
-    let parse = |b: &[u8]| -> Value {
-        if b.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(b)
-                .unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(b)))
-        }
-    };
     Run {
         code: status.code().unwrap(),
-        out: parse(&stdout),
-        err: parse(&stderr),
+        out: json_or_null(&stdout),
+        err: json_or_null(&stderr),
     }
 }
 

@@ -10,121 +10,19 @@
     reason = "test helpers unwrap: a failure is a test failure"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+#[path = "support/jose.rs"]
+mod jose;
+#[path = "support/world.rs"]
+mod world;
+
+use std::process::Command;
 
 use base64ct::{Base64UrlUnpadded, Encoding as _};
+use jose::{b64, thumbprint};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-
-const ABANDON: &str =
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
-
-struct Run {
-    code: i32,
-    out: Value,
-    err: Value,
-}
-
-fn custody_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
-    cmd.arg("--keystore").arg(dir).args(args);
-    cmd.env_remove("CUSTODY_KEYSTORE")
-        .env_remove("CUSTODY_STATE")
-        .env("CUSTODY_PASSPHRASE", "pw")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write as _;
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    let parse = |b: &[u8]| -> Value {
-        if b.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(b)
-                .unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(b)))
-        }
-    };
-    Run {
-        code: status.code().unwrap(),
-        out: parse(&stdout),
-        err: parse(&stderr),
-    }
-}
-
-fn custody(dir: &Path, args: &[&str]) -> Run {
-    custody_in(dir, args, None)
-}
-
-fn ok(r: Run) -> Value {
-    assert_eq!(r.code, 0, "{:?}", r.err);
-    r.out
-}
-
-/// The error kind and exit code of a failed run (stdout empty).
-fn failure(r: &Run) -> (&str, i32) {
-    assert_eq!(r.out, Value::Null, "a failure prints nothing on stdout");
-    (r.err["error"]["kind"].as_str().unwrap_or(""), r.code)
-}
-
-struct World {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    ks: PathBuf,
-}
+use world::{Run, World, code_at, custody, custody_in, failure, now, ok};
 
 impl World {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let ks = root.join("ks");
-        let m = root.join("mnemonic.txt");
-        std::fs::write(&m, format!("{ABANDON}\n")).unwrap();
-        ok(custody(
-            &ks,
-            &[
-                "init",
-                "--light-kdf",
-                "--mnemonic-file",
-                m.to_str().unwrap(),
-            ],
-        ));
-        Self {
-            _tmp: tmp,
-            root,
-            ks,
-        }
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.root.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.to_str().unwrap().to_owned()
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        custody(&self.ks, args)
-    }
-
-    fn generate(&self, alg: &str) -> (String, Value) {
-        let out = ok(self.run(&["keystore", "generate", "--alg", alg]));
-        (
-            out["keyId"].as_str().unwrap().to_owned(),
-            out["jwk"].clone(),
-        )
-    }
-
     fn sign(&self, key: &[&str], alg: &str, claims: &Value, extra: &[&str]) -> Run {
         let claims = self.file("claims.json", &claims.to_string());
         let mut args = vec!["jwt", "sign"];
@@ -141,45 +39,6 @@ impl World {
         args.extend_from_slice(extra);
         self.run(&args)
     }
-
-    fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.ks.join("audit.log"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
-            .collect()
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn b64(text: &str) -> Vec<u8> {
-    Base64UrlUnpadded::decode_vec(text).unwrap()
-}
-
-/// RFC 7638 §3: SHA-256 of the required members in lexicographic order,
-/// no whitespace, base64url; written out here, independent of custody-jose.
-fn thumbprint(jwk: &Value) -> String {
-    let canonical = match jwk["kty"].as_str().unwrap() {
-        "EC" => format!(
-            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-            jwk["crv"].as_str().unwrap(),
-            jwk["x"].as_str().unwrap(),
-            jwk["y"].as_str().unwrap()
-        ),
-        "OKP" => format!(
-            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
-            jwk["crv"].as_str().unwrap(),
-            jwk["x"].as_str().unwrap()
-        ),
-        other => panic!("kty {other}"),
-    };
-    Base64UrlUnpadded::encode_string(&Sha256::digest(canonical.as_bytes()))
 }
 
 /// Verifies `token` with an implementation other than custody's: the
@@ -446,13 +305,6 @@ fn verification_failures_are_jwt_invalid_or_jwt_expired() {
         Some(&format!("{good}\n")),
     );
     assert_eq!(ok(r)["claims"]["sub"], "s");
-}
-
-/// The code an authenticator app shows now, computed by totp-rs.
-fn code_at(secret_b32: &str, unix: u64) -> String {
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_b32).unwrap();
-    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    totp.generate(unix).to_string()
 }
 
 #[test]

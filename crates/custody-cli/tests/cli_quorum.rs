@@ -9,7 +9,6 @@
 #![cfg(feature = "nitro")]
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "test helpers unwrap: a failure is a test failure"
 )]
 
@@ -19,6 +18,10 @@ use std::process::{Command, Output};
 use custody_kms::nitro::fake::{Chain, Doc, FakeNsm};
 use custody_kms::nitro::{AttestRequest, Nsm};
 use serde_json::Value;
+
+#[path = "support/world.rs"]
+mod world;
+use world::{json_or_null, now};
 
 struct Run {
     code: i32,
@@ -38,18 +41,10 @@ fn custody(args: &[&str]) -> Run {
         .env_remove("CUSTODY_STATE")
         .output()
         .unwrap();
-    let parse = |b: &[u8]| -> Value {
-        if b.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(b)
-                .unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(b)))
-        }
-    };
     Run {
         code: status.code().unwrap(),
-        out: parse(&stdout),
-        err: parse(&stderr),
+        out: json_or_null(&stdout),
+        err: json_or_null(&stderr),
         stdout: String::from_utf8(stdout).unwrap(),
     }
 }
@@ -72,13 +67,6 @@ fn refused(r: &Run, kind: &str, code: i32, words: &str) {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[cfg(unix)]

@@ -12,11 +12,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-struct Run {
-    code: i32,
-    out: Value,
-    err: Value,
-}
+#[path = "support/world.rs"]
+mod world;
+use world::{Run, code_at, now};
 
 fn custody_stdin(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
@@ -89,20 +87,6 @@ fn import_hex(dir: &Path, tmp: &Path, key: &str) -> String {
     );
     assert_eq!(r.code, 0, "{:?}", r.err);
     r.out["keyId"].as_str().unwrap().to_owned()
-}
-
-/// The code an authenticator app shows now, computed by totp-rs.
-fn code_at(secret_b32: &str, unix: u64) -> String {
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_b32).unwrap();
-    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    totp.generate(unix).to_string()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]

@@ -7,7 +7,6 @@
 //! skipped, saying so, without them. The file-log test always runs.
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "test helpers unwrap: a failure is a test failure"
 )]
 
@@ -15,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+
+#[path = "support/world.rs"]
+mod world;
+use world::{code_at, json_or_null, now};
 
 const ABANDON: &str =
     "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
@@ -54,18 +57,10 @@ fn run(dir: &Path, state: &str, args: &[&str]) -> Run {
         .env("PGPASSFILE", "/nonexistent/custody-test")
         .output()
         .unwrap();
-    let parse = |b: &[u8]| -> Value {
-        if b.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(b)
-                .unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(b)))
-        }
-    };
     Run {
         code: out.status.code().unwrap_or(-1),
-        out: parse(&out.stdout),
-        err: parse(&out.stderr),
+        out: json_or_null(&out.stdout),
+        err: json_or_null(&out.stderr),
     }
 }
 
@@ -83,20 +78,6 @@ fn init(dir: &Path, state: &str) {
         ],
     )
     .ok();
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// The code of `secret_b32` at `unix`, by totp-rs (an independent RFC 6238).
-fn code_at(secret_b32: &str, unix: u64) -> String {
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_b32).unwrap();
-    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    totp.generate(unix).to_string()
 }
 
 fn sign(dir: &Path, state: &str, code: Option<&str>) -> Run {
