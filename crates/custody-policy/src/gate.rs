@@ -15,10 +15,19 @@
 //! Nothing is spent for a request that does not sign: the gate checks
 //! first, reading only (an in-line decision verifies the approvals and
 //! checks their counters without writing them), calls the backend below,
-//! and only once it signed commits the approvals' counters, the transfers
-//! against the velocity limits and the verdict's one use. A commit that
-//! conflicts (a concurrent request spent the same approval or verdict
-//! first) withholds the signature.
+//! and only once it signed spends the approvals' counters, the transfers
+//! against the velocity limits and the verdict's one use. Under an audit
+//! layer ([`SignRequest::recorded_above`]) these are not written by the
+//! gate: each is a compare-and-swap from what the decision read, handed up
+//! with the signature ([`DeferredWrite`]) for [`custody_core::Audited`] to
+//! commit with the signature's record, so that a verdict is used, counters
+//! move and velocity is spent if and only if the record naming the verdict
+//! is kept. A commit that conflicts (a concurrent request spent the same
+//! verdict, approval or history first) writes nothing of this request and
+//! withholds the signature, refused with the conflicting write's kind
+//! (`verdict-invalid` for the verdict and the history, `approvals-required`
+//! for a counter). Without an audit layer the gate commits them itself
+//! once the key signed.
 //!
 //! Which keys are governed: a wallet's keys once its policy log exists —
 //! by wallet name, and by BIP32 path at or under the wallet's node (so a
@@ -31,9 +40,9 @@ use std::sync::Arc;
 
 use custody_core::{
     Authorization, CasOutcome, Clearance, Cleared, DecryptRequest, Decrypted, DecryptingBackend,
-    Denial, Error, ExportingBackend, Intent, IntentKind, KeyBackend, KeyKinds, KeyRef, KeySigner,
-    Pending, PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed, SigningBackend,
-    StateStore, WalletScheme, WrappingBackend,
+    DeferredWrite, Denial, Error, ExportingBackend, Intent, IntentKind, KeyBackend, KeyKinds,
+    KeyRef, KeySigner, Pending, PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed,
+    SigningBackend, StateStore, WalletScheme, WrappingBackend,
 };
 use custody_eth::{Authorization as EthAuthorization, PersonalMessage, Transaction, TypedData};
 use serde_json::{Value, json};
@@ -46,6 +55,7 @@ use crate::operation::{Operation, OperationHash};
 use crate::policy::{Decision, EvaluationInput, Spend};
 use crate::verdict::{SignedVerdict, Verdict, VerdictError};
 use crate::webauthn::AssertionResponse;
+use crate::webauthn::CounterSwap;
 
 /// A source of Unix seconds (injected so tests control time).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -78,11 +88,69 @@ pub struct Spending {
     wallet: String,
     /// (approver, credential id, counter presented).
     counters: Vec<(String, Vec<u8>, u32)>,
+    /// The writes that record those counters, from the versions the
+    /// decision read (for a commit deferred to the signature's record).
+    counter_swaps: Vec<CounterSwap>,
     history: Vec<Spend>,
     version: Option<u64>,
     facts: Facts,
     policy: crate::policy::Policy,
     now: u64,
+}
+
+impl Spending {
+    /// The writes that spend what the allow used, each a compare-and-swap
+    /// from what the decision read, for the audit layer to commit with the
+    /// signature's record ([`DeferredWrite`]): the approvals' counters
+    /// (`counters` is the store they live in) and the spend history (in
+    /// `state`). A concurrent request that moved any of them first makes
+    /// the commit conflict: nothing of this one is then written, and the
+    /// signature is withheld.
+    fn deferred(
+        &self,
+        counters: &Arc<dyn StateStore>,
+        state: &Arc<dyn StateStore>,
+    ) -> Vec<DeferredWrite> {
+        let mut writes: Vec<DeferredWrite> = self
+            .counter_swaps
+            .iter()
+            .map(|swap| {
+                deferred(
+                    counters,
+                    swap.key.clone(),
+                    swap.expected,
+                    swap.value.to_vec(),
+                )
+                .refused_as(Denial::ApprovalsRequired)
+            })
+            .collect();
+        if let Some(history) =
+            next_history(self.history.clone(), &self.facts, self.now, &self.policy)
+        {
+            // Decided on a history another signature has since moved: the
+            // verdict is stale.
+            writes.push(
+                deferred(
+                    state,
+                    spends_key(&self.wallet),
+                    self.version,
+                    encode_history(&history),
+                )
+                .refused_as(Denial::VerdictInvalid),
+            );
+        }
+        writes
+    }
+}
+
+/// A deferred compare-and-swap whose outcome nothing caches.
+fn deferred(
+    store: &Arc<dyn StateStore>,
+    key: String,
+    expected: Option<u64>,
+    value: Vec<u8>,
+) -> DeferredWrite {
+    DeferredWrite::new(Arc::clone(store), key, expected, value, Arc::new(|_| {}))
 }
 
 /// The policy role: verifies approvals, evaluates the wallet's policy, and
@@ -225,8 +293,10 @@ impl PolicyNode {
             // A replayed assertion (its counter not above the stored one)
             // is refused now, before anything is signed; the counters are
             // written only by the commit.
+            let mut counter_swaps = Vec::with_capacity(verified.len());
             for (approver, credential, count) in &verified {
-                self.log
+                let swap = self
+                    .log
                     .counters()
                     .check_counter(credential, *count)
                     .await
@@ -234,6 +304,7 @@ impl PolicyNode {
                         approver: approver.clone(),
                         reason: e.to_string(),
                     })?;
+                counter_swaps.extend(swap);
             }
             // A delayed operation proposed before: its approvals (verified
             // again; their counters were spent when it was proposed) count
@@ -301,6 +372,7 @@ impl PolicyNode {
             let spending = Spending {
                 wallet: wallet.to_owned(),
                 counters: verified,
+                counter_swaps,
                 history,
                 version,
                 facts,
@@ -555,38 +627,13 @@ impl PolicyNode {
         now: u64,
         policy: &crate::policy::Policy,
     ) -> Result<(), PolicyError> {
-        if facts.transfers.iter().all(|t| t.amount.is_zero()) {
-            return Ok(());
-        }
-        let window = policy
-            .limits()
-            .iter()
-            .map(|l| l.window_seconds)
-            .max()
-            .unwrap_or(0);
-        // Spends are kept in at most ~64 buckets per limited asset: a
-        // bucket holds the sum of its spends at the time of its latest, so
-        // it counts while any of them could (a limit may refuse up to a
-        // 64th of its window early, never allow more). Assets no limit
-        // names are not kept.
-        let granularity = (window / 64).max(1);
         for _ in 0..MAX_CAS_ATTEMPTS {
-            history.retain(|s| s.at.saturating_add(window) > now);
-            history.extend(facts.transfers.iter().map(|t| Spend {
-                at: now,
-                asset: t.asset,
-                amount: t.amount,
-            }));
-            history.retain(|s| policy.limits().iter().any(|l| l.asset == s.asset));
-            history = compact(std::mem::take(&mut history), granularity);
-            let value: Vec<Value> = history
-                .iter()
-                .map(|s| json!({"at": s.at, "asset": s.asset.name(), "amount": s.amount.to_string()}))
-                .collect();
-            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+            let Some(next) = next_history(history, facts, now, policy) else {
+                return Ok(());
+            };
             match self
                 .state
-                .compare_and_swap(&spends_key(wallet), version, &bytes)
+                .compare_and_swap(&spends_key(wallet), version, &encode_history(&next))
                 .await?
             {
                 CasOutcome::Swapped { .. } => return Ok(()),
@@ -647,6 +694,49 @@ fn verify_veto(
         )?
         .pop()
         .ok_or_else(|| refused(&approver, "no assertion"))
+}
+
+/// `history` with the operation's transfers added at `now` and what no
+/// limit's window still sees dropped; `None` if the operation transfers
+/// nothing (nothing to write).
+fn next_history(
+    mut history: Vec<Spend>,
+    facts: &Facts,
+    now: u64,
+    policy: &crate::policy::Policy,
+) -> Option<Vec<Spend>> {
+    if facts.transfers.iter().all(|t| t.amount.is_zero()) {
+        return None;
+    }
+    let window = policy
+        .limits()
+        .iter()
+        .map(|l| l.window_seconds)
+        .max()
+        .unwrap_or(0);
+    // Spends are kept in at most ~64 buckets per limited asset: a
+    // bucket holds the sum of its spends at the time of its latest, so
+    // it counts while any of them could (a limit may refuse up to a
+    // 64th of its window early, never allow more). Assets no limit
+    // names are not kept.
+    let granularity = (window / 64).max(1);
+    history.retain(|s| s.at.saturating_add(window) > now);
+    history.extend(facts.transfers.iter().map(|t| Spend {
+        at: now,
+        asset: t.asset,
+        amount: t.amount,
+    }));
+    history.retain(|s| policy.limits().iter().any(|l| l.asset == s.asset));
+    Some(compact(history, granularity))
+}
+
+/// The spend history as the state store keeps it (JSON).
+fn encode_history(history: &[Spend]) -> Vec<u8> {
+    let value: Vec<Value> = history
+        .iter()
+        .map(|s| json!({"at": s.at, "asset": s.asset.name(), "amount": s.amount.to_string()}))
+        .collect();
+    serde_json::to_vec(&value).unwrap_or_default()
 }
 
 /// Merges spends of one asset within one `granularity`-second bucket: the
@@ -807,15 +897,19 @@ impl PolicyGate {
     }
 
     /// Checks `signed` covers `request` for `wallet` and has not been
-    /// used, reading only: returns the clearance and the verdict's hash,
-    /// which [`PolicyGate::spend`] marks used once the key signed.
+    /// used, reading only, and returns the clearance with the write that
+    /// uses the verdict: a compare-and-swap of its state-store record from
+    /// absent, so that of two requests racing one verdict exactly one
+    /// commits it (the other is refused as [`Denial::VerdictInvalid`]).
+    /// The write is committed once the key signed: by the audit layer with
+    /// the signature's record, or by [`PolicyGate::commit`].
     async fn admit(
         &self,
         wallet: &str,
         operation: &Operation,
         request: &SignRequest<'_>,
         signed: &SignedVerdict,
-    ) -> Result<(Clearance, [u8; 32]), Error> {
+    ) -> Result<(Clearance, DeferredWrite), Error> {
         let invalid = |_: VerdictError| denied(Denial::VerdictInvalid);
         signed.verify(self.log.policy_key()).map_err(invalid)?;
         let v = &signed.verdict;
@@ -833,34 +927,37 @@ impl PolicyGate {
             return Err(denied(Denial::VerdictInvalid));
         }
         let hash = v.hash().map_err(invalid)?;
-        if self
-            .state
-            .get(&verdict_key(wallet, &hash.0))
-            .await?
-            .is_some()
-        {
+        let key = verdict_key(wallet, &hash.0);
+        // Used before: refused before the key is asked (the write below
+        // catches a use made meanwhile).
+        if self.state.get(&key).await?.is_some() {
             return Err(denied(Denial::VerdictInvalid));
         }
-        Ok((
-            Clearance::Policy {
-                log_index: v.log.index,
-                verdict: hash.0,
-            },
-            hash.0,
-        ))
+        let clearance = Clearance::Policy {
+            log_index: v.log.index,
+            verdict: hash.0,
+        };
+        let used = deferred(&self.state, key, None, now.to_be_bytes().to_vec())
+            .refused_as(Denial::VerdictInvalid);
+        Ok((clearance, used))
     }
 
-    /// Marks the verdict with hash `verdict` used, by compare-and-swap: of
-    /// two requests racing one verdict, exactly one gets its signature.
-    async fn spend(&self, wallet: &str, verdict: &[u8; 32]) -> Result<(), Error> {
-        let now = (self.clock)();
+    /// Commits what a signature used, in this gate, when no audit layer
+    /// above commits it with the record: the in-line allow's counters and
+    /// spends ([`PolicyNode::commit`]), then the verdict's use. A conflict
+    /// withholds the signature (fail closed: what was committed before it
+    /// stays spent).
+    async fn commit(&self, spending: Option<&Spending>, used: &DeferredWrite) -> Result<(), Error> {
+        if let (Some(node), Some(spending)) = (&self.node, spending) {
+            node.commit(spending).await.map_err(to_core)?;
+        }
         match self
             .state
-            .compare_and_swap(&verdict_key(wallet, verdict), None, &now.to_be_bytes())
+            .compare_and_swap(used.key(), used.expected(), used.value())
             .await?
         {
             CasOutcome::Swapped { .. } => Ok(()),
-            CasOutcome::Conflict { .. } => Err(denied(Denial::VerdictInvalid)),
+            CasOutcome::Conflict { .. } => Err(denied(used.refusal())),
         }
     }
 }
@@ -984,17 +1081,29 @@ impl SigningBackend for PolicyGate {
                 }
                 (None, None) => return Err(denied(Denial::ApprovalsRequired)),
             };
-            let (clearance, verdict) = self.admit(&wallet, &operation, &request, &signed).await?;
-            let signed = inner.sign_digest(request).await?;
+            let (clearance, used) = self.admit(&wallet, &operation, &request, &signed).await?;
+            let recorded_above = request.recorded_above();
+            let answer = inner.sign_digest(request).await?;
             // Only now is anything spent: the approvals' counters, the
-            // transfers against the limits, the verdict's one use. If one
-            // of them was spent meanwhile by a concurrent request, the
-            // signature is withheld (fail closed).
-            if let (Some(node), Some(spending)) = (&self.node, &spending) {
-                node.commit(spending).await.map_err(to_core)?;
+            // transfers against the limits, the verdict's one use. Under an
+            // audit layer they are committed with the signature's record,
+            // all or nothing; if one of them was spent meanwhile by a
+            // concurrent request, the signature is withheld (fail closed).
+            if !recorded_above {
+                self.commit(spending.as_ref(), &used).await?;
+                return Ok(answer.with_clearance(clearance));
             }
-            self.spend(&wallet, &verdict).await?;
-            Ok(signed.with_clearance(clearance))
+            let node_state = self.node.as_ref().map(|n| &n.state);
+            let writes = match (spending, node_state) {
+                (Some(spending), Some(state)) => {
+                    spending.deferred(self.log.counters().state(), state)
+                }
+                _ => Vec::new(),
+            };
+            Ok(writes
+                .into_iter()
+                .chain([used])
+                .fold(answer.with_clearance(clearance), Cleared::with_deferred))
         })
     }
 }

@@ -33,4 +33,4 @@ pub use data::{AttestedCredential, AuthenticatorData, COSE_EDDSA, COSE_ES256, Cr
 pub use error::WebAuthnError;
 pub use json::to_base64url;
 pub(crate) use json::{base64url as from_base64url, strict_json};
-pub use store::CredentialStore;
+pub use store::{CounterSwap, CredentialStore};

@@ -716,6 +716,218 @@ fn paths_raw_digests_and_exports_are_no_route_around_the_gate() {
         .unwrap();
 }
 
+/// The state-store key a used verdict is kept under.
+fn verdict_key(verdict_hex: &str) -> String {
+    format!(
+        "policy/{}/verdict/{verdict_hex}",
+        hex::encode(WALLET.as_bytes())
+    )
+}
+
+/// The wallet's spend history as the state store keeps it: (asset,
+/// amount) of each bucket.
+fn spends(w: &World) -> Vec<(String, String)> {
+    let key = format!("policy/{}/spends", hex::encode(WALLET.as_bytes()));
+    let Some(record) = w.store.get(&key).wait().unwrap() else {
+        return Vec::new();
+    };
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&record.value).unwrap();
+    items
+        .iter()
+        .map(|i| {
+            (
+                i["asset"].as_str().unwrap().to_owned(),
+                i["amount"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_spend_is_recorded_with_its_signature() {
+    let mut w = World::new();
+    let signer = w.signer(true, w.wallet_key(0));
+    let tx = payment(ALICE, eth(2), 0);
+    let op = op_for(&signer, &tx);
+    let approvals = w.approve(&[0, 2], &op);
+    let auth = Authorization::none().with_approvals(approvals.clone());
+    // What the node decides for it (reading only: nothing spent).
+    let (decided, _) = w
+        .node
+        .decide_pending(WALLET, &op, &approvals, NOW)
+        .wait()
+        .unwrap();
+    let expected = hex::encode(decided.signed.unwrap().verdict.hash().unwrap().0);
+    assert!(
+        w.store
+            .get(&verdict_key(&expected))
+            .wait()
+            .unwrap()
+            .is_none()
+    );
+    assert!(spends(&w).is_empty());
+    signer.sign_transaction(&tx, &auth).wait().unwrap();
+    // The signature's record names the verdict that was used, and the
+    // verdict's use, the transfer and the counters were committed with it.
+    let last = w.audit.records().last().unwrap().clone();
+    assert_eq!(last.event().outcome(), custody_core::AuditOutcome::Success);
+    assert_eq!(last.event().field("verdict"), Some(expected.as_str()));
+    let used = w
+        .store
+        .get(&verdict_key(&expected))
+        .wait()
+        .unwrap()
+        .unwrap();
+    assert_eq!(*used.value, NOW.to_be_bytes());
+    assert_eq!(spends(&w), [("native".to_owned(), eth(2).to_string())]);
+    assert_eq!(
+        denial(signer.sign_transaction(&tx, &auth).wait()),
+        Denial::ApprovalsRequired,
+        "the counters moved"
+    );
+}
+
+/// A backend under the gate that holds every signature until `parties`
+/// requests are signing at once: each has passed the gate's checks, so
+/// their spends meet at the commit.
+#[derive(Debug)]
+struct Gathering {
+    inner: SharedBackend,
+    barrier: std::sync::Barrier,
+}
+
+impl SigningBackend for Gathering {
+    fn key_kinds(&self) -> KeyKinds {
+        self.inner.signing().unwrap().key_kinds()
+    }
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, custody_core::Error>> {
+        self.inner.signing().unwrap().pin(key)
+    }
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> Pending<'a, Result<Signed, custody_core::Error>> {
+        self.barrier.wait();
+        self.inner.signing().unwrap().sign_digest(request)
+    }
+}
+
+impl KeyBackend for Gathering {
+    fn name(&self) -> &str {
+        "gathering"
+    }
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        Some(self)
+    }
+}
+
+/// Signs `tx` with `auth` from two threads at once through
+/// `Audited(PolicyGate(Gathering(vault)))`: the outcomes.
+fn twice_at_once(
+    w: &World,
+    in_line: bool,
+    tx: &Transaction,
+    auth: &Authorization,
+) -> Vec<Result<(), Denial>> {
+    let state: Arc<dyn StateStore> = w.store.clone();
+    let gathering = Arc::new(Gathering {
+        inner: w.vault.clone(),
+        barrier: std::sync::Barrier::new(2),
+    });
+    let mut gate = PolicyGate::new(gathering, w.log.clone(), state, SCHEME).with_clock(w.clock());
+    if in_line {
+        gate = gate.with_node(w.node.clone());
+    }
+    let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), w.audit.clone()));
+    let signer = EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| match signer.sign_transaction(tx, auth).wait() {
+                    Ok(signed) => {
+                        assert_eq!(signed.recover_sender().unwrap(), signer.address());
+                        Ok(())
+                    }
+                    other => Err(denial(other)),
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn a_concurrent_second_use_of_one_verdict_is_refused() {
+    // A verdict from a policy node, presented twice at once.
+    let mut w = World::new();
+    let signer = w.signer(false, w.wallet_key(0));
+    let tx = payment(ALICE, eth(1), 0);
+    let verdict = verdict_for(&mut w, &signer, &tx, &[0]);
+    let hash = hex::encode(
+        SignedVerdict::from_bytes(&verdict)
+            .unwrap()
+            .verdict
+            .hash()
+            .unwrap()
+            .0,
+    );
+    let before = w.audit.records().len();
+    let mut outcomes = twice_at_once(&w, false, &tx, &Authorization::none().with_verdict(verdict));
+    outcomes.sort_by_key(Result::is_err);
+    assert_eq!(outcomes, [Ok(()), Err(Denial::VerdictInvalid)]);
+    let used = w.store.get(&verdict_key(&hash)).wait().unwrap().unwrap();
+    assert_eq!(used.version, 1);
+    // One record of each: the signature naming the verdict, the refusal
+    // with its kind.
+    let records = w.audit.records();
+    let mut fields: Vec<_> = records[before..]
+        .iter()
+        .map(|r| {
+            (
+                r.event().outcome(),
+                r.event().field("verdict").map(str::to_owned),
+                r.event().field("detail").map(str::to_owned),
+            )
+        })
+        .collect();
+    fields.sort_by_key(|f| f.0 != custody_core::AuditOutcome::Success);
+    assert_eq!(
+        fields,
+        [
+            (custody_core::AuditOutcome::Success, Some(hash), None),
+            (
+                custody_core::AuditOutcome::Denied,
+                None,
+                Some("verdict-invalid".to_owned())
+            ),
+        ]
+    );
+
+    // In-line: the same approvals twice at once make the same verdict;
+    // one signs, the other is refused and spends nothing: its 6 ETH do
+    // not count against the 10 a day (4 more still sign).
+    let mut w = World::new();
+    let signer = w.signer(true, w.wallet_key(0));
+    let tx = payment(ALICE, eth(6), 0);
+    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+    let mut outcomes = twice_at_once(
+        &w,
+        true,
+        &tx,
+        &Authorization::none().with_approvals(approvals),
+    );
+    outcomes.sort_by_key(Result::is_err);
+    assert_eq!(outcomes, [Ok(()), Err(Denial::VerdictInvalid)]);
+    assert_eq!(spends(&w), [("native".to_owned(), eth(6).to_string())]);
+    let tx = payment(ALICE, eth(4), 1);
+    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+    signer
+        .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+        .wait()
+        .unwrap();
+    assert_eq!(spends(&w), [("native".to_owned(), eth(10).to_string())]);
+}
+
 /// Writes the `verdict` and `policy_log_entry` fuzz seeds from a real
 /// node and log (run by hand: `cargo test -p custody-policy --test gate --
 /// --ignored write_fuzz_seeds`).

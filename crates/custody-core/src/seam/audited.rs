@@ -19,9 +19,9 @@ use std::sync::Arc;
 use crate::records::audit::{AuditEvent, AuditOp, AuditOutcome, AuditSink};
 use crate::{
     Authorization, CasOutcome, Cleared, DecryptRequest, Decrypted, DecryptingBackend,
-    DeferredWrite, Denial, Error, ExportingBackend, KeyAlgorithm, KeyBackend, KeyKinds, KeyRef,
-    Pending, PinnedKey, PrivateKeyBytes, RecordedSwaps, SharedBackend, SignRequest,
-    SignatureScheme, Signed, SigningBackend, Swap, WrappingBackend,
+    DeferredWrite, Error, ExportingBackend, KeyAlgorithm, KeyBackend, KeyKinds, KeyRef, Pending,
+    PinnedKey, PrivateKeyBytes, RecordedSwaps, SharedBackend, SignRequest, SignatureScheme, Signed,
+    SigningBackend, Swap, WrappingBackend,
 };
 
 /// Records every signature and export of the backend it wraps.
@@ -187,7 +187,9 @@ fn record<'a, T: Cleared + Send + 'a>(
 /// swapped one by one in key order, stopping at the first conflict, and
 /// the record is appended after the last: the swaps made before a
 /// conflict stay (fail closed: spent without a signature), as the trait
-/// says. A conflict withholds the answer and records the refusal.
+/// says. A conflict withholds the answer and records the refusal: that of
+/// the write that conflicted ([`DeferredWrite::refusal`]: a TOTP guard's
+/// `totp-replayed`, a policy verdict's `verdict-invalid`).
 fn commit_deferred<'a>(
     writes: &'a [DeferredWrite],
     event: AuditEvent,
@@ -200,7 +202,7 @@ fn commit_deferred<'a>(
     Pending::later(async move {
         let store = Arc::clone(first.store());
         let one_store = writes.iter().all(|w| Arc::ptr_eq(w.store(), &store));
-        let committed = if one_store && store.records_into(sink) {
+        let conflict = if one_store && store.records_into(sink) {
             let swaps: Vec<Swap<'_>> = writes
                 .iter()
                 .map(|w| Swap {
@@ -217,19 +219,19 @@ fn commit_deferred<'a>(
                     for (write, version) in writes.iter().zip(versions) {
                         write.finish(Some(version));
                     }
-                    true
+                    None
                 }
-                RecordedSwaps::Conflict { .. } => {
+                RecordedSwaps::Conflict { index, .. } => {
                     writes.iter().for_each(|w| w.finish(None));
-                    false
+                    Some(writes.get(index).unwrap_or(first).refusal())
                 }
             }
         } else {
             let mut order: Vec<&DeferredWrite> = writes.iter().collect();
             order.sort_by(|a, b| a.key().cmp(b.key()));
-            let mut all = true;
+            let mut conflict = None;
             for write in order {
-                if !all {
+                if conflict.is_some() {
                     // Not tried: nothing written.
                     write.finish(None);
                     continue;
@@ -242,19 +244,19 @@ fn commit_deferred<'a>(
                     CasOutcome::Swapped { version } => write.finish(Some(version)),
                     CasOutcome::Conflict { .. } => {
                         write.finish(None);
-                        all = false;
+                        conflict = Some(write.refusal());
                     }
                 }
             }
-            if all {
+            if conflict.is_none() {
                 sink.append(event).await?;
             }
-            all
+            conflict
         };
-        if committed {
+        let Some(refusal) = conflict else {
             return Ok(());
-        }
-        let refused: Result<(), Error> = Err(Error::Denied(Denial::TotpReplayed));
+        };
+        let refused: Result<(), Error> = Err(Error::Denied(refusal));
         sink.append(
             describe_key(event_for(operation.op, &refused), operation.key)
                 .with_digest(&operation.digest),

@@ -7,9 +7,9 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::{
-    AnyPublicKey, DataKey, DecryptingBackend, DerivationPath, Digest32, EncryptionContext, Error,
-    KeyAlgorithm, Pending, PrivateKeyBytes, PublicKey, RawSignature, SignatureScheme, StateStore,
-    WalletScheme,
+    AnyPublicKey, DataKey, DecryptingBackend, Denial, DerivationPath, Digest32, EncryptionContext,
+    Error, KeyAlgorithm, Pending, PrivateKeyBytes, PublicKey, RawSignature, SignatureScheme,
+    StateStore, WalletScheme,
 };
 
 fn valid_id(s: &str, what: &'static str) -> Result<(), Error> {
@@ -678,6 +678,7 @@ pub struct DeferredWrite {
     expected: Option<u64>,
     value: Vec<u8>,
     done: Arc<dyn Fn(Option<u64>) + Send + Sync>,
+    refusal: Denial,
 }
 
 impl DeferredWrite {
@@ -698,7 +699,24 @@ impl DeferredWrite {
             expected,
             value,
             done,
+            refusal: Denial::TotpReplayed,
         }
+    }
+
+    /// The same write, refusing the request with `refusal` if it conflicts
+    /// (what was spent: [`Denial::TotpReplayed`] for a TOTP guard, the
+    /// default; [`Denial::VerdictInvalid`] for a policy verdict used
+    /// twice).
+    #[must_use]
+    pub fn refused_as(mut self, refusal: Denial) -> Self {
+        self.refusal = refusal;
+        self
+    }
+
+    /// The refusal of a request whose write conflicted.
+    #[must_use]
+    pub fn refusal(&self) -> Denial {
+        self.refusal
     }
 
     /// The store written to.
@@ -733,7 +751,10 @@ impl DeferredWrite {
 
 impl PartialEq for DeferredWrite {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && self.expected == other.expected && self.value == other.value
+        self.key == other.key
+            && self.expected == other.expected
+            && self.value == other.value
+            && self.refusal == other.refusal
     }
 }
 
@@ -745,6 +766,7 @@ impl fmt::Debug for DeferredWrite {
             .field("store", &self.store)
             .field("key", &self.key)
             .field("expected", &self.expected)
+            .field("refusal", &self.refusal)
             .finish_non_exhaustive()
     }
 }

@@ -43,6 +43,12 @@ impl CredentialStore {
         Self { state }
     }
 
+    /// The state store the credentials and counters are kept in.
+    #[must_use]
+    pub fn state(&self) -> &Arc<dyn StateStore> {
+        &self.state
+    }
+
     /// Records a newly registered credential and its counter. A credential
     /// whose id *or* public key was registered before is refused (one
     /// device, one approver: a key cannot be enrolled twice, e.g. for two
@@ -100,7 +106,11 @@ impl CredentialStore {
     /// Checks, reading only, that `presented` would be recorded for the
     /// credential `id` by [`CredentialStore::record_counter`] as things
     /// stand: what a decision checks before anything is signed (the
-    /// counter itself is written once the signature is made).
+    /// counter itself is written once the signature is made). Returns the
+    /// write that records it, by compare-and-swap from the version read
+    /// ([`CounterSwap`]; `None` when there is nothing to write: a stored
+    /// 0 and a presented 0, an authenticator that keeps no counter), for a
+    /// caller that commits it later with other writes.
     ///
     /// # Errors
     /// [`WebAuthnError::CounterRegressed`]; state-store errors.
@@ -108,18 +118,24 @@ impl CredentialStore {
         &'a self,
         id: &'a [u8],
         presented: u32,
-    ) -> Pending<'a, Result<(), WebAuthnError>> {
+    ) -> Pending<'a, Result<Option<CounterSwap>, WebAuthnError>> {
         Pending::drive(async move {
-            let current = self.state.get(&key_of("counter", id)).await?;
+            let key = key_of("counter", id);
+            let current = self.state.get(&key).await?;
             match current
                 .as_ref()
                 .map(|r| stored_counter(&r.value))
                 .transpose()?
             {
-                Some(stored) if presented <= stored && !(stored == 0 && presented == 0) => {
+                Some(0) if presented == 0 => Ok(None),
+                Some(stored) if presented <= stored => {
                     Err(WebAuthnError::CounterRegressed { stored, presented })
                 }
-                _ => Ok(()),
+                _ => Ok(Some(CounterSwap {
+                    key,
+                    expected: current.map(|r| r.version),
+                    value: presented.to_be_bytes(),
+                })),
             }
         })
     }
@@ -165,6 +181,20 @@ impl CredentialStore {
             Err(WebAuthnError::Contention)
         })
     }
+}
+
+/// The write that records a checked counter
+/// ([`CredentialStore::check_counter`]): a compare-and-swap of `key` from
+/// the version read to the counter presented. A concurrent request that
+/// recorded the counter first makes it conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterSwap {
+    /// The counter's state-store key.
+    pub key: String,
+    /// The version read (`None`: no counter was recorded).
+    pub expected: Option<u64>,
+    /// The counter presented, 4 bytes big-endian.
+    pub value: [u8; 4],
 }
 
 /// A stored counter: 4 bytes, big-endian.
