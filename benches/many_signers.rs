@@ -53,6 +53,8 @@ const PERIOD: u64 = 30;
 const T0: u64 = 1_800_000_000;
 
 const CHILD_ENV: &str = "CUSTODY_BENCH_MANY_SIGNERS_CHILD";
+/// The signer processes' group-commit bound (`PgOptions::with_commit_batch`).
+const BATCH_ENV: &str = "CUSTODY_BENCH_COMMIT_BATCH";
 
 fn wallet(w: usize) -> String {
     format!("signer{w}@example.com")
@@ -140,6 +142,11 @@ impl Store {
                 config.options(format!("-c search_path={schema}"));
                 config.application_name("custody-bench");
                 let mut options = PgOptions::new().with_pool_size(8);
+                // Group commit is on by default; `CUSTODY_BENCH_COMMIT_BATCH=1`
+                // measures without it (each commit its own transaction).
+                if let Some(n) = std::env::var(BATCH_ENV).ok().and_then(|n| n.parse().ok()) {
+                    options = options.with_commit_batch(n);
+                }
                 if let Some(handle) = runtime {
                     options = options.with_runtime(handle);
                 }

@@ -69,7 +69,7 @@ impl fmt::Debug for SqlCode {
 /// The store hands it to callers inside [`custody_core::Error::Backend`];
 /// read it back with `source.downcast_ref::<PgError>()`.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PgError {
     /// The server could not be reached, closed the connection, timed out or
     /// is shutting down or failing over. Retryable: the pool opens a fresh

@@ -30,13 +30,16 @@ pub struct PgOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) statement_timeout: Duration,
     pub(crate) runtime: Option<Handle>,
+    pub(crate) commit_batch: usize,
+    pub(crate) committers: usize,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl PgOptions {
     /// The defaults: 4 connections; 5 s to get a free connection, 5 s to
-    /// open one, 5 s per statement; a runtime the store owns; no TLS.
+    /// open one, 5 s per statement; recorded commits batched 32 at most, by
+    /// one committer at a time; a runtime the store owns; no TLS.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -45,9 +48,34 @@ impl PgOptions {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             runtime: None,
+            commit_batch: 32,
+            committers: 1,
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Group commit: at most `n` recorded commits
+    /// ([`custody_core::StateStore::compare_and_swap_all_recorded`]) of
+    /// this store that wait at the same moment go to the server in one
+    /// transaction, each keeping its own outcome, each caller answered only
+    /// once that transaction has committed (the crate README, "Group
+    /// commit"). `1` turns batching off: every commit is its own
+    /// transaction. A lone commit is never held back to wait for others.
+    #[must_use]
+    pub fn with_commit_batch(mut self, n: usize) -> Self {
+        self.commit_batch = n.max(1);
+        self
+    }
+
+    /// How many batches of recorded commits may be in flight at once (at
+    /// least 1; each holds one pooled connection while it commits). More
+    /// overlaps round trips; fewer makes larger batches, hence fewer
+    /// commits.
+    #[must_use]
+    pub fn with_committers(mut self, n: usize) -> Self {
+        self.committers = n.max(1);
+        self
     }
 
     /// At most `n` connections at once (at least 1). Every replica holds up
@@ -137,6 +165,8 @@ impl fmt::Debug for PgOptions {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("commit_batch", &self.commit_batch)
+            .field("committers", &self.committers)
             .field("own_runtime", &self.runtime.is_none())
             .field("tls", &self.has_tls())
             .finish()

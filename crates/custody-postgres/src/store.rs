@@ -10,11 +10,13 @@ use custody_core::{
     RecordedSwaps, StateStore, Swap, Versioned, check_state_keys, check_swaps,
 };
 use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
 use tokio_postgres::Row;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 
 use crate::audit::{APPEND_ATTEMPTS, Heads, PgAuditLog, Sealed, chain_of, contended, read_head};
+use crate::batch::{Batcher, Item, abandoned};
 use crate::error::{Fault, PgError};
 use crate::migrate;
 use crate::options::PgOptions;
@@ -78,6 +80,8 @@ struct Inner {
     /// The audit chain heads this process last saw (shared by every
     /// [`PgAuditLog`] of this store).
     heads: Arc<Heads>,
+    /// Recorded commits waiting for a batch (`None`: not batched).
+    batcher: Option<Arc<Batcher>>,
     tls: bool,
     /// The runtime this store built, if it built one.
     owned: Option<Runtime>,
@@ -154,6 +158,8 @@ impl PgStateStore {
             inner: Arc::new(Inner {
                 pool: Arc::clone(&pool),
                 heads: Arc::default(),
+                batcher: (options.commit_batch > 1)
+                    .then(|| Arc::new(Batcher::new(options.commit_batch, options.committers))),
                 tls,
                 owned,
             }),
@@ -214,6 +220,15 @@ impl PgStateStore {
             store.migrate().await?;
             Ok(true)
         })
+    }
+
+    /// Group commit so far ([`PgOptions::with_commit_batch`]): the batches
+    /// this store's committers have taken and the recorded commits they
+    /// held (a lone commit is a batch of one); `(0, 0)` with batching off.
+    /// Their ratio is the commits per transaction.
+    #[must_use]
+    pub fn commit_batches(&self) -> (u64, u64) {
+        self.inner.batcher.as_ref().map_or((0, 0), |b| b.stats())
     }
 
     pub(crate) fn pool(&self) -> &Arc<Pool> {
@@ -371,9 +386,40 @@ impl StateStore for PgStateStore {
         let heads = Arc::clone(log.heads());
         let clock = log.clock();
         let swaps: Vec<OwnedSwap> = swaps.iter().map(OwnedSwap::from).collect();
-        Pending::later(task::spawn(self.inner.pool.handle(), OP_CAS, async move {
-            compare_and_swap_all_recorded(&pool, &swaps, &event, &heads, clock).await
-        }))
+        // Versions the `bigint` column holds (all but the last) are
+        // batched; the rest take the lone path, which answers them.
+        let expected: Option<Vec<Option<i64>>> = swaps
+            .iter()
+            .map(|s| match s.expected {
+                None => Some(None),
+                Some(v) => i64::try_from(v).ok().filter(|v| *v < i64::MAX).map(Some),
+            })
+            .collect();
+        match (&self.inner.batcher, expected) {
+            (Some(batcher), Some(expected)) => {
+                let batcher = Arc::clone(batcher);
+                Pending::later(async move {
+                    let (reply, answer) = oneshot::channel();
+                    let chain = chain_of(&event);
+                    batcher.submit(
+                        &pool,
+                        &heads,
+                        Item {
+                            swaps,
+                            expected,
+                            event,
+                            chain,
+                            clock,
+                            reply,
+                        },
+                    );
+                    answer.await.unwrap_or_else(|_| Err(abandoned()))
+                })
+            }
+            _ => Pending::later(task::spawn(self.inner.pool.handle(), OP_CAS, async move {
+                compare_and_swap_all_recorded(&pool, &swaps, &event, &heads, clock).await
+            })),
+        }
     }
 }
 
@@ -420,7 +466,7 @@ async fn expected_param(
     }
 }
 
-async fn compare_and_swap_all_recorded(
+pub(crate) async fn compare_and_swap_all_recorded(
     pool: &Pool,
     swaps: &[OwnedSwap],
     event: &AuditEvent,
@@ -536,7 +582,7 @@ async fn compare_and_swap_all_recorded(
     Err(contended(OP_CAS))
 }
 
-fn swaps_keys(swaps: &[OwnedSwap]) -> Vec<Box<[u8]>> {
+pub(crate) fn swaps_keys(swaps: &[OwnedSwap]) -> Vec<Box<[u8]>> {
     swaps.iter().map(|s| s.key.clone()).collect()
 }
 
@@ -619,7 +665,7 @@ async fn read(pool: &Pool, conn: &mut Conn, key: &[u8]) -> Result<Option<Version
 
 /// `SELECT key, version, value ... WHERE key = ANY($1)`: the records of
 /// `keys`, in their order.
-async fn read_many(
+pub(crate) async fn read_many(
     pool: &Pool,
     conn: &mut Conn,
     keys: &[Box<[u8]>],

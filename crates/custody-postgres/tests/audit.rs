@@ -1210,3 +1210,211 @@ fn racing_multi_swap_commits_count_exactly_and_never_deadlock() {
     }
     assert_eq!(verified(&store.audit_log()).records, total);
 }
+
+/// An administrator's transaction holding the rows of `keys` locked
+/// (`SELECT … FOR UPDATE`) until [`Held::release`].
+struct Held {
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Held {
+    fn lock(schema: &Schema, keys: &[&str]) -> Self {
+        let config = schema.admin_config();
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+        let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            db::on_own_runtime(async move {
+                let admin = db::connect(&config).await;
+                admin.batch_execute("BEGIN").await.unwrap();
+                let rows = admin
+                    .query(
+                        "SELECT key FROM custody_state WHERE key = ANY($1) FOR UPDATE",
+                        &[&keys],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(rows.len(), keys.len());
+                locked.send(()).unwrap();
+                tokio::task::spawn_blocking(move || released.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                admin.batch_execute("ROLLBACK").await.unwrap();
+            });
+        });
+        is_locked.recv().unwrap();
+        Self { release, thread }
+    }
+
+    fn release(self) {
+        self.release.send(()).unwrap();
+        self.thread.join().unwrap();
+    }
+}
+
+/// Waits until a connection of the store waits on a lock.
+fn until_waiting(schema: &Schema) {
+    let started = std::time::Instant::now();
+    while schema.admin_i64(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}' AND wait_event_type = 'Lock'",
+        schema.application_name()
+    )) == 0
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Commits of wallets `a`, `b`, `c` (one guard each, created at version 1)
+/// queued behind a lone commit of `hold` that waits on `held`: they go to
+/// the server as one batch once it is released. `b`'s expects `b_expected`.
+fn queued_batch(
+    schema: &Schema,
+    store: &PgStateStore,
+    b_expected: u64,
+) -> Vec<std::thread::JoinHandle<Result<custody_core::RecordedSwaps, custody_core::Error>>> {
+    let spawn = |wallet: &'static str, key: &'static str, expected: u64| {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store
+                .compare_and_swap_all_recorded(
+                    &[swap(key, Some(expected), b"spent")],
+                    event(wallet, 1),
+                    &store.audit_log(),
+                )
+                .wait()
+        })
+    };
+    let lone = spawn("hold", "hold", 1);
+    until_waiting(schema);
+    let queued = vec![
+        spawn("a", "guard-a", 1),
+        spawn("b", "guard-b", b_expected),
+        spawn("c", "guard-c", 1),
+    ];
+    // They queue behind the lone commit (one committer).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut all = vec![lone];
+    all.extend(queued);
+    all
+}
+
+fn with_guards(test: &str) -> Option<(Schema, PgStateStore)> {
+    let schema = Schema::fresh(test)?;
+    let store = schema.store(PgOptions::new());
+    let log = store.audit_log();
+    for (wallet, key) in [
+        ("hold", "hold"),
+        ("a", "guard-a"),
+        ("b", "guard-b"),
+        ("c", "guard-c"),
+    ] {
+        let _ = store
+            .compare_and_swap_all_recorded(&[swap(key, None, b"fresh")], event(wallet, 0), &log)
+            .wait()
+            .unwrap();
+    }
+    Some((schema, store))
+}
+
+#[test]
+fn a_batch_commits_each_item_on_its_own_and_refuses_only_the_conflicting_one() {
+    let Some((schema, store)) = with_guards("batch_with_conflict") else {
+        return;
+    };
+    let (batches, commits) = store.commit_batches();
+    let held = Held::lock(&schema, &["hold"]);
+    let handles = queued_batch(&schema, &store, 7);
+    held.release();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (after_batches, after_commits) = store.commit_batches();
+    assert_eq!(
+        (after_batches - batches, after_commits - commits),
+        (2, 4),
+        "the lone commit, then a, b and c in one batch"
+    );
+    for (n, answer) in answers.into_iter().enumerate() {
+        match (n, answer.unwrap()) {
+            (2, custody_core::RecordedSwaps::Conflict { index, current }) => {
+                assert_eq!(
+                    (index, current),
+                    (0, custody_core::conformance::v(1, b"fresh"))
+                );
+            }
+            (2, other) => panic!("b expected version 7: {other:?}"),
+            (_, custody_core::RecordedSwaps::Swapped { versions, head }) => {
+                assert_eq!((versions, head.seq), (vec![2], 2), "item {n}");
+            }
+            (_, other) => panic!("item {n}: {other:?}"),
+        }
+    }
+    let read = store
+        .get_many(&["guard-a", "guard-b", "guard-c"])
+        .wait()
+        .unwrap();
+    let v = |n, value: &[u8]| custody_core::conformance::v(n, value);
+    assert_eq!(read, [v(2, b"spent"), v(1, b"fresh"), v(2, b"spent")]);
+    // Four creates, the lone commit, a and c: no record of b's refusal
+    // here (the audit layer appends that), and every chain verifies.
+    assert_eq!(verified(&store.audit_log()).records, 7);
+    assert_eq!(chain_lines(&schema, "wallet:b").lines().count(), 1);
+}
+
+#[test]
+fn a_batch_whose_connection_is_terminated_acknowledges_none() {
+    let Some((schema, store)) = with_guards("batch_terminated") else {
+        return;
+    };
+    let held = Held::lock(&schema, &["hold"]);
+    // `a`'s guard is held too: the batch's first statement waits on it.
+    let held_a = Held::lock(&schema, &["guard-a"]);
+    let handles = queued_batch(&schema, &store, 1);
+    held.release();
+    // The lone commit finishes; the batch then waits on `guard-a`.
+    let mut handles = handles.into_iter();
+    assert!(matches!(
+        handles.next().unwrap().join().unwrap().unwrap(),
+        custody_core::RecordedSwaps::Swapped { .. }
+    ));
+    until_waiting(&schema);
+    let terminated = schema.admin_i64(&format!(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = '{}' AND wait_event_type = 'Lock'",
+        schema.application_name()
+    ));
+    assert_eq!(terminated, 1);
+    for handle in handles {
+        let e = handle.join().unwrap().unwrap_err();
+        assert_eq!(e.kind(), "unavailable", "{e:?}");
+    }
+    held_a.release();
+    let v = |n, value: &[u8]| custody_core::conformance::v(n, value);
+    assert_eq!(
+        store
+            .get_many(&["guard-a", "guard-b", "guard-c"])
+            .wait()
+            .unwrap(),
+        [v(1, b"fresh"), v(1, b"fresh"), v(1, b"fresh")],
+        "none of the batch"
+    );
+    // Four creates and the lone commit: no record of the batch.
+    assert_eq!(verified(&store.audit_log()).records, 5);
+    // Nothing acknowledged, nothing done: the same commits go through now.
+    let log = store.audit_log();
+    for (wallet, key) in [("a", "guard-a"), ("b", "guard-b"), ("c", "guard-c")] {
+        assert!(matches!(
+            store
+                .compare_and_swap_all_recorded(
+                    &[swap(key, Some(1), b"spent")],
+                    event(wallet, 1),
+                    &log
+                )
+                .wait()
+                .unwrap(),
+            custody_core::RecordedSwaps::Swapped { .. }
+        ));
+    }
+    assert_eq!(verified(&log).records, 8);
+}
