@@ -7,7 +7,9 @@
 //! concurrency), and the same signers over the embedded file store.
 //!
 //! `xacts/sig` is the database's committed transactions (read-only ones
-//! included) per signature, from `pg_stat_database`.
+//! included) per signature, from `pg_stat_database`. The signer processes
+//! batch their recorded commits (`PgOptions::with_commit_batch`, on by
+//! default); `CUSTODY_BENCH_COMMIT_BATCH=1` measures without batching.
 //!
 //! Two shapes of signer process over PostgreSQL: *threads* (a sync caller:
 //! one thread per wallet, each waiting on its signatures while the store's
