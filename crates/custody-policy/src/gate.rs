@@ -39,10 +39,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use custody_core::{
-    Authorization, CasOutcome, Clearance, Cleared, DecryptRequest, Decrypted, DecryptingBackend,
-    DeferredWrite, Denial, Error, ExportingBackend, Intent, IntentKind, KeyBackend, KeyKinds,
-    KeyRef, KeySigner, Pending, PinnedKey, PrivateKeyBytes, SharedBackend, SignRequest, Signed,
-    SigningBackend, StateStore, WalletScheme, WrappingBackend,
+    AuditSink, Authorization, CasOutcome, Clearance, Cleared, DecryptRequest, Decrypted,
+    DecryptingBackend, DeferredWrite, Denial, Error, ExportingBackend, Intent, IntentKind,
+    KeyBackend, KeyKinds, KeyRef, KeySigner, Pending, PinnedKey, PrivateKeyBytes, SharedBackend,
+    SignRequest, Signed, SigningBackend, StateStore, WalletScheme, WrappingBackend,
 };
 use custody_eth::{Authorization as EthAuthorization, PersonalMessage, Transaction, TypedData};
 use serde_json::{Value, json};
@@ -143,6 +143,18 @@ impl Spending {
     }
 }
 
+impl Spending {
+    /// The spend the signature's record carries ([`Clearance::Spend`]),
+    /// if value leaves.
+    fn clearance(&self) -> Option<Clearance> {
+        crate::velocity::spend_text(&self.facts).map(|amounts| Clearance::Spend {
+            wallet: self.wallet.clone(),
+            at: self.now,
+            amounts,
+        })
+    }
+}
+
 /// A deferred compare-and-swap whose outcome nothing caches.
 fn deferred(
     store: &Arc<dyn StateStore>,
@@ -161,6 +173,8 @@ pub struct PolicyNode {
     key: KeySigner,
     state: Arc<dyn StateStore>,
     ttl: u64,
+    /// The audit log velocity is counted from ([`crate::velocity`]).
+    records: Option<Arc<dyn AuditSink>>,
 }
 
 impl fmt::Debug for PolicyNode {
@@ -208,7 +222,48 @@ impl PolicyNode {
             key,
             state,
             ttl,
+            records: None,
         })
+    }
+
+    /// The same node counting velocity limits from `records`, the audit
+    /// log the signatures of its wallets are recorded in (see
+    /// [`crate::velocity`]): the state store's spend history is then only
+    /// a cache, and editing it does not reset a limit.
+    #[must_use]
+    pub fn with_records(mut self, records: Arc<dyn AuditSink>) -> Self {
+        self.records = Some(records);
+        self
+    }
+
+    /// What `wallet` spent that the limits of `policy` can see at `now`:
+    /// from the audit log if the node has one, else `cached` (the state
+    /// store's history).
+    async fn counted(
+        &self,
+        wallet: &str,
+        policy: &crate::policy::Policy,
+        now: u64,
+        cached: &[Spend],
+    ) -> Result<Vec<Spend>, PolicyError> {
+        let Some(records) = &self.records else {
+            return Ok(cached.to_vec());
+        };
+        let window = policy
+            .limits()
+            .iter()
+            .map(|l| l.window_seconds)
+            .max()
+            .unwrap_or(0);
+        if window == 0 {
+            return Ok(Vec::new());
+        }
+        let since = now
+            .saturating_sub(window)
+            .saturating_sub(crate::velocity::CLOCK_SLACK_SECONDS)
+            .saturating_mul(1000);
+        let read = records.wallet_records(wallet, since).await?;
+        crate::velocity::spends_of_records(&read)
     }
 
     /// The log the node decides over.
@@ -316,6 +371,7 @@ impl PolicyNode {
             };
             let vetoed_by = self.vetoed_by(&state, wallet, &hash).await?;
             let (history, version) = self.spends(wallet).await?;
+            let counted = self.counted(wallet, policy, now, &history).await?;
             let mut approvers: BTreeSet<String> = distinct(&verified);
             approvers.extend(distinct(&earlier));
             let facts = Facts::of(operation);
@@ -323,7 +379,7 @@ impl PolicyNode {
                 &facts,
                 &EvaluationInput {
                     approvers: &approvers,
-                    history: &history,
+                    history: &counted,
                     now,
                     proposed_at: proposal.as_ref().map(|p| p.proposed_at),
                     vetoed_by: vetoed_by.as_deref(),
@@ -1094,8 +1150,12 @@ impl SigningBackend for PolicyGate {
                 return Ok(answer.with_clearance(clearance));
             }
             let node_state = self.node.as_ref().map(|n| &n.state);
+            let mut answer = answer.with_clearance(clearance);
             let writes = match (spending, node_state) {
                 (Some(spending), Some(state)) => {
+                    if let Some(spend) = spending.clearance() {
+                        answer = answer.with_clearance(spend);
+                    }
                     spending.deferred(self.log.counters().state(), state)
                 }
                 _ => Vec::new(),
@@ -1103,7 +1163,7 @@ impl SigningBackend for PolicyGate {
             Ok(writes
                 .into_iter()
                 .chain([used])
-                .fold(answer.with_clearance(clearance), Cleared::with_deferred))
+                .fold(answer, Cleared::with_deferred))
         })
     }
 }

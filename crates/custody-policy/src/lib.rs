@@ -18,7 +18,9 @@
 //!   with the policy key; the [`gate::PolicyGate`] (a `KeyBackend` wrapping
 //!   a `KeyBackend`, like the TOTP gate) signs for a governed wallet only a
 //!   digest a valid verdict covers, and records which policy-log position
-//!   approved it in the signature's audit record.
+//!   approved it in the signature's audit record;
+//! - [`velocity`]: velocity limits counted from the signatures' audit
+//!   records, which editing the state store cannot reset.
 
 mod canonical;
 pub mod delay;
@@ -31,6 +33,7 @@ pub mod gate;
 pub mod log;
 pub mod operation;
 pub mod policy;
+pub mod velocity;
 pub mod verdict;
 pub mod webauthn;
 

@@ -928,6 +928,79 @@ fn a_concurrent_second_use_of_one_verdict_is_refused() {
     assert_eq!(spends(&w), [("native".to_owned(), eth(10).to_string())]);
 }
 
+/// Signs 8 of the 10 ETH a day allows (the second 4 by BIP32 path),
+/// zeroes the spend history in the state store as anyone who can write
+/// it could, and checks the next 3 ETH are still refused: the node counts
+/// from `sink`, the signatures' audit log.
+fn state_edited_limit_still_enforced_with(sink: Arc<dyn custody_core::AuditSink>) {
+    let mut w = World::new();
+    let node = w.node.clone().with_records(sink.clone());
+    let stack = |key: KeyRef| {
+        let state: Arc<dyn StateStore> = w.store.clone();
+        let gate = PolicyGate::new(w.vault.clone(), w.log.clone(), state, SCHEME)
+            .with_clock(w.clock())
+            .with_node(node.clone());
+        let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), sink.clone()));
+        EthSigner::new(KeySigner::pin(audited, key).wait().unwrap()).unwrap()
+    };
+    let signer = stack(w.wallet_key(0));
+    let by_path = stack(KeyRef::Path(SCHEME.key_path(WALLET, 0).unwrap()));
+    for (nonce, who) in [(0, &signer), (1, &by_path)] {
+        let tx = payment(ALICE, eth(4), nonce);
+        let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+        who.sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+            .wait()
+            .unwrap();
+    }
+    let key = format!("policy/{}/spends", hex::encode(WALLET.as_bytes()));
+    let cached = w.store.get(&key).wait().unwrap().unwrap();
+    assert!(matches!(
+        w.store
+            .compare_and_swap(&key, Some(cached.version), b"[]")
+            .wait()
+            .unwrap(),
+        custody_core::CasOutcome::Swapped { .. }
+    ));
+    let tx = payment(ALICE, eth(3), 2);
+    let op = op_for(&signer, &tx);
+    // A node that reads the state store only is fooled by the edit.
+    let approvals = w.approve(&[0, 1], &op);
+    let (fooled, _) = w
+        .node
+        .decide_pending(WALLET, &op, &approvals, NOW)
+        .wait()
+        .unwrap();
+    assert!(fooled.evaluation.decision.is_allow());
+    // The gate's node counts the records: 8 + 3 > 10.
+    assert_eq!(
+        denial(
+            signer
+                .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+                .wait()
+        ),
+        Denial::PolicyDenied
+    );
+    // A day later the records are out of the window.
+    w.clock.fetch_add(86_400, Ordering::SeqCst);
+    let approvals = w.approve(&[0, 1], &op);
+    signer
+        .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
+        .wait()
+        .unwrap();
+}
+
+#[test]
+fn state_edited_limit_still_enforced() {
+    // The audit log in memory, and in a file (read back through its
+    // chain), both keeping time by the test's clock.
+    state_edited_limit_still_enforced_with(Arc::new(MemoryAuditLog::with_clock(|| NOW * 1000)));
+    let dir = tempfile::tempdir().unwrap();
+    let file =
+        custody_core::AuditLog::open_with_clock(dir.path().join("audit.jsonl"), || NOW * 1000)
+            .unwrap();
+    state_edited_limit_still_enforced_with(Arc::new(file));
+}
+
 /// Writes the `verdict` and `policy_log_entry` fuzz seeds from a real
 /// node and log (run by hand: `cargo test -p custody-policy --test gate --
 /// --ignored write_fuzz_seeds`).

@@ -407,7 +407,7 @@ fn wide_gt(a: [u64; 5], b: &U256) -> bool {
 }
 
 #[test]
-fn limit_sums_never_overflow() {
+fn limit_sums_never_overflow_and_velocity_sums_from_records_neither() {
     let mut runner = TestRunner::new(Config {
         cases: 3000,
         ..Config::default()
@@ -452,6 +452,25 @@ fn limit_sums_never_overflow() {
                 }
             }
             let over = wide_gt(exact, &max);
+            // The same spends as a policy node counts them from the
+            // signatures' audit records (custody_policy::velocity).
+            let log = custody_core::MemoryAuditLog::new();
+            for spend in &history {
+                let event = custody_core::AuditEvent::new(
+                    custody_core::AuditOp::SIGN,
+                    custody_core::AuditOutcome::Success,
+                )
+                .with_wallet("w")
+                .with_field("verdict", "00".repeat(32))
+                .unwrap()
+                .with_field("spend-at", spend.at.to_string())
+                .unwrap()
+                .with_field("spend", format!("native:{}", spend.amount))
+                .unwrap();
+                log.append(event).unwrap();
+            }
+            let recorded = custody_policy::velocity::spends_of_records(&log.records()).unwrap();
+            prop_assert_eq!(&recorded, &history);
             let decision = evaluate(&policy, &op, &BTreeSet::new(), &history);
             let expected = if value.is_zero() || !over {
                 Decision::Allow { rule: "pay".into() }

@@ -754,6 +754,47 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     fn as_any(&self) -> Option<&dyn Any> {
         None
     }
+
+    /// The records of `wallet` (events whose `wallet` field names it)
+    /// kept at or after `since_ms` (the record's time, milliseconds since
+    /// the epoch), oldest first: what a policy node recomputes velocity
+    /// limits from, so that editing the state store cannot reset them.
+    ///
+    /// # Why it is on the sink
+    /// The records that prove what was signed are the ones the policy must
+    /// count, and only the sink knows where it keeps them (a file, a
+    /// database's per-wallet chain); a separate reader handed the same
+    /// location could be handed another. So it is one method with a
+    /// default, the smallest read that serves: one wallet, a time bound
+    /// (a database answers it from an index; a file is read through).
+    /// `Unsupported` (the default) for a sink that cannot read back.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] (the default); [`Error::AuditChainBroken`]
+    /// if the records read do not chain (a reader must not count from an
+    /// edited log); [`Error::Io`] or the sink's own errors.
+    fn wallet_records<'a>(
+        &'a self,
+        wallet: &'a str,
+        since_ms: u64,
+    ) -> Pending<'a, Result<Vec<AuditRecord>, Error>> {
+        let _ = (wallet, since_ms);
+        Pending::ready(Err(Error::Unsupported(
+            "this audit sink does not read its records back",
+        )))
+    }
+}
+
+/// The records of `records` naming `wallet`, kept at or after `since_ms`.
+fn of_wallet(
+    records: impl IntoIterator<Item = AuditRecord>,
+    wallet: &str,
+    since_ms: u64,
+) -> Vec<AuditRecord> {
+    records
+        .into_iter()
+        .filter(|r| r.time_ms() >= since_ms && r.event().field("wallet") == Some(wallet))
+        .collect()
 }
 
 /// Milliseconds since the UNIX epoch by the system clock (0 before 1970).
@@ -1072,6 +1113,34 @@ impl AuditSink for AuditLog {
     fn append(&self, event: AuditEvent) -> Pending<'_, Result<AuditHead, Error>> {
         Pending::ready(AuditLog::append(self, event))
     }
+
+    /// Reads the whole file through, checking the chain as
+    /// [`AuditLog::verify`] does (a broken chain is an error, not a
+    /// shorter answer). A torn last line (an append that never finished)
+    /// is not a record and is skipped.
+    fn wallet_records<'a>(
+        &'a self,
+        wallet: &'a str,
+        since_ms: u64,
+    ) -> Pending<'a, Result<Vec<AuditRecord>, Error>> {
+        Pending::ready((|| {
+            let mut verifier = ChainVerifier::new();
+            let mut records = Vec::new();
+            let text = std::fs::read(&self.path)?;
+            let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            for line in text
+                .get(..complete)
+                .unwrap_or_default()
+                .split(|&b| b == b'\n')
+            {
+                if line.is_empty() {
+                    continue;
+                }
+                records.push(verifier.push_bytes(line)?);
+            }
+            Ok(of_wallet(records, wallet, since_ms))
+        })())
+    }
 }
 
 /// Finds the last complete line of the file and the head it records.
@@ -1376,6 +1445,14 @@ impl AuditSink for MemoryAuditLog {
     /// `Some`: a [`crate::MemoryStore`] made with this log records into it.
     fn as_any(&self) -> Option<&dyn Any> {
         Some(self)
+    }
+
+    fn wallet_records<'a>(
+        &'a self,
+        wallet: &'a str,
+        since_ms: u64,
+    ) -> Pending<'a, Result<Vec<AuditRecord>, Error>> {
+        Pending::ready(Ok(of_wallet(self.records(), wallet, since_ms)))
     }
 }
 

@@ -615,7 +615,7 @@ impl<'a> SignRequest<'a> {
 /// layer writes one record per signature holding the whole story: the key,
 /// the digest, the intent, the outcome, and each gate's evidence.
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Clearance {
     /// A TOTP code was accepted for this time step and spent (a TOTP gate).
     /// Recorded as the audit field `totp-step`.
@@ -633,6 +633,22 @@ pub enum Clearance {
         /// SHA-256 of the verdict.
         verdict: [u8; 32],
     },
+    /// Value that leaves a governed wallet with this signature (a policy
+    /// gate), so that velocity limits are recomputed from the audit log's
+    /// records and not from a state record anyone with access to the
+    /// store could reset. Recorded as the audit fields `wallet` (set when
+    /// the key was pinned by path, so the record is in the wallet's
+    /// chain), `spend-at` (the decision's Unix seconds) and `spend`
+    /// (`asset:amount` pairs joined by `,`; the asset `native` or a
+    /// token's 0x address, the amount in decimal).
+    Spend {
+        /// The governed wallet.
+        wallet: String,
+        /// Unix seconds of the decision.
+        at: u64,
+        /// The `spend` field's text.
+        amounts: String,
+    },
 }
 
 impl Clearance {
@@ -647,6 +663,19 @@ impl Clearance {
             Self::Policy { log_index, verdict } => event
                 .with_decimal("policy-log-index", *log_index)
                 .with_field("verdict", hex::encode(verdict)),
+            Self::Spend {
+                wallet,
+                at,
+                amounts,
+            } => {
+                let event = match event.field("wallet") {
+                    Some(_) => event,
+                    None => event.with_wallet(wallet),
+                };
+                event
+                    .with_decimal("spend-at", *at)
+                    .with_field("spend", amounts.as_str())
+            }
         }
     }
 }
