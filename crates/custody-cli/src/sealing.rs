@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use custody_core::{
     AuditEvent, AuditOp, AuditOutcome, CasOutcome, KeyAlgorithm, KeyId, KeyRef, KeySigner,
-    Keystore, RecordedSwap, SecretVec, SharedBackend,
+    Keystore, RecordedSwaps, SecretVec, SharedBackend, Swap,
 };
 use custody_jose::jwe::{self, JweAlgorithm};
 use custody_jose::{CompactJwe, OpenError, Recipient, Scope, SealError, SealingKeyring};
@@ -98,8 +98,9 @@ pub(crate) struct KidArgs {
     /// The scope.
     #[arg(long, value_name = "SCOPE")]
     pub(crate) scope: String,
-    /// The key's kid (its RFC 7638 thumbprint, as `list` shows it).
-    #[arg(long, value_name = "KID")]
+    /// The key's kid (its RFC 7638 thumbprint, as `list` shows it; it may
+    /// start with `-`).
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub(crate) kid: String,
 }
 
@@ -543,11 +544,16 @@ fn update(
         let bytes = serde_json::to_vec(&next.to_json())
             .map_err(|_| CliError::new("io", "could not encode the keyring record"))?;
         let swapped = if store.records_into(audit.as_ref()) {
+            let swap = [Swap {
+                key: &key,
+                expected: version,
+                value: &bytes,
+            }];
             matches!(
                 store
-                    .compare_and_swap_recorded(&key, version, &bytes, event, audit.as_ref())
+                    .compare_and_swap_all_recorded(&swap, event, audit.as_ref())
                     .wait()?,
-                RecordedSwap::Swapped { .. }
+                RecordedSwaps::Swapped { .. }
             )
         } else {
             match store.compare_and_swap(&key, version, &bytes).wait()? {
