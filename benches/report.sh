@@ -75,6 +75,16 @@ for what, group, bench, target in [
     ("hot path (TOTP-gated, memory store) / raw k256, paired", "hot_path_paired", "gated_memory_interleaved_with_raw_k256", "<= 1.10"),
     ("fast hot path (EIP-1559, libsecp256k1) / raw libsecp256k1, paired", "hot_path_secp256k1_paired", "software_interleaved_with_raw_libsecp256k1", "<= 1.10"),
     ("fast hot path (TOTP-gated, memory store) / raw libsecp256k1, paired", "hot_path_secp256k1_paired", "gated_memory_interleaved_with_raw_libsecp256k1", "(reported; gate + audit)"),
+    # benches/jwt.rs: JWT sign through the vault / the raw signature of the
+    # same signing input; verify (claims included) / the raw check.
+    ("JWT sign ES256K (vault) / raw k256, paired", "jwt_paired", "sign_es256k", "<= 1.10"),
+    ("JWT sign ES256 (vault) / raw p256, paired", "jwt_paired", "sign_es256", "<= 1.10"),
+    ("JWT sign EdDSA (vault) / raw ed25519-dalek, paired", "jwt_paired", "sign_eddsa", "<= 1.10"),
+    ("JWT verify ES256K / raw k256, paired", "jwt_paired", "verify_es256k", "<= 1.10"),
+    ("JWT verify ES256 / raw p256, paired", "jwt_paired", "verify_es256", "<= 1.10"),
+    ("JWT verify RS256 / raw rsa, paired", "jwt_paired", "verify_rs256", "<= 1.10"),
+    ("JWT verify PS256 / raw rsa, paired", "jwt_paired", "verify_ps256", "<= 1.10"),
+    ("JWT verify EdDSA / raw ed25519-dalek, paired", "jwt_paired", "verify_eddsa", "<= 1.10"),
 ]:
     ratio = paired(group, bench)
     if ratio is not None:
