@@ -99,6 +99,17 @@ impl World {
         )
     }
 
+    /// `sealing-key ACTION --scope SCOPE --kid=KID` (retire or revoke).
+    fn lifecycle(&self, action: &str, scope: &str, kid: &str) -> Run {
+        self.run(&[
+            "sealing-key",
+            action,
+            "--scope",
+            scope,
+            &format!("--kid={kid}"),
+        ])
+    }
+
     fn reseal(&self, jwe: &str) -> Value {
         let input = self.file("reseal.jwe", jwe);
         ok(self.run(&["reseal", "--scope", SCOPE, "--in", &input]))
@@ -278,13 +289,7 @@ fn rotation_reseal_retirement_and_revocation_hold_across_processes() {
     assert_eq!(w.opened(&moved), b"sealed to the first key");
 
     // Retired: the old JWE no longer opens, the resealed one does.
-    let r = w.run(&[
-        "sealing-key",
-        "retire",
-        "--scope",
-        SCOPE,
-        &format!("--kid={kid1}"),
-    ]);
+    let r = w.lifecycle("retire", SCOPE, &kid1);
     assert_eq!(
         ok(r),
         json!({"scope": SCOPE, "kid": kid1, "status": "retired"})
@@ -302,13 +307,7 @@ fn rotation_reseal_retirement_and_revocation_hold_across_processes() {
     let kid3 = third["jwk"]["kid"].as_str().unwrap().to_owned();
     let to2 = w.sealed(&k2, "ECDH-ES+A256KW", b"sealed to the second key");
     assert_eq!(w.opened(&to2), b"sealed to the second key");
-    let r = w.run(&[
-        "sealing-key",
-        "revoke",
-        "--scope",
-        SCOPE,
-        &format!("--kid={kid2}"),
-    ]);
+    let r = w.lifecycle("revoke", SCOPE, &kid2);
     assert_eq!(
         ok(r),
         json!({"scope": SCOPE, "kid": kid2, "status": "revoked"})
@@ -319,13 +318,7 @@ fn rotation_reseal_retirement_and_revocation_hold_across_processes() {
         assert!(message.contains("revoked"), "{message}");
     }
     // A retired key can be revoked too; its JWE then says revoked.
-    ok(w.run(&[
-        "sealing-key",
-        "revoke",
-        "--scope",
-        SCOPE,
-        &format!("--kid={kid1}"),
-    ]));
+    ok(w.lifecycle("revoke", SCOPE, &kid1));
     let (_, _, message) = w.refused(SCOPE, &old);
     assert!(message.contains("revoked"), "{message}");
     let listed = ok(w.run(&["sealing-key", "list", "--scope", SCOPE]));
@@ -336,32 +329,14 @@ fn rotation_reseal_retirement_and_revocation_hold_across_processes() {
     // The current key can be neither retired nor revoked; an unknown kid
     // is not found; a kid that is not one is bad input.
     for action in ["retire", "revoke"] {
-        let r = w.run(&[
-            "sealing-key",
-            action,
-            "--scope",
-            SCOPE,
-            &format!("--kid={kid3}"),
-        ]);
+        let r = w.lifecycle(action, SCOPE, &kid3);
         assert_eq!(failure(&r), ("bad-input", 2), "{action}");
-        let r = w.run(&["sealing-key", action, "--scope", SCOPE, "--kid=nope"]);
+        let r = w.lifecycle(action, SCOPE, "nope");
         assert_eq!(failure(&r), ("bad-input", 2), "{action}");
-        let r = w.run(&[
-            "sealing-key",
-            action,
-            "--scope",
-            "billing/api-keys",
-            &format!("--kid={kid1}"),
-        ]);
+        let r = w.lifecycle(action, "billing/api-keys", &kid1);
         assert_eq!(failure(&r), ("not-found", 1), "{action}");
     }
-    let r = w.run(&[
-        "sealing-key",
-        "retire",
-        "--scope",
-        SCOPE,
-        &format!("--kid={kid1}"),
-    ]);
+    let r = w.lifecycle("retire", SCOPE, &kid1);
     assert_eq!(failure(&r), ("not-found", 1));
 
     // Every change is in the audit log, with its scope and kid.
