@@ -50,6 +50,7 @@ use crate::task;
 const OP_APPEND: &str = "audit-append";
 const OP_CHECKPOINT: &str = "audit-checkpoint";
 const OP_VERIFY: &str = "audit-verify";
+const OP_READ: &str = "audit-read";
 
 /// How often an append re-reads its chain's head after losing a race for
 /// the next sequence number before it gives up ([`Error::Backend`] (`unavailable`)).
@@ -75,7 +76,7 @@ pub const OPERATIONS_CHAIN: &str = "-";
 #[must_use]
 pub fn chain_of(event: &AuditEvent) -> String {
     if let Some(wallet) = event.field("wallet") {
-        return format!("wallet:{wallet}");
+        return wallet_chain(wallet);
     }
     if let Some(key) = event.field("key") {
         return format!("key:{key}");
@@ -84,6 +85,11 @@ pub fn chain_of(event: &AuditEvent) -> String {
         return format!("public-key:{public}");
     }
     OPERATIONS_CHAIN.to_owned()
+}
+
+/// The chain of the records naming `wallet` (see [`chain_of`]).
+fn wallet_chain(wallet: &str) -> String {
+    format!("wallet:{wallet}")
 }
 
 /// The audit log in PostgreSQL: an [`AuditSink`] many replicas append to
@@ -138,7 +144,8 @@ fn system_time_ms() -> u64 {
 }
 
 impl PgStateStore {
-    /// The audit log in this store's database (schema version 2, created by
+    /// The audit log in this store's database (schema version 2, and 3 for
+    /// its time index, created by
     /// [`PgStateStore::migrate`]), sharing its pool and runtime. Every log
     /// made from one store (or its clones) is the same log.
     #[must_use]
@@ -342,6 +349,261 @@ impl AuditSink for PgAuditLog {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+
+    /// Reads the wallet's chain (`wallet:<name>`, every record naming the
+    /// wallet and no other) from an index-served time bound, and refuses
+    /// an answer it cannot vouch for.
+    ///
+    /// # How the time bound is served
+    /// Schema version 3 indexes each record's `time` within its chain
+    /// (`migrations/0003_audit_time.sql`). One query finds the *smallest
+    /// sequence number* among the chain's records at or after `since_ms`
+    /// through that index; the records are then read in `seq` order from
+    /// there to the chain's end, and those at or after `since_ms` are
+    /// returned. Times are the appending replicas' clocks, not monotonic
+    /// in `seq`, so the start is the smallest such `seq` (not the record
+    /// with the smallest time): every record in the window is at or after
+    /// it, and a late one among them (a slow clock) is read and dropped.
+    ///
+    /// # How the links are checked
+    /// Reading from the first in-window record alone would leave its own
+    /// link unchecked: a writer with UPDATE on the table could move that
+    /// record's `time` out of the window (re-hashing it), and the answer
+    /// would simply start one record later. So the read starts one record
+    /// *before* the first in-window record (its predecessor, below
+    /// `since_ms` or late) and checks every link from there to the end:
+    /// each record is its chain's next sequence number, names the hash of
+    /// the record before it, hashes to its `hash` and is in canonical form
+    /// (custody-core's checks, as [`ChainVerifier`] makes them), its `seq`
+    /// and `hash` columns are its own, and its event names this wallet. An
+    /// edit of any record from the predecessor on, a dropped or inserted
+    /// one, is an [`Error::AuditChainBroken`], never a shorter answer. The
+    /// predecessor's own link to *its* predecessor is not checked: nothing
+    /// before it is counted, and the chain from its start is what
+    /// [`PgAuditLog::verify`] checks (reading it all on every decision
+    /// would cost a policy node time linear in the wallet's history).
+    ///
+    /// What no chain check can see is records cut off the chain's end, or
+    /// the whole tail rewritten. So the chain must also reach the head the
+    /// last checkpoint lists for it ([`PgAuditLog::checkpoint`]), with the
+    /// same hash, when that head is at or after where the read starts: a
+    /// spend deleted after a checkpoint covered it is refused as cut off.
+    /// (The checkpoint's signature is checked by [`PgAuditLog::verify`],
+    /// against the expected key; here its head only adds a refusal.)
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`] as above; [`Error::Backend`] with a
+    /// [`PgError`] if the log cannot be read.
+    fn wallet_records<'a>(
+        &'a self,
+        wallet: &'a str,
+        since_ms: u64,
+    ) -> Pending<'a, Result<Vec<AuditRecord>, Error>> {
+        let pool = Arc::clone(self.store.pool());
+        let chain = wallet_chain(wallet);
+        Pending::later(task::spawn(
+            self.store.pool().handle(),
+            OP_READ,
+            async move { read_since(&pool, &chain, since_ms).await },
+        ))
+    }
+}
+
+/// The smallest `seq` of `$1`'s records at or after time `$2`, through the
+/// index of `migrations/0003_audit_time.sql` (the same expression, so the
+/// planner matches it). `seq + 0`,
+/// not `seq`: `min(seq)` lets the planner walk the primary key from the
+/// chain's first record, filtering on time, instead of using the time
+/// index (measured: 20 ms against 0.1 ms for the last 333 of 20 000).
+const FIRST_SINCE: &str = r#"SELECT min(seq + 0) FROM custody_audit WHERE chain = $1
+     AND (substring(record from '^\{"seq":[0-9]{1,19},"time":([0-9]{1,18}),'))::bigint >= $2"#;
+/// The head the last checkpoint lists for chain `$1`.
+const CHECKPOINTED_HEAD: &str = "SELECT seq, hash FROM custody_audit_checkpoint_head \
+     WHERE chain = $1 AND checkpoint = (SELECT max(id) FROM custody_audit_checkpoint)";
+/// A page of `$1`'s records from `seq` `$2` on.
+const RECORDS_FROM: &str = "SELECT seq, hash, record FROM custody_audit \
+     WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
+
+/// [`AuditSink::wallet_records`] for `chain`: see there.
+async fn read_since(pool: &Pool, chain: &str, since_ms: u64) -> Result<Vec<AuditRecord>, Error> {
+    let fail = |f: Fault| Error::backend(f.classify(OP_READ));
+    // No record is timed past 2^63 - 1 ms (the index's bigint).
+    let Ok(since) = i64::try_from(since_ms) else {
+        return Ok(Vec::new());
+    };
+    let (_permit, conn) = pool.lease(OP_READ).await.map_err(Error::backend)?;
+    let row = pool
+        .bounded(conn.client.query_one(FIRST_SINCE, &[&chain, &since]))
+        .await
+        .map_err(fail)?;
+    let first: Option<i64> = row
+        .try_get(0)
+        .map_err(|_| fail(Fault::Row("a sequence number is not a bigint")))?;
+    let anchor = match pool
+        .bounded(conn.client.query_opt(CHECKPOINTED_HEAD, &[&chain]))
+        .await
+        .map_err(fail)?
+    {
+        Some(row) => Some(AuditHead {
+            seq: seq_at(&row, 0).map_err(fail)?,
+            hash: hash_at(&row, 1).map_err(fail)?,
+        }),
+        None => None,
+    };
+    let from = match (first, anchor) {
+        // The predecessor of the first record in the window.
+        (Some(first), _) => u64::try_from(first.max(2) - 1)
+            .map_err(|_| fail(Fault::Row("a sequence number is below 1")))?,
+        // Nothing in the window: the chain must still reach its
+        // checkpointed head (an emptied window is a cut end).
+        (None, Some(anchor)) => anchor.seq,
+        (None, None) => {
+            pool.give_back(conn);
+            return Ok(Vec::new());
+        }
+    };
+    let mut segment = Segment::new(chain, from);
+    loop {
+        let after =
+            i64::try_from(segment.next_seq()).map_err(|_| fail(Fault::Row("seq past 2^63 - 1")))?;
+        let rows = pool
+            .bounded(
+                conn.client
+                    .query(RECORDS_FROM, &[&chain, &after, &VERIFY_PAGE]),
+            )
+            .await
+            .map_err(fail)?;
+        for row in &rows {
+            let line: &str = row
+                .try_get(2)
+                .map_err(|_| fail(Fault::Row("a record is not text")))?;
+            let seq = seq_at(row, 0).map_err(fail)?;
+            let hash = hash_at(row, 1).map_err(fail)?;
+            segment.push(seq, &hash, line)?;
+        }
+        if rows.len() < usize::try_from(VERIFY_PAGE).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    pool.give_back(conn);
+    segment.finish(anchor, since_ms)
+}
+
+/// A run of one chain's records from `seq` `from` to the chain's end,
+/// checked link by link as it is read (the first record's own link to
+/// the record before it excepted: see [`PgAuditLog`]'s `wallet_records`).
+struct Segment<'c> {
+    chain: &'c str,
+    from: u64,
+    head: Option<AuditHead>,
+    records: Vec<AuditRecord>,
+}
+
+impl<'c> Segment<'c> {
+    fn new(chain: &'c str, from: u64) -> Self {
+        Self {
+            chain,
+            from,
+            head: None,
+            records: Vec::new(),
+        }
+    }
+
+    /// The sequence number the next record must have.
+    fn next_seq(&self) -> u64 {
+        self.head.map_or(self.from, |h| h.seq.saturating_add(1))
+    }
+
+    /// Checks the row `(seq, hash, line)` as the segment's next record.
+    fn push(&mut self, seq: u64, hash: &[u8; 32], line: &str) -> Result<(), Error> {
+        let expected = self.next_seq();
+        let broken = |reason| Error::AuditChainBroken {
+            seq: expected,
+            reason,
+        };
+        if seq != expected {
+            return Err(broken(
+                "sequence number is not the next one (record dropped, inserted or moved)",
+            ));
+        }
+        let record = AuditRecord::from_line(line)
+            .map_err(|_| broken("record is not a well-formed audit record"))?;
+        if record.seq() != seq || record.hash() != hash {
+            return Err(broken(
+                "the row's seq or hash column differs from its record",
+            ));
+        }
+        let linked = match &self.head {
+            Some(head) => record.prev() == &head.hash,
+            // The first record of a chain links to nothing.
+            None => seq > 1 || record.prev() == &AuditHead::GENESIS.hash,
+        };
+        if !linked {
+            return Err(broken("prev is not the previous record's hash"));
+        }
+        // Sealing the record's own fields again gives its hash (and line)
+        // only if neither was edited.
+        let resealed = AuditRecord::seal(
+            &AuditHead {
+                seq: seq - 1,
+                hash: *record.prev(),
+            },
+            record.time_ms(),
+            record.event().clone(),
+        )?;
+        if resealed != record {
+            return Err(broken("hash does not match the record's contents"));
+        }
+        if resealed.to_line()? != line {
+            return Err(broken("record is not in canonical form"));
+        }
+        if chain_of(record.event()) != self.chain {
+            return Err(broken("the record belongs to another chain (moved)"));
+        }
+        self.head = Some(record.head());
+        self.records.push(record);
+        Ok(())
+    }
+
+    /// The records at or after `since_ms`, once the segment is known to
+    /// reach `anchor` (the checkpointed head) where it can.
+    fn finish(self, anchor: Option<AuditHead>, since_ms: u64) -> Result<Vec<AuditRecord>, Error> {
+        let end = self.head.map_or(0, |h| h.seq);
+        if self.head.is_none() {
+            // The read starts at a record that was there: the window's
+            // first, its predecessor, or the checkpointed head.
+            return Err(Error::AuditChainBroken {
+                seq: self.from,
+                reason: "a record the read starts from is missing",
+            });
+        }
+        if let Some(anchor) = anchor
+            && anchor.seq >= self.from
+        {
+            if anchor.seq > end {
+                return Err(Error::AuditChainBroken {
+                    seq: end.saturating_add(1),
+                    reason: "log ends before the anchored head (records cut off the end)",
+                });
+            }
+            let at = self
+                .records
+                .iter()
+                .find(|r| r.seq() == anchor.seq)
+                .map(AuditRecord::head);
+            if at != Some(anchor) {
+                return Err(Error::AuditChainBroken {
+                    seq: anchor.seq,
+                    reason: "record differs from the anchored head (log rewritten)",
+                });
+            }
+        }
+        Ok(self
+            .records
+            .into_iter()
+            .filter(|r| r.time_ms() >= since_ms)
+            .collect())
     }
 }
 

@@ -5,7 +5,7 @@ use crate::error::{Fault, PgError};
 use crate::pool::{Conn, Pool};
 
 /// The schema version this crate creates and uses (the highest migration).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One migration: the schema version it produces and its SQL, which must be
 /// idempotent (`IF NOT EXISTS`), so that a run that raced another, or that
@@ -24,6 +24,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../migrations/0002_audit.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/0003_audit_time.sql"),
     },
 ];
 

@@ -228,7 +228,10 @@ fn a_version_1_database_is_upgraded_in_place() {
     let store = PgStateStore::connect(schema.config(), PgOptions::new())
         .wait()
         .unwrap();
-    assert_eq!(store.migrate().wait().unwrap(), 2);
+    assert_eq!(
+        store.migrate().wait().unwrap(),
+        custody_postgres::SCHEMA_VERSION
+    );
     assert_eq!(
         store.get("totp/v1/guard/x").wait().unwrap(),
         conformance::v(4, b"guard")
