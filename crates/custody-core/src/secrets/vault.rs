@@ -113,6 +113,57 @@ struct ImportedKey {
     /// The secret scalar (ECDSA curves) or RFC 8032 seed (Ed25519).
     secret: PrivateKeyBytes,
     public: AnyPublicKey,
+    /// The signing key of a P-256 or Ed25519 key, built once at insert:
+    /// building one computes its public point (a scalar multiplication),
+    /// which a signature would otherwise pay every time.
+    signing: Option<HeldSigningKey>,
+}
+
+/// The signing key of a held P-256 or Ed25519 key. Both types wipe their
+/// secret on drop (`_held_signing_keys_are_wiped_on_drop` proves it at
+/// compile time) and print nothing secret: this enum has no `Debug`, and
+/// the vault's `Debug` lists key ids only.
+enum HeldSigningKey {
+    /// `p256::ecdsa::SigningKey`: the secret scalar and its public key.
+    P256(p256::ecdsa::SigningKey),
+    /// `ed25519_dalek::SigningKey`: the RFC 8032 seed and its public key.
+    Ed25519(ed25519_dalek::SigningKey),
+}
+
+/// Compile-time proof that the held signing keys wipe their secrets on
+/// drop: `ecdsa::SigningKey` implements `ZeroizeOnDrop`, and
+/// `ed25519_dalek::SigningKey` does with its `zeroize` feature (on in the
+/// workspace). Never called.
+fn _held_signing_keys_are_wiped_on_drop() {
+    fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+    wiped::<p256::ecdsa::SigningKey>();
+    wiped::<ed25519_dalek::SigningKey>();
+}
+
+impl HeldSigningKey {
+    /// The signing key of `secret` for `algorithm` (none for secp256k1,
+    /// whose hot path signs from the bare scalar), and its public key.
+    fn build(
+        algorithm: KeyAlgorithm,
+        secret: &PrivateKeyBytes,
+    ) -> Result<(Option<Self>, AnyPublicKey), Error> {
+        match algorithm {
+            KeyAlgorithm::P256 => {
+                let key = p256::ecdsa::SigningKey::from_slice(secret.expose_secret())
+                    .map_err(|_| Error::InvalidKeyMaterial("not a valid P-256 secret key"))?;
+                let public = AnyPublicKey::P256(P256PublicKey::from(p256::PublicKey::from(
+                    key.verifying_key(),
+                )));
+                Ok((Some(Self::P256(key)), public))
+            }
+            KeyAlgorithm::Ed25519 => {
+                let key = ed25519_dalek::SigningKey::from_bytes(secret.expose_secret());
+                let public = AnyPublicKey::Ed25519(Ed25519PublicKey::from(key.verifying_key()));
+                Ok((Some(Self::Ed25519(key)), public))
+            }
+            other => Ok((None, public_of(other, secret)?)),
+        }
+    }
 }
 
 /// [`Vault`]: secrets held in process, in zeroizing memory, and signing with
@@ -201,7 +252,14 @@ impl Vault {
     /// [`Error::InvalidKeyMaterial`] if the bytes are not a valid secret key.
     pub fn insert_key(&self, id: KeyId, secret: PrivateKeyBytes) -> Result<PublicKey, Error> {
         let public = public_key_of(&secret)?;
-        self.hold(id, secret, AnyPublicKey::Secp256k1(public))?;
+        self.hold(
+            id,
+            ImportedKey {
+                secret,
+                public: AnyPublicKey::Secp256k1(public),
+                signing: None,
+            },
+        )?;
         Ok(public)
     }
 
@@ -219,17 +277,24 @@ impl Vault {
         algorithm: KeyAlgorithm,
         secret: PrivateKeyBytes,
     ) -> Result<AnyPublicKey, Error> {
-        let public = public_of(algorithm, &secret)?;
-        self.hold(id, secret, public.clone())?;
+        let (signing, public) = HeldSigningKey::build(algorithm, &secret)?;
+        self.hold(
+            id,
+            ImportedKey {
+                secret,
+                public: public.clone(),
+                signing,
+            },
+        )?;
         Ok(public)
     }
 
-    fn hold(&self, id: KeyId, secret: PrivateKeyBytes, public: AnyPublicKey) -> Result<(), Error> {
+    fn hold(&self, id: KeyId, key: ImportedKey) -> Result<(), Error> {
         let mut map = self
             .imported
             .write()
             .map_err(|_| Error::Unsupported("vault poisoned"))?;
-        map.insert(id, ImportedKey { secret, public });
+        map.insert(id, key);
         Ok(())
     }
 
@@ -327,20 +392,16 @@ impl Vault {
         if held.public != *request.key.public() {
             return Err(Error::PublicKeyMismatch);
         }
-        let secret = held.secret.expose_secret();
-        let signature = match (request.scheme, request.message) {
-            (SignatureScheme::EcdsaP256Sha256, None) => {
+        let signature = match (request.scheme, request.message, &held.signing) {
+            (SignatureScheme::EcdsaP256Sha256, None, Some(HeldSigningKey::P256(key))) => {
                 use p256::ecdsa::signature::hazmat::PrehashSigner as _;
-                let key = p256::ecdsa::SigningKey::from_slice(secret)
-                    .map_err(|_| Error::InvalidKeyMaterial("not a valid P-256 secret key"))?;
                 let signature: p256::ecdsa::Signature = key
                     .sign_prehash(request.digest.as_bytes())
                     .map_err(|_| Error::InvalidSignature)?;
                 RawSignature::Compact(signature.to_bytes().into())
             }
-            (SignatureScheme::Ed25519, Some(message)) => {
+            (SignatureScheme::Ed25519, Some(message), Some(HeldSigningKey::Ed25519(key))) => {
                 use ed25519_dalek::Signer as _;
-                let key = ed25519_dalek::SigningKey::from_bytes(secret);
                 RawSignature::Compact(key.sign(message).to_bytes())
             }
             _ => {
@@ -372,9 +433,10 @@ impl Vault {
         if held.public != *request.key.public() || held.public.algorithm() != KeyAlgorithm::P256 {
             return Err(Error::PublicKeyMismatch);
         }
-        let secret = p256::NonZeroScalar::try_from(held.secret.expose_secret().as_slice())
-            .map_err(|_| Error::InvalidKeyMaterial("not a valid P-256 secret key"))?;
-        let shared = p256::ecdh::diffie_hellman(secret, peer.as_p256().as_affine());
+        let Some(HeldSigningKey::P256(key)) = &held.signing else {
+            return Err(Error::PublicKeyMismatch);
+        };
+        let shared = p256::ecdh::diffie_hellman(key.as_nonzero_scalar(), peer.as_p256().as_affine());
         Ok(Decrypted::new(SecretVec::from_slice(
             shared.raw_secret_bytes().as_slice(),
         )))
@@ -561,6 +623,92 @@ mod tests {
         touch(4);
         assert!(cached(&cache, 1) && cached(&cache, 4) && !cached(&cache, 3));
         assert_eq!(cache.len(), 2);
+    }
+
+    /// The signing key built at insert is the one held under the id now:
+    /// a key replaced under the same id signs and agrees as the new key
+    /// (checked with p256 and ed25519-dalek from the secrets), never with
+    /// a stale one.
+    #[test]
+    fn a_replaced_key_signs_and_agrees_as_the_new_key() {
+        use ed25519_dalek::Verifier as _;
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        let kek: SharedBackend = Arc::new(crate::LocalKek::from_key(
+            crate::KekId::new("k").unwrap(),
+            crate::DataKey::new([7; 32]),
+        ));
+        let vault = Vault::new(kek, WalletScheme::Default);
+        let id = KeyId::new("k").unwrap();
+        let key = |b: u8| PrivateKeyBytes::from_slice(&[b; 32]).unwrap();
+        let auth = Authorization::none();
+        let digest = Digest32([0x5a; 32]);
+        for (algorithm, first, second) in [
+            (KeyAlgorithm::P256, 0x11, 0x22),
+            (KeyAlgorithm::Ed25519, 0x33, 0x44),
+        ] {
+            vault
+                .insert_algorithm_key(id.clone(), algorithm, key(first))
+                .unwrap();
+            let public = vault
+                .insert_algorithm_key(id.clone(), algorithm, key(second))
+                .unwrap();
+            assert_eq!(public, public_of(algorithm, &key(second)).unwrap());
+            let pinned = vault.pin_now(&KeyRef::Stored(id.clone())).unwrap();
+            assert_eq!(*pinned.public(), public);
+            let scheme = match algorithm {
+                KeyAlgorithm::P256 => SignatureScheme::EcdsaP256Sha256,
+                _ => SignatureScheme::Ed25519,
+            };
+            let payload = digest.as_bytes();
+            let request = SignRequest::with_scheme(
+                &pinned,
+                scheme,
+                payload,
+                crate::Intent::raw_digest(),
+                &auth,
+            )
+            .unwrap();
+            let prehash = request.digest;
+            let RawSignature::Compact(sig) = vault.sign_other(&request).unwrap().signature else {
+                panic!("compact")
+            };
+            match algorithm {
+                KeyAlgorithm::P256 => {
+                    let k = p256::ecdsa::SigningKey::from_slice(&[second; 32]).unwrap();
+                    let s = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+                    k.verifying_key()
+                        .verify_prehash(prehash.as_bytes(), &s)
+                        .unwrap();
+                    // ECDH with the held key is the new scalar's.
+                    let peer = p256::PublicKey::from_secret_scalar(
+                        &p256::NonZeroScalar::try_from(&[0x55u8; 32][..]).unwrap(),
+                    );
+                    let peer = P256PublicKey::from(peer);
+                    let request = DecryptRequest::new(
+                        &pinned,
+                        digest,
+                        Decryption::EcdhP256 { peer: &peer },
+                        crate::Intent::raw_digest(),
+                        &auth,
+                    )
+                    .unwrap();
+                    let z = vault.agree(&request).unwrap();
+                    let expected = p256::ecdh::diffie_hellman(
+                        p256::NonZeroScalar::try_from(&[second; 32][..]).unwrap(),
+                        peer.as_p256().as_affine(),
+                    );
+                    assert_eq!(
+                        z.secret.expose_secret(),
+                        expected.raw_secret_bytes().as_slice()
+                    );
+                }
+                _ => {
+                    let k = ed25519_dalek::SigningKey::from_bytes(&[second; 32]);
+                    let s = ed25519_dalek::Signature::from_bytes(&sig);
+                    k.verifying_key().verify(payload, &s).unwrap();
+                }
+            }
+        }
     }
 
     #[test]
