@@ -6,6 +6,7 @@ mod error;
 mod migrate;
 mod options;
 mod pool;
+mod read;
 mod store;
 mod task;
 

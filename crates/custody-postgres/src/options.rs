@@ -32,6 +32,8 @@ pub struct PgOptions {
     pub(crate) runtime: Option<Handle>,
     pub(crate) commit_batch: usize,
     pub(crate) committers: usize,
+    pub(crate) read_batch: usize,
+    pub(crate) readers: usize,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
@@ -39,7 +41,8 @@ pub struct PgOptions {
 impl PgOptions {
     /// The defaults: 4 connections; 5 s to get a free connection, 5 s to
     /// open one, 5 s per statement; recorded commits batched 32 at most, by
-    /// one committer at a time; a runtime the store owns; no TLS.
+    /// one committer at a time; reads batched 32 at most, by one reader at a
+    /// time; a runtime the store owns; no TLS.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -50,6 +53,8 @@ impl PgOptions {
             runtime: None,
             commit_batch: 32,
             committers: 1,
+            read_batch: 32,
+            readers: 1,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -75,6 +80,29 @@ impl PgOptions {
     #[must_use]
     pub fn with_committers(mut self, n: usize) -> Self {
         self.committers = n.max(1);
+        self
+    }
+
+    /// Batched reads: at most `n` reads ([`custody_core::StateStore::get`],
+    /// [`custody_core::StateStore::get_many`]) of this store that wait at
+    /// the same moment are answered by one statement over all their keys
+    /// (`WHERE key = ANY($1)`), each caller getting its own records; a
+    /// batched read sees everything committed before it was issued, as a
+    /// lone read does (the crate README, "Batched reads"). `1` turns
+    /// batching off: every read is its own statement. A lone read is never
+    /// held back to wait for others.
+    #[must_use]
+    pub fn with_read_batch(mut self, n: usize) -> Self {
+        self.read_batch = n.max(1);
+        self
+    }
+
+    /// How many batches of reads may be in flight at once (at least 1;
+    /// each holds one pooled connection while it reads). More overlaps
+    /// round trips; fewer makes larger batches, hence fewer statements.
+    #[must_use]
+    pub fn with_readers(mut self, n: usize) -> Self {
+        self.readers = n.max(1);
         self
     }
 
@@ -167,6 +195,8 @@ impl fmt::Debug for PgOptions {
             .field("statement_timeout", &self.statement_timeout)
             .field("commit_batch", &self.commit_batch)
             .field("committers", &self.committers)
+            .field("read_batch", &self.read_batch)
+            .field("readers", &self.readers)
             .field("own_runtime", &self.runtime.is_none())
             .field("tls", &self.has_tls())
             .finish()

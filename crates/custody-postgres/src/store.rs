@@ -21,7 +21,8 @@ use crate::error::{Fault, PgError};
 use crate::migrate;
 use crate::options::PgOptions;
 use crate::pool::{Conn, Pool, Sql};
-use crate::task;
+use crate::read::{ReadItem, Reads};
+use crate::{read, task};
 
 const OP_CONNECT: &str = "connect";
 const OP_GET: &str = "get";
@@ -82,6 +83,8 @@ struct Inner {
     heads: Arc<Heads>,
     /// Recorded commits waiting for a batch (`None`: not batched).
     batcher: Option<Arc<Batcher>>,
+    /// Reads waiting for a batch (`None`: not batched).
+    reads: Option<Arc<Reads>>,
     tls: bool,
     /// The runtime this store built, if it built one.
     owned: Option<Runtime>,
@@ -160,6 +163,8 @@ impl PgStateStore {
                 heads: Arc::default(),
                 batcher: (options.commit_batch > 1)
                     .then(|| Arc::new(Batcher::new(options.commit_batch, options.committers))),
+                reads: (options.read_batch > 1)
+                    .then(|| Arc::new(Reads::new(options.read_batch, options.readers))),
                 tls,
                 owned,
             }),
@@ -229,6 +234,30 @@ impl PgStateStore {
     #[must_use]
     pub fn commit_batches(&self) -> (u64, u64) {
         self.inner.batcher.as_ref().map_or((0, 0), |b| b.stats())
+    }
+
+    /// Batched reads so far ([`PgOptions::with_read_batch`]): the batches
+    /// this store's readers have taken and the reads
+    /// ([`StateStore::get`], [`StateStore::get_many`]) they held (a lone
+    /// read is a batch of one); `(0, 0)` with batching off. Their ratio is
+    /// the reads per statement.
+    #[must_use]
+    pub fn read_batches(&self) -> (u64, u64) {
+        self.inner.reads.as_ref().map_or((0, 0), |r| r.stats())
+    }
+
+    /// Queues the read of `keys` for the store's readers (checked keys).
+    fn read_batched(
+        &self,
+        reads: &Arc<Reads>,
+        keys: Vec<Box<[u8]>>,
+    ) -> impl Future<Output = Result<Vec<Option<Versioned>>, Error>> + Send + 'static {
+        let (reads, pool) = (Arc::clone(reads), Arc::clone(&self.inner.pool));
+        async move {
+            let (reply, answer) = oneshot::channel();
+            reads.submit(&pool, ReadItem { keys, reply });
+            answer.await.unwrap_or_else(|_| Err(read::abandoned()))
+        }
     }
 
     pub(crate) fn pool(&self) -> &Arc<Pool> {
@@ -319,14 +348,29 @@ impl StateStore for PgStateStore {
         if let Err(e) = check_key(key) {
             return Pending::ready(Err(e));
         }
-        let pool = Arc::clone(&self.inner.pool);
         let key: Box<[u8]> = key.as_bytes().into();
+        if let Some(reads) = &self.inner.reads {
+            let read = self.read_batched(reads, vec![key]);
+            return Pending::later(async move {
+                let mut found = read.await?;
+                match (found.pop(), found.is_empty()) {
+                    (Some(record), true) => Ok(record),
+                    _ => Err(Error::backend(PgError::backend(
+                        OP_GET,
+                        "a batched read answered another number of records than keys",
+                    ))),
+                }
+            });
+        }
+        let pool = Arc::clone(&self.inner.pool);
         Pending::later(task::spawn(self.inner.pool.handle(), OP_GET, async move {
             get(&pool, &key).await.map_err(Error::backend)
         }))
     }
 
-    /// One statement, `WHERE key = ANY($1)`: one round trip for all.
+    /// One statement, `WHERE key = ANY($1)`: one round trip for all; with
+    /// read batching ([`PgOptions::with_read_batch`]) the reads of other
+    /// callers waiting at the same moment share it.
     fn get_many<'a>(
         &'a self,
         keys: &'a [&'a str],
@@ -334,8 +378,11 @@ impl StateStore for PgStateStore {
         if let Err(e) = check_state_keys(keys) {
             return Pending::ready(Err(e));
         }
-        let pool = Arc::clone(&self.inner.pool);
         let keys: Vec<Box<[u8]>> = keys.iter().map(|k| k.as_bytes().into()).collect();
+        if let Some(reads) = &self.inner.reads {
+            return Pending::later(self.read_batched(reads, keys));
+        }
+        let pool = Arc::clone(&self.inner.pool);
         Pending::later(task::spawn(self.inner.pool.handle(), OP_GET, async move {
             get_many(&pool, &keys).await.map_err(Error::backend)
         }))
@@ -615,7 +662,10 @@ async fn get(pool: &Pool, key: &[u8]) -> Result<Option<Versioned>, PgError> {
     reading!(pool, |conn| read(pool, &mut conn, key))
 }
 
-async fn get_many(pool: &Pool, keys: &[Box<[u8]>]) -> Result<Vec<Option<Versioned>>, PgError> {
+pub(crate) async fn get_many(
+    pool: &Pool,
+    keys: &[Box<[u8]>],
+) -> Result<Vec<Option<Versioned>>, PgError> {
     reading!(pool, |conn| read_many(pool, &mut conn, keys))
 }
 
