@@ -436,7 +436,8 @@ impl Vault {
         let Some(HeldSigningKey::P256(key)) = &held.signing else {
             return Err(Error::PublicKeyMismatch);
         };
-        let shared = p256::ecdh::diffie_hellman(key.as_nonzero_scalar(), peer.as_p256().as_affine());
+        let shared =
+            p256::ecdh::diffie_hellman(key.as_nonzero_scalar(), peer.as_p256().as_affine());
         Ok(Decrypted::new(SecretVec::from_slice(
             shared.raw_secret_bytes().as_slice(),
         )))
