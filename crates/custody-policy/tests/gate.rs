@@ -10,206 +10,30 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use custody_core::{
-    Audited, Authorization, DataKey, Denial, Digest32, Intent, IntentKind, KekId, KeyBackend,
-    KeyKinds, KeyRef, KeySigner, LocalKek, MemoryAuditLog, MemoryStore, Pending, PinnedKey,
-    SharedBackend, SignRequest, Signed, SigningBackend, StateStore, WalletScheme,
+    Authorization, DataKey, Denial, Digest32, Intent, IntentKind, KekId, KeyBackend, KeyKinds,
+    KeyRef, KeySigner, LocalKek, MemoryAuditLog, Pending, PinnedKey, SharedBackend, SignRequest,
+    Signed, SigningBackend, StateStore,
 };
-use custody_eth::{Address, EthSigner, Transaction, TxEip1559, U256};
-use custody_policy::gate::{Clock, PolicyGate, PolicyNode};
-use custody_policy::log::{Change, EntryAuth, PolicyLog};
-use custody_policy::operation::Operation;
-use custody_policy::policy::Policy;
+use custody_eth::{Transaction, U256};
+use custody_policy::log::{Change, EntryAuth};
 use custody_policy::verdict::SignedVerdict;
-use custody_policy::webauthn::RelyingParty;
 use serde_json::json;
 
 #[path = "support/authenticator.rs"]
 mod authenticator;
-use authenticator::*;
-
-const WALLET: &str = "treasury";
-const ALICE: &str = "0x1111111111111111111111111111111111111111";
-const MIXER: &str = "0x722122df12d4e14e13ac3b6895a86e84145b6967";
-const NOW: u64 = 1_800_000_000;
-const SCHEME: WalletScheme = WalletScheme::Default;
-
-fn vault(seed: u8) -> SharedBackend {
-    let kek: SharedBackend = Arc::new(LocalKek::from_key(
-        KekId::new("test-kek").unwrap(),
-        DataKey::new([7; 32]),
-    ));
-    let mut vault = custody_core::Vault::new(kek, SCHEME);
-    vault.set_master_seed(&[seed; 64]).unwrap();
-    Arc::new(vault)
-}
-
-fn eth(n: u64) -> U256 {
-    U256::from_u64(n)
-        .checked_mul_u64(1_000_000_000_000_000_000)
-        .unwrap()
-}
-
-fn payment(to: &str, value: U256, nonce: u64) -> Transaction {
-    Transaction::Eip1559(TxEip1559 {
-        chain_id: 1,
-        nonce,
-        max_priority_fee_per_gas: U256::from_u64(1),
-        max_fee_per_gas: U256::from_u64(100),
-        gas_limit: 21_000,
-        to: Some(Address::parse(to).unwrap()),
-        value,
-        data: Vec::new(),
-        access_list: Default::default(),
-    })
-}
-
-fn policy(governance: u32) -> Policy {
-    let doc = json!({
-        "schema": "custody-policy/v1",
-        "wallet": WALLET,
-        "groups": {"owners": {"role": "owner", "members": ["ann", "ben", "cat"]}},
-        "governance": {"group": "owners", "threshold": governance},
-        "rules": [
-            {"id": "no-mixer", "effect": "deny", "when": {"destinationsAnyOf": [MIXER]}},
-            {"id": "small", "effect": "allow",
-             "when": {"kinds": ["transaction"], "assets": ["native"], "maxAmount": eth(1).to_string()},
-             "require": [{"group": "owners", "threshold": 1}]},
-            {"id": "large", "effect": "allow",
-             "when": {"kinds": ["transaction"], "assets": ["native"]},
-             "require": [{"group": "owners", "threshold": 2}]}
-        ],
-        "limits": [{"id": "daily", "asset": "native", "windowSeconds": 86400, "max": eth(10).to_string()}]
-    });
-    Policy::from_json(doc.to_string().as_bytes()).unwrap()
-}
-
-struct World {
-    store: Arc<MemoryStore>,
-    audit: Arc<MemoryAuditLog>,
-    vault: SharedBackend,
-    log: PolicyLog,
-    policy_key: KeySigner,
-    node: PolicyNode,
-    clock: Arc<AtomicU64>,
-    devices: [Device; 3],
-}
-
-impl World {
-    fn new() -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let state: Arc<dyn StateStore> = store.clone();
-        // The policy key lives in another backend than the wallets' keys.
-        let policy_key = KeySigner::pin(
-            vault(0x43),
-            KeyRef::Wallet {
-                name: "policy-node".into(),
-                index: 0,
-            },
-        )
-        .wait()
-        .unwrap();
-        let log = PolicyLog::new(
-            state.clone(),
-            RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
-            *policy_key.key().secp256k1().unwrap(),
-        );
-        let node = PolicyNode::new(log.clone(), policy_key.clone(), state, 300).unwrap();
-        let mut world = Self {
-            store,
-            audit: Arc::new(MemoryAuditLog::new()),
-            vault: vault(0x42),
-            log,
-            policy_key,
-            node,
-            clock: Arc::new(AtomicU64::new(NOW)),
-            devices: [Device::p256(1), Device::ed25519(2), Device::p256(3)],
-        };
-        for (who, i) in [("ann", 0), ("ben", 1), ("cat", 2)] {
-            let change = Change::Device {
-                approver: who.into(),
-                credential: world.devices[i].credential(),
-            };
-            world.append_signed(change);
-        }
-        world.append_signed(Change::Policy(Box::new(policy(2))));
-        world
-    }
-
-    /// Appends `change` signed by the policy key, through its backend.
-    fn append_signed(&mut self, change: Change) {
-        let state = self.log.load(WALLET, None).wait().unwrap();
-        let op = state.next_operation(&change);
-        let signature = self
-            .policy_key
-            .sign(
-                Digest32(op.hash().0),
-                Intent::typed(IntentKind::PolicyEntry, &op),
-                &Authorization::none(),
-            )
-            .wait()
-            .unwrap();
-        self.log
-            .append(WALLET, change, EntryAuth::PolicyKey(signature), NOW)
-            .wait()
-            .unwrap();
-    }
-
-    fn clock(&self) -> Clock {
-        let clock = self.clock.clone();
-        Arc::new(move || clock.load(Ordering::SeqCst))
-    }
-
-    /// The stack a signing node runs: audit over the policy gate over the
-    /// vault; with the node in-line or not.
-    fn signer(&self, in_line: bool, key: KeyRef) -> EthSigner {
-        let state: Arc<dyn StateStore> = self.store.clone();
-        let mut gate = PolicyGate::new(self.vault.clone(), self.log.clone(), state, SCHEME)
-            .with_clock(self.clock());
-        if in_line {
-            gate = gate.with_node(self.node.clone());
-        }
-        let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), self.audit.clone()));
-        EthSigner::new(KeySigner::pin(audited, key).wait().unwrap()).unwrap()
-    }
-
-    fn wallet_key(&self, index: u32) -> KeyRef {
-        KeyRef::Wallet {
-            name: WALLET.into(),
-            index,
-        }
-    }
-
-    fn approve(&mut self, who: &[usize], op: &Operation) -> Vec<String> {
-        who.iter()
-            .map(|&i| self.devices[i].assert(&op.hash().0))
-            .collect()
-    }
-}
-
-fn op_for(signer: &EthSigner, tx: &Transaction) -> Operation {
-    Operation::Transaction {
-        signer: *signer.public_key(),
-        tx: tx.clone(),
-    }
-}
-
-fn denial(result: Result<impl std::fmt::Debug, custody_eth::Error>) -> Denial {
-    match result {
-        Err(custody_eth::Error::Core(custody_core::Error::Denied(d))) => d,
-        other => panic!("expected a denial, got {other:?}"),
-    }
-}
+#[path = "support/gate_world.rs"]
+mod gate_world;
+use gate_world::*;
 
 #[test]
 fn approved_transactions_sign_and_the_audit_record_names_the_policy() {
     let mut w = World::new();
     let signer = w.signer(true, w.wallet_key(0));
     let tx = payment(ALICE, eth(2), 0);
-    let approvals = w.approve(&[0, 2], &op_for(&signer, &tx));
-    let auth = Authorization::none().with_approvals(approvals);
+    let auth = w.approved(&[0, 2], &signer, &tx);
     let signed = signer.sign_transaction(&tx, &auth).wait().unwrap();
     assert_eq!(signed.recover_sender().unwrap(), signer.address());
     let records = w.audit.records();
@@ -225,16 +49,14 @@ fn too_few_approvals_a_denied_destination_and_no_approval_are_refused() {
     let signer = w.signer(true, w.wallet_key(0));
     // 2 ETH needs two owners.
     let tx = payment(ALICE, eth(2), 0);
-    let one = w.approve(&[1], &op_for(&signer, &tx));
-    let auth = Authorization::none().with_approvals(one);
+    let auth = w.approved(&[1], &signer, &tx);
     assert_eq!(
         denial(signer.sign_transaction(&tx, &auth).wait()),
         Denial::ApprovalsRequired
     );
     // The mixer is denied whoever approves.
     let tx = payment(MIXER, U256::from_u64(1), 0);
-    let all = w.approve(&[0, 1, 2], &op_for(&signer, &tx));
-    let auth = Authorization::none().with_approvals(all);
+    let auth = w.approved(&[0, 1, 2], &signer, &tx);
     assert_eq!(
         denial(signer.sign_transaction(&tx, &auth).wait()),
         Denial::PolicyDenied
@@ -261,15 +83,42 @@ fn too_few_approvals_a_denied_destination_and_no_approval_are_refused() {
     assert_eq!(records.len(), 3);
 }
 
-/// A backend that fails every signature while `fail` is set (an HSM that
-/// is down): what a policy gate above it must not spend approvals on.
-#[derive(Debug)]
-struct Flaky {
+/// What a backend under the gate does before each signature: nothing
+/// (`Ok`), or a failure of its own.
+type Before = dyn Fn() -> Result<(), custody_core::Error> + Send + Sync;
+
+/// A backend under the gate that runs `before` ahead of every signature
+/// of `inner` (which keys it pins and signs with): an HSM that is down,
+/// or one that holds requests until several meet.
+struct Interposed {
+    name: &'static str,
     inner: SharedBackend,
-    fail: AtomicBool,
+    before: Box<Before>,
 }
 
-impl SigningBackend for Flaky {
+impl Interposed {
+    fn over(
+        name: &'static str,
+        inner: SharedBackend,
+        before: impl Fn() -> Result<(), custody_core::Error> + Send + Sync + 'static,
+    ) -> SharedBackend {
+        Arc::new(Self {
+            name,
+            inner,
+            before: Box::new(before),
+        })
+    }
+}
+
+impl std::fmt::Debug for Interposed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interposed")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningBackend for Interposed {
     fn key_kinds(&self) -> KeyKinds {
         self.inner.signing().unwrap().key_kinds()
     }
@@ -280,16 +129,16 @@ impl SigningBackend for Flaky {
         &'a self,
         request: SignRequest<'a>,
     ) -> Pending<'a, Result<Signed, custody_core::Error>> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Pending::ready(Err(custody_core::Error::Unsupported("the HSM is down")));
+        if let Err(e) = (self.before)() {
+            return Pending::ready(Err(e));
         }
         self.inner.signing().unwrap().sign_digest(request)
     }
 }
 
-impl KeyBackend for Flaky {
+impl KeyBackend for Interposed {
     fn name(&self) -> &str {
-        "flaky"
+        self.name
     }
     fn signing(&self) -> Option<&dyn SigningBackend> {
         Some(self)
@@ -335,14 +184,7 @@ fn a_wrong_totp_code_spends_no_approval() {
         let mut w = World::new();
         let (registry, code) = totp(&w);
         let wrong = if code == "000000" { "111111" } else { "000000" };
-        let state: Arc<dyn StateStore> = w.store.clone();
-        let gate = |inner: SharedBackend| -> SharedBackend {
-            Arc::new(
-                PolicyGate::new(inner, w.log.clone(), state.clone(), SCHEME)
-                    .with_clock(w.clock())
-                    .with_node(w.node.clone()),
-            )
-        };
+        let gate = |inner: SharedBackend| w.gate(inner, Some(&w.node));
         let stack: SharedBackend = if totp_outside {
             Arc::new(custody_totp::TotpGate::new(gate(w.vault.clone()), registry))
         } else {
@@ -351,9 +193,7 @@ fn a_wrong_totp_code_spends_no_approval() {
                 registry,
             )))
         };
-        let audited: SharedBackend = Arc::new(Audited::new(stack, w.audit.clone()));
-        let signer =
-            EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+        let signer = audited_signer(stack, w.audit.clone(), w.wallet_key(0));
         // 2 ETH: two owners approve.
         let tx = payment(ALICE, eth(2), 0);
         let approvals = w.approve(&[0, 2], &op_for(&signer, &tx));
@@ -376,20 +216,25 @@ fn a_wrong_totp_code_spends_no_approval() {
 #[test]
 fn a_backend_failure_spends_no_approval_no_limit_and_no_verdict() {
     let mut w = World::new();
-    let flaky = Arc::new(Flaky {
-        inner: w.vault.clone(),
-        fail: AtomicBool::new(true),
+    // A backend that fails every signature while `down` is set (an HSM
+    // that is down): what a policy gate above it must not spend approvals
+    // on.
+    let down = Arc::new(AtomicBool::new(true));
+    let flaky = Interposed::over("flaky", w.vault.clone(), {
+        let down = down.clone();
+        move || {
+            if down.load(Ordering::SeqCst) {
+                Err(custody_core::Error::Unsupported("the HSM is down"))
+            } else {
+                Ok(())
+            }
+        }
     });
-    let state: Arc<dyn StateStore> = w.store.clone();
-    let gate = PolicyGate::new(flaky.clone(), w.log.clone(), state.clone(), SCHEME)
-        .with_clock(w.clock())
-        .with_node(w.node.clone());
-    let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), w.audit.clone()));
-    let signer = EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+    let gate = w.gate(flaky.clone(), Some(&w.node));
+    let signer = audited_signer(gate, w.audit.clone(), w.wallet_key(0));
     // 9 of the 10 ETH a day allows, refused by the backend twice.
     let tx = payment(ALICE, eth(9), 0);
-    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
-    let auth = Authorization::none().with_approvals(approvals);
+    let auth = w.approved(&[0, 1], &signer, &tx);
     for _ in 0..2 {
         match signer.sign_transaction(&tx, &auth).wait() {
             Err(custody_eth::Error::Core(custody_core::Error::Unsupported(m))) => {
@@ -400,30 +245,25 @@ fn a_backend_failure_spends_no_approval_no_limit_and_no_verdict() {
     }
     // Nothing was spent: the same approvals sign once it is back, and the
     // 9 ETH count once (a second 9 ETH is over the limit).
-    flaky.fail.store(false, Ordering::SeqCst);
+    down.store(false, Ordering::SeqCst);
     let signed = signer.sign_transaction(&tx, &auth).wait().unwrap();
     assert_eq!(signed.recover_sender().unwrap(), signer.address());
     let tx = payment(ALICE, eth(2), 1);
-    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
+    let auth = w.approved(&[0, 1], &signer, &tx);
     assert_eq!(
-        denial(
-            signer
-                .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
-                .wait()
-        ),
+        denial(signer.sign_transaction(&tx, &auth).wait()),
         Denial::PolicyDenied
     );
     // A verdict refused by the backend is not spent either: it signs
     // once the backend is back, and only once.
     let tx = payment(ALICE, U256::from_u64(1), 2);
     let verdict = verdict_for(&mut w, &signer, &tx, &[0]);
-    flaky.fail.store(true, Ordering::SeqCst);
-    let split = PolicyGate::new(flaky.clone(), w.log.clone(), state, SCHEME).with_clock(w.clock());
-    let audited: SharedBackend = Arc::new(Audited::new(Arc::new(split), w.audit.clone()));
-    let signer = EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+    down.store(true, Ordering::SeqCst);
+    let split = w.gate(flaky.clone(), None);
+    let signer = audited_signer(split, w.audit.clone(), w.wallet_key(0));
     let auth = Authorization::none().with_verdict(verdict);
     assert!(signer.sign_transaction(&tx, &auth).wait().is_err());
-    flaky.fail.store(false, Ordering::SeqCst);
+    down.store(false, Ordering::SeqCst);
     signer.sign_transaction(&tx, &auth).wait().unwrap();
     assert_eq!(
         denial(signer.sign_transaction(&tx, &auth).wait()),
@@ -458,21 +298,14 @@ fn the_daily_limit_counts_what_was_signed() {
     let signer = w.signer(true, w.wallet_key(0));
     for nonce in 0..2 {
         let tx = payment(ALICE, eth(4), nonce);
-        let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
-        signer
-            .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
-            .wait()
-            .unwrap();
+        let auth = w.approved(&[0, 1], &signer, &tx);
+        signer.sign_transaction(&tx, &auth).wait().unwrap();
     }
     // 8 ETH out today: 3 more would make 11 of 10.
     let tx = payment(ALICE, eth(3), 2);
-    let approvals = w.approve(&[0, 1, 2], &op_for(&signer, &tx));
+    let auth = w.approved(&[0, 1, 2], &signer, &tx);
     assert_eq!(
-        denial(
-            signer
-                .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
-                .wait()
-        ),
+        denial(signer.sign_transaction(&tx, &auth).wait()),
         Denial::PolicyDenied
     );
     // A day later the window has moved.
@@ -485,15 +318,6 @@ fn the_daily_limit_counts_what_was_signed() {
         .wait()
         .unwrap();
     assert!(decided.evaluation.decision.is_allow());
-}
-
-/// A verdict from the node, as a policy service would return it.
-fn verdict_for(w: &mut World, signer: &EthSigner, tx: &Transaction, who: &[usize]) -> Vec<u8> {
-    let op = op_for(signer, tx);
-    let approvals = w.approve(who, &op);
-    let now = w.clock.load(Ordering::SeqCst);
-    let decided = w.node.decide(WALLET, &op, &approvals, now).wait().unwrap();
-    decided.signed.unwrap().to_bytes().unwrap()
 }
 
 #[test]
@@ -510,13 +334,9 @@ fn a_verdict_travels_to_a_signing_node_and_is_spent_once() {
     );
     // Without a node in-line, approvals alone are not enough.
     let tx = payment(ALICE, eth(1), 1);
-    let approvals = w.approve(&[0], &op_for(&signer, &tx));
+    let auth = w.approved(&[0], &signer, &tx);
     assert_eq!(
-        denial(
-            signer
-                .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
-                .wait()
-        ),
+        denial(signer.sign_transaction(&tx, &auth).wait()),
         Denial::ApprovalsRequired
     );
 }
@@ -666,13 +486,7 @@ fn paths_raw_digests_and_exports_are_no_route_around_the_gate() {
         Denial::PolicyDenied
     );
     // Exports: the wallet's keys and their ancestors never leave.
-    let state: Arc<dyn StateStore> = w.store.clone();
-    let gate: SharedBackend = Arc::new(PolicyGate::new(
-        w.vault.clone(),
-        w.log.clone(),
-        state,
-        SCHEME,
-    ));
+    let gate = w.gate(w.vault.clone(), None);
     let exporting = gate.exporting().unwrap();
     let signing = gate.signing().unwrap();
     for key in [
@@ -787,59 +601,24 @@ fn a_spend_is_recorded_with_its_signature() {
     );
 }
 
-/// A backend under the gate that holds every signature until `parties`
-/// requests are signing at once: each has passed the gate's checks, so
-/// their spends meet at the commit.
-#[derive(Debug)]
-struct Gathering {
-    inner: SharedBackend,
-    barrier: std::sync::Barrier,
-}
-
-impl SigningBackend for Gathering {
-    fn key_kinds(&self) -> KeyKinds {
-        self.inner.signing().unwrap().key_kinds()
-    }
-    fn pin<'a>(&'a self, key: &'a KeyRef) -> Pending<'a, Result<PinnedKey, custody_core::Error>> {
-        self.inner.signing().unwrap().pin(key)
-    }
-    fn sign_digest<'a>(
-        &'a self,
-        request: SignRequest<'a>,
-    ) -> Pending<'a, Result<Signed, custody_core::Error>> {
-        self.barrier.wait();
-        self.inner.signing().unwrap().sign_digest(request)
-    }
-}
-
-impl KeyBackend for Gathering {
-    fn name(&self) -> &str {
-        "gathering"
-    }
-    fn signing(&self) -> Option<&dyn SigningBackend> {
-        Some(self)
-    }
-}
-
 /// Signs `tx` with `auth` from two threads at once through
-/// `Audited(PolicyGate(Gathering(vault)))`: the outcomes.
+/// `Audited(PolicyGate(gathering(vault)))`, where the gathering backend
+/// holds every signature until both requests are signing at once (each
+/// has passed the gate's checks, so their spends meet at the commit): the
+/// outcomes.
 fn twice_at_once(
     w: &World,
     in_line: bool,
     tx: &Transaction,
     auth: &Authorization,
 ) -> Vec<Result<(), Denial>> {
-    let state: Arc<dyn StateStore> = w.store.clone();
-    let gathering = Arc::new(Gathering {
-        inner: w.vault.clone(),
-        barrier: std::sync::Barrier::new(2),
+    let barrier = std::sync::Barrier::new(2);
+    let gathering = Interposed::over("gathering", w.vault.clone(), move || {
+        barrier.wait();
+        Ok(())
     });
-    let mut gate = PolicyGate::new(gathering, w.log.clone(), state, SCHEME).with_clock(w.clock());
-    if in_line {
-        gate = gate.with_node(w.node.clone());
-    }
-    let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), w.audit.clone()));
-    let signer = EthSigner::new(KeySigner::pin(audited, w.wallet_key(0)).wait().unwrap()).unwrap();
+    let gate = w.gate(gathering, in_line.then_some(&w.node));
+    let signer = audited_signer(gate, w.audit.clone(), w.wallet_key(0));
     std::thread::scope(|scope| {
         let runs: Vec<_> = (0..2)
             .map(|_| {
@@ -909,22 +688,14 @@ fn a_concurrent_second_use_of_one_verdict_is_refused() {
     let mut w = World::new();
     let signer = w.signer(true, w.wallet_key(0));
     let tx = payment(ALICE, eth(6), 0);
-    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
-    let mut outcomes = twice_at_once(
-        &w,
-        true,
-        &tx,
-        &Authorization::none().with_approvals(approvals),
-    );
+    let auth = w.approved(&[0, 1], &signer, &tx);
+    let mut outcomes = twice_at_once(&w, true, &tx, &auth);
     outcomes.sort_by_key(Result::is_err);
     assert_eq!(outcomes, [Ok(()), Err(Denial::VerdictInvalid)]);
     assert_eq!(spends(&w), [("native".to_owned(), eth(6).to_string())]);
     let tx = payment(ALICE, eth(4), 1);
-    let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
-    signer
-        .sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
-        .wait()
-        .unwrap();
+    let auth = w.approved(&[0, 1], &signer, &tx);
+    signer.sign_transaction(&tx, &auth).wait().unwrap();
     assert_eq!(spends(&w), [("native".to_owned(), eth(10).to_string())]);
 }
 
@@ -935,22 +706,14 @@ fn a_concurrent_second_use_of_one_verdict_is_refused() {
 fn state_edited_limit_still_enforced_with(sink: Arc<dyn custody_core::AuditSink>) {
     let mut w = World::new();
     let node = w.node.clone().with_records(sink.clone());
-    let stack = |key: KeyRef| {
-        let state: Arc<dyn StateStore> = w.store.clone();
-        let gate = PolicyGate::new(w.vault.clone(), w.log.clone(), state, SCHEME)
-            .with_clock(w.clock())
-            .with_node(node.clone());
-        let audited: SharedBackend = Arc::new(Audited::new(Arc::new(gate), sink.clone()));
-        EthSigner::new(KeySigner::pin(audited, key).wait().unwrap()).unwrap()
-    };
+    let stack =
+        |key: KeyRef| audited_signer(w.gate(w.vault.clone(), Some(&node)), sink.clone(), key);
     let signer = stack(w.wallet_key(0));
     let by_path = stack(KeyRef::Path(SCHEME.key_path(WALLET, 0).unwrap()));
     for (nonce, who) in [(0, &signer), (1, &by_path)] {
         let tx = payment(ALICE, eth(4), nonce);
-        let approvals = w.approve(&[0, 1], &op_for(&signer, &tx));
-        who.sign_transaction(&tx, &Authorization::none().with_approvals(approvals))
-            .wait()
-            .unwrap();
+        let auth = w.approved(&[0, 1], &signer, &tx);
+        who.sign_transaction(&tx, &auth).wait().unwrap();
     }
     let key = format!("policy/{}/spends", hex::encode(WALLET.as_bytes()));
     let cached = w.store.get(&key).wait().unwrap().unwrap();
