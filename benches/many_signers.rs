@@ -9,7 +9,9 @@
 //! `xacts/sig` is the database's committed transactions (read-only ones
 //! included) per signature, from `pg_stat_database`. The signer processes
 //! batch their recorded commits (`PgOptions::with_commit_batch`, on by
-//! default); `CUSTODY_BENCH_COMMIT_BATCH=1` measures without batching.
+//! default); `CUSTODY_BENCH_COMMIT_BATCH=1` measures without batching. They
+//! batch their reads too (`PgOptions::with_read_batch`, on by default);
+//! `CUSTODY_BENCH_READ_BATCH=1` measures without.
 //!
 //! Two shapes of signer process over PostgreSQL: *threads* (a sync caller:
 //! one thread per wallet, each waiting on its signatures while the store's
@@ -17,6 +19,15 @@
 //! task per wallet on a tokio runtime the store is given, `.await`ing its
 //! signatures); the file store is measured with threads only (its calls are
 //! synchronous file I/O, which has no place on an async executor).
+//!
+//! `cpu µs/sig` is CPU time per signature over the PostgreSQL threads run,
+//! from `/proc` (the server on this machine): `client` is the signer
+//! processes' own (every thread: signing, the TOTP check, the store's
+//! runtime), `server` their database backends' (found by the
+//! `application_name` each process gives its connections). Unlike
+//! signatures per second, it holds still when other work shares the
+//! machine, so it is what compares two runs on a loaded one; `-` when
+//! `/proc` cannot be read.
 //!
 //! Not a criterion bench: one measurement spans processes. Each process
 //! signs for its wallets for `SECONDS`; a wallet signs one transaction per
@@ -57,6 +68,8 @@ const T0: u64 = 1_800_000_000;
 const CHILD_ENV: &str = "CUSTODY_BENCH_MANY_SIGNERS_CHILD";
 /// The signer processes' group-commit bound (`PgOptions::with_commit_batch`).
 const BATCH_ENV: &str = "CUSTODY_BENCH_COMMIT_BATCH";
+/// The signer processes' read-batch bound (`PgOptions::with_read_batch`).
+const READ_BATCH_ENV: &str = "CUSTODY_BENCH_READ_BATCH";
 
 fn wallet(w: usize) -> String {
     format!("signer{w}@example.com")
@@ -142,12 +155,20 @@ impl Store {
             Self::Postgres { url, schema } => {
                 let mut config: custody_postgres::tokio_postgres::Config = url.parse().unwrap();
                 config.options(format!("-c search_path={schema}"));
-                config.application_name("custody-bench");
+                // Named per process: the child finds its backends by it.
+                config.application_name(format!("custody-bench-{}", std::process::id()));
                 let mut options = PgOptions::new().with_pool_size(8);
                 // Group commit is on by default; `CUSTODY_BENCH_COMMIT_BATCH=1`
                 // measures without it (each commit its own transaction).
                 if let Some(n) = std::env::var(BATCH_ENV).ok().and_then(|n| n.parse().ok()) {
                     options = options.with_commit_batch(n);
+                }
+                // Read batching likewise: `CUSTODY_BENCH_READ_BATCH=1` is off.
+                if let Some(n) = std::env::var(READ_BATCH_ENV)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                {
+                    options = options.with_read_batch(n);
                 }
                 if let Some(handle) = runtime {
                     options = options.with_runtime(handle);
@@ -228,7 +249,7 @@ fn main() {
     .unwrap();
 
     println!(
-        "{:>7} | {:>11} | {:>15} | {:>5} | {:>13} | {:>5} | {:>9} | {:>11}",
+        "{:>7} | {:>11} | {:>15} | {:>5} | {:>13} | {:>5} | {:>9} | {:>11} | {:>21}",
         "wallets",
         "pgbench tps",
         "pg sigs/s (thr)",
@@ -236,7 +257,8 @@ fn main() {
         "pg sigs/s (task)",
         "share",
         "xacts/sig",
-        "file sigs/s"
+        "file sigs/s",
+        "cpu µs/sig cli + srv"
     );
     let mut rows = Vec::new();
     // Each measurement's steps start past the last one's: codes never reused.
@@ -249,18 +271,27 @@ fn main() {
         let commit_count = commits(&bin, &url) - commits_before;
         let on_pg_tasks = signers(&pg, Shape::Tasks, wallets, run());
         let on_file = signers(&file, Shape::Threads, wallets, run());
-        let rate = |(n, t): (u64, Duration)| n as f64 / t.as_secs_f64();
-        let (pg_rate, task_rate, file_rate) = (rate(on_pg), rate(on_pg_tasks), rate(on_file));
-        let per_sig = commit_count as f64 / on_pg.0 as f64;
+        let rate = |run: &Run| run.signatures as f64 / run.elapsed.as_secs_f64();
+        let (pg_rate, task_rate, file_rate) = (rate(&on_pg), rate(&on_pg_tasks), rate(&on_file));
+        let per_sig = commit_count as f64 / on_pg.signatures as f64;
+        let micros = |cpu: Option<u64>| cpu.map(|ns| ns as f64 / 1e3 / on_pg.signatures as f64);
+        let (client_cpu, server_cpu) = (micros(on_pg.client_cpu), micros(on_pg.server_cpu));
+        let cpu = match (client_cpu, server_cpu) {
+            (Some(c), Some(s)) => format!("{c:.0} + {s:.0}"),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{wallets:>7} | {pgbench:>11.0} | {pg_rate:>15.0} | {:>4.0}% | {task_rate:>16.0} | {:>4.0}% | {per_sig:>9.2} | {file_rate:>11.0}",
+            "{wallets:>7} | {pgbench:>11.0} | {pg_rate:>15.0} | {:>4.0}% | {task_rate:>16.0} | {:>4.0}% | {per_sig:>9.2} | {file_rate:>11.0} | {cpu:>21}",
             100.0 * pg_rate / pgbench,
             100.0 * task_rate / pgbench,
         );
+        let json = |v: Option<f64>| v.map_or_else(|| "null".to_owned(), |v| format!("{v:.1}"));
         rows.push(format!(
-            "{{\"wallets\":{wallets},\"pgbench_tps\":{pgbench:.1},\"pg_signatures_per_s\":{pg_rate:.1},\"share\":{:.3},\"pg_tasks_signatures_per_s\":{task_rate:.1},\"tasks_share\":{:.3},\"commits_per_signature\":{per_sig:.2},\"file_signatures_per_s\":{file_rate:.1}}}",
+            "{{\"wallets\":{wallets},\"pgbench_tps\":{pgbench:.1},\"pg_signatures_per_s\":{pg_rate:.1},\"share\":{:.3},\"pg_tasks_signatures_per_s\":{task_rate:.1},\"tasks_share\":{:.3},\"commits_per_signature\":{per_sig:.2},\"file_signatures_per_s\":{file_rate:.1},\"client_cpu_us_per_signature\":{},\"server_cpu_us_per_signature\":{}}}",
             pg_rate / pgbench,
-            task_rate / pgbench
+            task_rate / pgbench,
+            json(client_cpu),
+            json(server_cpu),
         ));
     }
     let out = results_dir();
@@ -348,9 +379,20 @@ fn pgbench(bin: &Path, url: &str, script: &Path, clients: usize) -> f64 {
         .expect("pgbench printed no tps")
 }
 
+/// What one measurement's signer processes did.
+struct Run {
+    signatures: u64,
+    /// The longest process's time.
+    elapsed: Duration,
+    /// CPU time of the processes, and of their database backends, over the
+    /// measurement (`None` if some process could not read it).
+    client_cpu: Option<u64>,
+    server_cpu: Option<u64>,
+}
+
 /// `wallets` wallets signing at once over `store`, spread over the
-/// processes: signatures made and the time they took.
-fn signers(store: &Store, shape: Shape, wallets: usize, run: u64) -> (u64, Duration) {
+/// processes.
+fn signers(store: &Store, shape: Shape, wallets: usize, run: u64) -> Run {
     let mut children: Vec<_> = (0..PROCESSES)
         .filter(|p| *p < wallets)
         .map(|p| {
@@ -378,18 +420,79 @@ fn signers(store: &Store, shape: Shape, wallets: usize, run: u64) -> (u64, Durat
     for (child, _) in &mut children {
         writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
     }
-    let mut total = 0;
-    let mut longest = Duration::ZERO;
+    let mut total = Run {
+        signatures: 0,
+        elapsed: Duration::ZERO,
+        client_cpu: Some(0),
+        server_cpu: Some(0),
+    };
+    let add = |sum: Option<u64>, part: &str| Some(sum? + part.parse::<u64>().ok()?);
     for (mut child, mut out) in children {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         let mut parts = line.split_whitespace();
         assert_eq!(parts.next(), Some("done"), "{line}");
-        total += parts.next().unwrap().parse::<u64>().unwrap();
-        longest = longest.max(Duration::from_nanos(parts.next().unwrap().parse().unwrap()));
+        total.signatures += parts.next().unwrap().parse::<u64>().unwrap();
+        total.elapsed = total
+            .elapsed
+            .max(Duration::from_nanos(parts.next().unwrap().parse().unwrap()));
+        total.client_cpu = add(total.client_cpu, parts.next().unwrap());
+        total.server_cpu = add(total.server_cpu, parts.next().unwrap());
         assert!(child.wait().unwrap().success());
     }
-    (total, longest)
+    total
+}
+
+/// CPU time (user and system) of process `pid` so far, in nanoseconds,
+/// from `/proc/<pid>/stat` (every thread, living and ended), assuming the
+/// usual 100 ticks per second.
+fn process_cpu(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis: state is the first,
+    // utime the 12th, stime the 13th.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(ticks * 10_000_000)
+}
+
+/// The CPU time so far of the database backends serving this process
+/// (named `custody-bench-<pid>`), by pid; `None` for the file store or if
+/// they cannot be found or read.
+fn backends_cpu(store: &Store) -> Option<Vec<(String, u64)>> {
+    let Store::Postgres { url, .. } = store else {
+        return None;
+    };
+    let bin = PathBuf::from(std::env::var("CUSTODY_TEST_POSTGRES_BIN").ok()?);
+    let pids = psql(
+        &bin,
+        url,
+        &format!(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'custody-bench-{}'",
+            std::process::id()
+        ),
+    );
+    pids.lines()
+        .map(|pid| Some((pid.to_owned(), process_cpu(pid)?)))
+        .collect()
+}
+
+/// The backends' CPU between two readings (a backend opened in between
+/// counts whole).
+fn backends_spent(
+    before: Option<Vec<(String, u64)>>,
+    after: Option<Vec<(String, u64)>>,
+) -> Option<u64> {
+    let (before, after) = (before?, after?);
+    Some(
+        after
+            .iter()
+            .map(|(pid, cpu)| {
+                let was = before.iter().find(|(p, _)| p == pid).map_or(0, |(_, c)| *c);
+                cpu.saturating_sub(was)
+            })
+            .sum(),
+    )
 }
 
 /// A child process: one signer per wallet, each with its own clock,
@@ -445,6 +548,8 @@ fn child(arg: &str) {
             wallet
         })
         .collect();
+    let own = || process_cpu("self");
+    let (client_before, server_before) = (own(), backends_cpu(&store));
     println!("ready");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).unwrap();
@@ -494,7 +599,18 @@ fn child(arg: &str) {
             })
         }
     };
-    println!("done {total} {}", began.elapsed().as_nanos());
+    let elapsed = began.elapsed();
+    let client = own()
+        .zip(client_before)
+        .map(|(after, before)| after - before);
+    let server = backends_spent(server_before, backends_cpu(&store));
+    let cpu = |ns: Option<u64>| ns.map_or_else(|| "-".to_owned(), |ns| ns.to_string());
+    println!(
+        "done {total} {} {} {}",
+        elapsed.as_nanos(),
+        cpu(client),
+        cpu(server)
+    );
 }
 
 /// One wallet's signer in a child process.
