@@ -501,6 +501,12 @@ fn policy_key_forbidden() -> CliError {
 /// the `PolicyGate(inner)` layer over the keystore's policy logs, deciding
 /// in-line (`PolicyNode`, the policy key signing verdicts) from the
 /// approvals a request carries, and telling `witness` what it decided.
+///
+/// The node counts velocity limits from the keystore's audit log (the
+/// file `audit.log`, or the database's per-wallet chains with `--state
+/// postgres://`), the same log the `Audited` layer records every signature
+/// and its spend in: the state store's spend history is then a cache, and
+/// editing or zeroing it resets no limit (`custody_policy::velocity`).
 pub(crate) fn gate(
     ks: &Keystore,
     inner: SharedBackend,
@@ -512,7 +518,8 @@ pub(crate) fn gate(
         policies.key.clone(),
         Arc::clone(&policies.state),
         VERDICT_TTL,
-    )?;
+    )?
+    .with_records(ks.audit());
     let mut gate =
         PolicyGate::new(inner, policies.log, policies.state, policies.scheme).with_node(node);
     if let Some(witness) = witness {
