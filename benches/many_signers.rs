@@ -11,7 +11,8 @@
 //! batch their recorded commits (`PgOptions::with_commit_batch`, on by
 //! default); `CUSTODY_BENCH_COMMIT_BATCH=1` measures without batching. They
 //! batch their reads too (`PgOptions::with_read_batch`, on by default);
-//! `CUSTODY_BENCH_READ_BATCH=1` measures without.
+//! `CUSTODY_BENCH_READ_BATCH=1` measures without. `CUSTODY_BENCH_WALLETS`
+//! (e.g. `8`, or `1,8`) measures only those concurrencies.
 //!
 //! Two shapes of signer process over PostgreSQL: *threads* (a sync caller:
 //! one thread per wallet, each waiting on its signatures while the store's
@@ -264,7 +265,17 @@ fn main() {
     // Each measurement's steps start past the last one's: codes never reused.
     let mut runs = 0..;
     let mut run = || runs.next().unwrap();
-    for &wallets in &WALLETS {
+    // `CUSTODY_BENCH_WALLETS=8` (a comma list) measures only those.
+    let concurrencies: Vec<usize> = std::env::var("CUSTODY_BENCH_WALLETS").map_or_else(
+        |_| WALLETS.to_vec(),
+        |list| {
+            list.split(',')
+                .map(|n| n.trim().parse().unwrap())
+                .filter(|n| WALLETS.contains(n))
+                .collect()
+        },
+    );
+    for &wallets in &concurrencies {
         let pgbench = pgbench(&bin, &url, &script, wallets);
         let commits_before = commits(&bin, &url);
         let on_pg = signers(&pg, Shape::Threads, wallets, run());
