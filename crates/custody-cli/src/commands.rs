@@ -837,6 +837,8 @@ fn policy_command(ctx: &Context, run: PolicyRun) -> Result<Value, CliError> {
     match run {
         PolicyRun::Webauthn(WebauthnCommand::Config(a)) => policy::webauthn_config(&ks, &a),
         PolicyRun::Approver(ApproverCommand::Add(a)) => policy::approver_add(&ks, &a),
+        PolicyRun::Approver(ApproverCommand::Recover(a)) => policy::approver_recover(&ks, &a),
+        PolicyRun::Approver(ApproverCommand::Veto(a)) => policy::approver_veto(&ks, &a),
         PolicyRun::Policy(PolicyCommand::Set(a)) => policy::policy_set(&ks, &a),
         PolicyRun::Policy(PolicyCommand::Show(a)) => policy::policy_show(&ks, &a),
         PolicyRun::Policy(PolicyCommand::Log(a)) => policy::policy_log(&ks, &a),
@@ -845,6 +847,12 @@ fn policy_command(ctx: &Context, run: PolicyRun) -> Result<Value, CliError> {
         }
         PolicyRun::Challenge(ChallengeCommand::ApproverAdd(a)) => {
             policy::challenge_approver_add(&ks, &a)
+        }
+        PolicyRun::Challenge(ChallengeCommand::ApproverRecover(a)) => {
+            policy::challenge_approver_recover(&ks, &a)
+        }
+        PolicyRun::Challenge(ChallengeCommand::ApproverVeto(a)) => {
+            policy::challenge_approver_veto(&ks, &a)
         }
         PolicyRun::Challenge(ChallengeCommand::SignTx(a)) => {
             let tx = Transaction::from_json_str(&read_input(&a.tx, "--tx")?)?;

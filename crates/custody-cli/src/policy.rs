@@ -44,11 +44,11 @@ use custody_core::{
 };
 use custody_eth::EthSigner;
 use custody_policy::gate::{Decided, Observed, Observer, PolicyGate, PolicyNode};
-use custody_policy::log::{Change, Entry, EntryAuth, LogState, PolicyLog};
+use custody_policy::log::{Change, Entry, EntryAuth, LogState, PolicyLog, RecoveryStatus};
 use custody_policy::operation::Operation;
 use custody_policy::policy::{Decision, Policy};
 use custody_policy::webauthn::{
-    AssertionResponse, CredentialKey, RegistrationResponse, RelyingParty, to_base64url,
+    AssertionResponse, Credential, CredentialKey, RegistrationResponse, RelyingParty, to_base64url,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -125,6 +125,73 @@ pub(crate) enum ApproverCommand {
     ///
     /// Example: custody approver add --wallet treasury --role owner --credential ann.json
     Add(ApproverAddArgs),
+    /// Recover the account of an approver who lost their devices: a new
+    /// device (a registration response) for --approver, signed by the
+    /// policy's recovery threshold of distinct support approvers (not the
+    /// one recovered): --approvals holds their assertions over the
+    /// challenge `custody challenge approver-recover` prints, with the
+    /// --activates-at it printed. The device counts for approvals only
+    /// from --activates-at on (at least the policy's recovery.delaySeconds
+    /// after the entry), and never if any existing device of the wallet
+    /// vetoes it before (`custody approver veto`). Both are log entries.
+    ///
+    /// Prints {"wallet", "recovery" (its id: the entry's hash),
+    /// "approverId", "credentialId", "fingerprint", "activatesAt",
+    /// "logIndex"}.
+    ///
+    /// Example: custody approver recover --wallet treasury --approver owner-1 --credential new.json --activates-at 1767225600 --approvals support.json
+    Recover(ApproverRecoverArgs),
+    /// Veto a pending recovery: an assertion of any existing device of the
+    /// wallet (not the recovering one) over the challenge `custody
+    /// challenge approver-veto` prints. Refused once the recovery's
+    /// activation time has come, or if it is vetoed already.
+    ///
+    /// Prints {"wallet", "recovery", "approverId" (the one whose recovery
+    /// was stopped), "vetoedBy", "logIndex"}.
+    ///
+    /// Example: custody approver veto --wallet treasury --recovery 0x6a… --approvals mine.json
+    Veto(ApproverVetoArgs),
+}
+
+/// `custody approver recover` (and `custody challenge approver-recover`).
+#[derive(Debug, Args)]
+pub(crate) struct ApproverRecoverArgs {
+    /// The wallet.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) wallet: String,
+    /// The approver recovered (an existing approver's id).
+    #[arg(long, value_name = "ID")]
+    pub(crate) approver: String,
+    /// The approver's role, checked against the one they were added with.
+    #[arg(long, value_name = "R")]
+    pub(crate) role: Option<String>,
+    /// The new device's registration response JSON.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) credential: PathBuf,
+    /// Unix seconds from which the new device counts: what the challenge
+    /// printed (the challenge's default: now, plus the policy's delay,
+    /// plus an hour to collect the approvals).
+    #[arg(long, value_name = "UNIX")]
+    pub(crate) activates_at: Option<u64>,
+    /// A JSON array of the support approvers' assertions over the
+    /// recovery's challenge.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) approvals: Option<PathBuf>,
+}
+
+/// `custody approver veto` (and `custody challenge approver-veto`).
+#[derive(Debug, Args)]
+pub(crate) struct ApproverVetoArgs {
+    /// The wallet.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) wallet: String,
+    /// The recovery's id (hex, as `approver recover` printed it).
+    #[arg(long, value_name = "ID")]
+    pub(crate) recovery: String,
+    /// A JSON array holding an assertion of an existing device of the
+    /// wallet over the veto's challenge.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) approvals: Option<PathBuf>,
 }
 
 /// `custody approver add` (and `custody challenge approver-add`).
@@ -174,6 +241,13 @@ pub(crate) enum ChallengeCommand {
     /// The challenge of `custody approver add --approver ID` adding another
     /// device of an existing approver.
     ApproverAdd(ApproverAddArgs),
+    /// The challenge of `custody approver recover` with these arguments,
+    /// and the activation time it is for.
+    ///
+    /// Prints {"operationHash", "challenge", "rpId", "activatesAt"}.
+    ApproverRecover(ApproverRecoverArgs),
+    /// The challenge of `custody approver veto` with these arguments.
+    ApproverVeto(ApproverVetoArgs),
 }
 
 /// A wallet and a policy file.
@@ -201,9 +275,12 @@ pub(crate) enum PolicyCommand {
     ///
     /// Example: custody policy set --wallet treasury --file policy.json --approvals approvals.json
     Set(PolicySetArgs),
-    /// Show a wallet's current policy and approvers, from its verified log.
+    /// Show a wallet's current policy, approvers and recoveries, from its
+    /// verified log, as a decision now sees them (a recovered device counts
+    /// once its activation time has come).
     ///
-    /// Prints {"wallet", "logIndex", "policyHash", "policy", "approvers"}.
+    /// Prints {"wallet", "logIndex", "policyHash", "policy", "approvers",
+    /// "recoveries" (each with "status": pending, vetoed or active)}.
     ///
     /// Example: custody policy show --wallet treasury
     Show(WalletArgs),
@@ -392,6 +469,14 @@ impl Policies {
             policy_path: scheme.wallet_path(POLICY_WALLET)?,
             scheme,
         })
+    }
+
+    /// `wallet`'s verified log as it stands at `at` (Unix seconds):
+    /// recovered devices whose delay ran out by then count.
+    fn state_at(&self, wallet: &str, at: u64) -> Result<LogState, CliError> {
+        let mut state = self.log.load(wallet, None).wait()?;
+        state.settle(at);
+        Ok(state)
     }
 
     /// The configured relying party, or `not-found`.
@@ -809,24 +894,16 @@ fn registration_challenge(response: &RegistrationResponse) -> Result<Vec<u8>, Cl
     Base64UrlUnpadded::decode_vec(challenge).map_err(|_| bad())
 }
 
-/// The device change `approver add` makes, and whose it is.
-struct DeviceChange {
-    approver: String,
-    role: String,
-    new: bool,
-    change: Change,
-    fingerprint: [u8; 32],
-    credential_id: Vec<u8>,
-}
-
-fn device_change(
+/// The credential of a registration response (`--credential`), new to
+/// the log: neither its id nor its key is a device's or a recovery's.
+fn new_credential(
     policies: &Policies,
     state: &LogState,
-    a: &ApproverAddArgs,
-) -> Result<DeviceChange, CliError> {
-    policies.check_wallet(&a.wallet)?;
+    roles: &BTreeMap<String, String>,
+    path: &Path,
+) -> Result<Credential, CliError> {
     let rp = policies.configured()?.relying_party()?;
-    let text = read_file(&a.credential, "--credential")?;
+    let text = read_file(path, "--credential")?;
     let response = RegistrationResponse::from_json(&text)
         .map_err(|e| CliError::from(e).context("--credential"))?;
     let challenge = registration_challenge(&response)?;
@@ -834,7 +911,6 @@ fn device_change(
         .verify_registration(&challenge, &response)
         .map_err(|e| CliError::from(e).context("--credential"))?;
     let credential = registered.credential();
-    let (roles, _) = load_roles(policies.state.as_ref(), &a.wallet)?;
     if let Some(owner) = state.owner_of(&credential.id) {
         return Err(CliError::new(
             "already-exists",
@@ -851,6 +927,45 @@ fn device_change(
             format!("this credential's key is already a device of approver {owner:?}"),
         ));
     }
+    if let Some(recovery) = state
+        .recoveries()
+        .iter()
+        .find(|r| r.credential.id == credential.id || same_key(&r.credential.key))
+    {
+        return Err(CliError::new(
+            "already-exists",
+            format!(
+                "this credential is already the device of a recovery of approver {:?}",
+                recovery.approver
+            ),
+        ));
+    }
+    Ok(credential)
+}
+
+/// SHA-256 of a credential's COSE public key, as both sides show it.
+fn fingerprint(key: &CredentialKey) -> String {
+    hex0x(Sha256::digest(key.to_cose()))
+}
+
+/// The device change `approver add` makes, and whose it is.
+struct DeviceChange {
+    approver: String,
+    role: String,
+    new: bool,
+    change: Change,
+    fingerprint: String,
+    credential_id: Vec<u8>,
+}
+
+fn device_change(
+    policies: &Policies,
+    state: &LogState,
+    a: &ApproverAddArgs,
+) -> Result<DeviceChange, CliError> {
+    policies.check_wallet(&a.wallet)?;
+    let (roles, _) = load_roles(policies.state.as_ref(), &a.wallet)?;
+    let credential = new_credential(policies, state, &roles, &a.credential)?;
     if let Some(role) = &a.role {
         check_name(role, "--role")?;
     }
@@ -885,7 +1000,7 @@ fn device_change(
             (format!("{role}-{n}"), role, true)
         }
     };
-    let fingerprint: [u8; 32] = Sha256::digest(credential.key.to_cose()).into();
+    let fingerprint = fingerprint(&credential.key);
     let credential_id = credential.id.clone();
     Ok(DeviceChange {
         change: Change::Device {
@@ -903,7 +1018,7 @@ fn device_change(
 /// `custody approver add`.
 pub(crate) fn approver_add(ks: &Keystore, a: &ApproverAddArgs) -> Result<Value, CliError> {
     let policies = Policies::open(ks)?;
-    let state = policies.log.load(&a.wallet, None).wait()?;
+    let state = policies.state_at(&a.wallet, now())?;
     let device = device_change(&policies, &state, a)?;
     let operation = state.next_operation(&device.change);
     let auth = if device.new {
@@ -950,7 +1065,226 @@ pub(crate) fn approver_add(ks: &Keystore, a: &ApproverAddArgs) -> Result<Value, 
         "approverId": device.approver,
         "role": device.role,
         "credentialId": to_base64url(&device.credential_id),
-        "fingerprint": hex0x(device.fingerprint),
+        "fingerprint": device.fingerprint,
+        "logIndex": checkpoint.index,
+    }))
+}
+
+/// How long `custody challenge approver-recover` gives, by default, to
+/// collect the support approvals and run `approver recover` (seconds,
+/// added to the policy's delay).
+const RECOVERY_COLLECT_SECONDS: u64 = 3600;
+
+/// The recovery `approver recover` appends, checked against the log and
+/// the policy before anyone is asked to approve it.
+struct RecoveryChange {
+    change: Change,
+    group: String,
+    threshold: u32,
+    fingerprint: String,
+    credential_id: Vec<u8>,
+    activates_at: u64,
+}
+
+/// The recovery of `a.approver` with `a.credential`, activating at
+/// `activates_at`, appended at `at`.
+fn recovery_change(
+    policies: &Policies,
+    state: &LogState,
+    a: &ApproverRecoverArgs,
+    activates_at: Option<u64>,
+    at: u64,
+) -> Result<RecoveryChange, CliError> {
+    policies.check_wallet(&a.wallet)?;
+    check_name(&a.approver, "--approver")?;
+    let (roles, _) = load_roles(policies.state.as_ref(), &a.wallet)?;
+    if state.devices(&a.approver).is_empty() {
+        return Err(CliError::new(
+            "not-found",
+            format!(
+                "--approver: {:?} is no approver of wallet {:?} (a recovery gives an existing approver a new device)",
+                a.approver, a.wallet
+            ),
+        ));
+    }
+    if let Some(role) = &a.role
+        && roles.get(&a.approver) != Some(role)
+    {
+        return Err(CliError::bad_input(format!(
+            "--role: approver {:?} was not added with role {role:?}",
+            a.approver
+        )));
+    }
+    let Some(rule) = state.policy().and_then(Policy::recovery) else {
+        return Err(CliError::new(
+            "policy-denied",
+            format!(
+                "the policy of wallet {:?} allows no recovery (it has no \"recovery\" member)",
+                a.wallet
+            ),
+        ));
+    };
+    let earliest = at.saturating_add(rule.delay_seconds);
+    let activates_at = activates_at.unwrap_or(earliest.saturating_add(RECOVERY_COLLECT_SECONDS));
+    if activates_at < earliest {
+        return Err(CliError::bad_input(format!(
+            "--activates-at: {activates_at} is less than the policy's {} seconds from now; \
+             ask for a new challenge (custody challenge approver-recover)",
+            rule.delay_seconds
+        )));
+    }
+    let credential = new_credential(policies, state, &roles, &a.credential)?;
+    Ok(RecoveryChange {
+        fingerprint: fingerprint(&credential.key),
+        credential_id: credential.id.clone(),
+        change: Change::Recovery {
+            approver: a.approver.clone(),
+            credential,
+            activates_at,
+        },
+        group: rule.group.clone(),
+        threshold: rule.threshold,
+        activates_at,
+    })
+}
+
+/// `custody approver recover`.
+pub(crate) fn approver_recover(ks: &Keystore, a: &ApproverRecoverArgs) -> Result<Value, CliError> {
+    let policies = Policies::open(ks)?;
+    let rp = policies.configured()?.relying_party()?;
+    let at = now();
+    let state = policies.state_at(&a.wallet, at)?;
+    let Some(activates_at) = a.activates_at else {
+        return Err(CliError::bad_input(
+            "--activates-at: required, as custody challenge approver-recover printed it (the approvals sign it)",
+        ));
+    };
+    let recovery = recovery_change(&policies, &state, a, Some(activates_at), at)?;
+    let path = a.approvals.as_deref().ok_or_else(|| {
+        CliError::new(
+            "approvals-required",
+            format!(
+                "a recovery needs {} approvals of group {:?} over the challenge of custody challenge approver-recover (--approvals)",
+                recovery.threshold, recovery.group
+            ),
+        )
+    })?;
+    let claimed = claim(&state, &read_approvals(path)?)?;
+    let operation = state.next_operation(&recovery.change);
+    let uv = state.policy().is_none_or(Policy::require_user_verification);
+    let verified = state.verify_approvals(&rp, &operation.hash(), &claimed, uv)?;
+    let members = state
+        .policy()
+        .and_then(|p| p.groups().get(&recovery.group))
+        .map(|g| g.members.clone())
+        .unwrap_or_default();
+    let approving: std::collections::BTreeSet<&String> = verified
+        .iter()
+        .map(|(who, _, _)| who)
+        .filter(|who| members.contains(*who) && **who != a.approver)
+        .collect();
+    let have = u32::try_from(approving.len()).unwrap_or(u32::MAX);
+    if have < recovery.threshold {
+        return Err(CliError::new(
+            "approvals-required",
+            format!(
+                "{} more approval(s) of group {:?} needed (a recovery: {} distinct members, not the approver recovered)",
+                recovery.threshold - have,
+                recovery.group,
+                recovery.threshold
+            ),
+        ));
+    }
+    let checkpoint = policies
+        .log
+        .append(
+            &a.wallet,
+            recovery.change,
+            EntryAuth::Approvals(claimed),
+            at,
+        )
+        .wait()?;
+    Ok(json!({
+        "wallet": a.wallet,
+        "recovery": hex0x(checkpoint.hash),
+        "approverId": a.approver,
+        "credentialId": to_base64url(&recovery.credential_id),
+        "fingerprint": recovery.fingerprint,
+        "activatesAt": recovery.activates_at,
+        "logIndex": checkpoint.index,
+    }))
+}
+
+/// The recovery `--recovery` names, pending in `state` (settled at the
+/// veto's time).
+fn pending_recovery<'s>(
+    state: &'s LogState,
+    a: &ApproverVetoArgs,
+) -> Result<&'s custody_policy::log::Recovery, CliError> {
+    let text = a.recovery.strip_prefix("0x").unwrap_or(&a.recovery);
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(text, &mut id)
+        .map_err(|_| CliError::bad_input("--recovery: expected the recovery's 32-byte hex id"))?;
+    let recovery = state
+        .recoveries()
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| {
+            CliError::new(
+                "not-found",
+                format!(
+                    "--recovery: no recovery {} in wallet {:?}'s log",
+                    a.recovery, a.wallet
+                ),
+            )
+        })?;
+    match recovery.status {
+        RecoveryStatus::Pending => Ok(recovery),
+        RecoveryStatus::Vetoed { by } => Err(CliError::new(
+            "policy-denied",
+            format!("the recovery is vetoed already (log entry {by})"),
+        )),
+        RecoveryStatus::Active => Err(CliError::new(
+            "policy-denied",
+            format!(
+                "the recovery is active since UNIX time {}: too late to veto",
+                recovery.activates_at
+            ),
+        )),
+    }
+}
+
+/// `custody approver veto`.
+pub(crate) fn approver_veto(ks: &Keystore, a: &ApproverVetoArgs) -> Result<Value, CliError> {
+    let policies = Policies::open(ks)?;
+    policies.check_wallet(&a.wallet)?;
+    let rp = policies.configured()?.relying_party()?;
+    let at = now();
+    let state = policies.state_at(&a.wallet, at)?;
+    let recovery = pending_recovery(&state, a)?;
+    let (id, approver) = (recovery.id, recovery.approver.clone());
+    let change = Change::Veto { recovery: id };
+    let path = a.approvals.as_deref().ok_or_else(|| {
+        CliError::new(
+            "approvals-required",
+            "a veto needs an assertion of an existing device of the wallet over the challenge of custody challenge approver-veto (--approvals)",
+        )
+    })?;
+    let claimed = claim(&state, &read_approvals(path)?)?;
+    let uv = state.policy().is_none_or(Policy::require_user_verification);
+    let verified =
+        state.verify_approvals(&rp, &state.next_operation(&change).hash(), &claimed, uv)?;
+    let by: std::collections::BTreeSet<String> =
+        verified.into_iter().map(|(who, _, _)| who).collect();
+    let checkpoint = policies
+        .log
+        .append(&a.wallet, change, EntryAuth::Approvals(claimed), at)
+        .wait()?;
+    Ok(json!({
+        "wallet": a.wallet,
+        "recovery": hex0x(id),
+        "approverId": approver,
+        "vetoedBy": by,
         "logIndex": checkpoint.index,
     }))
 }
@@ -1020,7 +1354,7 @@ pub(crate) fn policy_set(ks: &Keystore, a: &PolicySetArgs) -> Result<Value, CliE
     policies.check_wallet(wallet)?;
     let rp = policies.configured()?.relying_party()?;
     let policy = read_policy(&a.policy)?;
-    let state = policies.log.load(wallet, None).wait()?;
+    let state = policies.state_at(wallet, now())?;
     check_members(&policies, &state, &policy, wallet)?;
     let claimed = claim(&state, &read_approvals(&a.approvals)?)?;
     let change = Change::Policy(Box::new(policy.clone()));
@@ -1080,7 +1414,9 @@ pub(crate) fn policy_set(ks: &Keystore, a: &PolicySetArgs) -> Result<Value, CliE
 /// `custody policy show`.
 pub(crate) fn policy_show(ks: &Keystore, a: &WalletArgs) -> Result<Value, CliError> {
     let policies = Policies::open(ks)?;
-    let state = policies.log.load(&a.wallet, None).wait()?;
+    // As a decision now sees it: recovered devices whose delay ran out
+    // count.
+    let state = policies.state_at(&a.wallet, now())?;
     let Some(head) = state.head() else {
         return Err(CliError::new(
             "not-found",
@@ -1098,11 +1434,32 @@ pub(crate) fn policy_show(ks: &Keystore, a: &WalletArgs) -> Result<Value, CliErr
                 .map(|c| {
                     json!({
                         "credentialId": to_base64url(&c.id),
-                        "fingerprint": hex0x(Sha256::digest(c.key.to_cose())),
+                        "fingerprint": fingerprint(&c.key),
                     })
                 })
                 .collect();
             json!({ "approverId": id, "role": role, "devices": devices })
+        })
+        .collect();
+    let recoveries: Vec<Value> = state
+        .recoveries()
+        .iter()
+        .map(|r| {
+            let (status, vetoed_by) = match r.status {
+                RecoveryStatus::Pending => ("pending", None),
+                RecoveryStatus::Vetoed { by } => ("vetoed", Some(by)),
+                RecoveryStatus::Active => ("active", None),
+            };
+            json!({
+                "recovery": hex0x(r.id),
+                "logIndex": r.index,
+                "approverId": r.approver,
+                "credentialId": to_base64url(&r.credential.id),
+                "fingerprint": fingerprint(&r.credential.key),
+                "activatesAt": r.activates_at,
+                "status": status,
+                "vetoedAt": vetoed_by,
+            })
         })
         .collect();
     Ok(json!({
@@ -1111,6 +1468,7 @@ pub(crate) fn policy_show(ks: &Keystore, a: &WalletArgs) -> Result<Value, CliErr
         "policyHash": state.policy().map(|p| hex0x(p.hash())),
         "policy": state.policy().map(Policy::to_json),
         "approvers": approvers,
+        "recoveries": recoveries,
     }))
 }
 
@@ -1215,7 +1573,7 @@ pub(crate) fn challenge_policy_set(ks: &Keystore, a: &PolicyFileArgs) -> Result<
     let policies = Policies::open(ks)?;
     policies.check_wallet(&a.wallet)?;
     let policy = read_policy(a)?;
-    let state = policies.log.load(&a.wallet, None).wait()?;
+    let state = policies.state_at(&a.wallet, now())?;
     let operation = state.next_operation(&Change::Policy(Box::new(policy)));
     challenge_json(&policies, &operation)
 }
@@ -1226,7 +1584,7 @@ pub(crate) fn challenge_approver_add(
     a: &ApproverAddArgs,
 ) -> Result<Value, CliError> {
     let policies = Policies::open(ks)?;
-    let state = policies.log.load(&a.wallet, None).wait()?;
+    let state = policies.state_at(&a.wallet, now())?;
     let device = device_change(&policies, &state, a)?;
     if device.new {
         return Err(CliError::bad_input(
@@ -1235,6 +1593,34 @@ pub(crate) fn challenge_approver_add(
         ));
     }
     challenge_json(&policies, &state.next_operation(&device.change))
+}
+
+/// `custody challenge approver-recover`.
+pub(crate) fn challenge_approver_recover(
+    ks: &Keystore,
+    a: &ApproverRecoverArgs,
+) -> Result<Value, CliError> {
+    let policies = Policies::open(ks)?;
+    let state = policies.state_at(&a.wallet, now())?;
+    let recovery = recovery_change(&policies, &state, a, a.activates_at, now())?;
+    let mut out = challenge_json(&policies, &state.next_operation(&recovery.change))?;
+    out["activatesAt"] = recovery.activates_at.into();
+    Ok(out)
+}
+
+/// `custody challenge approver-veto`.
+pub(crate) fn challenge_approver_veto(
+    ks: &Keystore,
+    a: &ApproverVetoArgs,
+) -> Result<Value, CliError> {
+    let policies = Policies::open(ks)?;
+    policies.check_wallet(&a.wallet)?;
+    let state = policies.state_at(&a.wallet, now())?;
+    let id = pending_recovery(&state, a)?.id;
+    challenge_json(
+        &policies,
+        &state.next_operation(&Change::Veto { recovery: id }),
+    )
 }
 
 /// The operation a signing command asks of `signer`'s key.

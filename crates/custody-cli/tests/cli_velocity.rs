@@ -24,9 +24,8 @@ mod authenticator;
 #[path = "support/governed.rs"]
 mod governed;
 use authenticator::Device;
-use governed::{Keystore, WALLET};
+use governed::{ALICE, Keystore, WALLET};
 
-const ALICE: &str = "0x1111111111111111111111111111111111111111";
 const ONE_ETH: u128 = 1_000_000_000_000_000_000;
 
 /// Three owners enrolled and a policy of 10 ETH a day (any transfer with

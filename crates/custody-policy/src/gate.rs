@@ -322,7 +322,9 @@ impl PolicyNode {
         now: u64,
     ) -> Pending<'a, Result<(Decided, Option<Spending>), PolicyError>> {
         Pending::drive(async move {
-            let state = self.log.load(wallet, None).await?;
+            let mut state = self.log.load(wallet, None).await?;
+            // Recovered devices count once their delay has run out.
+            state.settle(now);
             let (Some(policy), Some(head)) = (state.policy(), state.head()) else {
                 return Err(PolicyError::invalid("wallet", "no policy governs it"));
             };

@@ -13,8 +13,31 @@
 //! | a later policy | assertions of the current policy's `governance` quorum |
 //! | a new approver's device | the policy key's signature (the node vouches for the user–credential pair) |
 //! | another device of an approver | an assertion of one of that approver's devices |
+//! | a recovery (a new device for an approver who lost theirs) | assertions of the policy's `recovery` threshold (2 or more) of distinct support approvers, not the one recovered |
+//! | a veto of a pending recovery | an assertion of any existing (active) device of the log |
 //!
 //! A credential (by id or by key) appears at most once in a log.
+//!
+//! # Recovery
+//! An approver who lost every device gets a new one through a `recovery`
+//! entry: the new credential, the approver, and `activatesAt`, a time at
+//! least the policy's `recovery.delaySeconds` after the entry's. Its
+//! authorisation is the assertions of `recovery.threshold` distinct
+//! members of the policy's `recovery.group` (a group of role `support`)
+//! over the entry's operation hash, so the new key is signed by two (or
+//! more) support keys. The device counts for approvals only from
+//! `activatesAt` on ([`LogState::settle`]: at each later entry's time on
+//! replay, at the decision's time in [`crate::gate::PolicyNode`]), and
+//! never if a `veto` entry names the recovery (its entry hash) before
+//! then: any existing device of the log may veto, so every approver who
+//! still has a device sees the recovery and can stop it during the delay.
+//! A veto at or after `activatesAt` is refused, as are a second veto, a
+//! recovery by one support approver (even twice, or with two of their
+//! devices), a delay shorter than the policy's, and a recovery replayed
+//! (its credential is in the log; its assertions sign the log position
+//! they were made for). Entry times never go back, so an appender cannot
+//! date a veto before a recovery's activation after the fact without
+//! dating everything after it too.
 //!
 //! Storage: entries are immutable, under
 //! `policy/<wallet>/entry/<index>/<entry hash>` (content-addressed, so two
@@ -65,10 +88,6 @@ pub struct Checkpoint {
 
 /// What one entry changes.
 #[non_exhaustive]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "entries are few and read once per load; a device's key is held inline"
-)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The wallet's policy from this entry on.
@@ -79,6 +98,23 @@ pub enum Change {
         approver: String,
         /// The credential.
         credential: Credential,
+    },
+    /// Account recovery: a new device for an approver who lost theirs,
+    /// usable from `activates_at` on unless vetoed before (see the module
+    /// doc, "Recovery").
+    Recovery {
+        /// The approver recovered.
+        approver: String,
+        /// The new device.
+        credential: Credential,
+        /// Unix seconds from which the device counts; at least the
+        /// policy's delay after the entry.
+        activates_at: u64,
+    },
+    /// Cancels a pending recovery.
+    Veto {
+        /// The recovery's id: the hash of its entry.
+        recovery: [u8; 32],
     },
 }
 
@@ -91,11 +127,17 @@ impl Change {
             Self::Device {
                 approver,
                 credential,
-            } => json!({ "device": {
-                "approver": approver,
-                "credentialId": to_base64url(&credential.id),
-                "publicKey": to_base64url(&credential.key.to_cose()),
-            }}),
+            } => json!({ "device": device_json(approver, credential) }),
+            Self::Recovery {
+                approver,
+                credential,
+                activates_at,
+            } => {
+                let mut recovery = device_json(approver, credential);
+                recovery.insert("activatesAt".into(), (*activates_at).into());
+                json!({ "recovery": recovery })
+            }
+            Self::Veto { recovery } => json!({ "veto": { "recovery": hex::encode(recovery) } }),
         }
     }
 
@@ -110,35 +152,85 @@ impl Change {
         let Value::Object(map) = value else {
             return Err(broken("the change is not an object"));
         };
-        match (map.len(), map.get("policy"), map.get("device")) {
-            (1, Some(policy), None) => {
-                let bytes = canonical(policy);
-                Ok(Self::Policy(Box::new(Policy::from_json(&bytes)?)))
-            }
-            (1, None, Some(Value::Object(device))) if device.len() == 3 => {
-                let field = |name: &str| {
-                    device
-                        .get(name)
-                        .and_then(Value::as_str)
-                        .ok_or(broken("a device member is missing"))
-                };
-                let decode = |name: &str| {
-                    crate::webauthn::from_base64url(field(name)?, "device")
-                        .map_err(|_| broken("a device member is not base64url"))
-                };
-                let key = CredentialKey::from_cose(&decode("publicKey")?)
-                    .map_err(|_| broken("a device key does not parse"))?;
-                Ok(Self::Device {
-                    approver: field("approver")?.to_owned(),
-                    credential: Credential {
-                        id: decode("credentialId")?,
-                        key,
-                    },
-                })
-            }
-            _ => Err(broken("the change is neither a policy nor a device")),
+        if map.len() != 1 {
+            return Err(broken("the change is not exactly one member"));
         }
+        if let Some(policy) = map.get("policy") {
+            let bytes = canonical(policy);
+            return Ok(Self::Policy(Box::new(Policy::from_json(&bytes)?)));
+        }
+        if let Some(Value::Object(device)) = map.get("device") {
+            if device.len() != 3 {
+                return Err(broken("a device is not exactly its three members"));
+            }
+            let (approver, credential) = device_of(device, index)?;
+            return Ok(Self::Device {
+                approver,
+                credential,
+            });
+        }
+        if let Some(Value::Object(recovery)) = map.get("recovery") {
+            if recovery.len() != 4 {
+                return Err(broken("a recovery is not exactly its four members"));
+            }
+            let (approver, credential) = device_of(recovery, index)?;
+            let activates_at = recovery
+                .get("activatesAt")
+                .and_then(Value::as_u64)
+                .ok_or(broken("a recovery's activatesAt is not a number"))?;
+            return Ok(Self::Recovery {
+                approver,
+                credential,
+                activates_at,
+            });
+        }
+        if let Some(Value::Object(veto)) = map.get("veto") {
+            if veto.len() != 1 {
+                return Err(broken("a veto is not exactly its one member"));
+            }
+            let recovery = hash_member(veto, "recovery").ok_or(broken("a veto's recovery"))?;
+            return Ok(Self::Veto { recovery });
+        }
+        Err(broken(
+            "the change is neither a policy, a device, a recovery nor a veto",
+        ))
     }
+}
+
+/// The members a `device` and a `recovery` change share.
+fn device_json(approver: &str, credential: &Credential) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("approver".into(), approver.into());
+    out.insert("credentialId".into(), to_base64url(&credential.id).into());
+    out.insert(
+        "publicKey".into(),
+        to_base64url(&credential.key.to_cose()).into(),
+    );
+    out
+}
+
+/// The approver and credential of a `device` or `recovery` change.
+fn device_of(device: &Map<String, Value>, index: u64) -> Result<(String, Credential), PolicyError> {
+    let broken = |reason: &'static str| PolicyError::LogBroken { index, reason };
+    let field = |name: &str| {
+        device
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or(broken("a device member is missing"))
+    };
+    let decode = |name: &str| {
+        crate::webauthn::from_base64url(field(name)?, "device")
+            .map_err(|_| broken("a device member is not base64url"))
+    };
+    let key = CredentialKey::from_cose(&decode("publicKey")?)
+        .map_err(|_| broken("a device key does not parse"))?;
+    Ok((
+        field("approver")?.to_owned(),
+        Credential {
+            id: decode("credentialId")?,
+            key,
+        },
+    ))
 }
 
 /// The proof that an entry's change was made by whoever may make it.
@@ -315,6 +407,37 @@ fn canonical(value: &Value) -> Vec<u8> {
     crate::canonical::to_vec(value)
 }
 
+/// A recovery entry of a log and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Its id: the hash of its entry.
+    pub id: [u8; 32],
+    /// Its entry's index.
+    pub index: u64,
+    /// The approver recovered.
+    pub approver: String,
+    /// The new device.
+    pub credential: Credential,
+    /// Unix seconds from which the device counts, unless vetoed before.
+    pub activates_at: u64,
+    /// Where it stands.
+    pub status: RecoveryStatus,
+}
+
+/// Where a [`Recovery`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryStatus {
+    /// Waiting for its `activates_at`; a veto can still cancel it.
+    Pending,
+    /// Cancelled by the veto entry at this index; its device never counts.
+    Vetoed {
+        /// The veto entry's index.
+        by: u64,
+    },
+    /// Its device counts for approvals.
+    Active,
+}
+
 /// A log replayed: the wallet's current policy and approvers' devices.
 #[derive(Debug, Clone, Default)]
 pub struct LogState {
@@ -325,6 +448,9 @@ pub struct LogState {
     devices: BTreeMap<String, Vec<Credential>>,
     owners: BTreeMap<Vec<u8>, String>,
     keys: BTreeSet<Vec<u8>>,
+    recoveries: Vec<Recovery>,
+    /// The last entry's time: entries' times never go back.
+    last_at: u64,
 }
 
 impl LogState {
@@ -350,6 +476,43 @@ impl LogState {
     #[must_use]
     pub fn owner_of(&self, credential_id: &[u8]) -> Option<&str> {
         self.owners.get(credential_id).map(String::as_str)
+    }
+
+    /// The log's recoveries, first first, as they stand at the last
+    /// entry's time, or at the time of the last [`LogState::settle`].
+    #[must_use]
+    pub fn recoveries(&self) -> &[Recovery] {
+        &self.recoveries
+    }
+
+    /// The state at `now` (Unix seconds): every pending recovery whose
+    /// `activates_at` has come becomes active, its device counting for
+    /// approvals from then on. A vetoed recovery never does. A decision
+    /// at `now` settles the log it loaded first; replay settles at each
+    /// entry's time.
+    pub fn settle(&mut self, now: u64) {
+        for recovery in &mut self.recoveries {
+            if recovery.status == RecoveryStatus::Pending && recovery.activates_at <= now {
+                recovery.status = RecoveryStatus::Active;
+                self.owners
+                    .insert(recovery.credential.id.clone(), recovery.approver.clone());
+                self.devices
+                    .entry(recovery.approver.clone())
+                    .or_default()
+                    .push(recovery.credential.clone());
+            }
+        }
+    }
+
+    /// Whether a credential (by id or by key) is in the log already, as a
+    /// device or a recovery's, whatever became of it.
+    fn knows(&self, credential: &Credential) -> bool {
+        self.owners.contains_key(&credential.id)
+            || self.keys.contains(&credential.key.to_cose())
+            || self
+                .recoveries
+                .iter()
+                .any(|r| r.credential.id == credential.id)
     }
 
     /// The operation a change appended next would be authorised over.
@@ -417,6 +580,12 @@ impl LogState {
         if entry.previous != self.head.map_or([0; 32], |h| h.hash) {
             return Err(broken("the entry does not extend the one before"));
         }
+        if entry.at < self.last_at {
+            return Err(broken("the entry's time is before the one before"));
+        }
+        // Recoveries whose delay ran out before this entry count for it
+        // (and can no longer be vetoed by it).
+        self.settle(entry.at);
         let challenge = entry.operation().hash();
         let policy_key_signed = |auth: &EntryAuth| match auth {
             EntryAuth::PolicyKey(signature) => signature
@@ -461,26 +630,37 @@ impl LogState {
                 approver,
                 credential,
             } => {
-                if self.owners.contains_key(&credential.id)
-                    || self.keys.contains(&credential.key.to_cose())
-                {
+                if self.knows(credential) {
                     return Err(broken("the device is already in the log"));
                 }
                 if self.devices.contains_key(approver) {
                     let EntryAuth::Approvals(approvals) = &entry.auth else {
                         return Err(broken("another device of an approver needs one of theirs"));
                     };
-                    let uv = self
-                        .policy
-                        .as_ref()
-                        .is_none_or(Policy::require_user_verification);
-                    counters = self.verify_approvals(rp, &challenge, approvals, uv)?;
+                    counters = self.verify_approvals(rp, &challenge, approvals, self.uv())?;
                     if counters.iter().all(|(who, _, _)| who != approver) {
                         return Err(broken("another device of an approver needs one of theirs"));
                     }
                 } else if !policy_key_signed(&entry.auth) {
                     return Err(broken("a new approver is not signed by the policy key"));
                 }
+            }
+            Change::Recovery {
+                approver,
+                credential,
+                activates_at,
+            } => {
+                counters = self.authorise_recovery(
+                    approver,
+                    credential,
+                    *activates_at,
+                    &entry,
+                    rp,
+                    &challenge,
+                )?;
+            }
+            Change::Veto { recovery } => {
+                counters = self.authorise_veto(recovery, &entry, rp, &challenge)?;
             }
         }
         match entry.change {
@@ -493,10 +673,124 @@ impl LogState {
                 self.keys.insert(credential.key.to_cose());
                 self.devices.entry(approver).or_default().push(credential);
             }
+            Change::Recovery {
+                approver,
+                credential,
+                activates_at,
+            } => {
+                self.keys.insert(credential.key.to_cose());
+                self.recoveries.push(Recovery {
+                    id: hash,
+                    index,
+                    approver,
+                    credential,
+                    activates_at,
+                    status: RecoveryStatus::Pending,
+                });
+            }
+            Change::Veto { recovery } => {
+                if let Some(r) = self.recoveries.iter_mut().find(|r| r.id == recovery) {
+                    r.status = RecoveryStatus::Vetoed { by: index };
+                }
+            }
         }
+        self.last_at = entry.at;
         self.head = Some(Checkpoint { index, hash });
         self.hashes.push(hash);
         Ok(counters)
+    }
+}
+
+impl LogState {
+    /// Whether an entry's approvals need user verification: as the current
+    /// policy says, and yes before any policy.
+    fn uv(&self) -> bool {
+        self.policy
+            .as_ref()
+            .is_none_or(Policy::require_user_verification)
+    }
+
+    /// Checks a recovery entry against the log before it: the policy
+    /// allows recovery, the approver has devices, the credential is new,
+    /// the delay is at least the policy's, and the approvals verify and
+    /// come from the policy's threshold of distinct support approvers
+    /// other than the one recovered. Returns the approvals' counters.
+    fn authorise_recovery(
+        &self,
+        approver: &str,
+        credential: &Credential,
+        activates_at: u64,
+        entry: &Entry,
+        rp: &RelyingParty,
+        challenge: &OperationHash,
+    ) -> Result<Vec<(String, Vec<u8>, u32)>, PolicyError> {
+        let index = entry.index;
+        let broken = |reason: &'static str| PolicyError::LogBroken { index, reason };
+        let Some(policy) = &self.policy else {
+            return Err(broken("a recovery before any policy"));
+        };
+        let Some(rule) = policy.recovery() else {
+            return Err(broken("the policy allows no recovery"));
+        };
+        if !self.devices.contains_key(approver) {
+            return Err(broken("the recovery names no approver with a device"));
+        }
+        if self.knows(credential) {
+            return Err(broken("the device is already in the log"));
+        }
+        if activates_at < entry.at.saturating_add(rule.delay_seconds) {
+            return Err(broken("the recovery's delay is shorter than the policy's"));
+        }
+        let EntryAuth::Approvals(approvals) = &entry.auth else {
+            return Err(broken("a recovery needs the support group's approvals"));
+        };
+        let counters =
+            self.verify_approvals(rp, challenge, approvals, policy.require_user_verification())?;
+        let support = policy
+            .groups()
+            .get(&rule.group)
+            .map(|g| &g.members)
+            .ok_or(broken("the recovery group is gone"))?;
+        let approving = distinct(&counters)
+            .into_iter()
+            .filter(|who| support.contains(who) && who != approver)
+            .count();
+        if approving < usize::try_from(rule.threshold).unwrap_or(usize::MAX) {
+            return Err(broken(
+                "a recovery lacks the policy's threshold of distinct support approvers",
+            ));
+        }
+        Ok(counters)
+    }
+
+    /// Checks a veto entry: it names a recovery still pending at the
+    /// entry's time (settled before this is called), and carries
+    /// assertions of existing (active) devices that verify.
+    fn authorise_veto(
+        &self,
+        recovery: &[u8; 32],
+        entry: &Entry,
+        rp: &RelyingParty,
+        challenge: &OperationHash,
+    ) -> Result<Vec<(String, Vec<u8>, u32)>, PolicyError> {
+        let index = entry.index;
+        let broken = |reason: &'static str| PolicyError::LogBroken { index, reason };
+        let Some(found) = self.recoveries.iter().find(|r| r.id == *recovery) else {
+            return Err(broken("the veto names no recovery of this log"));
+        };
+        match found.status {
+            RecoveryStatus::Pending => {}
+            RecoveryStatus::Vetoed { .. } => {
+                return Err(broken("the recovery is vetoed already"));
+            }
+            RecoveryStatus::Active => {
+                return Err(broken("the recovery is active: too late to veto"));
+            }
+        }
+        let EntryAuth::Approvals(approvals) = &entry.auth else {
+            return Err(broken("a veto needs an existing device's assertion"));
+        };
+        self.verify_approvals(rp, challenge, approvals, self.uv())
     }
 }
 
@@ -691,7 +985,7 @@ impl PolicyLog {
     }
 
     /// Appends `change` to `wallet`'s log with its authorisation, at time
-    /// `at`: the log is read and verified, the change checked against it
+    /// `at` (or the last entry's time, if that is later): the log is read and verified, the change checked against it
     /// (the approvals' counters recorded, so an assertion is spent once),
     /// the entry written and the head moved by compare-and-swap.
     ///
@@ -714,7 +1008,9 @@ impl PolicyLog {
                 wallet: wallet.to_owned(),
                 index: state.head.map_or(0, |h| h.index + 1),
                 previous: state.head.map_or([0; 32], |h| h.hash),
-                at,
+                // Entry times never go back: a replica whose clock is
+                // behind dates its entry at the last one's time.
+                at: at.max(state.last_at),
                 change,
                 auth,
             };

@@ -40,7 +40,8 @@ use sha2::{Digest, Sha256};
 
 pub use evaluate::{Decision, EvaluationInput, Spend, Step, StepResult, Verdict};
 pub use model::{
-    CallRule, Conditions, DomainRule, Effect, Group, Limit, Policy, Requirement, Rule, TypedRule,
+    CallRule, Conditions, DomainRule, Effect, Group, Limit, MAX_RECOVERY_DELAY_SECONDS, Policy,
+    RECOVERY_ROLE, RecoveryRule, Requirement, Rule, TypedRule,
 };
 
 use crate::error::PolicyError;
@@ -139,6 +140,17 @@ impl Policy {
             "requireUserVerification".into(),
             self.require_user_verification.into(),
         );
+        // Only when set: a policy without recovery hashes as it always did.
+        if let Some(recovery) = &self.recovery {
+            out.insert(
+                "recovery".into(),
+                serde_json::json!({
+                    "group": recovery.group,
+                    "threshold": recovery.threshold,
+                    "delaySeconds": recovery.delay_seconds,
+                }),
+            );
+        }
         Value::Object(out)
     }
 }

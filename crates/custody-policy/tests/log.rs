@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use custody_core::{Digest32, MemoryStore, PublicKey, RecoverableSignature, StateStore};
+use custody_core::{Digest32, MemoryStore, StateStore};
 use custody_policy::PolicyError;
 use custody_policy::log::{Change, Checkpoint, EntryAuth, LogState, PolicyLog};
 use custody_policy::policy::Policy;
@@ -18,35 +18,12 @@ use serde_json::{Value, json};
 
 #[path = "support/authenticator.rs"]
 mod authenticator;
+#[path = "support/policy_key.rs"]
+mod policy_key;
 use authenticator::*;
+use policy_key::{PolicyKey, memory_log};
 
 const WALLET: &str = "treasury";
-
-/// The policy key: a secp256k1 key signing digests (as a `KeyBackend`
-/// would, by RFC 6979 and low-s), here with k256 directly.
-struct PolicyKey(k256::ecdsa::SigningKey);
-
-impl PolicyKey {
-    fn new(seed: u8) -> Self {
-        Self(k256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap())
-    }
-
-    fn public(&self) -> PublicKey {
-        PublicKey::from_sec1_bytes(&self.0.verifying_key().to_sec1_bytes()).unwrap()
-    }
-
-    /// k256 signs with low s and the matching recovery id.
-    fn sign(&self, digest: &[u8; 32]) -> RecoverableSignature {
-        let (sig, recid) = self.0.sign_prehash_recoverable(digest);
-        let bytes = sig.to_bytes();
-        RecoverableSignature::from_parts(
-            bytes[..32].try_into().unwrap(),
-            bytes[32..].try_into().unwrap(),
-            recid.is_y_odd(),
-        )
-        .unwrap()
-    }
-}
 
 struct World {
     store: Arc<MemoryStore>,
@@ -68,13 +45,8 @@ fn policy(members: &[&str], threshold: u32) -> Policy {
 
 impl World {
     fn new() -> Self {
-        let store = Arc::new(MemoryStore::new());
         let key = PolicyKey::new(9);
-        let log = PolicyLog::new(
-            Arc::clone(&store) as Arc<dyn StateStore>,
-            RelyingParty::new(RP_ID, [ORIGIN]).unwrap(),
-            key.public(),
-        );
+        let (store, log) = memory_log(&key);
         Self {
             store,
             log,
@@ -513,7 +485,7 @@ fn a_stored_entry_is_read_strictly() {
         ),
         (
             |v| v["change"] = json!({"policy": {}, "device": {}}),
-            "the change is neither a policy nor a device",
+            "the change is not exactly one member",
         ),
     ];
     for (edit, reason) in cases {

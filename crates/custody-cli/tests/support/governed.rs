@@ -19,6 +19,9 @@ use crate::authenticator::{Device, ORIGIN, RP_ID, unb64};
 /// The governed wallet.
 pub(crate) const WALLET: &str = "treasury";
 
+/// A payee.
+pub(crate) const ALICE: &str = "0x1111111111111111111111111111111111111111";
+
 /// One run of the binary: its exit code and the JSON it printed.
 pub(crate) struct Run {
     pub(crate) code: i32,

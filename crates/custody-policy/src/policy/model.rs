@@ -20,6 +20,7 @@ pub struct Policy {
     pub(crate) limits: Vec<Limit>,
     pub(crate) allow_raw_digest: bool,
     pub(crate) require_user_verification: bool,
+    pub(crate) recovery: Option<RecoveryRule>,
 }
 
 impl Policy {
@@ -64,7 +65,36 @@ impl Policy {
     pub fn require_user_verification(&self) -> bool {
         self.require_user_verification
     }
+
+    /// How an approver's account is recovered, if the policy allows it
+    /// (see [`crate::log`], "Recovery").
+    #[must_use]
+    pub fn recovery(&self) -> Option<&RecoveryRule> {
+        self.recovery.as_ref()
+    }
 }
+
+/// The policy's `recovery` member: a new device for an approver who lost
+/// theirs, authorised by `threshold` (at least 2) distinct members of
+/// `group` (a group of role [`RECOVERY_ROLE`]), usable only once at least
+/// `delay_seconds` have passed, during which any existing device can veto.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRule {
+    /// The group whose members authorise a recovery (its role must be
+    /// [`RECOVERY_ROLE`]).
+    pub group: String,
+    /// How many distinct members (2 or more).
+    pub threshold: u32,
+    /// The shortest delay between a recovery entry and its device's first
+    /// use, in seconds (1 or more).
+    pub delay_seconds: u64,
+}
+
+/// The role of the group a [`RecoveryRule`] names.
+pub const RECOVERY_ROLE: &str = "support";
+
+/// The longest recovery delay a policy may set (one year).
+pub const MAX_RECOVERY_DELAY_SECONDS: u64 = 366 * 86_400;
 
 /// A group of approvers with a role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,6 +425,11 @@ pub(super) fn parse(value: &Value) -> Result<Policy, PolicyError> {
         Some(v) => boolean(v, &uv_path)?,
         None => true,
     };
+    let recovery_path = m.path("recovery");
+    let recovery = match m.take("recovery") {
+        Some(v) => Some(recovery_rule(v, &recovery_path, &groups)?),
+        None => None,
+    };
     m.finish()?;
     Ok(Policy {
         wallet,
@@ -404,6 +439,46 @@ pub(super) fn parse(value: &Value) -> Result<Policy, PolicyError> {
         limits,
         allow_raw_digest,
         require_user_verification,
+        recovery,
+    })
+}
+
+fn recovery_rule(value: &Value, path: &str, groups: &Groups) -> Result<RecoveryRule, PolicyError> {
+    let mut m = Members::of(value, path)?;
+    let group_path = m.path("group");
+    let group = name(m.required("group")?, &group_path)?;
+    let Some(found) = groups.get(&group) else {
+        return Err(PolicyError::invalid(&group_path, "no such group"));
+    };
+    if found.role != RECOVERY_ROLE {
+        return Err(PolicyError::invalid(
+            &group_path,
+            format!("not a group of role {RECOVERY_ROLE:?}"),
+        ));
+    }
+    let members = found.members.len() as u64;
+    let threshold_path = m.path("threshold");
+    let threshold = unsigned(m.required("threshold")?, &threshold_path)?;
+    if threshold < 2 || threshold > members {
+        return Err(PolicyError::invalid(
+            &threshold_path,
+            format!("not 2 to the group's {members} members"),
+        ));
+    }
+    let delay_path = m.path("delaySeconds");
+    let delay_seconds = unsigned(m.required("delaySeconds")?, &delay_path)?;
+    if delay_seconds == 0 || delay_seconds > MAX_RECOVERY_DELAY_SECONDS {
+        return Err(PolicyError::invalid(
+            &delay_path,
+            format!("not 1 to {MAX_RECOVERY_DELAY_SECONDS} seconds"),
+        ));
+    }
+    m.finish()?;
+    Ok(RecoveryRule {
+        group,
+        // At most the group's members (MAX_LIST), checked just above.
+        threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
+        delay_seconds,
     })
 }
 
