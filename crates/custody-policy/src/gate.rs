@@ -486,6 +486,11 @@ impl PolicyNode {
     /// (a later one changes nothing); a veto given before the operation is
     /// proposed holds too. Returns the approver who vetoed.
     ///
+    /// The log is settled at `now` (Unix seconds) first, as
+    /// [`PolicyNode::decide`] settles it: a device added by a recovery
+    /// whose delay has run out vetoes as its approver, one still pending
+    /// does not.
+    ///
     /// # Errors
     /// [`PolicyError::Approval`] for an assertion that does not verify,
     /// comes from no approver's device or from one the policy does not
@@ -495,9 +500,11 @@ impl PolicyNode {
         wallet: &'a str,
         operation: OperationHash,
         assertion: &'a str,
+        now: u64,
     ) -> Pending<'a, Result<String, PolicyError>> {
         Pending::drive(async move {
-            let state = self.log.load(wallet, None).await?;
+            let mut state = self.log.load(wallet, None).await?;
+            state.settle(now);
             let (approver, credential, count) =
                 verify_veto(&self.log, &state, wallet, &operation, assertion)?;
             let key = veto_key(wallet, &operation);

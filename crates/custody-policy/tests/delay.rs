@@ -86,12 +86,19 @@ struct World {
     node: PolicyNode,
     clock: Arc<AtomicU64>,
     signer: EthSigner,
-    /// ann, ben, sue, and a device nobody registered.
-    devices: [Device; 4],
+    /// ann, ben, sue, a device nobody registered, sid's (support, in
+    /// the recovery world) and ann's new one (recovered there).
+    devices: [Device; 6],
 }
 
 impl World {
     fn new() -> Self {
+        Self::with_policy(policy(DELAY), &[("ann", 0), ("ben", 1), ("sue", 2)])
+    }
+
+    /// The world under `policy`, the `(approver, device)` pairs registered
+    /// before it.
+    fn with_policy(policy: Policy, approvers: &[(&str, usize)]) -> Self {
         let store = Arc::new(MemoryStore::new());
         let state: Arc<dyn StateStore> = store.clone();
         let policy_key = KeySigner::pin(
@@ -134,6 +141,8 @@ impl World {
             Device::ed25519(2),
             Device::p256(3),
             Device::p256(9),
+            Device::p256(4),
+            Device::p256(5),
         ];
         let world = Self {
             store,
@@ -144,7 +153,7 @@ impl World {
             signer,
             devices,
         };
-        for (who, i) in [("ann", 0), ("ben", 1), ("sue", 2)] {
+        for &(who, i) in approvers {
             world.append_by_policy_key(
                 &policy_key,
                 Change::Device {
@@ -153,7 +162,7 @@ impl World {
                 },
             );
         }
-        world.append_by_policy_key(&policy_key, Change::Policy(Box::new(policy(DELAY))));
+        world.append_by_policy_key(&policy_key, Change::Policy(Box::new(policy)));
         world
     }
 
@@ -266,7 +275,13 @@ fn an_owner_vetoes_during_the_delay_and_the_operation_is_refused() {
     assert_eq!(w.sign(&tx, vec![sue]), Err(Denial::ApprovalsRequired));
     w.advance(60);
     let veto = w.veto_assertion(0, &op);
-    assert_eq!(w.node.veto(WALLET, op.hash(), &veto).wait().unwrap(), "ann");
+    assert_eq!(
+        w.node
+            .veto(WALLET, op.hash(), &veto, w.now())
+            .wait()
+            .unwrap(),
+        "ann"
+    );
     w.advance(DELAY);
     assert_eq!(w.sign(&tx, vec![]), Err(Denial::PolicyDenied));
     let decided = w.node.decide(WALLET, &op, &[], w.now()).wait().unwrap();
@@ -297,28 +312,37 @@ fn a_veto_over_another_operation_or_from_no_approver_is_refused() {
     let other = w.op(&payment(1));
     let wrong = w.veto_assertion(0, &other);
     assert!(matches!(
-        w.node.veto(WALLET, op.hash(), &wrong).wait(),
+        w.node.veto(WALLET, op.hash(), &wrong, w.now()).wait(),
         Err(PolicyError::Approval { .. })
     ));
     // The approval of the operation itself is not a veto of it.
     let approval = w.devices[0].assert(&op.hash().0);
     assert!(matches!(
-        w.node.veto(WALLET, op.hash(), &approval).wait(),
+        w.node.veto(WALLET, op.hash(), &approval, w.now()).wait(),
         Err(PolicyError::Approval { .. })
     ));
     // A device nobody registered.
     let stranger = w.veto_assertion(3, &op);
     assert!(matches!(
-        w.node.veto(WALLET, op.hash(), &stranger).wait(),
+        w.node.veto(WALLET, op.hash(), &stranger, w.now()).wait(),
         Err(PolicyError::Approval { .. })
     ));
     // A veto replayed after its counter was spent changes nothing, and
     // the first veto stands.
     let veto = w.veto_assertion(1, &op);
-    assert_eq!(w.node.veto(WALLET, op.hash(), &veto).wait().unwrap(), "ben");
+    assert_eq!(
+        w.node
+            .veto(WALLET, op.hash(), &veto, w.now())
+            .wait()
+            .unwrap(),
+        "ben"
+    );
     let again = w.veto_assertion(0, &op);
     assert_eq!(
-        w.node.veto(WALLET, op.hash(), &again).wait().unwrap(),
+        w.node
+            .veto(WALLET, op.hash(), &again, w.now())
+            .wait()
+            .unwrap(),
         "ben"
     );
     // None of the refused vetoes was stored: ben's is the one.
@@ -424,6 +448,72 @@ fn a_policy_change_restarts_the_delay() {
         Decision::Delayed {
             rule: "recovery".into(),
             until: NOW + DELAY + 2 * DELAY
+        }
+    );
+}
+
+/// Recovery in `RECOVERY_DELAY` by both support approvers, sue and sid.
+const RECOVERY_DELAY: u64 = 600;
+
+/// A recovered device vetoes a delayed operation as its approver once its
+/// recovery's delay has run out, not before; the node's later decision
+/// checks that stored veto again against the same settled log.
+#[test]
+fn a_recovered_device_vetoes_once_its_recovery_is_active() {
+    let mut doc = policy(DELAY).to_json();
+    doc["groups"]["support"]["members"] = json!(["sue", "sid"]);
+    doc["recovery"] = json!({"group": "support", "threshold": 2, "delaySeconds": RECOVERY_DELAY});
+    let policy = Policy::from_json(doc.to_string().as_bytes()).unwrap();
+    let mut w = World::with_policy(policy, &[("ann", 0), ("ben", 1), ("sue", 2), ("sid", 4)]);
+    // ann lost device 0: sue and sid vouch for device 5.
+    let recovery = Change::Recovery {
+        approver: "ann".into(),
+        credential: w.devices[5].credential(),
+        activates_at: NOW + RECOVERY_DELAY,
+    };
+    let op = w
+        .log
+        .load(WALLET, None)
+        .wait()
+        .unwrap()
+        .next_operation(&recovery);
+    let approvals = vec![
+        ("sue".to_owned(), w.devices[2].assert(&op.hash().0)),
+        ("sid".to_owned(), w.devices[4].assert(&op.hash().0)),
+    ];
+    w.log
+        .append(WALLET, recovery, EntryAuth::Approvals(approvals), NOW)
+        .wait()
+        .unwrap();
+    // sue proposes a payment on the delayed route.
+    let tx = payment(0);
+    let op = w.op(&tx);
+    let sue = w.devices[2].assert(&op.hash().0);
+    assert_eq!(w.sign(&tx, vec![sue]), Err(Denial::ApprovalsRequired));
+    // Pending: the new device is nobody's yet.
+    let early = w.veto_assertion(5, &op);
+    assert!(matches!(
+        w.node.veto(WALLET, op.hash(), &early, w.now()).wait(),
+        Err(PolicyError::Approval { .. })
+    ));
+    // Active: it vetoes as ann.
+    w.advance(RECOVERY_DELAY);
+    let veto = w.veto_assertion(5, &op);
+    assert_eq!(
+        w.node
+            .veto(WALLET, op.hash(), &veto, w.now())
+            .wait()
+            .unwrap(),
+        "ann"
+    );
+    w.advance(DELAY);
+    assert_eq!(w.sign(&tx, vec![]), Err(Denial::PolicyDenied));
+    let decided = w.node.decide(WALLET, &op, &[], w.now()).wait().unwrap();
+    assert_eq!(
+        decided.evaluation.decision,
+        Decision::Vetoed {
+            rule: "recovery".into(),
+            by: "ann".into()
         }
     );
 }
