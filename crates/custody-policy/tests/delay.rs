@@ -214,6 +214,32 @@ impl World {
         self.devices[device].assert(&veto.hash().0)
     }
 
+    /// A veto of `vetoed` from `device`, given now.
+    fn veto(&mut self, device: usize, vetoed: &Operation) -> Result<String, PolicyError> {
+        let assertion = self.veto_assertion(device, vetoed);
+        self.node
+            .veto(WALLET, vetoed.hash(), &assertion, self.now())
+            .wait()
+    }
+
+    /// `tx` (operation `op`) is refused, and the node's decision is the
+    /// delayed rule vetoed by `by`.
+    fn assert_vetoed_by(&self, tx: &Transaction, op: &Operation, by: &str) {
+        assert_eq!(self.sign(tx, vec![]), Err(Denial::PolicyDenied));
+        let decided = self
+            .node
+            .decide(WALLET, op, &[], self.now())
+            .wait()
+            .unwrap();
+        assert_eq!(
+            decided.evaluation.decision,
+            Decision::Vetoed {
+                rule: "recovery".into(),
+                by: by.into()
+            }
+        );
+    }
+
     fn advance(&self, seconds: u64) {
         self.clock.fetch_add(seconds, Ordering::SeqCst);
     }
@@ -274,24 +300,9 @@ fn an_owner_vetoes_during_the_delay_and_the_operation_is_refused() {
     let sue = w.devices[2].assert(&op.hash().0);
     assert_eq!(w.sign(&tx, vec![sue]), Err(Denial::ApprovalsRequired));
     w.advance(60);
-    let veto = w.veto_assertion(0, &op);
-    assert_eq!(
-        w.node
-            .veto(WALLET, op.hash(), &veto, w.now())
-            .wait()
-            .unwrap(),
-        "ann"
-    );
+    assert_eq!(w.veto(0, &op).unwrap(), "ann");
     w.advance(DELAY);
-    assert_eq!(w.sign(&tx, vec![]), Err(Denial::PolicyDenied));
-    let decided = w.node.decide(WALLET, &op, &[], w.now()).wait().unwrap();
-    assert_eq!(
-        decided.evaluation.decision,
-        Decision::Vetoed {
-            rule: "recovery".into(),
-            by: "ann".into()
-        }
-    );
+    w.assert_vetoed_by(&tx, &op, "ann");
     // The owners' own rule (no delay) still moves the funds: a veto stops
     // the delayed route, not the owners.
     let approvals = vec![
@@ -491,29 +502,10 @@ fn a_recovered_device_vetoes_once_its_recovery_is_active() {
     let sue = w.devices[2].assert(&op.hash().0);
     assert_eq!(w.sign(&tx, vec![sue]), Err(Denial::ApprovalsRequired));
     // Pending: the new device is nobody's yet.
-    let early = w.veto_assertion(5, &op);
-    assert!(matches!(
-        w.node.veto(WALLET, op.hash(), &early, w.now()).wait(),
-        Err(PolicyError::Approval { .. })
-    ));
+    assert!(matches!(w.veto(5, &op), Err(PolicyError::Approval { .. })));
     // Active: it vetoes as ann.
     w.advance(RECOVERY_DELAY);
-    let veto = w.veto_assertion(5, &op);
-    assert_eq!(
-        w.node
-            .veto(WALLET, op.hash(), &veto, w.now())
-            .wait()
-            .unwrap(),
-        "ann"
-    );
+    assert_eq!(w.veto(5, &op).unwrap(), "ann");
     w.advance(DELAY);
-    assert_eq!(w.sign(&tx, vec![]), Err(Denial::PolicyDenied));
-    let decided = w.node.decide(WALLET, &op, &[], w.now()).wait().unwrap();
-    assert_eq!(
-        decided.evaluation.decision,
-        Decision::Vetoed {
-            rule: "recovery".into(),
-            by: "ann".into()
-        }
-    );
+    w.assert_vetoed_by(&tx, &op, "ann");
 }
