@@ -235,30 +235,9 @@ fn pin_refuses_keys_of_specs_custody_does_not_use() {
     assert!(matches!(wallet, Error::Unsupported(_)), "{wallet:?}");
 }
 
-fn context(wallet: &str) -> EncryptionContext {
-    EncryptionContext::new()
-        .with("wallet", wallet)
-        .unwrap()
-        .with("purpose", "seed")
-        .unwrap()
-}
-
-/// Envelope v1 bytes with another KEK id and wrapped key and the same
-/// payload (SPEC.md "Envelope v1": magic 7, version 1, algorithm 1, u16 k,
-/// KEK id, u32 w, wrapped key, then the payload).
-fn with_wrapped_key(env: &Envelope, kek: &KekId, wrapped: &[u8]) -> Envelope {
-    let old = env.as_bytes();
-    let k = usize::from(u16::from_be_bytes([old[9], old[10]]));
-    let w = usize::try_from(u32::from_be_bytes(old[11 + k..15 + k].try_into().unwrap())).unwrap();
-    let payload = &old[15 + k + w..];
-    let mut out = old[..9].to_vec();
-    out.extend_from_slice(&u16::try_from(kek.as_str().len()).unwrap().to_be_bytes());
-    out.extend_from_slice(kek.as_str().as_bytes());
-    out.extend_from_slice(&u32::try_from(wrapped.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(wrapped);
-    out.extend_from_slice(payload);
-    Envelope::from_bytes(&out).unwrap()
-}
+#[path = "support/envelope.rs"]
+mod envelope;
+use envelope::{context, with_wrapped_key};
 
 #[test]
 fn envelope_round_trip_through_the_kms_kek() {

@@ -35,7 +35,6 @@ use custody_core::{
     SigningBackend,
 };
 use custody_kms::{KmsSigner, RetryPolicy};
-use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use rsa::pkcs8::DecodePublicKey as _;
 
 #[path = "support/aws.rs"]
@@ -45,7 +44,10 @@ use fixture::*;
 
 #[path = "support/algorithms.rs"]
 mod algorithms;
-use algorithms::{assert_ecdh_records, assert_rsa_records, decrypt, digests, sign};
+use algorithms::{
+    RSA_SIGNATURES_PER_DIGEST, assert_ecdh_agrees, assert_ecdh_records, assert_es256_verifies,
+    assert_rsa_records, assert_rsa_signs, decrypt, oaep_encrypted_cek, oaep_labelled, sign,
+};
 
 /// The DER SPKI `GetPublicKey` returns for `key`, fetched with the SDK
 /// directly (not through custody).
@@ -96,15 +98,7 @@ fn p256_keys_sign_es256_that_p256_verifies() {
         &AnyPublicKey::P256(P256PublicKey::from(public))
     );
     let verifying = p256::ecdsa::VerifyingKey::from(&public);
-    for digest in digests() {
-        let sig = sign(&signer, SignatureScheme::EcdsaP256Sha256, &digest).unwrap();
-        assert_eq!(sig.len(), 64, "JOSE r‖s, not KMS's DER");
-        let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
-        verifying.verify_prehash(&digest, &sig).unwrap();
-        let mut other = digest;
-        other[0] ^= 1;
-        assert!(verifying.verify_prehash(&other, &sig).is_err());
-    }
+    assert_es256_verifies(&signer, &verifying);
     // A secp256k1 scheme on the P-256 key is refused before KMS is asked.
     assert!(matches!(
         sign(&signer, SignatureScheme::EcdsaSecp256k1, &[1; 32]),
@@ -141,25 +135,9 @@ fn rsa_keys_sign_pkcs1_and_pss_that_rsa_verifies() {
         assert_eq!(pinned.bits(), bits);
         assert_eq!(pinned.to_spki_der(), spki, "pinned as KMS encodes it");
         let public = rsa::PublicKey::from_public_key_der(&spki).unwrap();
-        for digest in digests().take(2) {
-            let sig = sign(&signer, SignatureScheme::RsaPkcs1Sha256, &digest).unwrap();
-            assert_eq!(sig.len(), bits / 8);
-            public
-                .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig)
-                .unwrap();
-            let sig = sign(&signer, SignatureScheme::RsaPssSha256, &digest).unwrap();
-            public
-                .verify(rsa::Pss::<sha2::Sha256>::new_with_salt(32), &digest, &sig)
-                .unwrap();
-            // PSS is randomized: a second signature differs and verifies.
-            let again = sign(&signer, SignatureScheme::RsaPssSha256, &digest).unwrap();
-            assert_ne!(sig, again);
-            public
-                .verify(rsa::Pss::<sha2::Sha256>::new_with_salt(32), &digest, &again)
-                .unwrap();
-        }
+        assert_rsa_signs(&signer, &public, bits);
     }
-    assert_rsa_records(&audit.records(), 3 * 2 * 3);
+    assert_rsa_records(&audit.records(), 3 * 2 * RSA_SIGNATURES_PER_DIGEST);
 }
 
 #[test]
@@ -174,16 +152,7 @@ fn derive_shared_secret_equals_p256_ecdh_with_a_local_ephemeral_key() {
     assert!(Capabilities::of(backend.as_ref()).decrypting);
     let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
     let kms_public = p256_of(&spki_of(&emu, &id));
-    let mut secrets = Vec::new();
-    for seed in 1u8..=4 {
-        let ephemeral = p256::SecretKey::from_slice(&[seed; 32]).unwrap();
-        let expected =
-            p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), kms_public.as_affine());
-        let peer = P256PublicKey::from(ephemeral.public_key());
-        let z = decrypt(&backend, signer.key(), Decryption::EcdhP256 { peer: &peer }).unwrap();
-        assert_eq!(z.as_slice(), expected.raw_secret_bytes().as_slice());
-        secrets.push(hex::encode(z));
-    }
+    let secrets = assert_ecdh_agrees(&backend, signer.key(), &kms_public);
     assert_ecdh_records(&audit.records(), 4, &secrets);
 }
 
@@ -200,54 +169,24 @@ fn kms_rsa_oaep_decrypt_returns_what_rsa_encrypted_to_its_public_key() {
         let signer = KeySigner::pin(backend.clone(), stored(&id)).wait().unwrap();
         assert_eq!(signer.key().algorithm(), KeyAlgorithm::Rsa);
         let public = rsa::PublicKey::from_public_key_der(&spki_of(&emu, &id)).unwrap();
-        for len in [16usize, 32, 64] {
-            let cek: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-            let ciphertext = public
-                .encrypt(
-                    &mut getrandom::SysRng,
-                    rsa::Oaep::<sha2::Sha256>::new(),
-                    &cek,
-                )
-                .unwrap();
-            let plain = decrypt(
-                &backend,
-                signer.key(),
-                Decryption::RsaOaepSha256 {
-                    ciphertext: &ciphertext,
-                },
-            )
-            .unwrap();
-            assert_eq!(plain, cek);
-            // One bit flipped: the opaque decryption failure.
-            let mut tampered = ciphertext.clone();
-            tampered[len] ^= 0x10;
-            assert!(matches!(
-                decrypt(
-                    &backend,
-                    signer.key(),
-                    Decryption::RsaOaepSha256 {
-                        ciphertext: &tampered,
-                    },
-                ),
-                Err(Error::DecryptionFailed)
-            ));
-        }
-        // OAEP with a label is not KMS's (empty label): refused as tampered.
-        let labelled = public
-            .encrypt(
-                &mut getrandom::SysRng,
-                rsa::Oaep::<sha2::Sha256>::new_with_label(&b"custody"[..]),
-                b"cek",
-            )
-            .unwrap();
-        assert!(matches!(
+        let oaep = |ciphertext: &[u8]| {
             decrypt(
                 &backend,
                 signer.key(),
-                Decryption::RsaOaepSha256 {
-                    ciphertext: &labelled
-                },
-            ),
+                Decryption::RsaOaepSha256 { ciphertext },
+            )
+        };
+        for len in [16usize, 32, 64] {
+            let (cek, ciphertext) = oaep_encrypted_cek(&public, len);
+            assert_eq!(oaep(&ciphertext).unwrap(), cek);
+            // One bit flipped: the opaque decryption failure.
+            let mut tampered = ciphertext.clone();
+            tampered[len] ^= 0x10;
+            assert!(matches!(oaep(&tampered), Err(Error::DecryptionFailed)));
+        }
+        // OAEP with a label is not KMS's (empty label): refused as tampered.
+        assert!(matches!(
+            oaep(&oaep_labelled(&public)),
             Err(Error::DecryptionFailed)
         ));
     }

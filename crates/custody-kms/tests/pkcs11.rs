@@ -28,12 +28,10 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use custody_core::{
     Authorization, Capabilities, DataKey, Digest32, EncryptionContext, Envelope, Error, Intent,
-    KekId, KeyBackend, KeyId, KeyRef, KeySigner, PublicKey, RawSignature, SharedBackend,
-    SignRequest, SigningBackend, WrappingBackend,
+    KekId, KeyBackend, KeyRef, KeySigner, PublicKey, RawSignature, SharedBackend, SignRequest,
+    SigningBackend, WrappingBackend,
 };
-use custody_kms::{
-    Pin, Pkcs11Error, Pkcs11Kek, Pkcs11Module, Pkcs11Signer, Pkcs11Token, Pkcs11Uri,
-};
+use custody_kms::{Pin, Pkcs11Kek, Pkcs11Module, Pkcs11Signer, Pkcs11Token, Pkcs11Uri};
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{Signature, VerifyingKey};
 
@@ -73,23 +71,6 @@ fn digest(i: u32) -> Digest32 {
         *b = u8::try_from(j).unwrap().wrapping_mul(31) ^ u8::try_from(i % 251).unwrap();
     }
     Digest32(d)
-}
-
-fn stored(id: &str) -> KeyRef {
-    KeyRef::Stored(KeyId::new(id).unwrap())
-}
-
-fn p11_error(e: &Error) -> &Pkcs11Error {
-    match e {
-        Error::Backend { kind, source } => {
-            let p = source
-                .downcast_ref::<Pkcs11Error>()
-                .unwrap_or_else(|| panic!("not a Pkcs11Error: {e:?}"));
-            assert_eq!(*kind, p.kind(), "the kind travels with the error");
-            p
-        }
-        other => panic!("not a backend error: {other:?}"),
-    }
 }
 
 /// `⌊n/2⌋` of secp256k1.
@@ -402,29 +383,9 @@ fn session_closed_under_the_signer_is_reopened_and_the_signature_retried() {
 
 // ---------------------------------------------------------------- wrapping
 
-fn context(wallet: &str) -> EncryptionContext {
-    EncryptionContext::new()
-        .with("wallet", wallet)
-        .unwrap()
-        .with("purpose", "seed")
-        .unwrap()
-}
-
-/// Envelope v1 bytes with another KEK id and wrapped key and the same
-/// payload (custody-core SPEC.md, "Envelope v1").
-fn with_wrapped_key(env: &Envelope, kek: &KekId, wrapped: &[u8]) -> Envelope {
-    let old = env.as_bytes();
-    let k = usize::from(u16::from_be_bytes([old[9], old[10]]));
-    let w = usize::try_from(u32::from_be_bytes(old[11 + k..15 + k].try_into().unwrap())).unwrap();
-    let payload = &old[15 + k + w..];
-    let mut out = old[..9].to_vec();
-    out.extend_from_slice(&u16::try_from(kek.as_str().len()).unwrap().to_be_bytes());
-    out.extend_from_slice(kek.as_str().as_bytes());
-    out.extend_from_slice(&u32::try_from(wrapped.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(wrapped);
-    out.extend_from_slice(payload);
-    Envelope::from_bytes(&out).unwrap()
-}
+#[path = "support/envelope.rs"]
+mod envelope;
+use envelope::{context, with_wrapped_key};
 
 #[test]
 fn envelope_round_trip_through_the_token_kek() {

@@ -29,12 +29,10 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use custody_core::{
     AnyPublicKey, AuditOutcome, Audited, Authorization, Capabilities, Decryption, Error, Intent,
-    KeyAlgorithm, KeyId, KeyRef, KeySigner, MemoryAuditLog, P256PublicKey, PinnedKey,
-    SharedBackend, SignatureScheme,
+    KeyAlgorithm, KeySigner, MemoryAuditLog, P256PublicKey, PinnedKey, SharedBackend,
+    SignatureScheme,
 };
-use custody_kms::{Pkcs11Error, Pkcs11KeySpec, Pkcs11Signer};
-use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
-use sha2::Digest as _;
+use custody_kms::{Pkcs11KeySpec, Pkcs11Signer};
 
 /// How many tokens the process-wide fixture makes (one per test).
 const TOKENS: usize = 6;
@@ -46,20 +44,11 @@ use fixture::*;
 
 #[path = "support/algorithms.rs"]
 mod algorithms;
-use algorithms::{assert_ecdh_records, assert_rsa_records, decrypt, digests, sign};
-
-fn stored(id: &str) -> KeyRef {
-    KeyRef::Stored(KeyId::new(id).unwrap())
-}
-
-fn p11_error(e: &Error) -> &Pkcs11Error {
-    match e {
-        Error::Backend { source: src, .. } => src
-            .downcast_ref::<Pkcs11Error>()
-            .unwrap_or_else(|| panic!("not a Pkcs11Error: {e:?}")),
-        other => panic!("not a backend error: {other:?}"),
-    }
-}
+use algorithms::{
+    RSA_SIGNATURES_PER_DIGEST, assert_ecdh_agrees, assert_ecdh_records, assert_es256_verifies,
+    assert_rsa_records, assert_rsa_signs, decrypt, digests, oaep_encrypted_cek, oaep_labelled,
+    sign,
+};
 
 /// A signer on the fixture's token and the same signer under the audit
 /// layer.
@@ -68,6 +57,22 @@ fn audited(fx: &Fixture) -> (Arc<Pkcs11Signer>, SharedBackend, Arc<MemoryAuditLo
     let audit = Arc::new(MemoryAuditLog::new());
     let backend: SharedBackend = Arc::new(Audited::new(signer.clone(), audit.clone()));
     (signer, backend, audit)
+}
+
+/// Generates a key of `spec` labelled `label` with `signer`, then pins it
+/// afresh (not from the generation cache) through `backend`: what the
+/// generation returned, and the signer.
+fn generate_and_pin(
+    signer: &Pkcs11Signer,
+    backend: &SharedBackend,
+    label: &str,
+    spec: Pkcs11KeySpec,
+) -> (PinnedKey, KeySigner) {
+    let generated = signer.generate_key(label, spec).unwrap();
+    let key = KeySigner::pin(backend.clone(), stored(label))
+        .wait()
+        .unwrap();
+    (generated, key)
 }
 
 /// One attribute's bytes of the object labelled `label` of `class`, read
@@ -160,34 +165,24 @@ fn p256_keys_sign_es256_that_p256_verifies() {
         return;
     };
     let (signer, backend, audit) = audited(&fx);
-    let generated = signer
-        .generate_key(
-            "es256",
-            Pkcs11KeySpec::P256 {
-                sign: true,
-                derive: false,
-            },
-        )
-        .unwrap();
+    let (generated, key) = generate_and_pin(
+        &signer,
+        &backend,
+        "es256",
+        Pkcs11KeySpec::P256 {
+            sign: true,
+            derive: false,
+        },
+    );
     let token_public = p256_of(&fx, "es256");
     // Pinned afresh (not from the generation cache) through the audit layer.
-    let key = KeySigner::pin(backend, stored("es256")).wait().unwrap();
     assert_eq!(key.key(), &generated);
     let AnyPublicKey::P256(pinned) = key.key().public() else {
         panic!("a P-256 key");
     };
     assert_eq!(pinned.as_p256(), &token_public);
     let verifying = p256::ecdsa::VerifyingKey::from(&token_public);
-    let mut high_s = 0;
-    for digest in digests() {
-        let sig = sign(&key, SignatureScheme::EcdsaP256Sha256, &digest).unwrap();
-        assert_eq!(sig.len(), 64, "JOSE r‖s");
-        let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
-        verifying.verify_prehash(&digest, &sig).unwrap();
-        let other: [u8; 32] = sha2::Sha256::digest(digest).into();
-        assert!(verifying.verify_prehash(&other, &sig).is_err());
-        high_s += usize::from(sig.normalize_s() != sig);
-    }
+    let high_s = assert_es256_verifies(&key, &verifying);
     // ECDSA is randomized on the token: two signatures of one digest differ.
     let d = digests().next().unwrap();
     assert_ne!(
@@ -212,20 +207,17 @@ fn rsa_keys_sign_pkcs1_and_pss_that_rsa_verifies() {
     let (signer, backend, audit) = audited(&fx);
     for bits in [2048u32, 3072] {
         let label = format!("rsa-{bits}");
-        signer
-            .generate_key(
-                &label,
-                Pkcs11KeySpec::Rsa {
-                    bits,
-                    sign: true,
-                    decrypt: false,
-                },
-            )
-            .unwrap();
+        let (_, key) = generate_and_pin(
+            &signer,
+            &backend,
+            &label,
+            Pkcs11KeySpec::Rsa {
+                bits,
+                sign: true,
+                decrypt: false,
+            },
+        );
         let public = rsa_of(&fx, &label);
-        let key = KeySigner::pin(backend.clone(), stored(&label))
-            .wait()
-            .unwrap();
         let AnyPublicKey::Rsa(pinned) = key.key().public() else {
             panic!("an RSA key");
         };
@@ -236,42 +228,9 @@ fn rsa_keys_sign_pkcs1_and_pss_that_rsa_verifies() {
                 .unwrap()
                 .as_bytes()
         );
-        for digest in digests().take(2) {
-            let sig = sign(&key, SignatureScheme::RsaPkcs1Sha256, &digest).unwrap();
-            assert_eq!(sig.len(), bits as usize / 8);
-            public
-                .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig)
-                .unwrap();
-            // PKCS#1 v1.5 is deterministic: the same digest, the same bytes.
-            assert_eq!(
-                sign(&key, SignatureScheme::RsaPkcs1Sha256, &digest).unwrap(),
-                sig
-            );
-            let sig = sign(&key, SignatureScheme::RsaPssSha256, &digest).unwrap();
-            public
-                .verify(rsa::Pss::<sha2::Sha256>::new_with_salt(32), &digest, &sig)
-                .unwrap();
-            // PSS is randomized: a second signature differs and verifies.
-            let again = sign(&key, SignatureScheme::RsaPssSha256, &digest).unwrap();
-            assert_ne!(sig, again);
-            public
-                .verify(rsa::Pss::<sha2::Sha256>::new_with_salt(32), &digest, &again)
-                .unwrap();
-            // A PSS signature is not a PKCS#1 v1.5 one, nor for another digest.
-            assert!(
-                public
-                    .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig)
-                    .is_err()
-            );
-            let other: [u8; 32] = sha2::Sha256::digest(digest).into();
-            assert!(
-                public
-                    .verify(rsa::Pss::<sha2::Sha256>::new_with_salt(32), &other, &sig)
-                    .is_err()
-            );
-        }
+        assert_rsa_signs(&key, &public, bits as usize);
     }
-    assert_rsa_records(&audit.records(), 2 * 2 * 4);
+    assert_rsa_records(&audit.records(), 2 * 2 * RSA_SIGNATURES_PER_DIGEST);
 }
 
 #[test]
@@ -282,30 +241,18 @@ fn ecdh_equals_p256_with_a_local_ephemeral_key_and_leaves_no_object() {
     };
     let (signer, backend, audit) = audited(&fx);
     assert!(Capabilities::of(backend.as_ref()).decrypting);
-    signer
-        .generate_key(
-            "ecdh",
-            Pkcs11KeySpec::P256 {
-                sign: false,
-                derive: true,
-            },
-        )
-        .unwrap();
+    let (_, key) = generate_and_pin(
+        &signer,
+        &backend,
+        "ecdh",
+        Pkcs11KeySpec::P256 {
+            sign: false,
+            derive: true,
+        },
+    );
     let token_public = p256_of(&fx, "ecdh");
-    let key = KeySigner::pin(backend.clone(), stored("ecdh"))
-        .wait()
-        .unwrap();
     let before = secret_objects(&fx);
-    let mut secrets = Vec::new();
-    for seed in 1u8..=4 {
-        let ephemeral = p256::SecretKey::from_slice(&[seed; 32]).unwrap();
-        let expected =
-            p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), token_public.as_affine());
-        let peer = P256PublicKey::from(ephemeral.public_key());
-        let z = decrypt(&backend, key.key(), Decryption::EcdhP256 { peer: &peer }).unwrap();
-        assert_eq!(z.as_slice(), expected.raw_secret_bytes().as_slice());
-        secrets.push(hex::encode(z));
-    }
+    let secrets = assert_ecdh_agrees(&backend, key.key(), &token_public);
     // Each derived session object was destroyed at once.
     assert_eq!(secret_objects(&fx), before);
     assert_ecdh_records(&audit.records(), 4, &secrets);
@@ -317,20 +264,17 @@ fn rsa_oaep_decrypts_what_rsa_encrypted_to_its_public_key() {
         return;
     };
     let (signer, backend, audit) = audited(&fx);
-    signer
-        .generate_key(
-            "oaep",
-            Pkcs11KeySpec::Rsa {
-                bits: 2048,
-                sign: false,
-                decrypt: true,
-            },
-        )
-        .unwrap();
+    let (_, key) = generate_and_pin(
+        &signer,
+        &backend,
+        "oaep",
+        Pkcs11KeySpec::Rsa {
+            bits: 2048,
+            sign: false,
+            decrypt: true,
+        },
+    );
     let public = rsa_of(&fx, "oaep");
-    let key = KeySigner::pin(backend.clone(), stored("oaep"))
-        .wait()
-        .unwrap();
     assert_eq!(key.key().algorithm(), KeyAlgorithm::Rsa);
     let oaep = |ciphertext: &[u8]| {
         decrypt(
@@ -360,14 +304,7 @@ fn rsa_oaep_decrypts_what_rsa_encrypted_to_its_public_key() {
         return;
     }
     for len in [16usize, 32, 64, 190] {
-        let cek: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-        let ciphertext = public
-            .encrypt(
-                &mut getrandom::SysRng,
-                rsa::Oaep::<sha2::Sha256>::new(),
-                &cek,
-            )
-            .unwrap();
+        let (cek, ciphertext) = oaep_encrypted_cek(&public, len);
         assert_eq!(oaep(&ciphertext).unwrap(), cek);
         // One bit flipped anywhere: the one opaque decryption failure.
         for at in [0, len, 255] {
@@ -387,13 +324,7 @@ fn rsa_oaep_decrypts_what_rsa_encrypted_to_its_public_key() {
     }
     // OAEP with a label, with SHA-1, and PKCS#1 v1.5 encryption: not
     // RSA-OAEP-256 with the empty label, refused as tampered.
-    let labelled = public
-        .encrypt(
-            &mut getrandom::SysRng,
-            rsa::Oaep::<sha2::Sha256>::new_with_label(&b"custody"[..]),
-            b"cek",
-        )
-        .unwrap();
+    let labelled = oaep_labelled(&public);
     let sha1 = public
         .encrypt(
             &mut getrandom::SysRng,

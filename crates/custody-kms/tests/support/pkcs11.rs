@@ -1,7 +1,8 @@
-//! The SoftHSM2 test fixtures shared by `pkcs11.rs` and `conformance.rs`:
-//! the module path (or a skip), fresh tokens made once per process before
-//! any test touches the module (`super::TOKENS` of them), and a test's own
-//! logged-in sessions.
+//! The SoftHSM2 test fixtures shared by `pkcs11.rs`,
+//! `pkcs11_algorithms.rs` and `conformance.rs`: the module path (or a
+//! skip), fresh tokens made once per process before any test touches the
+//! module (`super::TOKENS` of them), a test's own logged-in sessions, and
+//! the keys and errors the tests name.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -10,11 +11,32 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use custody_kms::{Pin, Pkcs11Module, Pkcs11Token};
+use custody_core::{Error, KeyId, KeyRef};
+use custody_kms::{Pin, Pkcs11Error, Pkcs11Module, Pkcs11Token};
 
 pub(crate) const MODULE_VAR: &str = "CUSTODY_TEST_PKCS11_MODULE";
 pub(crate) const SO_PIN: &str = "so-pin-0000";
 pub(crate) const USER_PIN: &str = "user-pin-1234";
+
+/// The key labelled (or named by the `pkcs11:` URI) `id`.
+pub(crate) fn stored(id: &str) -> KeyRef {
+    KeyRef::Stored(KeyId::new(id).unwrap())
+}
+
+/// The `Pkcs11Error` inside a core error, whose kind travels with it, or
+/// a panic saying what came instead.
+pub(crate) fn p11_error(e: &Error) -> &Pkcs11Error {
+    match e {
+        Error::Backend { kind, source } => {
+            let p = source
+                .downcast_ref::<Pkcs11Error>()
+                .unwrap_or_else(|| panic!("not a Pkcs11Error: {e:?}"));
+            assert_eq!(*kind, p.kind(), "the kind travels with the error");
+            p
+        }
+        other => panic!("not a backend error: {other:?}"),
+    }
+}
 
 /// The module path, or `None` after saying the test is skipped.
 pub(crate) fn module_path(test: &str) -> Option<PathBuf> {
