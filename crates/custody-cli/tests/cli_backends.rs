@@ -349,74 +349,23 @@ fn rewrap_to_a_new_passphrase_needs_it_given_and_keeps_every_address() {
 
 // ------------------------------------------------------------------ AWS KMS
 
-/// The emulator: its endpoint and the venv Python (boto3 comes with moto),
-/// or `None` after saying the test is skipped.
-fn kms(test: &str) -> Option<Kms> {
-    match (
-        std::env::var("CUSTODY_TEST_KMS_ENDPOINT"),
-        std::env::var("CUSTODY_TEST_PYTHON"),
-    ) {
-        (Ok(endpoint), Ok(python)) if !endpoint.is_empty() && !python.is_empty() => {
-            Some(Kms { endpoint, python })
-        }
-        _ => {
-            println!(
-                "skipped {test}: set CUSTODY_TEST_KMS_ENDPOINT to a KMS emulator (moto) and CUSTODY_TEST_PYTHON to a Python with boto3"
-            );
-            None
-        }
-    }
-}
+/// The emulator (the workspace's one copy of its set-up, shared with
+/// custody-ffi's KMS test): `kms(test)` is it, or `None` after saying the
+/// test is skipped.
+#[path = "../../../testing/kms_emulator.rs"]
+mod kms_emulator;
+use kms_emulator::{KmsEmulator, aws_env, emulator as kms};
 
-struct Kms {
-    endpoint: String,
-    python: String,
-}
-
-impl Kms {
+impl KmsEmulator {
     /// The standard AWS environment the binary reads, pointed at the emulator.
     fn env(&self) -> Env {
         self.env_at(&self.endpoint)
     }
 
     fn env_at(&self, endpoint: &str) -> Env {
-        Env::default()
-            .with("AWS_ENDPOINT_URL", endpoint)
-            .with("AWS_REGION", "us-east-1")
-            .with("AWS_ACCESS_KEY_ID", "AKIDCUSTODYTEST")
-            .with("AWS_SECRET_ACCESS_KEY", "custody-test-secret-key-not-real")
-    }
-
-    /// Creates a key with boto3 (another SDK than the one under test);
-    /// returns its id and ARN.
-    fn create_key(&self, spec: &str, usage: &str) -> (String, String) {
-        let script = format!(
-            "import boto3,json\n\
-             c=boto3.client('kms',endpoint_url='{}',region_name='us-east-1',\
-             aws_access_key_id='AKIDCUSTODYTEST',aws_secret_access_key='x')\n\
-             m=c.create_key(KeySpec='{spec}',KeyUsage='{usage}')['KeyMetadata']\n\
-             print(json.dumps([m['KeyId'],m['Arn']]))",
-            self.endpoint
-        );
-        let out = Command::new(&self.python)
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: (String, String) = serde_json::from_slice(&out.stdout).unwrap();
-        v
-    }
-
-    fn kek(&self) -> String {
-        self.create_key("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT").0
-    }
-
-    fn signing_key(&self) -> (String, String) {
-        self.create_key("ECC_SECG_P256K1", "SIGN_VERIFY")
+        aws_env(endpoint)
+            .into_iter()
+            .fold(Env::default(), |env, (k, v)| env.with(k, v))
     }
 }
 
@@ -746,53 +695,17 @@ fn a_kms_key_signs_behind_the_same_gates_however_it_is_named() {
 
 // ----------------------------------------------------------------- PKCS#11
 
-const USER_PIN: &str = "user-pin-1234";
-
-/// A fresh SoftHSM token with an AES KEK and a secp256k1 key made through
-/// custody-kms, or `None` after saying the test is skipped.
-fn token(test: &str) -> Option<(PathBuf, String)> {
-    let module = match std::env::var_os("CUSTODY_TEST_PKCS11_MODULE") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
-            println!("skipped {test}: set CUSTODY_TEST_PKCS11_MODULE and SOFTHSM2_CONF");
-            return None;
-        }
-    };
-    let label = format!("cli-{}", std::process::id());
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--so-pin",
-            "so-pin-0000",
-            "--pin",
-            USER_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util (Debian softhsm2) is installed beside the module");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m = custody_kms::Pkcs11Module::load(&module).unwrap();
-    let token =
-        custody_kms::Pkcs11Token::open(&m, &label, custody_kms::Pin::new(USER_PIN)).unwrap();
-    custody_kms::Pkcs11Kek::new(token.clone(), custody_core::KekId::new("root-kek").unwrap())
-        .unwrap()
-        .generate("root-kek")
-        .unwrap();
-    custody_kms::Pkcs11Signer::new(token)
-        .generate("signer")
-        .unwrap();
-    Some((module, label))
-}
+/// A fresh token with a KEK and a signing key (the workspace's one copy
+/// of its set-up, shared with the other crate's PKCS#11 test).
+#[path = "../../../testing/softhsm_token.rs"]
+mod softhsm_token;
+use softhsm_token::USER_PIN;
 
 #[test]
 fn a_pkcs11_token_holds_the_kek_and_a_signing_key() {
-    let Some((module, label)) = token("a_pkcs11_token_holds_the_kek_and_a_signing_key") else {
+    let Some(softhsm_token::Token { module, label, .. }) =
+        softhsm_token::token("a_pkcs11_token_holds_the_kek_and_a_signing_key", "cli")
+    else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

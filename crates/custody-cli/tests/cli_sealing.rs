@@ -576,50 +576,27 @@ fn every_sealing_error_has_its_kind_and_exit_code() {
 
 // ------------------------------------------------------------------ AWS KMS
 
-/// A key made on the emulator with boto3 (another SDK than custody's).
-fn kms_key(endpoint: &str, python: &str, spec: &str, usage: &str) -> String {
-    let script = format!(
-        "import boto3\n\
-         c=boto3.client('kms',endpoint_url='{endpoint}',region_name='us-east-1',\
-         aws_access_key_id='AKIDCUSTODYTEST',aws_secret_access_key='x')\n\
-         print(c.create_key(KeySpec='{spec}',KeyUsage='{usage}')['KeyMetadata']['KeyId'])"
-    );
-    let out = Command::new(python).args(["-c", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+/// The emulator, shared with the other KMS tests (keys made with boto3,
+/// another SDK than custody's).
+#[path = "../../../testing/kms_emulator.rs"]
+mod kms_emulator;
 
 #[test]
 fn kms_sealing_keys_rotate_and_open_through_kms() {
-    let (Ok(endpoint), Some(python)) = (
-        std::env::var("CUSTODY_TEST_KMS_ENDPOINT"),
-        python("the KMS sealing keys"),
-    ) else {
-        println!("skipped: set CUSTODY_TEST_KMS_ENDPOINT to a KMS emulator (moto)");
+    let Some(kms) = kms_emulator::emulator("kms_sealing_keys_rotate_and_open_through_kms") else {
         return;
     };
     let w = World::new();
-    let vars = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDCUSTODYTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "custody-test-secret-key-not-real"),
-        ("AWS_CONFIG_FILE", "/nonexistent/custody-test"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/custody-test"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let env = kms.aws_env();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let run = |args: &[&str]| custody_with(&w.ks, args, None, &vars);
     let rsa = format!(
         "aws-kms:{}",
-        kms_key(&endpoint, &python, "RSA_2048", "ENCRYPT_DECRYPT")
+        kms.create_key("RSA_2048", "ENCRYPT_DECRYPT").0
     );
     let ec = format!(
         "aws-kms:{}",
-        kms_key(&endpoint, &python, "ECC_NIST_P256", "KEY_AGREEMENT")
+        kms.create_key("ECC_NIST_P256", "KEY_AGREEMENT").0
     );
 
     // An RSA key in KMS: the JWK is its public half; RSA-OAEP-256 opens

@@ -14,8 +14,7 @@
 #[path = "support/calls.rs"]
 mod calls;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::ptr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -310,49 +309,11 @@ fn a_keystore_under_a_backend_kek_reaches_for_that_backend() {
 
 // ----------------------------------------------------------------- PKCS#11
 
-const USER_PIN: &str = "user-pin-1234";
-
-/// A fresh SoftHSM token with an AES KEK and a secp256k1 key, or `None`
-/// after saying the test is skipped.
-fn token(test: &str) -> Option<(PathBuf, String, custody_core::PublicKey)> {
-    let module = match std::env::var_os("CUSTODY_TEST_PKCS11_MODULE") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
-            println!("skipped {test}: set CUSTODY_TEST_PKCS11_MODULE and SOFTHSM2_CONF");
-            return None;
-        }
-    };
-    let label = format!("ffi-{}", std::process::id());
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--so-pin",
-            "so-pin-0000",
-            "--pin",
-            USER_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util (Debian softhsm2) is installed beside the module");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m = custody_kms::Pkcs11Module::load(&module).unwrap();
-    let token =
-        custody_kms::Pkcs11Token::open(&m, &label, custody_kms::Pin::new(USER_PIN)).unwrap();
-    custody_kms::Pkcs11Kek::new(token.clone(), custody_core::KekId::new("root-kek").unwrap())
-        .unwrap()
-        .generate("root-kek")
-        .unwrap();
-    let pinned = custody_kms::Pkcs11Signer::new(token)
-        .generate("signer")
-        .unwrap();
-    Some((module, label, *pinned.secp256k1().unwrap()))
-}
+/// A fresh token with a KEK and a signing key (the workspace's one copy
+/// of its set-up, shared with the other crate's PKCS#11 test).
+#[path = "../../../testing/softhsm_token.rs"]
+mod softhsm_token;
+use softhsm_token::USER_PIN;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -374,7 +335,12 @@ fn code_now(secret: &[u8]) -> String {
 #[test]
 fn a_pkcs11_token_holds_the_kek_and_a_gated_signing_key() {
     let test = "a_pkcs11_token_holds_the_kek_and_a_gated_signing_key";
-    let Some((module, label, public)) = token(test) else {
+    let Some(softhsm_token::Token {
+        module,
+        label,
+        signer: public,
+    }) = softhsm_token::token(test, "ffi")
+    else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -389,32 +355,8 @@ fn a_pkcs11_token_holds_the_kek_and_a_gated_signing_key() {
     let dir = tmp.path().join("ks");
 
     // `custody init --kek pkcs11:...`, through the library as the CLI does.
-    let config = custody_kms::BackendConfig::new();
-    let kek = config.kek(&BackendUri::parse(&kek_uri).unwrap()).unwrap();
-    let seed = Mnemonic::parse(MNEMONIC).unwrap().to_seed("");
-    let options = CreateOptions::light().unwrap();
-    let rust = Keystore::create_with(
-        &dir,
-        RootKek::Backend {
-            uri: &kek_uri,
-            backend: kek,
-        },
-        &seed,
-        &options,
-    )
-    .unwrap();
-    let wallet = EthSigner::new(
-        KeySigner::pin(
-            rust.backend(),
-            KeyRef::Wallet {
-                name: "alice".into(),
-                index: 0,
-            },
-        )
-        .wait()
-        .unwrap(),
-    )
-    .unwrap();
+    let (rust, wallet) =
+        create_under_kek(&dir, &custody_kms::BackendConfig::new(), &kek_uri, MNEMONIC);
     // The token key enrolled for TOTP (`custody totp register --key URI`).
     let signer_uri = format!("pkcs11:token={label};object=signer{query}");
     let enrolment = KeystoreGate::registry_for(&rust, None)
@@ -456,14 +398,7 @@ fn a_pkcs11_token_holds_the_kek_and_a_gated_signing_key() {
     let code = code_now(&totp_secret);
     let sig = key_sign_message(&key, MESSAGE, Some(&code)).unwrap();
     assert_eq!(sig["address"], derived["address"]);
-    let digest = format!(
-        "0x{}",
-        hex::encode(
-            PersonalMessage::from_bytes(MESSAGE.to_vec())
-                .signing_hash()
-                .0
-        )
-    );
+    let digest = personal_digest(MESSAGE);
     assert_eq!(sig["digest"], digest);
     assert_eq!(
         recover(&digest, sig["signature"].as_str().unwrap()),

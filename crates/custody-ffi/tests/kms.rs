@@ -17,91 +17,38 @@
 #[expect(dead_code, reason = "this test uses a part of the shared calls")]
 mod calls;
 
-use std::process::Command;
-
 use calls::*;
-use custody_core::{CreateOptions, KeyRef, KeySigner, Keystore, Mnemonic, RootKek};
-use custody_eth::{EthSigner, PersonalMessage};
 use custody_ffi::*;
-use custody_kms::{BackendConfig, BackendUri};
+use custody_kms::BackendConfig;
 
 const MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon \
                         abandon abandon abandon about";
 
-/// Creates a KMS key with boto3 (another SDK than the one under test).
-fn create_key(python: &str, endpoint: &str, spec: &str, usage: &str) -> String {
-    let script = format!(
-        "import boto3\n\
-         c=boto3.client('kms',endpoint_url='{endpoint}',region_name='us-east-1',\
-         aws_access_key_id='AKIDCUSTODYTEST',aws_secret_access_key='x')\n\
-         print(c.create_key(KeySpec='{spec}',KeyUsage='{usage}')['KeyMetadata']['KeyId'])"
-    );
-    let out = Command::new(python).args(["-c", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+/// The emulator, shared with the binary's KMS tests (keys made with
+/// boto3, another SDK than the one under test).
+#[path = "../../../testing/kms_emulator.rs"]
+mod kms_emulator;
 
 #[test]
 fn a_kms_kek_opens_the_keystore_and_a_kms_key_signs() {
-    let (Ok(endpoint), Ok(python)) = (
-        std::env::var("CUSTODY_TEST_KMS_ENDPOINT"),
-        std::env::var("CUSTODY_TEST_PYTHON"),
-    ) else {
-        println!(
-            "skipped a_kms_kek_opens_the_keystore_and_a_kms_key_signs: set CUSTODY_TEST_KMS_ENDPOINT to a KMS emulator (moto) and CUSTODY_TEST_PYTHON to a Python with boto3"
-        );
+    let Some(kms) = kms_emulator::emulator("a_kms_kek_opens_the_keystore_and_a_kms_key_signs")
+    else {
         return;
     };
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDCUSTODYTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "custody-test-secret-key-not-real"),
-        // Never a developer's own AWS profile or instance metadata.
-        ("AWS_CONFIG_FILE", "/nonexistent/custody-test"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/custody-test"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ] {
+    for (k, v) in kms.aws_env() {
         // SAFETY: this is the only test of this binary, and it sets the
         // environment before anything of it (or of the library) runs on
         // another thread.
         unsafe { std::env::set_var(k, v) };
     }
-    let kek_id = create_key(&python, &endpoint, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT");
-    let signing_id = create_key(&python, &endpoint, "ECC_SECG_P256K1", "SIGN_VERIFY");
+    let kek_id = kms.kek();
+    let (signing_id, _) = kms.signing_key();
 
     // `custody init --kek aws-kms:KEY`, through the library as the CLI does.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ks");
     let kek_uri = format!("aws-kms:{kek_id}");
-    let config = BackendConfig::from_env();
-    let kek = config.kek(&BackendUri::parse(&kek_uri).unwrap()).unwrap();
-    let rust = Keystore::create_with(
-        &dir,
-        RootKek::Backend {
-            uri: &kek_uri,
-            backend: kek,
-        },
-        &Mnemonic::parse(MNEMONIC).unwrap().to_seed(""),
-        &CreateOptions::light().unwrap(),
-    )
-    .unwrap();
-    let wallet = EthSigner::new(
-        KeySigner::pin(
-            rust.backend(),
-            KeyRef::Wallet {
-                name: "alice".into(),
-                index: 0,
-            },
-        )
-        .wait()
-        .unwrap(),
-    )
-    .unwrap();
+    let (rust, wallet) = create_under_kek(&dir, &BackendConfig::from_env(), &kek_uri, MNEMONIC);
     drop(rust);
 
     // Opened with no passphrase: KMS unwraps the master seed.
@@ -118,14 +65,7 @@ fn a_kms_kek_opens_the_keystore_and_a_kms_key_signs() {
     assert_eq!(derived["key"], uri.as_str());
     let message = b"signed inside KMS";
     let sig = key_sign_message(&key, message, None).unwrap();
-    let digest = format!(
-        "0x{}",
-        hex::encode(
-            PersonalMessage::from_bytes(message.to_vec())
-                .signing_hash()
-                .0
-        )
-    );
+    let digest = personal_digest(message);
     assert_eq!(sig["digest"], digest);
     assert_eq!(sig["address"], derived["address"]);
     assert_eq!(

@@ -1,12 +1,16 @@
 //! The C calls of the key-handle tests, made as C makes them (pointers,
 //! an error struct full of garbage, results copied then freed), shared by
-//! `keys.rs` and `kms.rs` with `#[path]`.
+//! `keys.rs` and `kms.rs` with `#[path]`; and the keystore both make
+//! under a backend's KEK through the library, as the CLI does.
 
 use std::ffi::{CStr, CString, c_char};
 use std::path::Path;
 use std::ptr;
 
+use custody_core::{CreateOptions, KeyRef, KeySigner, Keystore, Mnemonic, RootKek};
+use custody_eth::{EthSigner, PersonalMessage};
 use custody_ffi::*;
+use custody_kms::{BackendConfig, BackendUri};
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use serde_json::Value;
 
@@ -215,4 +219,54 @@ pub(crate) fn recover(digest: &str, signature: &str) -> String {
     let hash = hex::decode(&digest[2..]).unwrap();
     let key = VerifyingKey::recover_from_prehash(&hash, &sig, recid).unwrap();
     format!("0x{}", hex::encode(key.to_sec1_point(false).as_bytes()))
+}
+
+/// `custody init --kek URI`, through the library as the CLI does: a
+/// keystore in `dir` under the KEK `kek_uri` (reached through `config`)
+/// holding the seed of `mnemonic`, and its wallet `alice`'s key 0 as an
+/// Ethereum signer (what the C ABI must derive once it opens the
+/// keystore).
+pub(crate) fn create_under_kek(
+    dir: &Path,
+    config: &BackendConfig,
+    kek_uri: &str,
+    mnemonic: &str,
+) -> (Keystore, EthSigner) {
+    let kek = config.kek(&BackendUri::parse(kek_uri).unwrap()).unwrap();
+    let keystore = Keystore::create_with(
+        dir,
+        RootKek::Backend {
+            uri: kek_uri,
+            backend: kek,
+        },
+        &Mnemonic::parse(mnemonic).unwrap().to_seed(""),
+        &CreateOptions::light().unwrap(),
+    )
+    .unwrap();
+    let wallet = EthSigner::new(
+        KeySigner::pin(
+            keystore.backend(),
+            KeyRef::Wallet {
+                name: "alice".into(),
+                index: 0,
+            },
+        )
+        .wait()
+        .unwrap(),
+    )
+    .unwrap();
+    (keystore, wallet)
+}
+
+/// The EIP-191 digest of the personal message `message`, `0x` and hex,
+/// as the C ABI reports it.
+pub(crate) fn personal_digest(message: &[u8]) -> String {
+    format!(
+        "0x{}",
+        hex::encode(
+            PersonalMessage::from_bytes(message.to_vec())
+                .signing_hash()
+                .0
+        )
+    )
 }
