@@ -18,19 +18,12 @@ mod jose;
 #[path = "support/world.rs"]
 mod world;
 
-use std::process::{Command, Stdio};
-
 use base64ct::{Base64UrlUnpadded, Encoding as _};
-use jose::{b64, thumbprint};
+use jose::{b64, jwcrypto, protected_header as header, python, thumbprint};
 use serde_json::{Value, json};
 use world::{Run, World, code_at, custody_with, failure, now, ok};
 
 const SCOPE: &str = "importer/api-keys";
-
-/// The protected header of a compact JWE.
-fn header(jwe: &str) -> Value {
-    serde_json::from_slice(&b64(jwe.split('.').next().unwrap())).unwrap()
-}
 
 impl World {
     fn create(&self, scope: &str, extra: &[&str]) -> Value {
@@ -120,46 +113,6 @@ fn unique() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     N.fetch_add(1, Ordering::Relaxed).to_string()
-}
-
-/// The oracle's interpreter, or `None` after saying why the check is
-/// skipped.
-fn python(what: &str) -> Option<String> {
-    match std::env::var("CUSTODY_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            println!("skipped {what}: set CUSTODY_TEST_PYTHON (jwcrypto)");
-            None
-        }
-    }
-}
-
-/// Runs a jwcrypto script with `input` as JSON on stdin; its JSON output.
-fn jwcrypto(python: &str, script: &str, input: &Value) -> Value {
-    let prelude = "import json, sys, base64\n\
-        from jwcrypto import jwe, jwk\n\
-        from jwcrypto.common import JWSEHeaderParameter, json_encode\n\
-        registry = {'scope': JWSEHeaderParameter('custody scope', True, True, None)}\n\
-        v = json.load(sys.stdin)\n";
-    let mut child = Command::new(python)
-        .args(["-c", &format!("{prelude}{script}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        input.to_string().as_bytes(),
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "jwcrypto: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn secret(n: usize, salt: u8) -> Vec<u8> {

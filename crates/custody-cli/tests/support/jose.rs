@@ -1,9 +1,13 @@
 //! JOSE helpers the binary's JOSE tests share, written from the RFCs
-//! independently of custody-jose: base64url and RFC 7638 thumbprints.
+//! independently of custody-jose (base64url, a compact serialization's
+//! protected header, RFC 7638 thumbprints), and Python jwcrypto as the
+//! oracle where $CUSTODY_TEST_PYTHON is set.
 #![allow(
     dead_code,
     reason = "each test file that includes this uses a part of it"
 )]
+
+use std::process::{Command, Stdio};
 
 use base64ct::{Base64UrlUnpadded, Encoding as _};
 use serde_json::Value;
@@ -12,6 +16,11 @@ use sha2::{Digest as _, Sha256};
 /// Decodes unpadded base64url (RFC 4648 §5).
 pub(crate) fn b64(text: &str) -> Vec<u8> {
     Base64UrlUnpadded::decode_vec(text).unwrap()
+}
+
+/// The protected header of a compact JWS or JWE (its first part).
+pub(crate) fn protected_header(compact: &str) -> Value {
+    serde_json::from_slice(&b64(compact.split('.').next().unwrap())).unwrap()
 }
 
 /// RFC 7638 §3: SHA-256 of the required members in lexicographic order,
@@ -30,4 +39,46 @@ pub(crate) fn thumbprint(jwk: &Value) -> String {
         other => panic!("kty {other}"),
     };
     Base64UrlUnpadded::encode_string(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// The oracle's interpreter, or `None` after saying why `what` is
+/// skipped.
+pub(crate) fn python(what: &str) -> Option<String> {
+    match std::env::var("CUSTODY_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            println!("skipped {what}: set CUSTODY_TEST_PYTHON (jwcrypto)");
+            None
+        }
+    }
+}
+
+/// Runs a jwcrypto script with `input` as JSON on stdin (as `v`, its
+/// modules `jwe`, `jwk` and `jwt` imported, `registry` knowing custody's
+/// critical `scope` header); its JSON output.
+pub(crate) fn jwcrypto(python: &str, script: &str, input: &Value) -> Value {
+    let prelude = "import json, sys, base64\n\
+        from jwcrypto import jwe, jwk, jwt\n\
+        from jwcrypto.common import JWSEHeaderParameter, json_encode\n\
+        registry = {'scope': JWSEHeaderParameter('custody scope', True, True, None)}\n\
+        v = json.load(sys.stdin)\n";
+    let mut child = Command::new(python)
+        .args(["-c", &format!("{prelude}{script}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        input.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "jwcrypto: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
