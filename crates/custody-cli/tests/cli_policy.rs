@@ -131,7 +131,13 @@ impl World {
     /// Adds `device` as a new approver of `role`; returns the answer.
     fn add(&mut self, device: &mut Device, role: &str) -> Value {
         let registration = device.register(&[0x5a; 32], "packed");
-        let file = self.file(&registration);
+        self.add_registration(&registration, role)
+    }
+
+    /// Adds the credential of `registration` (a registration's JSON) as a
+    /// new approver of `role`; returns the answer.
+    fn add_registration(&mut self, registration: &str, role: &str) -> Value {
+        let file = self.file(registration);
         self.run(&[
             "approver",
             "add",
@@ -159,6 +165,30 @@ impl World {
         );
         assert_eq!(out["rpId"], self.rp_id.as_str());
         challenge
+    }
+
+    /// `policy set` of the policy file `policy` with the approvals file
+    /// `approvals`.
+    fn set_policy(&self, policy: &str, approvals: &str) -> Run {
+        self.run(&[
+            "policy",
+            "set",
+            "--wallet",
+            WALLET,
+            "--file",
+            policy,
+            "--approvals",
+            approvals,
+        ])
+    }
+
+    /// The address of the wallet's key 0.
+    fn address(&self) -> String {
+        self.run(&["derive", "--wallet", WALLET, "--index", "0"])
+            .ok()["address"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// An approvals file of `assertions`.
@@ -256,18 +286,7 @@ fn governed() -> (World, [Device; 3], String, String) {
 
     // One owner is not the new policy's governance quorum.
     let one = w.approvals(&[devices[0].assert(&challenge)]);
-    let set = |w: &World, approvals: &str| {
-        w.run(&[
-            "policy",
-            "set",
-            "--wallet",
-            WALLET,
-            "--file",
-            &policy,
-            "--approvals",
-            approvals,
-        ])
-    };
+    let set = |w: &World, approvals: &str| w.set_policy(&policy, approvals);
     set(&w, &one).refused(
         "approvals-required",
         3,
@@ -280,10 +299,7 @@ fn governed() -> (World, [Device; 3], String, String) {
     let policy_hash = out["policyHash"].as_str().unwrap().to_owned();
     assert_eq!(policy_hash.len(), 66);
 
-    let address = w.run(&["derive", "--wallet", WALLET, "--index", "0"]).ok()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let address = w.address();
     (w, devices, address, policy_hash)
 }
 
@@ -562,34 +578,13 @@ fn a_later_policy_needs_the_current_quorum_and_the_log_verifies() {
     let policy = w.file(&doc.to_string());
     let challenge = w.challenge(&["policy-set", "--wallet", WALLET, "--file", &policy]);
     let file = w.approvals(&[devices[2].assert(&challenge)]);
-    w.run(&[
-        "policy",
-        "set",
-        "--wallet",
-        WALLET,
-        "--file",
-        &policy,
-        "--approvals",
-        &file,
-    ])
-    .refused(
+    w.set_policy(&policy, &file).refused(
         "approvals-required",
         3,
         "the current policy's governance quorum",
     );
     let file = w.approvals(&[devices[0].assert(&challenge), devices[2].assert(&challenge)]);
-    let out = w
-        .run(&[
-            "policy",
-            "set",
-            "--wallet",
-            WALLET,
-            "--file",
-            &policy,
-            "--approvals",
-            &file,
-        ])
-        .ok();
+    let out = w.set_policy(&policy, &file).ok();
     assert_eq!(out["logIndex"], 4);
     let second_hash = out["policyHash"].as_str().unwrap().to_owned();
     assert_ne!(second_hash, first_hash);
@@ -811,67 +806,23 @@ fn a_browser_approver_registers_and_approves_a_transaction() {
     let port = serve_page();
     let origin = format!("http://localhost:{port}");
     let mut b = browser::Chromium::start(&binary);
-    b.call("WebAuthn.enable", json!({"enableUI": false}));
-    b.call(
-        "WebAuthn.addVirtualAuthenticator",
-        json!({"options": {
-            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
-            "hasUserVerification": true, "isUserVerified": true,
-            "automaticPresenceSimulation": true
-        }}),
-    );
+    add_authenticator(&mut b);
     b.open(&format!("{origin}/"));
     assert_eq!(b.eval("window.isSecureContext"), true);
 
     let mut w = World::for_rp("localhost", &origin);
 
     // Registration: navigator.credentials.create() on the page.
-    let registration = b.eval(&format!(
-        "(async () => {{ {PAGE_JS}
-            const credential = await navigator.credentials.create({{ publicKey: {{
-                challenge: crypto.getRandomValues(new Uint8Array(32)),
-                rp: {{ id: 'localhost', name: 'custody' }},
-                user: {{ id: new Uint8Array([1, 2, 3, 4]), name: 'ann', displayName: 'Ann' }},
-                pubKeyCredParams: [{{ type: 'public-key', alg: -7 }}, {{ type: 'public-key', alg: -8 }}],
-                authenticatorSelection: {{ residentKey: 'required', userVerification: 'required' }},
-                attestation: 'none',
-            }} }});
-            return asJson(credential);
-        }})()"
-    ));
-    let registration = registration.as_str().unwrap().to_owned();
-    let file = w.file(&registration);
-    let added = w
-        .run(&[
-            "approver",
-            "add",
-            "--wallet",
-            WALLET,
-            "--role",
-            "owner",
-            "--credential",
-            &file,
-        ])
-        .ok();
+    let registration = browser_register(&mut b, 1);
+    let added = w.add_registration(&registration, "owner");
     assert_eq!(added["approverId"], "owner-1");
     let credential_id = added["credentialId"].as_str().unwrap().to_owned();
     let registered: Value = serde_json::from_str(&registration).unwrap();
     assert_eq!(registered["rawId"], credential_id.as_str());
 
     // Assertions: navigator.credentials.get() over a custody challenge.
-    let approve = |b: &mut browser::Chromium, challenge: &[u8]| -> String {
-        let value = b.eval(&format!(
-            "(async () => {{ {PAGE_JS}
-                const credential = await navigator.credentials.get({{ publicKey: {{
-                    challenge: fromB64u('{}'), rpId: 'localhost', userVerification: 'required',
-                    allowCredentials: [{{ type: 'public-key', id: fromB64u('{credential_id}') }}],
-                }} }});
-                return asJson(credential);
-            }})()",
-            b64(challenge)
-        ));
-        value.as_str().unwrap().to_owned()
-    };
+    let approve =
+        |b: &mut browser::Chromium, challenge: &[u8]| browser_assert(b, &credential_id, challenge);
 
     let mut doc = policy_doc();
     doc["groups"]["owners"]["members"] = json!(["owner-1"]);
@@ -881,24 +832,10 @@ fn a_browser_approver_registers_and_approves_a_transaction() {
     let challenge = w.challenge(&["policy-set", "--wallet", WALLET, "--file", &policy]);
     let assertion = approve(&mut b, &challenge);
     let file = w.approvals(&[assertion]);
-    let set = w
-        .run(&[
-            "policy",
-            "set",
-            "--wallet",
-            WALLET,
-            "--file",
-            &policy,
-            "--approvals",
-            &file,
-        ])
-        .ok();
+    let set = w.set_policy(&policy, &file).ok();
     assert_eq!(set["logIndex"], 1);
 
-    let address = w.run(&["derive", "--wallet", WALLET, "--index", "0"]).ok()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let address = w.address();
     let tx_file = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
     sign_tx(&w, &tx_file, None).refused("approvals-required", 3, "1 more of group \"owners\"");
     let challenge = w.challenge(&[
@@ -914,6 +851,20 @@ fn a_browser_approver_registers_and_approves_a_transaction() {
 
     // The browser's assertion, presented again: its counter was spent.
     sign_tx(&w, &tx_file, Some(&file)).refused("approvals-required", 3, "counter");
+}
+
+/// Gives the current page a CTAP2 platform authenticator (CDP's virtual
+/// authenticator: resident keys, user verification, presence simulated).
+fn add_authenticator(b: &mut browser::Chromium) {
+    b.call("WebAuthn.enable", json!({"enableUI": false}));
+    b.call(
+        "WebAuthn.addVirtualAuthenticator",
+        json!({"options": {
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true,
+            "automaticPresenceSimulation": true
+        }}),
+    );
 }
 
 /// A page's registration ceremony: `navigator.credentials.create()` for
@@ -983,30 +934,10 @@ fn three_browser_approvers_two_of_three_sign_and_replays_origins_and_stale_count
             "Emulation.setFocusEmulationEnabled",
             json!({"enabled": true}),
         );
-        b.call("WebAuthn.enable", json!({"enableUI": false}));
-        b.call(
-            "WebAuthn.addVirtualAuthenticator",
-            json!({"options": {
-                "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
-                "hasUserVerification": true, "isUserVerified": true,
-                "automaticPresenceSimulation": true
-            }}),
-        );
+        add_authenticator(&mut b);
         b.open(&format!("{origin}/"));
         let registration = browser_register(&mut b, user);
-        let file = w.file(&registration);
-        let added = w
-            .run(&[
-                "approver",
-                "add",
-                "--wallet",
-                WALLET,
-                "--role",
-                "owner",
-                "--credential",
-                &file,
-            ])
-            .ok();
+        let added = w.add_registration(&registration, "owner");
         assert_eq!(added["approverId"], format!("owner-{user}"));
         let id = added["credentialId"].as_str().unwrap().to_owned();
         pages.push((session, id));
@@ -1026,23 +957,9 @@ fn three_browser_approvers_two_of_three_sign_and_replays_origins_and_stale_count
         approve(&mut b, 0, &challenge),
         approve(&mut b, 1, &challenge),
     ]);
-    let set = w
-        .run(&[
-            "policy",
-            "set",
-            "--wallet",
-            WALLET,
-            "--file",
-            &policy,
-            "--approvals",
-            &file,
-        ])
-        .ok();
+    let set = w.set_policy(&policy, &file).ok();
     assert_eq!(set["logIndex"], 3);
-    let address = w.run(&["derive", "--wallet", WALLET, "--index", "0"]).ok()["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let address = w.address();
     let challenge_of = |w: &World, tx_file: &str| {
         w.challenge(&[
             "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", tx_file,
