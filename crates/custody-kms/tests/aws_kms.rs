@@ -68,6 +68,17 @@ fn check_signature(pinned: &PublicKey, d: &Digest32, sig: &custody_core::Recover
     assert_eq!(&sig.recover(d).unwrap(), pinned);
 }
 
+/// A signature of `d` by `signer` as callers ask for it, checked with
+/// [`check_signature`] against the pinned key.
+fn sign_checked(signer: &KeySigner, d: Digest32) -> custody_core::RecoverableSignature {
+    let sig = signer
+        .sign(d, Intent::raw_digest(), &auth())
+        .wait()
+        .unwrap();
+    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+    sig
+}
+
 fn is_high_s(der: &[u8]) -> bool {
     let compact = parse_der(der).unwrap();
     let sig = Signature::from_slice(&compact).unwrap();
@@ -120,11 +131,7 @@ fn recovery_id_found_for_both_parities() {
             &normalize(&raw.signature, &pinned, &d).unwrap(),
         );
         // ...and the path callers take.
-        let sig = signer
-            .sign(d, Intent::raw_digest(), &auth())
-            .wait()
-            .unwrap();
-        check_signature(&pinned, &d, &sig);
+        let sig = sign_checked(&signer, d);
         if sig.y_parity() {
             odd += 1;
         } else {
@@ -150,11 +157,7 @@ fn public_key_fetched_once_at_pin_not_per_signature() {
     assert_eq!(emu.calls.get("Sign"), 0);
     for i in 0..10 {
         let d = digest(100 + i);
-        let sig = signer
-            .sign(d, Intent::raw_digest(), &auth())
-            .wait()
-            .unwrap();
-        check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+        sign_checked(&signer, d);
         // Exactly one Sign per signature, as it happens.
         assert_eq!(emu.calls.get("Sign"), usize::try_from(i).unwrap() + 1);
     }
@@ -361,11 +364,7 @@ fn many_threads_sign_at_once_through_one_backend() {
             std::thread::spawn(move || {
                 for i in 0..8 {
                     let d = digest(1000 + t * 100 + i);
-                    let sig = signer
-                        .sign(d, Intent::raw_digest(), &auth())
-                        .wait()
-                        .unwrap();
-                    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+                    sign_checked(&signer, d);
                 }
             })
         })
@@ -440,11 +439,7 @@ fn a_client_from_sdk_config_signs() {
     // Waited on from this plain thread; the I/O runs on `rt`'s worker.
     let signer = KeySigner::pin(backend, stored(&key_id)).wait().unwrap();
     let d = digest(77);
-    let sig = signer
-        .sign(d, Intent::raw_digest(), &auth())
-        .wait()
-        .unwrap();
-    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+    sign_checked(&signer, d);
     drop(signer);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
@@ -603,6 +598,13 @@ fn sign_with(
     signer.sign(d, Intent::raw_digest(), &auth()).wait()
 }
 
+/// KMS's answer to `Sign`: the DER signature `der`.
+fn sign_output(der: &[u8]) -> SignOutput {
+    SignOutput::builder()
+        .signature(Blob::new(der.to_vec()))
+        .build()
+}
+
 #[test]
 fn throttling_gets_bounded_retries() {
     // hyperlane#2391: no bounded retry on throttling.
@@ -616,11 +618,7 @@ fn throttling_gets_bounded_retries() {
         .sequence()
         .http_status(400, Some(aws_error("ThrottlingException")))
         .http_status(400, Some(aws_error("LimitExceededException")))
-        .output(move || {
-            SignOutput::builder()
-                .signature(Blob::new(der2.clone()))
-                .build()
-        })
+        .output(move || sign_output(&der2))
         .build();
     let sig = sign_with(mocked(&[&rule], fast_policy(4)), &pinned, d).unwrap();
     check_signature(pinned.secp256k1().unwrap(), &d, &sig);
@@ -631,11 +629,7 @@ fn throttling_gets_bounded_retries() {
     let rule = mock!(aws_sdk_kms::Client::sign)
         .sequence()
         .http_status(429, None)
-        .output(move || {
-            SignOutput::builder()
-                .signature(Blob::new(der3.clone()))
-                .build()
-        })
+        .output(move || sign_output(&der3))
         .build();
     sign_with(mocked(&[&rule], fast_policy(4)), &pinned, d).unwrap();
     assert_eq!(rule.num_calls(), 2);
@@ -664,11 +658,7 @@ fn transient_failures_are_retried() {
         .http_status(500, Some(aws_error("KMSInternalException")))
         .http_status(503, None)
         .http_status(400, Some(aws_error("DependencyTimeoutException")))
-        .output(move || {
-            SignOutput::builder()
-                .signature(Blob::new(der.clone()))
-                .build()
-        })
+        .output(move || sign_output(&der))
         .build();
     sign_with(mocked(&[&rule], fast_policy(4)), &pinned, d).unwrap();
     assert_eq!(rule.num_calls(), 4);

@@ -90,6 +90,18 @@ fn check_signature(pinned: &PublicKey, d: &Digest32, sig: &custody_core::Recover
     assert_eq!(&sig.recover(d).unwrap(), pinned);
 }
 
+/// A signature of `d` by `signer` as callers ask for it (no
+/// authorization), checked with [`check_signature`] against the pinned
+/// key.
+fn sign_checked(signer: &KeySigner, d: Digest32) -> custody_core::RecoverableSignature {
+    let sig = signer
+        .sign(d, Intent::raw_digest(), &Authorization::none())
+        .wait()
+        .unwrap();
+    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+    sig
+}
+
 // ---------------------------------------------------------------- signing
 
 #[test]
@@ -155,11 +167,7 @@ fn key_looked_up_once_not_per_signature() {
     assert_eq!(at_pin - before, 2, "the private key, then its public key");
     for i in 0..32 {
         let d = digest(i);
-        let sig = signer
-            .sign(d, Intent::raw_digest(), &Authorization::none())
-            .wait()
-            .unwrap();
-        check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+        sign_checked(&signer, d);
     }
     let c = token.counters();
     assert_eq!(c.object_searches, at_pin, "no lookup per signature");
@@ -276,11 +284,7 @@ fn many_threads_sign_at_once_through_one_backend() {
             std::thread::spawn(move || {
                 for i in 0..12 {
                     let d = digest(t * 1000 + i);
-                    let sig = signer
-                        .sign(d, Intent::raw_digest(), &Authorization::none())
-                        .wait()
-                        .unwrap();
-                    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+                    sign_checked(&signer, d);
                 }
             })
         })
@@ -316,9 +320,7 @@ fn logged_out_token_is_logged_in_again_and_the_signature_retried() {
     session.logout().unwrap();
     drop(session);
     let before = token.counters();
-    let d = digest(2);
-    let sig = signer.sign(d, Intent::raw_digest(), &auth).wait().unwrap();
-    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+    sign_checked(&signer, digest(2));
     let after = token.counters();
     assert_eq!(after.recoveries - before.recoveries, 1, "{after:?}");
     assert_eq!(after.logins - before.logins, 1, "{after:?}");
@@ -353,9 +355,7 @@ fn session_closed_under_the_signer_is_reopened_and_the_signature_retried() {
 
     fx.raw().finalize().unwrap();
     let before = token.counters();
-    let d = digest(2);
-    let sig = signer.sign(d, Intent::raw_digest(), &auth).wait().unwrap();
-    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+    sign_checked(&signer, digest(2));
     let after = token.counters();
     assert_eq!(after.recoveries - before.recoveries, 1, "{after:?}");
     assert_eq!(
@@ -374,9 +374,7 @@ fn session_closed_under_the_signer_is_reopened_and_the_signature_retried() {
     let ctx = fx.raw();
     ctx.clone().finalize().unwrap();
     let ctx = raw(&fx.path);
-    let d = digest(3);
-    let sig = signer.sign(d, Intent::raw_digest(), &auth).wait().unwrap();
-    check_signature(signer.key().secp256k1().unwrap(), &d, &sig);
+    sign_checked(&signer, digest(3));
     assert_eq!(token.counters().recoveries - after.recoveries, 1);
     drop(ctx);
 }
