@@ -313,13 +313,30 @@ fn sign_tx(w: &World, tx_file: &str, approvals: Option<&str>) -> Run {
     w.run(&args)
 }
 
+/// The challenge `custody challenge sign-tx` gives for the wallet's key 0
+/// signing `tx_file`.
+fn tx_challenge(w: &World, tx_file: &str) -> Vec<u8> {
+    w.challenge(&[
+        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", tx_file,
+    ])
+}
+
+/// `out`, a `sign-tx` answer, is a signature by `address` under the
+/// policy of log index `log_index` and hash `policy_hash`, by its rule
+/// "large".
+#[track_caller]
+fn assert_signed_large(out: &Value, address: &str, log_index: u64, policy_hash: &str) {
+    check_tx_signature(out, address);
+    assert_eq!(out["policy"]["logIndex"], log_index);
+    assert_eq!(out["policy"]["policyHash"], policy_hash);
+    assert_eq!(out["policy"]["rule"], "large");
+}
+
 #[test]
 fn two_of_three_owners_approve_a_transaction() {
     let (mut w, mut devices, address, policy_hash) = governed();
     let tx_file = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
-    let challenge = w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &tx_file,
-    ]);
+    let challenge = tx_challenge(&w, &tx_file);
 
     // No approvals, then one: the "large" rule names how many more.
     sign_tx(&w, &tx_file, None).refused(
@@ -337,10 +354,7 @@ fn two_of_three_owners_approve_a_transaction() {
     let approvals = [devices[0].assert(&challenge), devices[2].assert(&challenge)];
     let file = w.approvals(&approvals);
     let out = sign_tx(&w, &tx_file, Some(&file)).ok();
-    check_tx_signature(&out, &address);
-    assert_eq!(out["policy"]["logIndex"], 3);
-    assert_eq!(out["policy"]["policyHash"], policy_hash.as_str());
-    assert_eq!(out["policy"]["rule"], "large");
+    assert_signed_large(&out, &address, 3, policy_hash.as_str());
     assert_eq!(out["policy"]["verdict"].as_str().unwrap().len(), 66);
 
     // The same assertions again: their counters were spent.
@@ -453,9 +467,7 @@ fn refusals_name_what_refused() {
 
     // A denied destination: the deny rule wins, approvals or not.
     let mixer = w.file(&tx(MIXER, 1, 0));
-    let challenge = w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &mixer,
-    ]);
+    let challenge = tx_challenge(&w, &mixer);
     sign_tx(&w, &mixer, None).refused("policy-denied", 3, "rule \"no-mixer\"");
     let file = w.approvals(&[devices[0].assert(&challenge), devices[1].assert(&challenge)]);
     sign_tx(&w, &mixer, Some(&file)).refused("policy-denied", 3, "rule \"no-mixer\"");
@@ -463,16 +475,12 @@ fn refusals_name_what_refused() {
     // Assertions over another transaction's challenge.
     let first = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
     let second = w.file(&tx(ALICE, 2 * ONE_ETH, 1));
-    let challenge = w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &first,
-    ]);
+    let challenge = tx_challenge(&w, &first);
     let file = w.approvals(&[devices[0].assert(&challenge), devices[1].assert(&challenge)]);
     sign_tx(&w, &second, Some(&file)).refused("approvals-required", 3, "challenge");
 
     // An assertion made on a page of another origin.
-    let challenge = w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &second,
-    ]);
+    let challenge = tx_challenge(&w, &second);
     let data = devices[0].auth_data(RP_ID, UP | UV);
     let client = ClientData {
         origin: "https://evil.example.com".into(),
@@ -564,9 +572,7 @@ fn a_later_policy_needs_the_current_quorum_and_the_log_verifies() {
 
     // A small payment needs one owner under the first policy.
     let small = w.file(&tx(ALICE, ONE_ETH / 2, 0));
-    let challenge = w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &small,
-    ]);
+    let challenge = tx_challenge(&w, &small);
     let file = w.approvals(&[devices[1].assert(&challenge)]);
     let out = sign_tx(&w, &small, Some(&file)).ok();
     check_tx_signature(&out, &address);
@@ -590,9 +596,7 @@ fn a_later_policy_needs_the_current_quorum_and_the_log_verifies() {
     assert_ne!(second_hash, first_hash);
 
     let small = w.file(&tx(ALICE, ONE_ETH / 2, 1));
-    let challenge = w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &small,
-    ]);
+    let challenge = tx_challenge(&w, &small);
     let file = w.approvals(&[devices[1].assert(&challenge)]);
     sign_tx(&w, &small, Some(&file)).refused("approvals-required", 3, "1 more of group \"owners\"");
 
@@ -838,16 +842,11 @@ fn a_browser_approver_registers_and_approves_a_transaction() {
     let address = w.address();
     let tx_file = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
     sign_tx(&w, &tx_file, None).refused("approvals-required", 3, "1 more of group \"owners\"");
-    let challenge = w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", &tx_file,
-    ]);
+    let challenge = tx_challenge(&w, &tx_file);
     let assertion = approve(&mut b, &challenge);
     let file = w.approvals(&[assertion]);
     let out = sign_tx(&w, &tx_file, Some(&file)).ok();
-    check_tx_signature(&out, &address);
-    assert_eq!(out["policy"]["logIndex"], 1);
-    assert_eq!(out["policy"]["policyHash"], set["policyHash"]);
-    assert_eq!(out["policy"]["rule"], "large");
+    assert_signed_large(&out, &address, 1, set["policyHash"].as_str().unwrap());
 
     // The browser's assertion, presented again: its counter was spent.
     sign_tx(&w, &tx_file, Some(&file)).refused("approvals-required", 3, "counter");
@@ -960,26 +959,18 @@ fn three_browser_approvers_two_of_three_sign_and_replays_origins_and_stale_count
     let set = w.set_policy(&policy, &file).ok();
     assert_eq!(set["logIndex"], 3);
     let address = w.address();
-    let challenge_of = |w: &World, tx_file: &str| {
-        w.challenge(&[
-            "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", tx_file,
-        ])
-    };
 
     // 2 ETH: one owner is not enough, two are; the signature recovers
     // to the wallet's address. The refused request spent nothing: owner
     // 2's assertion from it counts in the one that signs.
     let first = w.file(&tx(ALICE, 2 * ONE_ETH, 0));
-    let c1 = challenge_of(&w, &first);
+    let c1 = tx_challenge(&w, &first);
     let owner2 = approve(&mut b, 1, &c1);
     let one = w.approvals(std::slice::from_ref(&owner2));
     sign_tx(&w, &first, Some(&one)).refused("approvals-required", 3, "1 more of group \"owners\"");
     let two = w.approvals(&[approve(&mut b, 0, &c1), owner2]);
     let out = sign_tx(&w, &first, Some(&two)).ok();
-    check_tx_signature(&out, &address);
-    assert_eq!(out["policy"]["logIndex"], 3);
-    assert_eq!(out["policy"]["policyHash"], set["policyHash"]);
-    assert_eq!(out["policy"]["rule"], "large");
+    assert_signed_large(&out, &address, 3, set["policyHash"].as_str().unwrap());
 
     // A replayed assertion: the same approvals again.
     sign_tx(&w, &first, Some(&two)).refused("approvals-required", 3, "counter");
@@ -987,7 +978,7 @@ fn three_browser_approvers_two_of_three_sign_and_replays_origins_and_stale_count
     // A wrong origin: owner 2's page moved to another origin; the browser
     // makes the assertion, custody refuses it.
     let second = w.file(&tx(ALICE, 2 * ONE_ETH, 1));
-    let c2 = challenge_of(&w, &second);
+    let c2 = tx_challenge(&w, &second);
     b.switch(&pages[1].0);
     b.open(&format!("{other_origin}/"));
     let phished = approve(&mut b, 1, &c2);
@@ -1004,7 +995,7 @@ fn three_browser_approvers_two_of_three_sign_and_replays_origins_and_stale_count
     // second; the second signs, and the older assertion (its counter
     // below the one now recorded) is refused.
     let third = w.file(&tx(ALICE, 2 * ONE_ETH, 2));
-    let c3 = challenge_of(&w, &third);
+    let c3 = tx_challenge(&w, &third);
     let stale = approve(&mut b, 2, &c3);
     let newer = approve(&mut b, 2, &c2);
     assert!(sign_count(&newer) > sign_count(&stale));
