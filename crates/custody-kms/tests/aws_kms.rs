@@ -598,6 +598,18 @@ fn sign_with(
     signer.sign(d, Intent::raw_digest(), &auth()).wait()
 }
 
+/// A mock of the KMS operation `$op` answering every call with HTTP
+/// `$status` and the AWS error `$code`.
+macro_rules! always_failing {
+    ($op:path, $status:expr, $code:expr) => {
+        mock!($op)
+            .sequence()
+            .http_status($status, Some(aws_error($code)))
+            .repeatedly()
+            .build()
+    };
+}
+
 /// KMS's answer to `Sign`: the DER signature `der`.
 fn sign_output(der: &[u8]) -> SignOutput {
     SignOutput::builder()
@@ -635,11 +647,7 @@ fn throttling_gets_bounded_retries() {
     assert_eq!(rule.num_calls(), 2);
 
     // Throttled forever: `throttled` after exactly the bound, with the count.
-    let rule = mock!(aws_sdk_kms::Client::sign)
-        .sequence()
-        .http_status(400, Some(aws_error("ThrottlingException")))
-        .repeatedly()
-        .build();
+    let rule = always_failing!(aws_sdk_kms::Client::sign, 400, "ThrottlingException");
     let e = sign_with(mocked(&[&rule], fast_policy(5)), &pinned, d).unwrap_err();
     let k = kms_error(&e);
     assert_eq!(k.kind(), "throttled", "{e:?}");
@@ -664,11 +672,7 @@ fn transient_failures_are_retried() {
     assert_eq!(rule.num_calls(), 4);
 
     // Still failing at the bound: `unavailable`, with the count.
-    let rule = mock!(aws_sdk_kms::Client::sign)
-        .sequence()
-        .http_status(500, Some(aws_error("KMSInternalException")))
-        .repeatedly()
-        .build();
+    let rule = always_failing!(aws_sdk_kms::Client::sign, 500, "KMSInternalException");
     let e = sign_with(mocked(&[&rule], fast_policy(3)), &pinned, d).unwrap_err();
     assert_eq!(kms_error(&e).kind(), "unavailable");
     assert_eq!(kms_error(&e).tries(), Some(3));
@@ -678,11 +682,7 @@ fn transient_failures_are_retried() {
 /// One `Sign` answered with `code`: the core error, and how many calls it took.
 fn sign_error(code: &str) -> (Error, usize) {
     let (_, pinned) = local_key();
-    let rule = mock!(aws_sdk_kms::Client::sign)
-        .sequence()
-        .http_status(400, Some(aws_error(code)))
-        .repeatedly()
-        .build();
+    let rule = always_failing!(aws_sdk_kms::Client::sign, 400, code);
     let e = sign_with(mocked(&[&rule], fast_policy(4)), &pinned, digest(9)).unwrap_err();
     (e, rule.num_calls())
 }
@@ -710,11 +710,11 @@ fn disabled_and_pending_deletion_keys_are_key_disabled() {
         assert!(k.to_string().contains("enable it"), "{k}");
     }
     // The same for a KEK.
-    let rule = mock!(aws_sdk_kms::Client::decrypt)
-        .sequence()
-        .http_status(400, Some(aws_error("KMSInvalidStateException")))
-        .repeatedly()
-        .build();
+    let rule = always_failing!(
+        aws_sdk_kms::Client::decrypt,
+        400,
+        "KMSInvalidStateException"
+    );
     let kek_id = KekId::new("alias/kek").unwrap();
     let kek = KmsKek::new(mocked(&[&rule], fast_policy(4)), kek_id.clone());
     let e = kek
@@ -731,11 +731,11 @@ fn wrong_key_usage_is_typed() {
     assert_eq!((kms_error(&e).kind(), calls), ("wrong-key-usage", 1));
 
     // A KEK that is a signing key.
-    let rule = mock!(aws_sdk_kms::Client::generate_data_key)
-        .sequence()
-        .http_status(400, Some(aws_error("InvalidKeyUsageException")))
-        .repeatedly()
-        .build();
+    let rule = always_failing!(
+        aws_sdk_kms::Client::generate_data_key,
+        400,
+        "InvalidKeyUsageException"
+    );
     let kek_id = KekId::new("alias/signing-key").unwrap();
     let kek = KmsKek::new(mocked(&[&rule], fast_policy(4)), kek_id.clone());
     let e = Envelope::seal(&kek, &kek_id, &EncryptionContext::new(), b"x")
@@ -797,11 +797,7 @@ fn wrong_key_usage_is_typed() {
 #[test]
 fn decryption_failures_are_opaque_and_unknown_keys_not_found() {
     for code in ["InvalidCiphertextException", "IncorrectKeyException"] {
-        let rule = mock!(aws_sdk_kms::Client::decrypt)
-            .sequence()
-            .http_status(400, Some(aws_error(code)))
-            .repeatedly()
-            .build();
+        let rule = always_failing!(aws_sdk_kms::Client::decrypt, 400, code);
         let kek_id = KekId::new("alias/kek").unwrap();
         let kek = KmsKek::new(mocked(&[&rule], fast_policy(4)), kek_id.clone());
         let e = kek
@@ -819,11 +815,11 @@ fn decryption_failures_are_opaque_and_unknown_keys_not_found() {
 
 #[test]
 fn debug_and_errors_show_no_secrets() {
-    let rule = mock!(aws_sdk_kms::Client::generate_data_key)
-        .sequence()
-        .http_status(400, Some(aws_error("AccessDeniedException")))
-        .repeatedly()
-        .build();
+    let rule = always_failing!(
+        aws_sdk_kms::Client::generate_data_key,
+        400,
+        "AccessDeniedException"
+    );
     let client = mocked(&[&rule], fast_policy(2));
     let kek_id = KekId::new("alias/kek-public-id").unwrap();
     let kek = KmsKek::new(client.clone(), kek_id.clone());
