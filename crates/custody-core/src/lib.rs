@@ -38,7 +38,7 @@ pub use seam::algorithm::{
 pub use seam::audited::{Audited, describe_key};
 pub use seam::backend::{
     Authorization, Capabilities, Clearance, Cleared, DeferredWrite, Evidence, ExportingBackend,
-    Intent, IntentKind, KekId, KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, PinnedKey,
+    Intent, IntentKind, KekId, KeyBackend, KeyId, KeyKinds, KeyRef, OneTimeCode, Origin, PinnedKey,
     SharedBackend, SignRequest, Signed, SigningBackend, WrappingBackend,
 };
 pub use seam::context::{EncryptionContext, MAX_CONTEXT_BYTES};

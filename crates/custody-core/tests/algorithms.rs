@@ -299,13 +299,24 @@ fn a_scheme_not_the_keys_algorithm_is_refused_everywhere() {
     assert!(signing.sign_digest(request).wait().is_err());
 }
 
-/// A backend that signs with another key than the one it pinned.
-#[derive(Debug)]
-struct Lying {
+/// What a stand-in backend answers to a request.
+type Answer = Box<dyn Fn(&SignRequest<'_>) -> Signed + Send + Sync>;
+
+/// A backend outside the process as far as the seam can tell (a KMS, an
+/// HSM): it pins `pinned` and answers every request with `answer`'s
+/// signature, made by [`Signed::new`] ([`custody_core::Origin::Backend`]).
+struct Remote {
     pinned: AnyPublicKey,
+    answer: Answer,
 }
 
-impl SigningBackend for Lying {
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Remote")
+    }
+}
+
+impl SigningBackend for Remote {
     fn key_kinds(&self) -> custody_core::KeyKinds {
         custody_core::KeyKinds {
             stored: true,
@@ -325,18 +336,13 @@ impl SigningBackend for Lying {
         &'a self,
         request: SignRequest<'a>,
     ) -> custody_core::Pending<'a, Result<Signed, Error>> {
-        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
-        let other = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
-        let sig: p256::ecdsa::Signature = other.sign_prehash(request.digest.as_bytes()).unwrap();
-        custody_core::Pending::ready(Ok(Signed::new(RawSignature::Der(
-            sig.to_der().as_bytes().to_vec(),
-        ))))
+        custody_core::Pending::ready(Ok((self.answer)(&request)))
     }
 }
 
-impl KeyBackend for Lying {
+impl KeyBackend for Remote {
     fn name(&self) -> &str {
-        "lying"
+        "remote"
     }
 
     fn signing(&self) -> Option<&dyn SigningBackend> {
@@ -344,27 +350,391 @@ impl KeyBackend for Lying {
     }
 }
 
-#[test]
-fn a_signature_by_another_key_than_the_pinned_one_is_refused() {
-    let honest = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
-    let pinned = AnyPublicKey::P256(custody_core::P256PublicKey::from(p256::PublicKey::from(
-        honest.verifying_key(),
-    )));
-    let backend: SharedBackend = Arc::new(Lying { pinned });
-    let signer = KeySigner::pin(backend, KeyRef::Stored(KeyId::new("kms-key").unwrap()))
+/// A [`Remote`] backend's key pinned.
+fn remote(
+    pinned: AnyPublicKey,
+    answer: impl Fn(&SignRequest<'_>) -> Signed + Send + Sync + 'static,
+) -> KeySigner {
+    let backend: SharedBackend = Arc::new(Remote {
+        pinned,
+        answer: Box::new(answer),
+    });
+    KeySigner::pin(backend, KeyRef::Stored(KeyId::new("remote-key").unwrap()))
         .wait()
-        .unwrap();
-    assert!(matches!(
-        signer
-            .sign_with(
-                SignatureScheme::EcdsaP256Sha256,
-                &[7; 32],
-                Intent::raw_digest(),
-                &Authorization::none()
-            )
-            .wait(),
-        Err(Error::InvalidSignature)
+        .unwrap()
+}
+
+/// `raw` with the lowest bit of its last byte flipped (in `s` for ECDSA
+/// and EdDSA), in the same form: a fault in the signing computation.
+fn faulted(raw: &RawSignature) -> RawSignature {
+    let mut raw = raw.clone();
+    match &mut raw {
+        RawSignature::Compact(b) | RawSignature::Recoverable { compact: b, .. } => b[63] ^= 1,
+        RawSignature::Der(b) | RawSignature::Rsa(b) => *b.last_mut().unwrap() ^= 1,
+        _ => unreachable!("a form these tests do not make"),
+    }
+    raw
+}
+
+/// How a stand-in backend spoils the pinned key's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spoilt {
+    /// The pinned key's own signature, untouched.
+    No,
+    /// The same request signed by another key.
+    OtherKey,
+    /// The pinned key's signature with one bit flipped.
+    Faulted,
+}
+
+const SPOILT: [Spoilt; 3] = [Spoilt::No, Spoilt::OtherKey, Spoilt::Faulted];
+
+impl Spoilt {
+    /// The answer: `own` (by the pinned key) or `other` (by another key).
+    fn answer(self, own: RawSignature, other: RawSignature) -> Signed {
+        Signed::new(match self {
+            Self::No => own,
+            Self::OtherKey => other,
+            Self::Faulted => faulted(&own),
+        })
+    }
+}
+
+/// The pinned secret and another key's, for every curve below.
+const PINNED: [u8; 32] = [9; 32];
+const OTHER: [u8; 32] = [5; 32];
+
+/// A secp256k1 signature of `digest` by `secret`, low `s`, in form `form`:
+/// 0 DER (KMS), 1 `r‖s` (PKCS#11), 2 with its recovery id (as an enclave
+/// may return it).
+fn k1_raw(secret: &[u8; 32], digest: &Digest32, form: usize) -> RawSignature {
+    let key = k256::ecdsa::SigningKey::from_slice(secret).unwrap();
+    let (sig, id) = key.sign_prehash_recoverable(digest.as_bytes());
+    match form {
+        0 => RawSignature::Der(sig.to_der().as_bytes().to_vec()),
+        1 => RawSignature::Compact(sig.to_bytes().into()),
+        _ => RawSignature::Recoverable {
+            compact: sig.to_bytes().into(),
+            y_parity: id.is_y_odd(),
+        },
+    }
+}
+
+/// A P-256 signature of `digest` by `secret`: DER (form 0) or `r‖s`.
+fn p256_raw(secret: &[u8; 32], digest: &Digest32, form: usize) -> RawSignature {
+    use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+    let key = p256::ecdsa::SigningKey::from_slice(secret).unwrap();
+    let sig: p256::ecdsa::Signature = key.sign_prehash(digest.as_bytes()).unwrap();
+    if form == 0 {
+        RawSignature::Der(sig.to_der().as_bytes().to_vec())
+    } else {
+        RawSignature::Compact(sig.to_bytes().into())
+    }
+}
+
+/// An Ed25519 signature of `message` by `secret`.
+fn ed_raw(secret: &[u8; 32], message: &[u8]) -> RawSignature {
+    let key = ed25519_dalek::SigningKey::from_bytes(secret);
+    RawSignature::Compact(ed25519_dalek::Signer::sign(&key, message).to_bytes())
+}
+
+/// Verify after sign for a backend outside the process
+/// (`custody_core::Origin::Backend`): for every algorithm and every form
+/// a KMS, a token or an enclave may answer in, a signature by another key
+/// and the pinned key's own with one bit flipped never leave `KeySigner`
+/// (`Error::InvalidSignature`), on both entry points for secp256k1 (the
+/// one with a recovery id included, which the seam used to trust from
+/// any backend, too); the genuine signature passes, normalized, so each
+/// refusal is the check's and not the form's.
+#[test]
+fn a_backend_signature_by_another_key_or_faulted_is_refused_for_every_algorithm() {
+    let auth = Authorization::none();
+    let digest = Digest32([7; 32]);
+    let refused = |r: Result<_, Error>, what: &str| {
+        assert!(matches!(r, Err(Error::InvalidSignature)), "{what}");
+    };
+
+    let k1_pinned =
+        custody_core::PublicKey::from(k256::SecretKey::from_slice(&PINNED).unwrap().public_key());
+    let k1_good: [u8; 64] = match k1_raw(&PINNED, &digest, 1) {
+        RawSignature::Compact(c) => c,
+        _ => unreachable!(),
+    };
+    for form in 0..3 {
+        for spoilt in SPOILT {
+            let signer = remote(AnyPublicKey::Secp256k1(k1_pinned), move |r| {
+                spoilt.answer(
+                    k1_raw(&PINNED, &r.digest, form),
+                    k1_raw(&OTHER, &r.digest, form),
+                )
+            });
+            let what = format!("secp256k1, form {form}, {spoilt:?}");
+            let plain = signer.sign(digest, Intent::raw_digest(), &auth).wait();
+            let jose = signer
+                .sign_with(
+                    SignatureScheme::EcdsaSecp256k1,
+                    &digest.0,
+                    Intent::raw_digest(),
+                    &auth,
+                )
+                .wait();
+            if spoilt == Spoilt::No {
+                let plain = plain.unwrap();
+                assert_eq!(plain.to_compact(), k1_good, "{what}");
+                assert_eq!(plain.recover(&digest).unwrap(), k1_pinned, "{what}");
+                assert_eq!(jose.unwrap().to_bytes(), k1_good, "{what}");
+            } else {
+                refused(plain.map(|_| ()), &what);
+                refused(jose.map(|_| ()), &what);
+            }
+        }
+    }
+
+    let p256_pinned = AnyPublicKey::P256(custody_core::P256PublicKey::from(
+        p256::SecretKey::from_slice(&PINNED).unwrap().public_key(),
     ));
+    let RawSignature::Compact(p256_good) = p256_raw(&PINNED, &digest, 1) else {
+        unreachable!()
+    };
+    for form in 0..2 {
+        for spoilt in SPOILT {
+            let signer = remote(p256_pinned.clone(), move |r| {
+                spoilt.answer(
+                    p256_raw(&PINNED, &r.digest, form),
+                    p256_raw(&OTHER, &r.digest, form),
+                )
+            });
+            let out = signer
+                .sign_with(
+                    SignatureScheme::EcdsaP256Sha256,
+                    &digest.0,
+                    Intent::raw_digest(),
+                    &auth,
+                )
+                .wait();
+            let what = format!("P-256, form {form}, {spoilt:?}");
+            if spoilt == Spoilt::No {
+                assert_eq!(out.unwrap().to_bytes(), p256_good, "{what}");
+            } else {
+                refused(out.map(|_| ()), &what);
+            }
+        }
+    }
+
+    let ed_pinned = AnyPublicKey::Ed25519(custody_core::Ed25519PublicKey::from(
+        ed25519_dalek::SigningKey::from_bytes(&PINNED).verifying_key(),
+    ));
+    let message = b"a JWS signing input";
+    let RawSignature::Compact(ed_good) = ed_raw(&PINNED, message) else {
+        unreachable!()
+    };
+    for spoilt in SPOILT {
+        let signer = remote(ed_pinned.clone(), move |r| {
+            let m = r.message.unwrap();
+            spoilt.answer(ed_raw(&PINNED, m), ed_raw(&OTHER, m))
+        });
+        let out = signer
+            .sign_with(
+                SignatureScheme::Ed25519,
+                message,
+                Intent::raw_digest(),
+                &auth,
+            )
+            .wait();
+        if spoilt == Spoilt::No {
+            assert_eq!(out.unwrap().to_bytes(), ed_good);
+        } else {
+            refused(out.map(|_| ()), &format!("Ed25519, {spoilt:?}"));
+        }
+    }
+
+    // RSA: OpenSSL's signatures (tests/vectors/rsa_signatures.json) of a
+    // 2048-bit key pinned; another key's (3072 bits) and the pinned key's
+    // of another digest are the wrong signatures.
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("vectors/rsa_signatures.json")).unwrap();
+    let hexof = |v: &serde_json::Value, name: &str| hex::decode(v[name].as_str().unwrap()).unwrap();
+    let keys = &vectors["keys"];
+    let rsa_pinned = AnyPublicKey::Rsa(
+        custody_core::RsaPublicKey::from_spki_der(&hexof(&keys[0], "spki")).unwrap(),
+    );
+    let (own, other_key, other_digest) = (
+        &keys[0]["signatures"][1],
+        &keys[1]["signatures"][1],
+        &keys[0]["signatures"][2],
+    );
+    let rsa_digest = hexof(own, "digest");
+    assert_eq!(rsa_digest, hexof(other_key, "digest"));
+    for (scheme, field) in [
+        (SignatureScheme::RsaPkcs1Sha256, "pkcs1"),
+        (SignatureScheme::RsaPssSha256, "pss"),
+    ] {
+        let good = hexof(own, field);
+        for (what, answer) in [
+            ("own", good.clone()),
+            ("another key's", hexof(other_key, field)),
+            ("another digest's", hexof(other_digest, field)),
+            ("faulted", {
+                let mut b = good.clone();
+                *b.last_mut().unwrap() ^= 1;
+                b
+            }),
+        ] {
+            let answer = RawSignature::Rsa(answer);
+            let signer = remote(rsa_pinned.clone(), move |_| Signed::new(answer.clone()));
+            let out = signer
+                .sign_with(scheme, &rsa_digest, Intent::raw_digest(), &auth)
+                .wait();
+            if what == "own" {
+                assert_eq!(out.unwrap().to_bytes(), good, "{scheme:?}");
+            } else {
+                refused(out.map(|_| ()), &format!("{scheme:?}, {what}"));
+            }
+        }
+    }
+}
+
+/// The software vault, its every answer spoilt on the way up when
+/// `fault` is set (one bit flipped, its origin kept): a fault in the
+/// vault's own signing computation, which cannot be produced from outside.
+#[derive(Debug)]
+struct Faulting {
+    vault: Vault,
+    fault: bool,
+}
+
+impl SigningBackend for Faulting {
+    fn key_kinds(&self) -> custody_core::KeyKinds {
+        SigningBackend::key_kinds(&self.vault)
+    }
+
+    fn pin<'a>(&'a self, key: &'a KeyRef) -> custody_core::Pending<'a, Result<PinnedKey, Error>> {
+        SigningBackend::pin(&self.vault, key)
+    }
+
+    fn sign_digest<'a>(
+        &'a self,
+        request: SignRequest<'a>,
+    ) -> custody_core::Pending<'a, Result<Signed, Error>> {
+        let fault = self.fault;
+        self.vault.sign_digest(request).map(move |signed| {
+            signed.map(|signed| {
+                if fault {
+                    Signed {
+                        signature: faulted(&signed.signature),
+                        ..signed
+                    }
+                } else {
+                    signed
+                }
+            })
+        })
+    }
+}
+
+impl KeyBackend for Faulting {
+    fn name(&self) -> &str {
+        "faulting"
+    }
+
+    fn signing(&self) -> Option<&dyn SigningBackend> {
+        Some(self)
+    }
+}
+
+/// Verify after sign for the vault (`Vault::with_verify_after_sign`):
+/// with it on, a faulted signature of each algorithm is refused
+/// (`Error::InvalidSignature`) and a good one passes, bit for bit the
+/// signature RustCrypto makes with the same key; with it off (the
+/// default, `custody_core::Origin::InProcess`), the vault's signature is
+/// released as computed, so the same fault goes out: the boundary the
+/// switch exists for.
+#[test]
+fn a_vault_verifying_after_signing_refuses_a_faulted_signature_and_passes_a_good_one() {
+    use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+    let auth = Authorization::none();
+    let payload = [0x61; 32];
+    let digest = Digest32(payload);
+    let k1_secret: [u8; 32] = hex::decode("11".repeat(32)).unwrap().try_into().unwrap();
+    let (k1_sig, _) = k256::ecdsa::SigningKey::from_slice(&k1_secret)
+        .unwrap()
+        .sign_prehash_recoverable(&payload);
+    let p256_sig: p256::ecdsa::Signature =
+        p256::ecdsa::SigningKey::from_slice(&hex::decode(RFC6979_P256).unwrap())
+            .unwrap()
+            .sign_prehash(&payload)
+            .unwrap();
+    let ed_secret: [u8; 32] = hex::decode(RFC8037_D).unwrap().try_into().unwrap();
+    let good: [(&str, SignatureScheme, [u8; 64]); 3] = [
+        (
+            K1_ID,
+            SignatureScheme::EcdsaSecp256k1,
+            k1_sig.to_bytes().into(),
+        ),
+        (
+            P256_ID,
+            SignatureScheme::EcdsaP256Sha256,
+            p256_sig.to_bytes().into(),
+        ),
+        (
+            ED_ID,
+            SignatureScheme::Ed25519,
+            ed25519_dalek::Signer::sign(
+                &ed25519_dalek::SigningKey::from_bytes(&ed_secret),
+                &payload,
+            )
+            .to_bytes(),
+        ),
+    ];
+    for check in [false, true] {
+        for fault in [false, true] {
+            let vault = vault().with_verify_after_sign(check);
+            for (id, algorithm, secret_hex) in [
+                (K1_ID, KeyAlgorithm::Secp256k1, "11".repeat(32)),
+                (P256_ID, KeyAlgorithm::P256, RFC6979_P256.to_owned()),
+                (ED_ID, KeyAlgorithm::Ed25519, RFC8037_D.to_owned()),
+            ] {
+                vault
+                    .insert_algorithm_key(KeyId::new(id).unwrap(), algorithm, secret(&secret_hex))
+                    .unwrap();
+            }
+            let backend: SharedBackend = Arc::new(Faulting { vault, fault });
+            let pin = |id: &str| {
+                KeySigner::pin(backend.clone(), KeyRef::Stored(KeyId::new(id).unwrap()))
+                    .wait()
+                    .unwrap()
+            };
+            for (id, scheme, good) in good {
+                let what = format!("{scheme:?}, verify after sign {check}, fault {fault}");
+                let signer = pin(id);
+                let mut outs = vec![
+                    signer
+                        .sign_with(scheme, &payload, Intent::raw_digest(), &auth)
+                        .wait()
+                        .map(|s| s.to_bytes()),
+                ];
+                if scheme == SignatureScheme::EcdsaSecp256k1 {
+                    outs.push(
+                        signer
+                            .sign(digest, Intent::raw_digest(), &auth)
+                            .wait()
+                            .map(|s| s.to_compact().to_vec()),
+                    );
+                }
+                let mut bad = good;
+                bad[63] ^= 1;
+                for out in outs {
+                    match (fault, check) {
+                        (false, _) => assert_eq!(out.unwrap(), good, "{what}"),
+                        (true, true) => {
+                            assert!(matches!(out, Err(Error::InvalidSignature)), "{what}");
+                        }
+                        (true, false) => assert_eq!(out.unwrap(), bad, "{what}"),
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]

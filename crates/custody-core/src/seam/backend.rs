@@ -830,25 +830,84 @@ impl Evidence {
 }
 
 /// A backend's answer to a [`SignRequest`]: the signature as the backend
-/// made it (normalized later by [`crate::KeySigner`]) and the evidence of
-/// the gates it passed on its way up.
+/// made it (normalized later by [`crate::KeySigner`]), where it was made,
+/// and the evidence of the gates it passed on its way up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
     /// The signature, as the backend made it.
     pub signature: RawSignature,
+    /// Where it was computed: whether [`crate::KeySigner`] verifies it
+    /// against the pinned key before releasing it ([`Origin`]).
+    pub origin: Origin,
     /// The gates' clearances and deferred writes ([`Evidence`]).
     pub evidence: Evidence,
 }
 
 impl Signed {
-    /// A signature no gate has cleared yet (what a backend returns).
+    /// A signature made outside this process, no gate has cleared yet
+    /// (what a KMS, HSM or enclave backend returns): [`Origin::Backend`],
+    /// verified against the pinned key before it is released.
     #[must_use]
     pub fn new(signature: RawSignature) -> Self {
         Self {
             signature,
+            origin: Origin::Backend,
             evidence: Evidence::new(),
         }
     }
+
+    /// A signature computed in this process from the held secret (the
+    /// software [`crate::Vault`]): [`Origin::InProcess`], released without
+    /// a second verification.
+    #[must_use]
+    pub fn in_process(signature: RawSignature) -> Self {
+        Self {
+            origin: Origin::InProcess,
+            ..Self::new(signature)
+        }
+    }
+}
+
+/// Where a signature was computed, which decides whether
+/// [`crate::KeySigner`] verifies it against the pinned key before releasing
+/// it ("verify after sign"). Decided once, here, for every algorithm and
+/// every front end:
+///
+/// - [`Origin::Backend`]: a KMS, an HSM, an enclave, anything across a
+///   process or device boundary. **Always verified** (ECDSA by the
+///   verification equation, which also yields the recovery id a KMS or
+///   token does not return; Ed25519 strictly; RSA by `rsa`): the seam
+///   cannot see the computation, and what the check catches there is real
+///   and not the caller's to prevent: a key alias or token label that now
+///   names another key, a faulty device or transport, and a fault induced
+///   in a device's deterministic signing (RFC 6979 ECDSA and EdDSA give
+///   up their key from one faulted signature beside a correct one of the
+///   same message: Ambrose et al., CT-RSA 2018; Poddebniak et al., IEEE
+///   EuroS&P 2018; Romailler and Pelissier, FDTC 2017). A network call or
+///   a token's signature costs far more than the check.
+/// - [`Origin::InProcess`]: computed by this process's software vault
+///   from the secret it holds. **Not verified again**, for secp256k1
+///   (the Ethereum hot path, which never was: its recovery id comes from
+///   the signing computation itself) and for P-256 and Ed25519 alike. The
+///   check would cost one verification per signature (1.3 to 2.5 times
+///   the signature itself), which the hot path's budget (custody ≤ 1.10×
+///   a raw signature) cannot carry, and it guards less here: a fault
+///   attacker inside this process's memory or CPU (Rowhammer) shares the
+///   address space with the secret and with the check. The signers Ethereum
+///   services use (geth, alloy's local signer, k256, ed25519-dalek,
+///   libsodium) do not verify either; Bitcoin Core's `CKey::Sign` does, and
+///   BIP 340 recommends it. A deployment that fears faults in its own
+///   hosts turns the check on for the vault
+///   ([`crate::Vault::with_verify_after_sign`]: its answers are then
+///   [`Origin::Backend`]) or holds its keys in a KMS or HSM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Made outside this process (or by a vault asked to be checked):
+    /// verified against the pinned key before release.
+    Backend,
+    /// Made in this process by the holder of the secret: released as is.
+    InProcess,
 }
 
 /// An answer that gates clear on its way up to the audit layer: a
@@ -923,7 +982,10 @@ pub trait SigningBackend: Send + Sync {
     /// Signs `request.digest` with `request.key`. Implementations return the
     /// signature their hardware gives, wrapped in [`Signed::new`] (a gate
     /// adds its [`Clearance`] on the way up); [`crate::KeySigner`]
-    /// normalizes it.
+    /// verifies it against the pinned key and normalizes it. Only a signer
+    /// computing in this process from the secret it holds answers
+    /// [`Signed::in_process`], which is released without that verification
+    /// ([`Origin`] says why).
     ///
     /// # Errors
     /// [`Error::KeyNotFound`], [`Error::Denied`] from a gate, or a backend

@@ -4,13 +4,22 @@
 use std::fmt;
 
 use crate::{
-    Authorization, Digest32, Error, Intent, KeyRef, Pending, PinnedKey, RecoverableSignature,
-    SchemeSignature, SharedBackend, SignRequest, SignatureScheme, Signed, check_signature,
-    normalize,
+    Authorization, Digest32, Error, Intent, KeyRef, Origin, Pending, PinnedKey, RawSignature,
+    RecoverableSignature, SchemeSignature, SharedBackend, SignRequest, SignatureScheme, Signed,
+    check_signature, normalize,
 };
 
 /// A key pinned on a backend. Cheap to clone (an `Arc` and the pinned key);
 /// build one per key and keep it.
+///
+/// # Verify after sign
+/// Every signature a backend makes outside this process (KMS, HSM,
+/// enclave: [`Origin::Backend`]) is verified against the pinned key before
+/// it is returned, whatever its algorithm; a signature the software vault
+/// computed in this process ([`Origin::InProcess`]) is not verified again,
+/// for secp256k1 as for P-256 and Ed25519. [`Origin`] gives the reasons
+/// (fault attacks on deterministic signatures, the hot path's budget) and
+/// how a deployment turns the check on for the vault too.
 #[derive(Clone)]
 pub struct KeySigner {
     backend: SharedBackend,
@@ -53,7 +62,8 @@ impl KeySigner {
 
     /// Signs `digest` for `intent`, presenting `auth` to every gate on the
     /// way, and returns the normalized signature (low `s`, recovery parity
-    /// that recovers the pinned key).
+    /// that recovers the pinned key; verified against it unless the vault
+    /// computed it in process, see [`KeySigner`]).
     ///
     /// # Errors
     /// [`Error::Unsupported`] if the backend cannot sign, [`Error::Denied`]
@@ -74,16 +84,19 @@ impl KeySigner {
         };
         let request = SignRequest::new(&self.key, digest, intent, auth);
         signing.sign_digest(request).map(move |signed| {
-            signed.and_then(|signed| normalize(&committed(signed)?.signature, pinned, &digest))
+            let signed = committed(signed?)?;
+            normalize(&for_normalize(&signed), pinned, &digest)
         })
     }
 
     /// Signs `payload` with `scheme` (the 32-byte digest for ECDSA, the
     /// message for Ed25519) for `intent`, presenting `auth` to every gate
     /// on the way (the same gates and the same audit record as a
-    /// transaction), and returns the signature in JOSE form, checked
-    /// against the pinned key: `r‖s` with low `s` for secp256k1 (ES256K),
-    /// `r‖s` for P-256 (ES256), the RFC 8032 signature for Ed25519.
+    /// transaction), and returns the signature in JOSE form: `r‖s` with low
+    /// `s` for secp256k1 (ES256K), `r‖s` for P-256 (ES256), the RFC 8032
+    /// signature for Ed25519, the RSA signature; verified against the
+    /// pinned key unless the vault computed it in process (see
+    /// [`KeySigner`]).
     ///
     /// # Errors
     /// [`Error::Unsupported`] if the backend cannot sign or the scheme is
@@ -107,14 +120,33 @@ impl KeySigner {
         let (digest, message, public) = (request.digest, request.message, self.key.public());
         signing.sign_digest(request).map(move |signed| {
             let signed = committed(signed?)?;
-            match (scheme, public.secp256k1()) {
-                (SignatureScheme::EcdsaSecp256k1, Some(pinned)) => {
-                    let sig = normalize(&signed.signature, pinned, &digest)?;
+            match (scheme, public.secp256k1(), signed.origin, &signed.signature) {
+                (SignatureScheme::EcdsaSecp256k1, Some(pinned), ..) => {
+                    let sig = normalize(&for_normalize(&signed), pinned, &digest)?;
                     Ok(SchemeSignature::new(scheme, sig.to_compact()))
                 }
+                (
+                    SignatureScheme::EcdsaP256Sha256 | SignatureScheme::Ed25519,
+                    None,
+                    Origin::InProcess,
+                    RawSignature::Compact(bytes),
+                ) => Ok(SchemeSignature::new(scheme, *bytes)),
                 _ => check_signature(scheme, &signed.signature, public, &digest, message),
             }
         })
+    }
+}
+
+/// What [`normalize`] is given: an in-process signer's recovery parity
+/// is taken as it is (it comes from the signing computation); any other
+/// origin's is dropped, so that `normalize` finds it again by verifying
+/// the signature against the pinned key. Copies nothing on the hot path.
+fn for_normalize(signed: &Signed) -> std::borrow::Cow<'_, RawSignature> {
+    match (&signed.signature, signed.origin) {
+        (RawSignature::Recoverable { compact, .. }, Origin::Backend) => {
+            std::borrow::Cow::Owned(RawSignature::Compact(*compact))
+        }
+        (raw, _) => std::borrow::Cow::Borrowed(raw),
     }
 }
 

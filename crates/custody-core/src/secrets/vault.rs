@@ -9,9 +9,9 @@ use crate::secrets::hd::{ChainNode, HdNode};
 use crate::{
     AnyPublicKey, Authorization, ChildNumber, DecryptRequest, Decrypted, DecryptingBackend,
     Decryption, DerivationPath, Digest32, Ed25519PublicKey, Error, ExportingBackend, KeyAlgorithm,
-    KeyBackend, KeyId, KeyKinds, KeyRef, P256PublicKey, Pending, PinnedKey, PrivateKeyBytes,
-    PublicKey, RawSignature, SecretVec, SharedBackend, SignRequest, SignatureScheme, Signed,
-    SigningBackend, WalletScheme, WrappingBackend,
+    KeyBackend, KeyId, KeyKinds, KeyRef, Origin, P256PublicKey, Pending, PinnedKey,
+    PrivateKeyBytes, PublicKey, RawSignature, SecretVec, SharedBackend, SignRequest,
+    SignatureScheme, Signed, SigningBackend, WalletScheme, WrappingBackend,
 };
 
 /// Default number of wallet nodes kept unlocked in the cache.
@@ -206,6 +206,8 @@ pub struct Vault {
     master_public: std::sync::OnceLock<PublicKey>,
     imported: RwLock<HashMap<KeyId, ImportedKey>>,
     cache: NodeCache,
+    /// How this vault's signatures are released ([`Vault::with_verify_after_sign`]).
+    origin: Origin,
     /// The libsecp256k1 signing context, made on first use.
     #[cfg(feature = "secp256k1")]
     secp256k1: crate::secrets::secp_fast::Context,
@@ -223,6 +225,7 @@ impl Vault {
             master_public: std::sync::OnceLock::new(),
             imported: RwLock::new(HashMap::new()),
             cache: NodeCache::new(DEFAULT_NODE_CACHE),
+            origin: Origin::InProcess,
             #[cfg(feature = "secp256k1")]
             secp256k1: crate::secrets::secp_fast::Context::new(),
         }
@@ -232,6 +235,24 @@ impl Vault {
     #[must_use]
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache = NodeCache::new(capacity);
+        self
+    }
+
+    /// With `on`, every signature of this vault is verified against the
+    /// pinned key before [`crate::KeySigner`] releases it, as a KMS's or an
+    /// HSM's is (its answers are [`Origin::Backend`]); off by default. It
+    /// costs one verification per signature (1.3 to 2.5 times the
+    /// signature) and guards against a fault in this process's own
+    /// deterministic signing (RFC 6979, EdDSA) leaking the key: what
+    /// Bitcoin Core's `CKey::Sign` always does. [`Origin`] says why it is
+    /// not the default.
+    #[must_use]
+    pub fn with_verify_after_sign(mut self, on: bool) -> Self {
+        self.origin = if on {
+            Origin::Backend
+        } else {
+            Origin::InProcess
+        };
         self
     }
 
@@ -410,7 +431,15 @@ impl Vault {
                 ));
             }
         };
-        Ok(Signed::new(signature))
+        Ok(self.released(signature))
+    }
+
+    /// A signature of this vault, with its [`Origin`].
+    fn released(&self, signature: RawSignature) -> Signed {
+        Signed {
+            origin: self.origin,
+            ..Signed::new(signature)
+        }
     }
 
     /// ECDH with a P-256 key held by id: the shared x-coordinate.
@@ -530,7 +559,7 @@ impl SigningBackend for Vault {
             )));
         }
         Pending::ready(self.with_secret(key.reference(), key.path(), |secret| {
-            sign_prehash(self, secret, &request.digest).map(Signed::new)
+            sign_prehash(self, secret, &request.digest).map(|s| self.released(s))
         }))
     }
 }
