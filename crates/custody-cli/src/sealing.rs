@@ -26,11 +26,13 @@
 //! any backend is asked) are custody-jose's, whatever process reloads them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use custody_core::{
-    AuditEvent, AuditOp, AuditOutcome, CasOutcome, KeyAlgorithm, KeyId, KeyRef, KeySigner,
-    Keystore, RecordedSwaps, SecretVec, SharedBackend, Swap,
+    AnyPublicKey, AuditEvent, AuditOp, AuditOutcome, CasOutcome, EncryptionContext, Envelope,
+    KeyAlgorithm, KeyId, KeyRef, KeySigner, Keystore, PrivateKeyBytes, RecordedSwaps, SecretVec,
+    SharedBackend, Swap, Vault,
 };
 use custody_jose::jwe::{self, JweAlgorithm};
 use custody_jose::{CompactJwe, OpenError, Recipient, Scope, SealError, SealingKeyring};
@@ -88,8 +90,14 @@ pub(crate) struct CreateArgs {
     pub(crate) scope: String,
     /// A KMS or HSM key instead of a new keystore key: `aws-kms:KEY` (RSA
     /// ENCRYPT_DECRYPT or ECC_NIST_P256 KEY_AGREEMENT) or `pkcs11:…`.
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", conflicts_with = "kek")]
     pub(crate) key: Option<String>,
+    /// The KEK that wraps the new keystore key instead of the keystore's
+    /// own: `aws-kms:KEY` (a SYMMETRIC_DEFAULT key) or `pkcs11:…` (an AES
+    /// key). Opening a secret sealed to the key then needs that KEK's
+    /// backend, reached on every unseal.
+    #[arg(long, value_name = "URI")]
+    pub(crate) kek: Option<String>,
 }
 
 /// A scope and one of its keys.
@@ -181,13 +189,22 @@ pub(crate) enum Location {
     Stored(KeyId),
     /// A KMS or HSM key, by backend URI.
     External(String),
+    /// A P-256 key of the keystore wrapped by its own KEK (`sealing-key
+    /// create --kek URI`): its envelope in the state store, under
+    /// [`envelope_key`], opened by the KEK `kek` names on every use.
+    Wrapped {
+        /// The key's id (`p256-…`, as the keystore's generated keys).
+        id: KeyId,
+        /// The KEK's backend URI.
+        kek: String,
+    },
 }
 
 impl Location {
     /// What `keyId` shows: the keystore id, or the URI's label.
     fn label(&self) -> &str {
         match self {
-            Self::Stored(id) => id.as_str(),
+            Self::Stored(id) | Self::Wrapped { id, .. } => id.as_str(),
             Self::External(uri) => custody_kms::BackendUri::label(uri),
         }
     }
@@ -205,6 +222,9 @@ impl Member {
         match &self.key {
             Location::Stored(id) => json!({ "kid": self.kid, "keyId": id.as_str() }),
             Location::External(uri) => json!({ "kid": self.kid, "key": uri }),
+            Location::Wrapped { id, kek } => {
+                json!({ "kid": self.kid, "keyId": id.as_str(), "kek": kek })
+            }
         }
     }
 
@@ -215,6 +235,20 @@ impl Member {
             (Some(Value::String(id)), None, 2) if is_sealing_key_id(id) => Location::Stored(
                 KeyId::new(id.as_str()).map_err(|_| malformed("a member's keyId"))?,
             ),
+            (Some(Value::String(id)), None, 3) if is_sealing_key_id(id) => {
+                let Some(Value::String(kek)) = members.get("kek") else {
+                    return Err(malformed("a member (kid, keyId and kek)"));
+                };
+                match crate::backends::parse(kek, "the sealing keyring") {
+                    Ok(custody_kms::BackendUri::AwsKms(_) | custody_kms::BackendUri::Pkcs11(_)) => {
+                    }
+                    _ => return Err(malformed("a member's KEK URI")),
+                }
+                Location::Wrapped {
+                    id: KeyId::new(id.as_str()).map_err(|_| malformed("a member's keyId"))?,
+                    kek: kek.clone(),
+                }
+            }
             (None, Some(Value::String(uri)), 2) => {
                 crate::backends::parse(uri, "the sealing keyring")
                     .map_err(|_| malformed("a member's key URI"))?;
@@ -435,7 +469,14 @@ impl Membership {
 
     /// What `list` prints.
     fn report(&self) -> Value {
-        let show = |m: &Member| json!({ "kid": m.kid, "keyId": m.key.label() });
+        let show = |m: &Member| match &m.key {
+            Location::Wrapped { kek, .. } => json!({
+                "kid": m.kid,
+                "keyId": m.key.label(),
+                "kek": custody_kms::BackendUri::label(kek),
+            }),
+            _ => json!({ "kid": m.kid, "keyId": m.key.label() }),
+        };
         json!({
             "scope": self.scope.as_str(),
             "current": show(&self.current),
@@ -583,13 +624,22 @@ fn event(op: &str, scope: &Scope, kid: &str) -> Result<AuditEvent, CliError> {
 /// `custody sealing-key create`.
 pub(crate) fn create(ks: &Keystore, a: &CreateArgs) -> Result<Value, CliError> {
     let scope = scope(&a.scope)?;
-    let (location, signer) = match &a.key {
-        None => {
+    let (location, signer) = match (&a.key, &a.kek) {
+        (None, Some(kek)) => {
+            let (id, backend) = wrap_new_key(ks, &scope, kek)?;
+            let signer = crate::jose::pin_any(backend, KeyRef::Stored(id.clone()))?;
+            let location = Location::Wrapped {
+                id,
+                kek: kek.clone(),
+            };
+            (location, signer)
+        }
+        (None, None) => {
             let (id, _) = ks.generate_key(KeyAlgorithm::P256)?;
             let signer = crate::jose::pin_any(ks.backend(), KeyRef::Stored(id.clone()))?;
             (Location::Stored(id), signer)
         }
-        Some(uri) => {
+        (Some(uri), _) => {
             let (inner, key) =
                 crate::backends::signer(&crate::backends::parse(uri, "--key")?, "--key")?;
             let signer = crate::jose::pin_any(inner, key)?;
@@ -612,16 +662,24 @@ pub(crate) fn create(ks: &Keystore, a: &CreateArgs) -> Result<Value, CliError> {
         kid: recipient.kid().to_owned(),
         key: location.clone(),
     };
+    let located = |e: AuditEvent| -> Result<AuditEvent, CliError> {
+        let e = e.with_key(location.label());
+        Ok(match &location {
+            Location::Wrapped { kek, .. } => {
+                e.with_field("kek", custody_kms::BackendUri::label(kek))?
+            }
+            _ => e,
+        })
+    };
     update(ks, &scope, |existing| match existing {
         None => Ok((
             Membership::new(scope.clone(), member.clone()),
-            event("sealing-key-create", &scope, &member.kid)?.with_key(location.label()),
+            located(event("sealing-key-create", &scope, &member.kid)?)?,
         )),
         Some(mut m) => {
             let old = m.current.kid.clone();
             m.rotate(member.clone())?;
-            let e = event("sealing-key-rotate", &scope, &member.kid)?
-                .with_key(location.label())
+            let e = located(event("sealing-key-rotate", &scope, &member.kid)?)?
                 .with_field("previous-kid", old)?;
             Ok((m, e))
         }
@@ -629,6 +687,153 @@ pub(crate) fn create(ks: &Keystore, a: &CreateArgs) -> Result<Value, CliError> {
     let jwk: Value = serde_json::from_str(&recipient.to_json())
         .map_err(|_| CliError::new("io", "could not re-read the JWK"))?;
     Ok(json!({ "keyId": location.label(), "jwk": jwk, "scope": scope.as_str() }))
+}
+
+/// The state-store key of a wrapped sealing key's envelope.
+fn envelope_key(id: &KeyId) -> String {
+    format!("sealing-key-envelope:{}", id.as_str())
+}
+
+/// What a wrapped sealing key's envelope binds (AAD): its id, its
+/// algorithm and its scope, so that an envelope moved under another id or
+/// scope does not open.
+fn envelope_context(id: &KeyId, scope: &Scope) -> Result<EncryptionContext, CliError> {
+    Ok(EncryptionContext::new()
+        .with("custody", "sealing-key")?
+        .with("keyId", id.as_str())?
+        .with("algorithm", KeyAlgorithm::P256.as_str())?
+        .with("scope", scope.as_str())?)
+}
+
+/// The id of a P-256 key, as the keystore names the keys it generates:
+/// `p256-` and the first 16 hex digits of SHA-256 over the algorithm's
+/// name, a zero byte and the compressed public key.
+fn p256_key_id(public: &AnyPublicKey) -> Result<KeyId, CliError> {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(KeyAlgorithm::P256.as_str().as_bytes());
+    h.update([0]);
+    h.update(public.to_bytes());
+    Ok(KeyId::new(format!(
+        "p256-{}",
+        hex::encode(&h.finalize()[..8])
+    ))?)
+}
+
+/// A vault of its own holding the P-256 `secret` under its id (checked to
+/// be `expected` when given), its KEK backend `kek`.
+fn wrapped_vault(
+    kek: SharedBackend,
+    ks: &Keystore,
+    secret: &[u8],
+    expected: Option<&KeyId>,
+) -> Result<(KeyId, SharedBackend), CliError> {
+    let probe = Vault::new(kek.clone(), ks.scheme());
+    let public = probe.insert_algorithm_key(
+        KeyId::new("probe")?,
+        KeyAlgorithm::P256,
+        PrivateKeyBytes::from_slice(secret)?,
+    )?;
+    let id = p256_key_id(&public)?;
+    if expected.is_some_and(|e| *e != id) {
+        return Err(malformed(
+            "a wrapped member's key is not the one its id names",
+        ));
+    }
+    let vault = Vault::new(kek, ks.scheme());
+    vault.insert_algorithm_key(
+        id.clone(),
+        KeyAlgorithm::P256,
+        PrivateKeyBytes::from_slice(secret)?,
+    )?;
+    Ok((id, Arc::new(vault)))
+}
+
+/// `sealing-key create --kek URI`: a fresh P-256 key sealed by that KEK
+/// into an envelope stored (create-only) in the state store; its id and a
+/// vault holding it.
+fn wrap_new_key(
+    ks: &Keystore,
+    scope: &Scope,
+    kek_uri: &str,
+) -> Result<(KeyId, SharedBackend), CliError> {
+    let kek = crate::backends::kek(&crate::backends::parse(kek_uri, "--kek")?, "--kek")?;
+    let wrapping = kek.wrapping().ok_or_else(|| {
+        CliError::new("unsupported", "--kek: this backend does not wrap data keys")
+    })?;
+    // A random 32-byte string is a P-256 scalar unless it is zero or at
+    // least the group order (probability below 2^-32): draw again then.
+    let mut drawn = None;
+    for _ in 0..8 {
+        let secret = PrivateKeyBytes::random()?;
+        if let Ok(v) = wrapped_vault(kek.clone(), ks, secret.expose_secret(), None) {
+            drawn = Some((secret, v));
+            break;
+        }
+    }
+    let (secret, (id, vault)) = drawn.ok_or(custody_core::Error::Rng)?;
+    let envelope = Envelope::seal(
+        wrapping,
+        &wrapping.default_kek(),
+        &envelope_context(&id, scope)?,
+        secret.expose_secret(),
+    )
+    .wait()
+    .map_err(|e| CliError::from(e).context("--kek"))?;
+    match ks
+        .state()
+        .compare_and_swap(&envelope_key(&id), None, envelope.as_bytes())
+        .wait()?
+    {
+        CasOutcome::Swapped { .. } => Ok((id, vault)),
+        CasOutcome::Conflict { .. } => Err(CliError::new(
+            "already-exists",
+            "a wrapped sealing key of that id exists",
+        )),
+    }
+}
+
+/// The vault holding the wrapped sealing key `id` of `scope`, its envelope
+/// opened by the KEK `kek_uri` names (one unwrap by that backend, recorded
+/// in the audit log): the KEK's backend must be reachable.
+///
+/// # Errors
+/// The KEK backend's own kinds (`unavailable`, `access-denied`,
+/// `key-disabled`, `not-found`, ...): a configuration or reachability
+/// problem, not one of the sealed secret; kind `malformed` for a missing
+/// envelope or one that is not the key its id names.
+fn open_wrapped(
+    ks: &Keystore,
+    scope: &Scope,
+    id: &KeyId,
+    kek_uri: &str,
+) -> Result<SharedBackend, CliError> {
+    let flag = "the sealing key's KEK";
+    let kek = crate::backends::kek(&crate::backends::parse(kek_uri, flag)?, flag)?;
+    let wrapping = kek
+        .wrapping()
+        .ok_or_else(|| CliError::new("unsupported", "the sealing key's KEK does not unwrap"))?;
+    let record = ks
+        .state()
+        .get(&envelope_key(id))
+        .wait()?
+        .ok_or_else(|| malformed("a wrapped member's envelope is missing"))?;
+    let secret = Envelope::from_vec(record.value.to_vec())
+        .map_err(|_| malformed("a wrapped member's envelope"))?
+        .open(wrapping, &envelope_context(id, scope)?)
+        .wait()
+        .map_err(|e| CliError::from(e).context(flag))?;
+    let (_, vault) = wrapped_vault(kek.clone(), ks, secret.expose_secret(), Some(id))?;
+    ks.audit()
+        .append(
+            AuditEvent::new(AuditOp::UNWRAP, AuditOutcome::Success)
+                .with_detail("sealing key unwrapped by its own KEK")
+                .with_key(id.as_str())
+                .with_field("scope", scope.as_str())?
+                .with_field("kek", custody_kms::BackendUri::label(kek_uri))?,
+        )
+        .wait()?;
+    Ok(vault)
 }
 
 /// `custody sealing-key retire`.
@@ -697,9 +902,13 @@ pub(crate) fn seal(a: &SealArgs) -> Result<Value, CliError> {
 
 /// The gated signer of a member: `Audited(TotpGate(PolicyGate(backend)))`,
 /// as every signature is.
-fn gated_pin(ks: &Keystore, location: &Location) -> Result<KeySigner, CliError> {
+fn gated_pin(ks: &Keystore, scope: &Scope, location: &Location) -> Result<KeySigner, CliError> {
     let (backend, key): (SharedBackend, KeyRef) = match location {
         Location::Stored(id) => (crate::commands::backend(ks)?, KeyRef::Stored(id.clone())),
+        Location::Wrapped { id, kek } => (
+            crate::commands::gated(ks, open_wrapped(ks, scope, id, kek)?)?,
+            KeyRef::Stored(id.clone()),
+        ),
         Location::External(uri) => {
             let (inner, key) = crate::backends::signer(
                 &crate::backends::parse(uri, "the sealing keyring")?,
@@ -730,6 +939,11 @@ fn open_error(e: OpenError) -> CliError {
 
 /// The JWE of `--in`, its scope's keyring (the current key and the one
 /// the JWE names), all behind the gates.
+///
+/// A member key that cannot be reached (its KMS, its HSM, or the KEK that
+/// wraps it unreachable, refusing or disabled) is `unseal-failed` like
+/// every other failure to open (shared/CLI.md): one kind, the backend's
+/// reason in the message only.
 fn keyring_for(ks: &Keystore, scope: &Scope, text: &str) -> Result<SealingKeyring, CliError> {
     let (membership, _) = load(ks, scope)
         .map_err(unseal_failed)?
@@ -737,7 +951,7 @@ fn keyring_for(ks: &Keystore, scope: &Scope, text: &str) -> Result<SealingKeyrin
     let parsed = CompactJwe::parse(text).map_err(|e| unseal_failed(OpenError::from(e)))?;
     let named = parsed.header().kid().unwrap_or("");
     membership
-        .keyring(&|location| gated_pin(ks, location), Some(named))
+        .keyring(&|location| gated_pin(ks, scope, location), Some(named))
         .map_err(unseal_failed)
 }
 
@@ -811,10 +1025,52 @@ mod tests {
             kid: format!("{}{}", char::from(b'A' + n), "k".repeat(KID_LEN - 1)),
             key: if key.starts_with("aws-kms:") {
                 Location::External(key.to_owned())
+            } else if let Some((id, kek)) = key.split_once(" under ") {
+                Location::Wrapped {
+                    id: KeyId::new(id).unwrap(),
+                    kek: kek.to_owned(),
+                }
             } else {
                 Location::Stored(KeyId::new(key).unwrap())
             },
         }
+    }
+
+    /// A key wrapped by its own KEK is a member of three fields, `kid`,
+    /// `keyId` and `kek` (a KMS or PKCS#11 URI, never `passphrase`); the
+    /// record holds the URI and the id, no key material.
+    #[test]
+    fn a_wrapped_member_survives_its_record_and_is_read_strictly() {
+        let a = member(0, "p256-0123456789abcdef under aws-kms:alias/sealing-kek");
+        let b = member(
+            1,
+            "p256-fedcba9876543210 under pkcs11:token=t;object=kek?pin-source=file:/run/pin",
+        );
+        let mut m = Membership::new(scope(), a.clone());
+        m.rotate(b.clone()).unwrap();
+        assert_eq!(reload(&m), m);
+        let json = m.to_json();
+        assert_eq!(
+            json["previous"][0],
+            json!({"kid": a.kid, "keyId": "p256-0123456789abcdef", "kek": "aws-kms:alias/sealing-kek"})
+        );
+        // `list` shows the KEK without its query (a local file's path).
+        assert_eq!(m.report()["current"]["kek"], "pkcs11:token=t;object=kek");
+        for (what, edit) in [
+            ("passphrase is not a KEK of its own", json!("passphrase")),
+            ("not a URI", json!("gcp:k")),
+            ("not a string", json!(7)),
+        ] {
+            let mut v = json.clone();
+            v["current"]["kek"] = edit;
+            let e = Membership::from_bytes(&serde_json::to_vec(&v).unwrap(), &scope()).unwrap_err();
+            assert_eq!(e.to_json()["error"]["kind"], "malformed", "{what}");
+        }
+        let mut v = json.clone();
+        v["current"].as_object_mut().unwrap().remove("kek");
+        v["current"]["other"] = json!("aws-kms:k");
+        let e = Membership::from_bytes(&serde_json::to_vec(&v).unwrap(), &scope()).unwrap_err();
+        assert_eq!(e.to_json()["error"]["kind"], "malformed");
     }
 
     fn scope() -> Scope {
