@@ -5,16 +5,28 @@
 //!
 //! - sign (ES256K, ES256, EdDSA): `sign_jwt` through the seam (a vault key
 //!   pinned by id: the JSON and base64url of header and claims, the
-//!   signing input, the vault's signature, the check of the JOSE-form
-//!   signature against the pinned key, the compact token) beside the raw
-//!   signature of the same signing input with k256, p256 and
-//!   ed25519-dalek (SHA-256 and RFC 6979 inside, as the JWS needs);
+//!   signing input, the vault's signature, the compact token) beside the
+//!   raw signature of the same signing input with k256, p256 and
+//!   ed25519-dalek (SHA-256 and RFC 6979 inside, as the JWS needs). The
+//!   baseline is the same work: the vault's in-process signatures are not
+//!   verified again by the seam (`custody_core::Origin` says why), and
+//!   neither is the raw one;
+//! - sign, checked (`sign_*_checked`): a vault built
+//!   `with_verify_after_sign(true)`, whose every signature the seam
+//!   verifies against the pinned key (as a KMS's or HSM's), beside the raw
+//!   signature followed by the raw verification of it with the same
+//!   crate: what a careful raw user who wants that check does;
 //! - verify (ES256K, ES256, RS256, PS256, EdDSA; jwcrypto's tokens from
 //!   `vectors/jose/jws.json`): `jwt::verify` against a one-key JWKS (parse,
 //!   key choice, the algorithm fixed by the key, the signature, the claims'
 //!   `exp`/`nbf`/`iat`/`aud`/`iss`) beside base64url-decoding the signature
 //!   and checking it with k256, p256, rsa (PKCS#1 v1.5, PSS) and
-//!   ed25519-dalek (`verify_strict`) over the same signing input.
+//!   ed25519-dalek (`verify_strict`) over the same signing input;
+//! - seal and open (`ECDH-ES`, `ECDH-ES+A256KW`, `A256GCM`, a 64-byte
+//!   secret): `jwe::seal_with` to a vault's P-256 key, and `jwe::open`
+//!   through the vault (no audit layer), beside the raw primitives of
+//!   `jwe_raw.rs` (a fresh ephemeral key and ECDH, the Concat KDF, AES Key
+//!   Wrap, AES-256-GCM) that `jwe.rs` times one after the other.
 //!
 //! Run `cargo bench -p custody-benches --bench jwt`, then
 //! `benches/report.sh` for the ratios.
@@ -40,11 +52,17 @@ use custody_jose::{JwkSet, Validation};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+#[path = "jwe_raw.rs"]
+mod jwe_raw;
+
 const GROUP: &str = "jwt_paired";
 
-/// A vault holding one key of `algorithm` (a fixed secret), pinned.
-fn signer(algorithm: KeyAlgorithm, secret: [u8; 32]) -> KeySigner {
-    let vault = Arc::new(Vault::new(custody_benches::kek(), WalletScheme::Default));
+/// A vault holding one key of `algorithm` (a fixed secret), pinned; with
+/// `checked`, a vault whose signatures the seam verifies.
+fn signer(algorithm: KeyAlgorithm, secret: [u8; 32], checked: bool) -> KeySigner {
+    let vault = Arc::new(
+        Vault::new(custody_benches::kek(), WalletScheme::Default).with_verify_after_sign(checked),
+    );
     let id = KeyId::new("jwt").unwrap();
     vault
         .insert_algorithm_key(
@@ -74,29 +92,53 @@ fn sign_benches(c: &mut Criterion) {
     let ed_key = ed25519_dalek::SigningKey::from_bytes(&SECRET);
 
     let mut g = c.benchmark_group(GROUP);
-    for (name, algorithm) in [
-        ("sign_es256k", KeyAlgorithm::Secp256k1),
-        ("sign_es256", KeyAlgorithm::P256),
-        ("sign_eddsa", KeyAlgorithm::Ed25519),
+    for (name, algorithm, checked) in [
+        ("sign_es256k", KeyAlgorithm::Secp256k1, false),
+        ("sign_es256", KeyAlgorithm::P256, false),
+        ("sign_eddsa", KeyAlgorithm::Ed25519, false),
+        ("sign_es256k_checked", KeyAlgorithm::Secp256k1, true),
+        ("sign_es256_checked", KeyAlgorithm::P256, true),
+        ("sign_eddsa_checked", KeyAlgorithm::Ed25519, true),
     ] {
-        let signer = signer(algorithm, SECRET);
+        let signer = signer(algorithm, SECRET, checked);
         let token = custody_jose::sign_jwt(&signer, &claims, &none)
             .wait()
             .unwrap();
         let input = signing_input(&token).as_bytes().to_vec();
+        // The raw signature, and with `checked` its verification by the
+        // same crate (k256 and p256 verify the low-s form they sign).
         let raw: Box<dyn Fn()> = match algorithm {
             KeyAlgorithm::Secp256k1 => Box::new(|| {
                 let sig: k256::ecdsa::Signature =
                     k256::ecdsa::signature::Signer::sign(&k256_key, black_box(&input));
+                if checked {
+                    k256::ecdsa::signature::Verifier::verify(
+                        k256_key.verifying_key(),
+                        &input,
+                        &sig,
+                    )
+                    .unwrap();
+                }
                 black_box(sig);
             }),
             KeyAlgorithm::P256 => Box::new(|| {
                 let sig: p256::ecdsa::Signature =
                     p256::ecdsa::signature::Signer::sign(&p256_key, black_box(&input));
+                if checked {
+                    p256::ecdsa::signature::Verifier::verify(
+                        p256_key.verifying_key(),
+                        &input,
+                        &sig,
+                    )
+                    .unwrap();
+                }
                 black_box(sig);
             }),
             _ => Box::new(|| {
                 let sig = ed25519_dalek::Signer::sign(&ed_key, black_box(&input));
+                if checked {
+                    ed_key.verifying_key().verify_strict(&input, &sig).unwrap();
+                }
                 black_box(sig);
             }),
         };
@@ -222,5 +264,71 @@ fn verify_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sign_benches, verify_benches);
+fn seal_open_benches(c: &mut Criterion) {
+    use custody_jose::jwe::{self, JweAlgorithm, Recipient, Scope};
+    use jwe_raw::{D, SECRET, raw_open, raw_seal, vault_key};
+    let (vault, key) = vault_key();
+    let backend: SharedBackend = vault;
+    let recipient = Recipient::from_pinned(&key).unwrap();
+    let scope = Scope::new("importer/api-keys").unwrap();
+    let secret = p256::NonZeroScalar::try_from(&D[..]).unwrap();
+    let public = p256::PublicKey::from_secret_scalar(&secret);
+    let auth = Authorization::none();
+
+    let mut g = c.benchmark_group(GROUP);
+    for (name, alg, wrap) in [
+        ("ecdh_es", JweAlgorithm::EcdhEs, false),
+        ("ecdh_es_a256kw", JweAlgorithm::EcdhEsA256kw, true),
+    ] {
+        let seal = format!("seal_{name}");
+        let mut pairing = Pairing::default();
+        g.bench_function(&seal, |b| {
+            b.iter_custom(|iters| {
+                pairing.run(
+                    iters,
+                    || {
+                        black_box(raw_seal(black_box(&public), wrap));
+                    },
+                    |_| {
+                        black_box(jwe::seal_with(black_box(&recipient), alg, &scope, &SECRET))
+                            .unwrap();
+                    },
+                )
+            });
+        });
+        pairing.save(GROUP, &seal);
+
+        let raw_sealed = raw_seal(&public, wrap);
+        let token = jwe::seal_with(&recipient, alg, &scope, &SECRET).unwrap();
+        // Both sides open what they sealed before anything is timed.
+        assert_eq!(raw_open(&secret, &raw_sealed), SECRET);
+        let opened = jwe::open(backend.as_ref(), &key, &token, &scope, &auth)
+            .wait()
+            .unwrap();
+        assert_eq!(opened.expose_secret(), SECRET);
+        let open = format!("open_{name}");
+        let mut pairing = Pairing::default();
+        g.bench_function(&open, |b| {
+            b.iter_custom(|iters| {
+                pairing.run(
+                    iters,
+                    || {
+                        black_box(raw_open(black_box(&secret), black_box(&raw_sealed)));
+                    },
+                    |_| {
+                        let opened =
+                            jwe::open(backend.as_ref(), &key, black_box(&token), &scope, &auth)
+                                .wait()
+                                .unwrap();
+                        black_box(opened);
+                    },
+                )
+            });
+        });
+        pairing.save(GROUP, &open);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sign_benches, verify_benches, seal_open_benches);
 criterion_main!(benches);

@@ -80,11 +80,21 @@ for what, group, bench, target in [
     ("JWT sign ES256K (vault) / raw k256, paired", "jwt_paired", "sign_es256k", "<= 1.10"),
     ("JWT sign ES256 (vault) / raw p256, paired", "jwt_paired", "sign_es256", "<= 1.10"),
     ("JWT sign EdDSA (vault) / raw ed25519-dalek, paired", "jwt_paired", "sign_eddsa", "<= 1.10"),
+    # A vault with verify-after-sign on / the raw signature then its raw verification.
+    ("JWT sign ES256K (vault, verify after sign) / raw k256 sign + verify, paired", "jwt_paired", "sign_es256k_checked", "<= 1.10"),
+    ("JWT sign ES256 (vault, verify after sign) / raw p256 sign + verify, paired", "jwt_paired", "sign_es256_checked", "<= 1.10"),
+    ("JWT sign EdDSA (vault, verify after sign) / raw ed25519-dalek sign + verify_strict, paired", "jwt_paired", "sign_eddsa_checked", "<= 1.10"),
     ("JWT verify ES256K / raw k256, paired", "jwt_paired", "verify_es256k", "<= 1.10"),
     ("JWT verify ES256 / raw p256, paired", "jwt_paired", "verify_es256", "<= 1.10"),
     ("JWT verify RS256 / raw rsa, paired", "jwt_paired", "verify_rs256", "<= 1.10"),
     ("JWT verify PS256 / raw rsa, paired", "jwt_paired", "verify_ps256", "<= 1.10"),
     ("JWT verify EdDSA / raw ed25519-dalek, paired", "jwt_paired", "verify_eddsa", "<= 1.10"),
+    # Sealed secrets, paired: seal_with / a fresh ephemeral ECDH, Concat KDF,
+    # (AES-KW), AES-256-GCM; open through the vault / the same, static key.
+    ("JWE seal ECDH-ES / raw primitives, paired", "jwt_paired", "seal_ecdh_es", "<= 1.10"),
+    ("JWE seal ECDH-ES+A256KW / raw primitives, paired", "jwt_paired", "seal_ecdh_es_a256kw", "<= 1.10"),
+    ("JWE open ECDH-ES (vault) / raw primitives, paired", "jwt_paired", "open_ecdh_es", "<= 1.10"),
+    ("JWE open ECDH-ES+A256KW (vault) / raw primitives, paired", "jwt_paired", "open_ecdh_es_a256kw", "<= 1.10"),
 ]:
     ratio = paired(group, bench)
     if ratio is not None:

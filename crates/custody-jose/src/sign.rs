@@ -80,17 +80,8 @@ pub fn algorithm_of(key: &PinnedKey) -> Result<Algorithm, JoseError> {
 /// [`JoseError::UnsupportedAlgorithm`] as [`algorithm_of`].
 pub fn public_jwk(key: &PinnedKey) -> Result<Jwk, JoseError> {
     let alg = algorithm_of(key)?;
-    let json = match key.public() {
-        AnyPublicKey::Secp256k1(k) => ec_json("secp256k1", &k.to_uncompressed()),
-        AnyPublicKey::P256(k) => ec_json("P-256", &k.to_uncompressed()),
-        AnyPublicKey::Ed25519(k) => format!(
-            r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-            b64::encode(&k.to_bytes())
-        ),
-        _ => return Err(JoseError::UnsupportedAlgorithm),
-    };
-    let jwk = Jwk::from_json(json.as_bytes())?;
-    let kid = jwk.thumbprint();
+    let json = key_members(key)?;
+    let kid = key_thumbprint(key)?;
     Jwk::from_json(
         format!(
             r#"{}"alg":"{}","kid":"{kid}","use":"sig"}}"#,
@@ -99,6 +90,29 @@ pub fn public_jwk(key: &PinnedKey) -> Result<Jwk, JoseError> {
         )
         .as_bytes(),
     )
+}
+
+/// The required members of a signing key's public JWK, in lexicographic
+/// order and without whitespace: the JSON its RFC 7638 thumbprint hashes.
+fn key_members(key: &PinnedKey) -> Result<String, JoseError> {
+    Ok(match key.public() {
+        AnyPublicKey::Secp256k1(k) => ec_json("secp256k1", &k.to_uncompressed()),
+        AnyPublicKey::P256(k) => ec_json("P-256", &k.to_uncompressed()),
+        AnyPublicKey::Ed25519(k) => format!(
+            r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+            b64::encode(&k.to_bytes())
+        ),
+        _ => return Err(JoseError::UnsupportedAlgorithm),
+    })
+}
+
+/// A pinned signing key's RFC 7638 thumbprint (its default `kid`), from
+/// the pinned public key directly: the pinned point was validated when it
+/// was pinned, so no JWK is parsed (and no point decoded again) per
+/// signature. `each_algorithm_signs_a_jwt_that_two_verifiers_accept` checks it equals
+/// [`Jwk::thumbprint`] of the published JWK.
+fn key_thumbprint(key: &PinnedKey) -> Result<String, JoseError> {
+    Ok(b64::encode(&Sha256::digest(key_members(key)?.as_bytes())))
 }
 
 fn ec_json(crv: &str, uncompressed: &[u8; 65]) -> String {
@@ -184,10 +198,7 @@ pub fn sign_jws<'a>(
         }
         match header.get("kid") {
             None => {
-                header.insert(
-                    "kid".into(),
-                    Value::from(public_jwk(signer.key())?.thumbprint()),
-                );
+                header.insert("kid".into(), Value::from(key_thumbprint(signer.key())?));
             }
             Some(Value::Null) => {
                 header.remove("kid");
