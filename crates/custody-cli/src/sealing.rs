@@ -757,7 +757,14 @@ fn wrap_new_key(
     scope: &Scope,
     kek_uri: &str,
 ) -> Result<(KeyId, SharedBackend), CliError> {
-    let kek = crate::backends::kek(&crate::backends::parse(kek_uri, "--kek")?, "--kek")?;
+    let uri = crate::backends::parse(kek_uri, "--kek")?;
+    if uri == custody_kms::BackendUri::Passphrase {
+        return Err(CliError::bad_input(
+            "--kek: a sealing key's own KEK is aws-kms:KEY or pkcs11:...; a passphrase is not \
+             supported here (without --kek the key is wrapped by the keystore's own KEK)",
+        ));
+    }
+    let kek = crate::backends::kek(&uri, "--kek")?;
     let wrapping = kek.wrapping().ok_or_else(|| {
         CliError::new("unsupported", "--kek: this backend does not wrap data keys")
     })?;

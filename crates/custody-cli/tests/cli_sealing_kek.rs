@@ -470,6 +470,10 @@ fn kek_arguments_are_checked_before_anything_is_written() {
         all.extend(args.iter().copied());
         let r = run(&w, &all, &Vars::new());
         assert_eq!(failure(&r), ("bad-input", 2), "{args:?}: {}", r.err);
+        if args[1] == "passphrase" {
+            let message = r.err["error"]["message"].as_str().unwrap();
+            assert!(message.contains("not supported"), "{message}");
+        }
     }
     assert_eq!(written(&w), before);
     let r = run(&w, &["sealing-key", "list", "--scope", SCOPE], &Vars::new());
