@@ -7,7 +7,6 @@
 //! (the frozen v1 keystore, passphrase rewraps) always run.
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     clippy::expect_used,
     reason = "test helpers unwrap: a failure is a test failure"
 )]
@@ -19,27 +18,11 @@ use std::time::Duration;
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use serde_json::Value;
 
-const ABANDON: &str =
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+#[path = "support/world.rs"]
+mod world;
+use world::{ABANDON, Run, code_at, json_or_null, now};
+
 const HASH: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
-
-struct Run {
-    code: i32,
-    out: Value,
-    err: Value,
-}
-
-impl Run {
-    fn kind(&self) -> &str {
-        self.err["error"]["kind"].as_str().unwrap_or("")
-    }
-
-    #[track_caller]
-    fn ok(self) -> Value {
-        assert_eq!(self.code, 0, "{}", self.err);
-        self.out
-    }
-}
 
 /// How the binary is run: its keystore and environment.
 #[derive(Clone, Default)]
@@ -81,19 +64,10 @@ impl Env {
             stdout,
             stderr,
         } = self.command(dir, args).output().unwrap();
-        let parse = |b: &[u8]| -> Value {
-            if b.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(b).unwrap_or_else(|_| {
-                    panic!("not one JSON object: {}", String::from_utf8_lossy(b))
-                })
-            }
-        };
         Run {
             code: status.code().unwrap_or(-1),
-            out: parse(&stdout),
-            err: parse(&stderr),
+            out: json_or_null(&stdout),
+            err: json_or_null(&stderr),
         }
     }
 }
@@ -102,20 +76,6 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_owned()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// The code of `secret_b32` at `unix`, by totp-rs (an independent RFC 6238).
-fn code_at(secret_b32: &str, unix: u64) -> String {
-    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_b32).unwrap();
-    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    totp.generate(unix).to_string()
 }
 
 /// Checks a `sign-hash` answer with k256: the signature recovers, from the

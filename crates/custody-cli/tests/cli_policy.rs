@@ -19,50 +19,14 @@ use sha2::{Digest, Sha256};
 #[path = "../../custody-policy/tests/support/authenticator.rs"]
 mod authenticator;
 use authenticator::{ClientData, Device, ORIGIN, RP_ID, UP, UV, b64, unb64};
+#[path = "support/world.rs"]
+mod world;
+use world::Run;
 
 const WALLET: &str = "treasury";
 const ALICE: &str = "0x1111111111111111111111111111111111111111";
 const MIXER: &str = "0x722122dF12D4e14e13Ac3b6895a86e84145b6967";
 const ONE_ETH: u128 = 1_000_000_000_000_000_000;
-
-struct Run {
-    code: i32,
-    out: Value,
-    err: Value,
-}
-
-impl Run {
-    fn kind(&self) -> &str {
-        self.err["error"]["kind"].as_str().unwrap_or("")
-    }
-
-    fn message(&self) -> &str {
-        self.err["error"]["message"].as_str().unwrap_or("")
-    }
-
-    #[track_caller]
-    fn ok(self) -> Value {
-        assert_eq!(self.code, 0, "{}", self.err);
-        self.out
-    }
-
-    /// Asserts a refusal of `kind` with `exit`, whose message says `says`.
-    #[track_caller]
-    fn refused(&self, kind: &str, exit: i32, says: &str) {
-        assert_eq!(
-            (self.code, self.kind()),
-            (exit, kind),
-            "{} / {}",
-            self.out,
-            self.err
-        );
-        assert!(
-            self.message().contains(says),
-            "{:?} does not say {says:?}",
-            self.message()
-        );
-    }
-}
 
 fn custody(dir: &Path, args: &[&str]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_custody"))

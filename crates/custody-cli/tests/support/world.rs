@@ -23,6 +23,42 @@ pub(crate) struct Run {
     pub(crate) err: Value,
 }
 
+impl Run {
+    /// The error kind it printed, or `""`.
+    pub(crate) fn kind(&self) -> &str {
+        self.err["error"]["kind"].as_str().unwrap_or("")
+    }
+
+    /// The error message it printed, or `""`.
+    pub(crate) fn message(&self) -> &str {
+        self.err["error"]["message"].as_str().unwrap_or("")
+    }
+
+    /// The output of a run that must succeed.
+    #[track_caller]
+    pub(crate) fn ok(self) -> Value {
+        assert_eq!(self.code, 0, "{}", self.err);
+        self.out
+    }
+
+    /// Asserts a refusal of `kind` with `exit`, whose message says `says`.
+    #[track_caller]
+    pub(crate) fn refused(&self, kind: &str, exit: i32, says: &str) {
+        assert_eq!(
+            (self.code, self.kind()),
+            (exit, kind),
+            "{} / {}",
+            self.out,
+            self.err
+        );
+        assert!(
+            self.message().contains(says),
+            "{:?} does not say {says:?}",
+            self.message()
+        );
+    }
+}
+
 /// Runs `custody --keystore DIR ARGS` with the passphrase `pw`, feeding
 /// `stdin` if given.
 pub(crate) fn custody_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
