@@ -79,6 +79,17 @@ fn sign_checked(signer: &KeySigner, d: Digest32) -> custody_core::RecoverableSig
     sig
 }
 
+/// A new secp256k1 key on the emulator, and a `KmsSigner` over the
+/// emulator's client with that key pinned through it.
+fn signing_key_pinned(emu: &Emulator) -> (SharedBackend, KeySigner) {
+    let key_id = emu.signing_key();
+    let backend: SharedBackend = Arc::new(KmsSigner::new(emu.client.clone()));
+    let signer = KeySigner::pin(backend.clone(), stored(&key_id))
+        .wait()
+        .unwrap();
+    (backend, signer)
+}
+
 fn is_high_s(der: &[u8]) -> bool {
     let compact = parse_der(der).unwrap();
     let sig = Signature::from_slice(&compact).unwrap();
@@ -95,11 +106,7 @@ fn recovery_id_found_for_both_parities() {
         return;
     };
     let emu = Emulator::new(&ep);
-    let key_id = emu.signing_key();
-    let backend: SharedBackend = Arc::new(KmsSigner::new(emu.client.clone()));
-    let signer = KeySigner::pin(backend.clone(), stored(&key_id))
-        .wait()
-        .unwrap();
+    let (backend, signer) = signing_key_pinned(&emu);
     let pinned = *signer.key().secp256k1().unwrap();
 
     let (mut high, mut low, mut odd, mut even) = (0, 0, 0, 0);
@@ -150,9 +157,7 @@ fn public_key_fetched_once_at_pin_not_per_signature() {
         return;
     };
     let emu = Emulator::new(&ep);
-    let key_id = emu.signing_key();
-    let backend: SharedBackend = Arc::new(KmsSigner::new(emu.client.clone()));
-    let signer = KeySigner::pin(backend, stored(&key_id)).wait().unwrap();
+    let (_, signer) = signing_key_pinned(&emu);
     assert_eq!(emu.calls.get("GetPublicKey"), 1);
     assert_eq!(emu.calls.get("Sign"), 0);
     for i in 0..10 {
@@ -355,9 +360,7 @@ fn many_threads_sign_at_once_through_one_backend() {
         return;
     };
     let emu = Emulator::new(&ep);
-    let key_id = emu.signing_key();
-    let backend: SharedBackend = Arc::new(KmsSigner::new(emu.client.clone()));
-    let signer = KeySigner::pin(backend, stored(&key_id)).wait().unwrap();
+    let (_, signer) = signing_key_pinned(&emu);
     let threads: Vec<_> = (0..8u32)
         .map(|t| {
             let signer = signer.clone();
