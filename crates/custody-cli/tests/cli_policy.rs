@@ -267,22 +267,40 @@ fn governed() -> (World, [Device; 3], String, String) {
     (w, devices, address, policy_hash)
 }
 
-fn sign_tx(w: &World, tx_file: &str, approvals: Option<&str>) -> Run {
-    let mut args = vec![
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", tx_file,
-    ];
+/// `COMMAND --wallet treasury --index 0 FLAG VALUE`: a request of the
+/// wallet's key 0.
+fn key0<'a>(command: &'a str, flag: &'a str, value: &'a str) -> Vec<&'a str> {
+    vec![command, "--wallet", WALLET, "--index", "0", flag, value]
+}
+
+/// Runs the request `args`, with the approvals file `approvals` if given.
+fn request<'a>(w: &World, mut args: Vec<&'a str>, approvals: Option<&'a str>) -> Run {
     if let Some(file) = approvals {
         args.extend(["--approvals", file]);
     }
     w.run(&args)
 }
 
+/// `sign-tx` of `tx_file` by the wallet's key 0.
+fn sign_tx(w: &World, tx_file: &str, approvals: Option<&str>) -> Run {
+    request(w, key0("sign-tx", "--tx", tx_file), approvals)
+}
+
+/// `sign-message` of `message` by the wallet's key 0.
+fn sign_message(w: &World, message: &str, approvals: Option<&str>) -> Run {
+    request(w, key0("sign-message", "--message", message), approvals)
+}
+
 /// The challenge `custody challenge sign-tx` gives for the wallet's key 0
 /// signing `tx_file`.
 fn tx_challenge(w: &World, tx_file: &str) -> Vec<u8> {
-    w.challenge(&[
-        "sign-tx", "--wallet", WALLET, "--index", "0", "--tx", tx_file,
-    ])
+    w.challenge(&key0("sign-tx", "--tx", tx_file))
+}
+
+/// The challenge `custody challenge sign-message` gives for the wallet's
+/// key 0 signing `message`.
+fn message_challenge(w: &World, message: &str) -> Vec<u8> {
+    w.challenge(&key0("sign-message", "--message", message))
 }
 
 /// `out`, a `sign-tx` answer, is a signature by `address` under the
@@ -325,41 +343,16 @@ fn two_of_three_owners_approve_a_transaction() {
     sign_tx(&w, &tx_file, Some(&file)).refused("approvals-required", 3, "counter");
 
     // A personal message under its own rule, one owner.
-    let challenge = w.challenge(&[
-        "sign-message",
-        "--wallet",
-        WALLET,
-        "--index",
-        "0",
-        "--message",
-        "pay day",
-    ]);
+    let challenge = message_challenge(&w, "pay day");
     let file = w.approvals(&[devices[1].assert(&challenge)]);
-    let signed = w
-        .run(&[
-            "sign-message",
-            "--wallet",
-            WALLET,
-            "--index",
-            "0",
-            "--message",
-            "pay day",
-            "--approvals",
-            &file,
-        ])
-        .ok();
+    let signed = sign_message(&w, "pay day", Some(&file)).ok();
     assert_eq!(signed["address"], address.as_str());
     assert_eq!(signed["policy"]["rule"], "messages");
-    w.run(&[
-        "sign-message",
-        "--wallet",
-        WALLET,
-        "--index",
-        "0",
-        "--message",
-        "pay day",
-    ])
-    .refused("approvals-required", 3, "1 more of group \"owners\"");
+    sign_message(&w, "pay day", None).refused(
+        "approvals-required",
+        3,
+        "1 more of group \"owners\"",
+    );
 
     // Another device of owner-2: vouched for by one of theirs, not by the
     // policy key.
@@ -395,28 +388,9 @@ fn two_of_three_owners_approve_a_transaction() {
     );
     assert_eq!(added["logIndex"], 4);
     // The new device approves for owner-2 from now on.
-    let challenge = w.challenge(&[
-        "sign-message",
-        "--wallet",
-        WALLET,
-        "--index",
-        "0",
-        "--message",
-        "again",
-    ]);
+    let challenge = message_challenge(&w, "again");
     let file = w.approvals(&[second.assert(&challenge)]);
-    w.run(&[
-        "sign-message",
-        "--wallet",
-        WALLET,
-        "--index",
-        "0",
-        "--message",
-        "again",
-        "--approvals",
-        &file,
-    ])
-    .ok();
+    sign_message(&w, "again", Some(&file)).ok();
 
     // The audit log holds the signature with the verdict that cleared it.
     let audit = std::fs::read_to_string(w.ks.join("audit.log")).unwrap();
