@@ -28,7 +28,10 @@
 //! `application_name` each process gives its connections). Unlike
 //! signatures per second, it holds still when other work shares the
 //! machine, so it is what compares two runs on a loaded one; `-` when
-//! `/proc` cannot be read.
+//! `/proc` cannot be read. `pgbench µs/xact` is pgbench's the same way (its
+//! client process, and its backends found by their `application_name`),
+//! sampled from 1 s into its run to 1 s before its end, the transactions
+//! counted from the rows it updates.
 //!
 //! Not a criterion bench: one measurement spans processes. Each process
 //! signs for its wallets for `SECONDS`; a wallet signs one transaction per
@@ -250,7 +253,7 @@ fn main() {
     .unwrap();
 
     println!(
-        "{:>7} | {:>11} | {:>15} | {:>5} | {:>13} | {:>5} | {:>9} | {:>11} | {:>21}",
+        "{:>7} | {:>11} | {:>15} | {:>5} | {:>13} | {:>5} | {:>9} | {:>11} | {:>21} | {:>22}",
         "wallets",
         "pgbench tps",
         "pg sigs/s (thr)",
@@ -259,7 +262,8 @@ fn main() {
         "share",
         "xacts/sig",
         "file sigs/s",
-        "cpu µs/sig cli + srv"
+        "cpu µs/sig cli + srv",
+        "pgbench µs/xact cli + srv"
     );
     let mut rows = Vec::new();
     // Each measurement's steps start past the last one's: codes never reused.
@@ -276,7 +280,7 @@ fn main() {
         },
     );
     for &wallets in &concurrencies {
-        let pgbench = pgbench(&bin, &url, &script, wallets);
+        let (pgbench, pgbench_cpu) = pgbench(&bin, &url, &schema, &script, wallets);
         let commits_before = commits(&bin, &url);
         let on_pg = signers(&pg, Shape::Threads, wallets, run());
         let commit_count = commits(&bin, &url) - commits_before;
@@ -287,22 +291,27 @@ fn main() {
         let per_sig = commit_count as f64 / on_pg.signatures as f64;
         let micros = |cpu: Option<u64>| cpu.map(|ns| ns as f64 / 1e3 / on_pg.signatures as f64);
         let (client_cpu, server_cpu) = (micros(on_pg.client_cpu), micros(on_pg.server_cpu));
-        let cpu = match (client_cpu, server_cpu) {
+        let split = |c: Option<f64>, s: Option<f64>| match (c, s) {
             (Some(c), Some(s)) => format!("{c:.0} + {s:.0}"),
             _ => "-".to_owned(),
         };
+        let cpu = split(client_cpu, server_cpu);
+        let (pgbench_client, pgbench_server) = (pgbench_cpu.map(|c| c.0), pgbench_cpu.map(|c| c.1));
+        let pgbench_split = split(pgbench_client, pgbench_server);
         println!(
-            "{wallets:>7} | {pgbench:>11.0} | {pg_rate:>15.0} | {:>4.0}% | {task_rate:>16.0} | {:>4.0}% | {per_sig:>9.2} | {file_rate:>11.0} | {cpu:>21}",
+            "{wallets:>7} | {pgbench:>11.0} | {pg_rate:>15.0} | {:>4.0}% | {task_rate:>16.0} | {:>4.0}% | {per_sig:>9.2} | {file_rate:>11.0} | {cpu:>21} | {pgbench_split:>22}",
             100.0 * pg_rate / pgbench,
             100.0 * task_rate / pgbench,
         );
         let json = |v: Option<f64>| v.map_or_else(|| "null".to_owned(), |v| format!("{v:.1}"));
         rows.push(format!(
-            "{{\"wallets\":{wallets},\"pgbench_tps\":{pgbench:.1},\"pg_signatures_per_s\":{pg_rate:.1},\"share\":{:.3},\"pg_tasks_signatures_per_s\":{task_rate:.1},\"tasks_share\":{:.3},\"commits_per_signature\":{per_sig:.2},\"file_signatures_per_s\":{file_rate:.1},\"client_cpu_us_per_signature\":{},\"server_cpu_us_per_signature\":{}}}",
+            "{{\"wallets\":{wallets},\"pgbench_tps\":{pgbench:.1},\"pg_signatures_per_s\":{pg_rate:.1},\"share\":{:.3},\"pg_tasks_signatures_per_s\":{task_rate:.1},\"tasks_share\":{:.3},\"commits_per_signature\":{per_sig:.2},\"file_signatures_per_s\":{file_rate:.1},\"client_cpu_us_per_signature\":{},\"server_cpu_us_per_signature\":{},\"pgbench_client_cpu_us_per_xact\":{},\"pgbench_server_cpu_us_per_xact\":{}}}",
             pg_rate / pgbench,
             task_rate / pgbench,
             json(client_cpu),
             json(server_cpu),
+            json(pgbench_client),
+            json(pgbench_server),
         ));
     }
     let out = results_dir();
@@ -356,9 +365,20 @@ fn commits(bin: &Path, url: &str) -> u64 {
 }
 
 /// pgbench's transactions per second: `clients` clients, each updating its
-/// own row in a one-statement transaction, prepared statements.
-fn pgbench(bin: &Path, url: &str, script: &Path, clients: usize) -> f64 {
-    let out = Command::new(bin.join("pgbench"))
+/// own row of `schema.one_row` in a one-statement transaction, prepared
+/// statements; and its CPU per transaction in microseconds (client,
+/// backends), sampled from 1 s into the run to 1 s before its end (`None`
+/// if `/proc` cannot be read).
+fn pgbench(
+    bin: &Path,
+    url: &str,
+    schema: &str,
+    script: &Path,
+    clients: usize,
+) -> (f64, Option<(f64, f64)>) {
+    let name = format!("custody-pgbench-{}", std::process::id());
+    let child = Command::new(bin.join("pgbench"))
+        .env("PGAPPNAME", &name)
         .args([
             "-n",
             "-M",
@@ -373,21 +393,52 @@ fn pgbench(bin: &Path, url: &str, script: &Path, clients: usize) -> f64 {
             script.to_str().unwrap(),
             url,
         ])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id().to_string();
+    // Its transactions so far: the sum of the counters it increments.
+    let updates = || -> u64 {
+        psql(bin, url, &format!("SELECT sum(n) FROM {schema}.one_row"))
+            .parse()
+            .unwrap()
+    };
+    let sample = || {
+        (
+            process_cpu(&pid),
+            backends_named(bin, url, &name),
+            updates(),
+        )
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let (client_before, server_before, updates_before) = sample();
+    std::thread::sleep(Duration::from_secs(SECONDS - 2));
+    let (client_after, server_after, updates_after) = sample();
+    let cpu = (|| {
+        let xacts = updates_after
+            .checked_sub(updates_before)
+            .filter(|n| *n > 0)? as f64;
+        let client = client_after?.checked_sub(client_before?)?;
+        let server = backends_spent(server_before, server_after)?;
+        Some((client as f64 / 1e3 / xacts, server as f64 / 1e3 / xacts))
+    })();
+    let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "pgbench: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    text.lines()
+    let tps = text
+        .lines()
         .find_map(|l| {
             l.strip_prefix("tps = ")
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|n| n.parse().ok())
         })
-        .expect("pgbench printed no tps")
+        .expect("pgbench printed no tps");
+    (tps, cpu)
 }
 
 /// What one measurement's signer processes did.
@@ -475,13 +526,16 @@ fn backends_cpu(store: &Store) -> Option<Vec<(String, u64)>> {
         return None;
     };
     let bin = PathBuf::from(std::env::var("CUSTODY_TEST_POSTGRES_BIN").ok()?);
+    backends_named(&bin, url, &format!("custody-bench-{}", std::process::id()))
+}
+
+/// The CPU time so far of the database backends whose `application_name`
+/// is `name`, by pid.
+fn backends_named(bin: &Path, url: &str, name: &str) -> Option<Vec<(String, u64)>> {
     let pids = psql(
-        &bin,
+        bin,
         url,
-        &format!(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'custody-bench-{}'",
-            std::process::id()
-        ),
+        &format!("SELECT pid FROM pg_stat_activity WHERE application_name = '{name}'"),
     );
     pids.lines()
         .map(|pid| Some((pid.to_owned(), process_cpu(pid)?)))
