@@ -19,11 +19,9 @@ mod jose;
 mod world;
 
 use base64ct::{Base64UrlUnpadded, Encoding as _};
-use jose::{b64, jwcrypto, protected_header as header, python, thumbprint};
+use jose::{SCOPE, jwcrypto, protected_header as header, python, tampered, thumbprint};
 use serde_json::{Value, json};
 use world::{Run, World, code_at, custody_with, failure, now, ok};
-
-const SCOPE: &str = "importer/api-keys";
 
 impl World {
     fn create(&self, scope: &str, extra: &[&str]) -> Value {
@@ -437,11 +435,7 @@ fn every_sealing_error_has_its_kind_and_exit_code() {
     );
 
     // unseal: every failure to open is unseal-failed, exit 3, no file.
-    let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
-    let mut tag = b64(&parts[4]);
-    tag[0] ^= 1;
-    parts[4] = Base64UrlUnpadded::encode_string(&tag);
-    let tampered = parts.join(".");
+    let tampered = tampered(&jwe);
     let other_key = w.generate("P-256").1;
     let mut unsigned = other_key.clone();
     unsigned.as_object_mut().unwrap().remove("alg");

@@ -22,14 +22,11 @@ mod jose;
 mod world;
 
 use std::path::Path;
-use std::process::Command;
 
 use base64ct::{Base64UrlUnpadded, Encoding as _};
-use jose::{b64, thumbprint};
+use jose::{SCOPE, b64, tampered, thumbprint};
 use serde_json::Value;
 use world::{Run, World, custody_with, failure, ok};
-
-const SCOPE: &str = "importer/api-keys";
 
 /// The environment a run is given (beside the passphrase).
 type Vars = Vec<(String, String)>;
@@ -125,15 +122,6 @@ fn the_private_key_scan_finds_a_key_in_the_clear() {
         &hex::encode([0x5b; 32]).into_bytes(),
         &public
     ));
-}
-
-/// Flips one bit of a compact JWE's tag.
-fn tampered(jwe: &str) -> String {
-    let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
-    let mut tag = b64(&parts[4]);
-    tag[0] ^= 1;
-    parts[4] = Base64UrlUnpadded::encode_string(&tag);
-    parts.join(".")
 }
 
 /// What every KEK backend's test checks once the key is created under
@@ -244,36 +232,17 @@ fn the_wrapped_key_works(w: &World, kek: &str, vars: &Vars) -> String {
 
 // ------------------------------------------------------------------ AWS KMS
 
-/// The emulator's endpoint and the venv Python, or `None` after saying
-/// the test is skipped.
-fn kms(test: &str) -> Option<(String, String)> {
-    match (
-        std::env::var("CUSTODY_TEST_KMS_ENDPOINT"),
-        std::env::var("CUSTODY_TEST_PYTHON"),
-    ) {
-        (Ok(endpoint), Ok(python)) if !endpoint.is_empty() && !python.is_empty() => {
-            Some((endpoint, python))
-        }
-        _ => {
-            println!(
-                "skipped {test}: set CUSTODY_TEST_KMS_ENDPOINT to a KMS emulator (moto) and CUSTODY_TEST_PYTHON to a Python with boto3"
-            );
-            None
-        }
-    }
-}
+/// The emulator, shared with the other KMS tests (keys made with boto3,
+/// another SDK than custody's).
+#[path = "../../../testing/kms_emulator.rs"]
+mod kms_emulator;
 
 /// The standard AWS environment, pointed at `endpoint`.
 fn aws(endpoint: &str) -> Vars {
-    [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDCUSTODYTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "custody-test-secret-key-not-real"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    kms_emulator::aws_env(endpoint)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 /// A KMS endpoint that answers every call as AWS answers one on a
@@ -313,38 +282,16 @@ fn disabled_kms() -> String {
     url
 }
 
-/// Runs `code` with boto3 against the emulator (another SDK than the one
-/// under test), `c` its client; its stdout.
-fn boto3(endpoint: &str, python: &str, code: &str) -> String {
-    let script = format!(
-        "import boto3,json\n\
-         c=boto3.client('kms',endpoint_url='{endpoint}',region_name='us-east-1',\
-         aws_access_key_id='AKIDCUSTODYTEST',aws_secret_access_key='x')\n{code}"
-    );
-    let out = Command::new(python).args(["-c", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn a_sealing_key_under_a_kms_kek_opens_only_while_the_kek_is_reachable() {
-    let Some((endpoint, python)) =
-        kms("a_sealing_key_under_a_kms_kek_opens_only_while_the_kek_is_reachable")
-    else {
+    let Some(kms) = kms_emulator::emulator(
+        "a_sealing_key_under_a_kms_kek_opens_only_while_the_kek_is_reachable",
+    ) else {
         return;
     };
-    let key = boto3(
-        &endpoint,
-        &python,
-        "print(c.create_key(KeySpec='SYMMETRIC_DEFAULT',KeyUsage='ENCRYPT_DECRYPT')['KeyMetadata']['KeyId'])",
-    );
-    let kek = format!("aws-kms:{key}");
+    let kek = format!("aws-kms:{}", kms.kek());
     let w = World::new();
-    let up = aws(&endpoint);
+    let up = aws(&kms.endpoint);
     let jwe = the_wrapped_key_works(&w, &kek, &up);
 
     // KMS unreachable (a loopback port nothing listens on), or no access
@@ -378,56 +325,24 @@ fn a_sealing_key_under_a_kms_kek_opens_only_while_the_kek_is_reachable() {
 
 // ----------------------------------------------------------------- PKCS#11
 
-const USER_PIN: &str = "user-pin-1234";
+/// The token, shared with the other PKCS#11 tests (made with
+/// softhsm2-util; its AES KEK `root-kek` made through custody-kms).
+#[path = "../../../testing/softhsm_token.rs"]
+mod softhsm_token;
 
-/// A fresh SoftHSM token with an AES KEK `sealing-kek` made through
-/// custody-kms: the module and the token's label, or `None` after saying
-/// the test is skipped.
-fn token(test: &str) -> Option<(String, String)> {
-    let module = match std::env::var("CUSTODY_TEST_PKCS11_MODULE") {
-        Ok(v) if !v.is_empty() => v,
-        _ => {
-            println!("skipped {test}: set CUSTODY_TEST_PKCS11_MODULE and SOFTHSM2_CONF");
-            return None;
-        }
-    };
-    let label = format!("kek-{}", std::process::id());
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--so-pin",
-            "so-pin-0000",
-            "--pin",
-            USER_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util (Debian softhsm2) is installed beside the module");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m = custody_kms::Pkcs11Module::load(Path::new(&module)).unwrap();
-    let token =
-        custody_kms::Pkcs11Token::open(&m, &label, custody_kms::Pin::new(USER_PIN)).unwrap();
-    custody_kms::Pkcs11Kek::new(token, custody_core::KekId::new("sealing-kek").unwrap())
-        .unwrap()
-        .generate("sealing-kek")
-        .unwrap();
-    Some((module, label))
-}
+use softhsm_token::USER_PIN;
 
 #[test]
 fn a_sealing_key_under_an_hsm_kek_opens_only_with_the_token() {
-    let Some((module, label)) = token("a_sealing_key_under_an_hsm_kek_opens_only_with_the_token")
-    else {
+    let Some(token) = softhsm_token::token(
+        "a_sealing_key_under_an_hsm_kek_opens_only_with_the_token",
+        "kek",
+    ) else {
         return;
     };
+    let module = token.module.to_str().unwrap().to_owned();
     let w = World::new();
-    let kek = format!("pkcs11:token={label};object=sealing-kek");
+    let kek = format!("pkcs11:token={};object=root-kek", token.label);
     let with = |pin: &str| -> Vars {
         vec![
             ("CUSTODY_PKCS11_MODULE".to_owned(), module.clone()),

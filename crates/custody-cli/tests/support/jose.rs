@@ -13,6 +13,9 @@ use base64ct::{Base64UrlUnpadded, Encoding as _};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+/// The scope the sealing tests seal to and open in.
+pub(crate) const SCOPE: &str = "importer/api-keys";
+
 /// Decodes unpadded base64url (RFC 4648 §5).
 pub(crate) fn b64(text: &str) -> Vec<u8> {
     Base64UrlUnpadded::decode_vec(text).unwrap()
@@ -21,6 +24,15 @@ pub(crate) fn b64(text: &str) -> Vec<u8> {
 /// The protected header of a compact JWS or JWE (its first part).
 pub(crate) fn protected_header(compact: &str) -> Value {
     serde_json::from_slice(&b64(compact.split('.').next().unwrap())).unwrap()
+}
+
+/// A compact JWE with one bit of its tag (its fifth part) flipped.
+pub(crate) fn tampered(jwe: &str) -> String {
+    let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
+    let mut tag = b64(&parts[4]);
+    tag[0] ^= 1;
+    parts[4] = Base64UrlUnpadded::encode_string(&tag);
+    parts.join(".")
 }
 
 /// RFC 7638 §3: SHA-256 of the required members in lexicographic order,
