@@ -10,7 +10,6 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use serde_json::{Value, json};
@@ -21,30 +20,12 @@ mod authenticator;
 use authenticator::{ClientData, Device, ORIGIN, RP_ID, UP, UV, b64, unb64};
 #[path = "support/world.rs"]
 mod world;
-use world::Run;
+use world::{Run, custody};
 
 const WALLET: &str = "treasury";
 const ALICE: &str = "0x1111111111111111111111111111111111111111";
 const MIXER: &str = "0x722122dF12D4e14e13Ac3b6895a86e84145b6967";
 const ONE_ETH: u128 = 1_000_000_000_000_000_000;
-
-fn custody(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_custody"))
-        .arg("--keystore")
-        .arg(dir)
-        .args(args)
-        .env("CUSTODY_PASSPHRASE", "pw")
-        .env_remove("CUSTODY_KEYSTORE")
-        .env_remove("CUSTODY_STATE")
-        .output()
-        .unwrap();
-    let parse = |b: &[u8]| serde_json::from_slice(b).unwrap_or(Value::Null);
-    Run {
-        code: output.status.code().unwrap(),
-        out: parse(&output.stdout),
-        err: parse(&output.stderr),
-    }
-}
 
 /// A scratch directory with a keystore and the relying party configured.
 struct World {

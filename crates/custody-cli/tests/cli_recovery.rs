@@ -11,7 +11,7 @@
     reason = "test helpers unwrap and panic: a failure is a test failure"
 )]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -19,18 +19,14 @@ use serde_json::{Value, json};
 mod authenticator;
 #[path = "support/governed.rs"]
 mod governed;
+#[path = "support/world.rs"]
+mod world;
 use authenticator::Device;
-use governed::{ALICE, Keystore, Run, WALLET};
+use governed::{ALICE, Keystore, WALLET};
+use world::{Run, now};
 
 /// The policy's recovery delay (seconds).
 const DELAY: u64 = 3;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// The wallet's approvers: owners 1 to 3 and support 1 and 2.
 struct Approvers {

@@ -23,8 +23,11 @@ use serde_json::{Value, json};
 mod authenticator;
 #[path = "support/governed.rs"]
 mod governed;
+#[path = "support/world.rs"]
+mod world;
 use authenticator::Device;
 use governed::{ALICE, Keystore, WALLET};
+use world::Run;
 
 const ONE_ETH: u128 = 1_000_000_000_000_000_000;
 
@@ -54,7 +57,7 @@ fn governed(ks: &Keystore) -> [Device; 3] {
 }
 
 /// `eth` ETH to Alice at `nonce`, approved by the first two owners.
-fn pay(ks: &Keystore, owners: &mut [Device; 3], eth: u128, nonce: u64) -> governed::Run {
+fn pay(ks: &Keystore, owners: &mut [Device; 3], eth: u128, nonce: u64) -> Run {
     let [a, b, _] = owners;
     ks.pay(&mut [a, b], ALICE, eth * ONE_ETH, nonce)
 }

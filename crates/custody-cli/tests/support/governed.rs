@@ -2,7 +2,8 @@
 //! tests (`cli_velocity.rs`, `cli_recovery.rs`): the binary run with
 //! `--state` (`file` or a `postgres://` URL), approvers' devices played
 //! by custody-policy's software authenticator (the including test file
-//! declares it as `mod authenticator`), assertions over the challenges
+//! declares it as `mod authenticator`, and support/world.rs as `mod
+//! world`: its runs of the binary), assertions over the challenges
 //! the binary prints written to approvals files.
 #![allow(
     dead_code,
@@ -10,48 +11,17 @@
 )]
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::authenticator::{Device, ORIGIN, RP_ID, unb64};
+use crate::world::{Run, custody};
 
 /// The governed wallet.
 pub(crate) const WALLET: &str = "treasury";
 
 /// A payee.
 pub(crate) const ALICE: &str = "0x1111111111111111111111111111111111111111";
-
-/// One run of the binary: its exit code and the JSON it printed.
-pub(crate) struct Run {
-    pub(crate) code: i32,
-    pub(crate) out: Value,
-    pub(crate) err: Value,
-}
-
-impl Run {
-    /// The output of a run that succeeded.
-    #[track_caller]
-    pub(crate) fn ok(self) -> Value {
-        assert_eq!(self.code, 0, "{}", self.err);
-        self.out
-    }
-
-    /// Asserts a refusal of `kind` with exit code `exit`, whose message
-    /// says `says`.
-    #[track_caller]
-    pub(crate) fn refused(&self, kind: &str, exit: i32, says: &str) {
-        let message = self.err["error"]["message"].as_str().unwrap_or("");
-        assert_eq!(
-            (self.code, self.err["error"]["kind"].as_str()),
-            (exit, Some(kind)),
-            "{} / {}",
-            self.out,
-            self.err
-        );
-        assert!(message.contains(says), "{message:?} lacks {says:?}");
-    }
-}
 
 /// A keystore with `--state STATE`, its relying party configured.
 pub(crate) struct Keystore {
@@ -79,22 +49,7 @@ impl Keystore {
 
     /// `custody --keystore DIR --state STATE ARGS`.
     pub(crate) fn run(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_custody"))
-            .arg("--keystore")
-            .arg(&self.dir)
-            .args(["--state", &self.state])
-            .args(args)
-            .env("CUSTODY_PASSPHRASE", "pw")
-            .env_remove("CUSTODY_KEYSTORE")
-            .env_remove("CUSTODY_STATE")
-            .output()
-            .unwrap();
-        let parse = |b: &[u8]| serde_json::from_slice(b).unwrap_or(Value::Null);
-        Run {
-            code: output.status.code().unwrap(),
-            out: parse(&output.stdout),
-            err: parse(&output.stderr),
-        }
+        custody(&self.dir, &[&["--state", &self.state], args].concat())
     }
 
     /// A new file beside the keystore holding `text`; its path.
