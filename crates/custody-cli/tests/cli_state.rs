@@ -10,58 +10,22 @@
     reason = "test helpers unwrap: a failure is a test failure"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 
+#[path = "support/psql.rs"]
+mod psql;
 #[path = "support/world.rs"]
 mod world;
-use world::{code_at, json_or_null, now};
+use psql::Db;
+use world::{ABANDON, Run, code_at, custody, now};
 
-const ABANDON: &str =
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 const HASH: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
 
-struct Run {
-    code: i32,
-    out: Value,
-    err: Value,
-}
-
-impl Run {
-    fn kind(&self) -> &str {
-        self.err["error"]["kind"].as_str().unwrap_or("")
-    }
-
-    fn message(&self) -> &str {
-        self.err["error"]["message"].as_str().unwrap_or("")
-    }
-
-    #[track_caller]
-    fn ok(self) -> Value {
-        assert_eq!(self.code, 0, "{}", self.err);
-        self.out
-    }
-}
-
+/// `custody --keystore DIR --state STATE ARGS`.
 fn run(dir: &Path, state: &str, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_custody"))
-        .arg("--keystore")
-        .arg(dir)
-        .args(["--state", state])
-        .args(args)
-        .env("CUSTODY_PASSPHRASE", "correct horse")
-        .env_remove("CUSTODY_STATE")
-        .env_remove("PGPASSWORD")
-        .env("PGPASSFILE", "/nonexistent/custody-test")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: json_or_null(&out.stdout),
-        err: json_or_null(&out.stderr),
-    }
+    custody(dir, &[&["--state", state], args].concat())
 }
 
 fn init(dir: &Path, state: &str) {
@@ -122,48 +86,6 @@ fn the_file_log_verifies_and_a_break_is_named() {
     for args in [&["audit", "checkpoint"][..], &["state", "migrate"]] {
         let r = run(&dir, "file", args);
         assert_eq!((r.code, r.kind()), (2, "bad-input"), "{args:?}");
-    }
-}
-
-/// The test server, a fresh schema in it, and `psql` to look inside.
-struct Db {
-    url: String,
-    admin: String,
-    psql: PathBuf,
-}
-
-impl Db {
-    fn fresh(test: &str) -> Option<Self> {
-        let (Ok(base), Ok(bin)) = (
-            std::env::var("CUSTODY_TEST_POSTGRES_URL"),
-            std::env::var("CUSTODY_TEST_POSTGRES_BIN"),
-        ) else {
-            println!("skipped {test}: set CUSTODY_TEST_POSTGRES_URL and CUSTODY_TEST_POSTGRES_BIN");
-            return None;
-        };
-        let mut suffix = [0u8; 4];
-        getrandom::fill(&mut suffix).unwrap();
-        let schema = format!("cli_{test}_{}", hex::encode(suffix));
-        let db = Self {
-            url: format!("{base}?options=-c%20search_path%3D{schema}"),
-            admin: format!("{base}?options=-c%20search_path%3D{schema}"),
-            psql: Path::new(&bin).join("psql"),
-        };
-        db.sql(&format!("CREATE SCHEMA {schema}"));
-        Some(db)
-    }
-
-    fn sql(&self, sql: &str) -> String {
-        let out = Command::new(&self.psql)
-            .args([&self.admin, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 }
 

@@ -13,9 +13,6 @@
     reason = "test helpers unwrap and panic: a failure is a test failure"
 )]
 
-use std::path::Path;
-use std::process::Command;
-
 use custody_core::StateStore as _;
 use serde_json::{Value, json};
 
@@ -23,10 +20,13 @@ use serde_json::{Value, json};
 mod authenticator;
 #[path = "support/governed.rs"]
 mod governed;
+#[path = "support/psql.rs"]
+mod psql;
 #[path = "support/world.rs"]
 mod world;
 use authenticator::Device;
 use governed::{ALICE, Keystore, WALLET};
+use psql::Db;
 use world::Run;
 
 const ONE_ETH: u128 = 1_000_000_000_000_000_000;
@@ -114,48 +114,26 @@ fn state_edited_limit_still_enforced_with_the_file_log() {
 
 #[test]
 fn state_edited_limit_still_enforced_with_postgres() {
-    let (Ok(base), Ok(bin)) = (
-        std::env::var("CUSTODY_TEST_POSTGRES_URL"),
-        std::env::var("CUSTODY_TEST_POSTGRES_BIN"),
-    ) else {
-        println!("skipped: set CUSTODY_TEST_POSTGRES_URL and CUSTODY_TEST_POSTGRES_BIN");
+    let Some(db) = Db::fresh("velocity") else {
         return;
     };
-    let mut suffix = [0u8; 4];
-    getrandom::fill(&mut suffix).unwrap();
-    let schema = format!("cli_velocity_{}", hex::encode(suffix));
-    let url = format!("{base}?options=-c%20search_path%3D{schema}");
-    let psql = Path::new(&bin).join("psql");
-    let sql = |sql: &str| {
-        let out = Command::new(&psql)
-            .args([&url, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    sql(&format!("CREATE SCHEMA {schema}"));
-    let ks = Keystore::new(&url);
+    let ks = Keystore::new(&db.url);
     let key = spends_key();
     state_edited_limit_still_enforced(&ks, |_| {
-        let cached = sql(&format!(
+        let cached = db.sql(&format!(
             "SELECT convert_from(value, 'UTF8') FROM custody_state WHERE key = convert_to('{key}', 'UTF8')"
         ));
         assert_eq!(listed_total(cached.as_bytes()), 8 * ONE_ETH, "{cached}");
         // As the table's owner: the history emptied, its version moved on
         // as a writer's compare-and-swap would.
-        sql(&format!(
+        db.sql(&format!(
             "UPDATE custody_state SET value = convert_to('[]', 'UTF8'), version = version + 1 \
              WHERE key = convert_to('{key}', 'UTF8')"
         ));
     });
     // The signatures and their spends are in the wallet's chain.
     assert_eq!(
-        sql(&format!(
+        db.sql(&format!(
             "SELECT count(*) FROM custody_audit WHERE chain = 'wallet:{WALLET}' \
              AND record LIKE '%\"spend\":%'"
         )),

@@ -77,6 +77,9 @@ pub(crate) fn custody_with(
     cmd.env_remove("CUSTODY_KEYSTORE")
         .env_remove("CUSTODY_STATE")
         .env("CUSTODY_PASSPHRASE", "pw")
+        // Never a developer's own database password.
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", "/nonexistent/custody-test")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
