@@ -33,11 +33,22 @@
 //! sampled from 1 s into its run to 1 s before its end, the transactions
 //! counted from the rows it updates.
 //!
+//! `CUSTODY_BENCH_CORES=split` models signers on machines of their own
+//! (production: the database on its own host): the server (its postmaster
+//! and every backend, new ones included) is pinned to the first half of
+//! the machine's CPUs and everything this bench starts (the signer
+//! processes, pgbench's client, psql) to the other half, with `taskset`,
+//! for the whole run; pgbench and the signers then share one server
+//! budget and neither's client takes CPU from it. The server's affinity is
+//! set back to every CPU at the end. Needs the right to set the server's
+//! affinity (its owner, or root) and at least 2 CPUs.
+//!
 //! Not a criterion bench: one measurement spans processes. Each process
 //! signs for its wallets for `SECONDS`; a wallet signs one transaction per
 //! TOTP step (its clock moves one period per signature, so every code is
 //! fresh). The parent prints a table and writes
-//! `target/criterion/many_signers/results.json`.
+//! `target/criterion/many_signers/results.json` (`results-split.json` with
+//! the cores split).
 //!
 //! Needs `CUSTODY_TEST_POSTGRES_URL` and `CUSTODY_TEST_POSTGRES_BIN` (for
 //! `psql` and `pgbench`), as `.ci/run` and `tests/start_postgres.sh` set
@@ -74,6 +85,8 @@ const CHILD_ENV: &str = "CUSTODY_BENCH_MANY_SIGNERS_CHILD";
 const BATCH_ENV: &str = "CUSTODY_BENCH_COMMIT_BATCH";
 /// The signer processes' read-batch bound (`PgOptions::with_read_batch`).
 const READ_BATCH_ENV: &str = "CUSTODY_BENCH_READ_BATCH";
+/// `split`: the server and the clients on separate CPUs (module doc).
+const CORES_ENV: &str = "CUSTODY_BENCH_CORES";
 
 fn wallet(w: usize) -> String {
     format!("signer{w}@example.com")
@@ -210,6 +223,8 @@ fn main() {
         return;
     };
     let bin = PathBuf::from(bin);
+    let split =
+        (std::env::var(CORES_ENV).as_deref() == Ok("split")).then(|| Split::new(&bin, &url));
     let schema = format!("bench_{}", std::process::id());
     psql(&bin, &url, &format!("CREATE SCHEMA {schema}"));
     let pg = Store::Postgres {
@@ -315,8 +330,92 @@ fn main() {
         ));
     }
     let out = results_dir();
-    std::fs::write(out.join("results.json"), format!("[{}]\n", rows.join(","))).unwrap();
+    let name = if split.is_some() {
+        "results-split.json"
+    } else {
+        "results.json"
+    };
+    std::fs::write(out.join(name), format!("[{}]\n", rows.join(","))).unwrap();
     psql(&bin, &url, &format!("DROP SCHEMA {schema} CASCADE"));
+    drop(split);
+}
+
+/// The server pinned to the first half of the CPUs and this process (and
+/// so everything it starts) to the other half, while it lives; dropping it
+/// gives the server every CPU again.
+struct Split {
+    postmaster: String,
+    all: String,
+}
+
+impl Split {
+    fn new(bin: &Path, url: &str) -> Self {
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert!(cpus >= 2, "{CORES_ENV}=split needs at least 2 CPUs");
+        let half = cpus / 2;
+        // The postmaster: the parent of this connection's backend.
+        let backend = psql(bin, url, "SELECT pg_backend_pid()");
+        let postmaster = parent_of(&backend).unwrap();
+        let split = Self {
+            postmaster,
+            all: format!("0-{}", cpus - 1),
+        };
+        split.pin_server(&format!("0-{}", half - 1));
+        taskset(
+            &format!("{half}-{}", cpus - 1),
+            &std::process::id().to_string(),
+        );
+        println!(
+            "cores split: server on CPUs 0-{}, signers and pgbench on {half}-{}",
+            half - 1,
+            cpus - 1
+        );
+        split
+    }
+
+    /// The postmaster and every process it started (backends, background
+    /// workers), all threads; backends started later inherit it.
+    fn pin_server(&self, cpus: &str) {
+        taskset(cpus, &self.postmaster);
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if pid.bytes().all(|b| b.is_ascii_digit())
+                && parent_of(&pid).as_deref() == Some(self.postmaster.as_str())
+            {
+                // A backend may exit meanwhile: only the postmaster must take it.
+                let _ = Command::new("taskset")
+                    .args(["-a", "-p", "-c", cpus, &pid])
+                    .output();
+            }
+        }
+    }
+}
+
+impl Drop for Split {
+    fn drop(&mut self) {
+        self.pin_server(&self.all.clone());
+    }
+}
+
+/// Sets the CPU affinity of every thread of process `pid` to `cpus`.
+fn taskset(cpus: &str, pid: &str) {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, pid])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "taskset -a -p -c {cpus} {pid}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The parent process id of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    // State, then the parent's pid.
+    rest.split_whitespace().nth(1).map(str::to_owned)
 }
 
 fn results_dir() -> PathBuf {
