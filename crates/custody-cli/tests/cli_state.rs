@@ -114,7 +114,7 @@ fn replicas_share_one_guard_and_one_log() {
     assert!(!a.join("audit.log").exists(), "records go to the database");
     assert_eq!(
         db.sql("SELECT max(version) FROM custody_schema_version"),
-        "3"
+        custody_postgres::SCHEMA_VERSION.to_string()
     );
     // A second signer: a copy of the keystore on another machine.
     copy_dir(&a, &b);
@@ -192,7 +192,7 @@ fn replicas_share_one_guard_and_one_log() {
 
     assert_eq!(
         run(&a, &db.url, &["state", "migrate"]).ok()["schemaVersion"],
-        3
+        custody_postgres::SCHEMA_VERSION
     );
 }
 

@@ -108,17 +108,33 @@ pub struct PgAuditLog {
     clock: fn() -> u64,
 }
 
-/// The head of each chain as this process last read or wrote it: a guess
-/// that saves a read per append; the insert checks it.
+/// A chain's last record: its head, and its time (ms), which the next
+/// record's time is never below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChainTip {
+    pub(crate) head: AuditHead,
+    pub(crate) time_ms: u64,
+}
+
+impl ChainTip {
+    /// A chain with no record.
+    pub(crate) const GENESIS: Self = Self {
+        head: AuditHead::GENESIS,
+        time_ms: 0,
+    };
+}
+
+/// The tip of each chain as this process last read or wrote it: a guess
+/// that saves a read per append; the insert checks its head.
 #[derive(Default)]
-pub(crate) struct Heads(Mutex<HashMap<String, AuditHead>>);
+pub(crate) struct Heads(Mutex<HashMap<String, ChainTip>>);
 
 impl Heads {
-    pub(crate) fn get(&self, chain: &str) -> Option<AuditHead> {
+    pub(crate) fn get(&self, chain: &str) -> Option<ChainTip> {
         self.lock().get(chain).copied()
     }
 
-    pub(crate) fn set(&self, chain: &str, head: AuditHead) {
+    pub(crate) fn set(&self, chain: &str, head: ChainTip) {
         let mut heads = self.lock();
         if heads.len() >= HEAD_CACHE_CAP && !heads.contains_key(chain) {
             heads.clear();
@@ -130,7 +146,7 @@ impl Heads {
         self.lock().remove(chain);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AuditHead>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ChainTip>> {
         // A poisoned cache is still a cache: every entry is checked on use.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -144,8 +160,8 @@ fn system_time_ms() -> u64 {
 }
 
 impl PgStateStore {
-    /// The audit log in this store's database (schema version 2, and 3 for
-    /// its time index, created by
+    /// The audit log in this store's database (schema version 2, and 4 for
+    /// its time column, created by
     /// [`PgStateStore::migrate`]), sharing its pool and runtime. Every log
     /// made from one store (or its clones) is the same log.
     #[must_use]
@@ -326,12 +342,13 @@ impl AuditSink for PgAuditLog {
                                 &sealed.hash(),
                                 &sealed.line,
                                 &sealed.prev(),
+                                &sealed.time_ms,
                             ],
                         ))
                         .await
                         .map_err(fail)?;
                     if row.is_some() {
-                        heads.set(&chain, sealed.head());
+                        heads.set(&chain, sealed.tip());
                         pool.give_back(conn);
                         return Ok(sealed.head());
                     }
@@ -356,15 +373,31 @@ impl AuditSink for PgAuditLog {
     /// an answer it cannot vouch for.
     ///
     /// # How the time bound is served
-    /// Schema version 3 indexes each record's `time` within its chain
-    /// (`migrations/0003_audit_time.sql`). One query finds the *smallest
-    /// sequence number* among the chain's records at or after `since_ms`
-    /// through that index; the records are then read in `seq` order from
-    /// there to the chain's end, and those at or after `since_ms` are
-    /// returned. Times are the appending replicas' clocks, not monotonic
-    /// in `seq`, so the start is the smallest such `seq` (not the record
-    /// with the smallest time): every record in the window is at or after
-    /// it, and a late one among them (a slow clock) is read and dropped.
+    /// Every row carries its record's time in a column of its own,
+    /// indexed with its chain (schema version 4,
+    /// `migrations/0004_hot_path.sql`). One query finds the *smallest
+    /// sequence number* among the chain's rows whose column is at or after
+    /// `since_ms`; the records are then read in `seq` order from the one
+    /// before it to the chain's end, and those at or after `since_ms` are
+    /// returned. Record times never go down along a chain: every append
+    /// times its record at its clock or at its predecessor's (real) time,
+    /// whichever is later, so a replica with a slow clock appends at its
+    /// predecessor's time.
+    ///
+    /// The column is only an index: every row read is checked against its
+    /// record (its `time_ms` must be the record's time, or the answer is
+    /// refused). The read starts from a row so checked, below `since_ms`
+    /// by its record: the predecessor of the first row found, or (with no
+    /// row found) the checkpointed head, or the chain's last row. As times
+    /// never go down along the chain, every record before that one is
+    /// older than `since_ms` too. So a `time_ms` written down by hand to
+    /// hide records from the window gives itself away: the row just before
+    /// the first one still found is either hidden too (then it is the row
+    /// the read starts from, and checked) or was already before the
+    /// window. (A chain appended to before schema version 4 by replicas
+    /// whose clocks disagreed may hold times that go down; there, a hand
+    /// edit of the column could hide a record appended *before* the
+    /// migration behind a later, older-timed one: SPEC.md.)
     ///
     /// # How the links are checked
     /// Reading from the first in-window record alone would leave its own
@@ -410,25 +443,26 @@ impl AuditSink for PgAuditLog {
     }
 }
 
-/// The smallest `seq` of `$1`'s records at or after time `$2`, through the
-/// index of `migrations/0003_audit_time.sql` (the same expression, so the
-/// planner matches it). `seq + 0`,
-/// not `seq`: `min(seq)` lets the planner walk the primary key from the
-/// chain's first record, filtering on time, instead of using the time
-/// index (measured: 20 ms against 0.1 ms for the last 333 of 20 000).
-const FIRST_SINCE: &str = r#"SELECT min(seq + 0) FROM custody_audit WHERE chain = $1
-     AND (substring(record from '^\{"seq":[0-9]{1,19},"time":([0-9]{1,18}),'))::bigint >= $2"#;
+/// The smallest `seq` of `$1`'s rows timed at or after `$2`, through the
+/// index of `migrations/0004_hot_path.sql`. `seq + 0`, not `seq`:
+/// `min(seq)` lets the planner walk the primary key from the chain's
+/// first record, filtering on time, instead of using the time index
+/// (measured: 20 ms against 0.1 ms for the last 333 of 20 000).
+const FIRST_SINCE: &str =
+    "SELECT min(seq + 0) FROM custody_audit WHERE chain = $1 AND time_ms >= $2";
+/// The last `seq` of chain `$1` (`NULL`: no record).
+const LAST_SEQ: &str = "SELECT max(seq) FROM custody_audit WHERE chain = $1";
 /// The head the last checkpoint lists for chain `$1`.
 const CHECKPOINTED_HEAD: &str = "SELECT seq, hash FROM custody_audit_checkpoint_head \
      WHERE chain = $1 AND checkpoint = (SELECT max(id) FROM custody_audit_checkpoint)";
 /// A page of `$1`'s records from `seq` `$2` on.
-const RECORDS_FROM: &str = "SELECT seq, hash, record FROM custody_audit \
+const RECORDS_FROM: &str = "SELECT seq, hash, record, time_ms FROM custody_audit \
      WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
 
 /// [`AuditSink::wallet_records`] for `chain`: see there.
 async fn read_since(pool: &Pool, chain: &str, since_ms: u64) -> Result<Vec<AuditRecord>, Error> {
     let fail = |f: Fault| Error::backend(f.classify(OP_READ));
-    // No record is timed past 2^63 - 1 ms (the index's bigint).
+    // No record is timed past 2^63 - 1 ms (the column's bigint).
     let Ok(since) = i64::try_from(since_ms) else {
         return Ok(Vec::new());
     };
@@ -458,9 +492,27 @@ async fn read_since(pool: &Pool, chain: &str, since_ms: u64) -> Result<Vec<Audit
         // Nothing in the window: the chain must still reach its
         // checkpointed head (an emptied window is a cut end).
         (None, Some(anchor)) => anchor.seq,
+        // Nothing in the window and no checkpoint: the chain's last row,
+        // checked like any other (its column could have been written down
+        // to hide it).
         (None, None) => {
-            pool.give_back(conn);
-            return Ok(Vec::new());
+            let row = pool
+                .bounded(conn.client.query_one(LAST_SEQ, &[&chain]))
+                .await
+                .map_err(fail)?;
+            let last: Option<i64> = row
+                .try_get(0)
+                .map_err(|_| fail(Fault::Row("a sequence number is not a bigint")))?;
+            match last {
+                None => {
+                    pool.give_back(conn);
+                    return Ok(Vec::new());
+                }
+                Some(last) => u64::try_from(last)
+                    .ok()
+                    .filter(|s| *s >= 1)
+                    .ok_or_else(|| fail(Fault::Row("a sequence number is below 1")))?,
+            }
         }
     };
     let mut segment = Segment::new(chain, from);
@@ -480,7 +532,8 @@ async fn read_since(pool: &Pool, chain: &str, since_ms: u64) -> Result<Vec<Audit
                 .map_err(|_| fail(Fault::Row("a record is not text")))?;
             let seq = seq_at(row, 0).map_err(fail)?;
             let hash = hash_at(row, 1).map_err(fail)?;
-            segment.push(seq, &hash, line)?;
+            let time = time_at(row, 3).map_err(fail)?;
+            segment.push(seq, &hash, time, line)?;
         }
         if rows.len() < usize::try_from(VERIFY_PAGE).unwrap_or(usize::MAX) {
             break;
@@ -515,8 +568,9 @@ impl<'c> Segment<'c> {
         self.head.map_or(self.from, |h| h.seq.saturating_add(1))
     }
 
-    /// Checks the row `(seq, hash, line)` as the segment's next record.
-    fn push(&mut self, seq: u64, hash: &[u8; 32], line: &str) -> Result<(), Error> {
+    /// Checks the row `(seq, hash, time_ms, line)` as the segment's next
+    /// record.
+    fn push(&mut self, seq: u64, hash: &[u8; 32], time_ms: i64, line: &str) -> Result<(), Error> {
         let expected = self.next_seq();
         let broken = |reason| Error::AuditChainBroken {
             seq: expected,
@@ -533,6 +587,9 @@ impl<'c> Segment<'c> {
             return Err(broken(
                 "the row's seq or hash column differs from its record",
             ));
+        }
+        if u64::try_from(time_ms).ok() != Some(record.time_ms()) {
+            return Err(broken(TIME_COLUMN_DIFFERS));
         }
         let linked = match &self.head {
             Some(head) => record.prev() == &head.hash,
@@ -622,23 +679,32 @@ pub(crate) struct Sealed {
     pub(crate) chain: String,
     pub(crate) seq: i64,
     pub(crate) line: String,
+    pub(crate) time_ms: i64,
     record: AuditRecord,
 }
 
 impl Sealed {
-    /// Seals `event` as the next record of `chain` after `head`, at `time`.
+    /// Seals `event` as the next record of `chain` after `tip`, at `now`
+    /// or at the tip's time if that is later: a chain's record times never
+    /// go down, whatever the clocks of the replicas appending to it (a
+    /// late clock's record counts as at its predecessor's time). That is
+    /// what lets [`AuditSink::wallet_records`] trust one checked row for
+    /// every row before it (SPEC.md).
     pub(crate) fn new(
         chain: &str,
-        head: &AuditHead,
-        time: u64,
+        tip: &ChainTip,
+        now: u64,
         event: &AuditEvent,
     ) -> Result<Self, Error> {
-        let record = AuditRecord::seal(head, time, event.clone())?;
+        let record = AuditRecord::seal(&tip.head, now.max(tip.time_ms), event.clone())?;
         let seq = i64::try_from(record.seq())
             .map_err(|_| Error::InvalidStateRecord("audit sequence number past 2^63 - 1"))?;
+        let time_ms = i64::try_from(record.time_ms())
+            .map_err(|_| Error::InvalidStateRecord("audit record time past 2^63 - 1 ms"))?;
         Ok(Self {
             chain: chain.to_owned(),
             seq,
+            time_ms,
             line: record.to_line()?,
             record,
         })
@@ -655,22 +721,44 @@ impl Sealed {
     pub(crate) fn head(&self) -> AuditHead {
         self.record.head()
     }
+
+    pub(crate) fn tip(&self) -> ChainTip {
+        ChainTip {
+            head: self.record.head(),
+            time_ms: self.record.time_ms(),
+        }
+    }
 }
 
-/// The head of `chain` as committed now (`statement`: [`Sql::AuditHead`]).
+/// The tip of `chain` as committed now (`statement`: [`Sql::AuditHead`]):
+/// its last row's seq and hash, and the time *in its record* (not its
+/// `time_ms` column, which only someone writing the table by hand could
+/// make differ: the next record's time must not go below its
+/// predecessor's real one).
 pub(crate) async fn read_head(
     pool: &Pool,
     client: &Client,
     statement: &tokio_postgres::Statement,
     chain: &str,
-) -> Result<AuditHead, Fault> {
+) -> Result<ChainTip, Fault> {
     let row = pool.bounded(client.query_opt(statement, &[&chain])).await?;
     match row {
-        None => Ok(AuditHead::GENESIS),
-        Some(row) => Ok(AuditHead {
-            seq: seq_at(&row, 0)?,
-            hash: hash_at(&row, 1)?,
-        }),
+        None => Ok(ChainTip::GENESIS),
+        Some(row) => {
+            let line: &str = row
+                .try_get(2)
+                .map_err(|_| Fault::Row("a record is not text"))?;
+            let record = AuditRecord::from_line(line).map_err(|_| {
+                Fault::Row("a chain's last record is not a well-formed audit record")
+            })?;
+            Ok(ChainTip {
+                head: AuditHead {
+                    seq: seq_at(&row, 0)?,
+                    hash: hash_at(&row, 1)?,
+                },
+                time_ms: record.time_ms(),
+            })
+        }
     }
 }
 
@@ -682,6 +770,15 @@ fn seq_at(row: &tokio_postgres::Row, column: usize) -> Result<u64, Fault> {
         .ok()
         .filter(|s| *s >= 1)
         .ok_or(Fault::Row("a sequence number is below 1"))
+}
+
+/// The reason given for a row whose `time_ms` is not its record's time.
+const TIME_COLUMN_DIFFERS: &str = "the row's time column differs from its record";
+
+/// A `time_ms` column: any bigint (a row is checked against its record).
+fn time_at(row: &tokio_postgres::Row, column: usize) -> Result<i64, Fault> {
+    row.try_get(column)
+        .map_err(|_| Fault::Row("a record time is not a non-NULL bigint"))
 }
 
 fn hash_at(row: &tokio_postgres::Row, column: usize) -> Result<[u8; 32], Fault> {
@@ -1044,8 +1141,8 @@ async fn verify_chain(
     loop {
         let rows = pool
             .bounded(client.query(
-                "SELECT seq, hash, record FROM custody_audit WHERE chain = $1 AND seq > $2 \
-                 ORDER BY seq LIMIT $3",
+                "SELECT seq, hash, record, time_ms FROM custody_audit WHERE chain = $1 \
+                 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&chain, &after, &VERIFY_PAGE],
             ))
             .await?;
@@ -1070,6 +1167,12 @@ async fn verify_chain(
                         record.seq(),
                         "the row's seq or hash column differs from its record",
                     )),
+                ));
+            }
+            if u64::try_from(time_at(row, 3)?).ok() != Some(record.time_ms()) {
+                return Ok((
+                    verifier.head().seq - 1,
+                    Some(broken(record.seq(), TIME_COLUMN_DIFFERS)),
                 ));
             }
             if chain_of(record.event()) != chain {

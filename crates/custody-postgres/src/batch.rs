@@ -370,6 +370,8 @@ async fn commit_batch(
                     ]),
                     _ => p.extend([&keys[n] as &(dyn ToSql + Sync), &item.expected, &values[n]]),
                 }
+                // The record's time: every statement's last parameter.
+                p.push(&s.time_ms);
                 p
             })
             .collect();
@@ -470,7 +472,7 @@ async fn commit_batch(
         for ((item, answer), sealed) in batch.iter().zip(answers).zip(&sealed) {
             out.push(match answer {
                 Answer::Swapped => {
-                    heads.set(&item.chain, sealed.head());
+                    heads.set(&item.chain, sealed.tip());
                     Ok(RecordedSwaps::Swapped {
                         versions: item.versions(),
                         head: sealed.head(),

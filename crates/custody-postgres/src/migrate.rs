@@ -5,7 +5,7 @@ use crate::error::{Fault, PgError};
 use crate::pool::{Conn, Pool};
 
 /// The schema version this crate creates and uses (the highest migration).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One migration: the schema version it produces and its SQL, which must be
 /// idempotent (`IF NOT EXISTS`), so that a run that raced another, or that
@@ -28,6 +28,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         sql: include_str!("../migrations/0003_audit_time.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/0004_hot_path.sql"),
     },
 ];
 

@@ -65,7 +65,7 @@ impl Sql {
                  WHERE key = $1 AND version = $2 RETURNING version"
             }
             Self::AuditHead => {
-                "SELECT seq, hash FROM custody_audit WHERE chain = $1 ORDER BY seq DESC LIMIT 1"
+                "SELECT seq, hash, record FROM custody_audit WHERE chain = $1 ORDER BY seq DESC LIMIT 1"
             }
             Self::AuditAppend => AUDIT_APPEND,
             Self::CreateRecorded => CREATE_RECORDED,
@@ -83,7 +83,14 @@ impl Sql {
             Self::Create => &[Type::BYTEA, Type::BYTEA],
             Self::Swap => &[Type::BYTEA, Type::INT8, Type::BYTEA],
             Self::AuditHead => &[Type::TEXT],
-            Self::AuditAppend => &[Type::TEXT, Type::INT8, Type::BYTEA, Type::TEXT, Type::BYTEA],
+            Self::AuditAppend => &[
+                Type::TEXT,
+                Type::INT8,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::BYTEA,
+                Type::INT8,
+            ],
             Self::CreateRecorded => &[
                 Type::TEXT,
                 Type::INT8,
@@ -92,6 +99,7 @@ impl Sql {
                 Type::BYTEA,
                 Type::BYTEA,
                 Type::BYTEA,
+                Type::INT8,
             ],
             Self::SwapRecorded => &[
                 Type::TEXT,
@@ -101,6 +109,7 @@ impl Sql {
                 Type::BYTEA,
                 Type::BYTEA,
                 Type::BYTEA,
+                Type::INT8,
                 Type::INT8,
             ],
             Self::SwapAllRecorded => &[
@@ -112,6 +121,7 @@ impl Sql {
                 Type::BYTEA_ARRAY,
                 Type::INT8_ARRAY,
                 Type::BYTEA_ARRAY,
+                Type::INT8,
             ],
         }
     }
@@ -132,18 +142,21 @@ impl Sql {
 }
 
 /// The `appended` and `listed` queries every audit write ends with (`$1`
-/// chain, `$2` seq, `$3` hash, `$4` record, `$5` prev), inserting `FROM`
-/// what the argument names (nothing, or the state write's result): the
+/// chain, `$2` seq, `$3` hash, `$4` record, `$5` prev, and the record's
+/// time, the parameter the second argument names: each statement's last),
+/// inserting `FROM` what the first argument names (nothing, or the state
+/// write's result): the
 /// record goes in only as the next of its chain (`$2`) *and* over the
 /// record whose hash it names (`$5`), so a writer with a stale idea of the
 /// head cannot fork the chain, whatever it cached; a chain's first record
 /// also lists the chain.
 macro_rules! append_queries {
-    ($from:literal) => {
+    ($from:literal, $time:literal) => {
         concat!(
             "appended AS (
-  INSERT INTO custody_audit (chain, seq, hash, record)
-  SELECT $1, $2, $3, $4",
+  INSERT INTO custody_audit (chain, seq, hash, record, time_ms)
+  SELECT $1, $2, $3, $4, ",
+            $time,
             $from,
             "
   WHERE ($2 = 1 AND $5 = '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
@@ -173,12 +186,16 @@ SELECT (SELECT version FROM swapped),
     };
 }
 
-/// An audit record's append (`$1`..`$5`). No row back: the sequence number
+/// An audit record's append (`$1`..`$5`, `$6` its time). No row back: the sequence number
 /// was taken or the link is stale (re-read the head).
-const AUDIT_APPEND: &str = concat!("WITH ", append_queries!(""), "\nSELECT seq FROM appended");
+const AUDIT_APPEND: &str = concat!(
+    "WITH ",
+    append_queries!("", "$6"),
+    "\nSELECT seq FROM appended"
+);
 
 /// A record created (`$6` key, `$7` value) and an audit record appended
-/// (`$1`..`$5`) in one statement: one implicit transaction, one round trip,
+/// (`$1`..`$5`, `$8` its time) in one statement: one implicit transaction, one round trip,
 /// one commit. The record is inserted only from the created row (`FROM
 /// swapped`), so a conflict writes neither.
 const CREATE_RECORDED: &str = concat!(
@@ -187,12 +204,12 @@ const CREATE_RECORDED: &str = concat!(
   ON CONFLICT (key) DO NOTHING
   RETURNING version
 ), ",
-    append_queries!(" FROM swapped"),
+    append_queries!(" FROM swapped", "$8"),
     recorded_answer!()
 );
 
 /// A record swapped (`$6` key, `$7` value, `$8` expected version) and an
-/// audit record appended (`$1`..`$5`) in one statement, as
+/// audit record appended (`$1`..`$5`, `$9` its time) in one statement, as
 /// [`CREATE_RECORDED`].
 const SWAP_RECORDED: &str = concat!(
     "WITH swapped AS (
@@ -200,13 +217,13 @@ const SWAP_RECORDED: &str = concat!(
   WHERE key = $6 AND version = $8
   RETURNING version
 ), ",
-    append_queries!(" FROM swapped"),
+    append_queries!(" FROM swapped", "$9"),
     recorded_answer!()
 );
 
 /// Several records created or swapped (`$6` keys, `$7` expected versions,
 /// `NULL` for a create, `$8` values; distinct keys) and an audit record
-/// appended (`$1`..`$5`) in one statement: all or nothing.
+/// appended (`$1`..`$5`, `$9` its time) in one statement: all or nothing.
 ///
 /// `locked` locks the rows that exist, in key order (two such statements
 /// over overlapping keys cannot deadlock), and sees each one's latest
@@ -243,7 +260,7 @@ const SWAP_ALL_RECORDED: &str = concat!(
   SELECT n FROM (SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM created) AS n) AS c
   WHERE n = cardinality($6::bytea[])
 ), ",
-    append_queries!(" FROM swapped"),
+    append_queries!(" FROM swapped", "$9"),
     "
 SELECT (SELECT n FROM swapped),
        CASE WHEN (SELECT go FROM go)

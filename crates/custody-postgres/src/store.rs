@@ -560,10 +560,14 @@ pub(crate) async fn compare_and_swap_all_recorded(
         // record's columns come first, as in every audit write.
         let record: [&(dyn ToSql + Sync); 5] =
             [&sealed.chain, &sealed.seq, &hash, &sealed.line, &prev];
+        // The record's time: every statement's last parameter.
+        let time: &(dyn ToSql + Sync) = &sealed.time_ms;
         let params: Vec<&(dyn ToSql + Sync)> = match (sql, expected.first()) {
-            (Sql::CreateRecorded, _) => [&record[..], &[&keys[0], &values[0]]].concat(),
-            (Sql::SwapRecorded, Some(v)) => [&record[..], &[&keys[0], &values[0], v]].concat(),
-            _ => [&record[..], &[&keys, &expected, &values]].concat(),
+            (Sql::CreateRecorded, _) => [&record[..], &[&keys[0], &values[0], time]].concat(),
+            (Sql::SwapRecorded, Some(v)) => {
+                [&record[..], &[&keys[0], &values[0], v, time]].concat()
+            }
+            _ => [&record[..], &[&keys, &expected, &values, time]].concat(),
         };
         let row = pool.bounded(conn.client.query_opt(&write, &params)).await;
         match row {
@@ -598,7 +602,7 @@ pub(crate) async fn compare_and_swap_all_recorded(
                         "a recorded swap's answer is not the versions or count expected",
                     )));
                 }
-                heads.set(&chain, sealed.head());
+                heads.set(&chain, sealed.tip());
                 pool.give_back(conn);
                 return Ok(RecordedSwaps::Swapped {
                     versions,

@@ -197,7 +197,7 @@ fn every_kind_of_tampering_is_named_by_chain_and_record() {
         ),
         (
             "a record inserted (copied from another chain)",
-            "INSERT INTO custody_audit SELECT 'wallet:a', 6, hash, record FROM custody_audit WHERE chain = 'wallet:b' AND seq = 1",
+            "INSERT INTO custody_audit (chain, seq, hash, record, time_ms) SELECT 'wallet:a', 6, hash, record, time_ms FROM custody_audit WHERE chain = 'wallet:b' AND seq = 1",
             "wallet:a",
             6,
         ),
@@ -1101,8 +1101,8 @@ fn a_connection_killed_mid_commit_leaves_neither_swaps_nor_record() {
             let admin = db::connect(&config).await;
             admin
                 .batch_execute(
-                    "BEGIN; INSERT INTO custody_audit (chain, seq, hash, record) \
-                     VALUES ('wallet:w', 2, decode(repeat('00', 32), 'hex'), 'held')",
+                    "BEGIN; INSERT INTO custody_audit (chain, seq, hash, record, time_ms) \
+                     VALUES ('wallet:w', 2, decode(repeat('00', 32), 'hex'), 'held', 0)",
                 )
                 .await
                 .unwrap();
