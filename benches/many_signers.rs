@@ -353,9 +353,12 @@ impl Split {
         let cpus = std::thread::available_parallelism().unwrap().get();
         assert!(cpus >= 2, "{CORES_ENV}=split needs at least 2 CPUs");
         let half = cpus / 2;
-        // The postmaster: the parent of this connection's backend.
-        let backend = psql(bin, url, "SELECT pg_backend_pid()");
-        let postmaster = parent_of(&backend).unwrap();
+        // The postmaster: the first line of its pid file (the server's
+        // own backends come and go too fast to ask for their parent).
+        let data = psql(bin, url, "SHOW data_directory");
+        let pid_file = std::fs::read_to_string(Path::new(&data).join("postmaster.pid"))
+            .expect("the server's postmaster.pid (run on the server's host, as its owner or root)");
+        let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
         let split = Self {
             postmaster,
             all: format!("0-{}", cpus - 1),
