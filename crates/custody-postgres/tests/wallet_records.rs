@@ -171,6 +171,49 @@ fn wallet_records_are_one_wallets_since_the_bound_late_clocks_clamped() {
     assert_eq!(lines, kept);
 }
 
+static FAST_REPLICA: Times = Times::new();
+static SLOW_REPLICA: Times = Times::new();
+
+/// Two replicas (two stores: two pools, two caches of chain tips) whose
+/// clocks disagree: the slow one's append, after the fast one's, is timed
+/// at the fast one's record (read back with the chain's last row, its
+/// tip not cached), so the chain's times never go down; and each replica
+/// then goes on from its own clock where that is later.
+#[test]
+fn a_replica_with_a_slow_clock_appends_at_its_predecessors_time() {
+    let Some(schema) = Schema::fresh("wallet_records_two_replicas") else {
+        return;
+    };
+    let fast = schema
+        .store(PgOptions::new())
+        .audit_log()
+        .with_clock(|| FAST_REPLICA.now());
+    let slow = schema
+        .store(PgOptions::new())
+        .audit_log()
+        .with_clock(|| SLOW_REPLICA.now());
+    // The slow replica writes first (its tip is then cached), the fast one
+    // next, then the slow one again: its cached tip is stale, the insert
+    // refuses it, and the tip it reads back carries the fast one's time.
+    append_at(&slow, &SLOW_REPLICA, T0 + 1000, spend("a", 1));
+    append_at(&fast, &FAST_REPLICA, T0 + 5000, spend("a", 2));
+    append_at(&slow, &SLOW_REPLICA, T0 + 2000, spend("a", 3));
+    append_at(&slow, &SLOW_REPLICA, T0 + 6000, spend("a", 4));
+    assert_eq!(
+        summary(&slow.wallet_records("a", 0).wait().unwrap()),
+        [
+            row(1, 1000, "1"),
+            row(2, 5000, "2"),
+            row(3, 5000, "3"),
+            row(4, 6000, "4"),
+        ]
+    );
+    // A window from 3 s counts the slow replica's record of "2 s" too: it
+    // was appended after a 5 s one.
+    assert_eq!(fast.wallet_records("a", T0 + 3000).wait().unwrap().len(), 3);
+    assert!(fast.verify(None).wait().unwrap().broken.is_none());
+}
+
 #[test]
 fn the_time_bound_is_served_by_the_index() {
     let Some(schema) = Schema::fresh("wallet_records_index") else {
