@@ -386,9 +386,7 @@ impl Split {
                 && parent_of(&pid).as_deref() == Some(self.postmaster.as_str())
             {
                 // A backend may exit meanwhile: only the postmaster must take it.
-                let _ = Command::new("taskset")
-                    .args(["-a", "-p", "-c", cpus, &pid])
-                    .output();
+                let _ = taskset_command(cpus, &pid).output();
             }
         }
     }
@@ -396,20 +394,23 @@ impl Split {
 
 impl Drop for Split {
     fn drop(&mut self) {
-        self.pin_server(&self.all.clone());
+        self.pin_server(&self.all);
     }
+}
+
+/// `taskset` setting the CPU affinity of every thread of process `pid` to
+/// `cpus`.
+fn taskset_command(cpus: &str, pid: &str) -> Command {
+    let mut command = Command::new("taskset");
+    command.args(["-a", "-p", "-c", cpus, pid]);
+    command
 }
 
 /// Sets the CPU affinity of every thread of process `pid` to `cpus`.
 fn taskset(cpus: &str, pid: &str) {
-    let out = Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, pid])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "taskset -a -p -c {cpus} {pid}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    checked(
+        &mut taskset_command(cpus, pid),
+        &format!("taskset -a -p -c {cpus} {pid}"),
     );
 }
 
@@ -443,13 +444,19 @@ fn enrol(state: Arc<dyn StateStore>, audit: Arc<dyn AuditSink>) {
 }
 
 fn psql(bin: &Path, url: &str, sql: &str) -> String {
-    let out = Command::new(bin.join("psql"))
-        .args([url, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .unwrap();
+    checked(
+        Command::new(bin.join("psql")).args([url, "-v", "ON_ERROR_STOP=1", "-Atc", sql]),
+        sql,
+    )
+}
+
+/// Runs `command` (`what` names it in a failure) and returns its output,
+/// trimmed; a failure is a broken benchmark.
+fn checked(command: &mut Command, what: &str) -> String {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "{sql}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
