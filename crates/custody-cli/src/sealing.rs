@@ -585,11 +585,7 @@ fn update(
         let bytes = serde_json::to_vec(&next.to_json())
             .map_err(|_| CliError::new("io", "could not encode the keyring record"))?;
         let swapped = if store.records_into(audit.as_ref()) {
-            let swap = [Swap {
-                key: &key,
-                expected: version,
-                value: &bytes,
-            }];
+            let swap = [Swap::write(&key, version, &bytes)];
             matches!(
                 store
                     .compare_and_swap_all_recorded(&swap, event, audit.as_ref())

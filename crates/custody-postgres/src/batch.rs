@@ -59,7 +59,7 @@ use tokio_postgres::types::ToSql;
 use crate::audit::{APPEND_ATTEMPTS, Heads, Sealed, read_head};
 use crate::error::{Fault, PgError};
 use crate::pool::{Pool, Sql};
-use crate::store::{OwnedSwap, compare_and_swap_all_recorded, read_many, swaps_keys};
+use crate::store::{OwnedSwap, compare_and_swap_all_recorded, read_many, recorded_sql, swaps_keys};
 
 const OP: &str = "compare-and-swap";
 
@@ -76,18 +76,15 @@ pub(crate) struct Item {
 
 impl Item {
     fn sql(&self) -> Sql {
-        match self.expected[..] {
-            [None] => Sql::CreateRecorded,
-            [Some(_)] => Sql::SwapRecorded,
-            _ => Sql::SwapAllRecorded,
-        }
+        recorded_sql(&self.swaps, &self.expected)
     }
 
-    /// The versions a commit of this item writes.
+    /// The versions the records have after a commit of this item.
     fn versions(&self) -> Vec<u64> {
-        self.expected
+        self.swaps
             .iter()
-            .map(|e| e.map_or(1, |v| v.unsigned_abs() + 1))
+            .zip(&self.expected)
+            .map(|(s, e)| s.version_after(*e))
             .collect()
     }
 
@@ -331,9 +328,9 @@ async fn commit_batch(
         .iter()
         .map(|i| i.swaps.iter().map(|s| &*s.key).collect())
         .collect();
-    let values: Vec<Vec<&[u8]>> = batch
+    let values: Vec<Vec<Option<&[u8]>>> = batch
         .iter()
-        .map(|i| i.swaps.iter().map(|s| &*s.value).collect())
+        .map(|i| i.swaps.iter().map(|s| s.value.as_deref()).collect())
         .collect();
     let mut contention: u32 = 0;
     for _ in 0..APPEND_ATTEMPTS {

@@ -222,15 +222,18 @@ const SWAP_RECORDED: &str = concat!(
 );
 
 /// Several records created or swapped (`$6` keys, `$7` expected versions,
-/// `NULL` for a create, `$8` values; distinct keys) and an audit record
-/// appended (`$1`..`$5`, `$9` its time) in one statement: all or nothing.
+/// `NULL` for a create, `$8` values, `NULL` for a check that writes
+/// nothing; distinct keys) and an audit record appended (`$1`..`$5`, `$9`
+/// its time) in one statement: all or nothing.
 ///
 /// `locked` locks the rows that exist, in key order (two such statements
 /// over overlapping keys cannot deadlock), and sees each one's latest
 /// committed version (READ COMMITTED re-reads a row it waited for); `go`
 /// says whether every record is at its expected version (absent for a
-/// create). Only then are the rows updated and created; `swapped` has a
-/// row only if every one was, and the record is inserted from it. The
+/// create). Only then are the rows updated and created (a checked row is
+/// locked and compared, not written: no other write to it can commit
+/// before this statement does); `swapped` has a row only if every write
+/// was made, and the record is inserted from it. The
 /// answer's first column is the number swapped (`NULL`: a conflict,
 /// nothing written), the second divides by zero (`22012`, the whole
 /// statement rolled back) when `go` held but the record, or a create (a
@@ -249,15 +252,17 @@ const SWAP_ALL_RECORDED: &str = concat!(
 ), updated AS (
   UPDATE custody_state s SET value = i.value, version = s.version + 1
   FROM input i
-  WHERE (SELECT go FROM go) AND s.key = i.key AND s.version = i.expected
+  WHERE (SELECT go FROM go) AND s.key = i.key AND s.version = i.expected AND i.value IS NOT NULL
   RETURNING s.key
 ), created AS (
   INSERT INTO custody_state (key, version, value)
-  SELECT i.key, 1, i.value FROM input i WHERE (SELECT go FROM go) AND i.expected IS NULL
+  SELECT i.key, 1, i.value FROM input i
+  WHERE (SELECT go FROM go) AND i.expected IS NULL AND i.value IS NOT NULL
   ON CONFLICT (key) DO NOTHING
   RETURNING key
 ), swapped AS (
-  SELECT n FROM (SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM created) AS n) AS c
+  SELECT n FROM (SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM created)
+    + (SELECT count(*) FROM input WHERE value IS NULL AND (SELECT go FROM go)) AS n) AS c
   WHERE n = cardinality($6::bytea[])
 ), ",
     append_queries!(" FROM swapped", "$9"),

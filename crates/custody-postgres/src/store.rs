@@ -439,7 +439,10 @@ impl StateStore for PgStateStore {
             .iter()
             .map(|s| match s.expected {
                 None => Some(None),
-                Some(v) => i64::try_from(v).ok().filter(|v| *v < i64::MAX).map(Some),
+                Some(v) => i64::try_from(v)
+                    .ok()
+                    .filter(|v| *v < i64::MAX || s.value.is_none())
+                    .map(Some),
             })
             .collect();
         match (&self.inner.batcher, expected) {
@@ -474,7 +477,8 @@ impl StateStore for PgStateStore {
 pub(crate) struct OwnedSwap {
     pub(crate) key: Box<[u8]>,
     pub(crate) expected: Option<u64>,
-    pub(crate) value: Box<[u8]>,
+    /// `None`: a check ([`Swap::unchanged`]).
+    pub(crate) value: Option<Box<[u8]>>,
 }
 
 impl From<&Swap<'_>> for OwnedSwap {
@@ -482,8 +486,34 @@ impl From<&Swap<'_>> for OwnedSwap {
         Self {
             key: swap.key.as_bytes().into(),
             expected: swap.expected,
-            value: swap.value.into(),
+            value: swap.value.map(Into::into),
         }
+    }
+}
+
+impl OwnedSwap {
+    /// The version the record has after the commit (as
+    /// [`Swap::version_after`]), given the expected version as the column
+    /// holds it.
+    pub(crate) fn version_after(&self, expected: Option<i64>) -> u64 {
+        match (&self.value, expected) {
+            (_, None) => 1,
+            (Some(_), Some(v)) => v.unsigned_abs() + 1,
+            (None, Some(v)) => v.unsigned_abs(),
+        }
+    }
+}
+
+/// The statement that commits `swaps` (their expected versions as the
+/// column holds them) with an audit record: a lone create or swap has a
+/// lean statement of its own; several swaps, or any check, take the one
+/// that locks every row first ([`Sql::SwapAllRecorded`]), which is what
+/// makes a check hold at the commit.
+pub(crate) fn recorded_sql(swaps: &[OwnedSwap], expected: &[Option<i64>]) -> Sql {
+    match (swaps, expected) {
+        ([one], [None]) if one.value.is_some() => Sql::CreateRecorded,
+        ([one], [Some(_)]) if one.value.is_some() => Sql::SwapRecorded,
+        _ => Sql::SwapAllRecorded,
     }
 }
 
@@ -494,14 +524,16 @@ async fn expected_param(
     pool: &Pool,
     key: &[u8],
     expected: Option<u64>,
+    writes: bool,
 ) -> Result<Result<Option<i64>, Option<Versioned>>, Error> {
     // A version the `bigint` column cannot reach again after a swap: no
     // record can be at a version past i64::MAX, and a record at i64::MAX
-    // cannot be swapped (as the memory store refuses a swap past u64::MAX).
+    // cannot be swapped (as the memory store refuses a swap past u64::MAX;
+    // a check, which writes nothing, can hold there).
     match expected {
         None => Ok(Ok(None)),
         Some(v) => match i64::try_from(v) {
-            Ok(v) if v < i64::MAX => Ok(Ok(Some(v))),
+            Ok(v) if v < i64::MAX || !writes => Ok(Ok(Some(v))),
             _ => {
                 let current = get(pool, key).await.map_err(Error::backend)?;
                 if current.as_ref().map(|c| c.version) == Some(v) {
@@ -522,29 +554,26 @@ pub(crate) async fn compare_and_swap_all_recorded(
 ) -> Result<RecordedSwaps, Error> {
     let mut expected = Vec::with_capacity(swaps.len());
     for (index, swap) in swaps.iter().enumerate() {
-        match expected_param(pool, &swap.key, swap.expected).await? {
+        match expected_param(pool, &swap.key, swap.expected, swap.value.is_some()).await? {
             Ok(e) => expected.push(e),
             Err(current) => return Ok(RecordedSwaps::Conflict { index, current }),
         }
     }
     // The versions a commit writes: checked against the answer.
-    let versions: Vec<u64> = expected
+    let versions: Vec<u64> = swaps
         .iter()
-        .map(|e| e.map_or(1, |v| v.unsigned_abs() + 1))
+        .zip(&expected)
+        .map(|(s, e)| s.version_after(*e))
         .collect();
     let fail = |f: Fault| Error::backend(f.classify(OP_CAS));
     let (_permit, mut conn) = pool.lease(OP_CAS).await.map_err(Error::backend)?;
     // One swap: the statement without the lock step (one conditional
     // write is atomic by itself).
-    let sql = match expected[..] {
-        [None] => Sql::CreateRecorded,
-        [Some(_)] => Sql::SwapRecorded,
-        _ => Sql::SwapAllRecorded,
-    };
+    let sql = recorded_sql(swaps, &expected);
     let write = conn.prepared(pool, sql).await.map_err(fail)?;
     let head_sql = conn.prepared(pool, Sql::AuditHead).await.map_err(fail)?;
     let keys: Vec<&[u8]> = swaps.iter().map(|s| &*s.key).collect();
-    let values: Vec<&[u8]> = swaps.iter().map(|s| &*s.value).collect();
+    let values: Vec<Option<&[u8]>> = swaps.iter().map(|s| s.value.as_deref()).collect();
     let chain = chain_of(event);
     let mut head = match heads.get(&chain) {
         Some(head) => head,
@@ -679,7 +708,7 @@ async fn compare_and_swap(
     expected: Option<u64>,
     value: &[u8],
 ) -> Result<CasOutcome, Error> {
-    let expected = match expected_param(pool, key, expected).await? {
+    let expected = match expected_param(pool, key, expected, true).await? {
         Ok(expected) => expected,
         Err(current) => return Ok(CasOutcome::Conflict { current }),
     };

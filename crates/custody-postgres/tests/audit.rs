@@ -42,11 +42,7 @@ fn event(wallet: &str, n: u32) -> AuditEvent {
 }
 
 fn swap<'a>(key: &'a str, expected: Option<u64>, value: &'a [u8]) -> custody_core::Swap<'a> {
-    custody_core::Swap {
-        key,
-        expected,
-        value,
-    }
+    custody_core::Swap::write(key, expected, value)
 }
 
 fn verified(log: &PgAuditLog) -> AuditReport {
@@ -1058,7 +1054,7 @@ fn several_swaps_and_their_record_commit_together_or_not_at_all() {
     let records =
         || usize::try_from(schema.admin_i64("SELECT count(*) FROM custody_audit")).unwrap();
     custody_core::conformance::recorded_swaps(&store, &log, &records);
-    assert_eq!(verified(&log).records, 3);
+    assert_eq!(verified(&log).records, 5);
     // Another store's log is not this store's: refused, nothing written.
     let other = Schema::fresh("multi_swap_other")
         .unwrap()
@@ -1267,38 +1263,40 @@ fn until_waiting(schema: &Schema) {
     }
 }
 
-/// Commits of wallets `a`, `b`, `c` (one guard each, created at version 1)
-/// queued behind a lone commit of `hold` that waits on `held`: they go to
-/// the server as one batch once it is released. `b`'s expects `b_expected`.
+/// The commits `items` (a wallet and its swaps each) queued behind a lone
+/// commit of `hold` that waits on `held`: they go to the server as one
+/// batch once it is released.
 fn queued_batch(
     schema: &Schema,
     store: &PgStateStore,
-    b_expected: u64,
+    items: [(&'static str, Vec<custody_core::Swap<'static>>); 3],
 ) -> Vec<std::thread::JoinHandle<Result<custody_core::RecordedSwaps, custody_core::Error>>> {
-    let spawn = |wallet: &'static str, key: &'static str, expected: u64| {
+    let spawn = |wallet: &'static str, swaps: Vec<custody_core::Swap<'static>>| {
         let store = store.clone();
         std::thread::spawn(move || {
             store
-                .compare_and_swap_all_recorded(
-                    &[swap(key, Some(expected), b"spent")],
-                    event(wallet, 1),
-                    &store.audit_log(),
-                )
+                .compare_and_swap_all_recorded(&swaps, event(wallet, 1), &store.audit_log())
                 .wait()
         })
     };
-    let lone = spawn("hold", "hold", 1);
+    let lone = spawn("hold", vec![swap("hold", Some(1), b"spent")]);
     until_waiting(schema);
-    let queued = vec![
-        spawn("a", "guard-a", 1),
-        spawn("b", "guard-b", b_expected),
-        spawn("c", "guard-c", 1),
-    ];
+    let queued = items.map(|(wallet, swaps)| spawn(wallet, swaps));
     // They queue behind the lone commit (one committer).
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut all = vec![lone];
     all.extend(queued);
     all
+}
+
+/// `a`, `b` and `c` each spending its guard (created at version 1), `b`'s
+/// expecting `b_expected`.
+fn spends(b_expected: u64) -> [(&'static str, Vec<custody_core::Swap<'static>>); 3] {
+    [
+        ("a", vec![swap("guard-a", Some(1), b"spent")]),
+        ("b", vec![swap("guard-b", Some(b_expected), b"spent")]),
+        ("c", vec![swap("guard-c", Some(1), b"spent")]),
+    ]
 }
 
 fn with_guards(test: &str) -> Option<(Schema, PgStateStore)> {
@@ -1326,7 +1324,7 @@ fn a_batch_commits_each_item_on_its_own_and_refuses_only_the_conflicting_one() {
     };
     let (batches, commits) = store.commit_batches();
     let held = Held::lock(&schema, &["hold"]);
-    let handles = queued_batch(&schema, &store, 7);
+    let handles = queued_batch(&schema, &store, spends(7));
     held.release();
     let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let (after_batches, after_commits) = store.commit_batches();
@@ -1363,6 +1361,150 @@ fn a_batch_commits_each_item_on_its_own_and_refuses_only_the_conflicting_one() {
 }
 
 #[test]
+fn checks_in_a_batch_hold_or_conflict_item_by_item_and_write_nothing() {
+    let Some((schema, store)) = with_guards("batch_with_checks") else {
+        return;
+    };
+    let (batches, commits) = store.commit_batches();
+    let held = Held::lock(&schema, &["hold"]);
+    // `a` spends its guard if `hold` is still at 2 (the lone commit's
+    // version), `b` if `guard-c` were at 7, `c` only checks its own guard.
+    let handles = queued_batch(
+        &schema,
+        &store,
+        [
+            (
+                "a",
+                vec![
+                    swap("guard-a", Some(1), b"spent"),
+                    custody_core::Swap::unchanged("hold", 2),
+                ],
+            ),
+            (
+                "b",
+                vec![
+                    swap("guard-b", Some(1), b"spent"),
+                    custody_core::Swap::unchanged("guard-c", 7),
+                ],
+            ),
+            ("c", vec![custody_core::Swap::unchanged("guard-c", 1)]),
+        ],
+    );
+    held.release();
+    let answers: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    let (after_batches, after_commits) = store.commit_batches();
+    assert_eq!(
+        (after_batches - batches, after_commits - commits),
+        (2, 4),
+        "the lone commit, then a, b and c in one batch"
+    );
+    let v = |n, value: &[u8]| custody_core::conformance::v(n, value);
+    let versions = |answer: &custody_core::RecordedSwaps| match answer {
+        custody_core::RecordedSwaps::Swapped { versions, .. } => versions.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(versions(&answers[1]), [2, 2], "a: written, and checked");
+    assert_eq!(
+        answers[2],
+        custody_core::RecordedSwaps::Conflict {
+            index: 1,
+            current: v(1, b"fresh"),
+        },
+        "b: its check failed"
+    );
+    assert_eq!(versions(&answers[3]), [1], "c: checked, unchanged");
+    assert_eq!(
+        store
+            .get_many(&["hold", "guard-a", "guard-b", "guard-c"])
+            .wait()
+            .unwrap(),
+        [
+            v(2, b"spent"),
+            v(2, b"spent"),
+            v(1, b"fresh"),
+            v(1, b"fresh")
+        ],
+        "b wrote nothing, c's check wrote nothing"
+    );
+    // Four creates, the lone commit, a and c (a check is recorded too).
+    assert_eq!(verified(&store.audit_log()).records, 7);
+    assert_eq!(chain_lines(&schema, "wallet:b").lines().count(), 1);
+    assert_eq!(chain_lines(&schema, "wallet:c").lines().count(), 2);
+}
+
+#[test]
+fn a_check_holds_at_the_commit_not_at_the_start_of_its_statement() {
+    let Some((schema, store)) = with_guards("check_at_commit") else {
+        return;
+    };
+    // An administrator's transaction rewrites `guard-c` and has not
+    // committed yet when a commit that checks it starts.
+    let config = schema.admin_config();
+    let (updated, is_updated) = std::sync::mpsc::channel::<()>();
+    let (commit, to_commit) = std::sync::mpsc::channel::<()>();
+    let admin = std::thread::spawn(move || {
+        db::on_own_runtime(async move {
+            let admin = db::connect(&config).await;
+            admin.batch_execute("BEGIN").await.unwrap();
+            let n = admin
+                .execute(
+                    "UPDATE custody_state SET version = version + 1, value = 'rotated'::bytea \
+                     WHERE key = 'guard-c'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+            updated.send(()).unwrap();
+            tokio::task::spawn_blocking(move || to_commit.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            admin.batch_execute("COMMIT").await.unwrap();
+        });
+    });
+    is_updated.recv().unwrap();
+    let checking = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store
+                .compare_and_swap_all_recorded(
+                    &[
+                        swap("guard-a", Some(1), b"spent"),
+                        custody_core::Swap::unchanged("guard-c", 1),
+                    ],
+                    event("a", 1),
+                    &store.audit_log(),
+                )
+                .wait()
+        })
+    };
+    // The check waits for the row (it locks what it checks), so the
+    // rewrite commits first and the check sees it: a conflict, where a
+    // comparison with the statement's snapshot would have passed.
+    until_waiting(&schema);
+    commit.send(()).unwrap();
+    admin.join().unwrap();
+    let v = |n, value: &[u8]| custody_core::conformance::v(n, value);
+    assert_eq!(
+        checking.join().unwrap().unwrap(),
+        custody_core::RecordedSwaps::Conflict {
+            index: 1,
+            current: v(2, b"rotated"),
+        }
+    );
+    assert_eq!(
+        store.get_many(&["guard-a", "guard-c"]).wait().unwrap(),
+        [v(1, b"fresh"), v(2, b"rotated")]
+    );
+    // The four creates only.
+    assert_eq!(verified(&store.audit_log()).records, 4);
+}
+
+#[test]
 fn a_batch_whose_connection_is_terminated_acknowledges_none() {
     let Some((schema, store)) = with_guards("batch_terminated") else {
         return;
@@ -1370,7 +1512,7 @@ fn a_batch_whose_connection_is_terminated_acknowledges_none() {
     let held = Held::lock(&schema, &["hold"]);
     // `a`'s guard is held too: the batch's first statement waits on it.
     let held_a = Held::lock(&schema, &["guard-a"]);
-    let handles = queued_batch(&schema, &store, 1);
+    let handles = queued_batch(&schema, &store, spends(1));
     held.release();
     // The lone commit finishes; the batch then waits on `guard-a`.
     let mut handles = handles.into_iter();

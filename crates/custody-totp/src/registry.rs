@@ -1384,11 +1384,7 @@ impl TotpRegistry {
                 Decision::Accept(step) if self.state.records_into(self.audit.as_ref()) => {
                     let event =
                         attempt_event(loaded, attempt, AuditOutcome::Success, "accepted", step)?;
-                    let swap = [Swap {
-                        key: &slot.guard_key,
-                        expected: version,
-                        value: &bytes,
-                    }];
+                    let swap = [Swap::write(&slot.guard_key, version, &bytes)];
                     match self
                         .state
                         .compare_and_swap_all_recorded(&swap, event, self.audit.as_ref())

@@ -219,11 +219,7 @@ pub fn concurrent_counter(store: Arc<dyn StateStore>, threads: u64, per_thread: 
 
 /// A swap of [`StateStore::compare_and_swap_all_recorded`].
 pub fn swap<'a>(key: &'a str, expected: Option<u64>, value: &'a [u8]) -> Swap<'a> {
-    Swap {
-        key,
-        expected,
-        value,
-    }
+    Swap::write(key, expected, value)
 }
 
 /// The multi-swap case every [`StateStore`] must pass, with `audit` and
@@ -232,7 +228,9 @@ pub fn swap<'a>(key: &'a str, expected: Option<u64>, value: &'a [u8]) -> Swap<'a
 /// or nothing: on a conflict at any index no swap is written and no record
 /// appended, and the record is present exactly when the swaps are. A store
 /// that does not refuses with [`Error::Unsupported`] and writes nothing.
-/// Uses keys `m1`, `m2`, `m3`: give it a store where they are absent.
+/// Checks ([`Swap::unchanged`]) hold or conflict as swaps do and write
+/// nothing. Uses keys `m1`, `m2`, `m3` and `absent`: give it a store where
+/// they are absent.
 pub fn recorded_swaps(store: &dyn StateStore, audit: &dyn AuditSink, records: &dyn Fn() -> usize) {
     let event = |n: u32| {
         AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success)
@@ -328,6 +326,46 @@ pub fn recorded_swaps(store: &dyn StateStore, audit: &dyn AuditSink, records: &d
         [2]
     );
     assert_eq!(records(), before + 3);
+    // A check holds when its record is at its version, and writes nothing:
+    // its version is answered unchanged.
+    let Ok(RecordedSwaps::Swapped { versions, .. }) = commit(
+        &[swap("m1", Some(2), b"one''"), Swap::unchanged("m2", 2)],
+        5,
+    ) else {
+        panic!("m2 is at version 2")
+    };
+    assert_eq!(versions, [3, 2]);
+    assert_eq!(records(), before + 4);
+    assert_eq!(read(), [v(3, b"one''"), v(2, b"two'"), v(2, b"3")]);
+    let Ok(RecordedSwaps::Swapped { versions, .. }) = commit(&[Swap::unchanged("m1", 3)], 6) else {
+        panic!("m1 is at version 3")
+    };
+    assert_eq!(versions, [3], "a commit of a check alone is recorded");
+    assert_eq!(records(), before + 5);
+    // A failed check is a conflict like any other: nothing written or
+    // recorded, the record as it is answered.
+    for (swaps, index, current) in [
+        (
+            vec![swap("m3", Some(2), b"x"), Swap::unchanged("m2", 1)],
+            1,
+            v(2, b"two'"),
+        ),
+        (vec![Swap::unchanged("m1", 9)], 0, v(3, b"one''")),
+        (
+            vec![Swap::unchanged("absent", 1), swap("m3", Some(2), b"x")],
+            0,
+            None,
+        ),
+    ] {
+        assert_eq!(
+            commit(&swaps, 7).unwrap(),
+            RecordedSwaps::Conflict { index, current },
+            "{swaps:?}"
+        );
+        assert_eq!(read(), [v(3, b"one''"), v(2, b"two'"), v(2, b"3")]);
+        assert_eq!(store.get("absent").wait().unwrap(), None, "{swaps:?}");
+        assert_eq!(records(), before + 5, "{swaps:?}");
+    }
     // Bad commits are refused before anything is written.
     let too_long = "k".repeat(MAX_STATE_KEY_BYTES + 1);
     let too_big = vec![0; MAX_STATE_VALUE_BYTES + 1];
@@ -342,13 +380,19 @@ pub fn recorded_swaps(store: &dyn StateStore, audit: &dyn AuditSink, records: &d
         &[swap("m1", Some(2), b"a"), swap(&too_long, None, b"b")][..],
         &[swap("m1", Some(2), b"a"), swap("m9", None, &too_big)][..],
         &many[..],
+        // A check must name a version.
+        &[Swap {
+            key: "m3",
+            expected: None,
+            value: None,
+        }][..],
     ] {
         assert!(
             matches!(commit(bad, 5), Err(Error::InvalidStateRecord(_))),
             "{bad:?}"
         );
     }
-    assert_eq!(read(), [v(2, b"one'"), v(2, b"two'"), v(2, b"3")]);
+    assert_eq!(read(), [v(3, b"one''"), v(2, b"two'"), v(2, b"3")]);
     assert_eq!(store.get("many0").wait().unwrap(), None);
-    assert_eq!(records(), before + 3);
+    assert_eq!(records(), before + 5);
 }

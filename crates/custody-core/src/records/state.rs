@@ -169,11 +169,14 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// [`StateStore::records_into`] accepts.
     ///
     /// `swaps` holds 1 to [`MAX_STATE_SWAPS_PER_COMMIT`] swaps of distinct
-    /// keys. On [`RecordedSwaps::Swapped`], `versions[i]` is the new version
-    /// of `swaps[i]`; on [`RecordedSwaps::Conflict`], `index` names a swap
-    /// whose record was not at its expected version (the first such, in
-    /// the order given, when the store can tell) and nothing was written or
-    /// recorded.
+    /// keys; a swap without a value ([`Swap::unchanged`]) is a check, which
+    /// holds if its record is at its version when the commit takes effect
+    /// and writes nothing (see [`Swap`] for why). On
+    /// [`RecordedSwaps::Swapped`], `versions[i]` is the new version of
+    /// `swaps[i]` (a check's: its version, unchanged); on
+    /// [`RecordedSwaps::Conflict`], `index` names a swap whose record was
+    /// not at its expected version (the first such, in the order given,
+    /// when the store can tell) and nothing was written or recorded.
     ///
     /// # Why one method takes several swaps
     /// A gate may spend only what the signature it clears is recorded with:
@@ -201,8 +204,8 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::Unsupported`] if the store does not keep `audit`'s records
     /// (the default); [`Error::InvalidStateRecord`] for no swaps, more than
-    /// [`MAX_STATE_SWAPS_PER_COMMIT`], a key twice, or a key or value of
-    /// bad length; those of [`StateStore::compare_and_swap`] and of the
+    /// [`MAX_STATE_SWAPS_PER_COMMIT`], a key twice, a key or value of bad
+    /// length, or a check without a version; those of [`StateStore::compare_and_swap`] and of the
     /// sink's append. After an error, neither the swaps nor the record are
     /// acknowledged (read again before retrying).
     fn compare_and_swap_all_recorded<'a>(
@@ -223,15 +226,73 @@ pub const MAX_STATE_SWAPS_PER_COMMIT: usize = 16;
 
 /// One compare-and-swap of [`StateStore::compare_and_swap_all_recorded`]:
 /// write `value` under `key` if the record is at version `expected`
-/// (`None`: if no record exists).
+/// (`None`: if no record exists); or, with no value, a check that the
+/// record is at `expected` and stays as it is ([`Swap::unchanged`]).
+///
+/// # Why a commit can check a record it does not write
+/// A gate decides on records it read earlier: the TOTP gate on a wallet's
+/// enrolment (its secret, whether it is enrolled at all) and its replay
+/// guard. The guard is swapped in the commit, so a guard that moved since
+/// fails it; the enrolment is not written, and without a check a commit
+/// cannot tell whether it still holds. With one, a replica that served a
+/// wallet's last signature may decide on the enrolment and guard it cached
+/// and skip the read before the next (over a database, the read is half a
+/// gated signature's round trips and a third of the server's time): the
+/// commit then proves both were still current, and a rotation, removal or
+/// another replica's spend in between makes it a conflict, never a
+/// signature cleared on stale records. A check holds *at the commit*: the
+/// record was at its version when the swaps and the record took effect, and
+/// no write to it could come between (a database store locks the row).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Swap<'a> {
     /// The record's key.
     pub key: &'a str,
-    /// The version the record must be at (`None`: absent).
+    /// The version the record must be at (`None`: absent). A check names a
+    /// version (`Some`): an absent record is checked by creating nothing,
+    /// and has no version to answer.
     pub expected: Option<u64>,
-    /// The value written.
-    pub value: &'a [u8],
+    /// The value written; `None` for a check, which writes nothing and
+    /// leaves the record's version as it is.
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> Swap<'a> {
+    /// Writes `value` under `key` if the record is at version `expected`
+    /// (`None`: if no record exists).
+    #[must_use]
+    pub const fn write(key: &'a str, expected: Option<u64>, value: &'a [u8]) -> Self {
+        Self {
+            key,
+            expected,
+            value: Some(value),
+        }
+    }
+
+    /// Checks that the record under `key` is at `version`, writing nothing:
+    /// the commit conflicts (at this swap's index) if it is not.
+    #[must_use]
+    pub const fn unchanged(key: &'a str, version: u64) -> Self {
+        Self {
+            key,
+            expected: Some(version),
+            value: None,
+        }
+    }
+
+    /// The version the record has after the commit: `expected + 1` (1 for
+    /// a create) for a write, `expected` for a check.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStateRecord`] for a write past `u64::MAX`, or a
+    /// check without a version.
+    pub fn version_after(&self) -> Result<u64, Error> {
+        match self.value {
+            Some(_) => next_version(self.expected),
+            None => self.expected.ok_or(Error::InvalidStateRecord(
+                "a check names the version the record must be at",
+            )),
+        }
+    }
 }
 
 impl fmt::Debug for Swap<'_> {
@@ -240,7 +301,7 @@ impl fmt::Debug for Swap<'_> {
         f.debug_struct("Swap")
             .field("key", &self.key)
             .field("expected", &self.expected)
-            .field("value_len", &self.value.len())
+            .field("value_len", &self.value.map(<[u8]>::len))
             .finish()
     }
 }
@@ -269,7 +330,8 @@ pub enum RecordedSwaps {
 
 /// Checks the swaps of a [`StateStore::compare_and_swap_all_recorded`]:
 /// 1 to [`MAX_STATE_SWAPS_PER_COMMIT`] of them, distinct keys, each key
-/// and value of good length.
+/// and value of good length, each check ([`Swap::unchanged`]) naming a
+/// version.
 ///
 /// # Errors
 /// [`Error::InvalidStateRecord`].
@@ -284,7 +346,15 @@ pub fn check_swaps(swaps: &[Swap<'_>]) -> Result<(), Error> {
     }
     for (i, swap) in swaps.iter().enumerate() {
         check_key(swap.key)?;
-        check_value(swap.value)?;
+        match swap.value {
+            Some(value) => check_value(value)?,
+            None if swap.expected.is_none() => {
+                return Err(Error::InvalidStateRecord(
+                    "a check names the version the record must be at",
+                ));
+            }
+            None => {}
+        }
         if swaps[..i].iter().any(|s| s.key == swap.key) {
             return Err(Error::InvalidStateRecord(
                 "a key is swapped twice in one commit",
@@ -435,14 +505,18 @@ impl MemoryStore {
         }
         let versions = swaps
             .iter()
-            .map(|swap| next_version(swap.expected))
+            .map(Swap::version_after)
             .collect::<Result<Vec<_>, _>>()?;
         // The record first: if it cannot be kept, nothing is swapped.
         let head = log.append(event)?;
         for (swap, &version) in swaps.iter().zip(&versions) {
+            // A check writes nothing.
+            let Some(value) = swap.value else {
+                continue;
+            };
             let record = Versioned {
                 version,
-                value: Arc::from(swap.value),
+                value: Arc::from(value),
             };
             match map.get_mut(swap.key) {
                 Some(slot) => *slot = record,
@@ -745,7 +819,7 @@ mod tests {
             crate::AuditLog::verify(jsonl.as_bytes()).unwrap(),
             log.head()
         );
-        assert_eq!(log.head().seq, 3);
+        assert_eq!(log.head().seq, 5);
         // Another memory log is not its own.
         let other = crate::MemoryAuditLog::new();
         assert!(!store.records_into(&other));

@@ -205,11 +205,7 @@ fn commit_deferred<'a>(
         let conflict = if one_store && store.records_into(sink) {
             let swaps: Vec<Swap<'_>> = writes
                 .iter()
-                .map(|w| Swap {
-                    key: w.key(),
-                    expected: w.expected(),
-                    value: w.value(),
-                })
+                .map(|w| Swap::write(w.key(), w.expected(), w.value()))
                 .collect();
             match store
                 .compare_and_swap_all_recorded(&swaps, event, sink)
