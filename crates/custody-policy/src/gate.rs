@@ -1016,9 +1016,13 @@ impl PolicyGate {
         if let (Some(node), Some(spending)) = (&self.node, spending) {
             node.commit(spending).await.map_err(to_core)?;
         }
+        // This gate's own write (`deferred` above): never a check.
+        let value = used.value().ok_or(Error::InvalidStateRecord(
+            "a verdict's use is a write, not a check",
+        ))?;
         match self
             .state
-            .compare_and_swap(used.key(), used.expected(), used.value())
+            .compare_and_swap(used.key(), used.expected(), value)
             .await?
         {
             CasOutcome::Swapped { .. } => Ok(()),

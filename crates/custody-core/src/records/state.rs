@@ -199,7 +199,9 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// closed (a code or verdict spent without a signature, and the refusal
     /// recorded), never open (nothing is released that was not spent).
     /// Key order keeps two signers that spend overlapping records from
-    /// each spending half of them in opposite orders over and over.
+    /// each spending half of them in opposite orders over and over. A
+    /// check there is a read compared in its turn: it holds when read, not
+    /// at the append (no lock spans the files and the log).
     ///
     /// # Errors
     /// [`Error::Unsupported`] if the store does not keep `audit`'s records

@@ -203,10 +203,7 @@ fn commit_deferred<'a>(
         let store = Arc::clone(first.store());
         let one_store = writes.iter().all(|w| Arc::ptr_eq(w.store(), &store));
         let conflict = if one_store && store.records_into(sink) {
-            let swaps: Vec<Swap<'_>> = writes
-                .iter()
-                .map(|w| Swap::write(w.key(), w.expected(), w.value()))
-                .collect();
+            let swaps: Vec<Swap<'_>> = writes.iter().map(DeferredWrite::swap).collect();
             match store
                 .compare_and_swap_all_recorded(&swaps, event, sink)
                 .await?
@@ -232,11 +229,28 @@ fn commit_deferred<'a>(
                     write.finish(None);
                     continue;
                 }
-                match write
-                    .store()
-                    .compare_and_swap(write.key(), write.expected(), write.value())
-                    .await?
-                {
+                let outcome = match write.value() {
+                    Some(value) => {
+                        write
+                            .store()
+                            .compare_and_swap(write.key(), write.expected(), value)
+                            .await?
+                    }
+                    // A check: a read, compared. It holds when read, not
+                    // at the record's append (no lock spans a directory's
+                    // files and the log); the swaps after it still
+                    // conflict if their own records moved.
+                    None => {
+                        let current = write.store().get(write.key()).await?;
+                        match (current.as_ref().map(|c| c.version), write.expected()) {
+                            (Some(now), Some(expected)) if now == expected => {
+                                CasOutcome::Swapped { version: now }
+                            }
+                            _ => CasOutcome::Conflict { current },
+                        }
+                    }
+                };
+                match outcome {
                     CasOutcome::Swapped { version } => write.finish(Some(version)),
                     CasOutcome::Conflict { .. } => {
                         write.finish(None);
@@ -479,30 +493,56 @@ mod tests {
     /// What each write's `done` was told: its key and outcome.
     type Seen = Vec<(&'static str, Option<u64>)>;
 
-    /// Two deferred writes of `store`, to `"b"` (absent) and `"a"` (at
-    /// `a_expected`), each telling `seen` its outcome.
+    /// What the deferred write to `"a"` is.
+    #[derive(Clone, Copy)]
+    enum A {
+        /// A write expecting this version.
+        Write(Option<u64>),
+        /// A check that it is at this version.
+        Unchanged(u64),
+    }
+
+    /// Two deferred writes of `store`, to `"b"` (absent) and `"a"`, each
+    /// telling `seen` its outcome.
     fn two_writes(
         store: &Arc<dyn crate::StateStore>,
-        a_expected: Option<u64>,
+        a: A,
         seen: &Arc<std::sync::Mutex<Seen>>,
     ) -> [DeferredWrite; 2] {
-        let write = |key: &'static str, expected| {
+        let done = |key: &'static str| {
             let seen = Arc::clone(seen);
+            Arc::new(move |v| seen.lock().unwrap().push((key, v)))
+        };
+        let write = |key: &'static str, expected| {
             DeferredWrite::new(
                 Arc::clone(store),
                 key.into(),
                 expected,
                 key.as_bytes().to_vec(),
-                Arc::new(move |v| seen.lock().unwrap().push((key, v))),
+                done(key),
             )
         };
-        [write("b", None), write("a", a_expected)]
+        let a = match a {
+            A::Write(expected) => write("a", expected),
+            A::Unchanged(version) => {
+                DeferredWrite::unchanged(Arc::clone(store), "a".into(), version, done("a"))
+            }
+        };
+        [write("b", None), a]
     }
 
     fn commit_two(
         store: &Arc<dyn crate::StateStore>,
         log: &crate::MemoryAuditLog,
         a_expected: Option<u64>,
+    ) -> (Result<(), Error>, Seen) {
+        commit_with(store, log, A::Write(a_expected))
+    }
+
+    fn commit_with(
+        store: &Arc<dyn crate::StateStore>,
+        log: &crate::MemoryAuditLog,
+        a: A,
     ) -> (Result<(), Error>, Seen) {
         let master = ExtendedPrivateKey::from_seed(&[7; 64]).unwrap();
         let key = PinnedKey::new(
@@ -521,7 +561,7 @@ mod tests {
             scheme: None,
         };
         let seen = Arc::default();
-        let writes = two_writes(store, a_expected, &seen);
+        let writes = two_writes(store, a, &seen);
         let event = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
         let result = commit_deferred(&writes, event, log, operation).wait();
         let seen = std::mem::take(&mut *seen.lock().unwrap());
@@ -585,5 +625,55 @@ mod tests {
             log.records().last().unwrap().event().outcome(),
             AuditOutcome::Success
         );
+    }
+
+    #[test]
+    fn a_deferred_check_holds_or_refuses_with_the_writes_and_writes_nothing() {
+        let a_now = |store: &Arc<dyn crate::StateStore>| store.get("a").wait().unwrap();
+        // Where the store keeps the log, one commit; elsewhere, in key
+        // order ("a", the check, first).
+        let log = Arc::new(crate::MemoryAuditLog::new());
+        let keeping: Arc<dyn crate::StateStore> =
+            Arc::new(crate::MemoryStore::with_audit_log(Arc::clone(&log)));
+        let plain: Arc<dyn crate::StateStore> = Arc::new(crate::MemoryStore::new());
+        for (store, refused_seen, held_seen) in [
+            (
+                &keeping,
+                [("b", None), ("a", None)],
+                [("b", Some(1)), ("a", Some(1))],
+            ),
+            (
+                &plain,
+                [("a", None), ("b", None)],
+                [("a", Some(1)), ("b", Some(1))],
+            ),
+        ] {
+            let before = log.records().len();
+            // "a" is absent, not at 1: refused, "b" not written.
+            let (result, seen) = commit_with(store, &log, A::Unchanged(1));
+            assert_eq!(result.unwrap_err().kind(), "totp-replayed");
+            assert_eq!(seen, refused_seen);
+            assert_eq!(store.get("b").wait().unwrap(), None);
+            assert_eq!(a_now(store), None, "a check creates nothing");
+            let records = log.records();
+            assert_eq!(records.len(), before + 1);
+            assert_eq!(
+                records.last().unwrap().event().outcome(),
+                AuditOutcome::Denied
+            );
+            // "a" at 1: "b" written, "a" as it was, the success recorded.
+            let _ = store.compare_and_swap("a", None, b"kept").wait().unwrap();
+            let (result, seen) = commit_with(store, &log, A::Unchanged(1));
+            result.unwrap();
+            assert_eq!(seen, held_seen);
+            assert_eq!(a_now(store), crate::conformance::v(1, b"kept"));
+            assert_eq!(store.get("b").wait().unwrap().map(|r| r.version), Some(1));
+            let records = log.records();
+            assert_eq!(records.len(), before + 2);
+            assert_eq!(
+                records.last().unwrap().event().outcome(),
+                AuditOutcome::Success
+            );
+        }
     }
 }

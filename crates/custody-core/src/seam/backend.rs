@@ -700,12 +700,17 @@ impl Clearance {
 /// refused. A signature that reaches [`crate::KeySigner`] with a write
 /// still attached is refused too: its gate's condition was never committed
 /// (fail closed). Local stores never defer: their path is unchanged.
+///
+/// A gate may also hand up a check ([`DeferredWrite::unchanged`]): a record
+/// it decided on and does not write, which must still be at the version it
+/// read when the signature's record commits (see [`crate::Swap`] for why).
 #[derive(Clone)]
 pub struct DeferredWrite {
     store: Arc<dyn StateStore>,
     key: String,
     expected: Option<u64>,
-    value: Vec<u8>,
+    /// `None`: a check.
+    value: Option<Vec<u8>>,
     done: Arc<dyn Fn(Option<u64>) + Send + Sync>,
     refusal: Denial,
 }
@@ -726,7 +731,28 @@ impl DeferredWrite {
             store,
             key,
             expected,
-            value,
+            value: Some(value),
+            done,
+            refusal: Denial::TotpReplayed,
+        }
+    }
+
+    /// A check that the record under `key` in `store` is still at `version`
+    /// when the signature's record commits, writing nothing; `done` is told
+    /// `version` if it held (`None`: it did not, and nothing of the commit
+    /// was written).
+    #[must_use]
+    pub fn unchanged(
+        store: Arc<dyn StateStore>,
+        key: String,
+        version: u64,
+        done: Arc<dyn Fn(Option<u64>) + Send + Sync>,
+    ) -> Self {
+        Self {
+            store,
+            key,
+            expected: Some(version),
+            value: None,
             done,
             refusal: Denial::TotpReplayed,
         }
@@ -766,10 +792,20 @@ impl DeferredWrite {
         self.expected
     }
 
-    /// The value written.
+    /// The value written (`None`: a check, which writes nothing).
     #[must_use]
-    pub fn value(&self) -> &[u8] {
-        &self.value
+    pub fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+
+    /// The commit's [`crate::Swap`] for this write or check.
+    #[must_use]
+    pub fn swap(&self) -> crate::Swap<'_> {
+        crate::Swap {
+            key: &self.key,
+            expected: self.expected,
+            value: self.value(),
+        }
     }
 
     /// Tells the gate the outcome.
