@@ -965,13 +965,10 @@ impl StateStore for Counting {
     }
 }
 
-#[test]
-fn a_gated_signature_reads_once_and_commits_once() {
-    let Some(schema) = Schema::fresh("gated_signature_round_trips") else {
-        return;
-    };
-    let t = totp(&schema);
-    // A replica whose registry's store is counted, with that store's log.
+/// A signer replica of `t`'s keystore: a store of its own (connections,
+/// caches) over `schema`, counted, and alice's key through
+/// `Audited(TotpGate(vault))` with that store's log.
+fn replica(schema: &Schema, t: &Totp) -> (Arc<Counting>, KeySigner, PgAuditLog) {
     let store = schema.store(PgOptions::new());
     let log = store.audit_log();
     let counting = Arc::new(Counting {
@@ -999,49 +996,174 @@ fn a_gated_signature_reads_once_and_commits_once() {
     )
     .wait()
     .unwrap();
-    for (i, time) in (0..4).map(|i| (i, T0 + 30 * i)).collect::<Vec<_>>() {
-        t.clock.set(time);
+    (counting, alice, log)
+}
+
+/// `signer` signs at `time` with that step's code of `secret`.
+fn sign_at(signer: &KeySigner, t: &Totp, time: u64) -> Result<(), custody_core::Error> {
+    t.clock.set(time);
+    signer
+        .sign(
+            Digest32([u8::try_from(time % 251).unwrap(); 32]),
+            Intent::raw_digest(),
+            &Authorization::totp(code_at(time)),
+        )
+        .wait()
+        .map(|_| ())
+}
+
+#[test]
+fn a_gated_signature_on_warm_records_commits_once_without_a_read() {
+    let Some(schema) = Schema::fresh("gated_signature_round_trips") else {
+        return;
+    };
+    let t = totp(&schema);
+    let (counting, alice, log) = replica(&schema, &t);
+    for i in 0..4 {
         counting.take();
-        alice
-            .sign(
-                Digest32([u8::try_from(i).unwrap(); 32]),
-                Intent::raw_digest(),
-                &Authorization::totp(code_at(time)),
-            )
-            .wait()
-            .unwrap();
+        sign_at(&alice, &t, T0 + 30 * i).unwrap();
         let calls = counting.take();
         if i == 0 {
-            // The first also reads the recorded scheme, once per registry.
+            // The first reads the recorded scheme (once per registry), then
+            // the enrolment and the guard in one read (one statement), and
+            // commits the guard's write with the signature's record.
             assert_eq!(
                 calls,
                 ["get", "get_many", "compare_and_swap_all_recorded"],
                 "first signature"
             );
         } else {
-            // The enrolment and the guard in one read (one statement), the
-            // guard's write with the signature's record in one commit.
-            assert_eq!(
-                calls,
-                ["get_many", "compare_and_swap_all_recorded"],
-                "signature {i}"
-            );
+            // Then this replica's last commit left both: decided on
+            // without a read, the commit checks the enrolment's version
+            // and swaps the guard. One statement per signature.
+            assert_eq!(calls, ["compare_and_swap_all_recorded"], "signature {i}");
         }
     }
-    // A replayed code is refused on the fresh guard of that one read: no
-    // write, and the refusal recorded (through the log, not the store).
+    // A replayed code is not refused on warm records: it is decided again
+    // on a fresh read, refused there with no write, and the refusal
+    // recorded (through the log, not the store).
     counting.take();
-    let e = alice
-        .sign(
-            Digest32([9; 32]),
-            Intent::raw_digest(),
-            &Authorization::totp(code_at(T0 + 90)),
-        )
-        .wait()
-        .unwrap_err();
+    let e = sign_at(&alice, &t, T0 + 90).unwrap_err();
     assert_eq!(e.kind(), "totp-replayed");
     assert_eq!(counting.take(), ["get_many"]);
-    verified(&log);
+    assert_eq!(
+        verified(&log).records,
+        1 + 4 + 2,
+        "enrolment, 4 signatures, the refusal (the gate's and the layer's)"
+    );
+    // The fresh read warmed nothing: the next signature reads again.
+    sign_at(&alice, &t, T0 + 120).unwrap();
+    assert_eq!(
+        counting.take(),
+        ["get_many", "compare_and_swap_all_recorded"]
+    );
+}
+
+#[test]
+fn two_replicas_taking_turns_on_one_wallet_each_sign_after_one_rerun() {
+    let Some(schema) = Schema::fresh("replicas_taking_turns") else {
+        return;
+    };
+    let t = totp(&schema);
+    let (a_calls, a, _) = replica(&schema, &t);
+    let (b_calls, b, _) = replica(&schema, &t);
+    sign_at(&a, &t, T0).unwrap();
+    sign_at(&b, &t, T0 + 30).unwrap();
+    a_calls.take();
+    b_calls.take();
+    // Each replica's warm guard is stale in turn (the other spent a code
+    // since): its commit conflicts, nothing is written or recorded, and
+    // the signature is made again on a fresh read. No refusal.
+    for (n, (calls, signer)) in [(&a_calls, &a), (&b_calls, &b), (&a_calls, &a)]
+        .into_iter()
+        .enumerate()
+    {
+        let time = T0 + 60 + 30 * u64::try_from(n).unwrap();
+        sign_at(signer, &t, time).unwrap();
+        assert_eq!(
+            calls.take(),
+            [
+                "compare_and_swap_all_recorded",
+                "get_many",
+                "compare_and_swap_all_recorded"
+            ],
+            "turn {n}"
+        );
+    }
+    // A code one replica spent is refused by the other, whose warm guard
+    // has not seen it: the optimistic commit conflicts, the fresh read
+    // refuses it.
+    let e = sign_at(&b, &t, T0 + 120).unwrap_err();
+    assert_eq!(e.kind(), "totp-replayed");
+    assert_eq!(
+        b_calls.take(),
+        ["compare_and_swap_all_recorded", "get_many"]
+    );
+    let records: Vec<custody_core::AuditRecord> = chain_lines(&schema, "wallet:alice")
+        .lines()
+        .map(|l| custody_core::AuditRecord::from_line(l).unwrap())
+        .collect();
+    let denied: Vec<_> = records
+        .iter()
+        .filter(|r| r.event().outcome() == AuditOutcome::Denied)
+        .collect();
+    // The replay's two records (the gate's `totp-verify`, the layer's
+    // `sign`), and nothing of the reruns.
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert!(
+        denied
+            .iter()
+            .all(|r| r.event().field("detail") == Some("totp-replayed"))
+    );
+    assert_eq!(
+        records.len(),
+        1 + 5 + 2,
+        "enrolment, signatures, the replay"
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.event().outcome() == AuditOutcome::Success
+                && *r.event().op() == AuditOp::SIGN)
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn a_secret_rotated_by_another_replica_is_not_accepted_from_warm_records() {
+    let Some(schema) = Schema::fresh("rotated_while_warm") else {
+        return;
+    };
+    let t = totp(&schema);
+    let (a_calls, a, _) = replica(&schema, &t);
+    sign_at(&a, &t, T0).unwrap();
+    // Another replica's operator replaces alice's secret (no code).
+    let other = b"another secret of twenty bytes!!";
+    let uri = OtpAuthUri::parse(&format!(
+        "otpauth://totp/custody:alice?secret={}&issuer=custody&algorithm=SHA1&digits=6&period=30",
+        base32::encode(base32::Alphabet::Rfc4648 { padding: false }, other)
+    ))
+    .unwrap();
+    t.registry
+        .import("alice", &uri, EnrolMode::ForceRotate)
+        .wait()
+        .unwrap();
+    // A's warm records still hold the old secret, which accepts the old
+    // device's code; the commit's check of the enrolment's version finds
+    // it replaced, and the decision made again on a fresh read refuses.
+    a_calls.take();
+    let e = sign_at(&a, &t, T0 + 30).unwrap_err();
+    assert_eq!(e.kind(), "totp-invalid");
+    assert_eq!(
+        a_calls.take(),
+        [
+            "compare_and_swap_all_recorded",
+            "get_many",
+            "compare_and_swap"
+        ],
+        "the optimistic commit, the fresh read, the failure counted"
+    );
 }
 
 #[test]

@@ -146,6 +146,21 @@ pub(crate) struct Slot {
     pub(crate) guard_key: String,
     enrolment: Mutex<Option<Arc<DecodedEnrolment>>>,
     guard: Mutex<Option<DecodedGuard>>,
+    warm: Mutex<Option<Warm>>,
+}
+
+/// The enrolment and guard of a subject as this process's last recorded
+/// commit left them: the enrolment's version and decoding it decided on,
+/// the guard's version and state it wrote. A gated signature over a store
+/// that keeps the audit log may decide on them without a read; its commit
+/// then checks both versions ([`custody_core::DeferredWrite::unchanged`]
+/// and the guard's swap), so a stale one is a conflict, never a decision.
+#[derive(Clone)]
+pub(crate) struct Warm {
+    pub(crate) enrolment_version: u64,
+    pub(crate) enrolment: Arc<DecodedEnrolment>,
+    pub(crate) guard_version: u64,
+    pub(crate) guard: GuardState,
 }
 
 impl Slot {
@@ -157,6 +172,7 @@ impl Slot {
             subject,
             enrolment: Mutex::new(None),
             guard: Mutex::new(None),
+            warm: Mutex::new(None),
         }
     }
 
@@ -213,13 +229,35 @@ impl Slot {
     }
 
     /// Remembers the guard record just written as `bytes` (the encoding of
-    /// `state`) at `version`, so that the next request starts from it.
+    /// `state`) at `version`, so that the next request starts from it. The
+    /// warm records are forgotten: a write outside a recorded commit is not
+    /// one a decision without a read may start from.
     pub(crate) fn wrote_guard(&self, version: u64, bytes: Vec<u8>, state: GuardState) {
         *self.guard.lock().unwrap_or_else(PoisonError::into_inner) = Some(DecodedGuard {
             version: Some(version),
             bytes,
             state,
         });
+        self.cool();
+    }
+
+    /// The records this process's last recorded commit left, if it was
+    /// the last thing this process did with them.
+    pub(crate) fn warm(&self) -> Option<Warm> {
+        self.warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Remembers what a recorded commit left.
+    pub(crate) fn set_warm(&self, warm: Warm) {
+        *self.warm.lock().unwrap_or_else(PoisonError::into_inner) = Some(warm);
+    }
+
+    /// Forgets the warm records: the next decision reads.
+    pub(crate) fn cool(&self) {
+        *self.warm.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The guard as this process last read or wrote it, with its version:

@@ -70,7 +70,7 @@ enum Admitted {
     Cleared {
         loaded: Loaded,
         step: u64,
-        deferred: Option<DeferredWrite>,
+        deferred: Vec<DeferredWrite>,
     },
 }
 
@@ -291,11 +291,8 @@ impl TotpGate {
             }
             enrolled = Some(loaded);
         }
-        let Some(loaded) = enrolled else {
-            if self.require_enrolment {
-                return Err(self.refuse(key, route, "not-enrolled").await);
-            }
-            return Ok(Admitted::Open);
+        let Some(mut loaded) = enrolled else {
+            return self.unenrolled(key, route).await;
         };
         let (digest, intent) = route.named().unzip();
         let attempt = Attempt {
@@ -307,15 +304,33 @@ impl TotpGate {
             index: key.wallet().map(|(_, index)| index),
         };
         let (verification, deferred) = if recording == Recording::RefusalsOnly {
-            self.registry
+            match self
+                .registry
                 .check_deferring(&loaded, auth.totp.as_ref(), attempt)
                 .await?
+            {
+                Some(checked) => checked,
+                // The warm records would not accept: decide on records
+                // read afresh (which always answers).
+                None => {
+                    let Some(fresh) = self.registry.reload(&loaded).await? else {
+                        return self.unenrolled(key, route).await;
+                    };
+                    loaded = fresh;
+                    self.registry
+                        .check_deferring(&loaded, auth.totp.as_ref(), attempt)
+                        .await?
+                        .ok_or(custody_core::Error::InvalidStateRecord(
+                            "an enrolment read afresh was not decided on",
+                        ))?
+                }
+            }
         } else {
             let v = self
                 .registry
                 .check_recording(&loaded, auth.totp.as_ref(), attempt, recording)
                 .await?;
-            (v, None)
+            (v, Vec::new())
         };
         match verification {
             crate::Verification::Accepted { step } => Ok(Admitted::Cleared {
@@ -327,6 +342,19 @@ impl TotpGate {
                 v.denial().unwrap_or(Denial::TotpRequired),
             )),
         }
+    }
+
+    /// What the gate does with a request for no enrolled subject: refuses
+    /// it where enrolment is required, else lets it through unchecked.
+    async fn unenrolled(
+        &self,
+        key: &PinnedKey,
+        route: Route<'_>,
+    ) -> Result<Admitted, custody_core::Error> {
+        if self.require_enrolment {
+            return Err(self.refuse(key, route, "not-enrolled").await);
+        }
+        Ok(Admitted::Open)
     }
 
     /// Audits a refusal the gate makes itself and returns it (or the audit
@@ -479,7 +507,7 @@ impl TotpGate {
                 }
                 // A deferred code was never spent: nothing to record but
                 // the failure, which the layer above records.
-                Err(e) if deferred.is_some() => Err(e),
+                Err(e) if !deferred.is_empty() => Err(e),
                 Err(e) => {
                     if recording == Recording::RefusalsOnly {
                         // The code is spent and no signature came out: the

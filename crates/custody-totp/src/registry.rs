@@ -208,6 +208,9 @@ pub(crate) struct Loaded {
     /// The guard as read with the enrolment, for a check that must decide
     /// on a fresh one ([`Fetch::AndGuard`]).
     guard: Option<(Option<u64>, GuardState)>,
+    /// Whether the enrolment and guard are this process's warm records
+    /// ([`crate::cache::Warm`]), not read for this request.
+    optimistic: bool,
 }
 
 /// What a lookup reads besides the enrolment.
@@ -647,6 +650,19 @@ impl TotpRegistry {
     /// Reads the enrolment record of `slot` (and its guard, as `fetch`
     /// says).
     async fn load(&self, slot: Arc<Slot>, fetch: Fetch) -> Result<Option<Loaded>, Error> {
+        // The records this process's last recorded commit left: decided on
+        // without a read, checked by the commit (see `accept_cached`).
+        if fetch == Fetch::AndGuard
+            && let Some(warm) = slot.warm()
+        {
+            return Ok(Some(Loaded {
+                slot,
+                version: warm.enrolment_version,
+                decoded: warm.enrolment,
+                guard: Some((Some(warm.guard_version), warm.guard)),
+                optimistic: true,
+            }));
+        }
         let (raw, guard) = match fetch {
             Fetch::Enrolment => (self.state.get(&slot.record_key).await?, None),
             // Boxed: only a remote store takes this arm, where a round trip
@@ -667,7 +683,15 @@ impl TotpRegistry {
             version: raw.version,
             decoded,
             guard,
+            optimistic: false,
         }))
+    }
+
+    /// `loaded`'s subject read afresh (its warm records forgotten), with
+    /// its guard: for a decision the warm records would not make.
+    pub(crate) async fn reload(&self, loaded: &Loaded) -> Result<Option<Loaded>, Error> {
+        loaded.slot.cool();
+        self.load(Arc::clone(&loaded.slot), Fetch::AndGuard).await
     }
 
     /// The enrolment and guard records of `slot`, in one read.
@@ -1193,12 +1217,24 @@ impl TotpRegistry {
     /// spent here; its guard write comes back as a [`DeferredWrite`] for the
     /// audit layer to commit with the signature's record (one commit). Where
     /// it does not, as [`Recording::RefusalsOnly`] (spent here, `None`).
+    ///
+    /// On warm records (`loaded` not read for this request), only an
+    /// acceptance is decided, with nothing read or written: its guard write
+    /// and a check of the enrolment's version are handed up as optimistic
+    /// ([`DeferredWrite::optimistic`]), so that a commit finding either
+    /// moved runs the request again rather than refusing it. Anything else
+    /// (locked, a wrong or replayed code, no code) answers `None`: decide
+    /// again on records read afresh ([`Self::reload`]), as a refusal is
+    /// only ever given on those.
     pub(crate) async fn check_deferring(
         &self,
         loaded: &Loaded,
         code: Option<&OneTimeCode>,
         attempt: Attempt<'_>,
-    ) -> Result<(Verification, Option<DeferredWrite>), Error> {
+    ) -> Result<Option<(Verification, Vec<DeferredWrite>)>, Error> {
+        if loaded.optimistic {
+            return self.accept_cached(loaded, code).await;
+        }
         let mut deferred = None;
         let verification = self
             .check_with(
@@ -1209,7 +1245,88 @@ impl TotpRegistry {
                 Some(&mut deferred),
             )
             .await?;
-        Ok((verification, deferred))
+        Ok(Some((verification, deferred.into_iter().collect())))
+    }
+
+    /// An acceptance decided on warm records, or `None` (see
+    /// [`Self::check_deferring`]).
+    async fn accept_cached(
+        &self,
+        loaded: &Loaded,
+        code: Option<&OneTimeCode>,
+    ) -> Result<Option<(Verification, Vec<DeferredWrite>)>, Error> {
+        let (Some(code), Some((Some(version), state))) = (code, loaded.guard) else {
+            return Ok(None);
+        };
+        if !self.state.records_into(self.audit.as_ref()) {
+            return Ok(None);
+        }
+        let now = self.clock.now_unix();
+        if now < state.locked_until {
+            return Ok(None);
+        }
+        let secret = self.secret(loaded).await?;
+        let matches = Matches::compute(
+            &secret.key,
+            &loaded.record().params,
+            code.expose_secret().as_bytes(),
+            now,
+            self.config.skew_steps,
+        )?;
+        drop(secret);
+        let (Decision::Accept(step), Some(next)) =
+            decide(&state, now, &matches, &self.config.lockout)
+        else {
+            return Ok(None);
+        };
+        let guard = self
+            .deferred_guard(loaded, Some(version), next)?
+            .optimistic();
+        let enrolment = DeferredWrite::unchanged(
+            Arc::clone(&self.state),
+            loaded.slot.record_key.clone(),
+            loaded.version,
+            Arc::new(|_| {}),
+        )
+        .optimistic();
+        Ok(Some((
+            Verification::Accepted { step },
+            vec![guard, enrolment],
+        )))
+    }
+
+    /// The guard write of an acceptance, left to the audit layer: from
+    /// `version` to `next`. Once committed, the slot remembers it and the
+    /// enrolment decided on as its warm records; if it conflicts, the slot
+    /// forgets them.
+    fn deferred_guard(
+        &self,
+        loaded: &Loaded,
+        version: Option<u64>,
+        next: GuardState,
+    ) -> Result<DeferredWrite, Error> {
+        let bytes = next.encode()?;
+        let slot = Arc::clone(&loaded.slot);
+        let written = bytes.clone();
+        let (enrolment_version, enrolment) = (loaded.version, Arc::clone(&loaded.decoded));
+        Ok(DeferredWrite::new(
+            Arc::clone(&self.state),
+            slot.guard_key.clone(),
+            version,
+            bytes,
+            Arc::new(move |committed: Option<u64>| match committed {
+                Some(guard_version) => {
+                    slot.wrote_guard(guard_version, written.clone(), next);
+                    slot.set_warm(crate::cache::Warm {
+                        enrolment_version,
+                        enrolment: Arc::clone(&enrolment),
+                        guard_version,
+                        guard: next,
+                    });
+                }
+                None => slot.cool(),
+            }),
+        ))
     }
 
     async fn check_with(
@@ -1362,19 +1479,7 @@ impl TotpRegistry {
                     fresh = true;
                     continue;
                 }
-                let cache = Arc::clone(slot);
-                let written = bytes.clone();
-                **out = Some(DeferredWrite::new(
-                    Arc::clone(&self.state),
-                    slot.guard_key.clone(),
-                    version,
-                    bytes,
-                    Arc::new(move |committed: Option<u64>| {
-                        if let Some(version) = committed {
-                            cache.wrote_guard(version, written.clone(), next);
-                        }
-                    }),
-                ));
+                **out = Some(self.deferred_guard(loaded, version, next)?);
                 return Ok(decision.into());
             }
             // An acceptance spends the code: where the store keeps this

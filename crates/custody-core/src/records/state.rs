@@ -105,7 +105,9 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// each read is a round trip, and round trips are what a signature's
     /// latency and the database's load are made of: a remote store answers
     /// all of them in one (one statement), so a gated signature costs two
-    /// statements, not three. The default reads one key after another,
+    /// statements, not three (one, where the replica's own last commit left
+    /// both records: it decides on those and its commit checks them, see
+    /// [`Swap`]). The default reads one key after another,
     /// which is what a local store does anyway; each answer is as fresh as
     /// a [`StateStore::get`] made at some point during the call (the
     /// records are not read as one snapshot: none of their callers needs

@@ -101,7 +101,7 @@ impl SigningBackend for Audited {
         };
         let sink = self.sink.as_ref();
         s.sign_digest(request.recorded())
-            .then(move |result| record(sink, operation, result))
+            .then(move |result| record(sink, operation, result, Some((s, request))))
     }
 }
 
@@ -119,11 +119,30 @@ impl DecryptingBackend for Audited {
         };
         let sink = self.sink.as_ref();
         d.decrypt(request.recorded())
-            .then(move |result| record(sink, operation, result))
+            .then(move |result| record(sink, operation, result, Some((d, request))))
+    }
+}
+
+/// An operation run once more: after the conflict of a gate's write made on
+/// records it had cached ([`DeferredWrite::optimistic`]).
+trait Again<'a, T>: Send + 'a {
+    fn again(self) -> Pending<'a, Result<T, Error>>;
+}
+
+impl<'a> Again<'a, Signed> for (&'a dyn SigningBackend, SignRequest<'a>) {
+    fn again(self) -> Pending<'a, Result<Signed, Error>> {
+        self.0.sign_digest(self.1.recorded())
+    }
+}
+
+impl<'a> Again<'a, Decrypted> for (&'a dyn DecryptingBackend, DecryptRequest<'a>) {
+    fn again(self) -> Pending<'a, Result<Decrypted, Error>> {
+        self.0.decrypt(self.1.recorded())
     }
 }
 
 /// What a record of one key operation names (a signature or an unseal).
+#[derive(Clone)]
 struct Operation<'a> {
     op: AuditOp,
     key: &'a PinnedKey,
@@ -136,10 +155,14 @@ struct Operation<'a> {
 /// Writes the one record of `operation` with its outcome and clearances,
 /// and releases the answer only once the record is kept (with a gate's
 /// deferred write committed in the same step, or the answer withheld).
-fn record<'a, T: Cleared + Send + 'a>(
+/// With `again`, a conflict of a write made on cached records runs the
+/// operation once more (its first answer withheld, nothing recorded of
+/// it); without, it is refused as any conflict.
+fn record<'a, T: Cleared + Send + 'a, A: Again<'a, T>>(
     sink: &'a dyn AuditSink,
     operation: Operation<'a>,
     result: Result<T, Error>,
+    again: Option<A>,
 ) -> Pending<'a, Result<T, Error>> {
     let event = (|| {
         let mut event = describe_key(event_for(operation.op.clone(), &result), operation.key)
@@ -167,8 +190,20 @@ fn record<'a, T: Cleared + Send + 'a>(
                 sink.append(event).map(move |kept| kept.map(|_| answer))
             } else {
                 Pending::later(async move {
-                    commit_deferred(&writes, event, sink, operation).await?;
-                    Ok(answer)
+                    let retry = again.is_some();
+                    match commit_deferred(&writes, event, sink, operation.clone(), retry).await? {
+                        Committed::Done => Ok(answer),
+                        Committed::Again => {
+                            drop(answer);
+                            let Some(again) = again else {
+                                return Err(Error::InvalidStateRecord(
+                                    "a commit asked to run again without a way to",
+                                ));
+                            };
+                            let result = again.again().await;
+                            record(sink, operation, result, None::<A>).await
+                        }
+                    }
                 })
             }
         }
@@ -189,15 +224,19 @@ fn record<'a, T: Cleared + Send + 'a>(
 /// conflict stay (fail closed: spent without a signature), as the trait
 /// says. A conflict withholds the answer and records the refusal: that of
 /// the write that conflicted ([`DeferredWrite::refusal`]: a TOTP guard's
-/// `totp-replayed`, a policy verdict's `verdict-invalid`).
+/// `totp-replayed`, a policy verdict's `verdict-invalid`); or, with
+/// `retry`, if that write was made on cached records
+/// ([`DeferredWrite::optimistic`]), records nothing and answers
+/// [`Committed::Again`].
 fn commit_deferred<'a>(
     writes: &'a [DeferredWrite],
     event: AuditEvent,
     sink: &'a dyn AuditSink,
     operation: Operation<'a>,
-) -> Pending<'a, Result<(), Error>> {
+    retry: bool,
+) -> Pending<'a, Result<Committed, Error>> {
     let Some(first) = writes.first() else {
-        return Pending::ready(Ok(()));
+        return Pending::ready(Ok(Committed::Done));
     };
     Pending::later(async move {
         let store = Arc::clone(first.store());
@@ -216,7 +255,7 @@ fn commit_deferred<'a>(
                 }
                 RecordedSwaps::Conflict { index, .. } => {
                     writes.iter().for_each(|w| w.finish(None));
-                    Some(writes.get(index).unwrap_or(first).refusal())
+                    Some(writes.get(index).unwrap_or(first))
                 }
             }
         } else {
@@ -254,7 +293,7 @@ fn commit_deferred<'a>(
                     CasOutcome::Swapped { version } => write.finish(Some(version)),
                     CasOutcome::Conflict { .. } => {
                         write.finish(None);
-                        conflict = Some(write.refusal());
+                        conflict = Some(write);
                     }
                 }
             }
@@ -263,10 +302,13 @@ fn commit_deferred<'a>(
             }
             conflict
         };
-        let Some(refusal) = conflict else {
-            return Ok(());
+        let Some(conflicted) = conflict else {
+            return Ok(Committed::Done);
         };
-        let refused: Result<(), Error> = Err(Error::Denied(refusal));
+        if retry && conflicted.is_optimistic() {
+            return Ok(Committed::Again);
+        }
+        let refused: Result<Committed, Error> = Err(Error::Denied(conflicted.refusal()));
         sink.append(
             describe_key(event_for(operation.op, &refused), operation.key)
                 .with_digest(&operation.digest),
@@ -274,6 +316,16 @@ fn commit_deferred<'a>(
         .await?;
         refused
     })
+}
+
+/// What [`commit_deferred`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Committed {
+    /// The writes and the record are committed.
+    Done,
+    /// A write made on cached records conflicted: nothing was written or
+    /// recorded; run the operation again.
+    Again,
 }
 
 impl ExportingBackend for Audited {
@@ -563,7 +615,9 @@ mod tests {
         let seen = Arc::default();
         let writes = two_writes(store, a, &seen);
         let event = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success);
-        let result = commit_deferred(&writes, event, log, operation).wait();
+        let result = commit_deferred(&writes, event, log, operation, false)
+            .wait()
+            .map(|committed| assert_eq!(committed, Committed::Done));
         let seen = std::mem::take(&mut *seen.lock().unwrap());
         (result, seen)
     }

@@ -697,7 +697,8 @@ impl Clearance {
 /// signature, and still no spent code without its record and no record of
 /// a code that was not spent. If the write conflicts (another replica
 /// moved the guard first), the signature is withheld and the request is
-/// refused. A signature that reaches [`crate::KeySigner`] with a write
+/// refused; or, for a write the gate made on records it cached
+/// ([`DeferredWrite::optimistic`]), run once more. A signature that reaches [`crate::KeySigner`] with a write
 /// still attached is refused too: its gate's condition was never committed
 /// (fail closed). Local stores never defer: their path is unchanged.
 ///
@@ -713,6 +714,7 @@ pub struct DeferredWrite {
     value: Option<Vec<u8>>,
     done: Arc<dyn Fn(Option<u64>) + Send + Sync>,
     refusal: Denial,
+    optimistic: bool,
 }
 
 impl DeferredWrite {
@@ -734,6 +736,7 @@ impl DeferredWrite {
             value: Some(value),
             done,
             refusal: Denial::TotpReplayed,
+            optimistic: false,
         }
     }
 
@@ -755,6 +758,7 @@ impl DeferredWrite {
             value: None,
             done,
             refusal: Denial::TotpReplayed,
+            optimistic: false,
         }
     }
 
@@ -766,6 +770,25 @@ impl DeferredWrite {
     pub fn refused_as(mut self, refusal: Denial) -> Self {
         self.refusal = refusal;
         self
+    }
+
+    /// The same write, made on records the gate cached rather than read
+    /// for this request: if it conflicts, the audit layer withholds the
+    /// answer and runs the request once more (the gate, told `None`, reads
+    /// afresh then) instead of refusing it, since a cached record that
+    /// moved on says nothing about the request. Only the conflict of an
+    /// optimistic write or check is run again; any other is refused.
+    #[must_use]
+    pub fn optimistic(mut self) -> Self {
+        self.optimistic = true;
+        self
+    }
+
+    /// Whether the write was made on cached records
+    /// ([`DeferredWrite::optimistic`]).
+    #[must_use]
+    pub fn is_optimistic(&self) -> bool {
+        self.optimistic
     }
 
     /// The refusal of a request whose write conflicted.
@@ -820,6 +843,7 @@ impl PartialEq for DeferredWrite {
             && self.expected == other.expected
             && self.value == other.value
             && self.refusal == other.refusal
+            && self.optimistic == other.optimistic
     }
 }
 
@@ -832,6 +856,7 @@ impl fmt::Debug for DeferredWrite {
             .field("key", &self.key)
             .field("expected", &self.expected)
             .field("refusal", &self.refusal)
+            .field("optimistic", &self.optimistic)
             .finish_non_exhaustive()
     }
 }
