@@ -1028,7 +1028,9 @@ impl TotpRegistry {
                     .compare_and_swap(&e.slot.record_key, Some(e.version), &bytes)
                     .await?
                 {
-                    CasOutcome::Swapped { .. } => {}
+                    // The next decision reads the new record (a warm one
+                    // would only fail its commit's check).
+                    CasOutcome::Swapped { .. } => e.slot.cool(),
                     CasOutcome::Conflict { .. } => return Err(Error::ConcurrentUpdate),
                 }
             }
