@@ -360,15 +360,19 @@ async fn commit_batch(
                     Sql::CreateRecorded => {
                         p.extend([&keys[n][0] as &(dyn ToSql + Sync), &values[n][0]])
                     }
-                    Sql::SwapRecorded => p.extend([
+                    Sql::SwapRecorded | Sql::SwapCheckedRecorded => p.extend([
                         &keys[n][0] as &(dyn ToSql + Sync),
                         &values[n][0],
                         &item.expected[0],
                     ]),
                     _ => p.extend([&keys[n] as &(dyn ToSql + Sync), &item.expected, &values[n]]),
                 }
-                // The record's time: every statement's last parameter.
+                // The record's time: after the writes' parameters (the
+                // check's, if any, come last).
                 p.push(&s.time_ms);
+                if item.sql() == Sql::SwapCheckedRecorded {
+                    p.extend([&keys[n][1] as &(dyn ToSql + Sync), &item.expected[1]]);
+                }
                 p
             })
             .collect();

@@ -67,6 +67,12 @@ impl PgOptions {
     /// once that transaction has committed (the crate README, "Group
     /// commit"). `1` turns batching off: every commit is its own
     /// transaction. A lone commit is never held back to wait for others.
+    ///
+    /// Where requests are routed to replicas by wallet, a gated signature
+    /// is one statement (the TOTP gate decides on the records its replica
+    /// last committed), and batching then costs more than it saves: the
+    /// commits queue behind the committers instead of running side by side
+    /// (measured in the workspace README, "Running many signers"): set `1`.
     #[must_use]
     pub fn with_commit_batch(mut self, n: usize) -> Self {
         self.commit_batch = n.max(1);

@@ -23,7 +23,7 @@ use crate::options::PgOptions;
 
 /// The statements a signer runs, each one statement in its own implicit
 /// transaction (READ COMMITTED, the default), prepared once per connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sql {
     /// Reads a record.
     Get,
@@ -47,10 +47,13 @@ pub(crate) enum Sql {
     /// Several creates or swaps and an audit record's append, in one
     /// statement that does all or nothing.
     SwapAllRecorded,
+    /// [`Sql::SwapRecorded`] if another record is still at a version (a
+    /// check): a gated signature decided on cached records.
+    SwapCheckedRecorded,
 }
 
 impl Sql {
-    const ALL: usize = 9;
+    const ALL: usize = 10;
 
     pub(crate) fn text(self) -> &'static str {
         match self {
@@ -71,6 +74,7 @@ impl Sql {
             Self::CreateRecorded => CREATE_RECORDED,
             Self::SwapRecorded => SWAP_RECORDED,
             Self::SwapAllRecorded => SWAP_ALL_RECORDED,
+            Self::SwapCheckedRecorded => SWAP_CHECKED_RECORDED,
         }
     }
 
@@ -123,6 +127,19 @@ impl Sql {
                 Type::BYTEA_ARRAY,
                 Type::INT8,
             ],
+            Self::SwapCheckedRecorded => &[
+                Type::TEXT,
+                Type::INT8,
+                Type::BYTEA,
+                Type::TEXT,
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::BYTEA,
+                Type::INT8,
+                Type::INT8,
+                Type::BYTEA,
+                Type::INT8,
+            ],
         }
     }
 
@@ -137,6 +154,7 @@ impl Sql {
             Self::SwapRecorded => 6,
             Self::GetMany => 7,
             Self::SwapAllRecorded => 8,
+            Self::SwapCheckedRecorded => 9,
         }
     }
 }
@@ -215,6 +233,27 @@ const SWAP_RECORDED: &str = concat!(
     "WITH swapped AS (
   UPDATE custody_state SET value = $7, version = version + 1
   WHERE key = $6 AND version = $8
+  RETURNING version
+), ",
+    append_queries!(" FROM swapped", "$9"),
+    recorded_answer!()
+);
+
+/// A record swapped (`$6` key, `$7` value, `$8` expected version) if the
+/// record under `$10` is at version `$11` (a check, not written), and an
+/// audit record appended (`$1`..`$5`, `$9` its time), in one statement, as
+/// [`SWAP_RECORDED`]: what a gated signature decided on cached records
+/// commits. `checked` takes a share lock on the checked row (READ
+/// COMMITTED re-reads a row it waited for, and compares its latest
+/// version), so no write to it commits before this statement does: the
+/// check holds at the commit, as [`SWAP_ALL_RECORDED`]'s does, without its
+/// arrays and its exclusive lock on every row.
+const SWAP_CHECKED_RECORDED: &str = concat!(
+    "WITH checked AS (
+  SELECT key FROM custody_state WHERE key = $10 AND version = $11 FOR SHARE
+), swapped AS (
+  UPDATE custody_state SET value = $7, version = version + 1
+  WHERE key = $6 AND version = $8 AND EXISTS (SELECT 1 FROM checked)
   RETURNING version
 ), ",
     append_queries!(" FROM swapped", "$9"),

@@ -506,13 +506,18 @@ impl OwnedSwap {
 
 /// The statement that commits `swaps` (their expected versions as the
 /// column holds them) with an audit record: a lone create or swap has a
-/// lean statement of its own; several swaps, or any check, take the one
-/// that locks every row first ([`Sql::SwapAllRecorded`]), which is what
-/// makes a check hold at the commit.
+/// lean statement of its own, and so does a swap followed by one check
+/// (a gated signature decided on cached records:
+/// [`Sql::SwapCheckedRecorded`]); any other set takes the one that locks
+/// every row first ([`Sql::SwapAllRecorded`]). Either way a check holds at
+/// the commit (its row is locked).
 pub(crate) fn recorded_sql(swaps: &[OwnedSwap], expected: &[Option<i64>]) -> Sql {
     match (swaps, expected) {
         ([one], [None]) if one.value.is_some() => Sql::CreateRecorded,
         ([one], [Some(_)]) if one.value.is_some() => Sql::SwapRecorded,
+        ([one, check], [Some(_), Some(_)]) if one.value.is_some() && check.value.is_none() => {
+            Sql::SwapCheckedRecorded
+        }
         _ => Sql::SwapAllRecorded,
     }
 }
@@ -596,6 +601,11 @@ pub(crate) async fn compare_and_swap_all_recorded(
             (Sql::SwapRecorded, Some(v)) => {
                 [&record[..], &[&keys[0], &values[0], v, time]].concat()
             }
+            (Sql::SwapCheckedRecorded, Some(v)) => [
+                &record[..],
+                &[&keys[0], &values[0], v, time, &keys[1], &expected[1]],
+            ]
+            .concat(),
             _ => [&record[..], &[&keys, &expected, &values, time]].concat(),
         };
         let row = pool.bounded(conn.client.query_opt(&write, &params)).await;
