@@ -1267,15 +1267,7 @@ impl TotpRegistry {
         if now < state.locked_until {
             return Ok(None);
         }
-        let secret = self.secret(loaded).await?;
-        let matches = Matches::compute(
-            &secret.key,
-            &loaded.record().params,
-            code.expose_secret().as_bytes(),
-            now,
-            self.config.skew_steps,
-        )?;
-        drop(secret);
+        let matches = self.matches(loaded, code, now).await?;
         let (Decision::Accept(step), Some(next)) =
             decide(&state, now, &matches, &self.config.lockout)
         else {
@@ -1448,18 +1440,7 @@ impl TotpRegistry {
             }
             let m = match &mut matches {
                 Some(m) => &*m,
-                None => {
-                    let secret = self.secret(loaded).await?;
-                    let computed = Matches::compute(
-                        &secret.key,
-                        &loaded.record().params,
-                        code.expose_secret().as_bytes(),
-                        now,
-                        self.config.skew_steps,
-                    )?;
-                    drop(secret);
-                    &*matches.insert(computed)
-                }
+                None => &*matches.insert(self.matches(loaded, code, now).await?),
             };
             let (decision, next) = decide(&state, now, m, &self.config.lockout);
             let Some(next) = next else {
@@ -1527,6 +1508,24 @@ impl TotpRegistry {
             }
         }
         Err(Error::Contention)
+    }
+
+    /// Which steps of the window around `now` `code` matches, under the
+    /// enrolment's secret (unwrapped, or from the cache).
+    async fn matches(
+        &self,
+        loaded: &Loaded,
+        code: &OneTimeCode,
+        now: u64,
+    ) -> Result<Matches, Error> {
+        let secret = self.secret(loaded).await?;
+        Matches::compute(
+            &secret.key,
+            &loaded.record().params,
+            code.expose_secret().as_bytes(),
+            now,
+            self.config.skew_steps,
+        )
     }
 
     /// Reads the guard of `slot` from the state store (its version, and its
