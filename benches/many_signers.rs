@@ -43,12 +43,21 @@
 //! set back to every CPU at the end. Needs the right to set the server's
 //! affinity (its owner, or root) and at least 2 CPUs.
 //!
+//! `CUSTODY_BENCH_ROUTE=spread` models a queue that routes each request
+//! to any replica rather than a wallet's to one (the default, *sticky*):
+//! each wallet is signed through two replicas in turn, each its own store
+//! (its own pool, batches and runtime) and its own registry, so every
+//! signature finds its replica's last look at the wallet stale (the other
+//! one signed since) and pays what that costs: a commit on warm records
+//! that conflicts, then a read and a commit. The two replicas live in the
+//! wallet's process (two processes still share the wallets).
+//!
 //! Not a criterion bench: one measurement spans processes. Each process
 //! signs for its wallets for `SECONDS`; a wallet signs one transaction per
 //! TOTP step (its clock moves one period per signature, so every code is
 //! fresh). The parent prints a table and writes
 //! `target/criterion/many_signers/results.json` (`results-split.json` with
-//! the cores split).
+//! the cores split, `-spread` added with requests spread).
 //!
 //! Needs `CUSTODY_TEST_POSTGRES_URL` and `CUSTODY_TEST_POSTGRES_BIN` (for
 //! `psql` and `pgbench`), as `.ci/run` and `tests/start_postgres.sh` set
@@ -64,6 +73,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use custody_benches::{eip1559, gated_stack, vault};
@@ -87,6 +97,8 @@ const BATCH_ENV: &str = "CUSTODY_BENCH_COMMIT_BATCH";
 const READ_BATCH_ENV: &str = "CUSTODY_BENCH_READ_BATCH";
 /// `split`: the server and the clients on separate CPUs (module doc).
 const CORES_ENV: &str = "CUSTODY_BENCH_CORES";
+/// `spread`: each wallet signed through two replicas in turn.
+const ROUTE_ENV: &str = "CUSTODY_BENCH_ROUTE";
 
 fn wallet(w: usize) -> String {
     format!("signer{w}@example.com")
@@ -225,6 +237,12 @@ fn main() {
     let bin = PathBuf::from(bin);
     let split =
         (std::env::var(CORES_ENV).as_deref() == Ok("split")).then(|| Split::new(&bin, &url));
+    let replicas = if std::env::var(ROUTE_ENV).as_deref() == Ok("spread") {
+        println!("routing spread: each wallet signed through 2 replicas in turn");
+        2
+    } else {
+        1
+    };
     let schema = format!("bench_{}", std::process::id());
     psql(&bin, &url, &format!("CREATE SCHEMA {schema}"));
     let pg = Store::Postgres {
@@ -297,10 +315,10 @@ fn main() {
     for &wallets in &concurrencies {
         let (pgbench, pgbench_cpu) = pgbench(&bin, &url, &schema, &script, wallets);
         let commits_before = commits(&bin, &url);
-        let on_pg = signers(&pg, Shape::Threads, wallets, run());
+        let on_pg = signers(&pg, Shape::Threads, wallets, replicas, run());
         let commit_count = commits(&bin, &url) - commits_before;
-        let on_pg_tasks = signers(&pg, Shape::Tasks, wallets, run());
-        let on_file = signers(&file, Shape::Threads, wallets, run());
+        let on_pg_tasks = signers(&pg, Shape::Tasks, wallets, replicas, run());
+        let on_file = signers(&file, Shape::Threads, wallets, replicas, run());
         let rate = |run: &Run| run.signatures as f64 / run.elapsed.as_secs_f64();
         let (pg_rate, task_rate, file_rate) = (rate(&on_pg), rate(&on_pg_tasks), rate(&on_file));
         let per_sig = commit_count as f64 / on_pg.signatures as f64;
@@ -330,11 +348,11 @@ fn main() {
         ));
     }
     let out = results_dir();
-    let name = if split.is_some() {
-        "results-split.json"
-    } else {
-        "results.json"
-    };
+    let name = format!(
+        "results{}{}.json",
+        if split.is_some() { "-split" } else { "" },
+        if replicas > 1 { "-spread" } else { "" }
+    );
     std::fs::write(out.join(name), format!("[{}]\n", rows.join(","))).unwrap();
     psql(&bin, &url, &format!("DROP SCHEMA {schema} CASCADE"));
     drop(split);
@@ -562,8 +580,8 @@ struct Run {
 }
 
 /// `wallets` wallets signing at once over `store`, spread over the
-/// processes.
-fn signers(store: &Store, shape: Shape, wallets: usize, run: u64) -> Run {
+/// processes, each through `replicas` replicas in turn.
+fn signers(store: &Store, shape: Shape, wallets: usize, replicas: usize, run: u64) -> Run {
     let mut children: Vec<_> = (0..PROCESSES)
         .filter(|p| *p < wallets)
         .map(|p| {
@@ -571,7 +589,7 @@ fn signers(store: &Store, shape: Shape, wallets: usize, run: u64) -> Run {
                 .filter(|w| w % PROCESSES == p)
                 .map(|w| w.to_string())
                 .collect();
-            let arg = format!("{}|{}|{run}", store.arg(shape), mine.join(","));
+            let arg = format!("{}|{}|{run}|{replicas}", store.arg(shape), mine.join(","));
             let mut child = Command::new(std::env::current_exe().unwrap())
                 .env(CHILD_ENV, arg)
                 .stdin(Stdio::piped())
@@ -669,9 +687,11 @@ fn backends_spent(
     )
 }
 
-/// A child process: one signer per wallet, each with its own clock,
-/// registry and gate over this process's one store, signing until time is
-/// up, as threads or as tasks; prints `done <signatures> <nanoseconds>`.
+/// A child process: one signer per wallet and replica, each with its own
+/// registry and gate over its replica's store (one store per replica, each
+/// wallet's replicas sharing its clock), a wallet's signatures taking its
+/// replicas in turn, signing until time is up, as threads or as tasks;
+/// prints `done <signatures> <nanoseconds> <client cpu> <server cpu>`.
 fn child(arg: &str) {
     let mut parts = arg.split('|');
     let (store, shape) = Store::parse(parts.next().unwrap());
@@ -682,6 +702,7 @@ fn child(arg: &str) {
         .map(|w| w.parse().unwrap())
         .collect();
     let run: u64 = parts.next().unwrap().parse().unwrap();
+    let replicas: usize = parts.next().unwrap().parse().unwrap();
     let runtime = match shape {
         Shape::Threads => None,
         Shape::Tasks => Some(
@@ -692,37 +713,49 @@ fn child(arg: &str) {
                 .unwrap(),
         ),
     };
-    let (state, audit) = store.open(runtime.as_ref().map(|r| r.handle().clone()));
+    let stores: Vec<_> = (0..replicas)
+        .map(|_| store.open(runtime.as_ref().map(|r| r.handle().clone())))
+        .collect();
     let vault = vault();
     let tx = Arc::new(eip1559(1));
-    // Each wallet's signer, warmed (the secret unwrapped and cached, the
-    // guard read) by one signature.
+    // Each wallet's signers (one per replica), warmed (the secret
+    // unwrapped and cached, the guard read) by one signature each.
     let wallets: Vec<Wallet> = mine
         .iter()
         .map(|&w| {
             // Steps never reused across runs: each run starts far past the
             // last one's.
             let clock = Arc::new(ManualClock::new(T0 + PERIOD * (run + 1) * 10_000_000));
-            let (_, backend) =
-                gated_stack(vault.clone(), state.clone(), audit.clone(), clock.clone());
-            let key = KeyRef::Wallet {
-                name: wallet(w),
-                index: 0,
-            };
+            let signers = stores
+                .iter()
+                .map(|(state, audit)| {
+                    let (_, backend) =
+                        gated_stack(vault.clone(), state.clone(), audit.clone(), clock.clone());
+                    let key = KeyRef::Wallet {
+                        name: wallet(w),
+                        index: 0,
+                    };
+                    EthSigner::new(KeySigner::pin(backend, key).wait().unwrap()).unwrap()
+                })
+                .collect();
             let wallet = Wallet {
-                signer: EthSigner::new(KeySigner::pin(backend, key).wait().unwrap()).unwrap(),
+                signers,
+                turn: AtomicUsize::new(0),
                 uri: uri(w),
                 clock,
             };
-            wallet
-                .signer
-                .sign_transaction(&tx, &wallet.consent())
-                .wait()
-                .unwrap();
+            for _ in 0..replicas {
+                wallet
+                    .signer()
+                    .sign_transaction(&tx, &wallet.consent())
+                    .wait()
+                    .unwrap();
+            }
             wallet
         })
         .collect();
     let own = || process_cpu("self");
+    // Every replica's connections carry this process's name.
     let (client_before, server_before) = (own(), backends_cpu(&store));
     println!("ready");
     let mut go = String::new();
@@ -739,7 +772,7 @@ fn child(arg: &str) {
                         let mut n = 0u64;
                         while Instant::now() < deadline {
                             let auth = wallet.consent();
-                            wallet.signer.sign_transaction(tx, &auth).wait().unwrap();
+                            wallet.signer().sign_transaction(tx, &auth).wait().unwrap();
                             n += 1;
                         }
                         n
@@ -757,7 +790,7 @@ fn child(arg: &str) {
                         let mut n = 0u64;
                         while Instant::now() < deadline {
                             let auth = wallet.consent();
-                            wallet.signer.sign_transaction(&tx, &auth).await.unwrap();
+                            wallet.signer().sign_transaction(&tx, &auth).await.unwrap();
                             n += 1;
                         }
                         n
@@ -787,14 +820,22 @@ fn child(arg: &str) {
     );
 }
 
-/// One wallet's signer in a child process.
+/// One wallet's signers (one per replica) in a child process.
 struct Wallet {
-    signer: EthSigner,
+    signers: Vec<EthSigner>,
+    /// Which replica signs next.
+    turn: AtomicUsize,
     uri: OtpAuthUri,
     clock: Arc<ManualClock>,
 }
 
 impl Wallet {
+    /// The replica whose turn it is; the next call takes the next one.
+    fn signer(&self) -> &EthSigner {
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        &self.signers[turn % self.signers.len()]
+    }
+
     /// The next step's code: the wallet's clock moves one period first.
     fn consent(&self) -> Authorization {
         self.clock.advance(PERIOD);
