@@ -126,27 +126,91 @@ impl ChainTip {
 
 /// The tip of each chain as this process last read or wrote it: a guess
 /// that saves a read per append; the insert checks its head.
+///
+/// A chain another writer appends to as well (a wallet whose requests a
+/// queue spreads over replicas) makes the guess wrong every time, and a
+/// wrong guess costs a failed append before the read. So a chain whose
+/// guess was found stale is *shared*: its head is read before each append
+/// (a cheap read instead of a failed write) until a read finds the chain
+/// where this process left it (no one else appended since), which makes
+/// the guess worth trusting again.
 #[derive(Default)]
-pub(crate) struct Heads(Mutex<HashMap<String, ChainTip>>);
+pub(crate) struct Heads(Mutex<HashMap<String, Guess>>);
+
+/// One chain's entry in [`Heads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Guess {
+    /// The tip as this process last read or wrote it (`None`: forgotten).
+    tip: Option<ChainTip>,
+    /// Whether the guess was last found stale: read before appending.
+    shared: bool,
+}
 
 impl Heads {
-    pub(crate) fn get(&self, chain: &str) -> Option<ChainTip> {
-        self.lock().get(chain).copied()
+    /// The tip to seal the next record of `chain` on: the guess, unless
+    /// there is none or the chain is shared, then the head as committed
+    /// now (`statement`: [`Sql::AuditHead`]).
+    pub(crate) async fn head(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        statement: &tokio_postgres::Statement,
+        chain: &str,
+    ) -> Result<ChainTip, Fault> {
+        match self.trusted(chain) {
+            Ok(tip) => Ok(tip),
+            Err(guess) => {
+                let head = read_head(pool, client, statement, chain).await?;
+                self.read(chain, guess, head);
+                Ok(head)
+            }
+        }
     }
 
+    /// The guess for `chain` if it is to be trusted, else the entry (if
+    /// any) to compare a read with.
+    fn trusted(&self, chain: &str) -> Result<ChainTip, Option<Guess>> {
+        match self.lock().get(chain).copied() {
+            Some(Guess {
+                tip: Some(tip),
+                shared: false,
+            }) => Ok(tip),
+            other => Err(other),
+        }
+    }
+
+    /// `head` was just read for `chain`, whose entry was `guess`.
+    fn read(&self, chain: &str, guess: Option<Guess>, head: ChainTip) {
+        if let Some(guess) = guess
+            && guess.shared
+            && guess.tip == Some(head)
+        {
+            // Where this process left it: no other writer since.
+            self.insert(chain, Some(head), false);
+        }
+    }
+
+    /// `head` is the tip of `chain`, as this process just wrote it.
     pub(crate) fn set(&self, chain: &str, head: ChainTip) {
+        let shared = self.lock().get(chain).is_some_and(|g| g.shared);
+        self.insert(chain, Some(head), shared);
+    }
+
+    /// The guess for `chain` was stale: forget it, and read the head
+    /// before appending to it until [`Self::head`] finds it unmoved.
+    pub(crate) fn stale(&self, chain: &str) {
+        self.insert(chain, None, true);
+    }
+
+    fn insert(&self, chain: &str, tip: Option<ChainTip>, shared: bool) {
         let mut heads = self.lock();
         if heads.len() >= HEAD_CACHE_CAP && !heads.contains_key(chain) {
             heads.clear();
         }
-        heads.insert(chain.to_owned(), head);
+        heads.insert(chain.to_owned(), Guess { tip, shared });
     }
 
-    pub(crate) fn forget(&self, chain: &str) {
-        self.lock().remove(chain);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ChainTip>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Guess>> {
         // A poisoned cache is still a cache: every entry is checked on use.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -324,12 +388,10 @@ impl AuditSink for PgAuditLog {
                 let append = conn.prepared(&pool, Sql::AuditAppend).await.map_err(fail)?;
                 let head_sql = conn.prepared(&pool, Sql::AuditHead).await.map_err(fail)?;
                 let chain = chain_of(&event);
-                let mut head = match heads.get(&chain) {
-                    Some(head) => head,
-                    None => read_head(&pool, &conn.client, &head_sql, &chain)
-                        .await
-                        .map_err(fail)?,
-                };
+                let mut head = heads
+                    .head(&pool, &conn.client, &head_sql, &chain)
+                    .await
+                    .map_err(fail)?;
                 // One statement, one round trip, one commit per record.
                 for _ in 0..APPEND_ATTEMPTS {
                     let sealed = Sealed::new(&chain, &head, clock(), &event)?;
@@ -354,7 +416,7 @@ impl AuditSink for PgAuditLog {
                     }
                     // Someone else appended first (or the cached head was
                     // stale).
-                    heads.forget(&chain);
+                    heads.stale(&chain);
                     head = read_head(&pool, &conn.client, &head_sql, &chain)
                         .await
                         .map_err(fail)?;
@@ -1266,6 +1328,50 @@ mod tests {
     use custody_core::{AuditOp, AuditOutcome};
 
     use super::*;
+
+    #[test]
+    fn a_chain_found_stale_is_read_before_each_append_until_found_unmoved() {
+        let tip = |seq| ChainTip {
+            head: AuditHead {
+                seq,
+                hash: [u8::try_from(seq).unwrap(); 32],
+            },
+            time_ms: seq,
+        };
+        let heads = Heads::default();
+        // Unknown: read.
+        assert!(matches!(heads.trusted("w"), Err(None)));
+        heads.read("w", None, tip(1));
+        assert!(heads.trusted("w").is_err(), "a read alone is not cached");
+        // Written by this process: trusted.
+        heads.set("w", tip(2));
+        assert_eq!(heads.trusted("w"), Ok(tip(2)));
+        // Found stale (another writer appended): read before every append,
+        // even after this process writes again.
+        heads.stale("w");
+        let Err(guess) = heads.trusted("w") else {
+            panic!("a stale guess is trusted");
+        };
+        heads.read("w", guess, tip(4));
+        heads.set("w", tip(5));
+        let Err(guess) = heads.trusted("w") else {
+            panic!("a shared chain's guess is trusted");
+        };
+        // The other writer appended again: still shared.
+        heads.read("w", guess, tip(6));
+        heads.set("w", tip(7));
+        let Err(guess) = heads.trusted("w") else {
+            panic!("a shared chain's guess is trusted");
+        };
+        // Found where this process left it: trusted again.
+        heads.read("w", guess, tip(7));
+        assert_eq!(heads.trusted("w"), Ok(tip(7)));
+        heads.set("w", tip(8));
+        assert_eq!(heads.trusted("w"), Ok(tip(8)));
+        // Other chains are their own.
+        heads.stale("x");
+        assert_eq!(heads.trusted("w"), Ok(tip(8)));
+    }
 
     #[test]
     fn chains_are_named_by_wallet_then_key_then_public_key() {

@@ -56,7 +56,7 @@ use custody_core::{AuditEvent, Error, RecordedSwaps};
 use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 
-use crate::audit::{APPEND_ATTEMPTS, Heads, Sealed, read_head};
+use crate::audit::{APPEND_ATTEMPTS, Heads, Sealed};
 use crate::error::{Fault, PgError};
 use crate::pool::{Pool, Sql};
 use crate::store::{OwnedSwap, compare_and_swap_all_recorded, read_many, recorded_sql, swaps_keys};
@@ -336,12 +336,10 @@ async fn commit_batch(
     for _ in 0..APPEND_ATTEMPTS {
         let mut sealed = Vec::with_capacity(batch.len());
         for item in batch {
-            let head = match heads.get(&item.chain) {
-                Some(head) => head,
-                None => read_head(pool, &conn.client, &head_sql, &item.chain)
-                    .await
-                    .map_err(fail)?,
-            };
+            let head = heads
+                .head(pool, &conn.client, &head_sql, &item.chain)
+                .await
+                .map_err(fail)?;
             sealed.push(
                 Sealed::new(&item.chain, &head, (item.clock)(), &item.event)
                     .map_err(|_| PgError::backend(OP, "an audit record could not be sealed"))?,
@@ -456,7 +454,7 @@ async fn commit_batch(
             for (item, answer) in batch.iter().zip(&answers) {
                 if let Answer::Again { stale, contention } = answer {
                     if *stale {
-                        heads.forget(&item.chain);
+                        heads.stale(&item.chain);
                     }
                     contended_now |= *contention;
                 }

@@ -580,12 +580,10 @@ pub(crate) async fn compare_and_swap_all_recorded(
     let keys: Vec<&[u8]> = swaps.iter().map(|s| &*s.key).collect();
     let values: Vec<Option<&[u8]>> = swaps.iter().map(|s| s.value.as_deref()).collect();
     let chain = chain_of(event);
-    let mut head = match heads.get(&chain) {
-        Some(head) => head,
-        None => read_head(pool, &conn.client, &head_sql, &chain)
-            .await
-            .map_err(fail)?,
-    };
+    let mut head = heads
+        .head(pool, &conn.client, &head_sql, &chain)
+        .await
+        .map_err(fail)?;
     let mut serialization_failures = 0;
     for _ in 0..APPEND_ATTEMPTS {
         let sealed = Sealed::new(&chain, &head, clock(), event)?;
@@ -653,7 +651,7 @@ pub(crate) async fn compare_and_swap_all_recorded(
             // was stale, or a key was created meanwhile: the statement
             // failed whole. Re-read the head.
             Err(f) if f.sqlstate() == Some("22012") => {
-                heads.forget(&chain);
+                heads.stale(&chain);
                 head = read_head(pool, &conn.client, &head_sql, &chain)
                     .await
                     .map_err(fail)?;

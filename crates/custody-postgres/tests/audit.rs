@@ -1060,45 +1060,63 @@ fn a_gated_signature_on_warm_records_commits_once_without_a_read() {
 }
 
 #[test]
-fn two_replicas_taking_turns_on_one_wallet_each_sign_after_one_rerun() {
+fn two_replicas_taking_turns_on_one_wallet_read_first_once_they_find_each_other() {
     let Some(schema) = Schema::fresh("replicas_taking_turns") else {
         return;
     };
     let t = totp(&schema);
+    // Every row update tried, committed or rolled back (a sequence is not
+    // transactional): a record sealed on a stale head is an update rolled
+    // back.
+    schema.admin(
+        "CREATE SEQUENCE updates_tried;
+         CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+           AS $$ BEGIN PERFORM nextval('updates_tried'); RETURN NEW; END $$;
+         CREATE TRIGGER count_update BEFORE UPDATE ON custody_state
+           FOR EACH ROW EXECUTE FUNCTION count_update();",
+    );
+    let tried = || schema.admin_i64("SELECT last_value FROM updates_tried");
     let (a_calls, a, _) = replica(&schema, &t);
     let (b_calls, b, _) = replica(&schema, &t);
     sign_at(&a, &t, T0).unwrap();
     sign_at(&b, &t, T0 + 30).unwrap();
     a_calls.take();
     b_calls.take();
-    // Each replica's warm guard is stale in turn (the other spent a code
-    // since): its commit conflicts, nothing is written or recorded, and
-    // the signature is made again on a fresh read. No refusal.
-    for (n, (calls, signer)) in [(&a_calls, &a), (&b_calls, &b), (&a_calls, &a)]
-        .into_iter()
-        .enumerate()
-    {
+    let (swap, read) = ("compare_and_swap_all_recorded", "get_many");
+    // Each turn: who signs, the store calls it makes, the row updates it
+    // tries.
+    let turns: [(&Counting, &KeySigner, &[&str], i64); 7] = [
+        // Each replica's warm records are stale in turn (the other spent a
+        // code since): its commit conflicts, nothing is written or
+        // recorded, and it signs again on a fresh read, which finds the
+        // guard moved by another writer. Its cached audit head is stale
+        // too: the record sealed on it is rolled back, and its chain is
+        // read before every append from then on.
+        (&a_calls, &a, &[swap, read, swap], 2),
+        (&b_calls, &b, &[swap, read, swap], 2),
+        // Contended: a read, then one commit on the right head. No
+        // conflict and no rollback.
+        (&a_calls, &a, &[read, swap], 1),
+        (&b_calls, &b, &[read, swap], 1),
+        (&a_calls, &a, &[read, swap], 1),
+        // A alone again: its read finds the guard (and the chain) where
+        // it left them, so the commit leaves warm records ...
+        (&a_calls, &a, &[read, swap], 1),
+        // ... and the next signature commits without a read.
+        (&a_calls, &a, &[swap], 1),
+    ];
+    for (n, (calls, signer, expected, updates)) in turns.into_iter().enumerate() {
         let time = T0 + 60 + 30 * u64::try_from(n).unwrap();
+        let before = tried();
         sign_at(signer, &t, time).unwrap();
-        assert_eq!(
-            calls.take(),
-            [
-                "compare_and_swap_all_recorded",
-                "get_many",
-                "compare_and_swap_all_recorded"
-            ],
-            "turn {n}"
-        );
+        assert_eq!(calls.take(), expected, "turn {n}: store calls");
+        assert_eq!(tried() - before, updates, "turn {n}: row updates tried");
     }
-    // A code one replica spent is refused by the other, whose warm guard
-    // has not seen it: the optimistic commit conflicts, the fresh read
-    // refuses it.
-    let e = sign_at(&b, &t, T0 + 120).unwrap_err();
+    // A code one replica spent is refused by the other, decided on a
+    // fresh read (B is not warm: it last signed contended).
+    let e = sign_at(&b, &t, T0 + 60 + 30 * 6).unwrap_err();
     assert_eq!(e.kind(), "totp-replayed");
-    assert_eq!(
-        b_calls.take(),
-        ["compare_and_swap_all_recorded", "get_many"]
-    );
+    assert_eq!(b_calls.take(), [read]);
     let records: Vec<custody_core::AuditRecord> = chain_lines(&schema, "wallet:alice")
         .lines()
         .map(|l| custody_core::AuditRecord::from_line(l).unwrap())
@@ -1117,7 +1135,7 @@ fn two_replicas_taking_turns_on_one_wallet_each_sign_after_one_rerun() {
     );
     assert_eq!(
         records.len(),
-        1 + 5 + 2,
+        1 + 9 + 2,
         "enrolment, signatures, the replay"
     );
     assert_eq!(
@@ -1126,7 +1144,7 @@ fn two_replicas_taking_turns_on_one_wallet_each_sign_after_one_rerun() {
             .filter(|r| r.event().outcome() == AuditOutcome::Success
                 && *r.event().op() == AuditOp::SIGN)
             .count(),
-        5
+        9
     );
 }
 

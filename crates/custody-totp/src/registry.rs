@@ -211,6 +211,14 @@ pub(crate) struct Loaded {
     /// Whether the enrolment and guard are this process's warm records
     /// ([`crate::cache::Warm`]), not read for this request.
     optimistic: bool,
+    /// Whether the guard, read for this request, had moved on from where
+    /// this process last read or wrote it: another writer (a replica that
+    /// a queue spreads this subject's requests to) signs for the subject
+    /// too. An acceptance decided on it then leaves no warm records: the
+    /// next one would find them stale, and a commit that conflicts costs
+    /// more than the read it saves. The first read that finds the guard
+    /// where this process left it makes the subject warm again.
+    contended: bool,
 }
 
 /// What a lookup reads besides the enrolment.
@@ -661,6 +669,7 @@ impl TotpRegistry {
                 decoded: warm.enrolment,
                 guard: Some((Some(warm.guard_version), warm.guard)),
                 optimistic: true,
+                contended: false,
             }));
         }
         let (raw, guard) = match fetch {
@@ -677,6 +686,11 @@ impl TotpRegistry {
             return Ok(None);
         };
         let decoded = slot.enrolment(&raw.value, self.config.scheme)?;
+        // Compared before `guard_of` makes the read the known guard.
+        let known = slot.known_guard().map(|(version, _)| version);
+        let contended = guard
+            .as_ref()
+            .is_some_and(|g| known.is_some_and(|k| k != g.as_ref().map(|g| g.version)));
         let guard = guard.map(|g| guard_of(&slot, g.as_ref())).transpose()?;
         Ok(Some(Loaded {
             slot,
@@ -684,6 +698,7 @@ impl TotpRegistry {
             decoded,
             guard,
             optimistic: false,
+            contended,
         }))
     }
 
@@ -1274,7 +1289,7 @@ impl TotpRegistry {
             return Ok(None);
         };
         let guard = self
-            .deferred_guard(loaded, Some(version), next)?
+            .deferred_guard(loaded, Some(version), next, next.encode()?)
             .optimistic();
         let enrolment = DeferredWrite::unchanged(
             Arc::clone(&self.state),
@@ -1290,20 +1305,22 @@ impl TotpRegistry {
     }
 
     /// The guard write of an acceptance, left to the audit layer: from
-    /// `version` to `next`. Once committed, the slot remembers it and the
-    /// enrolment decided on as its warm records; if it conflicts, the slot
-    /// forgets them.
+    /// `version` to `next` (encoded as `bytes`). Once committed, the slot
+    /// remembers it and the enrolment decided on as its warm records
+    /// (unless `loaded` was [contended](Loaded::contended)); if it
+    /// conflicts, the slot forgets them.
     fn deferred_guard(
         &self,
         loaded: &Loaded,
         version: Option<u64>,
         next: GuardState,
-    ) -> Result<DeferredWrite, Error> {
-        let bytes = next.encode()?;
+        bytes: Vec<u8>,
+    ) -> DeferredWrite {
         let slot = Arc::clone(&loaded.slot);
         let written = bytes.clone();
         let (enrolment_version, enrolment) = (loaded.version, Arc::clone(&loaded.decoded));
-        Ok(DeferredWrite::new(
+        let contended = loaded.contended;
+        DeferredWrite::new(
             Arc::clone(&self.state),
             slot.guard_key.clone(),
             version,
@@ -1311,6 +1328,9 @@ impl TotpRegistry {
             Arc::new(move |committed: Option<u64>| match committed {
                 Some(guard_version) => {
                     slot.wrote_guard(guard_version, written.clone(), next);
+                    if contended {
+                        return;
+                    }
                     slot.set_warm(crate::cache::Warm {
                         enrolment_version,
                         enrolment: Arc::clone(&enrolment),
@@ -1320,7 +1340,7 @@ impl TotpRegistry {
                 }
                 None => slot.cool(),
             }),
-        ))
+        )
     }
 
     async fn check_with(
@@ -1462,7 +1482,7 @@ impl TotpRegistry {
                     fresh = true;
                     continue;
                 }
-                **out = Some(self.deferred_guard(loaded, version, next)?);
+                **out = Some(self.deferred_guard(loaded, version, next, bytes));
                 return Ok(decision.into());
             }
             // An acceptance spends the code: where the store keeps this
