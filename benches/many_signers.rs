@@ -8,9 +8,10 @@
 //!
 //! `xacts/sig` is the database's committed transactions (read-only ones
 //! included) per signature, from `pg_stat_database`. The signer processes
-//! batch their recorded commits (`PgOptions::with_commit_batch`, on by
-//! default); `CUSTODY_BENCH_COMMIT_BATCH=1` measures without batching. They
-//! batch their reads too (`PgOptions::with_read_batch`, on by default);
+//! commit each signature on its own, as by default;
+//! `CUSTODY_BENCH_COMMIT_BATCH=32` measures with group commit
+//! (`PgOptions::with_commit_batch`). They batch their reads
+//! (`PgOptions::with_read_batch`, on by default);
 //! `CUSTODY_BENCH_READ_BATCH=1` measures without. `CUSTODY_BENCH_WALLETS`
 //! (e.g. `8`, or `1,8`) measures only those concurrencies.
 //!
@@ -187,8 +188,8 @@ impl Store {
                 // Named per process: the child finds its backends by it.
                 config.application_name(format!("custody-bench-{}", std::process::id()));
                 let mut options = PgOptions::new().with_pool_size(8);
-                // Group commit is on by default; `CUSTODY_BENCH_COMMIT_BATCH=1`
-                // measures without it (each commit its own transaction).
+                // Group commit is off by default; `CUSTODY_BENCH_COMMIT_BATCH=32`
+                // measures with it.
                 if let Some(n) = std::env::var(BATCH_ENV).ok().and_then(|n| n.parse().ok()) {
                     options = options.with_commit_batch(n);
                 }

@@ -40,9 +40,9 @@ pub struct PgOptions {
 
 impl PgOptions {
     /// The defaults: 4 connections; 5 s to get a free connection, 5 s to
-    /// open one, 5 s per statement; recorded commits batched 32 at most, by
-    /// one committer at a time; reads batched 32 at most, by one reader at a
-    /// time; a runtime the store owns; no TLS.
+    /// open one, 5 s per statement; recorded commits not batched (each its
+    /// own statement; see [`Self::with_commit_batch`]); reads batched 32 at
+    /// most, by one reader at a time; a runtime the store owns; no TLS.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -51,7 +51,7 @@ impl PgOptions {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             runtime: None,
-            commit_batch: 32,
+            commit_batch: 1,
             committers: 1,
             read_batch: 32,
             readers: 1,
@@ -65,14 +65,19 @@ impl PgOptions {
     /// this store that wait at the same moment go to the server in one
     /// transaction, each keeping its own outcome, each caller answered only
     /// once that transaction has committed (the crate README, "Group
-    /// commit"). `1` turns batching off: every commit is its own
-    /// transaction. A lone commit is never held back to wait for others.
+    /// commit"). `1`, the default, turns batching off: every commit is its
+    /// own statement, in its own transaction, on any free pooled
+    /// connection. A lone commit is never held back to wait for others.
     ///
-    /// Where requests are routed to replicas by wallet, a gated signature
-    /// is one statement (the TOTP gate decides on the records its replica
-    /// last committed), and batching then costs more than it saves: the
-    /// commits queue behind the committers instead of running side by side
-    /// (measured in the workspace README, "Running many signers"): set `1`.
+    /// Off by default because a gated signature is mostly one statement
+    /// (the TOTP gate decides on the records its replica last committed):
+    /// batched, the commits queue behind the committers instead of running
+    /// side by side, and the server's own group commit already joins their
+    /// WAL flushes (measured in the workspace README, "Running many
+    /// signers": 55–66% of pgbench at 8 wallets off, 45–49% on). Try it
+    /// where each commit's round trip or transaction is what costs: a
+    /// database far from the signers, or many wallets per replica whose
+    /// records are not warm.
     #[must_use]
     pub fn with_commit_batch(mut self, n: usize) -> Self {
         self.commit_batch = n.max(1);

@@ -1439,9 +1439,10 @@ fn spends(b_expected: u64) -> [(&'static str, Vec<custody_core::Swap<'static>>);
     ]
 }
 
+/// A store with group commit on (off by default), its four guards created.
 fn with_guards(test: &str) -> Option<(Schema, PgStateStore)> {
     let schema = Schema::fresh(test)?;
-    let store = schema.store(PgOptions::new());
+    let store = schema.store(PgOptions::new().with_commit_batch(32));
     let log = store.audit_log();
     for (wallet, key) in [
         ("hold", "hold"),

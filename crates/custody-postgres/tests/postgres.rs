@@ -540,7 +540,10 @@ fn terminated_connections_lose_nothing_acknowledged() {
     // terminations, whose transactions are decided when the error arrives.
     let store = Arc::new(
         schema.store(
+            // Group commit on (off by default): batches are where a
+            // termination can cut the most commits at once.
             PgOptions::new()
+                .with_commit_batch(32)
                 .with_pool_size(3)
                 .with_statement_timeout(Duration::from_secs(60)),
         ),

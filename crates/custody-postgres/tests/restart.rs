@@ -107,7 +107,10 @@ fn server_restart_loses_nothing_acknowledged() {
     };
     let store = Arc::new(
         schema.store(
+            // Group commit on (off by default): batches are where a
+            // restart can cut the most commits at once.
             PgOptions::new()
+                .with_commit_batch(32)
                 .with_pool_size(3)
                 .with_connect_timeout(Duration::from_secs(2))
                 .with_statement_timeout(Duration::from_secs(60)),

@@ -128,9 +128,14 @@ struct Replica {
 }
 
 fn replica(schema: &Schema, conflicts: &Arc<AtomicU64>) -> Replica {
-    let store = PgStateStore::connect(schema.config(), PgOptions::new().with_pool_size(1))
-        .wait()
-        .unwrap();
+    // Group commit on (off by default): a process's racing threads' commits
+    // then share batches, the path with the most to get wrong.
+    let store = PgStateStore::connect(
+        schema.config(),
+        PgOptions::new().with_pool_size(1).with_commit_batch(32),
+    )
+    .wait()
+    .unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let registry = TotpRegistry::new(
         kek(),
