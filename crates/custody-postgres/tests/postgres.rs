@@ -538,27 +538,15 @@ fn terminated_connections_lose_nothing_acknowledged() {
     };
     // A long statement timeout: every failure here must come from the
     // terminations, whose transactions are decided when the error arrives.
-    let store = Arc::new(
-        schema.store(
-            // Group commit on (off by default): batches are where a
-            // termination can cut the most commits at once.
-            PgOptions::new()
-                .with_commit_batch(32)
-                .with_pool_size(3)
-                .with_statement_timeout(Duration::from_secs(60)),
-        ),
-    );
+    // Plain swaps, recorded ones (each its own statement) and recorded ones
+    // with group commit, each on a store of its own.
+    let options = PgOptions::new()
+        .with_pool_size(3)
+        .with_statement_timeout(Duration::from_secs(60));
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(counter::Live::default());
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            let (store, stop, live) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&live));
-            std::thread::spawn(move || {
-                counter::run_writer(&*store, "counter", w, WRITERS, &stop, &live)
-            })
-        })
-        .collect();
-    // The killer: terminates every connection of the store, every 20 to
+    let fleet = counter::Fleet::start(&schema, &options, WRITERS, &stop, &live);
+    // The killer: terminates every connection of the stores, every 20 to
     // 60 ms, for 4 seconds.
     let terminated = Arc::new(AtomicU64::new(0));
     let killer = {
@@ -589,18 +577,10 @@ fn terminated_connections_lose_nothing_acknowledged() {
         })
     };
     killer.join().unwrap();
-    let reports: Vec<_> = writers.into_iter().map(|h| h.join().unwrap()).collect();
-    let tally = counter::check_final(&*store, "counter", &reports);
-    let sum = |f: fn(&counter::WriterReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let modes = fleet.finish(&schema);
     println!(
-        "terminated {} connections; counter {} = {} acknowledged + {} found landed after an error; {} failed swaps, {} failed reads (all `unavailable`), {} conflicts",
-        terminated.load(Ordering::Relaxed),
-        tally.counter,
-        sum(|r| r.acked),
-        sum(|r| r.recovered),
-        sum(|r| r.failed_swaps),
-        sum(|r| r.failed_reads),
-        sum(|r| r.conflicts),
+        "terminated {} connections",
+        terminated.load(Ordering::Relaxed)
     );
     assert!(
         terminated.load(Ordering::Relaxed) > 0,
@@ -610,12 +590,24 @@ fn terminated_connections_lose_nothing_acknowledged() {
         live.errors.load(Ordering::Relaxed) > 0,
         "no call ever saw a terminated connection"
     );
-    assert!(sum(|r| r.acked) > 0);
-    // And the pool recovered: a call now succeeds.
-    assert_eq!(
-        store.get("counter").wait().unwrap().map(|r| r.version),
-        Some(tally.counter)
-    );
+    for mode in &modes {
+        assert!(
+            mode.sum(|r| r.acked) > 0,
+            "{}: nothing acknowledged",
+            mode.name
+        );
+        // And the pool recovered: a call now succeeds.
+        assert_eq!(
+            mode.store
+                .get(&format!("counter-{}", mode.name))
+                .wait()
+                .unwrap()
+                .map(|r| r.version),
+            Some(mode.tally.counter),
+            "{}",
+            mode.name
+        );
+    }
 }
 
 #[test]

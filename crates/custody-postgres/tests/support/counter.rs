@@ -6,11 +6,19 @@
 //! exact: the counter equals the sum of the tallies, and each tally equals
 //! the swaps its writer saw acknowledged plus those it found had landed —
 //! nothing acknowledged lost, nothing applied twice, nothing phantom.
+//!
+//! A writer commits either a plain swap or, as a gated signature does, a
+//! recorded one (the swap and an audit record on the writer's own chain in
+//! one commit): then each writer's chain must hold exactly one record per
+//! swap of its that landed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use custody_core::{CasOutcome, Error, StateStore, Versioned};
+use custody_core::{
+    AuditEvent, AuditOp, AuditOutcome, AuditSink, CasOutcome, Error, RecordedSwaps, StateStore,
+    Swap, Versioned,
+};
 
 /// The counter and each writer's tally: big-endian u64s.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,9 +117,68 @@ pub(crate) fn read_until_ok(
     }
 }
 
-/// Writer `w` of `writers` increments the counter under `key` until `stop`.
+/// How a writer commits its increment.
+#[derive(Clone, Copy)]
+pub(crate) enum Commit<'a> {
+    /// [`StateStore::compare_and_swap`].
+    Plain,
+    /// [`StateStore::compare_and_swap_all_recorded`] into `log`, each
+    /// writer's records on the chain of wallet [`writer_wallet`]`(prefix, w)`.
+    Recorded {
+        log: &'a dyn AuditSink,
+        prefix: &'a str,
+    },
+}
+
+/// The wallet whose chain writer `w`'s records go to.
+pub(crate) fn writer_wallet(prefix: &str, w: usize) -> String {
+    format!("{prefix}-{w}")
+}
+
+/// Commits `next` over `expected` under `key` as `commit` says: the new
+/// version, or the record's version now on a conflict (`Err`).
+fn commit_once(
+    store: &dyn StateStore,
+    commit: Commit<'_>,
+    key: &str,
+    expected: Option<u64>,
+    next: &Tally,
+    w: usize,
+) -> Result<Result<u64, Option<u64>>, Error> {
+    let bytes = next.encode();
+    match commit {
+        Commit::Plain => Ok(
+            match store.compare_and_swap(key, expected, &bytes).wait()? {
+                CasOutcome::Swapped { version } => Ok(version),
+                CasOutcome::Conflict { current } => Err(current.map(|c| c.version)),
+            },
+        ),
+        Commit::Recorded { log, prefix } => {
+            let event = AuditEvent::new(AuditOp::SIGN, AuditOutcome::Success)
+                .with_wallet(&writer_wallet(prefix, w))
+                .with_index(u32::try_from(next.per_writer[w]).unwrap());
+            let swaps = [Swap::write(key, expected, &bytes)];
+            Ok(
+                match store
+                    .compare_and_swap_all_recorded(&swaps, event, log)
+                    .wait()?
+                {
+                    RecordedSwaps::Swapped { versions, .. } => Ok(versions[0]),
+                    RecordedSwaps::Conflict { index, current } => {
+                        assert_eq!(index, 0);
+                        Err(current.map(|c| c.version))
+                    }
+                },
+            )
+        }
+    }
+}
+
+/// Writer `w` of `writers` increments the counter under `key` until `stop`,
+/// committing as `commit` says.
 pub(crate) fn run_writer(
     store: &dyn StateStore,
+    commit: Commit<'_>,
     key: &str,
     w: usize,
     writers: usize,
@@ -131,14 +198,14 @@ pub(crate) fn run_writer(
         next.counter += 1;
         next.per_writer[w] += 1;
         let expected = current.as_ref().map(|c| c.version);
-        match store.compare_and_swap(key, expected, &next.encode()).wait() {
-            Ok(CasOutcome::Swapped { version }) => {
+        match commit_once(store, commit, key, expected, &next, w) {
+            Ok(Ok(version)) => {
                 assert_eq!(version, expected.map_or(1, |v| v + 1));
                 report.acked += 1;
                 live.acks.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(CasOutcome::Conflict { current: now }) => {
-                assert_ne!(now.map(|c| c.version), expected);
+            Ok(Err(now)) => {
+                assert_ne!(now, expected);
                 report.conflicts += 1;
             }
             Err(e) => {
@@ -179,4 +246,157 @@ pub(crate) fn check_final(store: &dyn StateStore, key: &str, reports: &[WriterRe
         "one version per swap"
     );
     tally
+}
+
+/// After recorded writers stopped: writer `w`'s chain (of wallet
+/// [`writer_wallet`]`(prefix, w)`) holds exactly one record per swap of its
+/// that landed, indexed 1, 2, … in order: no swap without its record, no
+/// record of a swap that did not land, none twice.
+pub(crate) fn check_records(schema: &super::db::Schema, prefix: &str, reports: &[WriterReport]) {
+    for (w, r) in reports.iter().enumerate() {
+        let chain = format!("wallet:{}", writer_wallet(prefix, w));
+        let config = schema.admin_config();
+        let lines: Vec<String> = super::db::on_own_runtime({
+            let chain = chain.clone();
+            async move {
+                let client = super::db::connect(&config).await;
+                client
+                    .query(
+                        "SELECT record FROM custody_audit WHERE chain = $1 ORDER BY seq",
+                        &[&chain],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get::<_, String>(0))
+                    .collect()
+            }
+        });
+        let indices: Vec<u64> = lines
+            .iter()
+            .map(|l| {
+                let record = custody_core::AuditRecord::from_line(l).unwrap();
+                record.event().field("index").unwrap().parse().unwrap()
+            })
+            .collect();
+        let expected: Vec<u64> = (1..=r.landed()).collect();
+        assert_eq!(
+            indices, expected,
+            "writer {w}: the records on {chain} against the swaps landed: {r:?}"
+        );
+    }
+}
+
+/// The ways writers commit under a fault, each on a store of its own over
+/// the same database: name, recorded, commit batch.
+const MODES: [(&str, bool, usize); 3] = [
+    // Plain swaps.
+    ("plain", false, 1),
+    // Recorded swaps, each its own statement (the default).
+    ("recorded", true, 1),
+    // Recorded swaps with group commit: batches of the writers' commits.
+    ("batched", true, 32),
+];
+
+/// `writers` writers per mode ([`MODES`]), running until `stop`.
+pub(crate) struct Fleet {
+    modes: Vec<Mode>,
+}
+
+/// One mode's store and its writers' threads.
+struct Mode {
+    name: &'static str,
+    store: std::sync::Arc<custody_postgres::PgStateStore>,
+    writers: Vec<std::thread::JoinHandle<WriterReport>>,
+}
+
+/// What one mode's writers did, checked.
+pub(crate) struct ModeReport {
+    pub(crate) name: &'static str,
+    pub(crate) reports: Vec<WriterReport>,
+    pub(crate) tally: Tally,
+    pub(crate) store: std::sync::Arc<custody_postgres::PgStateStore>,
+}
+
+impl ModeReport {
+    /// The sum of one field over the writers.
+    pub(crate) fn sum(&self, f: fn(&WriterReport) -> u64) -> u64 {
+        self.reports.iter().map(f).sum()
+    }
+}
+
+impl Fleet {
+    /// Starts the writers: each mode's store opened with `options` (and its
+    /// commit batch), its counter under `counter-<mode>`.
+    pub(crate) fn start(
+        schema: &super::db::Schema,
+        options: &custody_postgres::PgOptions,
+        writers: usize,
+        stop: &std::sync::Arc<AtomicBool>,
+        live: &std::sync::Arc<Live>,
+    ) -> Self {
+        use std::sync::Arc;
+        let modes = MODES
+            .iter()
+            .map(|&(name, recorded, batch)| {
+                let store = Arc::new(schema.store(options.clone().with_commit_batch(batch)));
+                let handles = (0..writers)
+                    .map(|w| {
+                        let (store, stop, live) =
+                            (Arc::clone(&store), Arc::clone(stop), Arc::clone(live));
+                        std::thread::spawn(move || {
+                            let log = store.audit_log();
+                            let commit = if recorded {
+                                Commit::Recorded {
+                                    log: &log,
+                                    prefix: name,
+                                }
+                            } else {
+                                Commit::Plain
+                            };
+                            let key = format!("counter-{name}");
+                            run_writer(&*store, commit, &key, w, writers, &stop, &live)
+                        })
+                    })
+                    .collect();
+                Mode {
+                    name,
+                    store,
+                    writers: handles,
+                }
+            })
+            .collect();
+        Self { modes }
+    }
+
+    /// Joins the writers (after `stop`) and checks each mode: the counter
+    /// holds exactly what its writers landed ([`check_final`]), and a
+    /// recorded mode's chains exactly their records ([`check_records`]).
+    pub(crate) fn finish(self, schema: &super::db::Schema) -> Vec<ModeReport> {
+        self.modes
+            .into_iter()
+            .map(|Mode { name, store, writers }| {
+                let reports: Vec<_> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+                let tally = check_final(&*store, &format!("counter-{name}"), &reports);
+                if MODES.iter().any(|&(n, recorded, _)| n == name && recorded) {
+                    check_records(schema, name, &reports);
+                }
+                println!(
+                    "{name}: counter {} = {} acknowledged + {} found landed after an error; {} failed swaps, {} failed reads (all `unavailable`), {} conflicts",
+                    tally.counter,
+                    reports.iter().map(|r| r.acked).sum::<u64>(),
+                    reports.iter().map(|r| r.recovered).sum::<u64>(),
+                    reports.iter().map(|r| r.failed_swaps).sum::<u64>(),
+                    reports.iter().map(|r| r.failed_reads).sum::<u64>(),
+                    reports.iter().map(|r| r.conflicts).sum::<u64>(),
+                );
+                ModeReport {
+                    name,
+                    reports,
+                    tally,
+                    store,
+                }
+            })
+            .collect()
+    }
 }
