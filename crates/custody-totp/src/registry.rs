@@ -686,11 +686,11 @@ impl TotpRegistry {
             return Ok(None);
         };
         let decoded = slot.enrolment(&raw.value, self.config.scheme)?;
-        // Compared before `guard_of` makes the read the known guard.
+        // The guard's version as read, and as this process knew it before
+        // (compared before `guard_of` makes the read the known guard).
+        let read = guard.as_ref().map(|g| g.as_ref().map(|g| g.version));
         let known = slot.known_guard().map(|(version, _)| version);
-        let contended = guard
-            .as_ref()
-            .is_some_and(|g| known.is_some_and(|k| k != g.as_ref().map(|g| g.version)));
+        let contended = matches!((read, known), (Some(read), Some(known)) if read != known);
         let guard = guard.map(|g| guard_of(&slot, g.as_ref())).transpose()?;
         Ok(Some(Loaded {
             slot,

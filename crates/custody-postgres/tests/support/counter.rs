@@ -255,25 +255,9 @@ pub(crate) fn check_final(store: &dyn StateStore, key: &str, reports: &[WriterRe
 pub(crate) fn check_records(schema: &super::db::Schema, prefix: &str, reports: &[WriterReport]) {
     for (w, r) in reports.iter().enumerate() {
         let chain = format!("wallet:{}", writer_wallet(prefix, w));
-        let config = schema.admin_config();
-        let lines: Vec<String> = super::db::on_own_runtime({
-            let chain = chain.clone();
-            async move {
-                let client = super::db::connect(&config).await;
-                client
-                    .query(
-                        "SELECT record FROM custody_audit WHERE chain = $1 ORDER BY seq",
-                        &[&chain],
-                    )
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|row| row.get::<_, String>(0))
-                    .collect()
-            }
-        });
+        let lines = schema.chain_lines(&chain);
         let indices: Vec<u64> = lines
-            .iter()
+            .lines()
             .map(|l| {
                 let record = custody_core::AuditRecord::from_line(l).unwrap();
                 record.event().field("index").unwrap().parse().unwrap()
@@ -313,16 +297,8 @@ struct Mode {
 /// What one mode's writers did, checked.
 pub(crate) struct ModeReport {
     pub(crate) name: &'static str,
-    pub(crate) reports: Vec<WriterReport>,
     pub(crate) tally: Tally,
     pub(crate) store: std::sync::Arc<custody_postgres::PgStateStore>,
-}
-
-impl ModeReport {
-    /// The sum of one field over the writers.
-    pub(crate) fn sum(&self, f: fn(&WriterReport) -> u64) -> u64 {
-        self.reports.iter().map(f).sum()
-    }
 }
 
 impl Fleet {
@@ -369,9 +345,10 @@ impl Fleet {
         Self { modes }
     }
 
-    /// Joins the writers (after `stop`) and checks each mode: the counter
-    /// holds exactly what its writers landed ([`check_final`]), and a
-    /// recorded mode's chains exactly their records ([`check_records`]).
+    /// Joins the writers (after `stop`) and checks each mode: its writers
+    /// had swaps acknowledged, the counter holds exactly what they landed
+    /// ([`check_final`]), and a recorded mode's chains exactly their
+    /// records ([`check_records`]).
     pub(crate) fn finish(self, schema: &super::db::Schema) -> Vec<ModeReport> {
         self.modes
             .into_iter()
@@ -381,18 +358,19 @@ impl Fleet {
                 if MODES.iter().any(|&(n, recorded, _)| n == name && recorded) {
                     check_records(schema, name, &reports);
                 }
+                let sum = |f: fn(&WriterReport) -> u64| reports.iter().map(f).sum::<u64>();
                 println!(
                     "{name}: counter {} = {} acknowledged + {} found landed after an error; {} failed swaps, {} failed reads (all `unavailable`), {} conflicts",
                     tally.counter,
-                    reports.iter().map(|r| r.acked).sum::<u64>(),
-                    reports.iter().map(|r| r.recovered).sum::<u64>(),
-                    reports.iter().map(|r| r.failed_swaps).sum::<u64>(),
-                    reports.iter().map(|r| r.failed_reads).sum::<u64>(),
-                    reports.iter().map(|r| r.conflicts).sum::<u64>(),
+                    sum(|r| r.acked),
+                    sum(|r| r.recovered),
+                    sum(|r| r.failed_swaps),
+                    sum(|r| r.failed_reads),
+                    sum(|r| r.conflicts),
                 );
+                assert!(sum(|r| r.acked) > 0, "{name}: nothing acknowledged");
                 ModeReport {
                     name,
-                    reports,
                     tally,
                     store,
                 }

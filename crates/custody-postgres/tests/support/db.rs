@@ -109,6 +109,26 @@ impl Schema {
         })
     }
 
+    /// One chain's records as the file log's lines, read as an
+    /// administrator.
+    pub(crate) fn chain_lines(&self, chain: &str) -> String {
+        let config = self.admin_config();
+        let chain = chain.to_owned();
+        on_own_runtime(async move {
+            let client = connect(&config).await;
+            let rows = client
+                .query(
+                    "SELECT record FROM custody_audit WHERE chain = $1 ORDER BY seq",
+                    &[&chain],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| format!("{}\n", r.get::<_, String>(0)))
+                .collect()
+        })
+    }
+
     /// The admin connection's configuration (in this schema, but not named
     /// as the store's connections are).
     pub(crate) fn admin_config(&self) -> Config {
